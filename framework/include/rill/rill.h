@@ -1,0 +1,9 @@
+// Everything a rill application includes.
+#pragma once
+
+#include "rill/config.h"
+#include "rill/processor.h"
+#include "rill/record.h"
+#include "rill/serde.h"
+#include "rill/streams_builder.h"
+#include "rill/topology.h"

@@ -1,0 +1,487 @@
+// The DSL: StreamsBuilder and KStream build a Topology from chained operations,
+// with record types inferred from the functions given to them.
+//
+//   rill::StreamsBuilder builder;
+//   builder.stream("lines", rill::serdes::string(), rill::serdes::string())
+//       .flat_map_values([](const std::string& line) { return split_words(line); })
+//       .select_key([](const std::string&, const std::string& word) { return word; })
+//       .to("words");
+//   rill::Topology topology = builder.build();
+#pragma once
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "rill/processor.h"
+#include "rill/record.h"
+#include "rill/serde.h"
+#include "rill/topology.h"
+
+namespace rill {
+
+template <class K, class V>
+class KStream;
+
+// How a stream is read: serdes, an optional timestamp extractor and a name for
+// the source node.
+template <class K, class V>
+struct Consumed {
+  SerdePtr<K> key_serde = default_serde<K>();
+  SerdePtr<V> value_serde = default_serde<V>();
+  TimestampExtractor<K, V> timestamp_extractor = {};
+  std::string name = {};
+};
+
+// How a stream is written: serdes, an optional partitioner and a name for the sink.
+template <class K, class V>
+struct Produced {
+  SerdePtr<K> key_serde = nullptr;    // Default: the stream's key serde.
+  SerdePtr<V> value_serde = nullptr;  // Default: the stream's value serde.
+  Partitioner<K, V> partitioner = {};
+  std::string name = {};
+};
+
+// How a stream is repartitioned: the topic is "<application.id>-<name>-repartition".
+template <class K, class V>
+struct Repartitioned {
+  std::string name = {};
+  // Default: the partition count of the sub-topology that writes the topic.
+  std::optional<int32_t> partitions = std::nullopt;
+  SerdePtr<K> key_serde = nullptr;    // Default: the stream's key serde.
+  SerdePtr<V> value_serde = nullptr;  // Default: the stream's value serde.
+};
+
+class StreamsBuilder {
+ public:
+  // A stream of the records of `topic`, typed by its serdes.
+  template <class K, class V>
+  KStream<K, V> stream(std::string topic, SerdePtr<K> key_serde, SerdePtr<V> value_serde) {
+    return stream<K, V>(std::vector<std::string>{std::move(topic)},
+                        Consumed<K, V>{std::move(key_serde), std::move(value_serde)});
+  }
+  template <class K, class V>
+  KStream<K, V> stream(std::string topic, Consumed<K, V> consumed = {}) {
+    return stream<K, V>(std::vector<std::string>{std::move(topic)}, std::move(consumed));
+  }
+  template <class K, class V>
+  KStream<K, V> stream(std::vector<std::string> topics, Consumed<K, V> consumed = {});
+
+  // The topology built so far, validated (throws TopologyError).
+  Topology build() const {
+    Topology copy = topology_;
+    copy.build();
+    return copy;
+  }
+
+  // Internal: "<PREFIX>-0000000007", numbered like Kafka Streams' generated names.
+  std::string new_name(std::string_view prefix) {
+    char index[16];
+    std::snprintf(index, sizeof index, "%010d", next_index_++);
+    return std::string(prefix) + "-" + index;
+  }
+  std::string name_or_new(std::string name, std::string_view prefix) {
+    return name.empty() ? new_name(prefix) : std::move(name);
+  }
+  Topology& topology() { return topology_; }
+
+ private:
+  Topology topology_;
+  int next_index_ = 0;
+};
+
+namespace internal {
+
+// A processor made of one function of (record, context): every stateless DSL
+// operation is one of these.
+template <class KIn, class VIn, class KOut, class VOut, class F>
+class FunctionProcessor final : public Processor<KIn, VIn, KOut, VOut> {
+ public:
+  explicit FunctionProcessor(F fn) : fn_(std::move(fn)) {}
+  void init(ProcessorContext<KOut, VOut>& context) override { context_ = &context; }
+  void process(const Record<KIn, VIn>& record) override { fn_(record, *context_); }
+
+ private:
+  F fn_;
+  ProcessorContext<KOut, VOut>* context_ = nullptr;
+};
+
+// Calls f(value) or f(key, value), whichever f accepts.
+template <class F, class K, class V>
+decltype(auto) call_with_value(F& f, const K& key, const V& value) {
+  if constexpr (std::is_invocable_v<F&, const K&, const V&>) {
+    return f(key, value);
+  } else {
+    return f(value);
+  }
+}
+template <class F, class K, class V>
+using ValueResult = std::decay_t<decltype(call_with_value(
+    std::declval<F&>(), std::declval<const K&>(), std::declval<const V&>()))>;
+
+template <class T>
+struct KeyValueTypes;
+template <class K, class V>
+struct KeyValueTypes<KeyValue<K, V>> {
+  using Key = K;
+  using Value = V;
+};
+template <class K, class V>
+struct KeyValueTypes<std::pair<K, V>> {
+  using Key = K;
+  using Value = V;
+};
+template <class T>
+auto kv_key(T&& kv) {
+  if constexpr (requires { kv.key; })
+    return std::forward<T>(kv).key;
+  else
+    return std::forward<T>(kv).first;
+}
+template <class T>
+auto kv_value(T&& kv) {
+  if constexpr (requires { kv.value; })
+    return std::forward<T>(kv).value;
+  else
+    return std::forward<T>(kv).second;
+}
+
+}  // namespace internal
+
+// Routes each record to the first branch whose predicate accepts it.
+template <class K, class V>
+class BranchedKStream {
+ public:
+  using Predicate = std::function<bool(const K&, const V&)>;
+
+  // Adds a branch named "<split name>-<name>".
+  template <class F>
+  BranchedKStream& branch(std::string name, F predicate);
+  // Records no branch accepted go to this branch; without one they are dropped.
+  BranchedKStream& default_branch(std::string name = "default");
+  // The branches by their full names.
+  const std::map<std::string, KStream<K, V>>& branches() const { return branches_; }
+  const KStream<K, V>& operator[](const std::string& name) const;
+
+ private:
+  friend class KStream<K, V>;
+  struct Route {
+    std::string child;
+    Predicate predicate;  // Empty for the default branch.
+  };
+  BranchedKStream(const KStream<K, V>& parent, std::string split_name);
+  KStream<K, V> add_branch(const std::string& name);
+
+  const KStream<K, V>* parent_ = nullptr;
+  KStream<K, V> parent_copy_;
+  std::string split_name_;
+  std::shared_ptr<std::vector<Route>> routes_;
+  std::map<std::string, KStream<K, V>> branches_;
+};
+
+template <class K, class V>
+class KStream {
+ public:
+  KStream() = default;
+  KStream(StreamsBuilder* builder, std::string node, SerdePtr<K> key_serde, SerdePtr<V> value_serde,
+          bool repartition_required)
+      : builder_(builder),
+        node_(std::move(node)),
+        key_serde_(std::move(key_serde)),
+        value_serde_(std::move(value_serde)),
+        repartition_required_(repartition_required) {}
+
+  // f(key, value) -> KeyValue{new_key, new_value} (or std::pair). Changes the key,
+  // so a keyed operation after it repartitions.
+  template <class F>
+  auto map(F f, std::string name = {}) const {
+    using Result = std::decay_t<std::invoke_result_t<F&, const K&, const V&>>;
+    using K2 = typename internal::KeyValueTypes<Result>::Key;
+    using V2 = typename internal::KeyValueTypes<Result>::Value;
+    return add<K2, V2>(
+        "KSTREAM-MAP", std::move(name), true,
+        [f](const Record<K, V>& r, ProcessorContext<K2, V2>& ctx) mutable {
+          auto kv = f(r.key, r.value);
+          ctx.forward(Record<K2, V2>{internal::kv_key(std::move(kv)),
+                                     internal::kv_value(std::move(kv)), r.timestamp, r.headers});
+        });
+  }
+
+  // f(value) or f(key, value) -> new value. Keeps the key.
+  template <class F>
+  auto map_values(F f, std::string name = {}) const {
+    using V2 = internal::ValueResult<F, K, V>;
+    return add<K, V2>(
+        "KSTREAM-MAPVALUES", std::move(name), repartition_required_,
+        [f](const Record<K, V>& r, ProcessorContext<K, V2>& ctx) mutable {
+          ctx.forward(Record<K, V2>{r.key, internal::call_with_value(f, r.key, r.value),
+                                    r.timestamp, r.headers});
+        });
+  }
+
+  // Keeps the records for which f(key, value) (or f(value)) is true.
+  template <class F>
+  KStream filter(F predicate, std::string name = {}) const {
+    return add<K, V>("KSTREAM-FILTER", std::move(name), repartition_required_,
+                     [predicate](const Record<K, V>& r, ProcessorContext<K, V>& ctx) mutable {
+                       if (internal::call_with_value(predicate, r.key, r.value)) ctx.forward(r);
+                     });
+  }
+
+  // Keeps the records for which the predicate is false.
+  template <class F>
+  KStream filter_not(F predicate, std::string name = {}) const {
+    return add<K, V>("KSTREAM-FILTER", std::move(name), repartition_required_,
+                     [predicate](const Record<K, V>& r, ProcessorContext<K, V>& ctx) mutable {
+                       if (!internal::call_with_value(predicate, r.key, r.value)) ctx.forward(r);
+                     });
+  }
+
+  // f(key, value) -> a range of KeyValue (or std::pair): zero or more records each.
+  template <class F>
+  auto flat_map(F f, std::string name = {}) const {
+    using Range = std::decay_t<std::invoke_result_t<F&, const K&, const V&>>;
+    using Result = std::decay_t<decltype(*std::begin(std::declval<Range&>()))>;
+    using K2 = typename internal::KeyValueTypes<Result>::Key;
+    using V2 = typename internal::KeyValueTypes<Result>::Value;
+    return add<K2, V2>(
+        "KSTREAM-FLATMAP", std::move(name), true,
+        [f](const Record<K, V>& r, ProcessorContext<K2, V2>& ctx) mutable {
+          for (auto&& kv : f(r.key, r.value))
+            ctx.forward(Record<K2, V2>{internal::kv_key(std::move(kv)),
+                                       internal::kv_value(std::move(kv)), r.timestamp, r.headers});
+        });
+  }
+
+  // f(value) or f(key, value) -> a range of values: zero or more records each,
+  // with the same key.
+  template <class F>
+  auto flat_map_values(F f, std::string name = {}) const {
+    using Range = internal::ValueResult<F, K, V>;
+    using V2 = std::decay_t<decltype(*std::begin(std::declval<Range&>()))>;
+    return add<K, V2>(
+        "KSTREAM-FLATMAPVALUES", std::move(name), repartition_required_,
+        [f](const Record<K, V>& r, ProcessorContext<K, V2>& ctx) mutable {
+          for (auto&& value : internal::call_with_value(f, r.key, r.value))
+            ctx.forward(Record<K, V2>{r.key, std::move(value), r.timestamp, r.headers});
+        });
+  }
+
+  // f(key, value) -> new key. A keyed operation after it repartitions.
+  template <class F>
+  auto select_key(F f, std::string name = {}) const {
+    using K2 = std::decay_t<std::invoke_result_t<F&, const K&, const V&>>;
+    return add<K2, V>(
+        "KSTREAM-KEY-SELECT", std::move(name), true,
+        [f](const Record<K, V>& r, ProcessorContext<K2, V>& ctx) mutable {
+          ctx.forward(Record<K2, V>{f(r.key, r.value), r.value, r.timestamp, r.headers});
+        });
+  }
+
+  // Calls f(key, value) for each record and passes the record on.
+  template <class F>
+  KStream peek(F f, std::string name = {}) const {
+    return add<K, V>("KSTREAM-PEEK", std::move(name), repartition_required_,
+                     [f](const Record<K, V>& r, ProcessorContext<K, V>& ctx) mutable {
+                       f(r.key, r.value);
+                       ctx.forward(r);
+                     });
+  }
+
+  // Calls f(key, value) for each record; ends the stream.
+  template <class F>
+  void foreach (F f, std::string name = {}) const {
+    add<K, V>("KSTREAM-FOREACH", std::move(name), false,
+              [f](const Record<K, V>& r, ProcessorContext<K, V>&) mutable { f(r.key, r.value); });
+  }
+
+  // Splits the stream into branches by predicates.
+  BranchedKStream<K, V> split(std::string name = {}) const {
+    return BranchedKStream<K, V>(*this, builder_->name_or_new(std::move(name), "KSTREAM-BRANCH"));
+  }
+
+  // The records of both streams, interleaved as they arrive.
+  KStream merge(const KStream& other, std::string name = {}) const {
+    std::string node = builder_->name_or_new(std::move(name), "KSTREAM-MERGE");
+    builder_->topology().add_processor(
+        node,
+        [] {
+          return std::make_unique<internal::FunctionProcessor<K, V, K, V, Forward>>(Forward{});
+        },
+        {node_, other.node_});
+    return KStream(builder_, node, key_serde_, value_serde_,
+                   repartition_required_ || other.repartition_required_);
+  }
+
+  // Runs a Processor API processor in the stream. `factory` returns
+  // std::unique_ptr<P>; the stream's new types are P's output types.
+  template <class Factory>
+  auto process(Factory factory, std::string name = {}) const {
+    using P = typename std::invoke_result_t<Factory>::element_type;
+    using K2 = typename P::KeyOut;
+    using V2 = typename P::ValueOut;
+    std::string node = builder_->name_or_new(std::move(name), "KSTREAM-PROCESSOR");
+    builder_->topology().add_processor(node, std::move(factory), {node_});
+    return KStream<K2, V2>(builder_, node, default_serde_if_same<K2, K>(key_serde_),
+                           default_serde_if_same<V2, V>(value_serde_), true);
+  }
+
+  // Writes the stream to an internal topic and reads it back, so that records
+  // with the same key land in the same partition (and task).
+  KStream repartition(Repartitioned<K, V> options = {}) const;
+
+  // Writes the stream to `topic`.
+  void to(std::string topic, Produced<K, V> produced = {}) const {
+    add_sink(produced.name.empty() ? builder_->new_name("KSTREAM-SINK") : produced.name,
+             TopicRef(std::move(topic)), produced.key_serde ? produced.key_serde : key_serde_,
+             produced.value_serde ? produced.value_serde : value_serde_, produced.partitioner,
+             std::nullopt);
+  }
+  void to(std::string topic, SerdePtr<K> key_serde, SerdePtr<V> value_serde) const {
+    to(std::move(topic), Produced<K, V>{std::move(key_serde), std::move(value_serde)});
+  }
+
+  // For keyed operations: this stream if its key is unchanged since it was read,
+  // otherwise a repartitioned copy named "<name>-repartition".
+  KStream repartition_if_required(std::string name) const {
+    if (!repartition_required_) return *this;
+    return repartition(Repartitioned<K, V>{std::move(name)});
+  }
+
+  const std::string& node_name() const { return node_; }
+  const SerdePtr<K>& key_serde() const { return key_serde_; }
+  const SerdePtr<V>& value_serde() const { return value_serde_; }
+  bool repartition_required() const { return repartition_required_; }
+  StreamsBuilder* builder() const { return builder_; }
+
+ private:
+  friend class BranchedKStream<K, V>;
+
+  struct Forward {
+    void operator()(const Record<K, V>& r, ProcessorContext<K, V>& ctx) const { ctx.forward(r); }
+  };
+
+  template <class T, class Old>
+  static SerdePtr<T> default_serde_if_same(const SerdePtr<Old>& old) {
+    if constexpr (std::is_same_v<T, Old>) {
+      return old;
+    } else {
+      return default_serde<T>();
+    }
+  }
+
+  template <class K2, class V2, class F>
+  KStream<K2, V2> add(std::string_view prefix, std::string name, bool repartition_required,
+                      F fn) const {
+    std::string node = builder_->name_or_new(std::move(name), prefix);
+    builder_->topology().add_processor(
+        node, [fn] { return std::make_unique<internal::FunctionProcessor<K, V, K2, V2, F>>(fn); },
+        {node_});
+    return KStream<K2, V2>(builder_, node, default_serde_if_same<K2, K>(key_serde_),
+                           default_serde_if_same<V2, V>(value_serde_), repartition_required);
+  }
+
+  void add_sink(std::string name, TopicRef topic, SerdePtr<K> key_serde, SerdePtr<V> value_serde,
+                Partitioner<K, V> partitioner, std::optional<int32_t> partitions) const {
+    builder_->topology().add_sink<K, V>(name, std::move(topic), {node_}, std::move(key_serde),
+                                        std::move(value_serde), std::move(partitioner));
+    if (partitions) builder_->topology().mutable_node(name).partitions = partitions;
+  }
+
+  StreamsBuilder* builder_ = nullptr;
+  std::string node_;
+  SerdePtr<K> key_serde_;
+  SerdePtr<V> value_serde_;
+  bool repartition_required_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// Implementation of the templates above.
+
+template <class K, class V>
+KStream<K, V> StreamsBuilder::stream(std::vector<std::string> topics, Consumed<K, V> consumed) {
+  std::string node = name_or_new(std::move(consumed.name), "KSTREAM-SOURCE");
+  topology_.add_source<K, V>(node, std::move(topics), consumed.key_serde, consumed.value_serde,
+                             std::move(consumed.timestamp_extractor));
+  return KStream<K, V>(this, node, consumed.key_serde, consumed.value_serde, false);
+}
+
+template <class K, class V>
+KStream<K, V> KStream<K, V>::repartition(Repartitioned<K, V> options) const {
+  std::string base = builder_->name_or_new(std::move(options.name), "KSTREAM-REPARTITION");
+  SerdePtr<K> key_serde = options.key_serde ? options.key_serde : key_serde_;
+  SerdePtr<V> value_serde = options.value_serde ? options.value_serde : value_serde_;
+  TopicRef topic(base + "-repartition", true);
+  add_sink(base + "-repartition-sink", topic, key_serde, value_serde, {}, options.partitions);
+  std::string source = base + "-repartition-source";
+  builder_->topology().template add_source<K, V>(source, {}, key_serde, value_serde);
+  builder_->topology().mutable_node(source).topics.push_back(topic);
+  return KStream<K, V>(builder_, source, key_serde, value_serde, false);
+}
+
+template <class K, class V>
+BranchedKStream<K, V>::BranchedKStream(const KStream<K, V>& parent, std::string split_name)
+    : parent_copy_(parent),
+      split_name_(std::move(split_name)),
+      routes_(std::make_shared<std::vector<Route>>()) {
+  auto routes = routes_;
+  parent_copy_.builder_->topology().add_processor(
+      split_name_,
+      [routes] {
+        auto route = [routes](const Record<K, V>& r, ProcessorContext<K, V>& ctx) {
+          for (const Route& candidate : *routes) {
+            if (!candidate.predicate || candidate.predicate(r.key, r.value)) {
+              ctx.forward(r, candidate.child);
+              return;
+            }
+          }
+        };
+        return std::make_unique<internal::FunctionProcessor<K, V, K, V, decltype(route)>>(route);
+      },
+      {parent_copy_.node_});
+}
+
+template <class K, class V>
+KStream<K, V> BranchedKStream<K, V>::add_branch(const std::string& name) {
+  std::string child = split_name_ + "-" + name;
+  if (branches_.contains(child))
+    throw TopologyError("split '" + split_name_ + "' already has a branch named '" + name + "'");
+  KStream<K, V> split_stream(parent_copy_.builder_, split_name_, parent_copy_.key_serde_,
+                             parent_copy_.value_serde_, parent_copy_.repartition_required_);
+  KStream<K, V> branch = split_stream.template add<K, V>(
+      "", child, parent_copy_.repartition_required_, typename KStream<K, V>::Forward{});
+  branches_.emplace(child, branch);
+  return branch;
+}
+
+template <class K, class V>
+template <class F>
+BranchedKStream<K, V>& BranchedKStream<K, V>::branch(std::string name, F predicate) {
+  add_branch(name);
+  routes_->push_back({split_name_ + "-" + name, [predicate](const K& key, const V& value) mutable {
+                        return static_cast<bool>(internal::call_with_value(predicate, key, value));
+                      }});
+  return *this;
+}
+
+template <class K, class V>
+BranchedKStream<K, V>& BranchedKStream<K, V>::default_branch(std::string name) {
+  add_branch(name);
+  routes_->push_back({split_name_ + "-" + name, {}});
+  return *this;
+}
+
+template <class K, class V>
+const KStream<K, V>& BranchedKStream<K, V>::operator[](const std::string& name) const {
+  auto it = branches_.find(name);
+  if (it == branches_.end()) it = branches_.find(split_name_ + "-" + name);
+  if (it == branches_.end())
+    throw TopologyError("split '" + split_name_ + "' has no branch named '" + name + "'");
+  return it->second;
+}
+
+}  // namespace rill

@@ -1,0 +1,236 @@
+// The one declaration of rill's configuration keys, and their parsing.
+#include <algorithm>
+#include <charconv>
+
+#include "rill/config.h"
+
+namespace rill {
+namespace {
+
+const std::vector<ConfigKey> kKeys = {
+    {config::kApplicationId,
+     ConfigType::kString,
+     "",
+     "Identifies the application: the consumer group id and the prefix of internal topics. "
+     "Instances with the same id share the work.",
+     {},
+     true},
+    {config::kBootstrapServers,
+     ConfigType::kString,
+     "",
+     "Kafka brokers to connect to, as host:port[,host:port...].",
+     {},
+     true},
+    {config::kNumStreamThreads, ConfigType::kInt, "1",
+     "Worker threads that run tasks. Tasks run serially each, in parallel across threads."},
+    {config::kCommitIntervalMs, ConfigType::kDuration, "30000",
+     "How often input offsets are committed (100 under exactly_once_v2 unless set)."},
+    {config::kStateDir, ConfigType::kString, "/tmp/rill",
+     "Directory of local state stores, one folder per application and task."},
+    {config::kProcessingGuarantee,
+     ConfigType::kEnum,
+     "at_least_once",
+     "at_least_once: outputs may repeat after a failure, never go missing. exactly_once_v2: "
+     "outputs, state and input offsets commit atomically through Kafka transactions.",
+     {"at_least_once", "exactly_once_v2"}},
+    {config::kReplicationFactor, ConfigType::kInt, "-1",
+     "Replication factor of internal topics; -1 takes the broker's default."},
+    {config::kBufferedRecordsPerPartition, ConfigType::kInt, "1000",
+     "Records buffered per input partition; a full buffer pauses fetching that partition."},
+    {config::kDeserializationHandler,
+     ConfigType::kEnum,
+     "log-and-fail",
+     "What happens to a record whose key or value cannot be deserialized: log-and-fail stops "
+     "the application naming topic, partition and offset; log-and-continue skips it and counts "
+     "it; dead-letter writes it to errors.dead.letter.queue.topic.name and continues.",
+     {"log-and-fail", "log-and-continue", "dead-letter"}},
+    {config::kProcessingHandler,
+     ConfigType::kEnum,
+     "log-and-fail",
+     "What happens to a record whose processing throws: as deserialization.exception.handler.",
+     {"log-and-fail", "log-and-continue", "dead-letter"}},
+    {config::kProductionHandler,
+     ConfigType::kEnum,
+     "log-and-fail",
+     "What happens when the broker rejects an output record: log-and-fail stops the "
+     "application; log-and-continue skips the record and counts it.",
+     {"log-and-fail", "log-and-continue"}},
+    {config::kDeadLetterTopic, ConfigType::kString, "",
+     "Topic that receives records the error handlers give up on: the original key and value "
+     "bytes, with headers naming the error, source topic, partition and offset."},
+    {config::kClientId, ConfigType::kString, "",
+     "Prefix of the librdkafka client ids; defaults to the application id."},
+    {config::kSessionTimeoutMs, ConfigType::kDuration, "45000",
+     "Consumer group session timeout: how long a silent instance keeps its partitions."},
+    {config::kTopicWaitMs, ConfigType::kDuration, "30000",
+     "How long start-up waits for source topics to exist before failing with an error "
+     "that names the missing topic."},
+};
+
+const ConfigKey* find_key(std::string_view name) {
+  for (const auto& key : kKeys)
+    if (key.name == name) return &key;
+  return nullptr;
+}
+
+const ConfigKey& declared(std::string_view name) {
+  const ConfigKey* key = find_key(name);
+  if (key == nullptr) throw std::logic_error("config key not declared: " + std::string(name));
+  return *key;
+}
+
+ConfigError invalid(std::string_view key, std::string_view value, std::string_view expected) {
+  return ConfigError("config '" + std::string(key) + "': invalid value '" + std::string(value) +
+                     "', expected " + std::string(expected));
+}
+
+int64_t parse_int(std::string_view key, std::string_view value) {
+  int64_t result = 0;
+  auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), result);
+  if (error != std::errc() || end != value.data() + value.size())
+    throw invalid(key, value, "an integer");
+  return result;
+}
+
+bool parse_bool(std::string_view key, std::string_view value) {
+  if (value == "true") return true;
+  if (value == "false") return false;
+  throw invalid(key, value, "true or false");
+}
+
+void check(const ConfigKey& key, std::string_view value) {
+  switch (key.type) {
+    case ConfigType::kString:
+      break;
+    case ConfigType::kInt:
+    case ConfigType::kDuration:
+      if (parse_int(key.name, value) < (key.name == config::kReplicationFactor ? -1 : 0))
+        throw invalid(key.name, value, "a non-negative integer");
+      break;
+    case ConfigType::kBool:
+      parse_bool(key.name, value);
+      break;
+    case ConfigType::kEnum:
+      if (std::find(key.allowed.begin(), key.allowed.end(), value) == key.allowed.end()) {
+        std::string expected = "one of";
+        for (auto allowed : key.allowed) expected += " " + std::string(allowed);
+        throw invalid(key.name, value, expected);
+      }
+      break;
+  }
+}
+
+bool is_secret(std::string_view key) {
+  return key.find("password") != std::string_view::npos ||
+         key.find("secret") != std::string_view::npos ||
+         key.find("sasl.jaas") != std::string_view::npos;
+}
+
+constexpr std::string_view kClients[] = {"consumer", "producer", "admin"};
+
+}  // namespace
+
+std::span<const ConfigKey> config_keys() {
+  return kKeys;
+}
+
+StreamsConfig::StreamsConfig(std::initializer_list<std::pair<std::string, std::string>> entries) {
+  for (const auto& [key, value] : entries) set(key, value);
+}
+
+StreamsConfig& StreamsConfig::set(std::string key, std::string value) {
+  entries_[std::move(key)] = std::move(value);
+  return *this;
+}
+
+bool StreamsConfig::contains(std::string_view key) const {
+  return entries_.contains(key);
+}
+
+std::optional<std::string> StreamsConfig::raw(std::string_view key) const {
+  auto it = entries_.find(key);
+  if (it != entries_.end()) return it->second;
+  const ConfigKey& declaration = declared(key);
+  if (key == config::kCommitIntervalMs &&
+      get_string(config::kProcessingGuarantee) != "at_least_once")
+    return "100";
+  if (declaration.default_value.empty()) return std::nullopt;
+  return std::string(declaration.default_value);
+}
+
+std::string StreamsConfig::get_string(std::string_view key) const {
+  auto value = raw(key);
+  if (!value) {
+    if (declared(key).required) throw ConfigError("config '" + std::string(key) + "' is required");
+    return {};
+  }
+  check(declared(key), *value);
+  return *value;
+}
+
+int64_t StreamsConfig::get_int(std::string_view key) const {
+  return parse_int(key, get_string(key));
+}
+
+bool StreamsConfig::get_bool(std::string_view key) const {
+  return parse_bool(key, get_string(key));
+}
+
+std::chrono::milliseconds StreamsConfig::get_duration(std::string_view key) const {
+  return std::chrono::milliseconds(get_int(key));
+}
+
+void StreamsConfig::validate() const {
+  for (const auto& key : kKeys) {
+    if (key.required && !entries_.contains(key.name))
+      throw ConfigError("config '" + std::string(key.name) + "' is required");
+    auto it = entries_.find(key.name);
+    if (it != entries_.end()) check(key, it->second);
+  }
+  if (get_string(config::kApplicationId).empty())
+    throw ConfigError("config 'application.id' must not be empty");
+  bool dead_letter = get_string(config::kDeserializationHandler) == "dead-letter" ||
+                     get_string(config::kProcessingHandler) == "dead-letter";
+  if (dead_letter && get_string(config::kDeadLetterTopic).empty())
+    throw ConfigError(
+        "config 'errors.dead.letter.queue.topic.name' is required when an exception handler "
+        "is dead-letter");
+  if (get_int(config::kNumStreamThreads) < 1)
+    throw ConfigError("config 'num.stream.threads' must be at least 1");
+  if (get_int(config::kBufferedRecordsPerPartition) < 1)
+    throw ConfigError("config 'buffered.records.per.partition' must be at least 1");
+}
+
+std::map<std::string, std::string> StreamsConfig::client_properties(std::string_view client) const {
+  std::map<std::string, std::string> properties;
+  for (const auto& [key, value] : entries_) {
+    if (find_key(key) != nullptr) continue;
+    bool prefixed = false;
+    for (auto other : kClients) {
+      std::string prefix = std::string(other) + ".";
+      if (key.starts_with(prefix)) {
+        prefixed = true;
+        if (other == client) properties[key.substr(prefix.size())] = value;
+      }
+    }
+    if (!prefixed) properties.emplace(key, value);
+  }
+  // Prefixed keys win over unprefixed ones.
+  for (const auto& [key, value] : entries_) {
+    std::string prefix = std::string(client) + ".";
+    if (key.starts_with(prefix)) properties[key.substr(prefix.size())] = value;
+  }
+  return properties;
+}
+
+std::string StreamsConfig::to_log_string() const {
+  std::string out;
+  for (const auto& [key, value] : entries_) {
+    const ConfigKey* declaration = find_key(key);
+    bool secret = (declaration != nullptr && declaration->secret) || is_secret(key);
+    out += (out.empty() ? "" : ", ") + key + "=" + (secret ? "[hidden]" : value);
+  }
+  return out;
+}
+
+}  // namespace rill

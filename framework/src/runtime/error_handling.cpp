@@ -1,0 +1,54 @@
+#include "runtime/error_handling.h"
+
+#include "log/log.h"
+
+namespace rill::runtime {
+namespace {
+
+std::string where(const internal::RawRecord& record) {
+  return "topic " + std::string(record.metadata.topic) + ", partition " +
+         std::to_string(record.metadata.partition) + ", offset " +
+         std::to_string(record.metadata.offset);
+}
+
+}  // namespace
+
+ErrorHandling::ErrorHandling(const StreamsConfig& config)
+    : dead_letter_topic_(config.get_string(config::kDeadLetterTopic)) {
+  auto action = [](const std::string& name) {
+    if (name == "log-and-continue") return Action::kContinue;
+    if (name == "dead-letter") return Action::kDeadLetter;
+    return Action::kFail;
+  };
+  deserialization_ = action(config.get_string(config::kDeserializationHandler));
+  processing_ = action(config.get_string(config::kProcessingHandler));
+}
+
+void ErrorHandling::handle(ErrorKind kind, const internal::RawRecord& record,
+                           std::string_view exception_type, const std::string& error,
+                           internal::RecordCollector& collector, int dead_letter_topic) {
+  const Action action = kind == ErrorKind::kDeserialization ? deserialization_ : processing_;
+  const char* what = kind == ErrorKind::kDeserialization ? "deserialization" : "processing";
+  if (dead_letter_topic >= 0) {
+    Headers headers;
+    if (record.headers != nullptr) headers = *record.headers;
+    headers.add(dead_letter_header::kException, std::string(exception_type));
+    headers.add(dead_letter_header::kMessage, error);
+    headers.add(dead_letter_header::kTopic, std::string(record.metadata.topic));
+    headers.add(dead_letter_header::kPartition, std::to_string(record.metadata.partition));
+    headers.add(dead_letter_header::kOffset, std::to_string(record.metadata.offset));
+    collector.send(dead_letter_topic, -1, record.key, record.value, record.timestamp, headers);
+    counts_.dead_lettered.fetch_add(1, std::memory_order_relaxed);
+    log::get().warn("{} error at {}: {}; record sent to dead-letter topic {}", what, where(record),
+                    error, dead_letter_topic_);
+  }
+  if (action == Action::kFail)
+    throw FatalError(std::string(what) + " error at " + where(record) + ": " + error);
+  if (dead_letter_topic < 0) {
+    counts_.skipped.fetch_add(1, std::memory_order_relaxed);
+    log::get().warn("{} error at {}: {}; record skipped (log-and-continue)", what, where(record),
+                    error);
+  }
+}
+
+}  // namespace rill::runtime

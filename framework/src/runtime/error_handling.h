@@ -1,0 +1,60 @@
+// What happens to a record that cannot be deserialized or processed, or whose
+// output the broker rejects: the configured handler logs it and then continues,
+// dead-letters it, or fails the application. Nothing is dropped without a count.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "rill/config.h"
+#include "rill/internal/node.h"
+
+namespace rill::runtime {
+
+// Ends the application: a handler chose to fail, or an error cannot be handled.
+class FatalError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class ErrorKind { kDeserialization, kProcessing };
+
+// Headers a dead-lettered record carries, named as Kafka Streams names them.
+namespace dead_letter_header {
+inline constexpr const char* kException = "__streams.errors.exception";
+inline constexpr const char* kMessage = "__streams.errors.message";
+inline constexpr const char* kTopic = "__streams.errors.topic";
+inline constexpr const char* kPartition = "__streams.errors.partition";
+inline constexpr const char* kOffset = "__streams.errors.offset";
+}  // namespace dead_letter_header
+
+struct ErrorCounts {
+  std::atomic<uint64_t> skipped{0};
+  std::atomic<uint64_t> dead_lettered{0};
+};
+
+class ErrorHandling {
+ public:
+  explicit ErrorHandling(const StreamsConfig& config);
+
+  // Applies the handler for `kind` to a record that failed with `error`.
+  // Returns to continue with the next record; throws FatalError to stop.
+  void handle(ErrorKind kind, const internal::RawRecord& record, std::string_view exception_type,
+              const std::string& error, internal::RecordCollector& collector,
+              int dead_letter_topic);
+
+  bool has_dead_letter_topic() const { return !dead_letter_topic_.empty(); }
+  const std::string& dead_letter_topic() const { return dead_letter_topic_; }
+  const ErrorCounts& counts() const { return counts_; }
+
+ private:
+  enum class Action { kContinue, kFail, kDeadLetter };
+  Action deserialization_;
+  Action processing_;
+  std::string dead_letter_topic_;
+  ErrorCounts counts_;
+};
+
+}  // namespace rill::runtime

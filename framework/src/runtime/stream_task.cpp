@@ -1,0 +1,130 @@
+#include "runtime/stream_task.h"
+
+#include <typeinfo>
+
+namespace rill::runtime {
+
+StreamTask::StreamTask(const Topology& topology, TaskId id, std::string application_id,
+                       internal::RecordCollector& collector, ErrorHandling& errors, Clock clock)
+    : topology_(topology),
+      id_(id),
+      application_id_(std::move(application_id)),
+      collector_(collector),
+      errors_(errors),
+      clock_(std::move(clock)) {}
+
+StreamTask::~StreamTask() {
+  if (initialized_) {
+    try {
+      close();
+    } catch (...) {
+      // A destructor must not throw; close() already reported what failed.
+    }
+  }
+}
+
+void StreamTask::init() {
+  const auto& sub = topology_.subtopologies().at(static_cast<std::size_t>(id_.subtopology));
+  std::map<std::string, internal::ProcessorNode*> by_name;
+  for (const std::string& name : sub.nodes) {
+    const Topology::Node& spec = topology_.node(name);
+    nodes_.push_back(spec.factory());
+    internal::ProcessorNode* instance = nodes_.back().get();
+    by_name[name] = instance;
+    for (const std::string& parent : spec.parents) by_name.at(parent)->add_child(instance);
+    if (spec.kind == Topology::NodeKind::kSource)
+      for (const TopicRef& topic : spec.topics)
+        sources_[topic.full_name(application_id_)] =
+            static_cast<internal::SourceNodeBase*>(instance);
+  }
+  if (errors_.has_dead_letter_topic())
+    dead_letter_topic_ = collector_.register_topic(errors_.dead_letter_topic());
+  // Children are initialized before parents, so no node forwards to a child
+  // that is not ready (a processor may forward from init()).
+  for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) (*it)->init(*this);
+  initialized_ = true;
+}
+
+void StreamTask::close() {
+  if (!initialized_) return;
+  initialized_ = false;
+  std::string first_error;
+  for (auto& node : nodes_) {
+    try {
+      node->close();
+    } catch (const std::exception& e) {
+      if (first_error.empty()) first_error = "closing node '" + node->name() + "': " + e.what();
+    }
+  }
+  if (!first_error.empty()) throw FatalError("task " + id_.to_string() + ": " + first_error);
+}
+
+internal::SourceNodeBase* StreamTask::source_for(const std::string& topic) const {
+  auto it = sources_.find(topic);
+  return it == sources_.end() ? nullptr : it->second;
+}
+
+void StreamTask::on_record_timestamp(int64_t timestamp) {
+  if (timestamp > stream_time_) stream_time_ = timestamp;
+}
+
+void StreamTask::process(internal::SourceNodeBase& source, const internal::RawRecord& record) {
+  metadata_ = record.metadata;
+  try {
+    source.process_raw(record);
+  } catch (const internal::DeserializationError& e) {
+    errors_.handle(ErrorKind::kDeserialization, record, "DeserializationError", e.what(),
+                   collector_, dead_letter_topic_);
+  } catch (const FatalError&) {
+    throw;
+  } catch (const std::exception& e) {
+    errors_.handle(ErrorKind::kProcessing, record, internal::demangle(typeid(e)), e.what(),
+                   collector_, dead_letter_topic_);
+  }
+  metadata_.reset();
+  ++processed_;
+  run_due(PunctuationType::kStreamTime, stream_time_);
+}
+
+void StreamTask::punctuate_wall_clock(int64_t now) {
+  run_due(PunctuationType::kWallClockTime, now);
+}
+
+Cancellable StreamTask::schedule(std::chrono::milliseconds interval, PunctuationType type,
+                                 std::function<void(int64_t)> punctuate) {
+  if (interval.count() < 1)
+    throw std::invalid_argument("punctuation interval must be at least 1 ms");
+  auto cancelled = std::make_shared<bool>(false);
+  // Stream-time punctuations first fire with the first record, as in Kafka
+  // Streams; wall-clock ones one interval from now.
+  int64_t first = type == PunctuationType::kStreamTime ? 0 : clock_() + interval.count();
+  punctuations_.push_back({type, interval.count(), first, std::move(punctuate), cancelled});
+  return Cancellable(cancelled);
+}
+
+void StreamTask::run_due(PunctuationType type, int64_t now) {
+  if (now < 0) return;
+  // Index loop: a punctuation may schedule another one, growing the vector.
+  for (std::size_t i = 0; i < punctuations_.size(); ++i) {
+    if (punctuations_[i].type != type || *punctuations_[i].cancelled || now < punctuations_[i].next)
+      continue;
+    int64_t next = punctuations_[i].next + punctuations_[i].interval;
+    // After a jump in time, fire once and realign rather than catching up.
+    punctuations_[i].next = now >= next ? now + punctuations_[i].interval : next;
+    auto callback = punctuations_[i].callback;
+    callback(now);
+  }
+  std::erase_if(punctuations_, [](const Punctuation& p) { return *p.cancelled; });
+}
+
+StateStore* StreamTask::state_store(const internal::ProcessorNode& node, std::string_view name) {
+  (void)node;
+  (void)name;
+  return nullptr;
+}
+
+bool StreamTask::take_commit_request() {
+  return std::exchange(commit_requested_, false);
+}
+
+}  // namespace rill::runtime

@@ -1,0 +1,87 @@
+// A StreamTask runs one sub-topology for one partition: it owns the node
+// instances, stream time and punctuations, and turns errors into the
+// configured handler's decision. The runtime and the test driver both run
+// records through it; it knows nothing of librdkafka.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rill/topology.h"
+
+#include "runtime/error_handling.h"
+
+namespace rill::runtime {
+
+class StreamTask final : public internal::TaskContext {
+ public:
+  using Clock = std::function<int64_t()>;
+
+  StreamTask(const Topology& topology, TaskId id, std::string application_id,
+             internal::RecordCollector& collector, ErrorHandling& errors, Clock clock);
+  ~StreamTask() override;
+
+  // Creates and initializes the node instances.
+  void init();
+  // Closes the nodes; the task cannot process afterwards.
+  void close();
+
+  // The source node reading `topic` (full name), or nullptr; resolved once per
+  // partition so that processing does no lookup by name.
+  internal::SourceNodeBase* source_for(const std::string& topic) const;
+  // Processes one record; returns when the record and everything it caused are
+  // done, after running stream-time punctuations it made due. Throws FatalError
+  // when a handler decides to fail.
+  void process(internal::SourceNodeBase& source, const internal::RawRecord& record);
+  // Runs the wall-clock punctuations due at `now`.
+  void punctuate_wall_clock(int64_t now);
+
+  // True once since the last call when a processor asked for a commit.
+  bool take_commit_request();
+  uint64_t processed() const { return processed_; }
+
+  // internal::TaskContext
+  std::string_view application_id() const override { return application_id_; }
+  TaskId task_id() const override { return id_; }
+  std::optional<RecordMetadata> record_metadata() const override { return metadata_; }
+  int64_t stream_time() const override { return stream_time_; }
+  int64_t system_time() const override { return clock_(); }
+  Cancellable schedule(std::chrono::milliseconds interval, PunctuationType type,
+                       std::function<void(int64_t)> punctuate) override;
+  void request_commit() override { commit_requested_ = true; }
+  StateStore* state_store(const internal::ProcessorNode& node, std::string_view name) override;
+  internal::RecordCollector& collector() override { return collector_; }
+  void on_record_timestamp(int64_t timestamp) override;
+
+ private:
+  struct Punctuation {
+    PunctuationType type;
+    int64_t interval;
+    int64_t next;
+    std::function<void(int64_t)> callback;
+    std::shared_ptr<bool> cancelled;
+  };
+  void run_due(PunctuationType type, int64_t now);
+
+  const Topology& topology_;
+  TaskId id_;
+  std::string application_id_;
+  internal::RecordCollector& collector_;
+  ErrorHandling& errors_;
+  Clock clock_;
+  int dead_letter_topic_ = -1;
+
+  std::vector<std::unique_ptr<internal::ProcessorNode>> nodes_;
+  std::map<std::string, internal::SourceNodeBase*> sources_;
+  std::vector<Punctuation> punctuations_;
+  std::optional<RecordMetadata> metadata_;
+  int64_t stream_time_ = -1;
+  bool commit_requested_ = false;
+  bool initialized_ = false;
+  uint64_t processed_ = 0;
+};
+
+}  // namespace rill::runtime

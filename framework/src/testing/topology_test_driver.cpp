@@ -1,0 +1,147 @@
+// The in-process runner behind TopologyTestDriver: one StreamTask per
+// sub-topology (partition 0) and a collector that keeps what sinks write.
+#include <deque>
+
+#include "rill/test_driver.h"
+
+#include "runtime/stream_task.h"
+
+namespace rill {
+namespace {
+
+StreamsConfig with_test_defaults(StreamsConfig config) {
+  if (!config.contains(config::kApplicationId))
+    config.set(std::string(config::kApplicationId), "test-driver");
+  if (!config.contains(config::kBootstrapServers))
+    config.set(std::string(config::kBootstrapServers), "test-driver:9092");
+  config.validate();
+  return config;
+}
+
+}  // namespace
+
+struct TopologyTestDriver::Impl final : internal::RecordCollector {
+  Impl(Topology topology_in, StreamsConfig config_in, int64_t clock)
+      : topology(std::move(topology_in)),
+        config(with_test_defaults(std::move(config_in))),
+        application_id(config.get_string(config::kApplicationId)),
+        errors(config),
+        wall_clock(clock) {
+    topology.build();
+    for (const auto& sub : topology.subtopologies()) {
+      tasks.push_back(std::make_unique<runtime::StreamTask>(topology, TaskId{sub.id, 0},
+                                                            application_id, *this, errors,
+                                                            [this] { return wall_clock; }));
+    }
+    for (auto& task : tasks) task->init();
+  }
+
+  int register_topic(const std::string& topic) override {
+    for (std::size_t i = 0; i < topic_names.size(); ++i)
+      if (topic_names[i] == topic) return static_cast<int>(i);
+    topic_names.push_back(topic);
+    return static_cast<int>(topic_names.size() - 1);
+  }
+  int32_t partition_count(int) override { return 1; }
+  void send(int topic, int32_t, NullableBytes key, NullableBytes value, int64_t timestamp,
+            const Headers& headers) override {
+    CapturedRecord record{key ? std::optional<std::string>(*key) : std::nullopt,
+                          value ? std::optional<std::string>(*value) : std::nullopt, timestamp,
+                          headers};
+    const std::string& name = topic_names[static_cast<std::size_t>(topic)];
+    if (consumed(name)) pending.emplace_back(name, record);
+    outputs[name].push_back(std::move(record));
+  }
+
+  bool consumed(const std::string& topic) const {
+    for (const auto& task : tasks)
+      if (task->source_for(topic) != nullptr) return true;
+    return false;
+  }
+
+  void process(const std::string& topic, const CapturedRecord& record) {
+    for (auto& task : tasks) {
+      internal::SourceNodeBase* source = task->source_for(topic);
+      if (source == nullptr) continue;
+      internal::RawRecord raw;
+      if (record.key) raw.key = *record.key;
+      if (record.value) raw.value = *record.value;
+      raw.timestamp = record.timestamp;
+      raw.headers = &record.headers;
+      raw.metadata = {topic, 0, offsets[topic]++};
+      task->process(*source, raw);
+      return;
+    }
+    throw std::invalid_argument("the topology does not read topic '" + topic + "'");
+  }
+
+  // Records written to topics the topology reads are processed in the order
+  // they were written, as a broker would deliver them.
+  void drain_pending() {
+    while (!pending.empty()) {
+      auto [topic, record] = std::move(pending.front());
+      pending.pop_front();
+      process(topic, record);
+    }
+  }
+
+  Topology topology;
+  StreamsConfig config;
+  std::string application_id;
+  runtime::ErrorHandling errors;
+  int64_t wall_clock;
+  std::vector<std::unique_ptr<runtime::StreamTask>> tasks;
+  std::vector<std::string> topic_names;
+  std::map<std::string, std::deque<CapturedRecord>> outputs;
+  std::deque<std::pair<std::string, CapturedRecord>> pending;
+  std::map<std::string, int64_t> offsets;
+};
+
+TopologyTestDriver::TopologyTestDriver(Topology topology, StreamsConfig config,
+                                       int64_t wall_clock_start_ms)
+    : impl_(std::make_unique<Impl>(std::move(topology), std::move(config), wall_clock_start_ms)) {}
+
+TopologyTestDriver::~TopologyTestDriver() = default;
+
+void TopologyTestDriver::pipe_raw(const std::string& topic, const CapturedRecord& record) {
+  impl_->process(topic, record);
+  impl_->drain_pending();
+}
+
+void TopologyTestDriver::advance_wall_clock_time(std::chrono::milliseconds advance) {
+  impl_->wall_clock += advance.count();
+  for (auto& task : impl_->tasks) task->punctuate_wall_clock(impl_->wall_clock);
+  impl_->drain_pending();
+}
+
+int64_t TopologyTestDriver::wall_clock_time() const {
+  return impl_->wall_clock;
+}
+
+std::optional<CapturedRecord> TopologyTestDriver::read_raw(const std::string& topic) {
+  auto it = impl_->outputs.find(topic);
+  if (it == impl_->outputs.end() || it->second.empty()) return std::nullopt;
+  CapturedRecord record = std::move(it->second.front());
+  it->second.pop_front();
+  return record;
+}
+
+std::size_t TopologyTestDriver::queue_size(const std::string& topic) const {
+  auto it = impl_->outputs.find(topic);
+  return it == impl_->outputs.end() ? 0 : it->second.size();
+}
+
+std::vector<std::string> TopologyTestDriver::written_topics() const {
+  std::vector<std::string> topics;
+  for (const auto& [topic, records] : impl_->outputs) topics.push_back(topic);
+  return topics;
+}
+
+uint64_t TopologyTestDriver::skipped_records() const {
+  return impl_->errors.counts().skipped;
+}
+uint64_t TopologyTestDriver::dead_lettered_records() const {
+  return impl_->errors.counts().dead_lettered;
+}
+
+}  // namespace rill

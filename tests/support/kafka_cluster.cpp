@@ -1,0 +1,189 @@
+#include "support/kafka_cluster.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+
+namespace rill::testing {
+namespace {
+
+std::unique_ptr<RdKafka::Conf> client_conf() {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string error;
+  if (conf->set("bootstrap.servers", bootstrap_servers(), error) != RdKafka::Conf::CONF_OK)
+    FAIL(error);
+  return conf;
+}
+
+void set(RdKafka::Conf& conf, const std::string& key, const std::string& value) {
+  std::string error;
+  if (conf.set(key, value, error) != RdKafka::Conf::CONF_OK) FAIL(key + ": " + error);
+}
+
+}  // namespace
+
+std::string bootstrap_servers() {
+  const char* bootstrap = std::getenv("RILL_KAFKA_BOOTSTRAP");
+  if (bootstrap == nullptr || *bootstrap == '\0')
+    FAIL(
+        "RILL_KAFKA_BOOTSTRAP is not set: run the kafka tests through scripts/test, "
+        "or start a broker with scripts/kafka start and export its address");
+  return bootstrap;
+}
+
+std::string unique_name(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  static const auto run = std::random_device{}();
+  return prefix + "-" + std::to_string(run % 1000000) + "-" + std::to_string(counter++);
+}
+
+void create_topic(const std::string& topic, int partitions,
+                  const std::map<std::string, std::string>& configs) {
+  auto conf = client_conf();
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  REQUIRE(producer);
+  rd_kafka_t* rk = producer->c_ptr();
+  char errstr[512];
+  rd_kafka_NewTopic_t* new_topic =
+      rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, errstr, sizeof errstr);
+  REQUIRE(new_topic != nullptr);
+  for (const auto& [key, value] : configs)
+    rd_kafka_NewTopic_set_config(new_topic, key.c_str(), value.c_str());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_CreateTopics(rk, &new_topic, 1, nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
+  REQUIRE(event != nullptr);
+  const rd_kafka_CreateTopics_result_t* result = rd_kafka_event_CreateTopics_result(event);
+  REQUIRE(result != nullptr);
+  size_t count = 0;
+  const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(result, &count);
+  REQUIRE(count == 1);
+  rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[0]);
+  std::string message = err ? rd_kafka_topic_result_error_string(results[0]) : "";
+  rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy(new_topic);
+  INFO("creating topic " << topic << ": " << message);
+  REQUIRE((err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS));
+
+  // The controller answers before every broker has the metadata: wait for it.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (true) {
+    std::unique_ptr<RdKafka::Topic> handle(
+        RdKafka::Topic::create(producer.get(), topic, nullptr, error));
+    RdKafka::Metadata* raw = nullptr;
+    if (producer->metadata(false, handle.get(), &raw, 5000) == RdKafka::ERR_NO_ERROR) {
+      std::unique_ptr<RdKafka::Metadata> metadata(raw);
+      const auto* topics = metadata->topics();
+      if (!topics->empty() && topics->at(0)->err() == RdKafka::ERR_NO_ERROR &&
+          static_cast<int>(topics->at(0)->partitions()->size()) == partitions) {
+        bool leaders = true;
+        for (const auto* p : *topics->at(0)->partitions()) leaders = leaders && p->leader() >= 0;
+        if (leaders) return;
+      }
+    }
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+void delete_topic(const std::string& topic) {
+  auto conf = client_conf();
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  REQUIRE(producer);
+  rd_kafka_t* rk = producer->c_ptr();
+  rd_kafka_DeleteTopic_t* del = rd_kafka_DeleteTopic_new(topic.c_str());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_DeleteTopics(rk, &del, 1, nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
+  if (event != nullptr) rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_DeleteTopic_destroy(del);
+}
+
+void produce(const std::string& topic, const std::vector<TestRecord>& records) {
+  auto conf = client_conf();
+  set(*conf, "enable.idempotence", "true");
+  set(*conf, "partitioner", "murmur2_random");
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  REQUIRE(producer);
+  for (const auto& record : records) {
+    RdKafka::Headers* headers = RdKafka::Headers::create();
+    for (const auto& [key, value] : record.headers) headers->add(key, value);
+    while (true) {
+      auto err = producer->produce(
+          topic, record.partition < 0 ? RdKafka::Topic::PARTITION_UA : record.partition,
+          RdKafka::Producer::RK_MSG_COPY,
+          record.value ? const_cast<char*>(record.value->data()) : nullptr,
+          record.value ? record.value->size() : 0, record.key ? record.key->data() : nullptr,
+          record.key ? record.key->size() : 0, record.timestamp, headers, nullptr);
+      if (err == RdKafka::ERR_NO_ERROR) break;
+      REQUIRE(err == RdKafka::ERR__QUEUE_FULL);
+      producer->poll(100);
+    }
+  }
+  REQUIRE(producer->flush(60000) == RdKafka::ERR_NO_ERROR);
+  REQUIRE(producer->outq_len() == 0);
+}
+
+std::vector<TestRecord> consume(const std::string& topic, std::size_t count,
+                                std::chrono::milliseconds timeout, bool read_committed) {
+  auto conf = client_conf();
+  set(*conf, "group.id", unique_name("rill-test-reader"));
+  set(*conf, "enable.auto.commit", "false");
+  set(*conf, "isolation.level", read_committed ? "read_committed" : "read_uncommitted");
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf.get(), error));
+  REQUIRE(consumer);
+
+  RdKafka::Metadata* raw = nullptr;
+  std::unique_ptr<RdKafka::Topic> handle(
+      RdKafka::Topic::create(consumer.get(), topic, nullptr, error));
+  REQUIRE(consumer->metadata(false, handle.get(), &raw, 10000) == RdKafka::ERR_NO_ERROR);
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  std::vector<RdKafka::TopicPartition*> partitions;
+  for (const auto* p : *metadata->topics()->at(0)->partitions())
+    partitions.push_back(
+        RdKafka::TopicPartition::create(topic, p->id(), RdKafka::Topic::OFFSET_BEGINNING));
+  REQUIRE(!partitions.empty());
+  REQUIRE(consumer->assign(partitions) == RdKafka::ERR_NO_ERROR);
+  RdKafka::TopicPartition::destroy(partitions);
+
+  std::vector<TestRecord> records;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (records.size() < count && std::chrono::steady_clock::now() < deadline) {
+    std::unique_ptr<RdKafka::Message> message(consumer->consume(200));
+    if (message->err() == RdKafka::ERR__TIMED_OUT || message->err() == RdKafka::ERR__PARTITION_EOF)
+      continue;
+    REQUIRE(message->err() == RdKafka::ERR_NO_ERROR);
+    TestRecord record;
+    if (message->key_pointer() != nullptr)
+      record.key =
+          std::string(static_cast<const char*>(message->key_pointer()), message->key_len());
+    if (message->payload() != nullptr)
+      record.value = std::string(static_cast<const char*>(message->payload()), message->len());
+    record.partition = message->partition();
+    record.offset = message->offset();
+    record.timestamp = message->timestamp().timestamp;
+    if (RdKafka::Headers* headers = message->headers())
+      for (const auto& header : headers->get_all())
+        record.headers.emplace_back(
+            header.key(),
+            header.value() ? std::string(header.value_string(), header.value_size()) : "");
+    records.push_back(std::move(record));
+  }
+  consumer->close();
+  return records;
+}
+
+}  // namespace rill::testing

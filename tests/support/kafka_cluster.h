@@ -1,0 +1,43 @@
+// Test helpers that talk to the real broker started by scripts/test: its
+// address, unique topics, and an independent producer and consumer.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rill::testing {
+
+// The broker's address from RILL_KAFKA_BOOTSTRAP; fails the test when unset.
+std::string bootstrap_servers();
+
+// A topic name no other test (or earlier run) uses.
+std::string unique_name(const std::string& prefix);
+
+// Creates a topic and waits until its metadata shows every partition.
+void create_topic(const std::string& topic, int partitions,
+                  const std::map<std::string, std::string>& configs = {});
+void delete_topic(const std::string& topic);
+
+struct TestRecord {
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  int32_t partition = -1;
+  int64_t offset = -1;
+  int64_t timestamp = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Produces records (partition -1: by key) and waits for every acknowledgement.
+void produce(const std::string& topic, const std::vector<TestRecord>& records);
+
+// Reads `topic` from the beginning with a fresh, group-less consumer until
+// `count` records arrived or `timeout` passed; returns what arrived.
+// read_committed skips aborted transactional records.
+std::vector<TestRecord> consume(const std::string& topic, std::size_t count,
+                                std::chrono::milliseconds timeout, bool read_committed = true);
+
+}  // namespace rill::testing

@@ -1,0 +1,72 @@
+#include "rill/serde.h"
+
+#include <catch2/catch.hpp>
+
+using namespace rill;
+
+namespace {
+template <class T>
+std::string bytes_of(const SerdePtr<T>& serde, const T& value) {
+  std::string out;
+  REQUIRE(serde->serialize(value, out));
+  return out;
+}
+}  // namespace
+
+TEST_CASE("integer serdes write big-endian bytes like Kafka's Java serializers", "[unit][serde]") {
+  CHECK(bytes_of(serdes::int32(), int32_t{1}) == std::string("\0\0\0\1", 4));
+  CHECK(bytes_of(serdes::int32(), int32_t{-2}) == std::string("\xff\xff\xff\xfe", 4));
+  CHECK(bytes_of(serdes::int64(), int64_t{0x0102030405060708}) ==
+        "\x01\x02\x03\x04\x05\x06\x07\x08");
+  CHECK(serdes::int64()->deserialize(std::string_view("\xff\xff\xff\xff\xff\xff\xff\xff", 8)) ==
+        -1);
+  CHECK(serdes::int32()->deserialize(std::string_view("\x7f\xff\xff\xff", 4)) == 2147483647);
+}
+
+TEST_CASE("double serde writes IEEE 754 big-endian", "[unit][serde]") {
+  CHECK(bytes_of(serdes::float64(), 1.0) == std::string("\x3f\xf0\0\0\0\0\0\0", 8));
+  CHECK(serdes::float64()->deserialize(bytes_of(serdes::float64(), -2.5)) == -2.5);
+}
+
+TEST_CASE("malformed bytes give a SerdeError naming the serde", "[unit][serde]") {
+  CHECK_THROWS_WITH(serdes::int64()->deserialize(std::string_view("abc")),
+                    Catch::Contains("int64") && Catch::Contains("expected 8 bytes, got 3"));
+  CHECK_THROWS_AS(serdes::int32()->deserialize(std::nullopt), SerdeError);
+  CHECK_THROWS_WITH(serdes::json()->deserialize(std::string_view("{\"a\":")),
+                    Catch::Contains("json"));
+}
+
+TEST_CASE("strings, bytes and nulls", "[unit][serde]") {
+  CHECK(bytes_of(serdes::string(), std::string("héllo")) == "héllo");
+  CHECK(serdes::string()->deserialize(std::nullopt).empty());
+  auto nullable = serdes::nullable(serdes::int64());
+  std::string out;
+  CHECK_FALSE(nullable->serialize(std::nullopt, out));
+  CHECK(nullable->deserialize(std::nullopt) == std::nullopt);
+  CHECK(nullable->deserialize(bytes_of(serdes::int64(), int64_t{7})) == 7);
+}
+
+namespace {
+struct Order {
+  std::string id;
+  int quantity = 0;
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Order, id, quantity)
+};
+}  // namespace
+
+TEST_CASE("json serde maps user types through nlohmann", "[unit][serde]") {
+  auto serde = serdes::json<Order>();
+  std::string text = bytes_of(serde, Order{"o-1", 3});
+  CHECK(nlohmann::json::parse(text) == nlohmann::json{{"id", "o-1"}, {"quantity", 3}});
+  Order back = serde->deserialize(text);
+  CHECK(back.id == "o-1");
+  CHECK(back.quantity == 3);
+  CHECK_THROWS_AS(serde->deserialize(std::string_view("{\"id\":1}")), SerdeError);
+}
+
+TEST_CASE("default serdes exist for common types only", "[unit][serde]") {
+  CHECK(default_serde<std::string>() != nullptr);
+  CHECK(default_serde<int64_t>() != nullptr);
+  CHECK(default_serde<std::optional<int32_t>>() != nullptr);
+  CHECK(default_serde<Order>() == nullptr);
+}
