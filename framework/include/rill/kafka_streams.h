@@ -1,0 +1,79 @@
+// KafkaStreams runs a topology against a Kafka cluster: it joins the consumer
+// group named by application.id, creates one task per assigned partition of
+// each sub-topology, runs the tasks on a pool of worker threads and commits
+// offsets. Start as many instances as you like: they share the partitions.
+//
+//   rill::KafkaStreams streams(builder.build(), config);
+//   streams.start();
+//   return rill::run_until_signal(streams);  // SIGINT/SIGTERM close it cleanly
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "rill/config.h"
+#include "rill/topology.h"
+
+namespace rill {
+
+class KafkaStreams {
+ public:
+  // The lifecycle, as in Kafka Streams.
+  enum class State { kCreated, kRebalancing, kRunning, kPendingShutdown, kNotRunning, kError };
+
+  // What to do after a task failed with an error its handlers did not absorb.
+  enum class ExceptionResponse {
+    // Close the failed task without committing and start it again from its last
+    // committed offsets (Kafka Streams' REPLACE_THREAD).
+    kReplaceThread,
+    // Stop this instance; its partitions move to the other instances.
+    kShutdownClient,
+  };
+
+  using StateListener = std::function<void(State new_state, State old_state)>;
+  using ExceptionHandler = std::function<ExceptionResponse(const std::exception& error)>;
+
+  // Throws ConfigError or TopologyError when either cannot work.
+  KafkaStreams(Topology topology, StreamsConfig config);
+  ~KafkaStreams();
+  KafkaStreams(const KafkaStreams&) = delete;
+  KafkaStreams& operator=(const KafkaStreams&) = delete;
+
+  // Set before start().
+  void set_state_listener(StateListener listener);
+  void set_uncaught_exception_handler(ExceptionHandler handler);
+
+  // Checks the source topics exist, creates internal topics, joins the group and
+  // starts processing in the background. Throws std::runtime_error naming a
+  // missing source topic or an unreachable cluster.
+  void start();
+  // Finishes in-flight records, flushes outputs, commits and leaves the group.
+  // Returns false when that took longer than `timeout`.
+  bool close(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Waits until the instance is NOT_RUNNING or ERROR, or the timeout passes.
+  bool wait_for_stop(std::chrono::milliseconds timeout);
+
+  State state() const;
+  // The error that put the instance in ERROR state, if any.
+  std::string error() const;
+
+  // Records processed by this instance's tasks since start.
+  uint64_t processed_records() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+std::string_view to_string(KafkaStreams::State state);
+
+// Blocks until SIGINT or SIGTERM arrives (then closes `streams` cleanly) or the
+// instance stops by itself. Returns a process exit code: 0 after a clean close,
+// 1 when the instance ended in ERROR (its error is printed on stderr).
+int run_until_signal(KafkaStreams& streams);
+
+}  // namespace rill

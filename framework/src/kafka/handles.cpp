@@ -1,0 +1,87 @@
+#include "kafka/handles.h"
+
+#include <stdexcept>
+
+#include "rill/config.h"
+
+namespace rill::kafka {
+
+ConfPtr make_conf(const std::map<std::string, std::string>& properties) {
+  ConfPtr conf(rd_kafka_conf_new());
+  char error[512];
+  for (const auto& [key, value] : properties) {
+    if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), error, sizeof error) !=
+        RD_KAFKA_CONF_OK)
+      throw ConfigError("librdkafka property '" + key + "': " + error);
+  }
+  return conf;
+}
+
+KafkaPtr make_client(rd_kafka_type_t type, ConfPtr conf) {
+  char error[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf.get(), error, sizeof error);
+  if (rk == nullptr) throw ConfigError(std::string("cannot create Kafka client: ") + error);
+  conf.release();  // rd_kafka_new took ownership.
+  return KafkaPtr(rk);
+}
+
+std::optional<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
+                                       std::chrono::milliseconds timeout) {
+  TopicPtr handle(rd_kafka_topic_new(rk, topic.c_str(), nullptr));
+  const rd_kafka_metadata_t* metadata = nullptr;
+  rd_kafka_resp_err_t err =
+      rd_kafka_metadata(rk, 0, handle.get(), &metadata, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw std::runtime_error("cannot read metadata of topic '" + topic +
+                             "': " + rd_kafka_err2str(err));
+  std::optional<int32_t> count;
+  if (metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+      metadata->topics[0].partition_cnt > 0)
+    count = metadata->topics[0].partition_cnt;
+  rd_kafka_metadata_destroy(metadata);
+  return count;
+}
+
+void create_topics(rd_kafka_t* rk, const std::vector<NewTopic>& topics,
+                   std::chrono::milliseconds timeout) {
+  if (topics.empty()) return;
+  std::vector<rd_kafka_NewTopic_t*> requests;
+  char error[512];
+  for (const auto& topic : topics) {
+    rd_kafka_NewTopic_t* request = rd_kafka_NewTopic_new(
+        topic.name.c_str(), topic.partitions, topic.replication_factor, error, sizeof error);
+    if (request == nullptr)
+      throw std::runtime_error("cannot create topic '" + topic.name + "': " + error);
+    for (const auto& [key, value] : topic.configs)
+      rd_kafka_NewTopic_set_config(request, key.c_str(), value.c_str());
+    requests.push_back(request);
+  }
+  QueuePtr queue(rd_kafka_queue_new(rk));
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout.count()), error,
+                                              sizeof error);
+  rd_kafka_CreateTopics(rk, requests.data(), requests.size(), options, queue.get());
+  rd_kafka_event_t* event =
+      rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 5000);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_NewTopic_destroy_array(requests.data(), requests.size());
+  if (event == nullptr) throw std::runtime_error("creating internal topics timed out");
+  std::string failure;
+  if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    failure = std::string("creating internal topics failed: ") + rd_kafka_event_error_string(event);
+  } else {
+    size_t count = 0;
+    const rd_kafka_topic_result_t** results =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+    for (size_t i = 0; i < count && failure.empty(); ++i) {
+      rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[i]);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        failure = std::string("cannot create topic '") + rd_kafka_topic_result_name(results[i]) +
+                  "': " + rd_kafka_topic_result_error_string(results[i]);
+    }
+  }
+  rd_kafka_event_destroy(event);
+  if (!failure.empty()) throw std::runtime_error(failure);
+}
+
+}  // namespace rill::kafka

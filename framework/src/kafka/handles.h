@@ -1,0 +1,68 @@
+// RAII ownership of librdkafka handles, and client configuration with errors
+// that name the offending property.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+
+namespace rill::kafka {
+
+struct KafkaDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+struct ConfDeleter {
+  void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
+};
+struct TopicDeleter {
+  void operator()(rd_kafka_topic_t* rkt) const { rd_kafka_topic_destroy(rkt); }
+};
+struct MessageDeleter {
+  void operator()(rd_kafka_message_t* message) const { rd_kafka_message_destroy(message); }
+};
+struct QueueDeleter {
+  void operator()(rd_kafka_queue_t* queue) const { rd_kafka_queue_destroy(queue); }
+};
+struct PartitionListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* list) const {
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+};
+
+using KafkaPtr = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
+using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
+using TopicPtr = std::unique_ptr<rd_kafka_topic_t, TopicDeleter>;
+using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
+using QueuePtr = std::unique_ptr<rd_kafka_queue_t, QueueDeleter>;
+using PartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+
+// A librdkafka configuration from properties; throws ConfigError naming the
+// property librdkafka rejects.
+ConfPtr make_conf(const std::map<std::string, std::string>& properties);
+
+// Creates a client; throws ConfigError with librdkafka's reason.
+KafkaPtr make_client(rd_kafka_type_t type, ConfPtr conf);
+
+// Partition count of a topic, or nullopt when it does not exist. Throws
+// std::runtime_error when the broker cannot be reached in time.
+std::optional<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
+                                       std::chrono::milliseconds timeout);
+
+struct NewTopic {
+  std::string name;
+  int32_t partitions = 1;
+  int32_t replication_factor = -1;
+  std::map<std::string, std::string> configs;
+};
+
+// Creates topics that do not exist yet (an existing one is fine). Throws
+// std::runtime_error naming the topic the broker refused.
+void create_topics(rd_kafka_t* rk, const std::vector<NewTopic>& topics,
+                   std::chrono::milliseconds timeout);
+
+}  // namespace rill::kafka

@@ -1,0 +1,97 @@
+#include "runtime/active_task.h"
+
+namespace rill::runtime {
+
+InputPartition::~InputPartition() {
+  while (auto message = buffer.pop()) rd_kafka_message_destroy(*message);
+  for (rd_kafka_message_t* message : overflow) rd_kafka_message_destroy(message);
+}
+
+ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string application_id,
+                       rd_kafka_t* producer, ErrorHandling& errors, TaskGate& gate,
+                       std::size_t max_batch, std::chrono::milliseconds metadata_timeout)
+    : id_(id),
+      collector_(producer, metadata_timeout),
+      task_(topology, id, std::move(application_id), collector_, errors,
+            [] {
+              return std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+            }),
+      gate_(gate),
+      max_batch_(max_batch) {}
+
+bool ActiveTask::has_buffered() const {
+  for (const auto& input : inputs_)
+    if (!input->buffer.empty()) return true;
+  return false;
+}
+
+// Among partitions with buffered records, the one whose next record is oldest,
+// so a task reading several partitions processes them in timestamp order.
+InputPartition* ActiveTask::next_input() {
+  InputPartition* best = nullptr;
+  int64_t best_timestamp = 0;
+  for (auto& input : inputs_) {
+    rd_kafka_message_t** head = input->buffer.front();
+    if (head == nullptr) continue;
+    int64_t timestamp = rd_kafka_message_timestamp(*head, nullptr);
+    if (best == nullptr || timestamp < best_timestamp) {
+      best = input.get();
+      best_timestamp = timestamp;
+    }
+  }
+  return best;
+}
+
+void ActiveTask::run(int64_t now) {
+  // Dekker-style handshake with the poll thread: announce running, then look at
+  // the gate; the poll thread closes the gate, then waits for running == 0.
+  gate_.running.fetch_add(1);
+  if (!gate_.closed.load() && !closed.load() && !failed.load()) {
+    std::size_t done = 0;
+    try {
+      task_.punctuate_wall_clock(now);
+      while (done < max_batch_ && !gate_.closed.load(std::memory_order_relaxed)) {
+        InputPartition* input = next_input();
+        if (input == nullptr) break;
+        kafka::MessagePtr message(*input->buffer.pop());
+        internal::RawRecord raw;
+        if (message->key != nullptr)
+          raw.key = std::string_view(static_cast<const char*>(message->key), message->key_len);
+        if (message->payload != nullptr)
+          raw.value = std::string_view(static_cast<const char*>(message->payload), message->len);
+        raw.timestamp = rd_kafka_message_timestamp(message.get(), nullptr);
+        raw.metadata = {input->topic, input->partition, message->offset};
+        rd_kafka_headers_t* kafka_headers = nullptr;
+        if (rd_kafka_message_headers(message.get(), &kafka_headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          headers_ = Headers();
+          const char* name = nullptr;
+          const void* value = nullptr;
+          size_t size = 0;
+          for (size_t i = 0; rd_kafka_header_get_all(kafka_headers, i, &name, &value, &size) ==
+                             RD_KAFKA_RESP_ERR_NO_ERROR;
+               ++i)
+            headers_.add(name, value ? std::optional<std::string>(
+                                           std::string(static_cast<const char*>(value), size))
+                                     : std::nullopt);
+          raw.headers = &headers_;
+        }
+        task_.process(*input->source, raw);
+        input->next_offset = message->offset + 1;
+        ++done;
+        if (input->paused.load(std::memory_order_relaxed) &&
+            input->buffer.size() <= input->buffer.capacity() / 2)
+          input->drained.store(true, std::memory_order_release);
+      }
+    } catch (const std::exception& e) {
+      failure = "task " + id_.to_string() + ": " + e.what();
+      failed.store(true);
+    }
+    gate_.processed.fetch_add(done, std::memory_order_relaxed);
+  }
+  scheduled.store(false);
+  gate_.running.fetch_sub(1);
+}
+
+}  // namespace rill::runtime

@@ -1,0 +1,689 @@
+// The running application: one polling thread owns the consumer and the
+// commit protocol; a Boost.Asio pool of num.stream.threads workers runs tasks.
+// See docs/architecture.md for the path of a record and the protocols.
+#include "rill/kafka_streams.h"
+
+#include <condition_variable>
+#include <csignal>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "kafka/handles.h"
+#include "log/log.h"
+#include "runtime/active_task.h"
+#include "runtime/error_handling.h"
+#include "runtime/producer_collector.h"
+
+namespace rill {
+
+std::string_view to_string(KafkaStreams::State state) {
+  switch (state) {
+    case KafkaStreams::State::kCreated:
+      return "CREATED";
+    case KafkaStreams::State::kRebalancing:
+      return "REBALANCING";
+    case KafkaStreams::State::kRunning:
+      return "RUNNING";
+    case KafkaStreams::State::kPendingShutdown:
+      return "PENDING_SHUTDOWN";
+    case KafkaStreams::State::kNotRunning:
+      return "NOT_RUNNING";
+    case KafkaStreams::State::kError:
+      return "ERROR";
+  }
+  return "UNKNOWN";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using runtime::ActiveTask;
+using runtime::InputPartition;
+
+constexpr std::size_t kMaxBatch = 500;
+constexpr int kPollTimeoutMs = 50;
+constexpr auto kWallClockTick = std::chrono::milliseconds(100);
+
+int64_t wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void log_callback(const rd_kafka_t*, int level, const char* facility, const char* message) {
+  // syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug.
+  auto& logger = log::get();
+  if (level <= 3)
+    logger.error("librdkafka {}: {}", facility, message);
+  else if (level == 4)
+    logger.warn("librdkafka {}: {}", facility, message);
+  else if (level <= 6)
+    logger.info("librdkafka {}: {}", facility, message);
+  else
+    logger.debug("librdkafka {}: {}", facility, message);
+}
+
+struct TopicPartitionHash {
+  std::size_t operator()(const std::pair<std::string, int32_t>& tp) const {
+    return std::hash<std::string>()(tp.first) * 31 + static_cast<std::size_t>(tp.second);
+  }
+};
+
+}  // namespace
+
+struct KafkaStreams::Impl {
+  Impl(Topology topology_in, StreamsConfig config_in)
+      : topology(std::move(topology_in)), config(std::move(config_in)), errors(config) {
+    config.validate();
+    topology.build();
+    application_id = config.get_string(config::kApplicationId);
+    commit_interval = config.get_duration(config::kCommitIntervalMs);
+    buffer_capacity =
+        static_cast<std::size_t>(config.get_int(config::kBufferedRecordsPerPartition));
+    if (config.get_string(config::kProcessingGuarantee) != "at_least_once")
+      throw ConfigError(
+          "config 'processing.guarantee': exactly_once_v2 is not available in this version; use "
+          "at_least_once");
+    for (const auto& sub : topology.subtopologies())
+      for (const auto& topic : sub.source_topics)
+        subtopology_of_topic[topic.full_name(application_id)] = sub.id;
+  }
+
+  // ---- set-up ------------------------------------------------------------
+
+  std::map<std::string, std::string> base_properties(std::string_view client) {
+    auto properties = config.client_properties(client);
+    properties["bootstrap.servers"] = config.get_string(config::kBootstrapServers);
+    std::string client_id = config.get_string(config::kClientId);
+    properties.emplace(
+        "client.id", (client_id.empty() ? application_id : client_id) + "-" + std::string(client));
+    return properties;
+  }
+
+  kafka::ConfPtr conf_for(std::map<std::string, std::string> properties) {
+    kafka::ConfPtr conf = kafka::make_conf(properties);
+    rd_kafka_conf_set_log_cb(conf.get(), log_callback);
+    rd_kafka_conf_set_opaque(conf.get(), this);
+    return conf;
+  }
+
+  void create_clients() {
+    auto producer_properties = base_properties("producer");
+    producer_properties.emplace("partitioner", "murmur2_random");  // as Kafka's Java client
+    producer_properties.emplace("enable.idempotence", "true");
+    kafka::ConfPtr producer_conf = conf_for(producer_properties);
+    rd_kafka_conf_set_dr_msg_cb(producer_conf.get(),
+                                [](rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+                                  static_cast<Impl*>(opaque)->deliveries.on_delivery(*message);
+                                });
+    producer = kafka::make_client(RD_KAFKA_PRODUCER, std::move(producer_conf));
+
+    auto consumer_properties = base_properties("consumer");
+    consumer_properties["group.id"] = application_id;
+    consumer_properties["partition.assignment.strategy"] = "cooperative-sticky";
+    consumer_properties["enable.auto.commit"] = "false";
+    consumer_properties["enable.auto.offset.store"] = "false";
+    consumer_properties.emplace("auto.offset.reset", "earliest");
+    consumer_properties.emplace("session.timeout.ms",
+                                std::to_string(config.get_int(config::kSessionTimeoutMs)));
+    kafka::ConfPtr consumer_conf = conf_for(consumer_properties);
+    rd_kafka_conf_set_rebalance_cb(
+        consumer_conf.get(),
+        [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
+           void* opaque) { static_cast<Impl*>(opaque)->on_rebalance(rk, err, partitions); });
+    consumer = kafka::make_client(RD_KAFKA_CONSUMER, std::move(consumer_conf));
+    rd_kafka_poll_set_consumer(consumer.get());
+    consumer_queue.reset(rd_kafka_queue_get_consumer(consumer.get()));
+  }
+
+  // Source topics must exist; internal topics are created here with the
+  // partition count of the sub-topology that writes them.
+  void prepare_topics() {
+    const auto timeout = config.get_duration(config::kTopicWaitMs);
+    std::map<std::string, int32_t> partitions;
+    std::set<std::string> internal_topics;
+    for (const auto& sub : topology.subtopologies())
+      for (const auto& topic : sub.source_topics)
+        if (topic.internal) internal_topics.insert(topic.full_name(application_id));
+
+    for (const auto& sub : topology.subtopologies()) {
+      for (const auto& topic : sub.source_topics) {
+        if (topic.internal) continue;
+        auto deadline = Clock::now() + timeout;
+        std::optional<int32_t> count;
+        while (!(count = kafka::partition_count(producer.get(), topic.name, timeout)) &&
+               Clock::now() < deadline)
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        if (!count)
+          throw std::runtime_error("source topic '" + topic.name + "' does not exist (waited " +
+                                   std::to_string(timeout.count()) + " ms); create it first");
+        partitions[topic.name] = *count;
+      }
+    }
+
+    // A repartition topic takes the partition count of the sub-topology that
+    // writes it, which may itself read a repartition topic: resolve in rounds.
+    std::vector<kafka::NewTopic> to_create;
+    for (std::size_t round = 0; round <= topology.subtopologies().size(); ++round) {
+      for (const auto& sub : topology.subtopologies()) {
+        int32_t writer_partitions = 0;
+        bool known = true;
+        for (const auto& topic : sub.source_topics) {
+          auto it = partitions.find(topic.full_name(application_id));
+          if (it == partitions.end())
+            known = false;
+          else
+            writer_partitions = std::max(writer_partitions, it->second);
+        }
+        if (!known) continue;
+        for (const auto& name : sub.nodes) {
+          const Topology::Node& node = topology.node(name);
+          if (node.kind != Topology::NodeKind::kSink || !node.topics[0].internal) continue;
+          std::string full = node.topics[0].full_name(application_id);
+          if (partitions.contains(full)) continue;
+          partitions[full] = node.partitions.value_or(writer_partitions);
+          to_create.push_back({full,
+                               partitions[full],
+                               static_cast<int32_t>(config.get_int(config::kReplicationFactor)),
+                               {{"cleanup.policy", "delete"}, {"retention.ms", "-1"}}});
+        }
+      }
+    }
+    for (const auto& topic : internal_topics)
+      if (!partitions.contains(topic))
+        throw TopologyError("cannot size internal topic '" + topic + "'");
+    kafka::create_topics(producer.get(), to_create, timeout);
+    for (const auto& topic : to_create) {
+      auto deadline = Clock::now() + timeout;
+      while (!kafka::partition_count(producer.get(), topic.name, timeout) &&
+             Clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  void subscribe() {
+    kafka::PartitionListPtr topics(
+        rd_kafka_topic_partition_list_new(static_cast<int>(subtopology_of_topic.size())));
+    for (const auto& [topic, sub] : subtopology_of_topic)
+      rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer.get(), topics.get());
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      throw std::runtime_error(std::string("cannot subscribe: ") + rd_kafka_err2str(err));
+  }
+
+  // ---- state -------------------------------------------------------------
+
+  void set_state(State next) {
+    State previous;
+    {
+      std::lock_guard lock(state_mutex);
+      previous = state;
+      if (previous == next) return;
+      // Terminal states stay; only NOT_RUNNING may follow ERROR... nothing does.
+      if (previous == State::kNotRunning || previous == State::kError) return;
+      if (previous == State::kPendingShutdown && next != State::kNotRunning &&
+          next != State::kError)
+        return;
+      state = next;
+    }
+    state_changed.notify_all();
+    log::get().info("{} state {} -> {}", application_id, to_string(previous), to_string(next));
+    if (listener) listener(next, previous);
+  }
+
+  void fail(const std::string& message) {
+    {
+      std::lock_guard lock(state_mutex);
+      if (error_message.empty()) error_message = message;
+    }
+    log::get().error("{}: {}", application_id, message);
+  }
+
+  // ---- the gate: every task stopped --------------------------------------
+
+  void close_gate() {
+    gate.closed.store(true);
+    while (gate.running.load() != 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+
+  void open_gate() {
+    gate.closed.store(false);
+    for (auto& [id, task] : tasks)
+      if (task->has_buffered()) schedule(task);
+  }
+
+  void schedule(const std::shared_ptr<ActiveTask>& task) {
+    if (task->scheduled.exchange(true)) return;
+    boost::asio::post(*pool, [this, task] {
+      task->run(wall_clock_ms());
+      if (task->failed.load() || task->has_buffered()) {
+        // Wake the poll thread: it handles failures and reschedules.
+        rd_kafka_queue_yield(consumer_queue.get());
+      }
+    });
+  }
+
+  // ---- commit ------------------------------------------------------------
+
+  // Flushes every output produced so far and commits the offsets of the
+  // records that produced them. Call with the gate closed. Returns false
+  // when an output was refused, in which case nothing is committed.
+  bool commit_offsets() {
+    auto commit_start = Clock::now();
+    rd_kafka_resp_err_t flushed = rd_kafka_flush(producer.get(), 60'000);
+    if (flushed != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      fail(std::string("flushing outputs before a commit failed: ") + rd_kafka_err2str(flushed));
+      return false;
+    }
+    if (std::string refused = deliveries.fatal_error(); !refused.empty()) {
+      fail(refused);
+      return false;
+    }
+    kafka::PartitionListPtr offsets(rd_kafka_topic_partition_list_new(16));
+    std::vector<InputPartition*> committed;
+    for (auto& [id, task] : tasks) {
+      if (task->failed.load()) continue;
+      for (auto& input : task->inputs()) {
+        if (input->next_offset <= input->committed_offset) continue;
+        rd_kafka_topic_partition_list_add(offsets.get(), input->topic.c_str(), input->partition)
+            ->offset = input->next_offset;
+        committed.push_back(input.get());
+      }
+    }
+    if (offsets->cnt > 0) {
+      rd_kafka_resp_err_t err = rd_kafka_commit(consumer.get(), offsets.get(), 0);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        // Not fatal: the records will be processed again (at-least-once).
+        log::get().warn("{}: committing offsets failed: {}", application_id, rd_kafka_err2str(err));
+        return true;
+      }
+      for (InputPartition* input : committed) input->committed_offset = input->next_offset;
+    }
+    ++commits;
+    log::get().debug(
+        "{}: committed {} partitions in {} ms", application_id, offsets->cnt,
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - commit_start).count());
+    return true;
+  }
+
+  void commit_all() {
+    close_gate();
+    commit_offsets();
+    open_gate();
+  }
+
+  // ---- rebalance ---------------------------------------------------------
+
+  void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                    rd_kafka_topic_partition_list_t* partitions) {
+    set_state(State::kRebalancing);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      assign(partitions);
+      if (rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, partitions)) {
+        fail(std::string("assigning partitions failed: ") + rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+      }
+    } else {
+      bool lost = rd_kafka_assignment_lost(rk) != 0;
+      close_gate();
+      if (!lost) commit_offsets();
+      revoke(partitions, lost);
+      if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions)) {
+        log::get().warn("{}: unassigning partitions: {}", application_id,
+                        rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+      }
+      open_gate();
+    }
+    if (!stopping.load()) set_state(State::kRunning);
+    log::get().info("{}: {} {} partitions; {} tasks", application_id,
+                    err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked",
+                    partitions->cnt, tasks.size());
+  }
+
+  void assign(rd_kafka_topic_partition_list_t* partitions) {
+    for (int i = 0; i < partitions->cnt; ++i) {
+      const rd_kafka_topic_partition_t& tp = partitions->elems[i];
+      auto sub = subtopology_of_topic.find(tp.topic);
+      if (sub == subtopology_of_topic.end()) continue;
+      TaskId id{sub->second, tp.partition};
+      auto& task = tasks[id];
+      if (!task) {
+        task =
+            std::make_shared<ActiveTask>(topology, id, application_id, producer.get(), errors, gate,
+                                         kMaxBatch, config.get_duration(config::kTopicWaitMs));
+        task->stream_task().init();
+        log::get().info("{}: created task {}", application_id, id.to_string());
+      }
+      auto input = std::make_unique<InputPartition>(
+          tp.topic, tp.partition, task->stream_task().source_for(tp.topic), buffer_capacity);
+      inputs[{tp.topic, tp.partition}] = {input.get(), task};
+      task->inputs().push_back(std::move(input));
+    }
+  }
+
+  void revoke(rd_kafka_topic_partition_list_t* partitions, bool lost) {
+    for (int i = 0; i < partitions->cnt; ++i) {
+      const rd_kafka_topic_partition_t& tp = partitions->elems[i];
+      auto it = inputs.find({tp.topic, tp.partition});
+      if (it == inputs.end()) continue;
+      auto task = it->second.second;
+      inputs.erase(it);
+      std::erase_if(task->inputs(), [&](const std::unique_ptr<InputPartition>& input) {
+        return input->topic == tp.topic && input->partition == tp.partition;
+      });
+      if (task->inputs().empty()) close_task(task, !lost);
+    }
+  }
+
+  void close_task(const std::shared_ptr<ActiveTask>& task, bool clean) {
+    task->closed.store(true);
+    try {
+      task->stream_task().close();
+    } catch (const std::exception& e) {
+      log::get().warn("{}: {}", application_id, e.what());
+    }
+    log::get().info("{}: closed task {}{}", application_id, task->id().to_string(),
+                    clean ? "" : " (partitions lost, not committed)");
+    tasks.erase(task->id());
+  }
+
+  // ---- the poll loop -----------------------------------------------------
+
+  void route(rd_kafka_message_t* message) {
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        log::get().warn("{}: consumer: {}", application_id, rd_kafka_message_errstr(message));
+      if (message->err == RD_KAFKA_RESP_ERR__FATAL) fail(rd_kafka_message_errstr(message));
+      rd_kafka_message_destroy(message);
+      return;
+    }
+    // Looked up by name only when the topic handle is new to us.
+    auto& by_partition = routing[message->rkt];
+    if (static_cast<std::size_t>(message->partition) >= by_partition.size())
+      by_partition.resize(static_cast<std::size_t>(message->partition) + 1);
+    auto& slot = by_partition[static_cast<std::size_t>(message->partition)];
+    if (slot.generation != routing_generation) {
+      auto it = inputs.find({rd_kafka_topic_name(message->rkt), message->partition});
+      slot.input = it == inputs.end() ? nullptr : it->second.first;
+      slot.task = it == inputs.end() ? nullptr : it->second.second.get();
+      slot.generation = routing_generation;
+    }
+    if (slot.input == nullptr) {  // fetched just before a revoke
+      rd_kafka_message_destroy(message);
+      return;
+    }
+    InputPartition& input = *slot.input;
+    if (!input.overflow.empty() || !input.buffer.push(message)) {
+      input.overflow.push_back(message);
+      if (!input.paused.exchange(true)) pause(input, true);
+    }
+    pending_schedule.insert(slot.task);
+  }
+
+  void pause(InputPartition& input, bool paused) {
+    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(list.get(), input.topic.c_str(), input.partition);
+    rd_kafka_resp_err_t err = paused ? rd_kafka_pause_partitions(consumer.get(), list.get())
+                                     : rd_kafka_resume_partitions(consumer.get(), list.get());
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      log::get().warn("{}: cannot {} {}[{}]: {}", application_id, paused ? "pause" : "resume",
+                      input.topic, input.partition, rd_kafka_err2str(err));
+  }
+
+  // Moves overflow into drained buffers and resumes partitions whose overflow
+  // is gone.
+  void refill_drained() {
+    for (auto& [id, task] : tasks) {
+      bool refilled = false;
+      for (auto& input : task->inputs()) {
+        if (!input->drained.exchange(false, std::memory_order_acquire)) continue;
+        std::size_t moved = 0;
+        while (moved < input->overflow.size() && input->buffer.push(input->overflow[moved]))
+          ++moved;
+        input->overflow.erase(input->overflow.begin(),
+                              input->overflow.begin() + static_cast<std::ptrdiff_t>(moved));
+        refilled = refilled || moved > 0;
+        if (input->overflow.empty()) {
+          input->paused.store(false);
+          pause(*input, false);
+        } else {
+          // Still more than fits: stay paused; the worker signals again.
+        }
+      }
+      if (refilled || task->has_buffered()) schedule(task);
+    }
+  }
+
+  // A task failed beyond its error handlers: ask the uncaught exception
+  // handler what to do.
+  void handle_failures() {
+    std::vector<std::shared_ptr<ActiveTask>> failed;
+    for (auto& [id, task] : tasks)
+      if (task->failed.load() && !task->scheduled.load()) failed.push_back(task);
+    for (auto& task : failed) {
+      runtime::FatalError error(task->failure);
+      ExceptionResponse response =
+          exception_handler ? exception_handler(error) : ExceptionResponse::kShutdownClient;
+      if (response == ExceptionResponse::kShutdownClient) {
+        fail(task->failure);
+        stopping.store(true);
+        failed_stop = true;
+        return;
+      }
+      log::get().warn("{}: restarting task {} after: {}", application_id, task->id().to_string(),
+                      task->failure);
+      restart_task(task);
+    }
+  }
+
+  // Recreates a failed task and rewinds its partitions to the last commit.
+  void restart_task(const std::shared_ptr<ActiveTask>& task) {
+    close_gate();
+    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(4));
+    for (auto& input : task->inputs())
+      rd_kafka_topic_partition_list_add(list.get(), input->topic.c_str(), input->partition);
+    revoke(list.get(), true);
+    rd_kafka_committed(consumer.get(), list.get(), 10'000);
+    assign(list.get());
+    for (int i = 0; i < list->cnt; ++i) {
+      auto& element = list->elems[i];
+      if (element.offset < 0) element.offset = RD_KAFKA_OFFSET_BEGINNING;
+      auto it = inputs.find({element.topic, element.partition});
+      if (it != inputs.end()) it->second.first->committed_offset = element.offset;
+    }
+    if (rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer.get(), list.get(), 10'000))
+      rd_kafka_error_destroy(error);
+    ++routing_generation;
+    open_gate();
+  }
+
+  void poll_loop() {
+    std::vector<rd_kafka_message_t*> batch(kMaxBatch);
+    auto next_commit = Clock::now() + commit_interval;
+    auto next_tick = Clock::now() + kWallClockTick;
+    try {
+      while (!stopping.load()) {
+        ssize_t count = rd_kafka_consume_batch_queue(consumer_queue.get(), kPollTimeoutMs,
+                                                     batch.data(), batch.size());
+        // The rebalance callback may have changed the assignment.
+        ++routing_generation;
+        for (ssize_t i = 0; i < count; ++i) route(batch[static_cast<std::size_t>(i)]);
+        for (ActiveTask* task : pending_schedule) {
+          auto it = tasks.find(task->id());
+          if (it != tasks.end()) schedule(it->second);
+        }
+        pending_schedule.clear();
+        rd_kafka_poll(producer.get(), 0);
+        refill_drained();
+        handle_failures();
+        if (!error_message.empty() && !failed_stop) {
+          stopping.store(true);
+          failed_stop = true;
+        }
+        auto now = Clock::now();
+        if (now >= next_tick) {
+          next_tick = now + kWallClockTick;
+          for (auto& [id, task] : tasks) schedule(task);
+        }
+        bool requested = false;
+        for (auto& [id, task] : tasks)
+          requested = task->stream_task().take_commit_request() || requested;
+        if (now >= next_commit || requested) {
+          commit_all();
+          next_commit = Clock::now() + commit_interval;
+        }
+      }
+    } catch (const std::exception& e) {
+      fail(e.what());
+      failed_stop = true;
+    }
+    shutdown();
+  }
+
+  void shutdown() {
+    set_state(State::kPendingShutdown);
+    close_gate();
+    if (!failed_stop) commit_offsets();
+    // Leaving the group revokes our partitions through on_rebalance, which
+    // commits again (nothing new) and closes the tasks.
+    gate.closed.store(false);
+    stopping.store(true);
+    rd_kafka_consumer_close(consumer.get());
+    close_gate();
+    while (!tasks.empty()) close_task(tasks.begin()->second, !failed_stop);
+    rd_kafka_flush(producer.get(), 30'000);
+    pool->join();
+    set_state(error_message.empty() ? State::kNotRunning : State::kError);
+  }
+
+  Topology topology;
+  StreamsConfig config;
+  runtime::ErrorHandling errors;
+  std::string application_id;
+  std::chrono::milliseconds commit_interval{30000};
+  std::size_t buffer_capacity = 1000;
+  std::map<std::string, int32_t> subtopology_of_topic;
+
+  runtime::DeliveryTracker deliveries{false};
+  kafka::KafkaPtr producer;
+  kafka::KafkaPtr consumer;
+  kafka::QueuePtr consumer_queue;
+  std::unique_ptr<boost::asio::thread_pool> pool;
+  std::thread poll_thread;
+
+  runtime::TaskGate gate;
+  std::map<TaskId, std::shared_ptr<ActiveTask>> tasks;
+  std::unordered_map<std::pair<std::string, int32_t>,
+                     std::pair<InputPartition*, std::shared_ptr<ActiveTask>>, TopicPartitionHash>
+      inputs;
+  struct RouteSlot {
+    InputPartition* input = nullptr;
+    ActiveTask* task = nullptr;
+    uint64_t generation = 0;
+  };
+  std::unordered_map<rd_kafka_topic_t*, std::vector<RouteSlot>> routing;
+  uint64_t routing_generation = 1;
+  std::set<ActiveTask*> pending_schedule;
+  uint64_t commits = 0;
+
+  std::atomic<bool> stopping{false};
+  bool failed_stop = false;
+  mutable std::mutex state_mutex;
+  std::condition_variable state_changed;
+  State state = State::kCreated;
+  std::string error_message;
+  StateListener listener;
+  ExceptionHandler exception_handler;
+};
+
+KafkaStreams::KafkaStreams(Topology topology, StreamsConfig config)
+    : impl_(std::make_unique<Impl>(std::move(topology), std::move(config))) {}
+
+KafkaStreams::~KafkaStreams() {
+  close();
+}
+
+void KafkaStreams::set_state_listener(StateListener listener) {
+  impl_->listener = std::move(listener);
+}
+
+void KafkaStreams::set_uncaught_exception_handler(ExceptionHandler handler) {
+  impl_->exception_handler = std::move(handler);
+}
+
+void KafkaStreams::start() {
+  if (state() != State::kCreated) throw std::logic_error("KafkaStreams::start() called twice");
+  log::get().info("{} starting: {}", impl_->application_id, impl_->config.to_log_string());
+  impl_->create_clients();
+  impl_->prepare_topics();
+  impl_->pool = std::make_unique<boost::asio::thread_pool>(
+      static_cast<std::size_t>(impl_->config.get_int(config::kNumStreamThreads)));
+  impl_->set_state(State::kRebalancing);
+  impl_->subscribe();
+  impl_->poll_thread = std::thread([this] { impl_->poll_loop(); });
+}
+
+bool KafkaStreams::close(std::chrono::milliseconds timeout) {
+  if (!impl_->poll_thread.joinable()) {
+    impl_->set_state(State::kNotRunning);
+    return true;
+  }
+  impl_->set_state(State::kPendingShutdown);
+  impl_->stopping.store(true);
+  bool stopped = wait_for_stop(timeout);
+  if (impl_->poll_thread.joinable()) impl_->poll_thread.join();
+  return stopped;
+}
+
+bool KafkaStreams::wait_for_stop(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->state_mutex);
+  return impl_->state_changed.wait_for(lock, timeout, [&] {
+    return impl_->state == State::kNotRunning || impl_->state == State::kError;
+  });
+}
+
+KafkaStreams::State KafkaStreams::state() const {
+  std::lock_guard lock(impl_->state_mutex);
+  return impl_->state;
+}
+
+std::string KafkaStreams::error() const {
+  std::lock_guard lock(impl_->state_mutex);
+  return impl_->error_message;
+}
+
+uint64_t KafkaStreams::processed_records() const {
+  return impl_->gate.processed.load(std::memory_order_relaxed);
+}
+
+namespace {
+std::atomic<int> received_signal{0};
+}
+
+int run_until_signal(KafkaStreams& streams) {
+  received_signal.store(0);
+  auto on_signal = [](int signal) { received_signal.store(signal); };
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  while (received_signal.load() == 0 && !streams.wait_for_stop(std::chrono::milliseconds(100))) {
+  }
+  if (received_signal.load() != 0)
+    log::get().info("received signal {}; closing", received_signal.load());
+  streams.close();
+  if (streams.state() == KafkaStreams::State::kError) {
+    std::cerr << "rill: " << streams.error() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace rill

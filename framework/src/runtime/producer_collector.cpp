@@ -1,0 +1,97 @@
+#include "runtime/producer_collector.h"
+
+#include <stdexcept>
+#include <thread>
+
+#include "log/log.h"
+
+namespace rill::runtime {
+
+void DeliveryTracker::on_delivery(const rd_kafka_message_t& message) {
+  if (message.err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  std::string error = std::string("the broker refused a record for topic ") +
+                      rd_kafka_topic_name(message.rkt) + ": " + rd_kafka_err2str(message.err);
+  if (continue_on_error_) {
+    skipped_.fetch_add(1, std::memory_order_relaxed);
+    log::get().warn("{}; record skipped (production.exception.handler=log-and-continue)", error);
+    return;
+  }
+  std::lock_guard lock(mutex_);
+  if (!failed_.exchange(true)) fatal_error_ = std::move(error);
+}
+
+std::string DeliveryTracker::fatal_error() const {
+  if (!failed_.load()) return {};
+  std::lock_guard lock(mutex_);
+  return fatal_error_;
+}
+
+int ProducerCollector::register_topic(const std::string& topic) {
+  for (std::size_t i = 0; i < topics_.size(); ++i)
+    if (topic == rd_kafka_topic_name(topics_[i].get())) return static_cast<int>(i);
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_, topic.c_str(), nullptr);
+  if (handle == nullptr)
+    throw std::runtime_error("cannot open topic '" + topic +
+                             "': " + rd_kafka_err2str(rd_kafka_last_error()));
+  topics_.emplace_back(handle);
+  partition_counts_.push_back(-1);
+  return static_cast<int>(topics_.size() - 1);
+}
+
+int32_t ProducerCollector::partition_count(int topic) {
+  auto index = static_cast<std::size_t>(topic);
+  if (partition_counts_[index] < 0) {
+    const std::string name = rd_kafka_topic_name(topics_[index].get());
+    auto count = kafka::partition_count(producer_, name, metadata_timeout_);
+    if (!count) throw std::runtime_error("output topic '" + name + "' does not exist");
+    partition_counts_[index] = *count;
+  }
+  return partition_counts_[index];
+}
+
+void ProducerCollector::send(int topic, int32_t partition, NullableBytes key, NullableBytes value,
+                             int64_t timestamp, const Headers& headers) {
+  rd_kafka_headers_t* kafka_headers = nullptr;
+  if (!headers.empty()) {
+    kafka_headers = rd_kafka_headers_new(headers.size());
+    for (const Header& header : headers)
+      rd_kafka_header_add(kafka_headers, header.key.data(), static_cast<ssize_t>(header.key.size()),
+                          header.value ? header.value->data() : nullptr,
+                          header.value ? static_cast<ssize_t>(header.value->size()) : 0);
+  }
+  rd_kafka_topic_t* handle = topics_[static_cast<std::size_t>(topic)].get();
+  rd_kafka_vu_t fields[7];
+  fields[0].vtype = RD_KAFKA_VTYPE_RKT;
+  fields[0].u.rkt = handle;
+  fields[1].vtype = RD_KAFKA_VTYPE_PARTITION;
+  fields[1].u.i32 = partition < 0 ? RD_KAFKA_PARTITION_UA : partition;
+  fields[2].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+  fields[2].u.i = RD_KAFKA_MSG_F_COPY;
+  fields[3].vtype = RD_KAFKA_VTYPE_KEY;
+  fields[3].u.mem = {const_cast<char*>(key ? key->data() : nullptr), key ? key->size() : 0};
+  fields[4].vtype = RD_KAFKA_VTYPE_VALUE;
+  fields[4].u.mem = {const_cast<char*>(value ? value->data() : nullptr), value ? value->size() : 0};
+  fields[5].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+  fields[5].u.i64 = timestamp;
+  fields[6].vtype = RD_KAFKA_VTYPE_HEADERS;
+  fields[6].u.headers = kafka_headers;
+  const std::size_t field_count = kafka_headers != nullptr ? 7 : 6;
+  while (true) {
+    rd_kafka_error_t* error = rd_kafka_produceva(producer_, fields, field_count);
+    if (error == nullptr) return;  // librdkafka owns the headers now.
+    rd_kafka_resp_err_t code = rd_kafka_error_code(error);
+    if (code != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      std::string reason = rd_kafka_error_string(error);
+      rd_kafka_error_destroy(error);
+      if (kafka_headers != nullptr) rd_kafka_headers_destroy(kafka_headers);
+      throw std::runtime_error(std::string("cannot produce to topic '") +
+                               rd_kafka_topic_name(handle) + "': " + reason);
+    }
+    rd_kafka_error_destroy(error);
+    // The producer's queue is full: wait for deliveries, which is the
+    // backpressure from a slow broker.
+    rd_kafka_poll(producer_, 1);
+  }
+}
+
+}  // namespace rill::runtime

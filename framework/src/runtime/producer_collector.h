@@ -1,0 +1,55 @@
+// The RecordCollector of a running application: sink nodes' records go to the
+// shared librdkafka producer. Delivery results arrive through DeliveryTracker.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "rill/internal/node.h"
+
+#include "kafka/handles.h"
+
+namespace rill::runtime {
+
+// Counts what the broker refused and keeps the first fatal refusal, for the
+// commit protocol (no commit past a failed output) and the production handler.
+class DeliveryTracker {
+ public:
+  explicit DeliveryTracker(bool continue_on_error) : continue_on_error_(continue_on_error) {}
+
+  // Called from librdkafka's delivery report callback, on any thread.
+  void on_delivery(const rd_kafka_message_t& message);
+
+  // The first refusal that must stop the application, or empty.
+  std::string fatal_error() const;
+  uint64_t skipped() const { return skipped_.load(std::memory_order_relaxed); }
+
+ private:
+  const bool continue_on_error_;
+  std::atomic<uint64_t> skipped_{0};
+  std::atomic<bool> failed_{false};
+  mutable std::mutex mutex_;
+  std::string fatal_error_;
+};
+
+class ProducerCollector final : public internal::RecordCollector {
+ public:
+  ProducerCollector(rd_kafka_t* producer, std::chrono::milliseconds metadata_timeout)
+      : producer_(producer), metadata_timeout_(metadata_timeout) {}
+
+  int register_topic(const std::string& topic) override;
+  int32_t partition_count(int topic) override;
+  void send(int topic, int32_t partition, NullableBytes key, NullableBytes value, int64_t timestamp,
+            const Headers& headers) override;
+
+ private:
+  rd_kafka_t* producer_;
+  std::chrono::milliseconds metadata_timeout_;
+  std::vector<kafka::TopicPtr> topics_;
+  std::vector<int32_t> partition_counts_;
+};
+
+}  // namespace rill::runtime
