@@ -552,7 +552,7 @@ struct KafkaStreams::Impl {
   void shutdown() {
     set_state(State::kPendingShutdown);
     close_gate();
-    if (!failed_stop) commit_offsets();
+    commit_offsets();  // skips failed tasks, and refuses after a refused output
     // Leaving the group revokes our partitions through on_rebalance, which
     // commits again (nothing new) and closes the tasks.
     gate.closed.store(false);

@@ -1,0 +1,65 @@
+// A rill application for multi-process tests. Its topology maps each input
+// record (key k, value v) to "k|v" through a repartition by value, so every
+// input shows in the output exactly once per time it was processed.
+//
+//   rill_test_app <topology> key=value...
+//     topology "echo":        source -> map_values -> sink
+//     topology "repartition": source -> select_key(value) -> repartition -> map_values -> sink
+//     topology "json":        like echo, but values are JSON objects {"id": ...} (others are
+//     poison)
+//   keys: input, output, and any StreamsConfig key.
+#include <iostream>
+
+#include "rill/kafka_streams.h"
+#include "rill/rill.h"
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: rill_test_app echo|repartition|json key=value...\n";
+    return 2;
+  }
+  std::string kind = argv[1];
+  rill::StreamsConfig config;
+  std::string input, output;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto eq = arg.find('=');
+    if (eq == std::string::npos) {
+      std::cerr << "expected key=value, got " << arg << "\n";
+      return 2;
+    }
+    std::string key = arg.substr(0, eq), value = arg.substr(eq + 1);
+    if (key == "input")
+      input = value;
+    else if (key == "output")
+      output = value;
+    else
+      config.set(key, value);
+  }
+
+  rill::StreamsBuilder builder;
+  if (kind == "json") {
+    builder.stream(input, rill::serdes::string(), rill::serdes::json())
+        .map_values([](const std::string& key, const nlohmann::json& value) {
+          return key + "|" + value.at("id").get<std::string>();
+        })
+        .to(output);
+  } else {
+    auto stream = builder.stream(input, rill::serdes::string(), rill::serdes::string());
+    if (kind == "repartition")
+      stream = stream.select_key([](const std::string&, const std::string& v) { return v; })
+                   .repartition({"by-value"});
+    stream
+        .map_values(
+            [](const std::string& key, const std::string& value) { return key + "|" + value; })
+        .to(output);
+  }
+  try {
+    rill::KafkaStreams streams(builder.build(), config);
+    streams.start();
+    return rill::run_until_signal(streams);
+  } catch (const std::exception& e) {
+    std::cerr << "rill_test_app: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,39 @@
+// Child processes for multi-instance tests: spawn a binary, signal it, wait for
+// it, read what it wrote to stderr. The destructor kills what is still running.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace rill::testing {
+
+class ChildProcess {
+ public:
+  // Starts `argv[0]` with arguments; stderr and stdout go to `log_file`.
+  ChildProcess(std::vector<std::string> argv, std::string log_file);
+  ~ChildProcess();
+  ChildProcess(ChildProcess&& other) noexcept;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  void signal(int signal);
+  // The exit code (128 + signal when killed), or nullopt after the timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  bool running();
+  std::string log() const;
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  std::string log_file_;
+};
+
+// Path of a binary built next to the test executable (tests/apps/...).
+std::string test_binary(const std::string& name);
+
+}  // namespace rill::testing
