@@ -61,8 +61,17 @@ class KafkaStreams {
   // The error that put the instance in ERROR state, if any.
   std::string error() const;
 
-  // Records processed by this instance's tasks since start.
-  uint64_t processed_records() const;
+  // Counters since start; the metrics endpoint exports the same numbers.
+  struct Stats {
+    uint64_t processed_records = 0;
+    uint64_t commits = 0;
+    // Times a partition was paused because its task's buffer was full.
+    uint64_t partition_pauses = 0;
+    uint64_t skipped_records = 0;
+    uint64_t dead_lettered_records = 0;
+    uint64_t active_tasks = 0;
+  };
+  Stats stats() const;
 
  private:
   struct Impl;

@@ -32,6 +32,9 @@ struct CapturedRecord {
   std::optional<std::string> value;
   int64_t timestamp = 0;
   Headers headers;
+  // The partition a sink's partitioner chose; -1 when left to the default
+  // partitioner. Ignored for piped input.
+  int32_t partition = -1;
 };
 
 class TopologyTestDriver {

@@ -42,7 +42,8 @@ const std::vector<ConfigKey> kKeys = {
      "log-and-fail",
      "What happens to a record whose key or value cannot be deserialized: log-and-fail stops "
      "the application naming topic, partition and offset; log-and-continue skips it and counts "
-     "it; dead-letter writes it to errors.dead.letter.queue.topic.name and continues.",
+     "it; dead-letter writes it to errors.dead.letter.queue.topic.name and continues. When "
+     "that topic is set, every handler first writes the record there, as in Kafka Streams.",
      {"log-and-fail", "log-and-continue", "dead-letter"}},
     {config::kProcessingHandler,
      ConfigType::kEnum,

@@ -44,7 +44,8 @@ InputPartition* ActiveTask::next_input() {
   return best;
 }
 
-void ActiveTask::run(int64_t now) {
+bool ActiveTask::run(int64_t now) {
+  bool wake_poll_thread = false;
   // Dekker-style handshake with the poll thread: announce running, then look at
   // the gate; the poll thread closes the gate, then waits for running == 0.
   gate_.running.fetch_add(1);
@@ -81,17 +82,21 @@ void ActiveTask::run(int64_t now) {
         input->next_offset = message->offset + 1;
         ++done;
         if (input->paused.load(std::memory_order_relaxed) &&
-            input->buffer.size() <= input->buffer.capacity() / 2)
+            input->buffer.size() <= input->buffer.capacity() / 2) {
           input->drained.store(true, std::memory_order_release);
+          wake_poll_thread = true;
+        }
       }
     } catch (const std::exception& e) {
       failure = "task " + id_.to_string() + ": " + e.what();
       failed.store(true);
+      wake_poll_thread = true;
     }
     gate_.processed.fetch_add(done, std::memory_order_relaxed);
   }
   scheduled.store(false);
   gate_.running.fetch_sub(1);
+  return wake_poll_thread;
 }
 
 }  // namespace rill::runtime

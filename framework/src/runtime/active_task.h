@@ -59,8 +59,9 @@ class ActiveTask {
   std::vector<std::unique_ptr<InputPartition>>& inputs() { return inputs_; }
 
   // Worker side: processes buffered records until the buffers are empty, the
-  // batch is done, or the gate closes. Returns true if records remain.
-  void run(int64_t now);
+  // batch is done, or the gate closes. Returns true when the polling thread
+  // has work: a paused partition drained, or the task failed.
+  bool run(int64_t now);
   bool has_buffered() const;
 
   // True while a run is posted or executing; the poll thread posts a run only

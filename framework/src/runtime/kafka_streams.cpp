@@ -263,11 +263,10 @@ struct KafkaStreams::Impl {
   void schedule(const std::shared_ptr<ActiveTask>& task) {
     if (task->scheduled.exchange(true)) return;
     boost::asio::post(*pool, [this, task] {
-      task->run(wall_clock_ms());
-      if (task->failed.load() || task->has_buffered()) {
-        // Wake the poll thread: it handles failures and reschedules.
-        rd_kafka_queue_yield(consumer_queue.get());
-      }
+      bool wake_poll_thread = task->run(wall_clock_ms());
+      if (task->has_buffered() && !gate.closed.load() && !task->failed.load()) schedule(task);
+      // The poll thread refills drained buffers and handles failures.
+      if (wake_poll_thread) rd_kafka_queue_yield(consumer_queue.get());
     });
   }
 
@@ -361,6 +360,7 @@ struct KafkaStreams::Impl {
             std::make_shared<ActiveTask>(topology, id, application_id, producer.get(), errors, gate,
                                          kMaxBatch, config.get_duration(config::kTopicWaitMs));
         task->stream_task().init();
+        active_tasks.store(tasks.size(), std::memory_order_relaxed);
         log::get().info("{}: created task {}", application_id, id.to_string());
       }
       auto input = std::make_unique<InputPartition>(
@@ -394,6 +394,7 @@ struct KafkaStreams::Impl {
     log::get().info("{}: closed task {}{}", application_id, task->id().to_string(),
                     clean ? "" : " (partitions lost, not committed)");
     tasks.erase(task->id());
+    active_tasks.store(tasks.size(), std::memory_order_relaxed);
   }
 
   // ---- the poll loop -----------------------------------------------------
@@ -424,7 +425,10 @@ struct KafkaStreams::Impl {
     InputPartition& input = *slot.input;
     if (!input.overflow.empty() || !input.buffer.push(message)) {
       input.overflow.push_back(message);
-      if (!input.paused.exchange(true)) pause(input, true);
+      if (!input.paused.exchange(true)) {
+        pause(input, true);
+        partition_pauses.fetch_add(1, std::memory_order_relaxed);
+      }
     }
     pending_schedule.insert(slot.task);
   }
@@ -445,7 +449,12 @@ struct KafkaStreams::Impl {
     for (auto& [id, task] : tasks) {
       bool refilled = false;
       for (auto& input : task->inputs()) {
-        if (!input->drained.exchange(false, std::memory_order_acquire)) continue;
+        // The worker's signal, or a buffer that drained before the pause was
+        // even visible to it.
+        if (!input->paused.load()) continue;
+        if (!input->drained.exchange(false, std::memory_order_acquire) &&
+            input->buffer.size() > input->buffer.capacity() / 2)
+          continue;
         std::size_t moved = 0;
         while (moved < input->overflow.size() && input->buffer.push(input->overflow[moved]))
           ++moved;
@@ -593,7 +602,9 @@ struct KafkaStreams::Impl {
   std::unordered_map<rd_kafka_topic_t*, std::vector<RouteSlot>> routing;
   uint64_t routing_generation = 1;
   std::set<ActiveTask*> pending_schedule;
-  uint64_t commits = 0;
+  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> partition_pauses{0};
+  std::atomic<uint64_t> active_tasks{0};
 
   std::atomic<bool> stopping{false};
   bool failed_stop = false;
@@ -661,8 +672,17 @@ std::string KafkaStreams::error() const {
   return impl_->error_message;
 }
 
-uint64_t KafkaStreams::processed_records() const {
-  return impl_->gate.processed.load(std::memory_order_relaxed);
+KafkaStreams::Stats KafkaStreams::stats() const {
+  Stats stats;
+  stats.processed_records = impl_->gate.processed.load(std::memory_order_relaxed);
+  stats.commits = impl_->commits.load(std::memory_order_relaxed);
+  stats.partition_pauses = impl_->partition_pauses.load(std::memory_order_relaxed);
+  stats.skipped_records =
+      impl_->errors.counts().skipped.load(std::memory_order_relaxed) + impl_->deliveries.skipped();
+  stats.dead_lettered_records =
+      impl_->errors.counts().dead_lettered.load(std::memory_order_relaxed);
+  stats.active_tasks = impl_->active_tasks.load(std::memory_order_relaxed);
+  return stats;
 }
 
 namespace {

@@ -108,9 +108,10 @@ void StreamTask::run_due(PunctuationType type, int64_t now) {
   for (std::size_t i = 0; i < punctuations_.size(); ++i) {
     if (punctuations_[i].type != type || *punctuations_[i].cancelled || now < punctuations_[i].next)
       continue;
-    int64_t next = punctuations_[i].next + punctuations_[i].interval;
-    // After a jump in time, fire once and realign rather than catching up.
-    punctuations_[i].next = now >= next ? now + punctuations_[i].interval : next;
+    // After a jump in time, fire once and stay on the schedule's grid, as
+    // Kafka Streams does: the next time is the first multiple past `now`.
+    Punctuation& due = punctuations_[i];
+    due.next += ((now - due.next) / due.interval + 1) * due.interval;
     auto callback = punctuations_[i].callback;
     callback(now);
   }

@@ -43,11 +43,11 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
     return static_cast<int>(topic_names.size() - 1);
   }
   int32_t partition_count(int) override { return 1; }
-  void send(int topic, int32_t, NullableBytes key, NullableBytes value, int64_t timestamp,
+  void send(int topic, int32_t partition, NullableBytes key, NullableBytes value, int64_t timestamp,
             const Headers& headers) override {
     CapturedRecord record{key ? std::optional<std::string>(*key) : std::nullopt,
                           value ? std::optional<std::string>(*value) : std::nullopt, timestamp,
-                          headers};
+                          headers, partition};
     const std::string& name = topic_names[static_cast<std::size_t>(topic)];
     if (consumed(name)) pending.emplace_back(name, record);
     outputs[name].push_back(std::move(record));
@@ -90,11 +90,13 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
   std::string application_id;
   runtime::ErrorHandling errors;
   int64_t wall_clock;
-  std::vector<std::unique_ptr<runtime::StreamTask>> tasks;
   std::vector<std::string> topic_names;
   std::map<std::string, std::deque<CapturedRecord>> outputs;
   std::deque<std::pair<std::string, CapturedRecord>> pending;
   std::map<std::string, int64_t> offsets;
+  // Last, so tasks are destroyed first: closing a processor may still send
+  // records to this collector.
+  std::vector<std::unique_ptr<runtime::StreamTask>> tasks;
 };
 
 TopologyTestDriver::TopologyTestDriver(Topology topology, StreamsConfig config,

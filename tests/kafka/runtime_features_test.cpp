@@ -1,0 +1,172 @@
+// Runtime behaviours on the real broker: backpressure, punctuation by wall-clock
+// time, commit requests, and the uncaught exception handler.
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "rill/kafka_streams.h"
+#include "rill/rill.h"
+
+#include "support/kafka_cluster.h"
+
+using namespace rill;
+using namespace rill::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+StreamsConfig config_for(const std::string& application_id) {
+  return StreamsConfig{{"application.id", application_id},
+                       {"bootstrap.servers", bootstrap_servers()},
+                       {"commit.interval.ms", "1000"},
+                       {"num.stream.threads", "2"},
+                       {"source.topic.wait.ms", "5000"}};
+}
+
+std::vector<TestRecord> records(int count, int partitions) {
+  std::vector<TestRecord> out;
+  for (int i = 0; i < count; ++i)
+    out.push_back({"k" + std::to_string(i), std::to_string(i), i % partitions, -1, 1000 + i, {}});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a slow task pauses its partitions when its buffer fills and resumes when it drains",
+          "[kafka][runtime][backpressure]") {
+  const std::string input = unique_name("slow-in"), output = unique_name("slow-out");
+  create_topic(input, 2);
+  create_topic(output, 2);
+  produce(input, records(3000, 2));
+
+  StreamsBuilder builder;
+  builder.stream(input, serdes::string(), serdes::string())
+      .peek([](const std::string&, const std::string&) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      })
+      .to(output);
+  auto config = config_for(unique_name("app-slow"));
+  config.set("buffered.records.per.partition", "20");
+  KafkaStreams streams(builder.build(), config);
+  streams.start();
+  auto out = consume(output, 3000, 90s);
+  auto stats = streams.stats();
+  REQUIRE(streams.close(30s));
+
+  CHECK(out.size() == 3000);
+  std::set<std::string> values;
+  for (const auto& record : out) values.insert(*record.value);
+  CHECK(values.size() == 3000);
+  CHECK(stats.partition_pauses > 0);
+  CHECK(stats.processed_records == 3000);
+}
+
+namespace {
+
+// Emits a "tick" record on each wall-clock punctuation and asks for a commit
+// after every record.
+class Ticker : public Processor<std::string, std::string> {
+ public:
+  void init(ProcessorContext<std::string, std::string>& context) override {
+    context_ = &context;
+    context.schedule(100ms, PunctuationType::kWallClockTime, [this](int64_t time) {
+      context_->forward({"tick", std::to_string(time), time, {}});
+    });
+  }
+  void process(const Record<std::string, std::string>& record) override {
+    context_->forward(record);
+    context_->commit();
+  }
+
+ private:
+  ProcessorContext<std::string, std::string>* context_ = nullptr;
+};
+
+}  // namespace
+
+TEST_CASE("wall-clock punctuations fire in the running application and commit() commits",
+          "[kafka][runtime][punctuation]") {
+  const std::string input = unique_name("tick-in"), output = unique_name("tick-out");
+  create_topic(input, 1);
+  create_topic(output, 1);
+  produce(input, records(5, 1));
+
+  Topology topology;
+  topology.add_source<std::string, std::string>("source", {input})
+      .add_processor("ticker", [] { return std::make_unique<Ticker>(); }, {"source"})
+      .add_sink<std::string, std::string>("sink", output, {"ticker"});
+  auto config = config_for(unique_name("app-tick"));
+  config.set("commit.interval.ms", "600000");  // only requested commits happen
+  KafkaStreams streams(std::move(topology), config);
+  streams.start();
+  auto out = consume(output, 10, 60s);
+  REQUIRE(streams.close(30s));
+
+  int ticks = 0, inputs = 0;
+  for (const auto& record : out) (*record.key == "tick" ? ticks : inputs)++;
+  CHECK(inputs == 5);
+  CHECK(ticks >= 5);
+  CHECK(streams.stats().commits >= 1);
+}
+
+TEST_CASE("the uncaught exception handler can restart a failed task from its last commit",
+          "[kafka][runtime][errors]") {
+  const std::string input = unique_name("flaky-in"), output = unique_name("flaky-out");
+  create_topic(input, 2);
+  create_topic(output, 2);
+  produce(input, records(400, 2));
+
+  static std::atomic<bool> failed_once{false};
+  failed_once = false;
+  StreamsBuilder builder;
+  builder.stream(input, serdes::string(), serdes::string())
+      .map_values([](const std::string& value) {
+        if (value == "250" && !failed_once.exchange(true))
+          throw std::runtime_error("transient failure at 250");
+        return value;
+      })
+      .to(output);
+  KafkaStreams streams(builder.build(), config_for(unique_name("app-flaky")));
+  std::atomic<int> handled{0};
+  std::string seen_error;
+  streams.set_uncaught_exception_handler([&](const std::exception& error) {
+    seen_error = error.what();
+    ++handled;
+    return KafkaStreams::ExceptionResponse::kReplaceThread;
+  });
+  streams.start();
+  std::set<std::string> values;
+  for (int attempt = 0; attempt < 60 && values.size() < 400; ++attempt) {
+    values.clear();
+    for (const auto& record : consume(output, 1u << 30, 1s)) values.insert(*record.value);
+  }
+  REQUIRE(streams.close(30s));
+  CHECK(values.size() == 400);
+  CHECK(handled == 1);
+  CHECK(seen_error.find("transient failure at 250") != std::string::npos);
+  CHECK(seen_error.find("topic " + input) != std::string::npos);
+  CHECK(streams.state() == KafkaStreams::State::kNotRunning);
+}
+
+TEST_CASE("without a handler a failed task shuts the instance down in ERROR",
+          "[kafka][runtime][errors]") {
+  const std::string input = unique_name("broken-in"), output = unique_name("broken-out");
+  create_topic(input, 1);
+  create_topic(output, 1);
+  produce(input, records(10, 1));
+  StreamsBuilder builder;
+  builder.stream(input, serdes::string(), serdes::string())
+      .map_values([](const std::string& value) -> std::string {
+        if (value == "3") throw std::runtime_error("cannot handle 3");
+        return value;
+      })
+      .to(output);
+  KafkaStreams streams(builder.build(), config_for(unique_name("app-broken")));
+  streams.start();
+  REQUIRE(streams.wait_for_stop(60s));
+  CHECK(streams.state() == KafkaStreams::State::kError);
+  CHECK_THAT(streams.error(),
+             Catch::Contains("cannot handle 3") && Catch::Contains("partition 0, offset 3"));
+}
