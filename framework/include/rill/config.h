@@ -45,6 +45,9 @@ struct ConfigKey {
 // The declaration of every key rill itself reads.
 std::span<const ConfigKey> config_keys();
 
+// The configuration reference (docs/configuration.md), rendered from config_keys().
+std::string config_reference_markdown();
+
 namespace config {
 inline constexpr std::string_view kApplicationId = "application.id";
 inline constexpr std::string_view kBootstrapServers = "bootstrap.servers";

@@ -135,6 +135,45 @@ std::span<const ConfigKey> config_keys() {
   return kKeys;
 }
 
+std::string config_reference_markdown() {
+  auto type_name = [](const ConfigKey& key) -> std::string {
+    switch (key.type) {
+      case ConfigType::kString:
+        return "string";
+      case ConfigType::kInt:
+        return "integer";
+      case ConfigType::kBool:
+        return "boolean";
+      case ConfigType::kDuration:
+        return "milliseconds";
+      case ConfigType::kEnum: {
+        std::string values;
+        for (auto value : key.allowed)
+          values += (values.empty() ? "" : " \\| ") + std::string(value);
+        return values;
+      }
+    }
+    return "";
+  };
+  std::string out =
+      "# Configuration\n\n"
+      "Keys follow Kafka Streams' names. This page is rendered from the declaration in\n"
+      "`framework/src/config/streams_config.cpp`; a unit test fails when they differ\n"
+      "(`RILL_UPDATE_DOCS=1 build/tests/rill_unit_tests \"[config-doc]\"` rewrites it).\n\n"
+      "Any other key is passed to librdkafka: `consumer.`, `producer.` and `admin.`\n"
+      "prefixes address one client (prefix removed); unprefixed keys go to every client.\n"
+      "So `security.protocol`, `sasl.mechanism`, `sasl.username` and `sasl.password` set\n"
+      "SASL for all of them. Values of keys that name a password or secret are never logged.\n\n"
+      "| key | type | default | description |\n|---|---|---|---|\n";
+  for (const auto& key : kKeys) {
+    std::string default_value = key.required ? "required" : std::string(key.default_value);
+    if (default_value.empty()) default_value = "(none)";
+    out += "| `" + std::string(key.name) + "` | " + type_name(key) + " | " + default_value + " | " +
+           std::string(key.description) + " |\n";
+  }
+  return out;
+}
+
 StreamsConfig::StreamsConfig(std::initializer_list<std::pair<std::string, std::string>> entries) {
   for (const auto& [key, value] : entries) set(key, value);
 }
