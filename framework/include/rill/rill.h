@@ -5,5 +5,6 @@
 #include "rill/processor.h"
 #include "rill/record.h"
 #include "rill/serde.h"
+#include "rill/state.h"
 #include "rill/streams_builder.h"
 #include "rill/topology.h"

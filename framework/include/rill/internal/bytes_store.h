@@ -1,0 +1,171 @@
+// Internal: the byte-level state store interfaces that the typed stores of
+// rill/state.h wrap. Implementations (in memory, RocksDB, time-segmented window
+// and session stores) live in framework/src/state/; changelogging layers wrap
+// these interfaces. Nothing here is part of the stable API.
+//
+// Keys are ordered by unsigned byte comparison (memcmp), as RocksDB's default
+// comparator and Kafka Streams' Bytes: "a" < "ab" < "b" < "\x80".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace rill {
+
+// A store operation failed for a reason outside the caller's code: the store
+// could not be opened (its directory is locked or unreadable), RocksDB reported
+// an I/O error, or the store was used after close(). The message names the store.
+class StateStoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace rill
+
+namespace rill::state {
+
+// What every byte store has.
+class BytesStore {
+ public:
+  virtual ~BytesStore() = default;
+  virtual std::string_view name() const = 0;
+  // True when the data lives on disk (RocksDB) and survives a restart.
+  virtual bool persistent() const = 0;
+  virtual bool is_open() const = 0;
+  // Makes every write so far durable in the store's files (RocksDB flushes its
+  // memtables). Nothing to do for in-memory stores.
+  virtual void flush() = 0;
+  // Flushes and releases the store; open iterators become invalid (valid()
+  // returns false). Idempotent.
+  virtual void close() = 0;
+};
+
+// A cursor over key-value entries in key order. key() and value() are valid
+// while valid() is true and stay valid until the next call to next(). Iterators
+// see writes made while they are open only as far as the implementation allows
+// (RocksDB: not at all), so do not rely on either.
+class KeyValueBytesIterator {
+ public:
+  virtual ~KeyValueBytesIterator() = default;
+  virtual bool valid() const = 0;
+  virtual void next() = 0;
+  virtual std::string_view key() const = 0;
+  virtual std::string_view value() const = 0;
+};
+
+// One write of a batch: a value to put, or std::nullopt to delete the key.
+struct BytesWrite {
+  std::string_view key;
+  std::optional<std::string_view> value;
+};
+
+class KeyValueBytesStore : public BytesStore {
+ public:
+  virtual std::optional<std::string> get(std::string_view key) const = 0;
+  virtual void put(std::string_view key, std::string_view value) = 0;
+  // Stores `value` only when `key` has no value. Returns the value already
+  // there (and stores nothing), or std::nullopt when it stored `value`.
+  virtual std::optional<std::string> put_if_absent(std::string_view key,
+                                                   std::string_view value) = 0;
+  virtual void remove(std::string_view key) = 0;
+  // Applies the writes in order, atomically where the implementation can
+  // (RocksDB: one WriteBatch). Meant for restoring from a changelog.
+  virtual void write_all(std::span<const BytesWrite> writes) = 0;
+  // Removes every key k with from <= k < to_exclusive (RocksDB: DeleteRange,
+  // one range tombstone however many keys it covers).
+  virtual void remove_range(std::string_view from, std::string_view to_exclusive) = 0;
+
+  // Keys k with from <= k <= to; empty when from > to.
+  virtual std::unique_ptr<KeyValueBytesIterator> range(std::string_view from,
+                                                       std::string_view to) const = 0;
+  // Keys that start with `prefix`; every key when the prefix is empty.
+  virtual std::unique_ptr<KeyValueBytesIterator> prefix_scan(std::string_view prefix) const = 0;
+  virtual std::unique_ptr<KeyValueBytesIterator> all() const = 0;
+  // Exact for in-memory stores, RocksDB's estimate otherwise.
+  virtual uint64_t approximate_num_entries() const = 0;
+};
+
+// Entries of a window store, each a record key, a window start and a value.
+class WindowBytesIterator {
+ public:
+  virtual ~WindowBytesIterator() = default;
+  virtual bool valid() const = 0;
+  virtual void next() = 0;
+  virtual std::string_view key() const = 0;
+  virtual int64_t window_start() const = 0;
+  virtual std::string_view value() const = 0;
+};
+
+// Values per (key, window start), kept for `retention` milliseconds of stream
+// time: the store's stream time is the largest window start written to it, and
+// windows that start at or before stream time - retention expire. Window starts
+// are milliseconds since the epoch, never negative.
+class WindowBytesStore : public BytesStore {
+ public:
+  // Size of the windows, so that readers can tell a window's end.
+  virtual int64_t window_size() const = 0;
+  virtual int64_t retention_period() const = 0;
+  // The largest window start written since the store was opened, or -1.
+  virtual int64_t observed_stream_time() const = 0;
+
+  // Returns false, storing nothing, when the window has expired already.
+  virtual bool put(std::string_view key, int64_t window_start, std::string_view value) = 0;
+  virtual void remove(std::string_view key, int64_t window_start) = 0;
+  virtual std::optional<std::string> fetch(std::string_view key, int64_t window_start) const = 0;
+  // Windows of `key` with time_from <= start <= time_to, by start time.
+  virtual std::unique_ptr<WindowBytesIterator> fetch(std::string_view key, int64_t time_from,
+                                                     int64_t time_to) const = 0;
+  // Windows of every key with time_from <= start <= time_to, ordered by time
+  // segment, then key bytes, then start time (as Kafka Streams).
+  virtual std::unique_ptr<WindowBytesIterator> fetch_all(int64_t time_from,
+                                                         int64_t time_to) const = 0;
+  virtual std::unique_ptr<WindowBytesIterator> all() const = 0;
+};
+
+// Entries of a session store: a record key, the session's first and last
+// record timestamps (both inclusive) and the session's aggregate.
+class SessionBytesIterator {
+ public:
+  virtual ~SessionBytesIterator() = default;
+  virtual bool valid() const = 0;
+  virtual void next() = 0;
+  virtual std::string_view key() const = 0;
+  virtual int64_t session_start() const = 0;
+  virtual int64_t session_end() const = 0;
+  virtual std::string_view value() const = 0;
+};
+
+// Aggregates per (key, session), kept for `retention` milliseconds of stream
+// time, which for sessions is the largest session end written.
+class SessionBytesStore : public BytesStore {
+ public:
+  virtual int64_t retention_period() const = 0;
+  virtual int64_t observed_stream_time() const = 0;
+
+  // Requires 0 <= start <= end. Returns false, storing nothing, when the
+  // session has expired already.
+  virtual bool put(std::string_view key, int64_t start, int64_t end, std::string_view value) = 0;
+  virtual void remove(std::string_view key, int64_t start, int64_t end) = 0;
+  virtual std::optional<std::string> fetch_session(std::string_view key, int64_t start,
+                                                   int64_t end) const = 0;
+  // Sessions of `key` with end >= earliest_session_end and start <=
+  // latest_session_start: those a record at time t may merge with, for
+  // earliest_session_end = t - gap and latest_session_start = t + gap (Kafka
+  // Streams' findSessions). Ordered by session end, then start.
+  virtual std::unique_ptr<SessionBytesIterator> find_sessions(
+      std::string_view key, int64_t earliest_session_end, int64_t latest_session_start) const = 0;
+  // Every session of `key`.
+  virtual std::unique_ptr<SessionBytesIterator> fetch(std::string_view key) const = 0;
+  virtual std::unique_ptr<SessionBytesIterator> all() const = 0;
+};
+
+// The block cache and write-buffer manager shared by the RocksDB stores of an
+// application instance (framework/src/state/rocksdb_resources.h).
+class RocksDbResources;
+
+}  // namespace rill::state

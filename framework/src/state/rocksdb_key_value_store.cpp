@@ -1,0 +1,257 @@
+// The RocksDB key-value byte store.
+#include "state/rocksdb_key_value_store.h"
+
+#include <algorithm>
+#include <system_error>
+#include <utility>
+
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "log/log.h"
+#include "state/key_layout.h"
+#include "state/rocksdb_resources.h"
+
+namespace rill::state {
+namespace {
+
+rocksdb::Slice slice(std::string_view bytes) {
+  return {bytes.data(), bytes.size()};
+}
+std::string_view view(const rocksdb::Slice& bytes) {
+  return {bytes.data(), bytes.size()};
+}
+
+rocksdb::CompressionType compression_type(RocksDbCompression compression) {
+  switch (compression) {
+    case RocksDbCompression::kNone:
+      return rocksdb::kNoCompression;
+    case RocksDbCompression::kSnappy:
+      return rocksdb::kSnappyCompression;
+    case RocksDbCompression::kLz4:
+      return rocksdb::kLZ4Compression;
+    case RocksDbCompression::kZstd:
+      return rocksdb::kZSTD;
+  }
+  return rocksdb::kNoCompression;
+}
+
+rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* resources) {
+  rocksdb::BlockBasedTableOptions table;
+  table.block_size = options.block_size_bytes;
+  if (options.bloom_filter_bits_per_key > 0)
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(options.bloom_filter_bits_per_key));
+  if (resources != nullptr) {
+    // Index and filter blocks go into the shared cache too, at high priority,
+    // so that they count against the bound instead of growing beside it.
+    table.block_cache = resources->block_cache();
+    table.cache_index_and_filter_blocks = true;
+    table.cache_index_and_filter_blocks_with_high_priority = true;
+    table.pin_top_level_index_and_filter = true;
+  } else {
+    table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  }
+
+  rocksdb::Options db;
+  db.create_if_missing = true;
+  db.error_if_exists = false;
+  db.info_log_level = rocksdb::InfoLogLevel::ERROR_LEVEL;
+  db.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  db.write_buffer_size = options.write_buffer_bytes;
+  db.max_write_buffer_number = options.max_write_buffers;
+  db.compression = compression_type(options.compression);
+  db.compaction_style = options.compaction == RocksDbCompaction::kUniversal
+                            ? rocksdb::kCompactionStyleUniversal
+                            : rocksdb::kCompactionStyleLevel;
+  db.max_background_jobs = options.max_background_jobs;
+  db.max_open_files = options.max_open_files;
+  if (resources != nullptr) db.write_buffer_manager = resources->write_buffer_manager();
+  return db;
+}
+
+}  // namespace
+
+// Streams a RocksDB iterator over [from, to_exclusive); the bound is given to
+// RocksDB (iterate_upper_bound) so that it stops reading at it.
+class RocksDbKeyValueStore::Iterator final : public KeyValueBytesIterator {
+ public:
+  Iterator(const RocksDbKeyValueStore& store, std::string_view from,
+           std::optional<std::string> to_exclusive)
+      : store_(&store), to_exclusive_(std::move(to_exclusive)) {
+    rocksdb::ReadOptions read;
+    if (to_exclusive_) {
+      bound_ = slice(*to_exclusive_);
+      read.iterate_upper_bound = &bound_;
+    }
+    iterator_.reset(store.db_->NewIterator(read));
+    iterator_->Seek(slice(from));
+    check();
+    store_->iterators_.push_back(this);
+  }
+  ~Iterator() override {
+    if (store_ != nullptr) std::erase(store_->iterators_, this);
+  }
+  Iterator(const Iterator&) = delete;
+  Iterator& operator=(const Iterator&) = delete;
+
+  bool valid() const override { return iterator_ != nullptr && iterator_->Valid(); }
+  void next() override {
+    if (!valid()) return;
+    iterator_->Next();
+    check();
+  }
+  std::string_view key() const override { return view(iterator_->key()); }
+  std::string_view value() const override { return view(iterator_->value()); }
+
+  void release() {
+    iterator_.reset();
+    store_ = nullptr;
+  }
+
+ private:
+  // An iterator that stops early may have met an I/O error rather than the end.
+  void check() {
+    if (!iterator_->Valid()) store_->check(iterator_->status(), "iterate");
+  }
+
+  const RocksDbKeyValueStore* store_;
+  std::optional<std::string> to_exclusive_;
+  rocksdb::Slice bound_;
+  std::unique_ptr<rocksdb::Iterator> iterator_;
+};
+
+RocksDbKeyValueStore::RocksDbKeyValueStore(std::string name, std::filesystem::path directory,
+                                           const RocksDbOptions& options,
+                                           RocksDbResources* resources)
+    : name_(std::move(name)), directory_(std::move(directory)) {
+  std::error_code error;
+  std::filesystem::create_directories(directory_, error);
+  if (error)
+    throw StateStoreError("state store '" + name_ + "': cannot create directory " +
+                          directory_.string() + ": " + error.message());
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Status status =
+      rocksdb::DB::Open(make_options(options, resources), directory_.string(), &db);
+  if (!status.ok())
+    throw StateStoreError("state store '" + name_ + "': cannot open RocksDB in " +
+                          directory_.string() + ": " + status.ToString());
+  db_.reset(db);
+  write_options_.disableWAL = !options.write_ahead_log;
+}
+
+RocksDbKeyValueStore::~RocksDbKeyValueStore() {
+  try {
+    close();
+  } catch (const std::exception& e) {
+    log::get().error("state store '{}': {}", name_, e.what());
+  }
+}
+
+void RocksDbKeyValueStore::check_open() const {
+  if (db_ == nullptr) throw StateStoreError("state store '" + name_ + "' is closed");
+}
+
+void RocksDbKeyValueStore::check(const rocksdb::Status& status, std::string_view operation) const {
+  if (!status.ok())
+    throw StateStoreError("state store '" + name_ + "': RocksDB " + std::string(operation) +
+                          " failed in " + directory_.string() + ": " + status.ToString());
+}
+
+void RocksDbKeyValueStore::flush() {
+  check_open();
+  rocksdb::FlushOptions options;
+  options.wait = true;
+  check(db_->Flush(options), "flush");
+}
+
+void RocksDbKeyValueStore::close() {
+  if (db_ == nullptr) return;
+  for (Iterator* iterator : iterators_) iterator->release();
+  iterators_.clear();
+  // Without a write-ahead log the memtables hold the only copy of recent writes.
+  rocksdb::FlushOptions options;
+  options.wait = true;
+  const rocksdb::Status flushed = db_->Flush(options);
+  const rocksdb::Status closed = db_->Close();
+  db_.reset();
+  check(flushed, "flush");
+  check(closed, "close");
+}
+
+std::optional<std::string> RocksDbKeyValueStore::get(std::string_view key) const {
+  check_open();
+  std::string value;
+  const rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), slice(key), &value);
+  if (status.IsNotFound()) return std::nullopt;
+  check(status, "get");
+  return value;
+}
+
+void RocksDbKeyValueStore::put(std::string_view key, std::string_view value) {
+  check_open();
+  check(db_->Put(write_options_, slice(key), slice(value)), "put");
+}
+
+std::optional<std::string> RocksDbKeyValueStore::put_if_absent(std::string_view key,
+                                                               std::string_view value) {
+  // Stores are used by one task thread at a time, so get-then-put cannot race.
+  auto existing = get(key);
+  if (!existing) put(key, value);
+  return existing;
+}
+
+void RocksDbKeyValueStore::remove(std::string_view key) {
+  check_open();
+  check(db_->Delete(write_options_, slice(key)), "delete");
+}
+
+void RocksDbKeyValueStore::write_all(std::span<const BytesWrite> writes) {
+  check_open();
+  rocksdb::WriteBatch batch;
+  for (const BytesWrite& write : writes) {
+    const rocksdb::Status status = write.value ? batch.Put(slice(write.key), slice(*write.value))
+                                               : batch.Delete(slice(write.key));
+    check(status, "batch");
+  }
+  check(db_->Write(write_options_, &batch), "write");
+}
+
+void RocksDbKeyValueStore::remove_range(std::string_view from, std::string_view to_exclusive) {
+  check_open();
+  if (compare_bytes(from, to_exclusive) >= 0) return;
+  check(db_->DeleteRange(write_options_, db_->DefaultColumnFamily(), slice(from),
+                         slice(to_exclusive)),
+        "delete range");
+}
+
+std::unique_ptr<KeyValueBytesIterator> RocksDbKeyValueStore::scan(
+    std::string_view from, std::optional<std::string> to_exclusive) const {
+  check_open();
+  return std::make_unique<Iterator>(*this, from, std::move(to_exclusive));
+}
+
+std::unique_ptr<KeyValueBytesIterator> RocksDbKeyValueStore::range(std::string_view from,
+                                                                   std::string_view to) const {
+  // from > to gives an empty iterator: the bound stops it before `from`.
+  if (compare_bytes(from, to) > 0) return scan(from, std::string(from));
+  return scan(from, key_successor(to));
+}
+
+std::unique_ptr<KeyValueBytesIterator> RocksDbKeyValueStore::prefix_scan(
+    std::string_view prefix) const {
+  return scan(prefix, prefix_successor(prefix));
+}
+
+std::unique_ptr<KeyValueBytesIterator> RocksDbKeyValueStore::all() const {
+  return scan({}, std::nullopt);
+}
+
+uint64_t RocksDbKeyValueStore::approximate_num_entries() const {
+  check_open();
+  uint64_t entries = 0;
+  if (!db_->GetIntProperty(rocksdb::DB::Properties::kEstimateNumKeys, &entries)) return 0;
+  return entries;
+}
+
+}  // namespace rill::state

@@ -1,0 +1,72 @@
+// A key-value byte store in its own RocksDB instance, one directory per store.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <rocksdb/db.h>
+
+#include "rill/internal/bytes_store.h"
+#include "rill/state_options.h"
+
+namespace rill::state {
+
+class RocksDbKeyValueStore final : public KeyValueBytesStore {
+ public:
+  // Opens the RocksDB in `directory`, creating both when missing. With
+  // `resources`, the store uses their shared block cache and write-buffer
+  // manager; without, a cache of its own (options.block_cache_bytes). Throws
+  // StateStoreError naming the store and directory when RocksDB cannot open it
+  // (for instance, another process holds its lock).
+  RocksDbKeyValueStore(std::string name, std::filesystem::path directory,
+                       const RocksDbOptions& options, RocksDbResources* resources);
+  ~RocksDbKeyValueStore() override;
+  RocksDbKeyValueStore(const RocksDbKeyValueStore&) = delete;
+  RocksDbKeyValueStore& operator=(const RocksDbKeyValueStore&) = delete;
+
+  std::string_view name() const override { return name_; }
+  bool persistent() const override { return true; }
+  bool is_open() const override { return db_ != nullptr; }
+  void flush() override;
+  void close() override;
+
+  std::optional<std::string> get(std::string_view key) const override;
+  void put(std::string_view key, std::string_view value) override;
+  std::optional<std::string> put_if_absent(std::string_view key, std::string_view value) override;
+  void remove(std::string_view key) override;
+  void write_all(std::span<const BytesWrite> writes) override;
+  void remove_range(std::string_view from, std::string_view to_exclusive) override;
+
+  std::unique_ptr<KeyValueBytesIterator> range(std::string_view from,
+                                               std::string_view to) const override;
+  std::unique_ptr<KeyValueBytesIterator> prefix_scan(std::string_view prefix) const override;
+  std::unique_ptr<KeyValueBytesIterator> all() const override;
+  uint64_t approximate_num_entries() const override;
+
+  const std::filesystem::path& directory() const { return directory_; }
+  // For metrics (GetIntProperty) and tests. Requires is_open().
+  rocksdb::DB& db() const { return *db_; }
+
+ private:
+  class Iterator;
+
+  void check_open() const;
+  void check(const rocksdb::Status& status, std::string_view operation) const;
+  std::unique_ptr<KeyValueBytesIterator> scan(std::string_view from,
+                                              std::optional<std::string> to_exclusive) const;
+
+  std::string name_;
+  std::filesystem::path directory_;
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::WriteOptions write_options_;
+  // Open iterators: RocksDB must not close under them, so close() releases them.
+  mutable std::vector<Iterator*> iterators_;
+};
+
+}  // namespace rill::state

@@ -1,0 +1,656 @@
+// The state store layer: byte stores (every case runs over the in-memory and
+// the RocksDB key-value store), window and session stores over both, the typed
+// stores, store builders, and the shared RocksDB memory bound.
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <rocksdb/table.h>
+
+#include "rill/state.h"
+
+#include "state/in_memory_key_value_store.h"
+#include "state/rocksdb_key_value_store.h"
+#include "state/rocksdb_resources.h"
+#include "state/session_store.h"
+#include "state/window_store.h"
+
+using namespace rill;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh directory, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "rill-state-XXXXXX").string();
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+enum class Impl { kInMemory, kRocksDb };
+
+std::string impl_name(Impl impl) {
+  return impl == Impl::kInMemory ? "in-memory" : "rocksdb";
+}
+
+std::unique_ptr<state::KeyValueBytesStore> open_store(Impl impl, const fs::path& directory,
+                                                      state::RocksDbResources* resources = nullptr,
+                                                      const std::string& name = "store") {
+  if (impl == Impl::kInMemory) return std::make_unique<state::InMemoryKeyValueStore>(name);
+  return std::make_unique<state::RocksDbKeyValueStore>(name, directory, RocksDbOptions{},
+                                                       resources);
+}
+
+using Entries = std::vector<std::pair<std::string, std::string>>;
+
+Entries drain(std::unique_ptr<state::KeyValueBytesIterator> it) {
+  Entries entries;
+  for (; it->valid(); it->next()) entries.emplace_back(it->key(), it->value());
+  return entries;
+}
+
+std::vector<std::string> keys_of(std::unique_ptr<state::KeyValueBytesIterator> it) {
+  std::vector<std::string> keys;
+  for (; it->valid(); it->next()) keys.emplace_back(it->key());
+  return keys;
+}
+
+struct WindowEntry {
+  std::string key;
+  int64_t start;
+  std::string value;
+  bool operator==(const WindowEntry&) const = default;
+};
+
+std::vector<WindowEntry> drain(std::unique_ptr<state::WindowBytesIterator> it) {
+  std::vector<WindowEntry> entries;
+  for (; it->valid(); it->next())
+    entries.push_back({std::string(it->key()), it->window_start(), std::string(it->value())});
+  return entries;
+}
+
+struct SessionEntry {
+  std::string key;
+  int64_t start;
+  int64_t end;
+  std::string value;
+  bool operator==(const SessionEntry&) const = default;
+};
+
+std::vector<SessionEntry> drain(std::unique_ptr<state::SessionBytesIterator> it) {
+  std::vector<SessionEntry> entries;
+  for (; it->valid(); it->next())
+    entries.push_back(
+        {std::string(it->key()), it->session_start(), it->session_end(), std::string(it->value())});
+  return entries;
+}
+
+}  // namespace
+
+namespace Catch {
+template <>
+struct StringMaker<WindowEntry> {
+  static std::string convert(const WindowEntry& e) {
+    return "{" + e.key + " @" + std::to_string(e.start) + " = " + e.value + "}";
+  }
+};
+template <>
+struct StringMaker<SessionEntry> {
+  static std::string convert(const SessionEntry& e) {
+    return "{" + e.key + " [" + std::to_string(e.start) + ", " + std::to_string(e.end) +
+           "] = " + e.value + "}";
+  }
+};
+}  // namespace Catch
+
+// ---------------------------------------------------------------------------
+// Key-value byte stores
+
+TEST_CASE("key-value stores order keys by unsigned bytes", "[unit][state]") {
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  INFO(impl_name(impl));
+  TempDir dir;
+  auto store = open_store(impl, dir.path());
+
+  for (const std::string& key : std::vector<std::string>{"b", "\xff", "a", "\x80", "ab", "A",
+                                                         "\x7f", std::string("\0", 1), ""})
+    store->put(key, "v");
+
+  const std::vector<std::string> expected = {
+      "", std::string("\0", 1), "A", "a", "ab", "b", "\x7f", "\x80", "\xff"};
+  CHECK(keys_of(store->all()) == expected);
+  // Bytes 0x80 and above sort after ASCII, which signed char comparison would invert.
+  CHECK(keys_of(store->range("b", "\x90")) == std::vector<std::string>{"b", "\x7f", "\x80"});
+}
+
+TEST_CASE("key-value range bounds are inclusive", "[unit][state]") {
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  INFO(impl_name(impl));
+  TempDir dir;
+  auto store = open_store(impl, dir.path());
+  for (std::string key : {"k1", "k2", "k3", "k4", "k5"}) store->put(key, "value-" + key);
+
+  CHECK(drain(store->range("k2", "k4")) ==
+        Entries{{"k2", "value-k2"}, {"k3", "value-k3"}, {"k4", "value-k4"}});
+  CHECK(keys_of(store->range("k2", "k2")) == std::vector<std::string>{"k2"});
+  // Bounds need not be keys of the store.
+  CHECK(keys_of(store->range("k0", "k35")) == std::vector<std::string>{"k1", "k2", "k3"});
+  // "k4" < "k4\0" < "k5": the upper bound stops before keys that only extend it.
+  store->put(std::string("k4\0", 3), "x");
+  CHECK(keys_of(store->range("k4", "k4")) == std::vector<std::string>{"k4"});
+  CHECK(keys_of(store->range("k4", "k9")).size() == 3);
+  // An inverted range is empty.
+  CHECK(keys_of(store->range("k4", "k2")).empty());
+}
+
+TEST_CASE("key-value prefix scan", "[unit][state]") {
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  INFO(impl_name(impl));
+  TempDir dir;
+  auto store = open_store(impl, dir.path());
+  for (std::string key : {"user-1|a", "user-1|b", "user-10|a", "user-2|a", "user-", "\xff\xff",
+                          "\xff\xff\x01", "\xff\xfe"})
+    store->put(key, "v");
+
+  CHECK(keys_of(store->prefix_scan("user-1|")) == std::vector<std::string>{"user-1|a", "user-1|b"});
+  CHECK(keys_of(store->prefix_scan("user-1")) ==
+        std::vector<std::string>{"user-10|a", "user-1|a", "user-1|b"});  // '0' < '|'
+  CHECK(keys_of(store->prefix_scan("user-3")).empty());
+  // A prefix of 0xff bytes has no successor: the scan runs to the end.
+  CHECK(keys_of(store->prefix_scan("\xff\xff")) ==
+        std::vector<std::string>{"\xff\xff", "\xff\xff\x01"});
+  CHECK(keys_of(store->prefix_scan("")).size() == 8);
+}
+
+TEST_CASE("key-value get, put, remove and put_if_absent", "[unit][state]") {
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  INFO(impl_name(impl));
+  TempDir dir;
+  auto store = open_store(impl, dir.path());
+
+  CHECK_FALSE(store->get("k").has_value());
+  store->put("k", "1");
+  CHECK(store->get("k") == "1");
+  store->put("k", "2");
+  CHECK(store->get("k") == "2");
+  // Empty values are values, not deletions.
+  store->put("empty", "");
+  CHECK(store->get("empty") == "");
+
+  CHECK(store->put_if_absent("k", "3") == "2");
+  CHECK(store->get("k") == "2");
+  CHECK_FALSE(store->put_if_absent("new", "4").has_value());
+  CHECK(store->get("new") == "4");
+
+  store->remove("k");
+  CHECK_FALSE(store->get("k").has_value());
+  store->remove("never-there");
+  CHECK(keys_of(store->all()) == std::vector<std::string>{"empty", "new"});
+
+  if (impl == Impl::kInMemory)
+    CHECK(store->approximate_num_entries() == 2);
+  else
+    CHECK(store->approximate_num_entries() > 0);
+}
+
+TEST_CASE("key-value batches and range removal", "[unit][state]") {
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  INFO(impl_name(impl));
+  TempDir dir;
+  auto store = open_store(impl, dir.path());
+  store->put("gone", "x");
+
+  const std::vector<state::BytesWrite> writes = {
+      {"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}, {"gone", std::nullopt}, {"b", "22"}};
+  store->write_all(writes);
+  CHECK(drain(store->all()) == Entries{{"a", "1"}, {"b", "22"}, {"c", "3"}, {"d", "4"}});
+
+  store->remove_range("b", "d");  // "d" is exclusive
+  CHECK(keys_of(store->all()) == std::vector<std::string>{"a", "d"});
+  store->remove_range("z", "a");  // inverted: nothing
+  CHECK(keys_of(store->all()) == std::vector<std::string>{"a", "d"});
+}
+
+TEST_CASE("key-value iterators survive removal of the entry they stand on", "[unit][state]") {
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  INFO(impl_name(impl));
+  TempDir dir;
+  auto store = open_store(impl, dir.path());
+  for (std::string key : {"a", "b", "c", "d"}) store->put(key, "v-" + key);
+
+  std::vector<std::string> seen;
+  for (auto it = store->all(); it->valid(); it->next()) {
+    seen.emplace_back(it->key());
+    store->remove(it->key());
+    CHECK(it->value() == "v-" + seen.back());
+  }
+  CHECK(seen == std::vector<std::string>{"a", "b", "c", "d"});
+  CHECK(keys_of(store->all()).empty());
+}
+
+TEST_CASE("closing a store ends its iterators and refuses further use", "[unit][state]") {
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  INFO(impl_name(impl));
+  TempDir dir;
+  auto store = open_store(impl, dir.path());
+  store->put("a", "1");
+  store->put("b", "2");
+
+  auto it = store->all();
+  REQUIRE(it->valid());
+  store->close();
+  CHECK_FALSE(store->is_open());
+  it->next();
+  CHECK_FALSE(it->valid());
+  CHECK_THROWS_AS(store->get("a"), StateStoreError);
+  CHECK_THROWS_AS(store->put("a", "1"), StateStoreError);
+  store->close();  // idempotent
+  // The iterator may outlive its store.
+  store.reset();
+  CHECK_FALSE(it->valid());
+}
+
+TEST_CASE("a RocksDB store reopened from its directory finds its data", "[unit][state]") {
+  TempDir dir;
+  const fs::path path = dir.path() / "rocksdb" / "counts";
+  {
+    state::RocksDbKeyValueStore store("counts", path, RocksDbOptions{}, nullptr);
+    store.put("a", "1");
+    store.put("\x80high", "2");
+    store.put("removed", "3");
+    store.remove("removed");
+    store.close();
+  }
+  {
+    // Destroyed without close(): the destructor flushes.
+    state::RocksDbKeyValueStore store("counts", path, RocksDbOptions{}, nullptr);
+    CHECK(drain(store.all()) == Entries{{"a", "1"}, {"\x80high", "2"}});
+    store.put("b", "4");
+  }
+  state::RocksDbKeyValueStore store("counts", path, RocksDbOptions{}, nullptr);
+  CHECK(keys_of(store.all()) == std::vector<std::string>{"a", "b", "\x80high"});
+
+  // RocksDB's lock keeps a second instance out while the first is open.
+  CHECK_THROWS_AS(state::RocksDbKeyValueStore("counts", path, RocksDbOptions{}, nullptr),
+                  StateStoreError);
+}
+
+TEST_CASE("RocksDB stores share one memory bound through RocksDbResources", "[unit][state]") {
+  TempDir dir;
+  RocksDbMemoryOptions memory;
+  memory.block_cache_bytes = 64 << 20;
+  memory.memtable_bytes = 16 << 20;
+  state::RocksDbResources resources(memory);
+  CHECK(resources.capacity() == memory.block_cache_bytes);
+
+  state::RocksDbKeyValueStore first("first", dir.path() / "first", RocksDbOptions{}, &resources);
+  state::RocksDbKeyValueStore second("second", dir.path() / "second", RocksDbOptions{}, &resources);
+  state::RocksDbKeyValueStore alone("alone", dir.path() / "alone", RocksDbOptions{}, nullptr);
+
+  auto cache_of = [](const state::RocksDbKeyValueStore& store) {
+    auto options = store.db().GetOptions();
+    return options.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>()->block_cache;
+  };
+  CHECK(cache_of(first) == resources.block_cache());
+  CHECK(cache_of(second) == resources.block_cache());
+  CHECK(cache_of(alone) != resources.block_cache());
+  CHECK(first.db().GetOptions().write_buffer_manager == resources.write_buffer_manager());
+  CHECK(second.db().GetOptions().write_buffer_manager == resources.write_buffer_manager());
+  CHECK(alone.db().GetOptions().write_buffer_manager != resources.write_buffer_manager());
+
+  const std::string value(1024, 'x');
+  for (int i = 0; i < 100; ++i) {
+    first.put("k" + std::to_string(i), value);
+    second.put("k" + std::to_string(i), value);
+  }
+  // Memtables of both stores are charged to the one cache.
+  CHECK(resources.memtable_usage() > 0);
+  CHECK(resources.usage() >= resources.memtable_usage());
+  CHECK(resources.usage() <= resources.capacity());
+
+  RocksDbMemoryOptions too_much;
+  too_much.block_cache_bytes = 1 << 20;
+  too_much.memtable_bytes = 2 << 20;
+  CHECK_THROWS_AS(state::RocksDbResources(too_much), std::invalid_argument);
+}
+
+// ---------------------------------------------------------------------------
+// Window stores
+
+TEST_CASE("window store fetches one key's windows in time order", "[unit][state]") {
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  INFO(impl_name(impl));
+  TempDir dir;
+  // Segments of 100 ms, so that fetches cross segments.
+  state::SegmentedWindowStore store("windows", open_store(impl, dir.path()), 50, 10'000, 100);
+
+  CHECK(store.put("a", 300, "a300"));
+  CHECK(store.put("a", 100, "a100"));
+  CHECK(store.put("a", 250, "a250"));
+  CHECK(store.put("a", 0, "a0"));
+  // "ab" extends "a": its windows sit among a's in the byte order and must not leak.
+  CHECK(store.put("ab", 150, "ab150"));
+  CHECK(store.put("b", 100, "b100"));
+  CHECK(store.put(std::string("a\0", 2), 200, "a0-200"));
+
+  CHECK(drain(store.fetch("a", 0, 1000)) ==
+        std::vector<WindowEntry>{
+            {"a", 0, "a0"}, {"a", 100, "a100"}, {"a", 250, "a250"}, {"a", 300, "a300"}});
+  // Time bounds are inclusive.
+  CHECK(drain(store.fetch("a", 100, 250)) ==
+        std::vector<WindowEntry>{{"a", 100, "a100"}, {"a", 250, "a250"}});
+  CHECK(drain(store.fetch("a", 101, 249)).empty());
+  CHECK(drain(store.fetch("a", 300, 100)).empty());
+  CHECK(drain(store.fetch("ab", 0, 1000)) == std::vector<WindowEntry>{{"ab", 150, "ab150"}});
+
+  CHECK(store.fetch("a", 250) == "a250");
+  CHECK_FALSE(store.fetch("a", 251).has_value());
+
+  // fetch_all: by segment, then key, then time.
+  CHECK(drain(store.fetch_all(100, 200)) ==
+        std::vector<WindowEntry>{{"a", 100, "a100"},
+                                 {"ab", 150, "ab150"},
+                                 {"b", 100, "b100"},
+                                 {std::string("a\0", 2), 200, "a0-200"}});
+  CHECK(drain(store.all()).size() == 7);
+
+  store.remove("a", 250);
+  CHECK_FALSE(store.fetch("a", 250).has_value());
+  CHECK(drain(store.fetch("a", 0, 1000)).size() == 3);
+  CHECK_THROWS_AS(store.put("a", -1, "x"), std::invalid_argument);
+}
+
+TEST_CASE("window store drops windows older than its retention", "[unit][state]") {
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  INFO(impl_name(impl));
+  TempDir dir;
+  auto owned = open_store(impl, dir.path());
+  // Retention 1000 ms of stream time, segments of 500 ms.
+  state::SegmentedWindowStore store("windows", std::move(owned), 100, 1000, 500);
+  auto count_stored = [&] { return drain(store.segments_store().all()).size(); };
+
+  CHECK(store.put("a", 0, "0"));
+  CHECK(store.put("a", 600, "600"));
+  CHECK(store.put("b", 1200, "1200"));
+  CHECK(store.observed_stream_time() == 1200);
+  // Stream time 1200: windows starting at or before 200 have expired. The one at
+  // 0 is hidden, though its segment (0..499) still holds it.
+  CHECK(drain(store.fetch("a", 0, 5000)) == std::vector<WindowEntry>{{"a", 600, "600"}});
+  CHECK_FALSE(store.fetch("a", 0).has_value());
+  CHECK(count_stored() == 3);
+
+  // Stream time 2100: segments 0..499 and 500..999 expire and are removed.
+  CHECK(store.put("a", 2100, "2100"));
+  CHECK(drain(store.all()) == std::vector<WindowEntry>{{"b", 1200, "1200"}, {"a", 2100, "2100"}});
+  CHECK(count_stored() == 2);
+
+  // A write into an expired segment is dropped.
+  CHECK_FALSE(store.put("a", 100, "late"));
+  CHECK(count_stored() == 2);
+  CHECK(drain(store.fetch("a", 0, 5000)) == std::vector<WindowEntry>{{"a", 2100, "2100"}});
+}
+
+TEST_CASE("a RocksDB window store reopened from its directory finds its windows", "[unit][state]") {
+  TempDir dir;
+  auto open = [&] {
+    return state::SegmentedWindowStore("windows",
+                                       std::make_unique<state::RocksDbKeyValueStore>(
+                                           "windows", dir.path(), RocksDbOptions{}, nullptr),
+                                       100, 1000, 500);
+  };
+  {
+    auto store = open();
+    store.put("a", 100, "1");
+    store.put("a", 700, "2");
+    store.put("b", 1100, "3");
+  }
+  auto store = open();
+  CHECK(store.observed_stream_time() == -1);
+  CHECK(drain(store.fetch("a", 0, 2000)) ==
+        std::vector<WindowEntry>{{"a", 100, "1"}, {"a", 700, "2"}});
+  // Segments found on open expire as stream time moves on.
+  store.put("b", 1600, "4");
+  CHECK(drain(store.all()) ==
+        std::vector<WindowEntry>{{"a", 700, "2"}, {"b", 1100, "3"}, {"b", 1600, "4"}});
+  CHECK(drain(store.segments_store().all()).size() == 3);
+}
+
+// ---------------------------------------------------------------------------
+// Session stores
+
+TEST_CASE("session store finds the sessions a record would merge with", "[unit][state]") {
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  INFO(impl_name(impl));
+  TempDir dir;
+  state::SegmentedSessionStore store("sessions", open_store(impl, dir.path()), 100'000, 60);
+
+  CHECK(store.put("k", 0, 10, "s1"));
+  CHECK(store.put("k", 20, 30, "s2"));
+  CHECK(store.put("k", 50, 50, "s3"));
+  CHECK(store.put("k", 100, 150, "s4"));
+  // Keys that extend "k" or follow it must not show among k's sessions.
+  CHECK(store.put("kk", 20, 40, "other"));
+  CHECK(store.put(std::string("k\0", 2), 25, 35, "other"));
+  CHECK(store.put("l", 20, 40, "other"));
+
+  // Sessions that end at or after 25 and start at or before 55, by end time.
+  CHECK(drain(store.find_sessions("k", 25, 55)) ==
+        std::vector<SessionEntry>{{"k", 20, 30, "s2"}, {"k", 50, 50, "s3"}});
+  // Both bounds are inclusive.
+  CHECK(drain(store.find_sessions("k", 30, 20)) == std::vector<SessionEntry>{{"k", 20, 30, "s2"}});
+  CHECK(drain(store.find_sessions("k", 10, 0)) == std::vector<SessionEntry>{{"k", 0, 10, "s1"}});
+  CHECK(drain(store.find_sessions("k", 31, 49)).empty());
+  CHECK(drain(store.find_sessions("k", 0, 1000)).size() == 4);
+
+  // A record at 40 with an inactivity gap of 10 bridges s2 and s3: the
+  // aggregation replaces both with one merged session.
+  const int64_t time = 40, gap = 10;
+  auto merged = drain(store.find_sessions("k", time - gap, time + gap));
+  REQUIRE(merged.size() == 2);
+  for (const auto& session : merged) store.remove(session.key, session.start, session.end);
+  CHECK(store.put("k", merged.front().start, merged.back().end, "s2+s3"));
+
+  CHECK(drain(store.fetch("k")) == std::vector<SessionEntry>{{"k", 0, 10, "s1"},
+                                                             {"k", 20, 50, "s2+s3"},
+                                                             {"k", 100, 150, "s4"}});
+  CHECK(store.fetch_session("k", 20, 50) == "s2+s3");
+  CHECK_FALSE(store.fetch_session("k", 20, 30).has_value());
+  CHECK(drain(store.all()).size() == 6);
+  CHECK_THROWS_AS(store.put("k", 10, 5, "x"), std::invalid_argument);
+}
+
+TEST_CASE("session store drops sessions that ended before its retention", "[unit][state]") {
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  INFO(impl_name(impl));
+  TempDir dir;
+  state::SegmentedSessionStore store("sessions", open_store(impl, dir.path()), 100, 60);
+
+  CHECK(store.put("k", 0, 10, "old"));
+  CHECK(store.put("k", 90, 130, "mid"));
+  CHECK(store.put("k", 200, 300, "new"));
+  // Stream time (largest session end) 300: sessions ending at or before 200 expired.
+  CHECK(store.observed_stream_time() == 300);
+  CHECK(drain(store.fetch("k")) == std::vector<SessionEntry>{{"k", 200, 300, "new"}});
+  CHECK_FALSE(store.fetch_session("k", 90, 130).has_value());
+  // Their segments (ends 0..59 and 120..179) are removed.
+  CHECK(drain(store.segments_store().all()).size() == 1);
+  CHECK_FALSE(store.put("k", 0, 20, "late"));
+}
+
+// ---------------------------------------------------------------------------
+// Typed stores and builders
+
+TEST_CASE("typed key-value store over both implementations", "[unit][state]") {
+  const bool in_memory = GENERATE(true, false);
+  INFO((in_memory ? "in-memory" : "rocksdb"));
+  TempDir dir;
+  auto builder = Stores::key_value("counts", serdes::string(), serdes::int64());
+  if (in_memory) builder.in_memory();
+  auto owned = builder.build(builder.spec().directory_in(dir.path()), nullptr);
+  auto& store = dynamic_cast<KeyValueStore<std::string, int64_t>&>(*owned);
+
+  CHECK(store.name() == "counts");
+  CHECK(store.persistent() == !in_memory);
+  store.put("apple", 3);
+  store.put("banana", 5);
+  store.put("cherry", 7);
+  CHECK(store.get("banana") == 5);
+  CHECK_FALSE(store.get("durian").has_value());
+  CHECK(store.put_if_absent("apple", 100) == 3);
+  CHECK_FALSE(store.put_if_absent("date", 9).has_value());
+  CHECK(store.remove("date") == 9);
+  CHECK_FALSE(store.remove("date").has_value());
+
+  using KV = KeyValue<std::string, int64_t>;
+  CHECK(store.range("apple", "banana").to_vector() == std::vector<KV>{{"apple", 3}, {"banana", 5}});
+  CHECK(store.prefix_scan(std::string("ch"), serdes::string()).to_vector() ==
+        std::vector<KV>{{"cherry", 7}});
+
+  std::vector<KV> seen;
+  for (const auto& [word, count] : store.all()) seen.push_back({word, count});
+  CHECK(seen == std::vector<KV>{{"apple", 3}, {"banana", 5}, {"cherry", 7}});
+
+  if (!in_memory) CHECK(fs::exists(dir.path() / "rocksdb" / "counts"));
+  store.close();
+  CHECK_FALSE(store.is_open());
+}
+
+TEST_CASE("typed stores order by serialized bytes and turn null values into removals",
+          "[unit][state]") {
+  auto owned = Stores::key_value<int64_t, std::optional<std::string>>(
+                   "numbers", serdes::int64(), serdes::nullable(serdes::string()))
+                   .in_memory()
+                   .build({}, nullptr);
+  auto& store = dynamic_cast<KeyValueStore<int64_t, std::optional<std::string>>&>(*owned);
+  store.put(2, "two");
+  store.put(-1, "minus one");
+  store.put(1, "one");
+  // Big-endian two's complement: negative numbers sort after positive ones.
+  std::vector<int64_t> keys;
+  for (auto it = store.all(); it.valid(); it.next()) keys.push_back(it.key());
+  CHECK(keys == std::vector<int64_t>{1, 2, -1});
+
+  store.put(2, std::nullopt);
+  CHECK_FALSE(store.get(2).has_value());
+  CHECK(store.approximate_num_entries() == 2);
+}
+
+TEST_CASE("typed window store", "[unit][state]") {
+  const bool in_memory = GENERATE(true, false);
+  INFO((in_memory ? "in-memory" : "rocksdb"));
+  TempDir dir;
+  auto builder = Stores::window("clicks-per-minute", 60s, 10min, serdes::string(), serdes::int64());
+  if (in_memory) builder.in_memory();
+  auto owned = builder.build(dir.path(), nullptr);
+  auto& store = dynamic_cast<WindowStore<std::string, int64_t>&>(*owned);
+
+  CHECK(store.window_size() == 60'000);
+  CHECK(store.retention_period() == 600'000);
+  CHECK(store.put("alice", 2, 120'000));
+  CHECK(store.put("alice", 1, 60'000));
+  CHECK(store.put("bob", 4, 60'000));
+  CHECK(store.fetch("alice", 60'000) == 1);
+
+  using TimeKV = KeyValue<int64_t, int64_t>;
+  CHECK(store.fetch("alice", 0, 200'000).to_vector() ==
+        std::vector<TimeKV>{{60'000, 1}, {120'000, 2}});
+
+  using WKV = KeyValue<Windowed<std::string>, int64_t>;
+  CHECK(store.fetch_all(60'000, 60'000).to_vector() ==
+        std::vector<WKV>{{{"alice", {60'000, 120'000}}, 1}, {{"bob", {60'000, 120'000}}, 4}});
+  CHECK(store.all().to_vector().size() == 3);
+  store.remove("alice", 60'000);
+  CHECK_FALSE(store.fetch("alice", 60'000).has_value());
+}
+
+TEST_CASE("typed session store", "[unit][state]") {
+  const bool in_memory = GENERATE(true, false);
+  INFO((in_memory ? "in-memory" : "rocksdb"));
+  TempDir dir;
+  auto builder = Stores::session("visits", 1h, serdes::string(), serdes::int64());
+  if (in_memory) builder.in_memory();
+  auto owned = builder.build(dir.path(), nullptr);
+  auto& store = dynamic_cast<SessionStore<std::string, int64_t>&>(*owned);
+
+  CHECK(store.put({"alice", {1000, 5000}}, 3));
+  CHECK(store.put({"alice", {9000, 9000}}, 1));
+  CHECK(store.put({"bob", {2000, 2500}}, 2));
+
+  using SKV = KeyValue<Windowed<std::string>, int64_t>;
+  CHECK(store.find_sessions("alice", 4000, 8000).to_vector() ==
+        std::vector<SKV>{{{"alice", {1000, 5000}}, 3}});
+  CHECK(store.fetch("alice").to_vector() ==
+        std::vector<SKV>{{{"alice", {1000, 5000}}, 3}, {{"alice", {9000, 9000}}, 1}});
+  CHECK(store.fetch_session("bob", 2000, 2500) == 2);
+  store.remove({"bob", {2000, 2500}});
+  CHECK(store.all().to_vector().size() == 2);
+}
+
+TEST_CASE("store builders describe stores for a topology", "[unit][state]") {
+  auto counts = Stores::key_value("counts", serdes::string(), serdes::int64());
+  const StoreSpec& spec = counts.spec();
+  CHECK(spec.name == "counts");
+  CHECK(spec.kind == StoreKind::kKeyValue);
+  CHECK(spec.persistent);
+  CHECK(spec.logging_enabled);
+  CHECK(spec.key_serde_name == "string");
+  CHECK(spec.value_serde_name == "int64");
+  CHECK(spec.changelog_topic("app") == "app-counts-changelog");
+  CHECK(spec.changelog_topic_config() ==
+        std::map<std::string, std::string>{{"cleanup.policy", "compact"}});
+  CHECK(spec.directory_in("/state/app/0_1") == fs::path("/state/app/0_1/rocksdb/counts"));
+
+  counts.in_memory().with_logging_enabled({{"min.insync.replicas", "2"}});
+  CHECK_FALSE(counts.spec().persistent);
+  CHECK(counts.spec().changelog_topic_config().at("min.insync.replicas") == "2");
+  counts.with_logging_disabled();
+  CHECK_FALSE(counts.spec().logging_enabled);
+
+  auto windows = Stores::window("w", 5min, 1h, serdes::string(), serdes::int64());
+  CHECK(windows.spec().changelog_topic_config() ==
+        std::map<std::string, std::string>{{"cleanup.policy", "compact,delete"},
+                                           {"retention.ms", std::to_string(3600000 + 86400000)}});
+  CHECK(windows.spec().segment_interval_ms() == 1'800'000);
+  windows.with_retention(10min);
+  CHECK(windows.spec().retention == 10min);
+  CHECK(windows.spec().segment_interval_ms() == 300'000);
+  CHECK(Stores::window("small", 1s, 2s, serdes::string(), serdes::int64())
+            .spec()
+            .segment_interval_ms() == 60'000);
+
+  CHECK_THROWS_AS(windows.with_retention(1min), std::invalid_argument);
+  CHECK_THROWS_AS(counts.with_retention(1min), std::invalid_argument);
+  CHECK_THROWS_AS(Stores::window("w", 0ms, 1h, serdes::string(), serdes::int64()),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(Stores::session("s", 0ms, serdes::string(), serdes::int64()),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(Stores::key_value("bad name", serdes::string(), serdes::int64()),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(Stores::key_value("", serdes::string(), serdes::int64()), std::invalid_argument);
+  struct Custom {};
+  CHECK_THROWS_WITH((Stores::key_value<std::string, Custom>("custom")),
+                    Catch::Contains("no value serde"));
+}
+
+TEST_CASE("a store wrapper rejects a byte store of another kind", "[unit][state]") {
+  auto windows = Stores::window("w", 1min, 1h, serdes::string(), serdes::int64());
+  CHECK_THROWS_AS(windows.wrap(std::make_unique<state::InMemoryKeyValueStore>("w")),
+                  std::logic_error);
+}
