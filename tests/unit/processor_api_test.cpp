@@ -290,6 +290,10 @@ class NullCollector final : public internal::RecordCollector {
   void send(int, int32_t, NullableBytes, NullableBytes, int64_t, const Headers&) override {
     ++sent;
   }
+  void send_changelog(int, int32_t, NullableBytes, NullableBytes, int64_t,
+                      std::atomic<int64_t>*) override {
+    ++sent;
+  }
   int sent = 0;
 };
 

@@ -35,6 +35,17 @@ class KafkaStreams {
   };
 
   using StateListener = std::function<void(State new_state, State old_state)>;
+  // Restore progress of one store's changelog partition: called when it
+  // starts, about every second, and when it is done.
+  struct RestoreProgress {
+    std::string store;
+    std::string topic;
+    int32_t partition = 0;
+    uint64_t restored = 0;
+    uint64_t total = 0;
+    bool done = false;
+  };
+  using RestoreListener = std::function<void(const RestoreProgress& progress)>;
   using ExceptionHandler = std::function<ExceptionResponse(const std::exception& error)>;
 
   // Throws ConfigError or TopologyError when either cannot work.
@@ -46,6 +57,8 @@ class KafkaStreams {
   // Set before start().
   void set_state_listener(StateListener listener);
   void set_uncaught_exception_handler(ExceptionHandler handler);
+  // Called on the restoring thread; keep it short.
+  void set_restore_listener(RestoreListener listener);
 
   // Checks the source topics exist, creates internal topics, joins the group and
   // starts processing in the background. Throws std::runtime_error naming a
@@ -70,6 +83,8 @@ class KafkaStreams {
     uint64_t skipped_records = 0;
     uint64_t dead_lettered_records = 0;
     uint64_t active_tasks = 0;
+    // Changelog records applied to stores while restoring them.
+    uint64_t restored_records = 0;
   };
   Stats stats() const;
 

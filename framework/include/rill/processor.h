@@ -52,6 +52,10 @@ class StateStore {
   virtual std::string_view name() const = 0;
   virtual void flush() {}
   virtual void close() {}
+  // The bytes of record cache this store may use (statestore.cache.max.bytes,
+  // shared among an instance's tasks); set by the runtime. Stores without a
+  // cache ignore it.
+  virtual void set_cache_budget(std::size_t bytes) { (void)bytes; }
 };
 
 // Everything a processor may ask of the task that runs it, apart from forwarding.

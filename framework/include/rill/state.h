@@ -18,12 +18,14 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -209,6 +211,12 @@ class SessionCursor final : public TypedCursor<Windowed<K>, V> {
   SerdePtr<V> value_serde_;
 };
 
+// GCC 12 reports false "null dereference" and "uninitialized" warnings inside
+// std::optional and node handles for some instantiations of the serdes and the record cache below.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 // Serializes keys and values of one typed store into buffers reused for every
 // call, so a store operation allocates only when a key or value is larger than
 // any before.
@@ -259,14 +267,71 @@ class KeyValueStore : public StateStore {
       : bytes_(std::move(bytes)),
         serdes_(bytes_->name(), std::move(key_serde), std::move(value_serde)) {}
 
+  // Called with the newest value of a key (std::nullopt: deleted) when the
+  // record cache hands it on; see set_flush_listener.
+  using FlushListener =
+      std::function<void(const K& key, const std::optional<V>& value, int64_t timestamp)>;
+
   std::string_view name() const override { return bytes_->name(); }
-  void flush() override { bytes_->flush(); }
+  void flush() override {
+    flush_cache(0);
+    bytes_->flush();
+  }
   void close() override { bytes_->close(); }
   bool persistent() const { return bytes_->persistent(); }
   bool is_open() const { return bytes_->is_open(); }
 
+  // The record cache (statestore.cache.max.bytes), for processors that emit
+  // what they store, as aggregations do. With a listener set, put(key, value,
+  // timestamp) keeps the value in memory, folding consecutive updates of a key;
+  // at each commit (flush()), or when the cache outgrows its budget, each dirty
+  // key's newest value is written to the store (and its changelog) and handed
+  // to the listener, least recently updated first. With no budget every put
+  // goes straight through and to the listener.
+  void set_flush_listener(FlushListener listener) { listener_ = std::move(listener); }
+  void set_cache_budget(std::size_t bytes) override { cache_budget_ = bytes; }
+  std::size_t cached_entries() const { return cache_.size(); }
+
   std::optional<V> get(const K& key) const {
-    return serdes_.read_value(bytes_->get(serdes_.key(key)));
+    const std::string_view key_bytes = serdes_.key(key);
+    if (!cache_.empty()) {
+      auto it = cache_.find(std::string(key_bytes));
+      if (it != cache_.end()) return it->second.value;
+    }
+    return serdes_.read_value(bytes_->get(key_bytes));
+  }
+  // Through the record cache when a flush listener is set (see there).
+  void put(const K& key, const std::optional<V>& value, int64_t timestamp) {
+    if (!listener_) {
+      if (value)
+        put(key, *value);
+      else
+        remove(key);
+      return;
+    }
+    const std::string_view key_bytes = serdes_.key(key);
+    std::size_t size = key_bytes.size() + kEntryOverhead;
+    if (value) {
+      if (auto value_bytes = serdes_.value(*value)) size += value_bytes->size();
+    }
+    if (cache_budget_ == 0) {
+      write_through(key, value);
+      listener_(key, value, timestamp);
+      return;
+    }
+    auto [it, inserted] = cache_.try_emplace(std::string(key_bytes));
+    CacheEntry& entry = it->second;
+    if (!inserted) {
+      cache_bytes_ -= entry.size;
+      order_.erase(entry.position);
+    }
+    entry.key = key;
+    entry.value = value;
+    entry.timestamp = timestamp;
+    entry.size = size;
+    entry.position = order_.insert(order_.end(), &it->first);
+    cache_bytes_ += size;
+    if (cache_bytes_ > cache_budget_) flush_cache(cache_budget_ / 2);
   }
   // A value its serde writes as null (a tombstone) removes the key, as in Kafka Streams.
   void put(const K& key, const V& value) {
@@ -314,9 +379,45 @@ class KeyValueStore : public StateStore {
         std::move(bytes), serdes_.key_serde(), serdes_.value_serde()));
   }
 
+  struct CacheEntry {
+    K key;
+    std::optional<V> value;
+    int64_t timestamp = 0;
+    std::size_t size = 0;
+    std::list<const std::string*>::iterator position;
+  };
+  // Bookkeeping per cached key, counted against the budget with the bytes.
+  static constexpr std::size_t kEntryOverhead = 64;
+
+  void write_through(const K& key, const std::optional<V>& value) {
+    if (value)
+      put(key, *value);
+    else
+      remove(key);
+  }
+  // Hands on the least recently updated entries until the cache holds at most
+  // `keep_bytes`.
+  void flush_cache(std::size_t keep_bytes) {
+    while (cache_bytes_ > keep_bytes && !order_.empty()) {
+      auto node = cache_.extract(*order_.front());
+      order_.pop_front();
+      CacheEntry& entry = node.mapped();
+      cache_bytes_ -= entry.size;
+      write_through(entry.key, entry.value);
+      listener_(entry.key, entry.value, entry.timestamp);
+    }
+  }
+
   std::unique_ptr<state::KeyValueBytesStore> bytes_;
   internal::StoreSerdes<K, V> serdes_;
+  FlushListener listener_;
+  std::size_t cache_budget_ = 0;
+  std::size_t cache_bytes_ = 0;
+  std::unordered_map<std::string, CacheEntry> cache_;
+  std::list<const std::string*> order_;
 };
+
+#pragma GCC diagnostic pop
 
 // Values per key and time window, as Kafka Streams' WindowStore. Windows are
 // kept for the store's retention period of stream time (the largest window

@@ -22,6 +22,7 @@
 #include "rill/config.h"
 #include "rill/record.h"
 #include "rill/serde.h"
+#include "rill/state.h"
 #include "rill/topology.h"
 
 namespace rill {
@@ -75,11 +76,35 @@ class TopologyTestDriver {
   // Topics written so far, in name order.
   std::vector<std::string> written_topics() const;
 
+  // The store of that name (in any task), or nullptr. Typed access:
+  // get_key_value_store<K, V>(name), get_window_store, get_session_store.
+  StateStore* get_state_store(const std::string& name) const;
+  template <class K, class V>
+  KeyValueStore<K, V>& get_key_value_store(const std::string& name) const {
+    return typed_store<KeyValueStore<K, V>>(name);
+  }
+  template <class K, class V>
+  WindowStore<K, V>& get_window_store(const std::string& name) const {
+    return typed_store<WindowStore<K, V>>(name);
+  }
+  template <class K, class V>
+  SessionStore<K, V>& get_session_store(const std::string& name) const {
+    return typed_store<SessionStore<K, V>>(name);
+  }
+
   // Counts of records the error handlers skipped or dead-lettered.
   uint64_t skipped_records() const;
   uint64_t dead_lettered_records() const;
 
  private:
+  template <class Store>
+  Store& typed_store(const std::string& name) const {
+    auto* store = dynamic_cast<Store*>(get_state_store(name));
+    if (store == nullptr)
+      throw std::invalid_argument("no state store '" + name + "' of the requested type");
+    return *store;
+  }
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -14,6 +14,7 @@
 #include "rill/internal/node.h"
 #include "rill/processor.h"
 #include "rill/serde.h"
+#include "rill/state.h"
 
 namespace rill {
 
@@ -56,6 +57,8 @@ class Topology {
     std::vector<std::string> nodes;
     std::vector<TopicRef> source_topics;
     std::vector<TopicRef> sink_topics;
+    // State stores its processors use; each task has its own instance of each.
+    std::vector<std::string> stores;
   };
 
   // Adds a source node reading `topics`. K and V are inferred from the serdes,
@@ -78,14 +81,23 @@ class Topology {
                      SerdePtr<V> value_serde = default_serde<V>(),
                      Partitioner<K, V> partitioner = {});
 
+  // Adds a state store, connected to the named processors (more can be
+  // connected later with connect_processor_and_stores).
+  Topology& add_state_store(StoreBuilder store, std::vector<std::string> processors = {});
+  Topology& connect_processor_and_stores(const std::string& processor,
+                                         std::vector<std::string> stores);
+
   // Checks the whole graph (unknown parents, cycles, duplicate names, type
-  // mismatches, missing serdes, sources and sinks without topics) and splits it
-  // into sub-topologies. Throws TopologyError naming the first bad node.
-  // Idempotent; the runtime and the test driver call it.
+  // mismatches, missing serdes, sources and sinks without topics, stores that
+  // are unknown or connected to nothing) and splits it into sub-topologies:
+  // nodes joined by an edge or by a shared store are in the same one. Throws TopologyError naming
+  // the first bad node. Idempotent; the runtime and the test driver call it.
   void build();
   bool built() const { return built_; }
 
   const std::vector<Node>& nodes() const { return nodes_; }
+  const std::vector<StoreBuilder>& stores() const { return stores_; }
+  const StoreBuilder& store(std::string_view name) const;
   const Node& node(std::string_view name) const;
   // Available after build().
   const std::vector<Subtopology>& subtopologies() const { return subtopologies_; }
@@ -104,6 +116,7 @@ class Topology {
   void require_not_built() const;
 
   std::vector<Node> nodes_;
+  std::vector<StoreBuilder> stores_;
   std::vector<Subtopology> subtopologies_;
   bool built_ = false;
 };

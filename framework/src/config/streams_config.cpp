@@ -63,6 +63,15 @@ const std::vector<ConfigKey> kKeys = {
      "Prefix of the librdkafka client ids; defaults to the application id."},
     {config::kSessionTimeoutMs, ConfigType::kDuration, "45000",
      "Consumer group session timeout: how long a silent instance keeps its partitions."},
+    {config::kCacheMaxBytes, ConfigType::kInt, "10485760",
+     "Memory for record caches, shared by the instance's tasks: consecutive updates of a key "
+     "in an aggregation are folded there and handed on (to the changelog and downstream) at "
+     "commit or when the cache is full. 0 hands on every update at once."},
+    {config::kRocksDbBlockCacheBytes, ConfigType::kInt, "104857600",
+     "Memory for the RocksDB block cache shared by every store of the instance; memtables "
+     "are charged to it too, so it bounds RocksDB's memory."},
+    {config::kRocksDbMemtableBytes, ConfigType::kInt, "33554432",
+     "The part of rocksdb.block.cache.bytes all stores' memtables may take together."},
     {config::kTopicWaitMs, ConfigType::kDuration, "30000",
      "How long start-up waits for source topics to exist before failing with an error "
      "that names the missing topic."},

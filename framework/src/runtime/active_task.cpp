@@ -9,17 +9,42 @@ InputPartition::~InputPartition() {
 
 ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string application_id,
                        rd_kafka_t* producer, ErrorHandling& errors, TaskGate& gate,
-                       std::size_t max_batch, std::chrono::milliseconds metadata_timeout)
+                       std::size_t max_batch, std::chrono::milliseconds metadata_timeout,
+                       std::filesystem::path task_directory, state::RocksDbResources* resources)
     : id_(id),
       collector_(producer, metadata_timeout),
-      task_(topology, id, std::move(application_id), collector_, errors,
-            [] {
-              return std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                  .count();
-            }),
+      state_(topology, topology.subtopologies().at(static_cast<std::size_t>(id.subtopology)), id,
+             application_id, std::move(task_directory), resources),
+      task_(
+          topology, id, application_id, collector_, errors,
+          [] {
+            return std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                .count();
+          },
+          &state_),
       gate_(gate),
       max_batch_(max_batch) {}
+
+void ActiveTask::open(std::size_t cache_budget_per_store) {
+  task_.build_nodes();
+  state_.open(
+      collector_, [this] { return task_.stream_time(); }, cache_budget_per_store);
+}
+
+void ActiveTask::close(bool clean) {
+  closed.store(true);
+  std::string error;
+  if (initialized_) {
+    try {
+      task_.close();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  state_.close(clean);
+  if (!error.empty()) throw FatalError(error);
+}
 
 bool ActiveTask::has_buffered() const {
   for (const auto& input : inputs_)
@@ -49,9 +74,13 @@ bool ActiveTask::run(int64_t now) {
   // Dekker-style handshake with the poll thread: announce running, then look at
   // the gate; the poll thread closes the gate, then waits for running == 0.
   gate_.running.fetch_add(1);
-  if (!gate_.closed.load() && !closed.load() && !failed.load()) {
+  if (!gate_.closed.load() && !closed.load() && !failed.load() && !restoring.load()) {
     std::size_t done = 0;
     try {
+      if (!initialized_) {
+        task_.init();
+        initialized_ = true;
+      }
       task_.punctuate_wall_clock(now);
       while (done < max_batch_ && !gate_.closed.load(std::memory_order_relaxed)) {
         InputPartition* input = next_input();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "kafka/handles.h"
 #include "runtime/partition_buffer.h"
 #include "runtime/producer_collector.h"
+#include "runtime/state_manager.h"
 #include "runtime/stream_task.h"
 
 namespace rill::runtime {
@@ -52,7 +54,16 @@ class ActiveTask {
  public:
   ActiveTask(const Topology& topology, TaskId id, std::string application_id, rd_kafka_t* producer,
              ErrorHandling& errors, TaskGate& gate, std::size_t max_batch,
-             std::chrono::milliseconds metadata_timeout);
+             std::chrono::milliseconds metadata_timeout, std::filesystem::path task_directory,
+             state::RocksDbResources* resources);
+
+  // Creates the nodes and opens the task's stores (throws StateStoreError when
+  // its directory is locked). Processors are initialized at the first run, once
+  // the stores are restored.
+  void open(std::size_t cache_budget_per_store);
+  // Closes processors and stores; `clean` writes the checkpoint.
+  void close(bool clean);
+  StateManager& state() { return state_; }
 
   TaskId id() const { return id_; }
   StreamTask& stream_task() { return task_; }
@@ -72,13 +83,17 @@ class ActiveTask {
   std::string failure;
   // Set before the task is dropped, so a stale posted run does nothing.
   std::atomic<bool> closed{false};
+  // While set, the task's stores are being restored and it processes nothing.
+  std::atomic<bool> restoring{false};
 
  private:
   InputPartition* next_input();
 
   TaskId id_;
   ProducerCollector collector_;
+  StateManager state_;
   StreamTask task_;
+  bool initialized_ = false;
   TaskGate& gate_;
   std::size_t max_batch_;
   std::vector<std::unique_ptr<InputPartition>> inputs_;

@@ -19,8 +19,10 @@
 #include "kafka/handles.h"
 #include "log/log.h"
 #include "runtime/active_task.h"
+#include "runtime/changelog_reader.h"
 #include "runtime/error_handling.h"
 #include "runtime/producer_collector.h"
+#include "state/rocksdb_resources.h"
 
 namespace rill {
 
@@ -200,6 +202,19 @@ struct KafkaStreams::Impl {
     for (const auto& topic : internal_topics)
       if (!partitions.contains(topic))
         throw TopologyError("cannot size internal topic '" + topic + "'");
+    // A changelog has a partition per task of the sub-topology that owns it.
+    for (const auto& sub : topology.subtopologies()) {
+      int32_t task_count = 0;
+      for (const auto& topic : sub.source_topics)
+        task_count = std::max(task_count, partitions.at(topic.full_name(application_id)));
+      for (const auto& store_name : sub.stores) {
+        const StoreSpec& spec = topology.store(store_name).spec();
+        if (!spec.logging_enabled) continue;
+        to_create.push_back({spec.changelog_topic(application_id), task_count,
+                             static_cast<int32_t>(config.get_int(config::kReplicationFactor)),
+                             spec.changelog_topic_config()});
+      }
+    }
     kafka::create_topics(producer.get(), to_create, timeout);
     for (const auto& topic : to_create) {
       auto deadline = Clock::now() + timeout;
@@ -207,6 +222,33 @@ struct KafkaStreams::Impl {
              Clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+  }
+
+  // State: the instance's directory, the RocksDB memory shared by its stores,
+  // and the reader that restores changelogs.
+  void prepare_state() {
+    state_directory = std::filesystem::path(config.get_string(config::kStateDir)) / application_id;
+    if (topology.stores().empty()) return;
+    RocksDbMemoryOptions memory;
+    memory.block_cache_bytes =
+        static_cast<std::size_t>(config.get_int(config::kRocksDbBlockCacheBytes));
+    memory.memtable_bytes = static_cast<std::size_t>(config.get_int(config::kRocksDbMemtableBytes));
+    rocksdb = std::make_unique<state::RocksDbResources>(memory);
+
+    auto properties = base_properties("consumer");
+    properties["client.id"] += "-restore";
+    properties["enable.auto.commit"] = "false";
+    properties["enable.partition.eof"] = "true";
+    properties.emplace("auto.offset.reset", "earliest");
+    properties.erase("group.id");
+    changelog_reader = std::make_unique<runtime::ChangelogReader>(
+        kafka::make_client(RD_KAFKA_CONSUMER, conf_for(properties)),
+        [this](const RestoreProgress& progress) {
+          if (restore_listener) restore_listener(progress);
+        },
+        [this] {
+          if (consumer_queue) rd_kafka_queue_yield(consumer_queue.get());
+        });
   }
 
   void subscribe() {
@@ -277,6 +319,17 @@ struct KafkaStreams::Impl {
   // when an output was refused, in which case nothing is committed.
   bool commit_offsets() {
     auto commit_start = Clock::now();
+    // Record caches hand on what they hold first: the changelog writes and
+    // results that causes must be in this commit.
+    for (auto& [id, task] : tasks) {
+      if (task->failed.load() || task->restoring.load()) continue;
+      try {
+        task->state().flush();
+      } catch (const std::exception& e) {
+        task->failure = "task " + id.to_string() + ": flushing state: " + e.what();
+        task->failed.store(true);
+      }
+    }
     rd_kafka_resp_err_t flushed = rd_kafka_flush(producer.get(), 60'000);
     if (flushed != RD_KAFKA_RESP_ERR_NO_ERROR) {
       fail(std::string("flushing outputs before a commit failed: ") + rd_kafka_err2str(flushed));
@@ -305,6 +358,16 @@ struct KafkaStreams::Impl {
         return true;
       }
       for (InputPartition* input : committed) input->committed_offset = input->next_offset;
+    }
+    // Every changelog write so far is acknowledged (the flush above): record
+    // how far the changelogs go, so a restart restores only what follows.
+    for (auto& [id, task] : tasks) {
+      if (task->failed.load() || task->restoring.load()) continue;
+      try {
+        task->state().checkpoint();
+      } catch (const std::exception& e) {
+        log::get().warn("{}: task {}: {}", application_id, id.to_string(), e.what());
+      }
     }
     ++commits;
     log::get().debug(
@@ -358,8 +421,13 @@ struct KafkaStreams::Impl {
       if (!task) {
         task =
             std::make_shared<ActiveTask>(topology, id, application_id, producer.get(), errors, gate,
-                                         kMaxBatch, config.get_duration(config::kTopicWaitMs));
-        task->stream_task().init();
+                                         kMaxBatch, config.get_duration(config::kTopicWaitMs),
+                                         state_directory / id.to_string(), rocksdb.get());
+        open_task(*task);
+        if (!task->state().changelogs().empty()) {
+          task->restoring.store(true);
+          changelog_reader->submit(task);
+        }
         active_tasks.store(tasks.size(), std::memory_order_relaxed);
         log::get().info("{}: created task {}", application_id, id.to_string());
       }
@@ -384,10 +452,30 @@ struct KafkaStreams::Impl {
     }
   }
 
+  // A task directory stays locked until its previous owner on this machine
+  // (another instance sharing state.dir) has closed the task: wait a while.
+  void open_task(ActiveTask& task) {
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (true) {
+      try {
+        // The cache bytes are shared by the instance's tasks, as in Kafka Streams.
+        const auto& stores =
+            topology.subtopologies().at(static_cast<std::size_t>(task.id().subtopology)).stores;
+        task.open(static_cast<std::size_t>(config.get_int(config::kCacheMaxBytes)) /
+                  std::max<std::size_t>(1, tasks.size()) / std::max<std::size_t>(1, stores.size()));
+        return;
+      } catch (const StateStoreError& e) {
+        if (Clock::now() >= deadline) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+  }
+
   void close_task(const std::shared_ptr<ActiveTask>& task, bool clean) {
     task->closed.store(true);
+    if (changelog_reader) changelog_reader->wait_idle(*task);
     try {
-      task->stream_task().close();
+      task->close(clean && !task->failed.load() && !task->restoring.load());
     } catch (const std::exception& e) {
       log::get().warn("{}: {}", application_id, e.what());
     }
@@ -606,6 +694,11 @@ struct KafkaStreams::Impl {
   std::atomic<uint64_t> partition_pauses{0};
   std::atomic<uint64_t> active_tasks{0};
 
+  std::filesystem::path state_directory;
+  std::unique_ptr<state::RocksDbResources> rocksdb;
+  std::unique_ptr<runtime::ChangelogReader> changelog_reader;
+  RestoreListener restore_listener;
+
   std::atomic<bool> stopping{false};
   bool failed_stop = false;
   mutable std::mutex state_mutex;
@@ -627,6 +720,10 @@ void KafkaStreams::set_state_listener(StateListener listener) {
   impl_->listener = std::move(listener);
 }
 
+void KafkaStreams::set_restore_listener(RestoreListener listener) {
+  impl_->restore_listener = std::move(listener);
+}
+
 void KafkaStreams::set_uncaught_exception_handler(ExceptionHandler handler) {
   impl_->exception_handler = std::move(handler);
 }
@@ -636,6 +733,7 @@ void KafkaStreams::start() {
   log::get().info("{} starting: {}", impl_->application_id, impl_->config.to_log_string());
   impl_->create_clients();
   impl_->prepare_topics();
+  impl_->prepare_state();
   impl_->pool = std::make_unique<boost::asio::thread_pool>(
       static_cast<std::size_t>(impl_->config.get_int(config::kNumStreamThreads)));
   impl_->set_state(State::kRebalancing);
@@ -682,6 +780,7 @@ KafkaStreams::Stats KafkaStreams::stats() const {
   stats.dead_lettered_records =
       impl_->errors.counts().dead_lettered.load(std::memory_order_relaxed);
   stats.active_tasks = impl_->active_tasks.load(std::memory_order_relaxed);
+  if (impl_->changelog_reader) stats.restored_records = impl_->changelog_reader->restored_records();
   return stats;
 }
 

@@ -8,7 +8,16 @@
 namespace rill::runtime {
 
 void DeliveryTracker::on_delivery(const rd_kafka_message_t& message) {
-  if (message.err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  if (message.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (message._private != nullptr) {
+      auto& delivered = *static_cast<std::atomic<int64_t>*>(message._private);
+      int64_t current = delivered.load(std::memory_order_relaxed);
+      while (message.offset > current &&
+             !delivered.compare_exchange_weak(current, message.offset, std::memory_order_release))
+        ;
+    }
+    return;
+  }
   std::string error = std::string("the broker refused a record for topic ") +
                       rd_kafka_topic_name(message.rkt) + ": " + rd_kafka_err2str(message.err);
   if (continue_on_error_) {
@@ -59,8 +68,20 @@ void ProducerCollector::send(int topic, int32_t partition, NullableBytes key, Nu
                           header.value ? header.value->data() : nullptr,
                           header.value ? static_cast<ssize_t>(header.value->size()) : 0);
   }
+  produce(topic, partition, key, value, timestamp, kafka_headers, nullptr);
+}
+
+void ProducerCollector::send_changelog(int topic, int32_t partition, NullableBytes key,
+                                       NullableBytes value, int64_t timestamp,
+                                       std::atomic<int64_t>* delivered_offset) {
+  produce(topic, partition, key, value, timestamp, nullptr, delivered_offset);
+}
+
+void ProducerCollector::produce(int topic, int32_t partition, NullableBytes key,
+                                NullableBytes value, int64_t timestamp,
+                                rd_kafka_headers_t* kafka_headers, void* opaque) {
   rd_kafka_topic_t* handle = topics_[static_cast<std::size_t>(topic)].get();
-  rd_kafka_vu_t fields[7];
+  rd_kafka_vu_t fields[8];
   fields[0].vtype = RD_KAFKA_VTYPE_RKT;
   fields[0].u.rkt = handle;
   fields[1].vtype = RD_KAFKA_VTYPE_PARTITION;
@@ -73,9 +94,11 @@ void ProducerCollector::send(int topic, int32_t partition, NullableBytes key, Nu
   fields[4].u.mem = {const_cast<char*>(value ? value->data() : nullptr), value ? value->size() : 0};
   fields[5].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
   fields[5].u.i64 = timestamp;
-  fields[6].vtype = RD_KAFKA_VTYPE_HEADERS;
-  fields[6].u.headers = kafka_headers;
-  const std::size_t field_count = kafka_headers != nullptr ? 7 : 6;
+  fields[6].vtype = RD_KAFKA_VTYPE_OPAQUE;
+  fields[6].u.ptr = opaque;
+  fields[7].vtype = RD_KAFKA_VTYPE_HEADERS;
+  fields[7].u.headers = kafka_headers;
+  const std::size_t field_count = kafka_headers != nullptr ? 8 : 7;
   while (true) {
     rd_kafka_error_t* error = rd_kafka_produceva(producer_, fields, field_count);
     if (error == nullptr) return;  // librdkafka owns the headers now.

@@ -20,7 +20,8 @@ class DeliveryTracker {
  public:
   explicit DeliveryTracker(bool continue_on_error) : continue_on_error_(continue_on_error) {}
 
-  // Called from librdkafka's delivery report callback, on any thread.
+  // Called from librdkafka's delivery report callback, on any thread. A
+  // record's opaque, when set, is the std::atomic<int64_t> to raise to its offset.
   void on_delivery(const rd_kafka_message_t& message);
 
   // The first refusal that must stop the application, or empty.
@@ -44,8 +45,13 @@ class ProducerCollector final : public internal::RecordCollector {
   int32_t partition_count(int topic) override;
   void send(int topic, int32_t partition, NullableBytes key, NullableBytes value, int64_t timestamp,
             const Headers& headers) override;
+  void send_changelog(int topic, int32_t partition, NullableBytes key, NullableBytes value,
+                      int64_t timestamp, std::atomic<int64_t>* delivered_offset) override;
 
  private:
+  void produce(int topic, int32_t partition, NullableBytes key, NullableBytes value,
+               int64_t timestamp, rd_kafka_headers_t* headers, void* opaque);
+
   rd_kafka_t* producer_;
   std::chrono::milliseconds metadata_timeout_;
   std::vector<kafka::TopicPtr> topics_;

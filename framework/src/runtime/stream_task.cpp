@@ -1,17 +1,20 @@
 #include "runtime/stream_task.h"
 
+#include <algorithm>
 #include <typeinfo>
 
 namespace rill::runtime {
 
 StreamTask::StreamTask(const Topology& topology, TaskId id, std::string application_id,
-                       internal::RecordCollector& collector, ErrorHandling& errors, Clock clock)
+                       internal::RecordCollector& collector, ErrorHandling& errors, Clock clock,
+                       StateManager* state)
     : topology_(topology),
       id_(id),
       application_id_(std::move(application_id)),
       collector_(collector),
       errors_(errors),
-      clock_(std::move(clock)) {}
+      clock_(std::move(clock)),
+      state_(state) {}
 
 StreamTask::~StreamTask() {
   if (initialized_) {
@@ -23,7 +26,8 @@ StreamTask::~StreamTask() {
   }
 }
 
-void StreamTask::init() {
+void StreamTask::build_nodes() {
+  if (!nodes_.empty()) return;
   const auto& sub = topology_.subtopologies().at(static_cast<std::size_t>(id_.subtopology));
   std::map<std::string, internal::ProcessorNode*> by_name;
   for (const std::string& name : sub.nodes) {
@@ -39,6 +43,10 @@ void StreamTask::init() {
   }
   if (errors_.has_dead_letter_topic())
     dead_letter_topic_ = collector_.register_topic(errors_.dead_letter_topic());
+}
+
+void StreamTask::init() {
+  build_nodes();
   // Children are initialized before parents, so no node forwards to a child
   // that is not ready (a processor may forward from init()).
   for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) (*it)->init(*this);
@@ -119,9 +127,10 @@ void StreamTask::run_due(PunctuationType type, int64_t now) {
 }
 
 StateStore* StreamTask::state_store(const internal::ProcessorNode& node, std::string_view name) {
-  (void)node;
-  (void)name;
-  return nullptr;
+  if (state_ == nullptr) return nullptr;
+  const auto& connected = topology_.node(node.name()).stores;
+  if (std::find(connected.begin(), connected.end(), name) == connected.end()) return nullptr;
+  return state_->get(name);
 }
 
 bool StreamTask::take_commit_request() {

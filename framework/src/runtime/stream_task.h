@@ -13,6 +13,7 @@
 #include "rill/topology.h"
 
 #include "runtime/error_handling.h"
+#include "runtime/state_manager.h"
 
 namespace rill::runtime {
 
@@ -20,11 +21,16 @@ class StreamTask final : public internal::TaskContext {
  public:
   using Clock = std::function<int64_t()>;
 
+  // `state` holds the task's opened stores (nullptr when it has none).
   StreamTask(const Topology& topology, TaskId id, std::string application_id,
-             internal::RecordCollector& collector, ErrorHandling& errors, Clock clock);
+             internal::RecordCollector& collector, ErrorHandling& errors, Clock clock,
+             StateManager* state = nullptr);
   ~StreamTask() override;
 
-  // Creates and initializes the node instances.
+  // Creates the node instances (so source_for() works), without initializing
+  // them; init() does both when needed.
+  void build_nodes();
+  // Initializes the nodes: processors' init() runs here.
   void init();
   // Closes the nodes; the task cannot process afterwards.
   void close();
@@ -72,6 +78,7 @@ class StreamTask final : public internal::TaskContext {
   internal::RecordCollector& collector_;
   ErrorHandling& errors_;
   Clock clock_;
+  StateManager* state_;
   int dead_letter_topic_ = -1;
 
   std::vector<std::unique_ptr<internal::ProcessorNode>> nodes_;

@@ -1,6 +1,9 @@
 // The in-process runner behind TopologyTestDriver: one StreamTask per
 // sub-topology (partition 0) and a collector that keeps what sinks write.
 #include <deque>
+#include <filesystem>
+
+#include <stdlib.h>
 
 #include "rill/test_driver.h"
 
@@ -29,11 +32,24 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
         wall_clock(clock) {
     topology.build();
     for (const auto& sub : topology.subtopologies()) {
-      tasks.push_back(std::make_unique<runtime::StreamTask>(topology, TaskId{sub.id, 0},
-                                                            application_id, *this, errors,
-                                                            [this] { return wall_clock; }));
+      TaskId id{sub.id, 0};
+      states.push_back(std::make_unique<runtime::StateManager>(
+          topology, sub, id, application_id, state_directory.path / id.to_string(), nullptr));
+      tasks.push_back(std::make_unique<runtime::StreamTask>(
+          topology, id, application_id, *this, errors, [this] { return wall_clock; },
+          states.back().get()));
+      runtime::StreamTask* task = tasks.back().get();
+      states.back()->open(
+          *this, [task] { return task->stream_time(); },
+          static_cast<std::size_t>(config.get_int(config::kCacheMaxBytes)));
     }
     for (auto& task : tasks) task->init();
+  }
+
+  ~Impl() override {
+    // Processors close before their stores, stores before their directory goes.
+    for (auto& task : tasks) task->close();
+    for (auto& state : states) state->close(false);
   }
 
   int register_topic(const std::string& topic) override {
@@ -51,6 +67,19 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
     const std::string& name = topic_names[static_cast<std::size_t>(topic)];
     if (consumed(name)) pending.emplace_back(name, record);
     outputs[name].push_back(std::move(record));
+  }
+
+  void send_changelog(int topic, int32_t partition, NullableBytes key, NullableBytes value,
+                      int64_t timestamp, std::atomic<int64_t>* delivered_offset) override {
+    const std::string& name = topic_names[static_cast<std::size_t>(topic)];
+    delivered_offset->store(static_cast<int64_t>(outputs[name].size()));
+    send(topic, partition, key, value, timestamp, {});
+  }
+
+  StateStore* find_store(const std::string& name) const {
+    for (const auto& state : states)
+      if (StateStore* store = state->get(name)) return store;
+    return nullptr;
   }
 
   bool consumed(const std::string& topic) const {
@@ -75,6 +104,13 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
     throw std::invalid_argument("the topology does not read topic '" + topic + "'");
   }
 
+  // Like Kafka Streams' test driver, a commit after every input record: record
+  // caches hand on their entries, so each input's results can be read at once.
+  void commit() {
+    for (auto& state : states) state->flush();
+    drain_pending();
+  }
+
   // Records written to topics the topology reads are processed in the order
   // they were written, as a broker would deliver them.
   void drain_pending() {
@@ -85,6 +121,23 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
     }
   }
 
+  // A fresh directory per driver for persistent stores, removed at the end.
+  struct TemporaryDirectory {
+    TemporaryDirectory() {
+      std::string pattern =
+          (std::filesystem::temp_directory_path() / "rill-test-driver-XXXXXX").string();
+      if (::mkdtemp(pattern.data()) == nullptr)
+        throw std::runtime_error("cannot create a state directory for the test driver");
+      path = pattern;
+    }
+    ~TemporaryDirectory() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+    std::filesystem::path path;
+  };
+
+  TemporaryDirectory state_directory;
   Topology topology;
   StreamsConfig config;
   std::string application_id;
@@ -94,6 +147,7 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
   std::map<std::string, std::deque<CapturedRecord>> outputs;
   std::deque<std::pair<std::string, CapturedRecord>> pending;
   std::map<std::string, int64_t> offsets;
+  std::vector<std::unique_ptr<runtime::StateManager>> states;
   // Last, so tasks are destroyed first: closing a processor may still send
   // records to this collector.
   std::vector<std::unique_ptr<runtime::StreamTask>> tasks;
@@ -108,12 +162,14 @@ TopologyTestDriver::~TopologyTestDriver() = default;
 void TopologyTestDriver::pipe_raw(const std::string& topic, const CapturedRecord& record) {
   impl_->process(topic, record);
   impl_->drain_pending();
+  impl_->commit();
 }
 
 void TopologyTestDriver::advance_wall_clock_time(std::chrono::milliseconds advance) {
   impl_->wall_clock += advance.count();
   for (auto& task : impl_->tasks) task->punctuate_wall_clock(impl_->wall_clock);
   impl_->drain_pending();
+  impl_->commit();
 }
 
 int64_t TopologyTestDriver::wall_clock_time() const {
@@ -131,6 +187,10 @@ std::optional<CapturedRecord> TopologyTestDriver::read_raw(const std::string& to
 std::size_t TopologyTestDriver::queue_size(const std::string& topic) const {
   auto it = impl_->outputs.find(topic);
   return it == impl_->outputs.end() ? 0 : it->second.size();
+}
+
+StateStore* TopologyTestDriver::get_state_store(const std::string& name) const {
+  return impl_->find_store(name);
 }
 
 std::vector<std::string> TopologyTestDriver::written_topics() const {

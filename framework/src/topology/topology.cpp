@@ -89,6 +89,34 @@ Topology::Node& Topology::mutable_node(std::string_view name) {
   return const_cast<Node&>(node(name));
 }
 
+Topology& Topology::add_state_store(StoreBuilder store, std::vector<std::string> processors) {
+  require_not_built();
+  for (const StoreBuilder& existing : stores_)
+    if (existing.name() == store.name())
+      throw TopologyError("state store '" + store.name() + "' is already added");
+  const std::string name = store.name();
+  stores_.push_back(std::move(store));
+  for (const std::string& processor : processors) connect_processor_and_stores(processor, {name});
+  return *this;
+}
+
+Topology& Topology::connect_processor_and_stores(const std::string& processor,
+                                                 std::vector<std::string> stores) {
+  Node& node = mutable_node(processor);
+  if (node.kind != NodeKind::kProcessor)
+    throw TopologyError(describe_node(node) + " cannot use state stores; only processors can");
+  for (std::string& store : stores)
+    if (std::find(node.stores.begin(), node.stores.end(), store) == node.stores.end())
+      node.stores.push_back(std::move(store));
+  return *this;
+}
+
+const StoreBuilder& Topology::store(std::string_view name) const {
+  for (const StoreBuilder& store : stores_)
+    if (store.name() == name) return store;
+  throw TopologyError("no state store named '" + std::string(name) + "'");
+}
+
 void Topology::require_not_built() const {
   if (built_) throw TopologyError("the topology is already built and cannot change");
 }
@@ -122,6 +150,11 @@ void Topology::build() {
       throw TopologyError(what + " has no topic to write");
     if (!node.missing_serde.empty()) throw TopologyError(what + ": " + node.missing_serde);
     if (!node.factory) throw TopologyError(what + " has no processor factory");
+    for (const std::string& store_name : node.stores) {
+      bool known = std::any_of(stores_.begin(), stores_.end(),
+                               [&](const StoreBuilder& store) { return store.name() == store_name; });
+      if (!known) throw TopologyError(what + " uses unknown state store '" + store_name + "'");
+    }
 
     for (const std::string& parent_name : node.parents) {
       auto it = index.find(parent_name);
@@ -156,6 +189,16 @@ void Topology::build() {
   Components components(nodes_.size());
   for (std::size_t i = 0; i < nodes_.size(); ++i)
     for (const std::string& parent : nodes_[i].parents) components.join(i, index.at(parent));
+  // Processors sharing a store must run in one task, so in one sub-topology.
+  std::map<std::string, std::size_t> first_user_of_store;
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    for (const std::string& store : nodes_[i].stores) {
+      auto [it, inserted] = first_user_of_store.emplace(store, i);
+      if (!inserted) components.join(i, it->second);
+    }
+  for (const StoreBuilder& store : stores_)
+    if (!first_user_of_store.contains(store.name()))
+      throw TopologyError("state store '" + store.name() + "' is not connected to any processor");
 
   // Sub-topologies are numbered in the order their first node was added.
   std::map<std::size_t, std::size_t> subtopology_of_root;

@@ -3,6 +3,7 @@
 // through them; nothing here is part of the stable API.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -69,6 +70,10 @@ class RecordCollector {
   // Kafka's Java client) choose.
   virtual void send(int topic, int32_t partition, NullableBytes key, NullableBytes value,
                     int64_t timestamp, const Headers& headers) = 0;
+  // Like send(), for a store's changelog: `delivered_offset` is raised to the
+  // offset of each record the broker acknowledges, which checkpoints record.
+  virtual void send_changelog(int topic, int32_t partition, NullableBytes key, NullableBytes value,
+                              int64_t timestamp, std::atomic<int64_t>* delivered_offset) = 0;
 };
 
 class ProcessorNode;

@@ -1,0 +1,154 @@
+#include "runtime/state_manager.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "log/log.h"
+
+namespace rill::runtime {
+namespace {
+
+constexpr const char* kCheckpointFile = ".checkpoint";
+constexpr const char* kLockFile = ".lock";
+
+}  // namespace
+
+StateManager::StateManager(const Topology& topology, const Topology::Subtopology& subtopology,
+                           TaskId task, std::string application_id,
+                           std::filesystem::path task_directory, state::RocksDbResources* resources)
+    : topology_(topology),
+      subtopology_(subtopology),
+      task_(task),
+      application_id_(std::move(application_id)),
+      directory_(std::move(task_directory)),
+      resources_(resources) {}
+
+StateManager::~StateManager() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+std::map<std::string, int64_t> StateManager::read_checkpoint() const {
+  std::map<std::string, int64_t> offsets;
+  std::ifstream in(directory_ / kCheckpointFile);
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  while (in >> topic >> partition >> offset) offsets[topic] = offset;
+  return offsets;
+}
+
+void StateManager::open(internal::RecordCollector& collector, std::function<int64_t()> timestamp,
+                        std::size_t cache_budget_per_store) {
+  if (subtopology_.stores.empty()) return;
+  std::error_code error;
+  std::filesystem::create_directories(directory_, error);
+  if (error)
+    throw StateStoreError("cannot create state directory " + directory_.string() + ": " +
+                          error.message());
+  lock_fd_ = ::open((directory_ / kLockFile).c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
+    throw StateStoreError("state directory " + directory_.string() +
+                          " is locked by another instance; give each instance on a machine "
+                          "its own state.dir or let the other release the task");
+
+  const auto checkpoint = read_checkpoint();
+  // A checkpoint describes the stores as they were at a commit; while the task
+  // runs it goes stale, so it is removed and written again at each commit.
+  std::filesystem::remove(directory_ / kCheckpointFile, error);
+  changelogs_.reserve(subtopology_.stores.size());
+  for (const std::string& name : subtopology_.stores) {
+    const StoreBuilder& builder = topology_.store(name);
+    const StoreSpec& spec = builder.spec();
+    OpenStore open_store;
+    open_store.kind = spec.kind;
+    const std::string topic = spec.changelog_topic(application_id_);
+    auto found = checkpoint.find(topic);
+    const bool trusted = spec.logging_enabled && found != checkpoint.end();
+    const auto store_directory = spec.directory_in(directory_);
+    if (spec.persistent && !trusted && std::filesystem::exists(store_directory)) {
+      log::get().info("task {}: store {} has no checkpoint; wiping it for a full restore",
+                      task_.to_string(), name);
+      std::filesystem::remove_all(store_directory, error);
+    }
+    auto bytes = builder.build_bytes_store(store_directory, resources_);
+    open_store.inner = bytes.get();
+    if (spec.logging_enabled) {
+      changelogs_.push_back(
+          {name, topic, task_.partition, trusted && spec.persistent ? found->second : 0});
+      open_store.changelog = &changelogs_.back();
+      open_store.checkpointed = changelogs_.back().restore_from;
+      open_store.writer = std::make_unique<state::ChangelogWriter>(
+          collector, collector.register_topic(topic), task_.partition, timestamp);
+      bytes = state::with_changelog(std::move(bytes), spec.kind, *open_store.writer);
+    }
+    open_store.store = builder.wrap(std::move(bytes));
+    open_store.store->set_cache_budget(cache_budget_per_store);
+    stores_.emplace(name, std::move(open_store));
+  }
+}
+
+StateStore* StateManager::get(std::string_view name) const {
+  auto it = stores_.find(name);
+  return it == stores_.end() ? nullptr : it->second.store.get();
+}
+
+void StateManager::restore(const std::string& store, std::string_view key,
+                           std::optional<std::string_view> value) {
+  OpenStore& open_store = stores_.at(store);
+  state::apply_changelog_record(*open_store.inner, open_store.kind, key, value);
+}
+
+void StateManager::restored(const std::string& store, int64_t next_offset) {
+  stores_.at(store).checkpointed = next_offset;
+}
+
+void StateManager::flush() {
+  for (auto& [name, open_store] : stores_) open_store.store->flush();
+}
+
+void StateManager::checkpoint() {
+  if (stores_.empty()) return;
+  std::ostringstream text;
+  for (auto& [name, open_store] : stores_) {
+    if (open_store.changelog == nullptr) continue;
+    int64_t delivered = open_store.writer->delivered_offset();
+    if (delivered + 1 > open_store.checkpointed) open_store.checkpointed = delivered + 1;
+    text << open_store.changelog->topic << " " << open_store.changelog->partition << " "
+         << open_store.checkpointed << "\n";
+  }
+  // Written aside and renamed, so a crash never leaves half a checkpoint.
+  const auto temporary = directory_ / ".checkpoint.tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << text.str();
+    out.flush();
+    if (!out) throw StateStoreError("cannot write checkpoint in " + directory_.string());
+  }
+  std::filesystem::rename(temporary, directory_ / kCheckpointFile);
+}
+
+void StateManager::close(bool clean) {
+  if (stores_.empty()) return;
+  if (clean) {
+    flush();
+    checkpoint();
+  }
+  for (auto& [name, open_store] : stores_) {
+    try {
+      open_store.store->close();
+    } catch (const std::exception& e) {
+      log::get().warn("task {}: closing store {}: {}", task_.to_string(), name, e.what());
+    }
+  }
+  stores_.clear();
+  if (lock_fd_ >= 0) {
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+  }
+}
+
+}  // namespace rill::runtime

@@ -1,0 +1,94 @@
+// The state of one task: it opens the task's stores under
+// <state.dir>/<application.id>/<task>/ (holding that directory's lock), wraps
+// logged stores with their changelog, reads and writes the checkpoint of
+// changelog offsets, and applies restored changelog records.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rill/topology.h"
+
+#include "state/logging_stores.h"
+
+namespace rill::state {
+class RocksDbResources;
+}
+
+namespace rill::runtime {
+
+class StateManager {
+ public:
+  // One logged store's changelog partition and where restoring starts.
+  struct Changelog {
+    std::string store;
+    std::string topic;
+    int32_t partition = 0;
+    // The first offset to restore: from the checkpoint, or 0 for a full restore.
+    int64_t restore_from = 0;
+  };
+
+  // `task_directory` empty means no directory: persistent stores are refused
+  // (the test driver passes a temporary one instead).
+  StateManager(const Topology& topology, const Topology::Subtopology& subtopology, TaskId task,
+               std::string application_id, std::filesystem::path task_directory,
+               state::RocksDbResources* resources);
+  ~StateManager();
+  StateManager(const StateManager&) = delete;
+  StateManager& operator=(const StateManager&) = delete;
+
+  // Locks the task directory (throws StateStoreError when another instance
+  // holds it), reads the checkpoint, wipes persistent stores that have none
+  // (they cannot be trusted after an unclean stop) and opens every store.
+  // Logged stores write to `collector`; `timestamp` stamps changelog records.
+  // Each store's record cache gets `cache_budget_per_store` bytes.
+  void open(internal::RecordCollector& collector, std::function<int64_t()> timestamp,
+            std::size_t cache_budget_per_store);
+
+  StateStore* get(std::string_view name) const;
+  const std::vector<Changelog>& changelogs() const { return changelogs_; }
+
+  // Restore: applies changelog records of `store` to its unlogged inner store.
+  void restore(const std::string& store, std::string_view key,
+               std::optional<std::string_view> value);
+  // Marks `store` restored up to (excluding) `next_offset`.
+  void restored(const std::string& store, int64_t next_offset);
+
+  // Flushes every store: record caches hand on their entries (which writes
+  // changelog records and forwards results), then the stores persist. First
+  // step of a commit.
+  void flush();
+  // Writes the checkpoint: for each changelog, the offset after the last
+  // acknowledged record. Call after flush() and the producer's flush.
+  void checkpoint();
+  // Closes the stores and releases the lock; `clean` (after a commit) writes
+  // the checkpoint first, otherwise the next open restores in full.
+  void close(bool clean);
+
+ private:
+  struct OpenStore {
+    std::unique_ptr<StateStore> store;
+    state::BytesStore* inner = nullptr;  // the unlogged store, for restore
+    std::unique_ptr<state::ChangelogWriter> writer;
+    StoreKind kind = StoreKind::kKeyValue;
+    Changelog* changelog = nullptr;
+    int64_t checkpointed = -1;  // next offset to read, or -1
+  };
+  std::map<std::string, int64_t> read_checkpoint() const;
+
+  const Topology& topology_;
+  const Topology::Subtopology& subtopology_;
+  TaskId task_;
+  std::string application_id_;
+  std::filesystem::path directory_;
+  state::RocksDbResources* resources_;
+  int lock_fd_ = -1;
+  std::map<std::string, OpenStore, std::less<>> stores_;
+  std::vector<Changelog> changelogs_;
+};
+
+}  // namespace rill::runtime
