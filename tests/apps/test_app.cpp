@@ -12,6 +12,7 @@
 
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
+#include "support/count_topology.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -38,6 +39,16 @@ int main(int argc, char** argv) {
   }
 
   rill::StreamsBuilder builder;
+  if (kind == "count") {
+    try {
+      rill::KafkaStreams streams(rill::testing::count_topology(input, output), config);
+      streams.start();
+      return rill::run_until_signal(streams);
+    } catch (const std::exception& e) {
+      std::cerr << "rill_test_app: " << e.what() << "\n";
+      return 1;
+    }
+  }
   if (kind == "json") {
     builder.stream(input, rill::serdes::string(), rill::serdes::json())
         .map_values([](const std::string& key, const nlohmann::json& value) {

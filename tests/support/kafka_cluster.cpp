@@ -186,4 +186,24 @@ std::vector<TestRecord> consume(const std::string& topic, std::size_t count,
   return records;
 }
 
+int64_t end_offsets(const std::string& topic) {
+  auto conf = client_conf();
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  REQUIRE(producer);
+  RdKafka::Metadata* raw = nullptr;
+  std::unique_ptr<RdKafka::Topic> handle(
+      RdKafka::Topic::create(producer.get(), topic, nullptr, error));
+  REQUIRE(producer->metadata(false, handle.get(), &raw, 10000) == RdKafka::ERR_NO_ERROR);
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  int64_t total = 0;
+  for (const auto* partition : *metadata->topics()->at(0)->partitions()) {
+    int64_t low = 0, high = 0;
+    REQUIRE(producer->query_watermark_offsets(topic, partition->id(), &low, &high, 10000) ==
+            RdKafka::ERR_NO_ERROR);
+    total += high;
+  }
+  return total;
+}
+
 }  // namespace rill::testing

@@ -40,4 +40,8 @@ void produce(const std::string& topic, const std::vector<TestRecord>& records);
 std::vector<TestRecord> consume(const std::string& topic, std::size_t count,
                                 std::chrono::milliseconds timeout, bool read_committed = true);
 
+// Sum over partitions of the end offsets of `topic` (records ever written,
+// including markers).
+int64_t end_offsets(const std::string& topic);
+
 }  // namespace rill::testing

@@ -103,11 +103,10 @@ void ChangelogReader::restore(ActiveTask& task) {
     rd_kafka_topic_partition_list_add(partitions.get(), changelog.topic.c_str(),
                                       changelog.partition)
         ->offset = start;
-    if (rd_kafka_error_t* error = rd_kafka_incremental_assign(consumer, partitions.get())) {
-      std::string message = rd_kafka_error_string(error);
-      rd_kafka_error_destroy(error);
-      throw std::runtime_error("cannot read changelog " + changelog.topic + ": " + message);
-    }
+    // A plain assignment: the restore consumer belongs to no group.
+    if (rd_kafka_resp_err_t assigned = rd_kafka_assign(consumer, partitions.get()))
+      throw std::runtime_error("cannot read changelog " + changelog.topic + ": " +
+                               rd_kafka_err2str(assigned));
     kafka::QueuePtr queue(rd_kafka_queue_get_consumer(consumer));
     rd_kafka_message_t* batch[kBatch];
     int64_t next_offset = start;
@@ -140,8 +139,7 @@ void ChangelogReader::restore(ActiveTask& task) {
         last_report = Clock::now();
       }
     }
-    if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(consumer, partitions.get()))
-      rd_kafka_error_destroy(error);
+    rd_kafka_assign(consumer, nullptr);
     if (task.closed.load()) return;
     task.state().restored(changelog.store, next_offset);
     progress.done = true;

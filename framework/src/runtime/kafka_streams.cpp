@@ -240,7 +240,9 @@ struct KafkaStreams::Impl {
     properties["enable.auto.commit"] = "false";
     properties["enable.partition.eof"] = "true";
     properties.emplace("auto.offset.reset", "earliest");
-    properties.erase("group.id");
+    // librdkafka wants a group even for a consumer that only assigns; this one
+    // never joins it nor commits to it.
+    properties["group.id"] = application_id + "-restore";
     changelog_reader = std::make_unique<runtime::ChangelogReader>(
         kafka::make_client(RD_KAFKA_CONSUMER, conf_for(properties)),
         [this](const RestoreProgress& progress) {

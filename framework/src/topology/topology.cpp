@@ -218,6 +218,9 @@ void Topology::build() {
     if (node.kind != NodeKind::kProcessor)
       for (const TopicRef& topic : node.topics)
         if (std::find(topics.begin(), topics.end(), topic) == topics.end()) topics.push_back(topic);
+    for (const std::string& store : node.stores)
+      if (std::find(sub.stores.begin(), sub.stores.end(), store) == sub.stores.end())
+        sub.stores.push_back(store);
   }
   for (const Subtopology& sub : subtopologies)
     if (sub.source_topics.empty())

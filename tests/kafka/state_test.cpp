@@ -1,0 +1,173 @@
+// State against the real broker: stores restored from their changelogs after a
+// clean restart (only the tail), after the state directory is wiped (all of
+// it), and when partitions move between instances.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "rill/kafka_streams.h"
+#include "rill/rill.h"
+#include "support/count_topology.h"
+#include "support/kafka_cluster.h"
+#include "support/process.h"
+
+using namespace rill;
+using namespace rill::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string temp_state_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("rill-state-" + name);
+  std::filesystem::remove_all(dir);
+  return dir.string();
+}
+
+std::vector<TestRecord> keyed(int keys, int per_key, int64_t timestamp = 1'700'000'000'000) {
+  std::vector<TestRecord> records;
+  for (int round = 0; round < per_key; ++round)
+    for (int k = 0; k < keys; ++k)
+      records.push_back({"key-" + std::to_string(k), "x", -1, -1, timestamp, {}});
+  return records;
+}
+
+int64_t as_int64(const std::string& bytes) {
+  return serdes::int64()->deserialize(std::string_view(bytes));
+}
+
+// The last count per key in the output topic, as a compacted topic keeps it.
+std::map<std::string, int64_t> final_counts(const std::string& topic, std::size_t at_least,
+                                            std::chrono::milliseconds timeout) {
+  std::map<std::string, int64_t> table;
+  for (const auto& record : consume(topic, at_least, timeout))
+    table[*record.key] = as_int64(*record.value);
+  return table;
+}
+
+struct Run {
+  KafkaStreams::Stats stats;
+  std::vector<KafkaStreams::RestoreProgress> progress;
+};
+
+// Runs the count until the output's last values reach `expected` for every key.
+Run run_count(const std::string& app, const std::string& state_dir, const std::string& input,
+              const std::string& output, int keys, int64_t expected) {
+  StreamsConfig config{{"application.id", app},
+                       {"bootstrap.servers", bootstrap_servers()},
+                       {"state.dir", state_dir},
+                       {"commit.interval.ms", "200"},
+                       {"num.stream.threads", "2"}};
+  KafkaStreams streams(count_topology(input, output), config);
+  Run run;
+  std::mutex mutex;
+  streams.set_restore_listener([&](const KafkaStreams::RestoreProgress& progress) {
+    std::lock_guard lock(mutex);
+    run.progress.push_back(progress);
+  });
+  streams.start();
+  auto deadline = std::chrono::steady_clock::now() + 90s;
+  bool reached = false;
+  while (!reached && std::chrono::steady_clock::now() < deadline) {
+    auto table = final_counts(output, 1u << 30, 2s);
+    reached = static_cast<int>(table.size()) == keys &&
+              std::all_of(table.begin(), table.end(), [&](auto& kv) { return kv.second == expected; });
+  }
+  REQUIRE(streams.close(30s));
+  REQUIRE(reached);
+  run.stats = streams.stats();
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("a clean restart restores only the changelog tail; a wiped state directory all of it",
+          "[kafka][state][restore]") {
+  const std::string app = unique_name("app-restore");
+  const std::string input = unique_name("restore-in"), output = unique_name("restore-out");
+  const std::string changelog = app + "-counts-changelog";
+  create_topic(input, 4);
+  create_topic(output, 4);
+  const int keys = 500;
+  const std::string dir_x = temp_state_dir(app + "-x"), dir_y = temp_state_dir(app + "-y");
+
+  // 1. Instance X counts 2 per key; its clean close checkpoints the changelog.
+  produce(input, keyed(keys, 2));
+  Run first = run_count(app, dir_x, input, output, keys, 2);
+  CHECK(first.stats.restored_records == 0);
+  const int64_t changelog_after_x = end_offsets(changelog);
+  CHECK(changelog_after_x >= keys);
+
+  // 2. Elsewhere (directory Y, empty), the application restores everything
+  //    and counts 3 more per key, writing more changelog records.
+  produce(input, keyed(keys, 3));
+  Run second = run_count(app, dir_y, input, output, keys, 5);
+  CHECK(second.stats.restored_records == static_cast<uint64_t>(changelog_after_x));
+  const int64_t changelog_after_y = end_offsets(changelog);
+  REQUIRE(changelog_after_y > changelog_after_x);
+
+  // 3. Back in directory X: only what Y wrote after X's checkpoint is restored.
+  produce(input, keyed(keys, 1));
+  Run third = run_count(app, dir_x, input, output, keys, 6);
+  CHECK(third.stats.restored_records == static_cast<uint64_t>(changelog_after_y - changelog_after_x));
+  bool saw_done = false;
+  for (const auto& progress : third.progress) {
+    CHECK(progress.topic == changelog);
+    CHECK(progress.restored <= progress.total);
+    if (progress.done) saw_done = true;
+  }
+  CHECK(saw_done);
+
+  // 4. With X wiped, everything is restored and the counts stay exact.
+  const int64_t changelog_after_third = end_offsets(changelog);
+  std::filesystem::remove_all(dir_x);
+  produce(input, keyed(keys, 1));
+  Run fourth = run_count(app, dir_x, input, output, keys, 7);
+  CHECK(fourth.stats.restored_records == static_cast<uint64_t>(changelog_after_third));
+}
+
+TEST_CASE("a keyed count stays exact when one of two instances stops cleanly mid-stream",
+          "[kafka][state][rebalance]") {
+  const std::string app = unique_name("app-count2");
+  const std::string input = unique_name("count2-in"), output = unique_name("count2-out");
+  create_topic(input, 8);
+  create_topic(output, 8);
+  const int keys = 10000;
+  auto start_instance = [&](const std::string& name) {
+    return ChildProcess({test_binary("rill_test_app"), "count", "input=" + input,
+                         "output=" + output, "application.id=" + app,
+                         "bootstrap.servers=" + bootstrap_servers(), "commit.interval.ms=300",
+                         "session.timeout.ms=6000", "state.dir=" + temp_state_dir(app + name)},
+                        "/tmp/" + app + "-" + name + ".log");
+  };
+  ChildProcess a = start_instance("a");
+  ChildProcess b = start_instance("b");
+  produce(input, keyed(keys, 2));
+  // Mid-stream: some counts are out, not all.
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (final_counts(output, 1u << 30, 1s).size() < keys / 2 &&
+         std::chrono::steady_clock::now() < deadline) {
+  }
+  a.signal(SIGTERM);
+  produce(input, keyed(keys, 3));
+  REQUIRE(a.wait(60s) == 0);
+
+  std::map<std::string, int64_t> table;
+  deadline = std::chrono::steady_clock::now() + 120s;
+  auto exact = [&] {
+    return static_cast<int>(table.size()) == keys &&
+           std::all_of(table.begin(), table.end(), [](auto& kv) { return kv.second == 5; });
+  };
+  while (!exact() && std::chrono::steady_clock::now() < deadline)
+    table = final_counts(output, 1u << 30, 3s);
+  b.signal(SIGTERM);
+  REQUIRE(b.wait(60s) == 0);
+  INFO(b.log().substr(b.log().size() > 3000 ? b.log().size() - 3000 : 0));
+  REQUIRE(table.size() == static_cast<std::size_t>(keys));
+  for (const auto& [key, count] : table) {
+    INFO(key);
+    REQUIRE(count == 5);
+  }
+}
