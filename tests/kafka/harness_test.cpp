@@ -18,7 +18,7 @@ TEST_CASE("the real broker round-trips every record", "[kafka][harness]") {
                     "value-" + std::to_string(i),
                     -1,
                     -1,
-                    1'700'000'000'000 + i,
+                    now_ms() + i,
                     {{"n", std::to_string(i)}}});
   produce(topic, sent);
 

@@ -40,7 +40,7 @@ std::vector<TestRecord> numbered(int from, int to) {
   std::vector<TestRecord> records;
   for (int i = from; i < to; ++i)
     records.push_back(
-        {"key-" + std::to_string(i % 50), std::to_string(i), -1, -1, 1'700'000'000'000 + i, {}});
+        {"key-" + std::to_string(i % 50), std::to_string(i), -1, -1, now_ms() + i, {}});
   return records;
 }
 
@@ -200,7 +200,7 @@ TEST_CASE("poison records go to the dead-letter topic with their headers",
          poison ? "not json " + std::to_string(i) : R"({"id":")" + std::to_string(i) + R"("})",
          i % 2,
          -1,
-         1'700'000'000'000,
+         now_ms(),
          {{"origin", "test"}}});
   }
   produce(input, records);

@@ -1,15 +1,16 @@
 // State against the real broker: stores restored from their changelogs after a
 // clean restart (only the tail), after the state directory is wiped (all of
 // it), and when partitions move between instances.
-#include <signal.h>
-
-#include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
 #include <thread>
 
+#include <catch2/catch.hpp>
+#include <signal.h>
+
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
+
 #include "support/count_topology.h"
 #include "support/kafka_cluster.h"
 #include "support/process.h"
@@ -26,7 +27,8 @@ std::string temp_state_dir(const std::string& name) {
   return dir.string();
 }
 
-std::vector<TestRecord> keyed(int keys, int per_key, int64_t timestamp = 1'700'000'000'000) {
+std::vector<TestRecord> keyed(int keys, int per_key) {
+  const int64_t timestamp = now_ms();
   std::vector<TestRecord> records;
   for (int round = 0; round < per_key; ++round)
     for (int k = 0; k < keys; ++k)
@@ -72,8 +74,9 @@ Run run_count(const std::string& app, const std::string& state_dir, const std::s
   bool reached = false;
   while (!reached && std::chrono::steady_clock::now() < deadline) {
     auto table = final_counts(output, 1u << 30, 2s);
-    reached = static_cast<int>(table.size()) == keys &&
-              std::all_of(table.begin(), table.end(), [&](auto& kv) { return kv.second == expected; });
+    reached =
+        static_cast<int>(table.size()) == keys &&
+        std::all_of(table.begin(), table.end(), [&](auto& kv) { return kv.second == expected; });
   }
   REQUIRE(streams.close(30s));
   REQUIRE(reached);
@@ -111,7 +114,8 @@ TEST_CASE("a clean restart restores only the changelog tail; a wiped state direc
   // 3. Back in directory X: only what Y wrote after X's checkpoint is restored.
   produce(input, keyed(keys, 1));
   Run third = run_count(app, dir_x, input, output, keys, 6);
-  CHECK(third.stats.restored_records == static_cast<uint64_t>(changelog_after_y - changelog_after_x));
+  CHECK(third.stats.restored_records ==
+        static_cast<uint64_t>(changelog_after_y - changelog_after_x));
   bool saw_done = false;
   for (const auto& progress : third.progress) {
     CHECK(progress.topic == changelog);

@@ -37,6 +37,12 @@ std::string bootstrap_servers() {
   return bootstrap;
 }
 
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string unique_name(const std::string& prefix) {
   static std::atomic<int> counter{0};
   static const auto run = std::random_device{}();

@@ -14,6 +14,10 @@ namespace rill::testing {
 // The broker's address from RILL_KAFKA_BOOTSTRAP; fails the test when unset.
 std::string bootstrap_servers();
 
+// Now, in milliseconds since the epoch. Test records carry recent timestamps:
+// the broker deletes records older than its retention (7 days) at once.
+int64_t now_ms();
+
 // A topic name no other test (or earlier run) uses.
 std::string unique_name(const std::string& prefix);
 
