@@ -175,3 +175,69 @@ TEST_CASE("a keyed count stays exact when one of two instances stops cleanly mid
     REQUIRE(count == 5);
   }
 }
+
+TEST_CASE(
+    "with a standby replica, a killed instance's tasks move to the standby, which "
+    "restores only the tail",
+    "[kafka][state][standby]") {
+  const std::string app = unique_name("app-standby");
+  const std::string input = unique_name("standby-in"), output = unique_name("standby-out");
+  create_topic(input, 4);
+  create_topic(output, 4);
+  const int keys = 2000;
+  auto start_instance = [&](const std::string& name) {
+    return ChildProcess(
+        {test_binary("rill_test_app"), "count", "input=" + input, "output=" + output,
+         "application.id=" + app, "bootstrap.servers=" + bootstrap_servers(),
+         "commit.interval.ms=200", "session.timeout.ms=6000", "num.standby.replicas=1",
+         "state.dir=" + temp_state_dir(app + name)},
+        "/tmp/" + app + "-" + name + ".log");
+  };
+  ChildProcess a = start_instance("a");
+  ChildProcess b = start_instance("b");
+  produce(input, keyed(keys, 10));
+  std::map<std::string, int64_t> table;
+  auto deadline = std::chrono::steady_clock::now() + 90s;
+  auto all_at = [&](int64_t count) {
+    return static_cast<int>(table.size()) == keys &&
+           std::all_of(table.begin(), table.end(), [&](auto& kv) { return kv.second >= count; });
+  };
+  while (!all_at(10) && std::chrono::steady_clock::now() < deadline)
+    table = final_counts(output, 1u << 30, 2s);
+  REQUIRE(all_at(10));
+  const int64_t changelog_size = end_offsets(app + "-counts-changelog");
+  // b places its standby copies after the group settles (it logs each one).
+  deadline = std::chrono::steady_clock::now() + 30s;
+  while (b.log().find("following its changelogs") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(200ms);
+  REQUIRE(b.log().find("following its changelogs") != std::string::npos);
+
+  a.signal(SIGKILL);
+  produce(input, keyed(keys, 1));
+  deadline = std::chrono::steady_clock::now() + 90s;
+  while (!all_at(11) && std::chrono::steady_clock::now() < deadline)
+    table = final_counts(output, 1u << 30, 2s);
+  b.signal(SIGTERM);
+  REQUIRE(b.wait(60s) == 0);
+  CHECK(all_at(11));
+
+  // b followed a's tasks as standbys; when it took them over it restored only
+  // what its copies lacked ("restoring ... offsets FROM to END" lines), never
+  // a changelog from its start.
+  const std::string log = b.log();
+  CHECK(log.find("following its changelogs") != std::string::npos);
+  int64_t restored = 0;
+  for (std::size_t at = log.find(" offsets "); at != std::string::npos;
+       at = log.find(" offsets ", at + 1)) {
+    const int64_t from = std::stoll(log.substr(at + 9));
+    const int64_t to = std::stoll(log.substr(log.find(" to ", at) + 4));
+    restored += to - from;
+    CHECK(from > 0);
+  }
+  INFO("changelog records: " << changelog_size << ", restored by b: " << restored);
+  CHECK(restored < changelog_size / 4);
+  for (const char* task :
+       {"created task 0_0", "created task 0_1", "created task 0_2", "created task 0_3"})
+    CHECK(log.find(task) != std::string::npos);
+}

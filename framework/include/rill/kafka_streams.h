@@ -85,6 +85,8 @@ class KafkaStreams {
     uint64_t active_tasks = 0;
     // Changelog records applied to stores while restoring them.
     uint64_t restored_records = 0;
+    // Changelog records applied to standby replicas.
+    uint64_t standby_records = 0;
   };
   Stats stats() const;
 

@@ -63,6 +63,9 @@ const std::vector<ConfigKey> kKeys = {
      "Prefix of the librdkafka client ids; defaults to the application id."},
     {config::kSessionTimeoutMs, ConfigType::kDuration, "45000",
      "Consumer group session timeout: how long a silent instance keeps its partitions."},
+    {config::kNumStandbyReplicas, ConfigType::kInt, "0",
+     "Warm copies kept of each stateful task on other instances, following its changelog, so "
+     "that on failover only the tail after their checkpoint is restored."},
     {config::kCacheMaxBytes, ConfigType::kInt, "10485760",
      "Memory for record caches, shared by the instance's tasks: consecutive updates of a key "
      "in an aggregation are folded there and handed on (to the changelog and downstream) at "

@@ -29,7 +29,7 @@ ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string applicat
 void ActiveTask::open(std::size_t cache_budget_per_store) {
   task_.build_nodes();
   state_.open(
-      collector_, [this] { return task_.stream_time(); }, cache_budget_per_store);
+      &collector_, [this] { return task_.stream_time(); }, cache_budget_per_store);
 }
 
 void ActiveTask::close(bool clean) {

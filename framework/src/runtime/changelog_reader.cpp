@@ -9,6 +9,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr int kBatch = 1000;
+constexpr int kPollMs = 100;
 
 }  // namespace
 
@@ -24,131 +25,229 @@ ChangelogReader::~ChangelogReader() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  changed_.notify_all();
   thread_.join();
+  rd_kafka_assign(consumer_.get(), nullptr);
   rd_kafka_consumer_close(consumer_.get());
 }
 
 void ChangelogReader::submit(std::shared_ptr<ActiveTask> task) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(task));
+    restore_requests_.push_back(std::move(task));
   }
-  wake_.notify_all();
+  changed_.notify_all();
 }
 
+void ChangelogReader::add_standby(std::shared_ptr<StandbyTask> standby) {
+  {
+    std::lock_guard lock(mutex_);
+    standby_requests_.push_back(std::move(standby));
+  }
+  changed_.notify_all();
+}
+
+// Asks the reader to let go of `owner` and waits one full turn of its loop.
 void ChangelogReader::wait_idle(const ActiveTask& task) {
   std::unique_lock lock(mutex_);
-  std::erase_if(queue_, [&](const auto& queued) { return queued.get() == &task; });
-  wake_.wait(lock, [&] { return current_ != &task; });
+  std::erase_if(restore_requests_, [&](const auto& queued) { return queued.get() == &task; });
+  removals_.insert(&task);
+  const uint64_t turn = turn_;
+  changed_.notify_all();
+  changed_.wait(lock, [&] { return stopping_ || turn_ > turn + 1; });
+}
+
+void ChangelogReader::remove_standby(const StandbyTask& standby) {
+  std::unique_lock lock(mutex_);
+  std::erase_if(standby_requests_, [&](const auto& queued) { return queued.get() == &standby; });
+  removals_.insert(&standby);
+  const uint64_t turn = turn_;
+  changed_.notify_all();
+  changed_.wait(lock, [&] { return stopping_ || turn_ > turn + 1; });
 }
 
 void ChangelogReader::run() {
+  std::vector<rd_kafka_message_t*> batch(kBatch);
+  kafka::QueuePtr queue(rd_kafka_queue_get_consumer(consumer_.get()));
   while (true) {
-    std::shared_ptr<ActiveTask> task;
+    std::vector<std::shared_ptr<ActiveTask>> restores;
+    std::vector<std::shared_ptr<StandbyTask>> standbys;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      ++turn_;
+      changed_.notify_all();
+      if (readings_.empty() && restore_requests_.empty() && standby_requests_.empty() &&
+          removals_.empty())
+        changed_.wait_for(lock, std::chrono::milliseconds(kPollMs));
       if (stopping_) return;
-      task = std::move(queue_.front());
-      queue_.pop_front();
-      current_ = task.get();
+      restores.swap(restore_requests_);
+      standbys.swap(standby_requests_);
+      for (auto it = readings_.begin(); it != readings_.end();) {
+        const void* owner = it->second.task ? static_cast<const void*>(it->second.task.get())
+                                            : static_cast<const void*>(it->second.standby.get());
+        if (removals_.contains(owner)) {
+          it = readings_.erase(it);
+          assignment_changed_ = true;
+        } else {
+          ++it;
+        }
+      }
+      removals_.clear();
     }
-    try {
-      restore(*task);
-    } catch (const std::exception& e) {
-      task->failure = "task " + task->id().to_string() + ": restoring state failed: " + e.what();
-      task->failed.store(true);
+    for (auto& task : restores) {
+      try {
+        start_restore(task);
+      } catch (const std::exception& e) {
+        task->failure = "task " + task->id().to_string() + ": restoring state failed: " + e.what();
+        task->failed.store(true);
+        task->restoring.store(false);
+        on_restored_();
+      }
     }
+    for (auto& standby : standbys) start_standby(standby);
+    if (assignment_changed_) assign();
+    if (readings_.empty()) continue;
+
+    ssize_t count = rd_kafka_consume_batch_queue(queue.get(), kPollMs, batch.data(), batch.size());
+    for (ssize_t i = 0; i < count; ++i) {
+      kafka::MessagePtr message(batch[static_cast<std::size_t>(i)]);
+      auto it = readings_.find({rd_kafka_topic_name(message->rkt), message->partition});
+      if (it == readings_.end()) continue;
+      Reading& reading = it->second;
+      if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (reading.task && !reading.done) finish(reading);
+        continue;
+      }
+      if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log::get().warn("reading changelog {}[{}]: {}", it->first.first, it->first.second,
+                        rd_kafka_message_errstr(message.get()));
+        continue;
+      }
+      if (reading.done) continue;
+      try {
+        apply(reading, *message);
+      } catch (const std::exception& e) {
+        if (reading.task) {
+          reading.task->failure =
+              "task " + reading.task->id().to_string() + ": restoring state failed: " + e.what();
+          reading.task->failed.store(true);
+          finish(reading);
+        } else {
+          log::get().error("standby task {}: {}", reading.standby->id.to_string(), e.what());
+        }
+      }
+    }
+    for (auto& [key, reading] : readings_) {
+      if (reading.task && !reading.done && reading.next_offset >= reading.end) finish(reading);
+      if (reading.standby) reading.state->restored(reading.store, reading.next_offset);
+    }
+    // Restores that finished leave the assignment.
+    for (auto it = readings_.begin(); it != readings_.end();) {
+      if (it->second.done) {
+        it = readings_.erase(it);
+        assignment_changed_ = true;
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+void ChangelogReader::start_restore(const std::shared_ptr<ActiveTask>& task) {
+  std::vector<Key> started;
+  for (const auto& changelog : task->state().changelogs()) {
+    int64_t low = 0, high = 0;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+        consumer_.get(), changelog.topic.c_str(), changelog.partition, &low, &high, 30'000);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      throw std::runtime_error("cannot read the end of changelog " + changelog.topic + "[" +
+                               std::to_string(changelog.partition) + "]: " + rd_kafka_err2str(err));
+    Reading reading;
+    reading.state = &task->state();
+    reading.store = changelog.store;
+    reading.task = task;
+    reading.next_offset = std::max(changelog.restore_from, low);
+    reading.end = high;
+    reading.progress = {changelog.store,
+                        changelog.topic,
+                        changelog.partition,
+                        0,
+                        static_cast<uint64_t>(std::max<int64_t>(0, high - reading.next_offset)),
+                        false};
+    report(reading);
+    if (reading.next_offset >= high) {
+      task->state().restored(changelog.store, reading.next_offset);
+      continue;
+    }
+    log::get().info("task {}: restoring store {} from {}[{}] offsets {} to {}",
+                    task->id().to_string(), changelog.store, changelog.topic, changelog.partition,
+                    reading.next_offset, high);
+    readings_[{changelog.topic, changelog.partition}] = std::move(reading);
+    assignment_changed_ = true;
+    started.push_back({changelog.topic, changelog.partition});
+  }
+  if (started.empty()) {
     task->restoring.store(false);
-    {
-      std::lock_guard lock(mutex_);
-      current_ = nullptr;
-    }
-    wake_.notify_all();
     on_restored_();
   }
 }
 
-void ChangelogReader::restore(ActiveTask& task) {
-  rd_kafka_t* consumer = consumer_.get();
-  for (const auto& changelog : task.state().changelogs()) {
-    int64_t low = 0, high = 0;
-    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-        consumer, changelog.topic.c_str(), changelog.partition, &low, &high, 30'000);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-      throw std::runtime_error("cannot read the end of changelog " + changelog.topic + "[" +
-                               std::to_string(changelog.partition) + "]: " + rd_kafka_err2str(err));
-    const int64_t start = std::max(changelog.restore_from, low);
-    RestoreProgress progress{changelog.store,
-                             changelog.topic,
-                             changelog.partition,
-                             0,
-                             static_cast<uint64_t>(std::max<int64_t>(0, high - start)),
-                             false};
-    if (start >= high) {
-      progress.done = true;
-      if (listener_) listener_(progress);
-      task.state().restored(changelog.store, start);
-      continue;
-    }
-    log::get().info("task {}: restoring store {} from {}[{}] offsets {} to {}",
-                    task.id().to_string(), changelog.store, changelog.topic, changelog.partition,
-                    start, high);
-    if (listener_) listener_(progress);
-    auto started = Clock::now();
-    auto last_report = started;
-
-    kafka::PartitionListPtr partitions(rd_kafka_topic_partition_list_new(1));
-    rd_kafka_topic_partition_list_add(partitions.get(), changelog.topic.c_str(),
-                                      changelog.partition)
-        ->offset = start;
-    // A plain assignment: the restore consumer belongs to no group.
-    if (rd_kafka_resp_err_t assigned = rd_kafka_assign(consumer, partitions.get()))
-      throw std::runtime_error("cannot read changelog " + changelog.topic + ": " +
-                               rd_kafka_err2str(assigned));
-    kafka::QueuePtr queue(rd_kafka_queue_get_consumer(consumer));
-    rd_kafka_message_t* batch[kBatch];
-    int64_t next_offset = start;
-    bool end = false;
-    while (!end && !task.closed.load()) {
-      ssize_t count = rd_kafka_consume_batch_queue(queue.get(), 200, batch, kBatch);
-      for (ssize_t i = 0; i < count; ++i) {
-        kafka::MessagePtr message(batch[i]);
-        if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-          end = true;
-          continue;
-        }
-        if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          log::get().warn("task {}: restoring {}: {}", task.id().to_string(), changelog.store,
-                          rd_kafka_message_errstr(message.get()));
-          continue;
-        }
-        std::string_view key(static_cast<const char*>(message->key), message->key_len);
-        std::optional<std::string_view> value;
-        if (message->payload != nullptr)
-          value = std::string_view(static_cast<const char*>(message->payload), message->len);
-        task.state().restore(changelog.store, key, value);
-        next_offset = message->offset + 1;
-        ++progress.restored;
-        restored_records_.fetch_add(1, std::memory_order_relaxed);
-      }
-      if (next_offset >= high) end = true;
-      if (listener_ && Clock::now() - last_report > std::chrono::seconds(1)) {
-        listener_(progress);
-        last_report = Clock::now();
-      }
-    }
-    rd_kafka_assign(consumer, nullptr);
-    if (task.closed.load()) return;
-    task.state().restored(changelog.store, next_offset);
-    progress.done = true;
-    if (listener_) listener_(progress);
-    log::get().info(
-        "task {}: restored {} records of store {} in {} ms", task.id().to_string(),
-        progress.restored, changelog.store,
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+void ChangelogReader::start_standby(const std::shared_ptr<StandbyTask>& standby) {
+  for (const auto& changelog : standby->state.changelogs()) {
+    Reading reading;
+    reading.state = &standby->state;
+    reading.store = changelog.store;
+    reading.standby = standby;
+    reading.next_offset = changelog.restore_from;
+    readings_[{changelog.topic, changelog.partition}] = std::move(reading);
+    assignment_changed_ = true;
   }
+  log::get().info("standby task {}: following its changelogs", standby->id.to_string());
+}
+
+void ChangelogReader::apply(Reading& reading, const rd_kafka_message_t& message) {
+  std::string_view key(static_cast<const char*>(message.key), message.key_len);
+  std::optional<std::string_view> value;
+  if (message.payload != nullptr)
+    value = std::string_view(static_cast<const char*>(message.payload), message.len);
+  reading.state->restore(reading.store, key, value);
+  reading.next_offset = message.offset + 1;
+  if (reading.task) {
+    ++reading.progress.restored;
+    restored_records_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    standby_records_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void ChangelogReader::finish(Reading& reading) {
+  reading.done = true;
+  reading.state->restored(reading.store, reading.next_offset);
+  reading.progress.done = true;
+  report(reading);
+  log::get().info("task {}: restored {} records of store {}", reading.task->id().to_string(),
+                  reading.progress.restored, reading.store);
+  // The task is restored when none of its readings is left.
+  for (const auto& [key, other] : readings_)
+    if (other.task == reading.task && !other.done) return;
+  reading.task->restoring.store(false);
+  on_restored_();
+}
+
+void ChangelogReader::assign() {
+  assignment_changed_ = false;
+  kafka::PartitionListPtr partitions(
+      rd_kafka_topic_partition_list_new(static_cast<int>(readings_.size())));
+  for (const auto& [key, reading] : readings_)
+    rd_kafka_topic_partition_list_add(partitions.get(), key.first.c_str(), key.second)->offset =
+        reading.next_offset;
+  // A plain assignment: the reader's consumer belongs to no group it joins.
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), partitions.get()))
+    log::get().error("assigning changelog partitions: {}", rd_kafka_err2str(err));
+}
+
+void ChangelogReader::report(Reading& reading) {
+  if (listener_) listener_(reading.progress);
 }
 
 }  // namespace rill::runtime

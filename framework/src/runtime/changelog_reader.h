@@ -1,27 +1,43 @@
-// Restores the stores of newly assigned tasks from their changelogs, on a
-// thread of its own with a consumer of its own (no group), so the polling
-// thread keeps fetching and the other tasks keep processing meanwhile. A task
-// processes nothing until its stores are restored.
+// Reads changelogs into local stores on a thread of its own, with a consumer
+// of its own (assigned, never subscribed), so the polling thread keeps
+// fetching and other tasks keep processing meanwhile:
+// - restoring: a newly assigned task's stores, from their checkpoint to the
+//   changelog's end; the task processes nothing until then;
+// - standby: warm copies of stores whose tasks run on other instances, kept
+//   following the changelog, so that on failover only the tail is restored.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "rill/kafka_streams.h"
 
 #include "kafka/handles.h"
 #include "runtime/active_task.h"
+#include "runtime/state_manager.h"
 
 namespace rill::runtime {
 
 using RestoreProgress = KafkaStreams::RestoreProgress;
+
+// A standby replica of a task: its stores, fed from the changelog only.
+struct StandbyTask {
+  StandbyTask(const Topology& topology, TaskId task, std::string application_id,
+              std::filesystem::path directory, state::RocksDbResources* resources)
+      : id(task),
+        state(topology, topology.subtopologies().at(static_cast<std::size_t>(task.subtopology)),
+              task, std::move(application_id), std::move(directory), resources) {}
+  TaskId id;
+  StateManager state;
+};
 
 class ChangelogReader {
  public:
@@ -31,25 +47,60 @@ class ChangelogReader {
   ChangelogReader(kafka::KafkaPtr consumer, Listener listener, std::function<void()> on_restored);
   ~ChangelogReader();
 
-  // Restores `task`'s changelogs, then clears its `restoring` flag.
+  // Restores `task`'s stores, then clears its `restoring` flag.
   void submit(std::shared_ptr<ActiveTask> task);
-  // Waits until `task` is no longer being restored (call before closing it).
+  // Stops restoring `task` and waits until the reader no longer touches it.
   void wait_idle(const ActiveTask& task);
+  // Keeps `standby`'s stores following their changelogs until removed.
+  void add_standby(std::shared_ptr<StandbyTask> standby);
+  // Stops following and waits until the reader no longer touches it; the
+  // caller then closes it (which writes its checkpoint).
+  void remove_standby(const StandbyTask& standby);
+
   uint64_t restored_records() const { return restored_records_.load(std::memory_order_relaxed); }
+  uint64_t standby_records() const { return standby_records_.load(std::memory_order_relaxed); }
 
  private:
+  // One changelog partition being read into one store.
+  struct Reading {
+    StateManager* state = nullptr;
+    std::string store;
+    std::shared_ptr<ActiveTask> task;      // restoring
+    std::shared_ptr<StandbyTask> standby;  // or following
+    int64_t next_offset = 0;
+    int64_t end = -1;  // restoring: the changelog's end when the restore began
+    RestoreProgress progress;
+    bool done = false;
+  };
+  using Key = std::pair<std::string, int32_t>;
+
   void run();
-  void restore(ActiveTask& task);
+  void start_restore(const std::shared_ptr<ActiveTask>& task);
+  void start_standby(const std::shared_ptr<StandbyTask>& standby);
+  void apply(Reading& reading, const rd_kafka_message_t& message);
+  void finish(Reading& reading);
+  void assign();
+  void report(Reading& reading);
 
   kafka::KafkaPtr consumer_;
   Listener listener_;
   std::function<void()> on_restored_;
+
+  // Commands from other threads, taken by the reader at each turn.
   std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<std::shared_ptr<ActiveTask>> queue_;
-  const ActiveTask* current_ = nullptr;
+  std::condition_variable changed_;
+  std::vector<std::shared_ptr<ActiveTask>> restore_requests_;
+  std::vector<std::shared_ptr<StandbyTask>> standby_requests_;
+  std::set<const void*> removals_;  // tasks or standbys to let go
+  uint64_t turn_ = 0;
   bool stopping_ = false;
+
+  // The reader thread's own.
+  std::map<Key, Reading> readings_;
+  bool assignment_changed_ = false;
+
   std::atomic<uint64_t> restored_records_{0};
+  std::atomic<uint64_t> standby_records_{0};
   std::thread thread_;
 };
 

@@ -49,6 +49,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using runtime::ActiveTask;
 using runtime::InputPartition;
+using runtime::StandbyTask;
 
 constexpr std::size_t kMaxBatch = 500;
 constexpr int kPollTimeoutMs = 50;
@@ -87,6 +88,7 @@ struct KafkaStreams::Impl {
     config.validate();
     topology.build();
     application_id = config.get_string(config::kApplicationId);
+    standby_replicas = config.get_int(config::kNumStandbyReplicas);
     commit_interval = config.get_duration(config::kCommitIntervalMs);
     buffer_capacity =
         static_cast<std::size_t>(config.get_int(config::kBufferedRecordsPerPartition));
@@ -408,6 +410,7 @@ struct KafkaStreams::Impl {
       open_gate();
     }
     if (!stopping.load()) set_state(State::kRunning);
+    next_standby_refresh = Clock::now();
     log::get().info("{}: {} {} partitions; {} tasks", application_id,
                     err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked",
                     partitions->cnt, tasks.size());
@@ -421,6 +424,12 @@ struct KafkaStreams::Impl {
       TaskId id{sub->second, tp.partition};
       auto& task = tasks[id];
       if (!task) {
+        // A standby of this task becomes the active one: its stores are warm,
+        // so restoring reads only the changelog's tail after its checkpoint.
+        if (auto standby = standbys.find(id); standby != standbys.end()) {
+          close_standby(*standby->second);
+          standbys.erase(standby);
+        }
         task =
             std::make_shared<ActiveTask>(topology, id, application_id, producer.get(), errors, gate,
                                          kMaxBatch, config.get_duration(config::kTopicWaitMs),
@@ -485,6 +494,104 @@ struct KafkaStreams::Impl {
                     clean ? "" : " (partitions lost, not committed)");
     tasks.erase(task->id());
     active_tasks.store(tasks.size(), std::memory_order_relaxed);
+  }
+
+  // ---- standby replicas --------------------------------------------------
+
+  void close_standby(StandbyTask& standby) {
+    changelog_reader->remove_standby(standby);
+    try {
+      standby.state.close(true);
+    } catch (const std::exception& e) {
+      log::get().warn("{}: standby task {}: {}", application_id, standby.id.to_string(), e.what());
+    }
+    log::get().info("{}: closed standby task {}", application_id, standby.id.to_string());
+  }
+
+  // The group's members and what each was assigned, sorted by member id, so
+  // every instance derives the same standby placement from it.
+  std::optional<std::vector<std::pair<std::string, std::set<std::pair<std::string, int32_t>>>>>
+  describe_group() {
+    const char* group = application_id.c_str();
+    kafka::QueuePtr queue(rd_kafka_queue_new(producer.get()));
+    rd_kafka_DescribeConsumerGroups(producer.get(), &group, 1, nullptr, queue.get());
+    rd_kafka_event_t* event = rd_kafka_queue_poll(queue.get(), 10'000);
+    if (event == nullptr) return std::nullopt;
+    std::optional<std::vector<std::pair<std::string, std::set<std::pair<std::string, int32_t>>>>>
+        members;
+    const auto* result = rd_kafka_event_DescribeConsumerGroups_result(event);
+    size_t count = 0;
+    const auto** groups =
+        result ? rd_kafka_DescribeConsumerGroups_result_groups(result, &count) : nullptr;
+    if (rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR_NO_ERROR && count == 1 &&
+        rd_kafka_ConsumerGroupDescription_error(groups[0]) == nullptr) {
+      members.emplace();
+      for (size_t i = 0; i < rd_kafka_ConsumerGroupDescription_member_count(groups[0]); ++i) {
+        const auto* member = rd_kafka_ConsumerGroupDescription_member(groups[0], i);
+        std::set<std::pair<std::string, int32_t>> owned;
+        const auto* partitions =
+            rd_kafka_MemberAssignment_partitions(rd_kafka_MemberDescription_assignment(member));
+        for (int j = 0; partitions != nullptr && j < partitions->cnt; ++j)
+          owned.emplace(partitions->elems[j].topic, partitions->elems[j].partition);
+        members->emplace_back(rd_kafka_MemberDescription_consumer_id(member), std::move(owned));
+      }
+      std::sort(members->begin(), members->end());
+    }
+    rd_kafka_event_destroy(event);
+    return members;
+  }
+
+  // Places num.standby.replicas copies of each stateful task on the members
+  // that follow its active owner in member-id order, and makes this
+  // instance's share match: new standbys start following their changelogs,
+  // others close (writing their checkpoint).
+  void refresh_standbys() {
+    auto members = describe_group();
+    if (!members || members->empty()) return;
+    char* raw_id = rd_kafka_memberid(consumer.get());
+    const std::string me = raw_id ? raw_id : "";
+    rd_kafka_mem_free(consumer.get(), raw_id);
+    std::size_t my_index = members->size();
+    for (std::size_t i = 0; i < members->size(); ++i)
+      if ((*members)[i].first == me) my_index = i;
+    if (my_index == members->size()) return;  // not in the group's view yet
+
+    const auto replicas = static_cast<std::size_t>(std::min<int64_t>(
+        config.get_int(config::kNumStandbyReplicas), static_cast<int64_t>(members->size()) - 1));
+    std::set<TaskId> wanted;
+    for (const auto& sub : topology.subtopologies()) {
+      if (sub.stores.empty()) continue;
+      const std::string driving = sub.source_topics.front().full_name(application_id);
+      for (std::size_t owner = 0; owner < members->size(); ++owner)
+        for (const auto& [topic, partition] : (*members)[owner].second) {
+          if (topic != driving) continue;
+          for (std::size_t k = 1; k <= replicas; ++k)
+            if ((owner + k) % members->size() == my_index) wanted.insert({sub.id, partition});
+        }
+    }
+    for (auto it = standbys.begin(); it != standbys.end();) {
+      if (!wanted.contains(it->first) || tasks.contains(it->first)) {
+        close_standby(*it->second);
+        it = standbys.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (const TaskId& id : wanted) {
+      if (tasks.contains(id) || standbys.contains(id)) continue;
+      auto standby = std::make_shared<StandbyTask>(topology, id, application_id,
+                                                   state_directory / id.to_string(), rocksdb.get());
+      try {
+        standby->state.open(
+            nullptr, [] { return int64_t{0}; }, 0);
+      } catch (const std::exception& e) {
+        log::get().warn("{}: cannot open standby task {}: {}", application_id, id.to_string(),
+                        e.what());
+        continue;
+      }
+      changelog_reader->add_standby(standby);
+      standbys.emplace(id, std::move(standby));
+    }
   }
 
   // ---- the poll loop -----------------------------------------------------
@@ -633,6 +740,10 @@ struct KafkaStreams::Impl {
           next_tick = now + kWallClockTick;
           for (auto& [id, task] : tasks) schedule(task);
         }
+        if (standby_replicas > 0 && changelog_reader && now >= next_standby_refresh) {
+          refresh_standbys();
+          next_standby_refresh = Clock::now() + std::chrono::seconds(5);
+        }
         bool requested = false;
         for (auto& [id, task] : tasks)
           requested = task->stream_task().take_commit_request() || requested;
@@ -659,6 +770,8 @@ struct KafkaStreams::Impl {
     rd_kafka_consumer_close(consumer.get());
     close_gate();
     while (!tasks.empty()) close_task(tasks.begin()->second, !failed_stop);
+    for (auto& [id, standby] : standbys) close_standby(*standby);
+    standbys.clear();
     rd_kafka_flush(producer.get(), 30'000);
     pool->join();
     set_state(error_message.empty() ? State::kNotRunning : State::kError);
@@ -699,6 +812,9 @@ struct KafkaStreams::Impl {
   std::filesystem::path state_directory;
   std::unique_ptr<state::RocksDbResources> rocksdb;
   std::unique_ptr<runtime::ChangelogReader> changelog_reader;
+  std::map<TaskId, std::shared_ptr<runtime::StandbyTask>> standbys;
+  int64_t standby_replicas = 0;
+  Clock::time_point next_standby_refresh = Clock::time_point::max();
   RestoreListener restore_listener;
 
   std::atomic<bool> stopping{false};
@@ -782,7 +898,10 @@ KafkaStreams::Stats KafkaStreams::stats() const {
   stats.dead_lettered_records =
       impl_->errors.counts().dead_lettered.load(std::memory_order_relaxed);
   stats.active_tasks = impl_->active_tasks.load(std::memory_order_relaxed);
-  if (impl_->changelog_reader) stats.restored_records = impl_->changelog_reader->restored_records();
+  if (impl_->changelog_reader) {
+    stats.restored_records = impl_->changelog_reader->restored_records();
+    stats.standby_records = impl_->changelog_reader->standby_records();
+  }
   return stats;
 }
 

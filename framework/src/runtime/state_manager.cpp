@@ -41,7 +41,7 @@ std::map<std::string, int64_t> StateManager::read_checkpoint() const {
   return offsets;
 }
 
-void StateManager::open(internal::RecordCollector& collector, std::function<int64_t()> timestamp,
+void StateManager::open(internal::RecordCollector* collector, std::function<int64_t()> timestamp,
                         std::size_t cache_budget_per_store) {
   if (subtopology_.stores.empty()) return;
   std::error_code error;
@@ -81,9 +81,11 @@ void StateManager::open(internal::RecordCollector& collector, std::function<int6
           {name, topic, task_.partition, trusted && spec.persistent ? found->second : 0});
       open_store.changelog = &changelogs_.back();
       open_store.checkpointed = changelogs_.back().restore_from;
-      open_store.writer = std::make_unique<state::ChangelogWriter>(
-          collector, collector.register_topic(topic), task_.partition, timestamp);
-      bytes = state::with_changelog(std::move(bytes), spec.kind, *open_store.writer);
+      if (collector != nullptr) {
+        open_store.writer = std::make_unique<state::ChangelogWriter>(
+            *collector, collector->register_topic(topic), task_.partition, timestamp);
+        bytes = state::with_changelog(std::move(bytes), spec.kind, *open_store.writer);
+      }
     }
     open_store.store = builder.wrap(std::move(bytes));
     open_store.store->set_cache_budget(cache_budget_per_store);
@@ -115,8 +117,10 @@ void StateManager::checkpoint() {
   std::ostringstream text;
   for (auto& [name, open_store] : stores_) {
     if (open_store.changelog == nullptr) continue;
-    int64_t delivered = open_store.writer->delivered_offset();
-    if (delivered + 1 > open_store.checkpointed) open_store.checkpointed = delivered + 1;
+    if (open_store.writer) {
+      int64_t delivered = open_store.writer->delivered_offset();
+      if (delivered + 1 > open_store.checkpointed) open_store.checkpointed = delivered + 1;
+    }
     text << open_store.changelog->topic << " " << open_store.changelog->partition << " "
          << open_store.checkpointed << "\n";
   }

@@ -45,8 +45,9 @@ class StateManager {
   // holds it), reads the checkpoint, wipes persistent stores that have none
   // (they cannot be trusted after an unclean stop) and opens every store.
   // Logged stores write to `collector`; `timestamp` stamps changelog records.
-  // Each store's record cache gets `cache_budget_per_store` bytes.
-  void open(internal::RecordCollector& collector, std::function<int64_t()> timestamp,
+  // Each store's record cache gets `cache_budget_per_store` bytes. A standby
+  // (`collector` nullptr) writes no changelog: it only follows it.
+  void open(internal::RecordCollector* collector, std::function<int64_t()> timestamp,
             std::size_t cache_budget_per_store);
 
   StateStore* get(std::string_view name) const;

@@ -40,7 +40,7 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
           states.back().get()));
       runtime::StreamTask* task = tasks.back().get();
       states.back()->open(
-          *this, [task] { return task->stream_time(); },
+          this, [task] { return task->stream_time(); },
           static_cast<std::size_t>(config.get_int(config::kCacheMaxBytes)));
     }
     for (auto& task : tasks) task->init();
