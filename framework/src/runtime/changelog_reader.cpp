@@ -54,7 +54,9 @@ void ChangelogReader::wait_idle(const ActiveTask& task) {
   removals_.insert(&task);
   const uint64_t turn = turn_;
   changed_.notify_all();
-  changed_.wait(lock, [&] { return stopping_ || turn_ > turn + 1; });
+  if (!changed_.wait_for(lock, std::chrono::seconds(30),
+                         [&] { return stopping_ || turn_ > turn + 1; }))
+    log::get().error("the changelog reader did not let go of a task within 30 s");
 }
 
 void ChangelogReader::remove_standby(const StandbyTask& standby) {
@@ -63,7 +65,9 @@ void ChangelogReader::remove_standby(const StandbyTask& standby) {
   removals_.insert(&standby);
   const uint64_t turn = turn_;
   changed_.notify_all();
-  changed_.wait(lock, [&] { return stopping_ || turn_ > turn + 1; });
+  if (!changed_.wait_for(lock, std::chrono::seconds(30),
+                         [&] { return stopping_ || turn_ > turn + 1; }))
+    log::get().error("the changelog reader did not let go of a task within 30 s");
 }
 
 void ChangelogReader::run() {

@@ -484,7 +484,8 @@ struct KafkaStreams::Impl {
 
   void close_task(const std::shared_ptr<ActiveTask>& task, bool clean) {
     task->closed.store(true);
-    if (changelog_reader) changelog_reader->wait_idle(*task);
+    // Only a task still restoring is in the reader's hands.
+    if (changelog_reader && task->restoring.load()) changelog_reader->wait_idle(*task);
     try {
       task->close(clean && !task->failed.load() && !task->restoring.load());
     } catch (const std::exception& e) {
