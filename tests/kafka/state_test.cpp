@@ -86,7 +86,7 @@ Run run_count(const std::string& app, const std::string& state_dir, const std::s
 
 }  // namespace
 
-TEST_CASE("a clean restart restores only the changelog tail; a wiped state directory all of it",
+TEST_CASE("a clean restart restores only the changelog tail, a wiped state directory all of it",
           "[kafka][state][restore]") {
   const std::string app = unique_name("app-restore");
   const std::string input = unique_name("restore-in"), output = unique_name("restore-out");
