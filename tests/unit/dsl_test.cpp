@@ -251,7 +251,7 @@ TEST_CASE("select_key changes the key and marks the stream for repartitioning", 
   CHECK(record.headers == trace_headers());
 }
 
-TEST_CASE("peek sees each record and passes it on; foreach ends the stream", "[unit][dsl]") {
+TEST_CASE("peek sees each record and passes it on, foreach ends the stream", "[unit][dsl]") {
   StreamsBuilder builder;
   std::vector<StringKV> peeked;
   std::vector<StringKV> consumed;
