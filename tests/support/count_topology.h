@@ -1,6 +1,6 @@
-// A keyed count built with the Processor API and a changelogged store, for
-// tests of state in the runtime: each record adds one to its key's count, and
-// every count update goes to the output topic as (key, int64).
+// Keyed counts for tests of state: each record adds one to its key's count,
+// and count updates go to the output topic as (key, int64). One is built with
+// the Processor API and a changelogged store, one with the DSL.
 #pragma once
 
 #include <memory>
@@ -29,8 +29,19 @@ class CountProcessor : public Processor<std::string, std::string, std::string, i
   KeyValueStore<std::string, int64_t>* store_ = nullptr;
 };
 
-inline Topology count_topology(const std::string& input, const std::string& output,
-                               const std::string& store = "counts") {
+// The same count in the DSL: group_by_key().count() into the store "counts".
+inline Topology count_topology(const std::string& input, const std::string& output) {
+  StreamsBuilder builder;
+  builder.stream(input, serdes::string(), serdes::string())
+      .group_by_key()
+      .count(Materialized<std::string, int64_t>::as("counts"))
+      .to_stream()
+      .to(output, serdes::string(), serdes::int64());
+  return builder.build();
+}
+
+inline Topology processor_count_topology(const std::string& input, const std::string& output,
+                                         const std::string& store = "counts") {
   Topology topology;
   topology.add_source<std::string, std::string>("source", {input})
       .add_processor("count", [store] { return std::make_unique<CountProcessor>(store); },

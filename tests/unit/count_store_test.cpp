@@ -3,22 +3,23 @@
 #include <catch2/catch.hpp>
 
 #include "rill/test_driver.h"
+
 #include "support/count_topology.h"
 
 using namespace rill;
 
 TEST_CASE("a processor counts in a changelogged store", "[unit][state][cache]") {
   auto cache = GENERATE(std::string("0"), std::string("10485760"));
-  TopologyTestDriver driver(testing::count_topology("in", "out"),
+  TopologyTestDriver driver(testing::processor_count_topology("in", "out"),
                             {{"application.id", "app"}, {"statestore.cache.max.bytes", cache}});
   auto in = driver.create_input_topic("in", serdes::string(), serdes::string());
   auto out = driver.create_output_topic("out", serdes::string(), serdes::int64());
-  auto changelog = driver.create_output_topic("app-counts-changelog", serdes::string(),
-                                              serdes::int64());
+  auto changelog =
+      driver.create_output_topic("app-counts-changelog", serdes::string(), serdes::int64());
   for (const char* key : {"a", "b", "a", "a"}) in.pipe_input(key, "x", 100);
 
-  CHECK(out.read_key_values_to_list() == std::vector<KeyValue<std::string, int64_t>>{
-                                             {"a", 1}, {"b", 1}, {"a", 2}, {"a", 3}});
+  CHECK(out.read_key_values_to_list() ==
+        std::vector<KeyValue<std::string, int64_t>>{{"a", 1}, {"b", 1}, {"a", 2}, {"a", 3}});
   CHECK(changelog.read_key_values_to_map() == std::map<std::string, int64_t>{{"a", 3}, {"b", 1}});
   auto& store = driver.get_key_value_store<std::string, int64_t>("counts");
   CHECK(store.get("a") == 3);

@@ -3,12 +3,13 @@
 //
 //   word_count bootstrap.servers=127.0.0.1:9092 [input=lines] [output=word-counts] [key=value...]
 //
-// Lines are split into lower-case words; the stream is re-keyed by word and
-// repartitioned, so each word is counted by exactly one task; every count
-// update goes to the output topic as (word, count) with an int64 value.
+// Lines are split into lower-case words; grouping by word repartitions the
+// stream (topic "word-count-words-repartition"), so each word is counted by one
+// task, in a RocksDB store changelogged to "word-count-word-counts-changelog".
+// Count updates go to the output topic as (word, count) with an int64 value,
+// folded by the record cache between commits.
 #include <cctype>
 #include <iostream>
-#include <map>
 
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
@@ -28,21 +29,6 @@ std::vector<std::string> words_of(const std::string& line) {
   }
   return words;
 }
-
-// Counts per word in the task's memory. Counts restart when a partition moves
-// to another instance; a changelogged store (count() in the DSL) keeps them.
-class WordCounter : public rill::Processor<std::string, std::string, std::string, int64_t> {
- public:
-  void init(rill::ProcessorContext<std::string, int64_t>& context) override { context_ = &context; }
-  void process(const rill::Record<std::string, std::string>& record) override {
-    int64_t count = ++counts_[record.key];
-    context_->forward({record.key, count, record.timestamp, {}});
-  }
-
- private:
-  rill::ProcessorContext<std::string, int64_t>* context_ = nullptr;
-  std::map<std::string, int64_t> counts_;
-};
 
 }  // namespace
 
@@ -69,9 +55,10 @@ int main(int argc, char** argv) {
   rill::StreamsBuilder builder;
   builder.stream(input, rill::serdes::string(), rill::serdes::string())
       .flat_map_values(words_of, "split-words")
-      .select_key([](const std::string&, const std::string& word) { return word; }, "by-word")
-      .repartition({"words"})
-      .process([] { return std::make_unique<WordCounter>(); }, "count")
+      .group_by([](const std::string&, const std::string& word) { return word; },
+                rill::Grouped<std::string, std::string>{"words"})
+      .count(rill::Materialized<std::string, int64_t>::as("word-counts"))
+      .to_stream()
       .to(output, rill::serdes::string(), rill::serdes::int64());
 
   try {

@@ -80,6 +80,10 @@ class ProcessingContext {
   virtual void commit() = 0;
   // The store of that name connected to this processor, or nullptr.
   virtual StateStore* get_state_store(std::string_view name) = 0;
+  // Counts a record the processor drops on purpose, such as a record too late
+  // for its window or one with a null key (Kafka Streams' dropped-records
+  // metric). `reason` is a short constant, e.g. "expired window".
+  virtual void record_dropped(std::string_view reason) = 0;
 
   template <class Store>
   Store& state_store(std::string_view name) {

@@ -9,9 +9,12 @@
 //   rill::Topology topology = builder.build();
 #pragma once
 
+#include <chrono>
+#include <concepts>
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -26,6 +29,10 @@ namespace rill {
 
 template <class K, class V>
 class KStream;
+template <class K, class V>
+class KTable;
+template <class K, class V>
+class KGroupedStream;
 
 // How a stream is read: serdes, an optional timestamp extractor and a name for
 // the source node.
@@ -56,6 +63,67 @@ struct Repartitioned {
   SerdePtr<V> value_serde = nullptr;  // Default: the stream's value serde.
 };
 
+// How a stream is grouped for an aggregation. When the key changed upstream,
+// the records go through the topic "<application.id>-<name>-repartition".
+template <class K, class V>
+struct Grouped {
+  // Default: the name of the aggregation's store, as Kafka Streams does.
+  std::string name = {};
+  SerdePtr<K> key_serde = nullptr;    // Default: the stream's key serde.
+  SerdePtr<V> value_serde = nullptr;  // Default: the stream's value serde.
+};
+
+// The state store an aggregation or a table keeps its results in, as Kafka
+// Streams' Materialized. Its changelog topic is
+// "<application.id>-<store_name>-changelog".
+template <class K, class V>
+struct Materialized {
+  // Default: generated as Kafka Streams does, e.g.
+  // "KSTREAM-AGGREGATE-STATE-STORE-0000000003", or for a table
+  // "<topic>-STATE-STORE-0000000000".
+  std::string store_name = {};
+  // Default: the grouped stream's key serde.
+  SerdePtr<K> key_serde = nullptr;
+  // Default: int64 for count, the stream's value serde for reduce,
+  // default_serde<V>() for aggregate and table.
+  SerdePtr<V> value_serde = nullptr;
+  // Keep the store in memory rather than in RocksDB; it is restored from its
+  // changelog after a restart. Default: false.
+  bool in_memory = false;
+  // Write every change to the changelog topic. Default: true.
+  bool logging_enabled = true;
+  // Changelog topic configs, over the defaults. Default: none.
+  std::map<std::string, std::string> log_config = {};
+  // Key-value stores: let the record cache (statestore.cache.max.bytes) fold
+  // the updates of a key until the next commit. Default: true.
+  bool caching_enabled = true;
+  // Window and session stores: how long windows are kept. Default and
+  // minimum: window size + grace (sliding windows: 2 x time difference +
+  // grace; sessions: inactivity gap + grace).
+  std::optional<std::chrono::milliseconds> retention = std::nullopt;
+
+  static Materialized as(std::string name) {
+    Materialized materialized;
+    materialized.store_name = std::move(name);
+    return materialized;
+  }
+};
+
+namespace internal {
+
+// Applies a store's Materialized options to its builder.
+template <class K, class V>
+StoreBuilder materialize(StoreBuilder store, const Materialized<K, V>& materialized) {
+  if (materialized.in_memory) store.in_memory();
+  if (materialized.logging_enabled)
+    store.with_logging_enabled(materialized.log_config);
+  else
+    store.with_logging_disabled();
+  return store;
+}
+
+}  // namespace internal
+
 class StreamsBuilder {
  public:
   // A stream of the records of `topic`, typed by its serdes.
@@ -70,6 +138,15 @@ class StreamsBuilder {
   }
   template <class K, class V>
   KStream<K, V> stream(std::vector<std::string> topics, Consumed<K, V> consumed = {});
+
+  // The table whose rows are the latest value per key of `topic` (a null value
+  // deletes the key), materialized in a key-value store.
+  template <class K, class V>
+  KTable<K, V> table(std::string topic, SerdePtr<K> key_serde, SerdePtr<V> value_serde,
+                     Materialized<K, V> materialized = {});
+  template <class K, class V>
+  KTable<K, V> table(std::string topic, Consumed<K, V> consumed = {},
+                     Materialized<K, V> materialized = {});
 
   // The topology built so far, validated (throws TopologyError).
   Topology build() const {
@@ -334,6 +411,14 @@ class KStream {
   // with the same key land in the same partition (and task).
   KStream repartition(Repartitioned<K, V> options = {}) const;
 
+  // Groups the records by their key for an aggregation; they are repartitioned
+  // first only when the key changed upstream.
+  KGroupedStream<K, V> group_by_key(Grouped<K, V> grouped = {}) const;
+  // Groups the records by selector(key, value); always repartitions. The key
+  // selection node takes the grouped name when there is one.
+  template <class F, class K2 = std::decay_t<std::invoke_result_t<F&, const K&, const V&>>>
+  KGroupedStream<K2, V> group_by(F selector, Grouped<K2, V> grouped = {}) const;
+
   // Writes the stream to `topic`.
   void to(std::string topic, Produced<K, V> produced = {}) const {
     add_sink(produced.name.empty() ? builder_->new_name("KSTREAM-SINK") : produced.name,
@@ -343,6 +428,13 @@ class KStream {
   }
   void to(std::string topic, SerdePtr<K> key_serde, SerdePtr<V> value_serde) const {
     to(std::move(topic), Produced<K, V>{std::move(key_serde), std::move(value_serde)});
+  }
+  // For streams of table updates (KTable::to_stream): the serde of the value
+  // type, with std::nullopt (a deletion) written as null.
+  template <class Inner>
+  requires std::same_as<V, std::optional<Inner>>
+  void to(std::string topic, SerdePtr<K> key_serde, SerdePtr<Inner> value_serde) const {
+    to(std::move(topic), std::move(key_serde), serdes::nullable<Inner>(std::move(value_serde)));
   }
 
   // For keyed operations: this stream if its key is unchanged since it was read,
@@ -485,3 +577,7 @@ const KStream<K, V>& BranchedKStream<K, V>::operator[](const std::string& name) 
 }
 
 }  // namespace rill
+
+// Tables and grouped streams build on KStream; their definitions need it complete.
+#include "rill/kgrouped_stream.h"  // IWYU pragma: export
+#include "rill/ktable.h"           // IWYU pragma: export

@@ -24,6 +24,7 @@
 #include "rill/serde.h"
 #include "rill/state.h"
 #include "rill/topology.h"
+#include "rill/value_and_timestamp.h"
 
 namespace rill {
 
@@ -91,10 +92,25 @@ class TopologyTestDriver {
   SessionStore<K, V>& get_session_store(const std::string& name) const {
     return typed_store<SessionStore<K, V>>(name);
   }
+  // The stores of DSL aggregations and tables, which keep each value with the
+  // timestamp of its latest record.
+  template <class K, class V>
+  KeyValueStore<K, ValueAndTimestamp<V>>& get_timestamped_key_value_store(
+      const std::string& name) const {
+    return typed_store<KeyValueStore<K, ValueAndTimestamp<V>>>(name);
+  }
+  template <class K, class V>
+  WindowStore<K, ValueAndTimestamp<V>>& get_timestamped_window_store(
+      const std::string& name) const {
+    return typed_store<WindowStore<K, ValueAndTimestamp<V>>>(name);
+  }
 
   // Counts of records the error handlers skipped or dead-lettered.
   uint64_t skipped_records() const;
   uint64_t dead_lettered_records() const;
+  // Records processors dropped on purpose: too late for their window, or with
+  // a null key (Kafka Streams' dropped-records metric).
+  uint64_t dropped_records() const;
 
  private:
   template <class Store>

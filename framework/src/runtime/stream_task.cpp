@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <typeinfo>
 
+#include "log/log.h"
+
 namespace rill::runtime {
 
 StreamTask::StreamTask(const Topology& topology, TaskId id, std::string application_id,
@@ -131,6 +133,17 @@ StateStore* StreamTask::state_store(const internal::ProcessorNode& node, std::st
   const auto& connected = topology_.node(node.name()).stores;
   if (std::find(connected.begin(), connected.end(), name) == connected.end()) return nullptr;
   return state_->get(name);
+}
+
+void StreamTask::record_dropped(std::string_view reason) {
+  ++dropped_;
+  // Debug only: a late stream can drop many records, and the count is what
+  // operators watch.
+  if (metadata_)
+    log::get().debug("task {}: dropped the record at {}-{} offset {}: {}", id_.to_string(),
+                     metadata_->topic, metadata_->partition, metadata_->offset, reason);
+  else
+    log::get().debug("task {}: dropped a record: {}", id_.to_string(), reason);
 }
 
 bool StreamTask::take_commit_request() {

@@ -48,6 +48,8 @@ class StreamTask final : public internal::TaskContext {
   // True once since the last call when a processor asked for a commit.
   bool take_commit_request();
   uint64_t processed() const { return processed_; }
+  // Records processors dropped on purpose (late, null key), since creation.
+  uint64_t dropped() const { return dropped_; }
 
   // internal::TaskContext
   std::string_view application_id() const override { return application_id_; }
@@ -59,6 +61,7 @@ class StreamTask final : public internal::TaskContext {
                        std::function<void(int64_t)> punctuate) override;
   void request_commit() override { commit_requested_ = true; }
   StateStore* state_store(const internal::ProcessorNode& node, std::string_view name) override;
+  void record_dropped(std::string_view reason) override;
   internal::RecordCollector& collector() override { return collector_; }
   void on_record_timestamp(int64_t timestamp) override;
 
@@ -89,6 +92,7 @@ class StreamTask final : public internal::TaskContext {
   bool commit_requested_ = false;
   bool initialized_ = false;
   uint64_t processed_ = 0;
+  uint64_t dropped_ = 0;
 };
 
 }  // namespace rill::runtime

@@ -205,5 +205,10 @@ uint64_t TopologyTestDriver::skipped_records() const {
 uint64_t TopologyTestDriver::dead_lettered_records() const {
   return impl_->errors.counts().dead_lettered;
 }
+uint64_t TopologyTestDriver::dropped_records() const {
+  uint64_t dropped = 0;
+  for (const auto& task : impl_->tasks) dropped += task->dropped();
+  return dropped;
+}
 
 }  // namespace rill

@@ -92,6 +92,8 @@ class TaskContext {
                                std::function<void(int64_t)> punctuate) = 0;
   virtual void request_commit() = 0;
   virtual StateStore* state_store(const ProcessorNode& node, std::string_view name) = 0;
+  // Counts a record a processor dropped on purpose (see ProcessingContext).
+  virtual void record_dropped(std::string_view reason) = 0;
   virtual RecordCollector& collector() = 0;
   // Sets the timestamp of the record a source node is about to forward, so the
   // task can advance stream time before the record is processed.
@@ -140,6 +142,7 @@ class NodeContext final : public ProcessorContext<K, V> {
   StateStore* get_state_store(std::string_view name) override {
     return task_.state_store(node_, name);
   }
+  void record_dropped(std::string_view reason) override { task_.record_dropped(reason); }
 
   void forward(const Record<K, V>& record) override {
     for (ProcessorNode* child : node_.children()) child->process(&record);
