@@ -70,3 +70,15 @@ TEST_CASE("default serdes exist for common types only", "[unit][serde]") {
   CHECK(default_serde<std::optional<int32_t>>() != nullptr);
   CHECK(default_serde<Order>() == nullptr);
 }
+
+TEST_CASE("a serde made from two functions", "[unit][serde]") {
+  auto upper = serdes::from_functions<std::string>(
+      "upper",
+      [](const std::string& value, std::string& out) {
+        for (char c : value) out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      },
+      [](NullableBytes bytes) { return bytes ? std::string(*bytes) : std::string("<null>"); });
+  CHECK(bytes_of(upper, std::string("abc")) == "ABC");
+  CHECK(upper->deserialize(std::nullopt) == "<null>");
+  CHECK(upper->name() == "upper");
+}

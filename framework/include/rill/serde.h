@@ -137,10 +137,10 @@ class JsonSerde final : public Serde<T> {
 template <class T, class SerializeFn, class DeserializeFn>
 class FunctionSerde final : public Serde<T> {
  public:
-  FunctionSerde(std::string name, SerializeFn serialize, DeserializeFn deserialize)
-      : name_(std::move(name)),
-        serialize_(std::move(serialize)),
-        deserialize_(std::move(deserialize)) {}
+  FunctionSerde(std::string serde_name, SerializeFn serialize_fn, DeserializeFn deserialize_fn)
+      : name_(std::move(serde_name)),
+        serialize_(std::move(serialize_fn)),
+        deserialize_(std::move(deserialize_fn)) {}
   bool serialize(const T& value, std::string& out) const override {
     if constexpr (std::is_same_v<std::invoke_result_t<SerializeFn, const T&, std::string&>, bool>) {
       return serialize_(value, out);

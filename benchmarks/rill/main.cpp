@@ -1,0 +1,150 @@
+// bench_rill: runs one benchmark workload on rill through the C++ DSL, stops
+// by itself when the work is done and prints one JSON line of timings (the
+// same fields as the Kafka Streams and raw librdkafka programs).
+//
+//   bench_rill --list                        the workloads available, one per line
+//   bench_rill --workload W --bootstrap B --application-id A --input T --output T
+//       [--threads N] [--guarantee at_least_once|exactly_once_v2] [--state-dir DIR]
+//       --expect RECORDS [--timeout-s S] [--ready-file PATH] [--linger-ms MS] [--grace-ms MS]
+//       [--partitions N] [--config key=value,key=value]
+//
+// Most workloads stop once RECORDS input records are processed; W5's restore
+// stops once the N changelog partitions of its store are restored.
+//
+// The workloads are in workloads.cpp.
+#include <thread>
+
+#include "rill/kafka_streams.h"
+
+#include "workloads.h"
+
+namespace {
+
+using bench::rill_workloads::Completion;
+
+int run(const bench::Args& args) {
+  const std::string name = args.str("workload");
+  const auto* workload = bench::rill_workloads::find_workload(name);
+  if (workload == nullptr) {
+    std::cerr << "bench_rill: workload '" << name << "' is not available\n";
+    return 4;
+  }
+  const int threads = static_cast<int>(args.num("threads", 1));
+  const auto expect = static_cast<uint64_t>(args.num("expect", 0));
+  const std::string ready_file = args.optional("ready-file");
+  const int64_t start_ms = bench::now_ms();
+  const int64_t deadline = start_ms + args.num("timeout-s", 600) * 1000;
+
+  bench::FirstRecord first_record;
+  bench::rill_workloads::Context context{args.str("input"), args.str("output"), &first_record,
+                                         args.num("grace-ms", 10'000)};
+  rill::StreamsBuilder builder;
+  workload->build(builder, context);
+
+  rill::StreamsConfig config{
+      {"application.id", args.str("application-id")},
+      {"bootstrap.servers", args.str("bootstrap")},
+      {"num.stream.threads", std::to_string(threads)},
+      {"processing.guarantee", args.str("guarantee", "at_least_once")},
+      {"state.dir", args.str("state-dir", "/tmp/rill-bench")},
+  };
+  if (args.has("linger-ms")) config.set("producer.linger.ms", args.str("linger-ms"));
+  // Extra "key=value,key=value" settings, for experiments.
+  std::string extra = args.optional("config");
+  for (std::size_t begin = 0; begin < extra.size();) {
+    std::size_t end = std::min(extra.find(',', begin), extra.size());
+    std::string entry = extra.substr(begin, end - begin);
+    std::size_t eq = entry.find('=');
+    if (eq == std::string::npos) throw std::invalid_argument("--config wants key=value,...");
+    config.set(entry.substr(0, eq), entry.substr(eq + 1));
+    begin = end + 1;
+  }
+
+  rill::KafkaStreams streams(builder.build(), config);
+  // W5: restoration is over when every changelog partition reported done.
+  const auto partitions = static_cast<uint64_t>(args.num("partitions", 1));
+  std::atomic<int64_t> restore_start_ms{0}, restore_end_ms{0};
+  std::atomic<uint64_t> restored_partitions{0};
+  if (workload->completion == Completion::kRestored)
+    streams.set_restore_listener([&](const rill::KafkaStreams::RestoreProgress& progress) {
+      int64_t expected = 0;
+      restore_start_ms.compare_exchange_strong(expected, bench::now_ms());
+      if (progress.done) {
+        restore_end_ms.store(bench::now_ms());
+        restored_partitions.fetch_add(1);
+      }
+    });
+  std::atomic<int64_t> running_ms{0};
+  streams.set_state_listener([&](rill::KafkaStreams::State now, rill::KafkaStreams::State) {
+    if (now != rill::KafkaStreams::State::kRunning || running_ms.load() != 0) return;
+    running_ms.store(bench::now_ms());
+    if (!ready_file.empty()) bench::write_file(ready_file, "running\n");
+  });
+  streams.start();
+
+  bool timed_out = false;
+  std::string error;
+  while (true) {
+    auto state = streams.state();
+    if (state == rill::KafkaStreams::State::kError ||
+        state == rill::KafkaStreams::State::kNotRunning) {
+      error =
+          "rill stopped in state " + std::string(rill::to_string(state)) + ": " + streams.error();
+      break;
+    }
+    if (workload->completion == Completion::kProcessed &&
+        streams.stats().processed_records >= expect)
+      break;
+    if (workload->completion == Completion::kRestored && restored_partitions.load() >= partitions)
+      break;
+    if (bench::now_ms() > deadline) {
+      timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const int64_t done_ms = bench::now_ms();
+  const double done_cpu = bench::cpu_seconds();
+  streams.close();
+  const int64_t closed_ms = bench::now_ms();
+
+  bench::JsonLine line;
+  line.add("system", "rill")
+      .add("workload", name)
+      .add("threads", threads)
+      .add("processed", streams.stats().processed_records)
+      .add("start_ms", start_ms)
+      .add("running_ms", running_ms.load())
+      .add("first_record_ms", first_record.ms())
+      .add("done_ms", done_ms)
+      .add("closed_ms", closed_ms)
+      .add("cpu_first_s", first_record.cpu())
+      .add("cpu_done_s", done_cpu)
+      .add("cpu_closed_s", bench::cpu_seconds())
+      .add("partition_pauses", streams.stats().partition_pauses)
+      .add("timed_out", timed_out);
+  if (workload->completion == Completion::kRestored)
+    line.add("restored_records", streams.stats().restored_records)
+        .add("restore_start_ms", restore_start_ms.load())
+        .add("restore_end_ms", restore_end_ms.load())
+        .add("restored_partitions", restored_partitions.load());
+  if (!error.empty()) line.add("error", error);
+  line.print();
+  return timed_out || !error.empty() ? 3 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc == 2 && std::string_view(argv[1]) == "--list") {
+      for (const auto& workload : bench::rill_workloads::workloads())
+        std::cout << workload.name << "\t" << workload.description << "\n";
+      return 0;
+    }
+    return run(bench::Args(argc, argv));
+  } catch (const std::exception& e) {
+    std::cerr << "bench_rill: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,294 @@
+// bench_tool: what benchmarks/run asks of the broker besides loading input.
+//
+//   bench_tool create-topics --bootstrap B --partitions P --topics a,b [--configs k=v,k=v]
+//   bench_tool verify --bootstrap B --topic T --workload w1|w2|w3 [--dump FILE]
+//   bench_tool latency --bootstrap B --topic T --count N [--skip-ms MS] [--timeout-s S]
+//   bench_tool offsets --bootstrap B --topic T
+//
+// verify reads a whole output topic (read_committed) and prints the digest of
+// its final contents, in the canonical form the generator's --expected uses:
+// W1 every record, W2 the last count per key, W3 the last sum per key and
+// window. It also prints the smallest and largest record timestamps; output
+// topics of throughput runs use LogAppendTime, so the largest is when the last
+// output reached the broker.
+//
+// latency consumes an output topic while a run is going on; output records
+// carry the timestamp of the input they came from (the time the generator sent
+// it), so receive time minus record timestamp is the end-to-end latency.
+#include <algorithm>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include <simdjson.h>
+
+#include "common/bench.h"
+#include "common/kafka.h"
+
+namespace {
+
+using bench::kafka::KafkaPtr;
+
+std::vector<std::string> split(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, separator);)
+    if (!part.empty()) parts.push_back(part);
+  return parts;
+}
+
+KafkaPtr make_consumer(const std::string& bootstrap,
+                       std::map<std::string, std::string> extra = {}) {
+  std::map<std::string, std::string> properties{
+      {"bootstrap.servers", bootstrap},
+      {"group.id", "bench-tool"},  // required by librdkafka, never joined: partitions are assigned
+      {"enable.auto.commit", "false"},
+      {"enable.partition.eof", "true"},
+      {"isolation.level", "read_committed"},
+  };
+  for (auto& [k, v] : extra) properties[k] = v;
+  KafkaPtr consumer =
+      bench::kafka::make_client(RD_KAFKA_CONSUMER, bench::kafka::make_conf(properties));
+  rd_kafka_poll_set_consumer(consumer.get());
+  return consumer;
+}
+
+// Assigns every partition of `topic` from the beginning; returns their count.
+int assign_all(rd_kafka_t* consumer, const std::string& topic) {
+  int partitions = bench::kafka::partition_count(consumer, topic);
+  if (partitions < 0) throw std::runtime_error("topic '" + topic + "' does not exist");
+  bench::kafka::ListPtr list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p)
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer, list.get()))
+    throw std::runtime_error(std::string("assign: ") + rd_kafka_err2str(err));
+  return partitions;
+}
+
+int create_topics(const bench::Args& args) {
+  std::map<std::string, std::string> configs;
+  for (const auto& entry : split(args.optional("configs"), ',')) {
+    auto eq = entry.find('=');
+    if (eq == std::string::npos) throw std::invalid_argument("--configs wants k=v,k=v");
+    configs[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  KafkaPtr admin = bench::kafka::make_client(
+      RD_KAFKA_PRODUCER, bench::kafka::make_conf({{"bootstrap.servers", args.str("bootstrap")}}));
+  auto topics = split(args.str("topics"), ',');
+  bench::kafka::create_topics(admin.get(), topics, static_cast<int>(args.num("partitions")),
+                              configs);
+  // Metadata reaches every listener a moment after creation; wait for it.
+  for (const auto& topic : topics)
+    for (int attempt = 0; bench::kafka::partition_count(admin.get(), topic) < 0; ++attempt) {
+      if (attempt > 100) throw std::runtime_error("topic '" + topic + "' did not appear");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  return 0;
+}
+
+int offsets(const bench::Args& args) {
+  KafkaPtr consumer = make_consumer(args.str("bootstrap"));
+  const std::string topic = args.str("topic");
+  int partitions = bench::kafka::partition_count(consumer.get(), topic);
+  if (partitions < 0) throw std::runtime_error("topic '" + topic + "' does not exist");
+  int64_t total = 0;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t low = 0, high = 0;
+    if (rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), p, &low, &high, 10'000))
+      throw std::runtime_error(std::string("watermarks: ") + rd_kafka_err2str(err));
+    total += high - low;
+  }
+  bench::JsonLine().add("records", total).add("partitions", partitions).print();
+  return 0;
+}
+
+class Verifier {
+ public:
+  explicit Verifier(std::string workload) : workload_(std::move(workload)) {
+    if (workload_ != "w1" && workload_ != "w2" && workload_ != "w3")
+      throw std::invalid_argument("--workload must be w1, w2 or w3");
+  }
+
+  void add(const rd_kafka_message_t& m) {
+    std::string_view key(static_cast<const char*>(m.key), m.key ? m.key_len : 0);
+    ++records_;
+    int64_t ts = rd_kafka_message_timestamp(&m, nullptr);
+    first_ts_ = records_ == 1 ? ts : std::min(first_ts_, ts);
+    last_ts_ = std::max(last_ts_, ts);
+    if (workload_ == "w1") {
+      if (m.payload == nullptr) {
+        ++malformed_;
+        return;
+      }
+      padded_.assign(static_cast<const char*>(m.payload), m.len);
+      padded_.append(simdjson::SIMDJSON_PADDING, ' ');
+      auto doc = parser_.iterate(padded_.data(), m.len, padded_.size());
+      std::string_view user;
+      double amount = 0;
+      if (doc["user"].get_string().get(user) != simdjson::SUCCESS ||
+          doc["amount"].get_double().get(amount) != simdjson::SUCCESS) {
+        ++malformed_;
+        return;
+      }
+      lines_.add(bench::w1_line(key, user, bench::to_cents(amount)));
+    } else if (workload_ == "w2") {
+      if (m.payload == nullptr) {
+        last_.erase(std::string(key));
+      } else if (m.len != 8) {
+        ++malformed_;
+      } else {
+        last_[std::string(key)] = bench::read_be64(static_cast<const char*>(m.payload));
+      }
+    } else {
+      if (key.size() < 8) {
+        ++malformed_;
+        return;
+      }
+      std::string id(key);
+      if (m.payload == nullptr) {
+        last_.erase(id);
+      } else if (m.len != 8) {
+        ++malformed_;
+      } else {
+        last_[id] = bench::to_cents(bench::read_be_double(static_cast<const char*>(m.payload)));
+      }
+    }
+  }
+
+  std::string json(const std::string& dump_file) {
+    std::ostringstream dump;
+    int64_t total = 0;
+    if (workload_ == "w1") {
+      total = static_cast<int64_t>(lines_.count);
+    } else {
+      for (const auto& [id, value] : last_) {
+        std::string line;
+        if (workload_ == "w2") {
+          line = bench::w2_line(id, value);
+        } else {
+          std::string_view user(id.data(), id.size() - 8);
+          line = bench::w3_line(user, bench::read_be64(id.data() + id.size() - 8), value);
+        }
+        lines_.add(line);
+        total += value;
+        if (!dump_file.empty()) dump << line << "\n";
+      }
+    }
+    if (!dump_file.empty()) bench::write_file(dump_file, dump.str());
+    return bench::JsonLine()
+        .add("records", records_)
+        .add("first_ts", first_ts_)
+        .add("last_ts", last_ts_)
+        .add("lines", lines_.count)
+        .add("total", total)
+        .add("malformed", malformed_)
+        .add("digest", lines_.hex())
+        .str();
+  }
+
+ private:
+  std::string workload_;
+  uint64_t records_ = 0;
+  uint64_t malformed_ = 0;
+  int64_t first_ts_ = 0;
+  int64_t last_ts_ = 0;
+  bench::Digest lines_;
+  std::unordered_map<std::string, int64_t> last_;
+  simdjson::ondemand::parser parser_;
+  std::string padded_;
+};
+
+int verify(const bench::Args& args) {
+  KafkaPtr consumer = make_consumer(args.str("bootstrap"), {{"fetch.max.bytes", "104857600"}});
+  int partitions = assign_all(consumer.get(), args.str("topic"));
+  Verifier verifier(args.str("workload"));
+  bench::kafka::QueuePtr queue(rd_kafka_queue_get_consumer(consumer.get()));
+  std::vector<rd_kafka_message_t*> batch(10'000);
+  int at_end = 0;
+  const int64_t deadline = bench::now_ms() + args.num("timeout-s", 300) * 1000;
+  std::vector<bool> ended(static_cast<std::size_t>(partitions), false);
+  while (at_end < partitions) {
+    if (bench::now_ms() > deadline) throw std::runtime_error("verify: timed out reading the topic");
+    ssize_t n = rd_kafka_consume_batch_queue(queue.get(), 500, batch.data(), batch.size());
+    for (ssize_t i = 0; i < n; ++i) {
+      bench::kafka::MessagePtr m(batch[static_cast<std::size_t>(i)]);
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (!ended[static_cast<std::size_t>(m->partition)]) {
+          ended[static_cast<std::size_t>(m->partition)] = true;
+          ++at_end;
+        }
+        continue;
+      }
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        throw std::runtime_error(std::string("verify: ") + rd_kafka_message_errstr(m.get()));
+      verifier.add(*m);
+    }
+  }
+  rd_kafka_consumer_close(consumer.get());
+  std::cout << verifier.json(args.optional("dump")) << std::endl;
+  return 0;
+}
+
+int latency(const bench::Args& args) {
+  KafkaPtr consumer = make_consumer(
+      args.str("bootstrap"), {{"enable.partition.eof", "false"}, {"fetch.wait.max.ms", "100"}});
+  assign_all(consumer.get(), args.str("topic"));
+  const auto expected = static_cast<uint64_t>(args.num("count"));
+  const int64_t skip_ms = args.num("skip-ms", 0);
+  const int64_t deadline = bench::now_ms() + args.num("timeout-s", 300) * 1000;
+  std::vector<int64_t> latencies_us;
+  latencies_us.reserve(expected);
+  uint64_t received = 0;
+  int64_t first_ts = -1;
+  // One message at a time: a batch call would wait for its batch to fill.
+  while (received < expected && bench::now_ms() < deadline) {
+    bench::kafka::MessagePtr m(rd_kafka_consumer_poll(consumer.get(), 100));
+    if (!m || m->err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    const int64_t now = bench::now_us();
+    ++received;
+    int64_t ts = rd_kafka_message_timestamp(m.get(), nullptr);
+    if (first_ts < 0) first_ts = ts;
+    if (ts < first_ts + skip_ms) continue;  // warm-up
+    latencies_us.push_back(now - ts * 1000);
+  }
+  rd_kafka_consumer_close(consumer.get());
+  std::sort(latencies_us.begin(), latencies_us.end());
+  auto percentile = [&](double p) {
+    if (latencies_us.empty()) return 0.0;
+    auto index = static_cast<std::size_t>(p * static_cast<double>(latencies_us.size() - 1));
+    return static_cast<double>(latencies_us[index]) / 1000.0;
+  };
+  bench::JsonLine()
+      .add("records", received)
+      .add("measured", static_cast<uint64_t>(latencies_us.size()))
+      .add("complete", received >= expected)
+      .add("p50_ms", percentile(0.50))
+      .add("p99_ms", percentile(0.99))
+      .add("max_ms", percentile(1.0))
+      .print();
+  return received >= expected ? 0 : 3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: bench_tool create-topics|verify|latency|offsets --name value...\n";
+    return 2;
+  }
+  try {
+    std::string command = argv[1];
+    bench::Args args(argc, argv, 2);
+    if (command == "create-topics") return create_topics(args);
+    if (command == "verify") return verify(args);
+    if (command == "latency") return latency(args);
+    if (command == "offsets") return offsets(args);
+    std::cerr << "bench_tool: unknown command '" << command << "'\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "bench_tool: " << e.what() << "\n";
+    return 1;
+  }
+}
