@@ -12,6 +12,7 @@
 
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
+
 #include "support/count_topology.h"
 
 int main(int argc, char** argv) {

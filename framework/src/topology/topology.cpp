@@ -151,8 +151,9 @@ void Topology::build() {
     if (!node.missing_serde.empty()) throw TopologyError(what + ": " + node.missing_serde);
     if (!node.factory) throw TopologyError(what + " has no processor factory");
     for (const std::string& store_name : node.stores) {
-      bool known = std::any_of(stores_.begin(), stores_.end(),
-                               [&](const StoreBuilder& store) { return store.name() == store_name; });
+      bool known = std::any_of(stores_.begin(), stores_.end(), [&](const StoreBuilder& store) {
+        return store.name() == store_name;
+      });
       if (!known) throw TopologyError(what + " uses unknown state store '" + store_name + "'");
     }
 
