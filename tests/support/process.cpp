@@ -73,6 +73,11 @@ std::string ChildProcess::log() const {
   return text.str();
 }
 
+std::string ChildProcess::log_tail(std::size_t bytes) const {
+  std::string text = log();
+  return text.size() > bytes ? text.substr(text.size() - bytes) : text;
+}
+
 std::string test_binary(const std::string& name) {
   char self[4096];
   ssize_t size = ::readlink("/proc/self/exe", self, sizeof self - 1);

@@ -25,6 +25,8 @@ class ChildProcess {
   std::optional<int> wait(std::chrono::milliseconds timeout);
   bool running();
   std::string log() const;
+  // The last `bytes` of the log, for failure messages.
+  std::string log_tail(std::size_t bytes = 4000) const;
   pid_t pid() const { return pid_; }
 
  private:

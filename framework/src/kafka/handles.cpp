@@ -1,6 +1,8 @@
 #include "kafka/handles.h"
 
+#include <algorithm>
 #include <stdexcept>
+#include <thread>
 
 #include "rill/config.h"
 
@@ -40,6 +42,49 @@ std::optional<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
     count = metadata->topics[0].partition_cnt;
   rd_kafka_metadata_destroy(metadata);
   return count;
+}
+
+bool is_retriable(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__WAIT_COORD:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH:
+    case RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+    case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
+    case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::pair<int64_t, int64_t> watermarks(rd_kafka_t* rk, const std::string& topic, int32_t partition,
+                                       std::chrono::milliseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + timeout;
+  auto backoff = std::chrono::milliseconds(50);
+  while (true) {
+    int64_t low = 0, high = 0;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+        rk, topic.c_str(), partition, &low, &high,
+        static_cast<int>(std::clamp<int64_t>(left.count(), 1, 5000)));
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {low, high};
+    if (!is_retriable(err) || Clock::now() + backoff >= deadline)
+      throw std::runtime_error("cannot read the offsets of " + topic + "[" +
+                               std::to_string(partition) + "]: " + rd_kafka_err2str(err));
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
 }
 
 void create_topics(rd_kafka_t* rk, const std::vector<NewTopic>& topics,

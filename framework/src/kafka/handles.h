@@ -53,6 +53,15 @@ KafkaPtr make_client(rd_kafka_type_t type, ConfPtr conf);
 std::optional<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
                                        std::chrono::milliseconds timeout);
 
+// Whether an error is transient (a leader moving, a topic just created, a
+// broker briefly unreachable), so the same request may succeed when retried.
+bool is_retriable(rd_kafka_resp_err_t err);
+
+// The low and high watermarks of a partition, retrying transient errors until
+// `timeout`; throws std::runtime_error naming the partition otherwise.
+std::pair<int64_t, int64_t> watermarks(rd_kafka_t* rk, const std::string& topic, int32_t partition,
+                                       std::chrono::milliseconds timeout);
+
 struct NewTopic {
   std::string name;
   int32_t partitions = 1;

@@ -10,6 +10,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kBatch = 1000;
 constexpr int kPollMs = 100;
+constexpr std::chrono::seconds kEndOffsetsTimeout(60);
 
 }  // namespace
 
@@ -160,12 +161,9 @@ void ChangelogReader::run() {
 void ChangelogReader::start_restore(const std::shared_ptr<ActiveTask>& task) {
   std::vector<Key> started;
   for (const auto& changelog : task->state().changelogs()) {
-    int64_t low = 0, high = 0;
-    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-        consumer_.get(), changelog.topic.c_str(), changelog.partition, &low, &high, 30'000);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-      throw std::runtime_error("cannot read the end of changelog " + changelog.topic + "[" +
-                               std::to_string(changelog.partition) + "]: " + rd_kafka_err2str(err));
+    // Leaders of changelogs created moments ago may not be known yet.
+    const auto [low, high] = kafka::watermarks(consumer_.get(), changelog.topic,
+                                               changelog.partition, kEndOffsetsTimeout);
     Reading reading;
     reading.state = &task->state();
     reading.store = changelog.store;

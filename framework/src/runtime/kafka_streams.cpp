@@ -241,6 +241,9 @@ struct KafkaStreams::Impl {
     properties["client.id"] += "-restore";
     properties["enable.auto.commit"] = "false";
     properties["enable.partition.eof"] = "true";
+    // The reader also asks this broker connection for changelog ends, which
+    // wait behind a pending fetch: keep fetches from lingering.
+    properties.emplace("fetch.wait.max.ms", "50");
     properties.emplace("auto.offset.reset", "earliest");
     // librdkafka wants a group even for a consumer that only assigns; this one
     // never joins it nor commits to it.
