@@ -3,6 +3,7 @@
 // it), and when partitions move between instances.
 #include <filesystem>
 #include <map>
+#include <set>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -209,13 +210,44 @@ TEST_CASE(
     table = final_counts(output, 1u << 30, 2s);
   REQUIRE(all_at(10));
   const int64_t changelog_size = end_offsets(app + "-counts-changelog");
-  // b places its standby copies after the group settles (it logs each one).
-  deadline = std::chrono::steady_clock::now() + 30s;
-  while (b.log().find("following its changelogs") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline)
+  // Kill a only once the group has settled: b runs two tasks and follows
+  // a's other two as standbys (read from what b logs). Before that, a
+  // cooperative rebalance may still be moving partitions.
+  auto settled = [&] {
+    const std::string log = b.log();
+    std::map<std::string, bool> active;  // task -> restored
+    std::set<std::string> following;
+    auto task_after = [&](std::size_t at) {
+      return log.substr(at, log.find_first_of(": \n", at) - at);
+    };
+    // Replay b's log in order: the last line on each task wins.
+    for (std::size_t at = 0; (at = log.find(" task ", at)) != std::string::npos; ++at) {
+      const std::size_t line = log.rfind('\n', at) + 1;
+      const std::string before = log.substr(line, at - line);
+      const std::string id = task_after(at + 6);
+      const std::string after = log.substr(at + 6 + id.size(), 26);
+      if (before.ends_with(": created")) {
+        active[id] = false;
+      } else if (before.ends_with(": closed")) {
+        active.erase(id);
+      } else if (before.ends_with(": closed standby")) {
+        following.erase(id);
+      } else if (before.ends_with("] standby") && after == ": following its changelogs") {
+        following.insert(id);
+      } else if (before.ends_with("]") && after.starts_with(": restore complete")) {
+        active[id] = true;
+      }
+    }
+    return active.size() == 2 && following.size() == 2 &&
+           std::all_of(active.begin(), active.end(), [](const auto& task) { return task.second; });
+  };
+  deadline = std::chrono::steady_clock::now() + 60s;
+  while (!settled() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(200ms);
-  REQUIRE(b.log().find("following its changelogs") != std::string::npos);
+  INFO("instance b: " << b.log_tail());
+  REQUIRE(settled());
 
+  const std::size_t log_at_kill = b.log().size();
   a.signal(SIGKILL);
   produce(input, keyed(keys, 1));
   deadline = std::chrono::steady_clock::now() + 90s;
@@ -228,12 +260,11 @@ TEST_CASE(
   CHECK(all_at(11));
 
   // b followed a's tasks as standbys; when it took them over it restored only
-  // what its copies lacked ("restoring ... offsets FROM to END" lines), never
-  // a changelog from its start.
+  // what its copies lacked ("restoring ... offsets FROM to END" lines after
+  // the kill), never a changelog from its start.
   const std::string log = b.log();
-  CHECK(log.find("following its changelogs") != std::string::npos);
   int64_t restored = 0;
-  for (std::size_t at = log.find(" offsets "); at != std::string::npos;
+  for (std::size_t at = log.find(" offsets ", log_at_kill); at != std::string::npos;
        at = log.find(" offsets ", at + 1)) {
     const int64_t from = std::stoll(log.substr(at + 9));
     const int64_t to = std::stoll(log.substr(log.find(" to ", at) + 4));

@@ -188,10 +188,7 @@ void ChangelogReader::start_restore(const std::shared_ptr<ActiveTask>& task) {
     assignment_changed_ = true;
     started.push_back({changelog.topic, changelog.partition});
   }
-  if (started.empty()) {
-    task->restoring.store(false);
-    on_restored_();
-  }
+  if (started.empty()) complete(*task);
 }
 
 void ChangelogReader::start_standby(const std::shared_ptr<StandbyTask>& standby) {
@@ -232,7 +229,12 @@ void ChangelogReader::finish(Reading& reading) {
   // The task is restored when none of its readings is left.
   for (const auto& [key, other] : readings_)
     if (other.task == reading.task && !other.done) return;
-  reading.task->restoring.store(false);
+  complete(*reading.task);
+}
+
+void ChangelogReader::complete(ActiveTask& task) {
+  log::get().info("task {}: restore complete", task.id().to_string());
+  task.restoring.store(false);
   on_restored_();
 }
 

@@ -79,6 +79,8 @@ class ChangelogReader {
   void start_standby(const std::shared_ptr<StandbyTask>& standby);
   void apply(Reading& reading, const rd_kafka_message_t& message);
   void finish(Reading& reading);
+  // The task's stores are all up to date: it may process.
+  void complete(ActiveTask& task);
   void assign();
   void report(Reading& reading);
 

@@ -438,12 +438,12 @@ struct KafkaStreams::Impl {
                                          kMaxBatch, config.get_duration(config::kTopicWaitMs),
                                          state_directory / id.to_string(), rocksdb.get());
         open_task(*task);
+        log::get().info("{}: created task {}", application_id, id.to_string());
         if (!task->state().changelogs().empty()) {
           task->restoring.store(true);
           changelog_reader->submit(task);
         }
         active_tasks.store(tasks.size(), std::memory_order_relaxed);
-        log::get().info("{}: created task {}", application_id, id.to_string());
       }
       auto input = std::make_unique<InputPartition>(
           tp.topic, tp.partition, task->stream_task().source_for(tp.topic), buffer_capacity);
