@@ -13,6 +13,7 @@
 #include "rill/rill.h"
 
 #include "support/count_topology.h"
+#include "support/counts.h"
 #include "support/kafka_cluster.h"
 #include "support/process.h"
 
@@ -21,34 +22,6 @@ using namespace rill::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string temp_state_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("rill-state-" + name);
-  std::filesystem::remove_all(dir);
-  return dir.string();
-}
-
-std::vector<TestRecord> keyed(int keys, int per_key) {
-  const int64_t timestamp = now_ms();
-  std::vector<TestRecord> records;
-  for (int round = 0; round < per_key; ++round)
-    for (int k = 0; k < keys; ++k)
-      records.push_back({"key-" + std::to_string(k), "x", -1, -1, timestamp, {}});
-  return records;
-}
-
-int64_t as_int64(const std::string& bytes) {
-  return serdes::int64()->deserialize(std::string_view(bytes));
-}
-
-// The last count per key in the output topic, as a compacted topic keeps it.
-std::map<std::string, int64_t> final_counts(const std::string& topic, std::size_t at_least,
-                                            std::chrono::milliseconds timeout) {
-  std::map<std::string, int64_t> table;
-  for (const auto& record : consume(topic, at_least, timeout))
-    table[*record.key] = as_int64(*record.value);
-  return table;
-}
 
 struct Run {
   KafkaStreams::Stats stats;

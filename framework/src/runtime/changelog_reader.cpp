@@ -29,7 +29,10 @@ ChangelogReader::~ChangelogReader() {
   changed_.notify_all();
   thread_.join();
   rd_kafka_assign(consumer_.get(), nullptr);
-  rd_kafka_consumer_close(consumer_.get());
+  // The reader's consumer never joined its group nor committed, so there is
+  // no group to leave; librdkafka's close could wait on a coordinator for
+  // nothing (seen after the process was stopped past its session timeout).
+  rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }
 
 void ChangelogReader::submit(std::shared_ptr<ActiveTask> task) {

@@ -5,16 +5,22 @@
 
 #include <condition_variable>
 #include <csignal>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "kafka/handles.h"
 #include "log/log.h"
@@ -92,13 +98,20 @@ struct KafkaStreams::Impl {
     commit_interval = config.get_duration(config::kCommitIntervalMs);
     buffer_capacity =
         static_cast<std::size_t>(config.get_int(config::kBufferedRecordsPerPartition));
-    if (config.get_string(config::kProcessingGuarantee) != "at_least_once")
-      throw ConfigError(
-          "config 'processing.guarantee': exactly_once_v2 is not available in this version; use "
-          "at_least_once");
+    exactly_once = config.get_string(config::kProcessingGuarantee) == "exactly_once_v2";
+    state_directory = std::filesystem::path(config.get_string(config::kStateDir)) / application_id;
     for (const auto& sub : topology.subtopologies())
       for (const auto& topic : sub.source_topics)
         subtopology_of_topic[topic.full_name(application_id)] = sub.id;
+  }
+
+  ~Impl() {
+    // shutdown() closed the consumer (leaving the group); closing it again
+    // inside rd_kafka_destroy can wait forever on a coordinator that fenced
+    // this member.
+    consumer_queue.reset();
+    if (consumer) rd_kafka_destroy_flags(consumer.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    if (process_id_fd >= 0) ::close(process_id_fd);
   }
 
   // ---- set-up ------------------------------------------------------------
@@ -119,16 +132,56 @@ struct KafkaStreams::Impl {
     return conf;
   }
 
-  void create_clients() {
+  // Under exactly-once, one transactional producer per consumer (KIP-447):
+  // its transactional.id is stable across restarts of this instance, so a
+  // restart aborts what a crash left open instead of waiting for its timeout.
+  void create_producer() {
     auto producer_properties = base_properties("producer");
     producer_properties.emplace("partitioner", "murmur2_random");  // as Kafka's Java client
     producer_properties.emplace("enable.idempotence", "true");
+    if (exactly_once) {
+      producer_properties["transactional.id"] = application_id + "-" + process_id();
+      producer_properties.emplace("transaction.timeout.ms", "10000");  // Kafka Streams' default
+    }
     kafka::ConfPtr producer_conf = conf_for(producer_properties);
     rd_kafka_conf_set_dr_msg_cb(producer_conf.get(),
                                 [](rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
                                   static_cast<Impl*>(opaque)->deliveries.on_delivery(*message);
                                 });
     producer = kafka::make_client(RD_KAFKA_PRODUCER, std::move(producer_conf));
+  }
+
+  // This instance's id, kept in its state directory so that it survives a
+  // restart; an instance sharing the directory with a running one (which
+  // holds the file's lock) takes a fresh id instead.
+  std::string process_id() {
+    if (!instance_id.empty()) return instance_id;
+    std::random_device random;
+    std::ostringstream fresh;
+    for (int i = 0; i < 4; ++i) fresh << std::hex << std::setw(8) << std::setfill('0') << random();
+    instance_id = fresh.str();
+    std::error_code error;
+    std::filesystem::create_directories(state_directory, error);
+    const auto path = state_directory / "rill-process-id";
+    process_id_fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (process_id_fd < 0 || ::flock(process_id_fd, LOCK_EX | LOCK_NB) != 0) {
+      log::get().info("{}: {} is in use by another instance; this one is {}", application_id,
+                      path.string(), instance_id);
+      return instance_id;
+    }
+    char stored[64] = {};
+    const ssize_t length = ::pread(process_id_fd, stored, sizeof stored - 1, 0);
+    if (length == 32) {
+      instance_id.assign(stored, 32);
+    } else if (::pwrite(process_id_fd, instance_id.data(), instance_id.size(), 0) !=
+               static_cast<ssize_t>(instance_id.size())) {
+      log::get().warn("{}: cannot write {}", application_id, path.string());
+    }
+    return instance_id;
+  }
+
+  void create_clients() {
+    create_producer();
 
     auto consumer_properties = base_properties("consumer");
     consumer_properties["group.id"] = application_id;
@@ -136,6 +189,8 @@ struct KafkaStreams::Impl {
     consumer_properties["enable.auto.commit"] = "false";
     consumer_properties["enable.auto.offset.store"] = "false";
     consumer_properties.emplace("auto.offset.reset", "earliest");
+    // Aborted outputs of an upstream sub-topology must not be processed.
+    if (exactly_once) consumer_properties["isolation.level"] = "read_committed";
     consumer_properties.emplace("session.timeout.ms",
                                 std::to_string(config.get_int(config::kSessionTimeoutMs)));
     kafka::ConfPtr consumer_conf = conf_for(consumer_properties);
@@ -229,7 +284,6 @@ struct KafkaStreams::Impl {
   // State: the instance's directory, the RocksDB memory shared by its stores,
   // and the reader that restores changelogs.
   void prepare_state() {
-    state_directory = std::filesystem::path(config.get_string(config::kStateDir)) / application_id;
     if (topology.stores().empty()) return;
     RocksDbMemoryOptions memory;
     memory.block_cache_bytes =
@@ -245,6 +299,8 @@ struct KafkaStreams::Impl {
     // wait behind a pending fetch: keep fetches from lingering.
     properties.emplace("fetch.wait.max.ms", "50");
     properties.emplace("auto.offset.reset", "earliest");
+    // A store restored under exactly-once holds committed writes only.
+    if (exactly_once) properties["isolation.level"] = "read_committed";
     // librdkafka wants a group even for a consumer that only assigns; this one
     // never joins it nor commits to it.
     properties["group.id"] = application_id + "-restore";
@@ -357,23 +413,32 @@ struct KafkaStreams::Impl {
         committed.push_back(input.get());
       }
     }
-    if (offsets->cnt > 0) {
-      rd_kafka_resp_err_t err = rd_kafka_commit(consumer.get(), offsets.get(), 0);
-      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        // Not fatal: the records will be processed again (at-least-once).
-        log::get().warn("{}: committing offsets failed: {}", application_id, rd_kafka_err2str(err));
-        return true;
-      }
+    if (exactly_once) {
+      if (!commit_transaction(offsets.get())) return false;
       for (InputPartition* input : committed) input->committed_offset = input->next_offset;
-    }
-    // Every changelog write so far is acknowledged (the flush above): record
-    // how far the changelogs go, so a restart restores only what follows.
-    for (auto& [id, task] : tasks) {
-      if (task->failed.load() || task->restoring.load()) continue;
-      try {
-        task->state().checkpoint();
-      } catch (const std::exception& e) {
-        log::get().warn("{}: task {}: {}", application_id, id.to_string(), e.what());
+      // No checkpoint while running: until the next commit the stores take
+      // writes that may yet be aborted, so after a crash they are restored in
+      // full. A clean close writes it.
+    } else {
+      if (offsets->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(consumer.get(), offsets.get(), 0);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          // Not fatal: the records will be processed again (at-least-once).
+          log::get().warn("{}: committing offsets failed: {}", application_id,
+                          rd_kafka_err2str(err));
+          return true;
+        }
+        for (InputPartition* input : committed) input->committed_offset = input->next_offset;
+      }
+      // Every changelog write so far is acknowledged (the flush above): record
+      // how far the changelogs go, so a restart restores only what follows.
+      for (auto& [id, task] : tasks) {
+        if (task->failed.load() || task->restoring.load()) continue;
+        try {
+          task->state().checkpoint();
+        } catch (const std::exception& e) {
+          log::get().warn("{}: task {}: {}", application_id, id.to_string(), e.what());
+        }
       }
     }
     ++commits;
@@ -387,6 +452,102 @@ struct KafkaStreams::Impl {
     close_gate();
     commit_offsets();
     open_gate();
+  }
+
+  // ---- exactly-once ------------------------------------------------------
+
+  // Runs a transactional call again while librdkafka says it may succeed.
+  template <typename Call>
+  rd_kafka_error_t* retrying(Call call) {
+    for (int attempt = 1;; ++attempt) {
+      rd_kafka_error_t* error = call();
+      if (error == nullptr || !rd_kafka_error_is_retriable(error) || attempt == 10) return error;
+      rd_kafka_error_destroy(error);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+    }
+  }
+
+  void begin_transaction() {
+    if (rd_kafka_error_t* error = rd_kafka_begin_transaction(producer.get())) {
+      std::string reason = rd_kafka_error_string(error);
+      rd_kafka_error_destroy(error);
+      throw std::runtime_error("cannot begin a transaction: " + reason);
+    }
+    transaction_open = true;
+  }
+
+  // The producer's transactions start anew: earlier ones of this
+  // transactional.id, left open by a crash, are aborted.
+  void init_transactions() {
+    if (rd_kafka_error_t* error = retrying([&] {
+          return rd_kafka_init_transactions(producer.get(),
+                                            static_cast<int>(config.get_int(config::kTopicWaitMs)));
+        })) {
+      std::string reason = rd_kafka_error_string(error);
+      rd_kafka_error_destroy(error);
+      throw std::runtime_error("cannot initialize transactions: " + reason);
+    }
+    begin_transaction();
+  }
+
+  // Commits outputs, changelog writes and `offsets` atomically. When the
+  // transaction cannot commit, nothing of it is visible to read_committed
+  // readers: every task goes back to the last commit (stores restored from
+  // their changelogs, inputs re-read), with a new producer if this one was
+  // fenced. Returns whether it committed. Call with the gate closed.
+  bool commit_transaction(rd_kafka_topic_partition_list_t* offsets) {
+    if (!transaction_open) begin_transaction();  // closing: the last one committed
+    transaction_open = false;
+    rd_kafka_error_t* error = nullptr;
+    if (offsets->cnt > 0) {
+      rd_kafka_consumer_group_metadata_t* group = rd_kafka_consumer_group_metadata(consumer.get());
+      error = retrying(
+          [&] { return rd_kafka_send_offsets_to_transaction(producer.get(), offsets, group, -1); });
+      rd_kafka_consumer_group_metadata_destroy(group);
+    }
+    if (error == nullptr)
+      error = retrying([&] { return rd_kafka_commit_transaction(producer.get(), -1); });
+    if (error == nullptr) {
+      if (!stopping.load()) begin_transaction();
+      return true;
+    }
+    const bool fenced = rd_kafka_error_is_fatal(error) != 0;
+    log::get().warn("{}: the transaction did not commit: {}", application_id,
+                    rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    abort_and_rewind(fenced);
+    return false;
+  }
+
+  // Aborts the open transaction and takes every task back to the last
+  // commit: stores restored from their changelogs, inputs read again from the
+  // committed offsets. A fenced producer cannot abort; a new one replaces it.
+  void abort_and_rewind(bool fenced) {
+    ++aborted_transactions;
+    if (!fenced) {
+      if (rd_kafka_error_t* error =
+              retrying([&] { return rd_kafka_abort_transaction(producer.get(), -1); })) {
+        log::get().warn("{}: aborting the transaction: {}", application_id,
+                        rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        fenced = true;
+      }
+    }
+    transaction_open = false;
+    log::get().warn("{}: transaction aborted; {}resuming every task from the last commit",
+                    application_id, fenced ? "with a new producer, " : "");
+    std::vector<std::shared_ptr<ActiveTask>> all;
+    for (auto& [id, task] : tasks) all.push_back(task);
+    kafka::PartitionListPtr partitions = close_uncommitted(all);
+    if (fenced) {
+      // Only tasks hold the producer, and they are closed: it can go.
+      producer.reset();
+      create_producer();
+      init_transactions();
+    } else {
+      begin_transaction();
+    }
+    reopen(std::move(partitions));
   }
 
   // ---- rebalance ---------------------------------------------------------
@@ -405,6 +566,9 @@ struct KafkaStreams::Impl {
       close_gate();
       if (!lost) commit_offsets();
       revoke(partitions, lost);
+      // The open transaction holds outputs of the lost tasks: it must not
+      // commit, and the other tasks' share of it goes with it.
+      if (lost && exactly_once) abort_and_rewind(false);
       if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions)) {
         log::get().warn("{}: unassigning partitions: {}", application_id,
                         rd_kafka_error_string(error));
@@ -698,11 +862,28 @@ struct KafkaStreams::Impl {
   // Recreates a failed task and rewinds its partitions to the last commit.
   void restart_task(const std::shared_ptr<ActiveTask>& task) {
     close_gate();
+    reopen(close_uncommitted({task}));
+    open_gate();
+  }
+
+  // Closes tasks without committing (their stores will restore in full) and
+  // returns their partitions. Call with the gate closed.
+  kafka::PartitionListPtr close_uncommitted(
+      const std::vector<std::shared_ptr<ActiveTask>>& closing) {
     kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(4));
-    for (auto& input : task->inputs())
-      rd_kafka_topic_partition_list_add(list.get(), input->topic.c_str(), input->partition);
+    for (const auto& task : closing)
+      for (const auto& input : task->inputs())
+        rd_kafka_topic_partition_list_add(list.get(), input->topic.c_str(), input->partition);
     revoke(list.get(), true);
+    return list;
+  }
+
+  // Creates tasks again on `list`, reading from the offsets last committed.
+  void reopen(kafka::PartitionListPtr list) {
+    if (list->cnt == 0) return;
     rd_kafka_committed(consumer.get(), list.get(), 10'000);
+    // A partition paused for backpressure stays paused in the consumer.
+    rd_kafka_resume_partitions(consumer.get(), list.get());
     assign(list.get());
     for (int i = 0; i < list->cnt; ++i) {
       auto& element = list->elems[i];
@@ -713,7 +894,6 @@ struct KafkaStreams::Impl {
     if (rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer.get(), list.get(), 10'000))
       rd_kafka_error_destroy(error);
     ++routing_generation;
-    open_gate();
   }
 
   void poll_loop() {
@@ -814,6 +994,11 @@ struct KafkaStreams::Impl {
   std::atomic<uint64_t> active_tasks{0};
 
   std::filesystem::path state_directory;
+  bool exactly_once = false;
+  bool transaction_open = false;
+  std::string instance_id;
+  int process_id_fd = -1;
+  std::atomic<uint64_t> aborted_transactions{0};
   std::unique_ptr<state::RocksDbResources> rocksdb;
   std::unique_ptr<runtime::ChangelogReader> changelog_reader;
   std::map<TaskId, std::shared_ptr<runtime::StandbyTask>> standbys;
@@ -855,6 +1040,7 @@ void KafkaStreams::start() {
   log::get().info("{} starting: {}", impl_->application_id, impl_->config.to_log_string());
   impl_->create_clients();
   impl_->prepare_topics();
+  if (impl_->exactly_once) impl_->init_transactions();
   impl_->prepare_state();
   impl_->pool = std::make_unique<boost::asio::thread_pool>(
       static_cast<std::size_t>(impl_->config.get_int(config::kNumStreamThreads)));
@@ -902,6 +1088,7 @@ KafkaStreams::Stats KafkaStreams::stats() const {
   stats.dead_lettered_records =
       impl_->errors.counts().dead_lettered.load(std::memory_order_relaxed);
   stats.active_tasks = impl_->active_tasks.load(std::memory_order_relaxed);
+  stats.aborted_transactions = impl_->aborted_transactions.load(std::memory_order_relaxed);
   if (impl_->changelog_reader) {
     stats.restored_records = impl_->changelog_reader->restored_records();
     stats.standby_records = impl_->changelog_reader->standby_records();

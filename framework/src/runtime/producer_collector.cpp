@@ -18,6 +18,18 @@ void DeliveryTracker::on_delivery(const rd_kafka_message_t& message) {
     }
     return;
   }
+  // Under exactly-once, a record purged by an abort or refused to a fenced
+  // producer belongs to a transaction that is aborted and redone: not lost.
+  switch (message.err) {
+    case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
+    case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+    case RD_KAFKA_RESP_ERR__FENCED:
+    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+      return;
+    default:
+      break;
+  }
   std::string error = std::string("the broker refused a record for topic ") +
                       rd_kafka_topic_name(message.rkt) + ": " + rd_kafka_err2str(message.err);
   if (continue_on_error_) {

@@ -1,0 +1,26 @@
+// Inputs and outputs of the keyed-count tests: keyed records in, the last
+// count per key out, and a fresh state directory per instance.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "support/kafka_cluster.h"
+
+namespace rill::testing {
+
+// A fresh, empty state directory under the system's temporary directory.
+std::string temp_state_dir(const std::string& name);
+
+// `per_key` rounds of one record for each of keys "key-0" .. "key-<keys-1>".
+std::vector<TestRecord> keyed(int keys, int per_key);
+
+// The last count (int64) per key in `topic`, as a compacted topic keeps it,
+// read with read_committed.
+std::map<std::string, int64_t> final_counts(const std::string& topic, std::size_t at_least,
+                                            std::chrono::milliseconds timeout);
+
+}  // namespace rill::testing
