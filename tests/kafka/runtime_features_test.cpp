@@ -170,3 +170,38 @@ TEST_CASE("without a handler a failed task shuts the instance down in ERROR",
   CHECK_THAT(streams.error(),
              Catch::Contains("cannot handle 3") && Catch::Contains("partition 0, offset 3"));
 }
+
+TEST_CASE("records later than a window's grace are dropped and counted by the running instance",
+          "[kafka][runtime][windows]") {
+  const std::string input = unique_name("late-in"), output = unique_name("late-out");
+  create_topic(input, 1);
+  create_topic(output, 1);
+  StreamsBuilder builder;
+  builder.stream(input, serdes::string(), serdes::string())
+      .group_by_key()
+      .windowed_by(TimeWindows::of_size_and_grace(1min, 10s))
+      .count()
+      .to_stream()
+      .to(output);
+  auto config = config_for(unique_name("app-late"));
+  config.set("statestore.cache.max.bytes", "0");
+  KafkaStreams streams(builder.build(), config);
+  streams.start();
+  // Stream time moves to base + 5 min; the window [base, base + 1 min)
+  // closed at base + 1 min + 10 s, so the last two records are late.
+  const int64_t base = now_ms() / 60'000 * 60'000 - 10 * 60'000;
+  produce(input, {{"k", "1", 0, -1, base, {}},
+                  {"k", "2", 0, -1, base + 5 * 60'000, {}},
+                  {"k", "3", 0, -1, base + 1000, {}},
+                  {"k", "4", 0, -1, base + 59'000, {}},
+                  {"k", "5", 0, -1, base + 5 * 60'000 + 1, {}}});
+  auto out = consume(output, 3, 60s);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (streams.stats().processed_records < 5 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  const auto stats = streams.stats();
+  REQUIRE(streams.close(30s));
+  CHECK(stats.processed_records == 5);
+  CHECK(stats.dropped_records == 2);
+  CHECK(out.size() == 3);  // counts 1 (first window), 1 and 2 (second window)
+}

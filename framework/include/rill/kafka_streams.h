@@ -81,6 +81,9 @@ class KafkaStreams {
     // Times a partition was paused because its task's buffer was full.
     uint64_t partition_pauses = 0;
     uint64_t skipped_records = 0;
+    // Records operators dropped on purpose: later than their window's grace
+    // period, or without the key an aggregation needs.
+    uint64_t dropped_records = 0;
     uint64_t dead_lettered_records = 0;
     uint64_t active_tasks = 0;
     // Changelog records applied to stores while restoring them.

@@ -76,6 +76,7 @@ bool ActiveTask::run(int64_t now) {
   gate_.running.fetch_add(1);
   if (!gate_.closed.load() && !closed.load() && !failed.load() && !restoring.load()) {
     std::size_t done = 0;
+    const uint64_t dropped_before = task_.dropped();
     try {
       if (!initialized_) {
         task_.init();
@@ -122,6 +123,8 @@ bool ActiveTask::run(int64_t now) {
       wake_poll_thread = true;
     }
     gate_.processed.fetch_add(done, std::memory_order_relaxed);
+    if (const uint64_t dropped = task_.dropped() - dropped_before; dropped > 0)
+      gate_.dropped.fetch_add(dropped, std::memory_order_relaxed);
   }
   scheduled.store(false);
   gate_.running.fetch_sub(1);

@@ -48,6 +48,8 @@ struct TaskGate {
   std::atomic<bool> closed{false};
   std::atomic<int> running{0};
   std::atomic<uint64_t> processed{0};
+  // Records processors dropped on purpose (late for their window, null key).
+  std::atomic<uint64_t> dropped{0};
 };
 
 class ActiveTask {

@@ -1081,6 +1081,7 @@ std::string KafkaStreams::error() const {
 KafkaStreams::Stats KafkaStreams::stats() const {
   Stats stats;
   stats.processed_records = impl_->gate.processed.load(std::memory_order_relaxed);
+  stats.dropped_records = impl_->gate.dropped.load(std::memory_order_relaxed);
   stats.commits = impl_->commits.load(std::memory_order_relaxed);
   stats.partition_pauses = impl_->partition_pauses.load(std::memory_order_relaxed);
   stats.skipped_records =
