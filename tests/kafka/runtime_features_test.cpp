@@ -1,6 +1,7 @@
 // Runtime behaviours on the real broker: backpressure, punctuation by wall-clock
 // time, commit requests, and the uncaught exception handler.
 #include <atomic>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -26,9 +27,11 @@ StreamsConfig config_for(const std::string& application_id) {
 }
 
 std::vector<TestRecord> records(int count, int partitions) {
+  // Recent timestamps: the broker deletes records older than its retention.
+  const int64_t base = now_ms();
   std::vector<TestRecord> out;
   for (int i = 0; i < count; ++i)
-    out.push_back({"k" + std::to_string(i), std::to_string(i), i % partitions, -1, 1000 + i, {}});
+    out.push_back({"k" + std::to_string(i), std::to_string(i), i % partitions, -1, base + i, {}});
   return out;
 }
 
@@ -148,6 +151,48 @@ TEST_CASE("the uncaught exception handler can restart a failed task from its las
   CHECK(seen_error.find("transient failure at 250") != std::string::npos);
   CHECK(seen_error.find("topic " + input) != std::string::npos);
   CHECK(streams.state() == KafkaStreams::State::kNotRunning);
+}
+
+TEST_CASE("under exactly_once_v2 a restarted task's aborted outputs never show",
+          "[kafka][runtime][errors][exactly-once]") {
+  const std::string input = unique_name("flaky-eos-in"), output = unique_name("flaky-eos-out");
+  create_topic(input, 2);
+  create_topic(output, 2);
+  produce(input, records(400, 2));
+
+  static std::atomic<bool> failed_once{false};
+  failed_once = false;
+  StreamsBuilder builder;
+  builder.stream(input, serdes::string(), serdes::string())
+      .map_values([](const std::string& value) {
+        if (value == "250" && !failed_once.exchange(true))
+          throw std::runtime_error("transient failure at 250");
+        return value;
+      })
+      .to(output);
+  auto config = config_for(unique_name("app-flaky-eos"));
+  config.set("processing.guarantee", "exactly_once_v2");
+  config.set("commit.interval.ms", "100");
+  KafkaStreams streams(builder.build(), config);
+  std::atomic<int> handled{0};
+  streams.set_uncaught_exception_handler([&](const std::exception&) {
+    ++handled;
+    return KafkaStreams::ExceptionResponse::kReplaceThread;
+  });
+  streams.start();
+  std::vector<TestRecord> out;
+  for (int attempt = 0; attempt < 60 && out.size() < 400; ++attempt)
+    out = consume(output, 1u << 30, 1s);
+  const auto stats = streams.stats();
+  REQUIRE(streams.close(30s));
+  // Records before 250 on its partition were output in the transaction the
+  // failure aborted, then output again: read_committed sees each once.
+  std::map<std::string, int> seen;
+  for (const auto& record : out) ++seen[*record.value];
+  CHECK(out.size() == 400);
+  CHECK(seen.size() == 400);
+  CHECK(handled == 1);
+  CHECK(stats.aborted_transactions >= 1);
 }
 
 TEST_CASE("without a handler a failed task shuts the instance down in ERROR",

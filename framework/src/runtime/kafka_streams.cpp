@@ -414,6 +414,13 @@ struct KafkaStreams::Impl {
       }
     }
     if (exactly_once) {
+      // A failed task's outputs are in the open transaction: it must not
+      // commit. The handler decides about the failed task at the next turn.
+      for (auto& [id, task] : tasks) {
+        if (!task->failed.load()) continue;
+        abort_and_rewind(false);
+        return false;
+      }
       if (!commit_transaction(offsets.get())) return false;
       for (InputPartition* input : committed) input->committed_offset = input->next_offset;
       // No checkpoint while running: until the next commit the stores take
@@ -519,12 +526,14 @@ struct KafkaStreams::Impl {
     return false;
   }
 
-  // Aborts the open transaction and takes every task back to the last
-  // commit: stores restored from their changelogs, inputs read again from the
-  // committed offsets. A fenced producer cannot abort; a new one replaces it.
-  void abort_and_rewind(bool fenced) {
+  // Aborts the open transaction and takes the tasks back to the last commit:
+  // stores restored from their changelogs, inputs read again from the
+  // committed offsets. Failed tasks are left to the uncaught exception
+  // handler unless `including_failed`. A fenced producer cannot abort; a new
+  // one replaces it. While closing, tasks are closed and not reopened.
+  void abort_and_rewind(bool fenced, bool including_failed = false) {
     ++aborted_transactions;
-    if (!fenced) {
+    if (!fenced && transaction_open) {
       if (rd_kafka_error_t* error =
               retrying([&] { return rd_kafka_abort_transaction(producer.get(), -1); })) {
         log::get().warn("{}: aborting the transaction: {}", application_id,
@@ -536,9 +545,12 @@ struct KafkaStreams::Impl {
     transaction_open = false;
     log::get().warn("{}: transaction aborted; {}resuming every task from the last commit",
                     application_id, fenced ? "with a new producer, " : "");
-    std::vector<std::shared_ptr<ActiveTask>> all;
-    for (auto& [id, task] : tasks) all.push_back(task);
-    kafka::PartitionListPtr partitions = close_uncommitted(all);
+    std::vector<std::shared_ptr<ActiveTask>> rewound;
+    for (auto& [id, task] : tasks)
+      // A task on a fenced producer cannot stay: the producer goes.
+      if (including_failed || fenced || !task->failed.load()) rewound.push_back(task);
+    kafka::PartitionListPtr partitions = close_uncommitted(rewound);
+    if (stopping.load()) return;
     if (fenced) {
       // Only tasks hold the producer, and they are closed: it can go.
       producer.reset();
@@ -862,7 +874,12 @@ struct KafkaStreams::Impl {
   // Recreates a failed task and rewinds its partitions to the last commit.
   void restart_task(const std::shared_ptr<ActiveTask>& task) {
     close_gate();
-    reopen(close_uncommitted({task}));
+    // Under exactly-once the failed task's outputs are in the open
+    // transaction, with the other tasks' since the last commit.
+    if (exactly_once)
+      abort_and_rewind(false, true);
+    else
+      reopen(close_uncommitted({task}));
     open_gate();
   }
 
