@@ -114,13 +114,14 @@ TEST_CASE("wall-clock punctuations fire in the running application and commit() 
   CHECK(streams.stats().commits >= 1);
 }
 
-TEST_CASE("the uncaught exception handler can restart a failed task from its last commit",
-          "[kafka][runtime][errors]") {
-  const std::string input = unique_name("flaky-in"), output = unique_name("flaky-out");
+namespace {
+
+// 400 records in on two partitions, copied to `output` by a processor that
+// throws once, at the record "250".
+Topology fails_once_at_250(const std::string& input, const std::string& output) {
   create_topic(input, 2);
   create_topic(output, 2);
   produce(input, records(400, 2));
-
   static std::atomic<bool> failed_once{false};
   failed_once = false;
   StreamsBuilder builder;
@@ -131,7 +132,15 @@ TEST_CASE("the uncaught exception handler can restart a failed task from its las
         return value;
       })
       .to(output);
-  KafkaStreams streams(builder.build(), config_for(unique_name("app-flaky")));
+  return builder.build();
+}
+
+}  // namespace
+
+TEST_CASE("the uncaught exception handler can restart a failed task from its last commit",
+          "[kafka][runtime][errors]") {
+  const std::string input = unique_name("flaky-in"), output = unique_name("flaky-out");
+  KafkaStreams streams(fails_once_at_250(input, output), config_for(unique_name("app-flaky")));
   std::atomic<int> handled{0};
   std::string seen_error;
   streams.set_uncaught_exception_handler([&](const std::exception& error) {
@@ -156,24 +165,10 @@ TEST_CASE("the uncaught exception handler can restart a failed task from its las
 TEST_CASE("under exactly_once_v2 a restarted task's aborted outputs never show",
           "[kafka][runtime][errors][exactly-once]") {
   const std::string input = unique_name("flaky-eos-in"), output = unique_name("flaky-eos-out");
-  create_topic(input, 2);
-  create_topic(output, 2);
-  produce(input, records(400, 2));
-
-  static std::atomic<bool> failed_once{false};
-  failed_once = false;
-  StreamsBuilder builder;
-  builder.stream(input, serdes::string(), serdes::string())
-      .map_values([](const std::string& value) {
-        if (value == "250" && !failed_once.exchange(true))
-          throw std::runtime_error("transient failure at 250");
-        return value;
-      })
-      .to(output);
   auto config = config_for(unique_name("app-flaky-eos"));
   config.set("processing.guarantee", "exactly_once_v2");
   config.set("commit.interval.ms", "100");
-  KafkaStreams streams(builder.build(), config);
+  KafkaStreams streams(fails_once_at_250(input, output), config);
   std::atomic<int> handled{0};
   streams.set_uncaught_exception_handler([&](const std::exception&) {
     ++handled;
