@@ -65,28 +65,39 @@ struct GroupedSource {
   }
 };
 
-// Kafka Streams names an aggregation's store before its processor.
-struct AggregateNames {
+// What every aggregation settles before adding its processor and store: the
+// store's and the processor's names (Kafka Streams names the store first),
+// the serdes (Materialized's, else the grouping's and the default), and the
+// stream it reads.
+template <class K, class V, class VA>
+struct AggregateSetup {
   std::string store;
   std::string node;
+  SerdePtr<K> key_serde;
+  SerdePtr<VA> value_serde;
+  KStream<K, V> input;
 };
-inline AggregateNames aggregate_names(StreamsBuilder& builder, std::string store,
-                                      std::string_view prefix) {
-  AggregateNames names;
-  names.store = builder.name_or_new(std::move(store), std::string(prefix) + "-STATE-STORE");
-  names.node = builder.new_name(prefix);
-  return names;
-}
-
-template <class K, class VA>
-void require_aggregate_serdes(const std::string& node, const SerdePtr<K>& key_serde,
-                              const SerdePtr<VA>& value_serde) {
+template <class K, class V, class VA>
+AggregateSetup<K, V, VA> set_up_aggregate(const GroupedSource<K, V>& source,
+                                          Materialized<K, VA>& materialized,
+                                          std::string_view prefix,
+                                          SerdePtr<VA> default_value_serde) {
+  StreamsBuilder& builder = source.builder();
+  std::string store =
+      builder.name_or_new(std::move(materialized.store_name), std::string(prefix) + "-STATE-STORE");
+  std::string node = builder.new_name(prefix);
+  SerdePtr<K> key_serde = materialized.key_serde ? materialized.key_serde : source.key_serde;
+  SerdePtr<VA> value_serde =
+      materialized.value_serde ? materialized.value_serde : std::move(default_value_serde);
   if (!key_serde)
     throw TopologyError("aggregation '" + node + "': no key serde for type " + demangle(typeid(K)) +
                         "; give Grouped or Materialized a key_serde");
   if (!value_serde)
     throw TopologyError("aggregation '" + node + "': no value serde for type " +
                         demangle(typeid(VA)) + "; give Materialized a value_serde");
+  KStream<K, V> input = source.input(store);
+  return {std::move(store), std::move(node), std::move(key_serde), std::move(value_serde),
+          std::move(input)};
 }
 
 // The retention of a window or session store: Materialized's, which must
@@ -188,17 +199,11 @@ class KGroupedStream {
                                Materialized<K, VA> materialized,
                                SerdePtr<VA> default_value_serde) const {
     StreamsBuilder& builder = source_.builder();
-    const internal::AggregateNames names =
-        internal::aggregate_names(builder, std::move(materialized.store_name), prefix);
-    SerdePtr<K> key_serde = materialized.key_serde ? materialized.key_serde : source_.key_serde;
-    SerdePtr<VA> value_serde =
-        materialized.value_serde ? materialized.value_serde : default_value_serde;
-    internal::require_aggregate_serdes(names.node, key_serde, value_serde);
-    const KStream<K, V> input = source_.input(names.store);
-    const std::string store = names.store;
+    const auto [store, node, key_serde, value_serde, input] =
+        internal::set_up_aggregate(source_, materialized, prefix, std::move(default_value_serde));
     const bool caching = materialized.caching_enabled;
     builder.topology().add_processor(
-        names.node,
+        node,
         [store, aggregation, caching] {
           return std::make_unique<operators::StreamAggregateProcessor<K, V, VA>>(store, aggregation,
                                                                                  caching);
@@ -208,8 +213,8 @@ class KGroupedStream {
         internal::materialize(Stores::key_value<K, ValueAndTimestamp<VA>>(
                                   store, key_serde, serdes::value_and_timestamp<VA>(value_serde)),
                               materialized),
-        {names.node});
-    return KTable<K, VA>(&builder, names.node, key_serde, value_serde, store);
+        {node});
+    return KTable<K, VA>(&builder, node, key_serde, value_serde, store);
   }
 
   internal::GroupedSource<K, V> source_;
@@ -251,14 +256,8 @@ class TimeWindowedKStream {
                                          Materialized<K, VA> materialized,
                                          SerdePtr<VA> default_value_serde) const {
     StreamsBuilder& builder = source_.builder();
-    const internal::AggregateNames names =
-        internal::aggregate_names(builder, std::move(materialized.store_name), prefix);
-    SerdePtr<K> key_serde = materialized.key_serde ? materialized.key_serde : source_.key_serde;
-    SerdePtr<VA> value_serde =
-        materialized.value_serde ? materialized.value_serde : default_value_serde;
-    internal::require_aggregate_serdes(names.node, key_serde, value_serde);
-    const KStream<K, V> input = source_.input(names.store);
-    const std::string store = names.store;
+    const auto [store, node, key_serde, value_serde, input] =
+        internal::set_up_aggregate(source_, materialized, prefix, std::move(default_value_serde));
 
     int64_t window_size = 0;
     int64_t grace = 0;
@@ -269,7 +268,7 @@ class TimeWindowedKStream {
       retention = internal::store_retention(materialized.retention, window_size + grace, store,
                                             "the window size plus the grace period");
       builder.topology().add_processor(
-          names.node,
+          node,
           [store, windows = *time, aggregation] {
             return std::make_unique<operators::TimeWindowAggregateProcessor<K, V, VA>>(
                 store, windows, aggregation);
@@ -282,7 +281,7 @@ class TimeWindowedKStream {
       retention = internal::store_retention(materialized.retention, 2 * window_size + grace, store,
                                             "twice the time difference plus the grace period");
       builder.topology().add_processor(
-          names.node,
+          node,
           [store, windows = sliding, aggregation] {
             return std::make_unique<operators::SlidingWindowAggregateProcessor<K, V, VA>>(
                 store, windows, aggregation);
@@ -295,11 +294,10 @@ class TimeWindowedKStream {
                 store, std::chrono::milliseconds(window_size), std::chrono::milliseconds(retention),
                 key_serde, serdes::value_and_timestamp<VA>(value_serde)),
             materialized),
-        {names.node});
+        {node});
     return KTable<Windowed<K>, VA>(
-        &builder, names.node,
-        serdes::time_windowed<K>(key_serde, std::chrono::milliseconds(window_size)), value_serde,
-        store, grace);
+        &builder, node, serdes::time_windowed<K>(key_serde, std::chrono::milliseconds(window_size)),
+        value_serde, store, grace);
   }
 
   internal::GroupedSource<K, V> source_;
@@ -348,19 +346,13 @@ class SessionWindowedKStream {
                                          Materialized<K, VA> materialized,
                                          SerdePtr<VA> default_value_serde) const {
     StreamsBuilder& builder = source_.builder();
-    const internal::AggregateNames names =
-        internal::aggregate_names(builder, std::move(materialized.store_name), prefix);
-    SerdePtr<K> key_serde = materialized.key_serde ? materialized.key_serde : source_.key_serde;
-    SerdePtr<VA> value_serde =
-        materialized.value_serde ? materialized.value_serde : default_value_serde;
-    internal::require_aggregate_serdes(names.node, key_serde, value_serde);
-    const KStream<K, V> input = source_.input(names.store);
-    const std::string store = names.store;
+    const auto [store, node, key_serde, value_serde, input] =
+        internal::set_up_aggregate(source_, materialized, prefix, std::move(default_value_serde));
     const int64_t close_delay = windows_.inactivity_gap_ms() + windows_.grace_ms();
     const int64_t retention = internal::store_retention(materialized.retention, close_delay, store,
                                                         "the inactivity gap plus the grace period");
     builder.topology().add_processor(
-        names.node,
+        node,
         [store, windows = windows_, aggregation] {
           return std::make_unique<operators::SessionWindowAggregateProcessor<K, V, VA>>(
               store, windows, aggregation);
@@ -370,8 +362,8 @@ class SessionWindowedKStream {
         internal::materialize(Stores::session<K, VA>(store, std::chrono::milliseconds(retention),
                                                      key_serde, value_serde),
                               materialized),
-        {names.node});
-    return KTable<Windowed<K>, VA>(&builder, names.node, serdes::session_windowed<K>(key_serde),
+        {node});
+    return KTable<Windowed<K>, VA>(&builder, node, serdes::session_windowed<K>(key_serde),
                                    value_serde, store, close_delay);
   }
 
