@@ -1,6 +1,15 @@
 #include "runtime/active_task.h"
 
 namespace rill::runtime {
+namespace {
+
+int64_t wall_clock_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 InputPartition::~InputPartition() {
   while (auto message = buffer.pop()) rd_kafka_message_destroy(*message);
@@ -25,6 +34,13 @@ ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string applicat
           &state_),
       gate_(gate),
       max_batch_(max_batch) {}
+
+void ActiveTask::record_into(std::shared_ptr<metrics::TaskMetrics> metrics, bool timed) {
+  metrics_ = std::move(metrics);
+  timed_ = timed && metrics_ != nullptr;
+  task_.record_into(metrics_.get());
+  collector_.record_into(metrics_.get(), timed_);
+}
 
 void ActiveTask::open(std::size_t cache_budget_per_store) {
   task_.build_nodes();
@@ -82,6 +98,9 @@ bool ActiveTask::run(int64_t now) {
         initialized_ = true;
       }
       task_.punctuate_wall_clock(now);
+      // One clock read per record: the end of one record is the start of the
+      // next, and the start is what outputs' end-to-end latency is taken from.
+      int64_t started_ns = timed_ ? wall_clock_ns() : 0;
       while (done < max_batch_ && !gate_.closed.load(std::memory_order_relaxed)) {
         InputPartition* input = next_input();
         if (input == nullptr) break;
@@ -107,7 +126,13 @@ bool ActiveTask::run(int64_t now) {
                                      : std::nullopt);
           raw.headers = &headers_;
         }
+        if (timed_) collector_.set_now_ms(started_ns / 1'000'000);
         task_.process(*input->source, raw);
+        if (timed_) {
+          const int64_t finished_ns = wall_clock_ns();
+          metrics_->process_latency.observe_ns(finished_ns - started_ns);
+          started_ns = finished_ns;
+        }
         input->next_offset = message->offset + 1;
         ++done;
         if (input->paused.load(std::memory_order_relaxed) &&
@@ -121,7 +146,9 @@ bool ActiveTask::run(int64_t now) {
       failed.store(true);
       wake_poll_thread = true;
     }
+    if (timed_) collector_.set_now_ms(0);
     gate_.processed.fetch_add(done, std::memory_order_relaxed);
+    if (metrics_ != nullptr) metrics_->processed.add(done);
   }
   scheduled.store(false);
   gate_.running.fetch_sub(1);

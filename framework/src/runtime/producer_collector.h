@@ -11,6 +11,7 @@
 #include "rill/internal/node.h"
 
 #include "kafka/handles.h"
+#include "metrics/task_metrics.h"
 
 namespace rill::runtime {
 
@@ -48,6 +49,16 @@ class ProducerCollector final : public internal::RecordCollector {
   void send_changelog(int topic, int32_t partition, NullableBytes key, NullableBytes value,
                       int64_t timestamp, std::atomic<int64_t>* delivered_offset) override;
 
+  // Counts outputs into `metrics` and, when `timed`, their end-to-end latency.
+  void record_into(metrics::TaskMetrics* metrics, bool timed) {
+    metrics_ = metrics;
+    timed_ = timed && metrics != nullptr;
+  }
+  // The wall-clock time the current input record began processing, which
+  // saves a clock read per output; 0 outside record processing (outputs of
+  // cache flushes and punctuations), where each output reads the clock.
+  void set_now_ms(int64_t now_ms) { now_ms_ = now_ms; }
+
  private:
   void produce(int topic, int32_t partition, NullableBytes key, NullableBytes value,
                int64_t timestamp, rd_kafka_headers_t* headers, void* opaque);
@@ -56,6 +67,9 @@ class ProducerCollector final : public internal::RecordCollector {
   std::chrono::milliseconds metadata_timeout_;
   std::vector<kafka::TopicPtr> topics_;
   std::vector<int32_t> partition_counts_;
+  metrics::TaskMetrics* metrics_ = nullptr;
+  bool timed_ = false;
+  int64_t now_ms_ = 0;
 };
 
 }  // namespace rill::runtime

@@ -4,10 +4,12 @@
 #include <sstream>
 
 #include <fcntl.h>
+#include <rocksdb/db.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include "log/log.h"
+#include "state/rocksdb_key_value_store.h"
 
 namespace rill::runtime {
 namespace {
@@ -153,6 +155,23 @@ void StateManager::close(bool clean) {
     ::close(lock_fd_);
     lock_fd_ = -1;
   }
+}
+
+std::vector<StateManager::StoreSize> StateManager::store_sizes() const {
+  std::vector<StoreSize> sizes;
+  for (const auto& [name, open_store] : stores_) {
+    const auto* rocksdb_store = dynamic_cast<const state::RocksDbKeyValueStore*>(open_store.inner);
+    if (rocksdb_store == nullptr) continue;
+    auto property = [&](const std::string& key) {
+      uint64_t value = 0;
+      return rocksdb_store->db().GetIntProperty(key, &value) ? static_cast<int64_t>(value) : -1;
+    };
+    const int64_t files = property("rocksdb.total-sst-files-size");
+    const int64_t memtables = property("rocksdb.cur-size-all-mem-tables");
+    sizes.push_back({name, property("rocksdb.estimate-num-keys"),
+                     files < 0 || memtables < 0 ? -1 : files + memtables});
+  }
+  return sizes;
 }
 
 }  // namespace rill::runtime

@@ -66,6 +66,15 @@ class StateManager {
   // Writes the checkpoint: for each changelog, the offset after the last
   // acknowledged record. Call after flush() and the producer's flush.
   void checkpoint();
+  // What RocksDB estimates of each persistent key-value store: keys and bytes
+  // (SST files plus memtables). Safe from any thread while the stores are open.
+  struct StoreSize {
+    std::string store;
+    int64_t estimated_keys = -1;
+    int64_t bytes = -1;
+  };
+  std::vector<StoreSize> store_sizes() const;
+
   // Closes the stores and releases the lock; `clean` (after a commit) writes
   // the checkpoint first, otherwise the next open restores in full.
   void close(bool clean);
