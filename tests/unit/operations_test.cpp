@@ -69,7 +69,7 @@ std::unique_ptr<metrics::Registry> full_registry() {
   registry->on_statistics(kConsumerStatistics);
   registry->on_statistics(kProducerStatistics);
   registry->publish_partitions({{"orders", 0, 12, true}});
-  registry->publish_stores({{"0_1", "counts", 10, 4096}});
+  registry->publish_stores({{"0_1", "counts", 10, 4096, 6, 2}});
   registry->on_restore_progress("counts", "app-counts-changelog", 1, 30, 100, false);
   registry->commit_latency.observe_ns(5'000'000);
   return registry;

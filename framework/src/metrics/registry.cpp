@@ -298,8 +298,17 @@ std::vector<MetricFamily> Registry::Collect() const {
   auto& size =
       out.family("rill_store_size_bytes",
                  "Bytes of the store on disk and in memtables, as RocksDB reports them.", T::Gauge);
+  auto& cache_hits = out.family("rill_store_cache_hits_total",
+                                "Reads the store's record cache answered.", T::Counter);
+  auto& cache_misses =
+      out.family("rill_store_cache_misses_total",
+                 "Reads that went past the store's record cache to the store.", T::Counter);
   for (const auto& store : stores_) {
     const Labels labels = {{"task", store.task}, {"store", store.store}};
+    if (store.cache_hits + store.cache_misses > 0) {
+      out.add(cache_hits, labels, static_cast<double>(store.cache_hits));
+      out.add(cache_misses, labels, static_cast<double>(store.cache_misses));
+    }
     if (store.estimated_keys >= 0) out.add(keys, labels, static_cast<double>(store.estimated_keys));
     if (store.size_bytes >= 0) out.add(size, labels, static_cast<double>(store.size_bytes));
   }

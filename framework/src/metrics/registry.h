@@ -56,6 +56,8 @@ struct StoreGauges {
   std::string store;
   int64_t estimated_keys = -1;  // -1: the store cannot tell
   int64_t size_bytes = -1;
+  uint64_t cache_hits = 0;
+  uint64_t cache_misses = 0;
 };
 
 class Registry final : public prometheus::Collectable {

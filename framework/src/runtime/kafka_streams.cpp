@@ -282,6 +282,7 @@ struct KafkaStreams::Impl {
         [this] {
           if (consumer_queue) rd_kafka_queue_yield(consumer_queue.get());
         });
+    published_reader.store(changelog_reader.get(), std::memory_order_release);
   }
 
   void subscribe() {
@@ -851,8 +852,9 @@ struct KafkaStreams::Impl {
     std::vector<metrics::StoreGauges> stores;
     for (auto& [id, task] : tasks) {
       if (task->restoring.load()) continue;  // the reader owns the stores meanwhile
-      for (auto& size : task->state().store_sizes())
-        stores.push_back({id.to_string(), size.store, size.estimated_keys, size.bytes});
+      for (auto& store : task->state().store_metrics())
+        stores.push_back({id.to_string(), store.store, store.estimated_keys, store.bytes,
+                          store.cache.hits, store.cache.misses});
     }
     metrics->publish_stores(std::move(stores));
   }
@@ -878,9 +880,9 @@ struct KafkaStreams::Impl {
     values.failed_tasks = failed_tasks.load(std::memory_order_relaxed);
     values.active_tasks = active_tasks.load(std::memory_order_relaxed);
     values.standby_tasks = standby_tasks.load(std::memory_order_relaxed);
-    if (changelog_reader) {
-      values.restored_records = changelog_reader->restored_records();
-      values.standby_records = changelog_reader->standby_records();
+    if (const auto* reader = published_reader.load(std::memory_order_acquire)) {
+      values.restored_records = reader->restored_records();
+      values.standby_records = reader->standby_records();
     }
     values.worker_threads = static_cast<uint64_t>(config.get_int(config::kNumStreamThreads));
     return values;
@@ -978,6 +980,8 @@ struct KafkaStreams::Impl {
   std::filesystem::path state_directory;
   std::unique_ptr<state::RocksDbResources> rocksdb;
   std::unique_ptr<runtime::ChangelogReader> changelog_reader;
+  // The same, for scrapes, which may come while start() creates it.
+  std::atomic<const runtime::ChangelogReader*> published_reader{nullptr};
   std::map<TaskId, std::shared_ptr<runtime::StandbyTask>> standbys;
   int64_t standby_replicas = 0;
   Clock::time_point next_standby_refresh = Clock::time_point::max();

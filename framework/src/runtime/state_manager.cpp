@@ -157,11 +157,15 @@ void StateManager::close(bool clean) {
   }
 }
 
-std::vector<StateManager::StoreSize> StateManager::store_sizes() const {
-  std::vector<StoreSize> sizes;
+std::vector<StateManager::StoreMetrics> StateManager::store_metrics() const {
+  std::vector<StoreMetrics> sizes;
   for (const auto& [name, open_store] : stores_) {
+    const StateStore::CacheCounts cache = open_store.store->cache_counts();
     const auto* rocksdb_store = dynamic_cast<const state::RocksDbKeyValueStore*>(open_store.inner);
-    if (rocksdb_store == nullptr) continue;
+    if (rocksdb_store == nullptr) {
+      sizes.push_back({name, -1, -1, cache});
+      continue;
+    }
     auto property = [&](const std::string& key) {
       uint64_t value = 0;
       return rocksdb_store->db().GetIntProperty(key, &value) ? static_cast<int64_t>(value) : -1;
@@ -169,7 +173,7 @@ std::vector<StateManager::StoreSize> StateManager::store_sizes() const {
     const int64_t files = property("rocksdb.total-sst-files-size");
     const int64_t memtables = property("rocksdb.cur-size-all-mem-tables");
     sizes.push_back({name, property("rocksdb.estimate-num-keys"),
-                     files < 0 || memtables < 0 ? -1 : files + memtables});
+                     files < 0 || memtables < 0 ? -1 : files + memtables, cache});
   }
   return sizes;
 }

@@ -66,14 +66,16 @@ class StateManager {
   // Writes the checkpoint: for each changelog, the offset after the last
   // acknowledged record. Call after flush() and the producer's flush.
   void checkpoint();
-  // What RocksDB estimates of each persistent key-value store: keys and bytes
-  // (SST files plus memtables). Safe from any thread while the stores are open.
-  struct StoreSize {
+  // Per store: what RocksDB estimates of a persistent key-value store (keys,
+  // and bytes of SST files plus memtables; -1 for other stores) and the record
+  // cache's hits and misses. Safe from any thread while the stores are open.
+  struct StoreMetrics {
     std::string store;
     int64_t estimated_keys = -1;
     int64_t bytes = -1;
+    StateStore::CacheCounts cache;
   };
-  std::vector<StoreSize> store_sizes() const;
+  std::vector<StoreMetrics> store_metrics() const;
 
   // Closes the stores and releases the lock; `clean` (after a commit) writes
   // the checkpoint first, otherwise the next open restores in full.
