@@ -7,13 +7,17 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
 
+#include "log/log.h"
 #include "support/command.h"
 #include "support/count_topology.h"
 #include "support/http_client.h"
@@ -203,4 +207,66 @@ TEST_CASE("/readyz answers 503 while stores restore and 200 once every task is r
   CHECK(metric_sum(body, "rill_task_restoring") == 0);
   CHECK(metric_sum(body, "rill_ready") == 1);
   REQUIRE(streams.close(30s));
+}
+
+TEST_CASE(
+    "with metrics.enabled=false the endpoint serves probes and instance series only, and "
+    "log.format=json carries librdkafka's lines as JSON too",
+    "[kafka][metrics][log]") {
+  const std::string app = unique_name("app-quiet");
+  const std::string input = unique_name("quiet-in"), output = unique_name("quiet-out");
+  create_topic(input, 1);
+  create_topic(output, 1);
+  constexpr int kRecords = 50;
+  std::vector<TestRecord> records;
+  for (int i = 0; i < kRecords; ++i)
+    records.push_back({"key-" + std::to_string(i % 5), "x", -1, -1, now_ms(), {}});
+  produce(input, records);
+
+  std::ostringstream captured;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
+  log::get().sinks().push_back(sink);
+  log::librdkafka().sinks().push_back(sink);
+  StreamsConfig config = metrics_config(app, temp_state_dir(app));
+  config.set("metrics.enabled", "false")
+      .set("log.format", "json")
+      .set("log.level", "debug")
+      .set("consumer.debug", "cgrp");  // makes librdkafka log group protocol lines
+  {
+    KafkaStreams streams(processor_count_topology(input, output), config);
+    streams.start();
+    const int port = streams.metrics_port();
+    REQUIRE(port > 0);
+    auto deadline = Clock::now() + 60s;
+    while (Clock::now() < deadline && streams.stats().processed_records < kRecords)
+      std::this_thread::sleep_for(50ms);
+    CHECK(streams.stats().processed_records == kRecords);
+    while (Clock::now() < deadline && http_get(port, "/readyz").status != 200)
+      std::this_thread::sleep_for(50ms);
+    CHECK(http_get(port, "/readyz").status == 200);
+    CHECK(http_get(port, "/healthz").status == 200);
+    const std::string body = http_get(port, "/metrics").body;
+    INFO(body);
+    CHECK(metric_sum(body, "rill_ready") == 1);
+    CHECK(metric_sum(body, "rill_active_tasks") == 1);
+    CHECK(metric_count(body, "rill_records_processed_total") == 0);
+    CHECK(metric_count(body, "rill_process_latency_seconds_count") == 0);
+    CHECK(metric_count(body, "rill_consumer_lag_records") == 0);
+    REQUIRE(streams.close(30s));
+  }
+  log::get().sinks().pop_back();
+  log::librdkafka().sinks().pop_back();
+  log::configure("text", "info");
+
+  std::istringstream lines(captured.str());
+  int rill_lines = 0, librdkafka_lines = 0;
+  for (std::string line; std::getline(lines, line);) {
+    INFO(line);
+    nlohmann::json parsed;
+    REQUIRE_NOTHROW(parsed = nlohmann::json::parse(line));
+    if (parsed["logger"] == "rill") ++rill_lines;
+    if (parsed["logger"] == "librdkafka") ++librdkafka_lines;
+  }
+  CHECK(rill_lines > 0);
+  CHECK(librdkafka_lines > 0);
 }
