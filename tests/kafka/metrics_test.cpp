@@ -79,8 +79,9 @@ TEST_CASE("the metrics endpoint counts what a pipeline processes and its lag fal
       records.push_back({"key-" + std::to_string(k), "x", -1, -1, now_ms(), {}});
   produce(input, records);
 
-  KafkaStreams streams(processor_count_topology(input, output),
-                       metrics_config(app, temp_state_dir(app)));
+  StreamsConfig config = metrics_config(app, temp_state_dir(app));
+  config.set("metrics.recording.level", "DEBUG");  // store latencies too
+  KafkaStreams streams(processor_count_topology(input, output), config);
   streams.start();
   const int port = streams.metrics_port();
   REQUIRE(port > 0);
@@ -89,7 +90,9 @@ TEST_CASE("the metrics endpoint counts what a pipeline processes and its lag fal
   const std::string body = scrape_until(
       port,
       [&](const std::string& exposition) {
+        // Store gauges are published about every second, like the lag.
         return metric_sum(exposition, "rill_records_processed_total") == kRecords &&
+               metric_count(exposition, "rill_store_estimated_keys", {{"store", "counts"}}) == 2 &&
                metric_count(exposition, "rill_consumer_lag_records", {{"topic", input}}) == 2 &&
                metric_sum(exposition, "rill_consumer_lag_records", {{"topic", input}}) == 0;
       },
@@ -105,6 +108,12 @@ TEST_CASE("the metrics endpoint counts what a pipeline processes and its lag fal
   CHECK(metric_sum(body, "rill_records_produced_total") == kRecords);
   CHECK(metric_sum(body, "rill_process_latency_seconds_count") == kRecords);
   CHECK(metric_sum(body, "rill_end_to_end_latency_seconds_count") == kRecords);
+  // The count reads and writes its store once per record.
+  CHECK(metric_sum(body, "rill_store_get_latency_seconds_count", {{"store", "counts"}}) ==
+        kRecords);
+  CHECK(metric_sum(body, "rill_store_put_latency_seconds_count", {{"store", "counts"}}) ==
+        kRecords);
+  CHECK(metric_count(body, "rill_store_estimated_keys", {{"store", "counts"}}) == 2);
   CHECK(metric_count(body, "rill_records_processed_total", {{"application_id", app}}) == 2);
   CHECK(metric_sum(body, "rill_active_tasks") == 2);
   CHECK(metric_sum(body, "rill_commits_total") > 0);

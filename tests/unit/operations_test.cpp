@@ -51,7 +51,7 @@ constexpr const char* kProducerStatistics = R"({
 
 // A registry with one of everything, so every family appears.
 std::unique_ptr<metrics::Registry> full_registry() {
-  auto registry = std::make_unique<metrics::Registry>("app", "app-1", true);
+  auto registry = std::make_unique<metrics::Registry>("app", "app-1", true, true);
   registry->set_instance_values([] {
     metrics::InstanceValues values;
     values.state = "RUNNING";
@@ -59,7 +59,8 @@ std::unique_ptr<metrics::Registry> full_registry() {
     values.commits = 3;
     return values;
   });
-  auto task = registry->task({0, 1}, {"source", "count", "sink"});
+  auto task = registry->task({0, 1}, {"source", "count", "sink"}, {"counts"});
+  if (auto* latency = task->latency_of("counts")) latency->get.observe_ns(3'000);
   task->assigned = true;
   task->processed.add(5);
   task->processor_records[1].add(4);
@@ -125,6 +126,10 @@ TEST_CASE("the registry exports task counters, histograms, lag and statistics", 
   CHECK(
       text.find(
           R"(rill_restore_remaining_records{application_id="app",client_id="app-1",store="counts",topic="app-counts-changelog",partition="1"} 70)") !=
+      std::string::npos);
+  CHECK(
+      text.find(
+          R"(rill_store_get_latency_seconds_count{application_id="app",client_id="app-1",task="0_1",store="counts"} 1)") !=
       std::string::npos);
   CHECK(text.find(R"(rill_state{application_id="app",client_id="app-1",state="RUNNING"} 1)") !=
         std::string::npos);

@@ -88,6 +88,13 @@ const std::vector<ConfigKey> kKeys = {
      "end-to-end latency histograms (a clock read per record), and librdkafka statistics "
      "every second for consumer lag and the producer queue. false leaves the endpoint "
      "serving the probes and instance-wide counters only."},
+    {config::kMetricsRecordingLevel,
+     ConfigType::kEnum,
+     "INFO",
+     "As in Kafka Streams: INFO records the metrics listed in docs/operations.md; DEBUG adds "
+     "get and put latency histograms of key-value stores, at two clock reads per store "
+     "operation.",
+     {"INFO", "DEBUG"}},
     {config::kLogFormat,
      ConfigType::kEnum,
      "text",

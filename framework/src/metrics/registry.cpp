@@ -84,21 +84,28 @@ LatencyHistogram::Snapshot LatencyHistogram::snapshot() const {
   return snapshot;
 }
 
-TaskMetrics::TaskMetrics(TaskId task_id, std::vector<std::string> processor_names)
+TaskMetrics::TaskMetrics(TaskId task_id, std::vector<std::string> processor_names,
+                         std::vector<std::string> store_names)
     : id(task_id),
       task_label(task_id.to_string()),
       processors(std::move(processor_names)),
-      processor_records(std::make_unique<Counter[]>(processors.size())) {}
+      processor_records(std::make_unique<Counter[]>(processors.size())),
+      stores(std::move(store_names)),
+      store_latency(std::make_unique<StoreLatency[]>(stores.size())) {}
 
-Registry::Registry(std::string application_id, std::string instance, bool record_latencies)
+Registry::Registry(std::string application_id, std::string instance, bool record_latencies,
+                   bool record_store_latency)
     : application_id_(std::move(application_id)),
       instance_(std::move(instance)),
-      record_latencies_(record_latencies) {}
+      record_latencies_(record_latencies),
+      record_store_latency_(record_latencies && record_store_latency) {}
 
-std::shared_ptr<TaskMetrics> Registry::task(TaskId id, std::vector<std::string> processor_names) {
+std::shared_ptr<TaskMetrics> Registry::task(TaskId id, std::vector<std::string> processor_names,
+                                            std::vector<std::string> store_names) {
   std::lock_guard lock(mutex_);
   auto& metrics = tasks_[id];
-  if (!metrics) metrics = std::make_shared<TaskMetrics>(id, std::move(processor_names));
+  if (!metrics)
+    metrics = std::make_shared<TaskMetrics>(id, std::move(processor_names), std::move(store_names));
   return metrics;
 }
 
@@ -245,6 +252,14 @@ std::vector<MetricFamily> Registry::Collect() const {
   auto& end_to_end = out.family(
       "rill_end_to_end_latency_seconds",
       "Time from an output record's timestamp to its hand-over to the producer.", T::Histogram);
+  auto& store_get = out.family("rill_store_get_latency_seconds",
+                               "Time of one read from the store itself (below the record cache "
+                               "and the changelog); metrics.recording.level=DEBUG.",
+                               T::Histogram);
+  auto& store_put = out.family("rill_store_put_latency_seconds",
+                               "Time of one write or delete in the store itself; "
+                               "metrics.recording.level=DEBUG.",
+                               T::Histogram);
   auto& restoring =
       out.family("rill_task_restoring", "1 while the task's stores are being restored.", T::Gauge);
   for (const auto& [id, task] : tasks_) {
@@ -261,6 +276,13 @@ std::vector<MetricFamily> Registry::Collect() const {
     if (record_latencies_) {
       out.add(process_latency, labels, task->process_latency);
       out.add(end_to_end, labels, task->end_to_end_latency);
+    }
+    if (record_store_latency_) {
+      for (std::size_t i = 0; i < task->stores.size(); ++i) {
+        const Labels store_labels = {{"task", task->task_label}, {"store", task->stores[i]}};
+        out.add(store_get, store_labels, task->store_latency[i].get);
+        out.add(store_put, store_labels, task->store_latency[i].put);
+      }
     }
   }
 

@@ -62,12 +62,17 @@ struct StoreGauges {
 
 class Registry final : public prometheus::Collectable {
  public:
-  Registry(std::string application_id, std::string instance, bool record_latencies);
+  // `record_latencies`: metrics.enabled; `record_store_latency`:
+  // metrics.recording.level=DEBUG.
+  Registry(std::string application_id, std::string instance, bool record_latencies,
+           bool record_store_latency = false);
 
   // The metrics of task `id`, created at its first assignment and kept after.
-  std::shared_ptr<TaskMetrics> task(TaskId id, std::vector<std::string> processor_names);
+  std::shared_ptr<TaskMetrics> task(TaskId id, std::vector<std::string> processor_names,
+                                    std::vector<std::string> store_names = {});
   // False when metrics.enabled is off: tasks then skip the clock reads.
   bool record_latencies() const { return record_latencies_; }
+  bool record_store_latency() const { return record_store_latency_; }
 
   void set_instance_values(std::function<InstanceValues()> read) {
     read_instance_ = std::move(read);
@@ -100,6 +105,7 @@ class Registry final : public prometheus::Collectable {
   const std::string application_id_;
   const std::string instance_;
   const bool record_latencies_;
+  const bool record_store_latency_;
   std::function<InstanceValues()> read_instance_;
 
   mutable std::mutex mutex_;

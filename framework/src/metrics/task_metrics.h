@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "rill/topology.h"
@@ -39,6 +40,10 @@ inline constexpr std::array<int64_t, 14> kEndToEndLatencyBounds = {
     250'000'000,    500'000'000,    1'000'000'000,  2'500'000'000,  5'000'000'000,
     10'000'000'000, 30'000'000'000, 60'000'000'000, 300'000'000'000};
 
+inline constexpr std::array<int64_t, 12> kStoreLatencyBounds = {
+    500,    1'000,   2'500,   5'000,     10'000,     25'000,
+    50'000, 100'000, 250'000, 1'000'000, 10'000'000, 100'000'000};
+
 // A Prometheus histogram of durations with one writing thread at a time.
 class LatencyHistogram {
  public:
@@ -67,17 +72,33 @@ class LatencyHistogram {
   Counter sum_ns_;
 };
 
+// How long one store's reads and writes take (metrics.recording.level=DEBUG).
+struct StoreLatency {
+  LatencyHistogram get{kStoreLatencyBounds};
+  LatencyHistogram put{kStoreLatencyBounds};
+};
+
 // Everything one task records. Kept by the registry for the life of the
 // application, so a task closed and later assigned again continues its
 // counters instead of restarting them.
 struct TaskMetrics {
-  TaskMetrics(TaskId task_id, std::vector<std::string> processor_names);
+  TaskMetrics(TaskId task_id, std::vector<std::string> processor_names,
+              std::vector<std::string> store_names);
 
   const TaskId id;
   const std::string task_label;
   // In the sub-topology's node order, as StreamTask builds its nodes.
   const std::vector<std::string> processors;
   std::unique_ptr<Counter[]> processor_records;
+  // The sub-topology's stores, in its order.
+  const std::vector<std::string> stores;
+  std::unique_ptr<StoreLatency[]> store_latency;
+  // Resolved when a store opens, never per operation; nullptr for an unknown name.
+  StoreLatency* latency_of(std::string_view store) {
+    for (std::size_t i = 0; i < stores.size(); ++i)
+      if (stores[i] == store) return &store_latency[i];
+    return nullptr;
+  }
 
   // Written by the polling thread.
   Counter consumed;

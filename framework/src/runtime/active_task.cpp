@@ -35,9 +35,11 @@ ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string applicat
       gate_(gate),
       max_batch_(max_batch) {}
 
-void ActiveTask::record_into(std::shared_ptr<metrics::TaskMetrics> metrics, bool timed) {
+void ActiveTask::record_into(std::shared_ptr<metrics::TaskMetrics> metrics, bool timed,
+                             bool timed_stores) {
   metrics_ = std::move(metrics);
   timed_ = timed && metrics_ != nullptr;
+  if (timed_stores) state_.record_store_latency_into(metrics_.get());
   task_.record_into(metrics_.get());
   collector_.record_into(metrics_.get(), timed_);
 }

@@ -58,8 +58,9 @@ class ActiveTask {
              state::RocksDbResources* resources);
 
   // Where the task records its metrics; call before open(). `timed` adds the
-  // latency histograms, which cost a clock read per record.
-  void record_into(std::shared_ptr<metrics::TaskMetrics> metrics, bool timed);
+  // latency histograms, which cost a clock read per record; `timed_stores`
+  // the store latency histograms, two clock reads per store operation.
+  void record_into(std::shared_ptr<metrics::TaskMetrics> metrics, bool timed, bool timed_stores);
   metrics::TaskMetrics* metrics() const { return metrics_.get(); }
 
   // Creates the nodes and opens the task's stores (throws StateStoreError when

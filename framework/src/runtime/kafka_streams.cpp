@@ -101,7 +101,8 @@ struct KafkaStreams::Impl {
       metrics_address = metrics::parse_listen_address(config::kMetricsAddress, address);
     std::string client_id = config.get_string(config::kClientId);
     metrics = std::make_unique<metrics::Registry>(
-        application_id, client_id.empty() ? application_id : client_id, metrics_enabled);
+        application_id, client_id.empty() ? application_id : client_id, metrics_enabled,
+        config.get_string(config::kMetricsRecordingLevel) == "DEBUG");
     metrics->set_instance_values([this] { return instance_values(); });
     standby_replicas = config.get_int(config::kNumStandbyReplicas);
     commit_interval = config.get_duration(config::kCommitIntervalMs);
@@ -480,10 +481,11 @@ struct KafkaStreams::Impl {
                                          kMaxBatch, config.get_duration(config::kTopicWaitMs),
                                          state_directory / id.to_string(), rocksdb.get());
         if (metrics_enabled) {
-          auto task_metrics = metrics->task(
-              id, topology.subtopologies().at(static_cast<std::size_t>(id.subtopology)).nodes);
+          const auto& subtopology =
+              topology.subtopologies().at(static_cast<std::size_t>(id.subtopology));
+          auto task_metrics = metrics->task(id, subtopology.nodes, subtopology.stores);
           task_metrics->assigned.store(true, std::memory_order_relaxed);
-          task->record_into(std::move(task_metrics), true);
+          task->record_into(std::move(task_metrics), true, metrics->record_store_latency());
         }
         open_task(*task);
         if (!task->state().changelogs().empty()) {

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "log/log.h"
+#include "metrics/task_metrics.h"
+#include "state/metered_stores.h"
 #include "state/rocksdb_key_value_store.h"
 
 namespace rill::runtime {
@@ -78,6 +80,11 @@ void StateManager::open(internal::RecordCollector* collector, std::function<int6
     }
     auto bytes = builder.build_bytes_store(store_directory, resources_);
     open_store.inner = bytes.get();
+    if (metrics::StoreLatency* latency = metrics_ ? metrics_->latency_of(name) : nullptr;
+        latency != nullptr && spec.kind == StoreKind::kKeyValue)
+      bytes = state::with_latency(std::unique_ptr<state::KeyValueBytesStore>(
+                                      static_cast<state::KeyValueBytesStore*>(bytes.release())),
+                                  *latency);
     if (spec.logging_enabled) {
       changelogs_.push_back(
           {name, topic, task_.partition, trusted && spec.persistent ? found->second : 0});

@@ -18,6 +18,9 @@
 namespace rill::state {
 class RocksDbResources;
 }
+namespace rill::metrics {
+struct TaskMetrics;
+}
 
 namespace rill::runtime {
 
@@ -47,6 +50,10 @@ class StateManager {
   // Logged stores write to `collector`; `timestamp` stamps changelog records.
   // Each store's record cache gets `cache_budget_per_store` bytes. A standby
   // (`collector` nullptr) writes no changelog: it only follows it.
+  // Times the task's key-value stores into `metrics` (metrics.recording.level
+  // =DEBUG); call before open().
+  void record_store_latency_into(metrics::TaskMetrics* metrics) { metrics_ = metrics; }
+
   void open(internal::RecordCollector* collector, std::function<int64_t()> timestamp,
             std::size_t cache_budget_per_store);
 
@@ -98,6 +105,7 @@ class StateManager {
   std::string application_id_;
   std::filesystem::path directory_;
   state::RocksDbResources* resources_;
+  metrics::TaskMetrics* metrics_ = nullptr;
   int lock_fd_ = -1;
   std::map<std::string, OpenStore, std::less<>> stores_;
   std::vector<Changelog> changelogs_;
