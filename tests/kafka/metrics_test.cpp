@@ -3,6 +3,7 @@
 // what was processed, the consumer lag falls to zero, /readyz waits for the
 // restore, and promtool accepts the exposition.
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "rill/rill.h"
 
 #include "log/log.h"
+#include "metrics/task_metrics.h"
 #include "support/command.h"
 #include "support/count_topology.h"
 #include "support/http_client.h"
@@ -106,8 +108,15 @@ TEST_CASE("the metrics endpoint counts what a pipeline processes and its lag fal
   CHECK(metric_sum(body, "rill_processor_records_total", {{"processor", "count"}}) == kRecords);
   CHECK(metric_sum(body, "rill_processor_records_total", {{"processor", "sink"}}) == kRecords);
   CHECK(metric_sum(body, "rill_records_produced_total") == kRecords);
-  CHECK(metric_sum(body, "rill_process_latency_seconds_count") == kRecords);
-  CHECK(metric_sum(body, "rill_end_to_end_latency_seconds_count") == kRecords);
+  // Latencies are timed on one record in kLatencySampleEvery of each task, and
+  // every counted record has one output.
+  double sampled = 0;
+  for (const char* task : {"0_0", "0_1"})
+    sampled += std::floor(metric_sum(body, "rill_records_processed_total", {{"task", task}}) /
+                          metrics::kLatencySampleEvery);
+  CHECK(sampled > 0);
+  CHECK(metric_sum(body, "rill_process_latency_seconds_count") == sampled);
+  CHECK(metric_sum(body, "rill_end_to_end_latency_seconds_count") == sampled);
   // The count reads and writes its store once per record.
   CHECK(metric_sum(body, "rill_store_get_latency_seconds_count", {{"store", "counts"}}) ==
         kRecords);
@@ -116,6 +125,9 @@ TEST_CASE("the metrics endpoint counts what a pipeline processes and its lag fal
   CHECK(metric_count(body, "rill_store_estimated_keys", {{"store", "counts"}}) == 2);
   CHECK(metric_count(body, "rill_records_processed_total", {{"application_id", app}}) == 2);
   CHECK(metric_sum(body, "rill_active_tasks") == 2);
+  // One series per worker thread; the first thread to run a task is thread 0.
+  CHECK(metric_count(body, "rill_worker_busy_seconds_total") == 2);
+  CHECK(metric_sum(body, "rill_worker_busy_seconds_total", {{"thread", "0"}}) > 0);
   CHECK(metric_sum(body, "rill_commits_total") > 0);
   CHECK(metric_sum(body, "rill_rebalances_total") >= 1);
   CHECK(metric_sum(body, "rill_state", {{"state", "RUNNING"}}) == 1);

@@ -73,6 +73,8 @@ std::unique_ptr<metrics::Registry> full_registry() {
   registry->publish_stores({{"0_1", "counts", 10, 4096, 6, 2}});
   registry->on_restore_progress("counts", "app-counts-changelog", 1, 30, 100, false);
   registry->commit_latency.observe_ns(5'000'000);
+  registry->set_worker_threads(2);
+  registry->worker_busy_ns(1).add(1'500'000'000);
   return registry;
 }
 
@@ -130,6 +132,10 @@ TEST_CASE("the registry exports task counters, histograms, lag and statistics", 
   CHECK(
       text.find(
           R"(rill_store_get_latency_seconds_count{application_id="app",client_id="app-1",task="0_1",store="counts"} 1)") !=
+      std::string::npos);
+  CHECK(
+      text.find(
+          R"(rill_worker_busy_seconds_total{application_id="app",client_id="app-1",thread="1"} 1.5)") !=
       std::string::npos);
   CHECK(text.find(R"(rill_state{application_id="app",client_id="app-1",state="RUNNING"} 1)") !=
         std::string::npos);

@@ -85,7 +85,7 @@ const std::vector<ConfigKey> kKeys = {
      "which). Empty: no endpoint. Use 0.0.0.0:PORT to let Prometheus on another host scrape."},
     {config::kMetricsEnabled, ConfigType::kBool, "true",
      "Whether tasks record metrics: records per processor and task, processing and "
-     "end-to-end latency histograms (a clock read per record), and librdkafka statistics "
+     "end-to-end latency histograms (timing one record in eight), and librdkafka statistics "
      "every second for consumer lag and the producer queue. false leaves the endpoint "
      "serving the probes and instance-wide counters only."},
     {config::kMetricsRecordingLevel,

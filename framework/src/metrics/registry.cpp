@@ -227,12 +227,13 @@ std::vector<MetricFamily> Registry::Collect() const {
           {}, static_cast<double>(instance.standby_records));
   out.add(out.family("rill_worker_threads", "Threads of the worker pool.", T::Gauge), {},
           static_cast<double>(instance.worker_threads));
-  out.add(out.family("rill_worker_busy_seconds_total",
-                     "Time worker threads spent running tasks; divided by rill_worker_threads, "
-                     "its rate is the pool's busy ratio.",
-                     T::Counter),
-          {},
-          static_cast<double>(worker_busy_ns.load(std::memory_order_relaxed)) / kNanosPerSecond);
+  auto& busy = out.family("rill_worker_busy_seconds_total",
+                          "Time each worker thread spent running tasks; its rate is the "
+                          "thread's busy ratio.",
+                          T::Counter);
+  for (std::size_t thread = 0; thread < worker_threads_; ++thread)
+    out.add(busy, {{"thread", std::to_string(thread)}},
+            static_cast<double>(worker_busy_ns_[thread].value()) / kNanosPerSecond);
 
   std::lock_guard lock(mutex_);
   auto& consumed = out.family("rill_records_consumed_total",

@@ -82,8 +82,13 @@ class Registry final : public prometheus::Collectable {
   LatencyHistogram commit_latency{kCommitLatencyBounds};
   Counter rebalances;
   LatencyHistogram rebalance_latency{kCommitLatencyBounds};
-  // Written by every worker at the end of each run of a task.
-  std::atomic<uint64_t> worker_busy_ns{0};
+  // Time each worker thread spent running tasks, written by that thread at
+  // the end of each run of a task.
+  void set_worker_threads(std::size_t threads) {
+    worker_busy_ns_ = std::make_unique<Counter[]>(threads);
+    worker_threads_ = threads;
+  }
+  Counter& worker_busy_ns(std::size_t thread) { return worker_busy_ns_[thread]; }
 
   // From librdkafka's statistics JSON (consumer and producer), on their
   // polling thread.
@@ -107,6 +112,8 @@ class Registry final : public prometheus::Collectable {
   const bool record_latencies_;
   const bool record_store_latency_;
   std::function<InstanceValues()> read_instance_;
+  std::unique_ptr<Counter[]> worker_busy_ns_;
+  std::size_t worker_threads_ = 0;
 
   mutable std::mutex mutex_;
   std::map<TaskId, std::shared_ptr<TaskMetrics>> tasks_;

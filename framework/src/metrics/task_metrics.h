@@ -30,6 +30,10 @@ class Counter {
   std::atomic<uint64_t> value_{0};
 };
 
+// The latency histograms time one input record in this many (and its
+// outputs), since a clock read costs about as much as a light processor.
+inline constexpr uint32_t kLatencySampleEvery = 8;
+
 // Upper bounds of histogram buckets, in nanoseconds.
 inline constexpr std::array<int64_t, 15> kProcessLatencyBounds = {
     1'000,       5'000,       10'000,        50'000,        100'000,

@@ -104,6 +104,7 @@ class ActiveTask {
   std::size_t max_batch_;
   std::shared_ptr<metrics::TaskMetrics> metrics_;
   bool timed_ = false;
+  uint32_t records_since_sample_ = 0;
   std::vector<std::unique_ptr<InputPartition>> inputs_;
   Headers headers_;
 };

@@ -104,6 +104,8 @@ struct KafkaStreams::Impl {
         application_id, client_id.empty() ? application_id : client_id, metrics_enabled,
         config.get_string(config::kMetricsRecordingLevel) == "DEBUG");
     metrics->set_instance_values([this] { return instance_values(); });
+    worker_threads = static_cast<std::size_t>(config.get_int(config::kNumStreamThreads));
+    metrics->set_worker_threads(worker_threads);
     standby_replicas = config.get_int(config::kNumStandbyReplicas);
     commit_interval = config.get_duration(config::kCommitIntervalMs);
     buffer_capacity =
@@ -337,17 +339,28 @@ struct KafkaStreams::Impl {
       if (task->has_buffered()) schedule(task);
   }
 
+  // This worker thread's number, from 0, taken at its first run: the "thread"
+  // label of its busy time. A pool thread serves one instance only.
+  std::size_t worker_index() {
+    thread_local const Impl* owner = nullptr;
+    thread_local std::size_t index = 0;
+    if (owner != this) {
+      owner = this;
+      index = next_worker_index.fetch_add(1, std::memory_order_relaxed) % worker_threads;
+    }
+    return index;
+  }
+
   void schedule(const std::shared_ptr<ActiveTask>& task) {
     if (task->scheduled.exchange(true)) return;
     boost::asio::post(*pool, [this, task] {
       const auto started = metrics_enabled ? Clock::now() : Clock::time_point();
       bool wake_poll_thread = task->run(wall_clock_ms());
       if (metrics_enabled)
-        metrics->worker_busy_ns.fetch_add(
-            static_cast<uint64_t>(
+        metrics->worker_busy_ns(worker_index())
+            .add(static_cast<uint64_t>(
                 std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started)
-                    .count()),
-            std::memory_order_relaxed);
+                    .count()));
       if (task->has_buffered() && !gate.closed.load() && !task->failed.load()) schedule(task);
       // The poll thread refills drained buffers and handles failures.
       if (wake_poll_thread) rd_kafka_queue_yield(consumer_queue.get());
@@ -976,6 +989,8 @@ struct KafkaStreams::Impl {
   std::atomic<uint64_t> active_tasks{0};
   std::atomic<uint64_t> standby_tasks{0};
   std::atomic<uint64_t> failed_tasks{0};
+  std::size_t worker_threads = 1;
+  std::atomic<std::size_t> next_worker_index{0};
   std::atomic<bool> all_restored{true};
   Clock::time_point next_gauges = Clock::now();
 
@@ -1031,8 +1046,7 @@ void KafkaStreams::start() {
   impl_->create_clients();
   impl_->prepare_topics();
   impl_->prepare_state();
-  impl_->pool = std::make_unique<boost::asio::thread_pool>(
-      static_cast<std::size_t>(impl_->config.get_int(config::kNumStreamThreads)));
+  impl_->pool = std::make_unique<boost::asio::thread_pool>(impl_->worker_threads);
   impl_->set_state(State::kRebalancing);
   impl_->subscribe();
   impl_->poll_thread = std::thread([this] { impl_->poll_loop(); });

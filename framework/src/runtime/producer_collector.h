@@ -54,9 +54,12 @@ class ProducerCollector final : public internal::RecordCollector {
     metrics_ = metrics;
     timed_ = timed && metrics != nullptr;
   }
-  // The wall-clock time the current input record began processing, which
-  // saves a clock read per output; 0 outside record processing (outputs of
-  // cache flushes and punctuations), where each output reads the clock.
+  // While a sampled input record is processed, the wall-clock time it began,
+  // which times its outputs without a clock read each; kNotSampled while
+  // another record is processed; 0 outside record processing (outputs of
+  // cache flushes at commits), where one output in kLatencySampleEvery reads
+  // the clock.
+  static constexpr int64_t kNotSampled = -1;
   void set_now_ms(int64_t now_ms) { now_ms_ = now_ms; }
 
  private:
@@ -70,6 +73,7 @@ class ProducerCollector final : public internal::RecordCollector {
   metrics::TaskMetrics* metrics_ = nullptr;
   bool timed_ = false;
   int64_t now_ms_ = 0;
+  uint32_t outputs_since_sample_ = 0;
 };
 
 }  // namespace rill::runtime
