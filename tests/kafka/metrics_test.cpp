@@ -291,3 +291,65 @@ TEST_CASE(
   CHECK(rill_lines > 0);
   CHECK(librdkafka_lines > 0);
 }
+
+TEST_CASE("dead-lettered records are counted, and a failed instance answers 503 on /healthz",
+          "[kafka][metrics][errors]") {
+  const std::string input = unique_name("failing-in"), output = unique_name("failing-out");
+  const std::string dead_letters = unique_name("failing-dlq");
+  create_topic(input, 1);
+  create_topic(output, 1);
+  create_topic(dead_letters, 1);
+  std::vector<TestRecord> records;
+  for (int i = 0; i < 20; ++i)
+    records.push_back({"k", i % 5 == 0 ? "bad" : "good", -1, -1, now_ms(), {}});
+  produce(input, records);
+  auto topology = [&] {
+    StreamsBuilder builder;
+    builder.stream(input, serdes::string(), serdes::string())
+        .map_values([](const std::string& value) -> std::string {
+          if (value == "bad") throw std::runtime_error("cannot handle bad");
+          return value;
+        })
+        .to(output);
+    return builder.build();
+  };
+
+  {  // Every fifth record goes to the dead letter topic.
+    const std::string app = unique_name("app-dlq");
+    StreamsConfig config = metrics_config(app, temp_state_dir(app));
+    config.set("processing.exception.handler", "dead-letter")
+        .set("errors.dead.letter.queue.topic.name", dead_letters);
+    KafkaStreams streams(topology(), config);
+    streams.start();
+    const std::string body = scrape_until(
+        streams.metrics_port(),
+        [](const std::string& exposition) {
+          return metric_sum(exposition, "rill_records_processed_total") == 20;
+        },
+        60s);
+    INFO(body);
+    CHECK(metric_sum(body, "rill_records_processed_total") == 20);
+    CHECK(metric_sum(body, "rill_dead_lettered_records_total") == 4);
+    CHECK(metric_sum(body, "rill_failed_tasks_total") == 0);
+    CHECK(http_get(streams.metrics_port(), "/healthz").status == 200);
+    REQUIRE(streams.close(30s));
+  }
+
+  {  // Without a handler the first bad record stops the instance in ERROR.
+    const std::string app = unique_name("app-fail");
+    KafkaStreams streams(topology(), metrics_config(app, temp_state_dir(app)));
+    streams.start();
+    REQUIRE(streams.wait_for_stop(60s));
+    REQUIRE(streams.state() == KafkaStreams::State::kError);
+    const int port = streams.metrics_port();
+    HttpResult health = http_get(port, "/healthz");
+    CHECK(health.status == 503);
+    CHECK(health.body.find("ERROR") != std::string::npos);
+    CHECK(http_get(port, "/readyz").status == 503);
+    const std::string body = http_get(port, "/metrics").body;
+    INFO(body);
+    CHECK(metric_sum(body, "rill_state", {{"state", "ERROR"}}) == 1);
+    CHECK(metric_sum(body, "rill_ready") == 0);
+    CHECK(metric_sum(body, "rill_failed_tasks_total") == 1);
+  }
+}
