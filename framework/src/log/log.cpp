@@ -55,9 +55,10 @@ std::unique_ptr<spdlog::formatter> make_formatter(std::string_view format) {
   return formatter;
 }
 
-std::shared_ptr<spdlog::logger> make_logger(const char* name, spdlog::sink_ptr sink) {
+std::shared_ptr<spdlog::logger> make_logger(const char* name,
+                                            const std::vector<spdlog::sink_ptr>& sinks) {
   if (auto existing = spdlog::get(name)) return existing;
-  auto logger = std::make_shared<spdlog::logger>(name, std::move(sink));
+  auto logger = std::make_shared<spdlog::logger>(name, sinks.begin(), sinks.end());
   logger->set_formatter(make_formatter("text"));
   if (const char* level = std::getenv("RILL_LOG_LEVEL"))
     logger->set_level(spdlog::level::from_str(level));
@@ -66,11 +67,11 @@ std::shared_ptr<spdlog::logger> make_logger(const char* name, spdlog::sink_ptr s
 }
 
 struct Loggers {
-  Loggers() {
-    auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    rill = make_logger("rill", sink);
-    librdkafka = make_logger("librdkafka", sink);
-  }
+  // A "rill" logger the application registered first is kept, and librdkafka's
+  // lines go to its sinks.
+  Loggers()
+      : rill(make_logger("rill", {std::make_shared<spdlog::sinks::stderr_color_sink_mt>()})),
+        librdkafka(make_logger("librdkafka", rill->sinks())) {}
   std::shared_ptr<spdlog::logger> rill;
   std::shared_ptr<spdlog::logger> librdkafka;
 };

@@ -93,7 +93,9 @@ struct KafkaStreams::Impl {
   Impl(Topology topology_in, StreamsConfig config_in)
       : topology(std::move(topology_in)), config(std::move(config_in)), errors(config) {
     config.validate();
-    log::configure(config.get_string(config::kLogFormat), config.get_string(config::kLogLevel));
+    // Only when asked: an application may have set up the "rill" logger itself.
+    if (config.contains(config::kLogFormat) || config.contains(config::kLogLevel))
+      log::configure(config.get_string(config::kLogFormat), config.get_string(config::kLogLevel));
     topology.build();
     application_id = config.get_string(config::kApplicationId);
     metrics_enabled = config.get_bool(config::kMetricsEnabled);
