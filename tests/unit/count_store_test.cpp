@@ -45,6 +45,10 @@ TEST_CASE("the record cache folds updates of a key until it is flushed", "[unit]
   CHECK(handed_on == std::vector<std::pair<std::string, int64_t>>{{"a", 5}, {"b", 7}});
   CHECK(kv.get("a") == 5);
   CHECK(kv.bytes_store().get("a").has_value());
+  // The metrics' hit ratio: the first read came from the cache, the one after
+  // the flush from the store.
+  CHECK(kv.cache_counts().hits == 1);
+  CHECK(kv.cache_counts().misses == 1);
 
   // A small budget evicts the least recently updated keys first.
   handed_on.clear();

@@ -68,6 +68,11 @@ inline constexpr std::string_view kNumStandbyReplicas = "num.standby.replicas";
 inline constexpr std::string_view kCacheMaxBytes = "statestore.cache.max.bytes";
 inline constexpr std::string_view kRocksDbBlockCacheBytes = "rocksdb.block.cache.bytes";
 inline constexpr std::string_view kRocksDbMemtableBytes = "rocksdb.memtable.bytes";
+inline constexpr std::string_view kMetricsAddress = "metrics.address";
+inline constexpr std::string_view kMetricsEnabled = "metrics.enabled";
+inline constexpr std::string_view kMetricsRecordingLevel = "metrics.recording.level";
+inline constexpr std::string_view kLogFormat = "log.format";
+inline constexpr std::string_view kLogLevel = "log.level";
 }  // namespace config
 
 class StreamsConfig {

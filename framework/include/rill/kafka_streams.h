@@ -96,6 +96,10 @@ class KafkaStreams {
   };
   Stats stats() const;
 
+  // The port of the endpoint serving /metrics, /healthz and /readyz (see
+  // metrics.address), once start() has begun; 0 when there is none.
+  int metrics_port() const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -56,6 +56,15 @@ class StateStore {
   // shared among an instance's tasks); set by the runtime. Stores without a
   // cache ignore it.
   virtual void set_cache_budget(std::size_t bytes) { (void)bytes; }
+
+  // Reads the record cache answered, and reads that went past it to the
+  // store, while the store had a cache; the metrics endpoint turns them into
+  // the cache hit ratio. Safe to call from any thread.
+  struct CacheCounts {
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+  };
+  virtual CacheCounts cache_counts() const { return {}; }
 };
 
 // Everything a processor may ask of the task that runs it, apart from forwarding.

@@ -12,6 +12,7 @@
 // UTF-8 bytes, and big-endian integers sort numerically only when non-negative.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -296,9 +297,17 @@ class KeyValueStore : public StateStore {
     const std::string_view key_bytes = serdes_.key(key);
     if (!cache_.empty()) {
       auto it = cache_.find(std::string(key_bytes));
-      if (it != cache_.end()) return it->second.value;
+      if (it != cache_.end()) {
+        count(cache_hits_);
+        return it->second.value;
+      }
     }
+    if (cache_budget_ > 0) count(cache_misses_);
     return serdes_.read_value(bytes_->get(key_bytes));
+  }
+  CacheCounts cache_counts() const override {
+    return {cache_hits_.load(std::memory_order_relaxed),
+            cache_misses_.load(std::memory_order_relaxed)};
   }
   // Through the record cache when a flush listener is set (see there).
   void put(const K& key, const std::optional<V>& value, int64_t timestamp) {
@@ -379,6 +388,11 @@ class KeyValueStore : public StateStore {
         std::move(bytes), serdes_.key_serde(), serdes_.value_serde()));
   }
 
+  // Only the thread running the task writes; a load and a store, no lock.
+  static void count(std::atomic<uint64_t>& counter) {
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
   struct CacheEntry {
     K key;
     std::optional<V> value;
@@ -415,6 +429,8 @@ class KeyValueStore : public StateStore {
   std::size_t cache_bytes_ = 0;
   std::unordered_map<std::string, CacheEntry> cache_;
   std::list<const std::string*> order_;
+  mutable std::atomic<uint64_t> cache_hits_{0};
+  mutable std::atomic<uint64_t> cache_misses_{0};
 };
 
 #pragma GCC diagnostic pop

@@ -78,6 +78,35 @@ const std::vector<ConfigKey> kKeys = {
     {config::kTopicWaitMs, ConfigType::kDuration, "30000",
      "How long start-up waits for source topics to exist before failing with an error "
      "that names the missing topic."},
+    {config::kMetricsAddress, ConfigType::kString, "",
+     "Where the HTTP endpoint listens that serves Prometheus metrics (/metrics) and the "
+     "liveness and readiness probes (/healthz, /readyz): host:port, or a port alone, which "
+     "binds 127.0.0.1 only. Port 0 picks a free port (KafkaStreams::metrics_port() tells "
+     "which). Empty: no endpoint. Use 0.0.0.0:PORT to let Prometheus on another host scrape."},
+    {config::kMetricsEnabled, ConfigType::kBool, "true",
+     "Whether tasks record metrics: records per processor and task, processing and "
+     "end-to-end latency histograms (timing one record in eight), and librdkafka statistics "
+     "every second for consumer lag and the producer queue. false leaves the endpoint "
+     "serving the probes and instance-wide counters only."},
+    {config::kMetricsRecordingLevel,
+     ConfigType::kEnum,
+     "INFO",
+     "As in Kafka Streams: INFO records the metrics listed in docs/operations.md; DEBUG adds "
+     "get and put latency histograms of key-value stores, at two clock reads per store "
+     "operation.",
+     {"INFO", "DEBUG"}},
+    {config::kLogFormat,
+     ConfigType::kEnum,
+     "text",
+     "Format of log lines on stderr, rill's and librdkafka's: text, or json (one object per "
+     "line with time, level, logger, thread and message). Applies to the whole process.",
+     {"text", "json"}},
+    {config::kLogLevel,
+     ConfigType::kEnum,
+     "",
+     "Level of rill's and librdkafka's log lines; unset, the RILL_LOG_LEVEL environment "
+     "variable or info. Applies to the whole process.",
+     {"trace", "debug", "info", "warn", "error", "critical", "off"}},
 };
 
 const ConfigKey* find_key(std::string_view name) {

@@ -1,6 +1,15 @@
 #include "runtime/active_task.h"
 
 namespace rill::runtime {
+namespace {
+
+int64_t wall_clock_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 InputPartition::~InputPartition() {
   while (auto message = buffer.pop()) rd_kafka_message_destroy(*message);
@@ -25,6 +34,15 @@ ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string applicat
           &state_),
       gate_(gate),
       max_batch_(max_batch) {}
+
+void ActiveTask::record_into(std::shared_ptr<metrics::TaskMetrics> metrics, bool timed,
+                             bool timed_stores) {
+  metrics_ = std::move(metrics);
+  timed_ = timed && metrics_ != nullptr;
+  if (timed_stores) state_.record_store_latency_into(metrics_.get());
+  task_.record_into(metrics_.get());
+  collector_.record_into(metrics_.get(), timed_);
+}
 
 void ActiveTask::open(std::size_t cache_budget_per_store) {
   task_.build_nodes();
@@ -83,6 +101,7 @@ bool ActiveTask::run(int64_t now) {
         initialized_ = true;
       }
       task_.punctuate_wall_clock(now);
+      if (timed_) collector_.set_now_ms(ProducerCollector::kNotSampled);
       while (done < max_batch_ && !gate_.closed.load(std::memory_order_relaxed)) {
         InputPartition* input = next_input();
         if (input == nullptr) break;
@@ -108,7 +127,20 @@ bool ActiveTask::run(int64_t now) {
                                      : std::nullopt);
           raw.headers = &headers_;
         }
+        // A clock read costs as much as a light processor: time one record
+        // in kLatencySampleEvery, and its outputs' end-to-end latency with it.
+        const bool sampled = timed_ && ++records_since_sample_ == metrics::kLatencySampleEvery;
+        int64_t started_ns = 0;
+        if (sampled) {
+          records_since_sample_ = 0;
+          started_ns = wall_clock_ns();
+          collector_.set_now_ms(started_ns / 1'000'000);
+        }
         task_.process(*input->source, raw);
+        if (sampled) {
+          metrics_->process_latency.observe_ns(wall_clock_ns() - started_ns);
+          collector_.set_now_ms(ProducerCollector::kNotSampled);
+        }
         input->next_offset = message->offset + 1;
         ++done;
         if (input->paused.load(std::memory_order_relaxed) &&
@@ -122,9 +154,11 @@ bool ActiveTask::run(int64_t now) {
       failed.store(true);
       wake_poll_thread = true;
     }
+    if (timed_) collector_.set_now_ms(0);
     gate_.processed.fetch_add(done, std::memory_order_relaxed);
     if (const uint64_t dropped = task_.dropped() - dropped_before; dropped > 0)
       gate_.dropped.fetch_add(dropped, std::memory_order_relaxed);
+    if (metrics_ != nullptr) metrics_->processed.add(done);
   }
   scheduled.store(false);
   gate_.running.fetch_sub(1);

@@ -59,6 +59,12 @@ class ActiveTask {
              std::chrono::milliseconds metadata_timeout, std::filesystem::path task_directory,
              state::RocksDbResources* resources);
 
+  // Where the task records its metrics; call before open(). `timed` adds the
+  // latency histograms, which cost a clock read per record; `timed_stores`
+  // the store latency histograms, two clock reads per store operation.
+  void record_into(std::shared_ptr<metrics::TaskMetrics> metrics, bool timed, bool timed_stores);
+  metrics::TaskMetrics* metrics() const { return metrics_.get(); }
+
   // Creates the nodes and opens the task's stores (throws StateStoreError when
   // its directory is locked). Processors are initialized at the first run, once
   // the stores are restored.
@@ -98,6 +104,9 @@ class ActiveTask {
   bool initialized_ = false;
   TaskGate& gate_;
   std::size_t max_batch_;
+  std::shared_ptr<metrics::TaskMetrics> metrics_;
+  bool timed_ = false;
+  uint32_t records_since_sample_ = 0;
   std::vector<std::unique_ptr<InputPartition>> inputs_;
   Headers headers_;
 };

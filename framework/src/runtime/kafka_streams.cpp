@@ -19,11 +19,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <fcntl.h>
+#include <prometheus/text_serializer.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include "kafka/handles.h"
 #include "log/log.h"
+#include "metrics/http_server.h"
+#include "metrics/registry.h"
 #include "runtime/active_task.h"
 #include "runtime/changelog_reader.h"
 #include "runtime/error_handling.h"
@@ -60,6 +63,10 @@ using runtime::StandbyTask;
 constexpr std::size_t kMaxBatch = 500;
 constexpr int kPollTimeoutMs = 50;
 constexpr auto kWallClockTick = std::chrono::milliseconds(100);
+// How often the polling thread publishes partition and task gauges, and how
+// often librdkafka reports statistics (lag, producer queue) by default.
+constexpr auto kGaugeInterval = std::chrono::seconds(1);
+constexpr const char* kStatisticsIntervalMs = "1000";
 
 int64_t wall_clock_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -69,15 +76,15 @@ int64_t wall_clock_ms() {
 
 void log_callback(const rd_kafka_t*, int level, const char* facility, const char* message) {
   // syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug.
-  auto& logger = log::get();
+  auto& logger = log::librdkafka();
   if (level <= 3)
-    logger.error("librdkafka {}: {}", facility, message);
+    logger.error("{}: {}", facility, message);
   else if (level == 4)
-    logger.warn("librdkafka {}: {}", facility, message);
+    logger.warn("{}: {}", facility, message);
   else if (level <= 6)
-    logger.info("librdkafka {}: {}", facility, message);
+    logger.info("{}: {}", facility, message);
   else
-    logger.debug("librdkafka {}: {}", facility, message);
+    logger.debug("{}: {}", facility, message);
 }
 
 struct TopicPartitionHash {
@@ -92,8 +99,21 @@ struct KafkaStreams::Impl {
   Impl(Topology topology_in, StreamsConfig config_in)
       : topology(std::move(topology_in)), config(std::move(config_in)), errors(config) {
     config.validate();
+    // Only when asked: an application may have set up the "rill" logger itself.
+    if (config.contains(config::kLogFormat) || config.contains(config::kLogLevel))
+      log::configure(config.get_string(config::kLogFormat), config.get_string(config::kLogLevel));
     topology.build();
     application_id = config.get_string(config::kApplicationId);
+    metrics_enabled = config.get_bool(config::kMetricsEnabled);
+    if (std::string address = config.get_string(config::kMetricsAddress); !address.empty())
+      metrics_address = metrics::parse_listen_address(config::kMetricsAddress, address);
+    std::string client_id = config.get_string(config::kClientId);
+    metrics = std::make_unique<metrics::Registry>(
+        application_id, client_id.empty() ? application_id : client_id, metrics_enabled,
+        config.get_string(config::kMetricsRecordingLevel) == "DEBUG");
+    metrics->set_instance_values([this] { return instance_values(); });
+    worker_threads = static_cast<std::size_t>(config.get_int(config::kNumStreamThreads));
+    metrics->set_worker_threads(worker_threads);
     standby_replicas = config.get_int(config::kNumStandbyReplicas);
     commit_interval = config.get_duration(config::kCommitIntervalMs);
     buffer_capacity =
@@ -125,10 +145,19 @@ struct KafkaStreams::Impl {
     return properties;
   }
 
-  kafka::ConfPtr conf_for(std::map<std::string, std::string> properties) {
+  kafka::ConfPtr conf_for(std::map<std::string, std::string> properties, bool statistics = false) {
+    // Lag and the producer queue come from librdkafka's statistics.
+    if (statistics && metrics_enabled)
+      properties.emplace("statistics.interval.ms", kStatisticsIntervalMs);
     kafka::ConfPtr conf = kafka::make_conf(properties);
     rd_kafka_conf_set_log_cb(conf.get(), log_callback);
     rd_kafka_conf_set_opaque(conf.get(), this);
+    if (statistics && metrics_enabled)
+      rd_kafka_conf_set_stats_cb(
+          conf.get(), [](rd_kafka_t*, char* json, size_t size, void* opaque) {
+            static_cast<Impl*>(opaque)->metrics->on_statistics(std::string_view(json, size));
+            return 0;  // librdkafka frees the JSON
+          });
     return conf;
   }
 
@@ -143,7 +172,7 @@ struct KafkaStreams::Impl {
       producer_properties["transactional.id"] = application_id + "-" + process_id();
       producer_properties.emplace("transaction.timeout.ms", "10000");  // Kafka Streams' default
     }
-    kafka::ConfPtr producer_conf = conf_for(producer_properties);
+    kafka::ConfPtr producer_conf = conf_for(producer_properties, true);
     rd_kafka_conf_set_dr_msg_cb(producer_conf.get(),
                                 [](rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
                                   static_cast<Impl*>(opaque)->deliveries.on_delivery(*message);
@@ -193,7 +222,7 @@ struct KafkaStreams::Impl {
     if (exactly_once) consumer_properties["isolation.level"] = "read_committed";
     consumer_properties.emplace("session.timeout.ms",
                                 std::to_string(config.get_int(config::kSessionTimeoutMs)));
-    kafka::ConfPtr consumer_conf = conf_for(consumer_properties);
+    kafka::ConfPtr consumer_conf = conf_for(consumer_properties, true);
     rd_kafka_conf_set_rebalance_cb(
         consumer_conf.get(),
         [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
@@ -307,11 +336,14 @@ struct KafkaStreams::Impl {
     changelog_reader = std::make_unique<runtime::ChangelogReader>(
         kafka::make_client(RD_KAFKA_CONSUMER, conf_for(properties)),
         [this](const RestoreProgress& progress) {
+          metrics->on_restore_progress(progress.store, progress.topic, progress.partition,
+                                       progress.restored, progress.total, progress.done);
           if (restore_listener) restore_listener(progress);
         },
         [this] {
           if (consumer_queue) rd_kafka_queue_yield(consumer_queue.get());
         });
+    published_reader.store(changelog_reader.get(), std::memory_order_release);
   }
 
   void subscribe() {
@@ -365,10 +397,28 @@ struct KafkaStreams::Impl {
       if (task->has_buffered()) schedule(task);
   }
 
+  // This worker thread's number, from 0, taken at its first run: the "thread"
+  // label of its busy time. A pool thread serves one instance only.
+  std::size_t worker_index() {
+    thread_local const Impl* owner = nullptr;
+    thread_local std::size_t index = 0;
+    if (owner != this) {
+      owner = this;
+      index = next_worker_index.fetch_add(1, std::memory_order_relaxed) % worker_threads;
+    }
+    return index;
+  }
+
   void schedule(const std::shared_ptr<ActiveTask>& task) {
     if (task->scheduled.exchange(true)) return;
     boost::asio::post(*pool, [this, task] {
+      const auto started = metrics_enabled ? Clock::now() : Clock::time_point();
       bool wake_poll_thread = task->run(wall_clock_ms());
+      if (metrics_enabled)
+        metrics->worker_busy_ns(worker_index())
+            .add(static_cast<uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started)
+                    .count()));
       if (task->has_buffered() && !gate.closed.load() && !task->failed.load()) schedule(task);
       // The poll thread refills drained buffers and handles failures.
       if (wake_poll_thread) rd_kafka_queue_yield(consumer_queue.get());
@@ -449,6 +499,8 @@ struct KafkaStreams::Impl {
       }
     }
     ++commits;
+    metrics->commit_latency.observe_ns(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - commit_start).count());
     log::get().debug(
         "{}: committed {} partitions in {} ms", application_id, offsets->cnt,
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - commit_start).count());
@@ -566,6 +618,7 @@ struct KafkaStreams::Impl {
 
   void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                     rd_kafka_topic_partition_list_t* partitions) {
+    const auto rebalance_start = Clock::now();
     set_state(State::kRebalancing);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       assign(partitions);
@@ -588,8 +641,13 @@ struct KafkaStreams::Impl {
       }
       open_gate();
     }
+    publish_gauges();
     if (!stopping.load()) set_state(State::kRunning);
     next_standby_refresh = Clock::now();
+    metrics->rebalances.add();
+    metrics->rebalance_latency.observe_ns(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - rebalance_start)
+            .count());
     log::get().info("{}: {} {} partitions; {} tasks", application_id,
                     err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked",
                     partitions->cnt, tasks.size());
@@ -613,6 +671,13 @@ struct KafkaStreams::Impl {
             std::make_shared<ActiveTask>(topology, id, application_id, producer.get(), errors, gate,
                                          kMaxBatch, config.get_duration(config::kTopicWaitMs),
                                          state_directory / id.to_string(), rocksdb.get());
+        if (metrics_enabled) {
+          const auto& subtopology =
+              topology.subtopologies().at(static_cast<std::size_t>(id.subtopology));
+          auto task_metrics = metrics->task(id, subtopology.nodes, subtopology.stores);
+          task_metrics->assigned.store(true, std::memory_order_relaxed);
+          task->record_into(std::move(task_metrics), true, metrics->record_store_latency());
+        }
         open_task(*task);
         log::get().info("{}: created task {}", application_id, id.to_string());
         if (!task->state().changelogs().empty()) {
@@ -672,6 +737,10 @@ struct KafkaStreams::Impl {
     }
     log::get().info("{}: closed task {}{}", application_id, task->id().to_string(),
                     clean ? "" : " (partitions lost, not committed)");
+    if (task->metrics() != nullptr) {
+      task->metrics()->assigned.store(false, std::memory_order_relaxed);
+      task->metrics()->restoring.store(false, std::memory_order_relaxed);
+    }
     tasks.erase(task->id());
     active_tasks.store(tasks.size(), std::memory_order_relaxed);
   }
@@ -800,6 +869,7 @@ struct KafkaStreams::Impl {
       return;
     }
     InputPartition& input = *slot.input;
+    if (metrics::TaskMetrics* task_metrics = slot.task->metrics()) task_metrics->consumed.add();
     if (!input.overflow.empty() || !input.buffer.push(message)) {
       input.overflow.push_back(message);
       if (!input.paused.exchange(true)) {
@@ -859,6 +929,7 @@ struct KafkaStreams::Impl {
       runtime::FatalError error(task->failure);
       ExceptionResponse response =
           exception_handler ? exception_handler(error) : ExceptionResponse::kShutdownClient;
+      failed_tasks.fetch_add(1, std::memory_order_relaxed);
       if (response == ExceptionResponse::kShutdownClient) {
         fail(task->failure);
         stopping.store(true);
@@ -941,6 +1012,12 @@ struct KafkaStreams::Impl {
           next_tick = now + kWallClockTick;
           for (auto& [id, task] : tasks) schedule(task);
         }
+        if (now >= next_gauges) {
+          next_gauges = now + kGaugeInterval;
+          publish_gauges();
+        } else {
+          update_restored();
+        }
         if (standby_replicas > 0 && changelog_reader && now >= next_standby_refresh) {
           refresh_standbys();
           next_standby_refresh = Clock::now() + std::chrono::seconds(5);
@@ -958,6 +1035,106 @@ struct KafkaStreams::Impl {
       failed_stop = true;
     }
     shutdown();
+  }
+
+  // ---- metrics and probes -----------------------------------------------
+
+  // Ready means every assigned task has its stores restored; cheap enough to
+  // check on every turn of the poll loop.
+  void update_restored() {
+    bool restored = true;
+    for (auto& [id, task] : tasks) {
+      const bool restoring = task->restoring.load();
+      restored = restored && !restoring;
+      if (task->metrics() != nullptr)
+        task->metrics()->restoring.store(restoring, std::memory_order_relaxed);
+    }
+    all_restored.store(restored, std::memory_order_relaxed);
+  }
+
+  void publish_gauges() {
+    update_restored();
+    standby_tasks.store(standbys.size(), std::memory_order_relaxed);
+    if (!metrics_enabled) return;
+    std::vector<metrics::PartitionGauges> partitions;
+    for (auto& [id, task] : tasks)
+      for (auto& input : task->inputs())
+        partitions.push_back({input->topic, input->partition,
+                              input->buffer.size() + input->overflow.size(),
+                              input->paused.load(std::memory_order_relaxed)});
+    metrics->publish_partitions(std::move(partitions));
+    std::vector<metrics::StoreGauges> stores;
+    for (auto& [id, task] : tasks) {
+      if (task->restoring.load()) continue;  // the reader owns the stores meanwhile
+      for (auto& store : task->state().store_metrics())
+        stores.push_back({id.to_string(), store.store, store.estimated_keys, store.bytes,
+                          store.cache.hits, store.cache.misses});
+    }
+    metrics->publish_stores(std::move(stores));
+  }
+
+  bool ready() const {
+    std::lock_guard lock(state_mutex);
+    return state == State::kRunning && all_restored.load(std::memory_order_relaxed);
+  }
+
+  metrics::InstanceValues instance_values() const {
+    metrics::InstanceValues values;
+    {
+      std::lock_guard lock(state_mutex);
+      values.state = to_string(state);
+      values.ready = state == State::kRunning && all_restored.load(std::memory_order_relaxed);
+    }
+    values.commits = commits.load(std::memory_order_relaxed);
+    values.partition_pauses = partition_pauses.load(std::memory_order_relaxed);
+    values.skipped_records =
+        errors.counts().skipped.load(std::memory_order_relaxed) + deliveries.skipped();
+    values.dead_lettered_records = errors.counts().dead_lettered.load(std::memory_order_relaxed);
+    values.production_errors = deliveries.skipped();
+    values.failed_tasks = failed_tasks.load(std::memory_order_relaxed);
+    values.active_tasks = active_tasks.load(std::memory_order_relaxed);
+    values.standby_tasks = standby_tasks.load(std::memory_order_relaxed);
+    if (const auto* reader = published_reader.load(std::memory_order_acquire)) {
+      values.restored_records = reader->restored_records();
+      values.standby_records = reader->standby_records();
+    }
+    values.worker_threads = static_cast<uint64_t>(config.get_int(config::kNumStreamThreads));
+    return values;
+  }
+
+  metrics::HttpResponse serve(std::string_view path) {
+    if (path == "/metrics") {
+      return {200, "text/plain; version=0.0.4; charset=utf-8",
+              prometheus::TextSerializer().Serialize(metrics->Collect())};
+    }
+    if (path == "/healthz") {
+      // Alive unless the instance failed: restarting it is then the cure.
+      std::string current(to_string(state_now()));
+      if (state_now() == State::kError) return {503, "text/plain; charset=utf-8", current + "\n"};
+      return {200, "text/plain; charset=utf-8", current + "\n"};
+    }
+    if (path == "/readyz") {
+      if (ready()) return {200, "text/plain; charset=utf-8", "ready\n"};
+      std::string why = state_now() != State::kRunning
+                            ? "state " + std::string(to_string(state_now()))
+                            : std::string("restoring state stores");
+      return {503, "text/plain; charset=utf-8", "not ready: " + why + "\n"};
+    }
+    return {404, "text/plain; charset=utf-8", "not found; try /metrics, /healthz, /readyz\n"};
+  }
+
+  State state_now() const {
+    std::lock_guard lock(state_mutex);
+    return state;
+  }
+
+  void start_endpoint() {
+    if (!metrics_address) return;
+    endpoint = std::make_unique<metrics::HttpServer>(
+        metrics_address->first, metrics_address->second,
+        [this](std::string_view path) { return serve(path); });
+    log::get().info("{}: metrics and probes on http://{}:{}/metrics", application_id,
+                    metrics_address->first, endpoint->port());
   }
 
   void shutdown() {
@@ -1009,6 +1186,12 @@ struct KafkaStreams::Impl {
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> partition_pauses{0};
   std::atomic<uint64_t> active_tasks{0};
+  std::atomic<uint64_t> standby_tasks{0};
+  std::atomic<uint64_t> failed_tasks{0};
+  std::size_t worker_threads = 1;
+  std::atomic<std::size_t> next_worker_index{0};
+  std::atomic<bool> all_restored{true};
+  Clock::time_point next_gauges = Clock::now();
 
   std::filesystem::path state_directory;
   bool exactly_once = false;
@@ -1018,6 +1201,8 @@ struct KafkaStreams::Impl {
   std::atomic<uint64_t> aborted_transactions{0};
   std::unique_ptr<state::RocksDbResources> rocksdb;
   std::unique_ptr<runtime::ChangelogReader> changelog_reader;
+  // The same, for scrapes, which may come while start() creates it.
+  std::atomic<const runtime::ChangelogReader*> published_reader{nullptr};
   std::map<TaskId, std::shared_ptr<runtime::StandbyTask>> standbys;
   int64_t standby_replicas = 0;
   Clock::time_point next_standby_refresh = Clock::time_point::max();
@@ -1031,6 +1216,12 @@ struct KafkaStreams::Impl {
   std::string error_message;
   StateListener listener;
   ExceptionHandler exception_handler;
+
+  bool metrics_enabled = true;
+  std::optional<std::pair<std::string, uint16_t>> metrics_address;
+  std::unique_ptr<metrics::Registry> metrics;
+  // Last: stopped first, so no request reads the instance while it is torn down.
+  std::unique_ptr<metrics::HttpServer> endpoint;
 };
 
 KafkaStreams::KafkaStreams(Topology topology, StreamsConfig config)
@@ -1055,12 +1246,12 @@ void KafkaStreams::set_uncaught_exception_handler(ExceptionHandler handler) {
 void KafkaStreams::start() {
   if (state() != State::kCreated) throw std::logic_error("KafkaStreams::start() called twice");
   log::get().info("{} starting: {}", impl_->application_id, impl_->config.to_log_string());
+  impl_->start_endpoint();
   impl_->create_clients();
   impl_->prepare_topics();
   if (impl_->exactly_once) impl_->init_transactions();
   impl_->prepare_state();
-  impl_->pool = std::make_unique<boost::asio::thread_pool>(
-      static_cast<std::size_t>(impl_->config.get_int(config::kNumStreamThreads)));
+  impl_->pool = std::make_unique<boost::asio::thread_pool>(impl_->worker_threads);
   impl_->set_state(State::kRebalancing);
   impl_->subscribe();
   impl_->poll_thread = std::thread([this] { impl_->poll_loop(); });
@@ -1112,6 +1303,10 @@ KafkaStreams::Stats KafkaStreams::stats() const {
     stats.standby_records = impl_->changelog_reader->standby_records();
   }
   return stats;
+}
+
+int KafkaStreams::metrics_port() const {
+  return impl_->endpoint ? impl_->endpoint->port() : 0;
 }
 
 namespace {

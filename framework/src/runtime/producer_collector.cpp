@@ -81,6 +81,18 @@ void ProducerCollector::send(int topic, int32_t partition, NullableBytes key, Nu
                           header.value ? static_cast<ssize_t>(header.value->size()) : 0);
   }
   produce(topic, partition, key, value, timestamp, kafka_headers, nullptr);
+  if (metrics_ != nullptr) {
+    metrics_->produced.add();
+    if (timed_ && now_ms_ > 0) {
+      metrics_->end_to_end_latency.observe_ns((now_ms_ - timestamp) * 1'000'000);
+    } else if (timed_ && now_ms_ == 0 && ++outputs_since_sample_ == metrics::kLatencySampleEvery) {
+      outputs_since_sample_ = 0;
+      const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+      metrics_->end_to_end_latency.observe_ns((now_ms - timestamp) * 1'000'000);
+    }
+  }
 }
 
 void ProducerCollector::send_changelog(int topic, int32_t partition, NullableBytes key,

@@ -11,6 +11,7 @@
 #include "rill/internal/node.h"
 
 #include "kafka/handles.h"
+#include "metrics/task_metrics.h"
 
 namespace rill::runtime {
 
@@ -48,6 +49,19 @@ class ProducerCollector final : public internal::RecordCollector {
   void send_changelog(int topic, int32_t partition, NullableBytes key, NullableBytes value,
                       int64_t timestamp, std::atomic<int64_t>* delivered_offset) override;
 
+  // Counts outputs into `metrics` and, when `timed`, their end-to-end latency.
+  void record_into(metrics::TaskMetrics* metrics, bool timed) {
+    metrics_ = metrics;
+    timed_ = timed && metrics != nullptr;
+  }
+  // While a sampled input record is processed, the wall-clock time it began,
+  // which times its outputs without a clock read each; kNotSampled while
+  // another record is processed; 0 outside record processing (outputs of
+  // cache flushes at commits), where one output in kLatencySampleEvery reads
+  // the clock.
+  static constexpr int64_t kNotSampled = -1;
+  void set_now_ms(int64_t now_ms) { now_ms_ = now_ms; }
+
  private:
   void produce(int topic, int32_t partition, NullableBytes key, NullableBytes value,
                int64_t timestamp, rd_kafka_headers_t* headers, void* opaque);
@@ -56,6 +70,10 @@ class ProducerCollector final : public internal::RecordCollector {
   std::chrono::milliseconds metadata_timeout_;
   std::vector<kafka::TopicPtr> topics_;
   std::vector<int32_t> partition_counts_;
+  metrics::TaskMetrics* metrics_ = nullptr;
+  bool timed_ = false;
+  int64_t now_ms_ = 0;
+  uint32_t outputs_since_sample_ = 0;
 };
 
 }  // namespace rill::runtime

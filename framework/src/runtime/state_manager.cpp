@@ -4,10 +4,14 @@
 #include <sstream>
 
 #include <fcntl.h>
+#include <rocksdb/db.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include "log/log.h"
+#include "metrics/task_metrics.h"
+#include "state/metered_stores.h"
+#include "state/rocksdb_key_value_store.h"
 
 namespace rill::runtime {
 namespace {
@@ -76,6 +80,11 @@ void StateManager::open(internal::RecordCollector* collector, std::function<int6
     }
     auto bytes = builder.build_bytes_store(store_directory, resources_);
     open_store.inner = bytes.get();
+    if (metrics::StoreLatency* latency = metrics_ ? metrics_->latency_of(name) : nullptr;
+        latency != nullptr && spec.kind == StoreKind::kKeyValue)
+      bytes = state::with_latency(std::unique_ptr<state::KeyValueBytesStore>(
+                                      static_cast<state::KeyValueBytesStore*>(bytes.release())),
+                                  *latency);
     if (spec.logging_enabled) {
       changelogs_.push_back(
           {name, topic, task_.partition, trusted && spec.persistent ? found->second : 0});
@@ -153,6 +162,27 @@ void StateManager::close(bool clean) {
     ::close(lock_fd_);
     lock_fd_ = -1;
   }
+}
+
+std::vector<StateManager::StoreMetrics> StateManager::store_metrics() const {
+  std::vector<StoreMetrics> sizes;
+  for (const auto& [name, open_store] : stores_) {
+    const StateStore::CacheCounts cache = open_store.store->cache_counts();
+    const auto* rocksdb_store = dynamic_cast<const state::RocksDbKeyValueStore*>(open_store.inner);
+    if (rocksdb_store == nullptr) {
+      sizes.push_back({name, -1, -1, cache});
+      continue;
+    }
+    auto property = [&](const std::string& key) {
+      uint64_t value = 0;
+      return rocksdb_store->db().GetIntProperty(key, &value) ? static_cast<int64_t>(value) : -1;
+    };
+    const int64_t files = property("rocksdb.total-sst-files-size");
+    const int64_t memtables = property("rocksdb.cur-size-all-mem-tables");
+    sizes.push_back({name, property("rocksdb.estimate-num-keys"),
+                     files < 0 || memtables < 0 ? -1 : files + memtables, cache});
+  }
+  return sizes;
 }
 
 }  // namespace rill::runtime

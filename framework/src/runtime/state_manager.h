@@ -18,6 +18,9 @@
 namespace rill::state {
 class RocksDbResources;
 }
+namespace rill::metrics {
+struct TaskMetrics;
+}
 
 namespace rill::runtime {
 
@@ -47,6 +50,10 @@ class StateManager {
   // Logged stores write to `collector`; `timestamp` stamps changelog records.
   // Each store's record cache gets `cache_budget_per_store` bytes. A standby
   // (`collector` nullptr) writes no changelog: it only follows it.
+  // Times the task's key-value stores into `metrics` (metrics.recording.level
+  // =DEBUG); call before open().
+  void record_store_latency_into(metrics::TaskMetrics* metrics) { metrics_ = metrics; }
+
   void open(internal::RecordCollector* collector, std::function<int64_t()> timestamp,
             std::size_t cache_budget_per_store);
 
@@ -66,6 +73,17 @@ class StateManager {
   // Writes the checkpoint: for each changelog, the offset after the last
   // acknowledged record. Call after flush() and the producer's flush.
   void checkpoint();
+  // Per store: what RocksDB estimates of a persistent key-value store (keys,
+  // and bytes of SST files plus memtables; -1 for other stores) and the record
+  // cache's hits and misses. Safe from any thread while the stores are open.
+  struct StoreMetrics {
+    std::string store;
+    int64_t estimated_keys = -1;
+    int64_t bytes = -1;
+    StateStore::CacheCounts cache;
+  };
+  std::vector<StoreMetrics> store_metrics() const;
+
   // Closes the stores and releases the lock; `clean` (after a commit) writes
   // the checkpoint first, otherwise the next open restores in full.
   void close(bool clean);
@@ -87,6 +105,7 @@ class StateManager {
   std::string application_id_;
   std::filesystem::path directory_;
   state::RocksDbResources* resources_;
+  metrics::TaskMetrics* metrics_ = nullptr;
   int lock_fd_ = -1;
   std::map<std::string, OpenStore, std::less<>> stores_;
   std::vector<Changelog> changelogs_;

@@ -36,6 +36,8 @@ void StreamTask::build_nodes() {
     const Topology::Node& spec = topology_.node(name);
     nodes_.push_back(spec.factory());
     internal::ProcessorNode* instance = nodes_.back().get();
+    if (metrics_ != nullptr)
+      instance->count_records_in(metrics_->processor_records[nodes_.size() - 1].raw());
     by_name[name] = instance;
     for (const std::string& parent : spec.parents) by_name.at(parent)->add_child(instance);
     if (spec.kind == Topology::NodeKind::kSource)
@@ -137,6 +139,7 @@ StateStore* StreamTask::state_store(const internal::ProcessorNode& node, std::st
 
 void StreamTask::record_dropped(std::string_view reason) {
   ++dropped_;
+  if (metrics_ != nullptr) metrics_->dropped.add();
   // Debug only: a late stream can drop many records, and the count is what
   // operators watch.
   if (metadata_)

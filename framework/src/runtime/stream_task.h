@@ -12,6 +12,7 @@
 
 #include "rill/topology.h"
 
+#include "metrics/task_metrics.h"
 #include "runtime/error_handling.h"
 #include "runtime/state_manager.h"
 
@@ -27,6 +28,9 @@ class StreamTask final : public internal::TaskContext {
              StateManager* state = nullptr);
   ~StreamTask() override;
 
+  // Where the nodes count their records and the task its drops; set before
+  // build_nodes(). Without it the task records nothing.
+  void record_into(metrics::TaskMetrics* metrics) { metrics_ = metrics; }
   // Creates the node instances (so source_for() works), without initializing
   // them; init() does both when needed.
   void build_nodes();
@@ -82,6 +86,7 @@ class StreamTask final : public internal::TaskContext {
   ErrorHandling& errors_;
   Clock clock_;
   StateManager* state_;
+  metrics::TaskMetrics* metrics_ = nullptr;
   int dead_letter_topic_ = -1;
 
   std::vector<std::unique_ptr<internal::ProcessorNode>> nodes_;

@@ -117,9 +117,20 @@ class ProcessorNode {
   virtual void process(const void* record) = 0;
   virtual void close() {}
 
+  // Where the node counts the records it receives: a slot of the task's
+  // metrics, written only by the thread running the task.
+  void count_records_in(std::atomic<uint64_t>& counter) { records_ = &counter; }
+
+ protected:
+  void count_record() {
+    records_->store(records_->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
  private:
   std::string name_;
   std::vector<ProcessorNode*> children_;
+  std::atomic<uint64_t> own_records_{0};
+  std::atomic<uint64_t>* records_ = &own_records_;
 };
 
 // The ProcessorContext handed to one node: forwarding goes to that node's
@@ -180,6 +191,7 @@ class UserProcessorNode final : public ProcessorNode {
     processor_->init(*context_);
   }
   void process(const void* record) override {
+    count_record();
     processor_->process(*static_cast<const Record<KIn, VIn>*>(record));
   }
   void close() override { processor_->close(); }
@@ -212,6 +224,7 @@ class SourceNode final : public SourceNodeBase {
   void init(TaskContext& task) override { task_ = &task; }
 
   void process_raw(const RawRecord& raw) override {
+    count_record();
     Record<K, V> record;
     try {
       record.key = key_serde_->deserialize(raw.key);
@@ -263,6 +276,7 @@ class SinkNode final : public ProcessorNode {
   }
 
   void process(const void* erased) override {
+    count_record();
     const auto& record = *static_cast<const Record<K, V>*>(erased);
     key_buffer_.clear();
     value_buffer_.clear();
