@@ -228,10 +228,22 @@ bool is_number(const Json& v) {
   return v.is_number();
 }
 
-int64_t checked(bool overflow, int64_t result) {
-  if (overflow) throw EvalError("integer overflow");
+// Integer arithmetic that reports overflow instead of wrapping.
+template <class Op>
+int64_t checked(Op op, int64_t x, int64_t y) {
+  int64_t result = 0;
+  if (op(x, y, &result)) throw EvalError("integer overflow");
   return result;
 }
+constexpr auto kAdd = [](int64_t x, int64_t y, int64_t* r) {
+  return __builtin_add_overflow(x, y, r);
+};
+constexpr auto kSub = [](int64_t x, int64_t y, int64_t* r) {
+  return __builtin_sub_overflow(x, y, r);
+};
+constexpr auto kMul = [](int64_t x, int64_t y, int64_t* r) {
+  return __builtin_mul_overflow(x, y, r);
+};
 
 // Null in, null out: arithmetic and comparisons on a missing field give null.
 class Arithmetic final : public Node {
@@ -254,16 +266,15 @@ class Arithmetic final : public Node {
     if (integers && op_ != '/') {
       const int64_t x = a.get<int64_t>();
       const int64_t y = b.get<int64_t>();
-      int64_t r = 0;
       switch (op_) {
         case '+':
-          scratch = checked(__builtin_add_overflow(x, y, &r), r);
+          scratch = checked(kAdd, x, y);
           return scratch;
         case '-':
-          scratch = checked(__builtin_sub_overflow(x, y, &r), r);
+          scratch = checked(kSub, x, y);
           return scratch;
         case '*':
-          scratch = checked(__builtin_mul_overflow(x, y, &r), r);
+          scratch = checked(kMul, x, y);
           return scratch;
         default:
           if (y == 0) throw EvalError("modulo by zero");
@@ -402,8 +413,7 @@ class Negate final : public Node {
     if (v.is_number_float()) {
       scratch = -v.get<double>();
     } else if (v.is_number()) {
-      int64_t r = 0;
-      scratch = checked(__builtin_sub_overflow(int64_t{0}, v.get<int64_t>(), &r), r);
+      scratch = checked(kSub, 0, v.get<int64_t>());
     } else {
       throw EvalError("unary '-' expects a number, found " + std::string(type_of(v)));
     }
