@@ -940,6 +940,9 @@ std::vector<Token> lex(std::string_view text) {
     Token token;
     token.offset = i;
     if (i == text.size()) {
+      // "Found the end" is reported just after the last token, not after
+      // trailing white space (or the newline a YAML block scalar ends with).
+      token.offset = tokens.empty() ? 0 : tokens.back().offset + tokens.back().text.size();
       tokens.push_back(token);
       return tokens;
     }
