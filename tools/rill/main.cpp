@@ -252,9 +252,11 @@ int run(const std::string& file) {
   }
   rill::KafkaStreams streams(pipeline.topology, config);
   streams.start();
+  // Sample records go only to the embedded cluster, never into a real one.
   std::vector<std::unique_ptr<GeneratorThread>> generators;
-  for (auto& generator : pipeline.generators)
-    generators.push_back(std::make_unique<GeneratorThread>(std::move(generator), config));
+  if (pipeline.embedded)
+    for (auto& generator : pipeline.generators)
+      generators.push_back(std::make_unique<GeneratorThread>(std::move(generator), config));
   std::unique_ptr<StatusLine> status;
   if (isatty(STDERR_FILENO) != 0) status = std::make_unique<StatusLine>(streams);
   const int code = rill::run_until_signal(streams);

@@ -512,6 +512,8 @@ class Loader {
         check_librdkafka_property(it->first, key, value, it->second);
       }
       pipeline_.config.set(key, value);
+      if (key == config::kDeadLetterTopic && !value.empty())
+        pipeline_.topics.push_back(TopicUse{value, position(it->second.Mark()), false});
     }
     if (!pipeline_.config.contains(config::kBootstrapServers)) pipeline_.embedded = true;
     StreamsConfig whole = pipeline_.config;
