@@ -172,6 +172,18 @@ const std::vector<BadPipeline> kCases = {
      "expected a value"},
     {"operator given a list", with_steps("      - filter: [value.a]\n"), 8, 17,
      "found a list, expected a condition"},
+    {"aggregation named twice",
+     with_steps("      - group_by: key\n      - aggregate:\n          fields: {n: count(), n: "
+                "sum(value.x)}\n"),
+     10, 32, "'n' appears twice in 'fields' in 'aggregate'"},
+    {"source named twice",
+     "application: {application.id: app}\nsources:\n  in: {topic: a}\n  in: {topic: b}\n"
+     "flows:\n  - from: in\n    steps: [stdout]\n",
+     4, 3, "'in' appears twice in 'sources'"},
+    {"timestamp that is not a number",
+     "application: {application.id: app}\nsources:\n  in: {topic: a, timestamp: lower(value.at)}"
+     "\nflows:\n  - from: in\n    steps: [stdout]\n",
+     3, 29, "expected a time in ms since the epoch"},
     {"merge of an unknown stream", with_steps("      - merge: [others]\n"), 8, 17,
      "unknown stream 'others'"},
 };

@@ -26,8 +26,7 @@ std::string check_generated(const std::string& relative, const std::string& rend
 
 }  // namespace
 
-TEST_CASE("docs/yaml-reference.md matches the declared pipeline format",
-          "[unit][pipeline-doc]") {
+TEST_CASE("docs/yaml-reference.md matches the declared pipeline format", "[unit][pipeline-doc]") {
   const std::string rendered = rill::pipeline::reference_markdown();
   INFO("regenerate with: RILL_UPDATE_DOCS=1 build/tests/rill_unit_tests \"[pipeline-doc]\"");
   CHECK(check_generated("docs/yaml-reference.md", rendered) == rendered);
@@ -40,8 +39,7 @@ TEST_CASE("docs/yaml-reference.md matches the declared pipeline format",
     CHECK(rendered.find(std::string(function.signature)) != std::string::npos);
 }
 
-TEST_CASE("the pipeline JSON Schema matches the declared pipeline format",
-          "[unit][pipeline-doc]") {
+TEST_CASE("the pipeline JSON Schema matches the declared pipeline format", "[unit][pipeline-doc]") {
   const std::string rendered = rill::pipeline::json_schema();
   INFO("regenerate with: RILL_UPDATE_DOCS=1 build/tests/rill_unit_tests \"[pipeline-doc]\"");
   CHECK(check_generated("config/schema/rill-pipeline.schema.json", rendered) == rendered);

@@ -337,6 +337,24 @@ application:
     CHECK(run.read("out") == Records{{"b", R"({"doubled":6})"}});
     CHECK(run.driver.skipped_records() == 1);
   }
+  SECTION("an event time that is not a number is a processing error") {
+    Run run(R"(
+application:
+  application.id: times
+  processing.exception.handler: dead-letter
+  errors.dead.letter.queue.topic.name: bad-times
+sources:
+  in: {topic: in, timestamp: value.at}
+flows:
+  - from: in
+    steps:
+      - to: out
+)");
+    run.pipe("in", "a", R"({"at":"yesterday"})");
+    run.pipe("in", "b", R"({"at":5})");
+    CHECK(run.read("bad-times") == Records{{"a", R"({"at":"yesterday"})"}});
+    CHECK(run.read("out") == Records{{"b", R"({"at":5})"}});
+  }
   SECTION("log-and-fail stops on it") {
     Run run(R"(
 application: {application.id: fail}

@@ -314,8 +314,17 @@ class Loader {
 
   // --- checking against the declaration ---------------------------------------
 
+  // A name given twice in one mapping: YAML parsers keep one of them silently.
+  void check_unique_keys(const YAML::Node& mapping, const std::string& where) const {
+    std::set<std::string> seen;
+    for (auto it = mapping.begin(); it != mapping.end(); ++it)
+      if (it->first.IsScalar() && !seen.insert(it->first.Scalar()).second)
+        fail(it->first.Mark(), "'" + it->first.Scalar() + "' appears twice in " + where);
+  }
+
   void check_value(const YAML::Node& value, const FieldSpec& field, const std::string& where) {
     const std::string what = "'" + std::string(field.name) + "' in " + where;
+    if (value.IsMap()) check_unique_keys(value, what);
     auto wrong = [&] {
       fail(value.Mark(),
            what + ": found " + describe_node(value) + ", expected " + kind_expected(field));
