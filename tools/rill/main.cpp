@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -167,10 +168,80 @@ class GeneratorThread {
   std::thread thread_;
 };
 
-// On a terminal: one line, rewritten every second, with the state and rates.
+// How far the application's committed offsets are behind the ends of its
+// source topics: a consumer in the application's group that never joins it
+// reads the group's committed offsets and the partitions' end offsets.
+class LagReader {
+ public:
+  LagReader(const Pipeline& pipeline, const rill::StreamsConfig& config) {
+    char error[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    for (const auto& [key, value] : config.client_properties("consumer"))
+      rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error);
+    rd_kafka_conf_set(conf, "bootstrap.servers",
+                      config.get_string(rill::config::kBootstrapServers).c_str(), error,
+                      sizeof error);
+    rd_kafka_conf_set(conf, "group.id", config.get_string(rill::config::kApplicationId).c_str(),
+                      error, sizeof error);
+    rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);
+    consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
+    for (const auto& use : pipeline.topics)
+      if (use.source) topics_.push_back(use.topic);
+  }
+  ~LagReader() {
+    if (consumer_ != nullptr) {
+      rd_kafka_consumer_close(consumer_);
+      rd_kafka_destroy(consumer_);
+    }
+  }
+  LagReader(const LagReader&) = delete;
+  LagReader& operator=(const LagReader&) = delete;
+
+  // Records not yet committed, or nullopt when the cluster did not answer.
+  std::optional<int64_t> lag() {
+    if (consumer_ == nullptr) return std::nullopt;
+    rd_kafka_topic_partition_list_t* partitions = rd_kafka_topic_partition_list_new(8);
+    for (const std::string& topic : topics_) {
+      const rd_kafka_metadata_t* metadata = nullptr;
+      rd_kafka_topic_t* handle = rd_kafka_topic_new(consumer_, topic.c_str(), nullptr);
+      if (rd_kafka_metadata(consumer_, 0, handle, &metadata, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < metadata->topic_cnt; ++i)
+          for (int p = 0; p < metadata->topics[i].partition_cnt; ++p)
+            rd_kafka_topic_partition_list_add(partitions, topic.c_str(),
+                                              metadata->topics[i].partitions[p].id);
+        rd_kafka_metadata_destroy(metadata);
+      }
+      rd_kafka_topic_destroy(handle);
+    }
+    std::optional<int64_t> total;
+    if (rd_kafka_committed(consumer_, partitions, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      total = 0;
+      for (int i = 0; i < partitions->cnt; ++i) {
+        const rd_kafka_topic_partition_t& partition = partitions->elems[i];
+        int64_t low = 0, high = 0;
+        if (rd_kafka_query_watermark_offsets(consumer_, partition.topic, partition.partition, &low,
+                                             &high, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          total.reset();
+          break;
+        }
+        *total += high - std::max(partition.offset, low);
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(partitions);
+    return total;
+  }
+
+ private:
+  rd_kafka_t* consumer_ = nullptr;
+  std::vector<std::string> topics_;
+};
+
+// On a terminal: one line, rewritten every second, with the state, the rate,
+// the lag and the records the error handlers took.
 class StatusLine {
  public:
-  explicit StatusLine(const rill::KafkaStreams& streams) : streams_(streams) {
+  StatusLine(const rill::KafkaStreams& streams, std::unique_ptr<LagReader> lag)
+      : streams_(streams), lag_(std::move(lag)) {
     thread_ = std::thread([this] { run(); });
   }
   ~StatusLine() {
@@ -188,18 +259,27 @@ class StatusLine {
  private:
   void run() {
     uint64_t last = 0;
+    int tick = 0;
+    std::string lag = "lag ?";
     std::unique_lock lock(mutex_);
     while (!wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; })) {
       const rill::KafkaStreams::Stats stats = streams_.stats();
+      // The lag takes round trips to the cluster: every few seconds is enough.
+      if (tick++ % 5 == 0) {
+        const std::optional<int64_t> records = lag_->lag();
+        lag = records ? "lag " + std::to_string(*records) : std::string("lag ?");
+      }
       std::cerr << "\r\033[K" << rill::to_string(streams_.state()) << "  "
-                << stats.processed_records - last << " records/s  " << stats.processed_records
-                << " processed  " << stats.active_tasks << " tasks  " << stats.skipped_records
-                << " skipped  " << stats.dead_lettered_records << " dead-lettered" << std::flush;
+                << stats.processed_records - last << " records/s in  " << stats.processed_records
+                << " processed  " << lag << "  " << stats.active_tasks << " tasks  "
+                << stats.skipped_records << " skipped  " << stats.dead_lettered_records
+                << " dead-lettered" << std::flush;
       last = stats.processed_records;
     }
   }
 
   const rill::KafkaStreams& streams_;
+  std::unique_ptr<LagReader> lag_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
@@ -258,7 +338,8 @@ int run(const std::string& file) {
     for (auto& generator : pipeline.generators)
       generators.push_back(std::make_unique<GeneratorThread>(std::move(generator), config));
   std::unique_ptr<StatusLine> status;
-  if (isatty(STDERR_FILENO) != 0) status = std::make_unique<StatusLine>(streams);
+  if (isatty(STDERR_FILENO) != 0)
+    status = std::make_unique<StatusLine>(streams, std::make_unique<LagReader>(pipeline, config));
   const int code = rill::run_until_signal(streams);
   status.reset();
   generators.clear();
