@@ -259,6 +259,17 @@ flows:
     CHECK(out.back() ==
           std::pair<std::string, std::string>{R"({"end":9000,"key":"k","start":1000})", "3"});
   }
+  SECTION("session, final results only") {
+    Run run(head + R"(          window: {type: session, gap: 5s, emit: final}
+          value: count()
+      - to: out
+)");
+    run.pipe("clicks", "k", "{}", 1000);
+    run.pipe("clicks", "k", "{}", 4000);
+    CHECK(run.read("out").empty());
+    run.pipe("clicks", "k", "{}", 10000);  // stream time passes 4 s + the 5 s gap
+    CHECK(run.read("out") == Records{{R"({"end":4000,"key":"k","start":1000})", "2"}});
+  }
   SECTION("sliding") {
     Run run(head + R"(          window: {type: sliding, size: 5s}
           value: max(value.n)

@@ -27,7 +27,9 @@ std::vector<OperatorSpec> declare_operators() {
        "- filter: value.amount > 100 and value.currency == \"EUR\""},
       {"map",
        "Builds a new value, and optionally a new key, from expressions. A mapping builds an "
-       "object; nested mappings build nested objects.",
+       "object; nested mappings build nested objects. `map: {user: value.u}` is short for "
+       "`map: {value: {user: value.u}}`: a mapping whose keys are all fields of map (value, "
+       "key, name) sets those fields instead.",
        "value",
        {{"value", T::kValueBuilder, false, "The new value. Default: the value unchanged."},
         {"key", T::kExpression, false,

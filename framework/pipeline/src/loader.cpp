@@ -554,8 +554,9 @@ class Loader {
                                 suggestion(key, names));
     }
     if (result == RD_KAFKA_CONF_INVALID) {
-      const bool secret =
-          key.find("password") != std::string::npos || key.find("secret") != std::string::npos;
+      const bool secret = key.find("password") != std::string::npos ||
+                          key.find("secret") != std::string::npos ||
+                          key.find("sasl.jaas") != std::string::npos;
       fail(value_node.Mark(), "configuration key '" + key + "': " +
                                   (secret ? std::string("invalid value") : std::string(error)));
     }
