@@ -184,6 +184,8 @@ const std::vector<BadPipeline> kCases = {
      "application: {application.id: app}\nsources:\n  in: {topic: a, timestamp: lower(value.at)}"
      "\nflows:\n  - from: in\n    steps: [stdout]\n",
      3, 29, "expected a time in ms since the epoch"},
+    {"operator without its required field", with_steps("      - branch\n"), 8, 9,
+     "missing field 'routes' in 'branch'"},
     {"merge of an unknown stream", with_steps("      - merge: [others]\n"), 8, 17,
      "unknown stream 'others'"},
 };
