@@ -72,15 +72,20 @@ std::string describe_node(const YAML::Node& node) {
   }
 }
 
-// A step's operator and its fields, from either form: a mapping of fields or
-// the shorthand scalar.
-struct Step {
-  const OperatorSpec* op = nullptr;
+// The fields given in a mapping (a source, a step), checked already against
+// the declaration; absent and null fields are left out.
+struct Fields {
   YAML::Mark mark;
   std::map<std::string, YAML::Node> fields;
 
   bool has(std::string_view name) const { return fields.contains(std::string(name)); }
   const YAML::Node& at(std::string_view name) const { return fields.at(std::string(name)); }
+};
+
+// A step's operator and its fields, from either form: a mapping of fields or
+// the shorthand scalar.
+struct Step : Fields {
+  const OperatorSpec* op = nullptr;
 };
 
 // The state of a flow as its steps are applied.
@@ -238,7 +243,7 @@ class Loader {
     return out;
   }
 
-  std::string scalar_field(const Step& step, std::string_view name,
+  std::string scalar_field(const Fields& step, std::string_view name,
                            std::string fallback = {}) const {
     return step.has(name) ? scalar(step.at(name)) : fallback;
   }
@@ -566,7 +571,7 @@ class Loader {
     for (auto it = node.begin(); it != node.end(); ++it) {
       const std::string name = it->first.Scalar();
       const YAML::Node source = it->second;
-      Step fields = as_fields(source);
+      const Fields fields = as_fields(source);
       const std::string topic = scalar_field(fields, "topic");
       if (topic.empty())
         fail(source["topic"].Mark(), "source '" + name +
@@ -630,12 +635,12 @@ class Loader {
     pipeline_.generators.push_back(std::move(generator));
   }
 
-  Step as_fields(const YAML::Node& node) const {
-    Step step;
-    step.mark = node.Mark();
+  static Fields as_fields(const YAML::Node& node) {
+    Fields result;
+    result.mark = node.Mark();
     for (auto it = node.begin(); it != node.end(); ++it)
-      if (!it->second.IsNull()) step.fields.emplace(it->first.Scalar(), it->second);
-    return step;
+      if (!it->second.IsNull()) result.fields.emplace(it->first.Scalar(), it->second);
+    return result;
   }
 
   // --- flows -----------------------------------------------------------------
