@@ -168,12 +168,13 @@ class GeneratorThread {
   std::thread thread_;
 };
 
-// How far the application's committed offsets are behind the ends of its
-// source topics: a consumer in the application's group that never joins it
-// reads the group's committed offsets and the partitions' end offsets.
-class LagReader {
+// What the status line asks the cluster: how far the application's committed
+// offsets are behind the ends of its source topics, and how many records its
+// output topics hold. A consumer in the application's group that never joins
+// it reads both.
+class ClusterProbe {
  public:
-  LagReader(const Pipeline& pipeline, const rill::StreamsConfig& config) {
+  ClusterProbe(const Pipeline& pipeline, const rill::StreamsConfig& config) {
     char error[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     for (const auto& [key, value] : config.client_properties("consumer"))
@@ -185,23 +186,58 @@ class LagReader {
                       error, sizeof error);
     rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);
     consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
-    for (const auto& use : pipeline.topics)
-      if (use.source) topics_.push_back(use.topic);
+    for (const auto& use : pipeline.topics) (use.source ? sources_ : sinks_).push_back(use.topic);
   }
-  ~LagReader() {
+  ~ClusterProbe() {
     if (consumer_ != nullptr) {
       rd_kafka_consumer_close(consumer_);
       rd_kafka_destroy(consumer_);
     }
   }
-  LagReader(const LagReader&) = delete;
-  LagReader& operator=(const LagReader&) = delete;
+  ClusterProbe(const ClusterProbe&) = delete;
+  ClusterProbe& operator=(const ClusterProbe&) = delete;
 
   // Records not yet committed, or nullopt when the cluster did not answer.
   std::optional<int64_t> lag() {
     if (consumer_ == nullptr) return std::nullopt;
+    rd_kafka_topic_partition_list_t* partitions = partitions_of(sources_);
+    std::optional<int64_t> total;
+    if (rd_kafka_committed(consumer_, partitions, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      total = 0;
+      for (int i = 0; i < partitions->cnt && total; ++i) {
+        const rd_kafka_topic_partition_t& partition = partitions->elems[i];
+        const auto ends = watermarks(partition);
+        if (ends)
+          *total += ends->second - std::max(partition.offset, ends->first);
+        else
+          total.reset();
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(partitions);
+    return total;
+  }
+
+  // The end offsets of the output topics, summed: their growth is the rate
+  // of records written.
+  std::optional<int64_t> written() {
+    if (consumer_ == nullptr) return std::nullopt;
+    rd_kafka_topic_partition_list_t* partitions = partitions_of(sinks_);
+    std::optional<int64_t> total = 0;
+    for (int i = 0; i < partitions->cnt && total; ++i) {
+      const auto ends = watermarks(partitions->elems[i]);
+      if (ends)
+        *total += ends->second;
+      else
+        total.reset();
+    }
+    rd_kafka_topic_partition_list_destroy(partitions);
+    return total;
+  }
+
+ private:
+  rd_kafka_topic_partition_list_t* partitions_of(const std::vector<std::string>& topics) {
     rd_kafka_topic_partition_list_t* partitions = rd_kafka_topic_partition_list_new(8);
-    for (const std::string& topic : topics_) {
+    for (const std::string& topic : topics) {
       const rd_kafka_metadata_t* metadata = nullptr;
       rd_kafka_topic_t* handle = rd_kafka_topic_new(consumer_, topic.c_str(), nullptr);
       if (rd_kafka_metadata(consumer_, 0, handle, &metadata, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -213,35 +249,28 @@ class LagReader {
       }
       rd_kafka_topic_destroy(handle);
     }
-    std::optional<int64_t> total;
-    if (rd_kafka_committed(consumer_, partitions, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      total = 0;
-      for (int i = 0; i < partitions->cnt; ++i) {
-        const rd_kafka_topic_partition_t& partition = partitions->elems[i];
-        int64_t low = 0, high = 0;
-        if (rd_kafka_query_watermark_offsets(consumer_, partition.topic, partition.partition, &low,
-                                             &high, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          total.reset();
-          break;
-        }
-        *total += high - std::max(partition.offset, low);
-      }
-    }
-    rd_kafka_topic_partition_list_destroy(partitions);
-    return total;
+    return partitions;
   }
 
- private:
+  std::optional<std::pair<int64_t, int64_t>> watermarks(const rd_kafka_topic_partition_t& p) {
+    int64_t low = 0, high = 0;
+    if (rd_kafka_query_watermark_offsets(consumer_, p.topic, p.partition, &low, &high, 2000) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+      return std::nullopt;
+    return std::make_pair(low, high);
+  }
+
   rd_kafka_t* consumer_ = nullptr;
-  std::vector<std::string> topics_;
+  std::vector<std::string> sources_;
+  std::vector<std::string> sinks_;
 };
 
-// On a terminal: one line, rewritten every second, with the state, the rate,
-// the lag and the records the error handlers took.
+// On a terminal: one line, rewritten every second, with the state, the rates
+// in and out, the lag and the records the error handlers took.
 class StatusLine {
  public:
-  StatusLine(const rill::KafkaStreams& streams, std::unique_ptr<LagReader> lag)
-      : streams_(streams), lag_(std::move(lag)) {
+  StatusLine(const rill::KafkaStreams& streams, std::unique_ptr<ClusterProbe> probe)
+      : streams_(streams), probe_(std::move(probe)) {
     thread_ = std::thread([this] { run(); });
   }
   ~StatusLine() {
@@ -258,28 +287,36 @@ class StatusLine {
 
  private:
   void run() {
-    uint64_t last = 0;
+    // The cluster's numbers take round trips: every few seconds is enough.
+    constexpr int kProbeEvery = 5;
+    uint64_t last_processed = 0;
+    std::optional<int64_t> last_written;
     int tick = 0;
-    std::string lag = "lag ?";
+    std::string cluster = "out ?/s  lag ?";
     std::unique_lock lock(mutex_);
     while (!wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; })) {
       const rill::KafkaStreams::Stats stats = streams_.stats();
-      // The lag takes round trips to the cluster: every few seconds is enough.
-      if (tick++ % 5 == 0) {
-        const std::optional<int64_t> records = lag_->lag();
-        lag = records ? "lag " + std::to_string(*records) : std::string("lag ?");
+      if (tick++ % kProbeEvery == 0) {
+        const std::optional<int64_t> written = probe_->written();
+        const std::optional<int64_t> lag = probe_->lag();
+        const bool rate_known = written && last_written && tick > 1;
+        cluster = "out " +
+                  (rate_known ? std::to_string((*written - *last_written) / kProbeEvery)
+                              : std::string("?")) +
+                  "/s  lag " + (lag ? std::to_string(*lag) : std::string("?"));
+        last_written = written;
       }
-      std::cerr << "\r\033[K" << rill::to_string(streams_.state()) << "  "
-                << stats.processed_records - last << " records/s in  " << stats.processed_records
-                << " processed  " << lag << "  " << stats.active_tasks << " tasks  "
+      std::cerr << "\r\033[K" << rill::to_string(streams_.state()) << "  in "
+                << stats.processed_records - last_processed << "/s  " << cluster << "  "
+                << stats.processed_records << " processed  " << stats.active_tasks << " tasks  "
                 << stats.skipped_records << " skipped  " << stats.dead_lettered_records
                 << " dead-lettered" << std::flush;
-      last = stats.processed_records;
+      last_processed = stats.processed_records;
     }
   }
 
   const rill::KafkaStreams& streams_;
-  std::unique_ptr<LagReader> lag_;
+  std::unique_ptr<ClusterProbe> probe_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
@@ -339,7 +376,8 @@ int run(const std::string& file) {
       generators.push_back(std::make_unique<GeneratorThread>(std::move(generator), config));
   std::unique_ptr<StatusLine> status;
   if (isatty(STDERR_FILENO) != 0)
-    status = std::make_unique<StatusLine>(streams, std::make_unique<LagReader>(pipeline, config));
+    status =
+        std::make_unique<StatusLine>(streams, std::make_unique<ClusterProbe>(pipeline, config));
   const int code = rill::run_until_signal(streams);
   status.reset();
   generators.clear();
