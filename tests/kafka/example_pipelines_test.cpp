@@ -214,7 +214,30 @@ TEST_CASE("every example runs on the embedded default, fed by its generator",
     INFO(rill.log_tail());
     CHECK_THAT(rill.log(), Catch::Contains("embedded cluster") && Catch::Contains("keeps nothing"));
     CHECK(ready());
+    // Not on a terminal: plain logs, no status line.
+    CHECK(rill.log().find("  lag ") == std::string::npos);
     rill.signal(SIGINT);
     CHECK(rill.wait(60s) == 0);
   }
+}
+
+TEST_CASE("rill run on a terminal shows a status line with rates and lag",
+          "[kafka][examples][embedded]") {
+  ::unsetenv("KAFKA_BOOTSTRAP");
+  // script(1) gives rill a terminal and copies what it shows to the log.
+  ChildProcess script(
+      {"/usr/bin/script", "-qfec",
+       test_binary("../tools/rill/rill") + " run " + example("word-count.yaml"), "/dev/null"},
+      log_file(unique_name("status-line")));
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  auto shown = [&] {
+    const std::string log = script.log();
+    return log.find("RUNNING  in ") != std::string::npos &&
+           log.find("/s  lag 0  ") != std::string::npos;
+  };
+  while (!shown() && script.running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(200ms);
+  INFO(script.log_tail());
+  CHECK(shown());
+  CHECK_THAT(script.log(), Catch::Contains("\r\033[K"));
 }
