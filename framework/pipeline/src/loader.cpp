@@ -511,16 +511,10 @@ class Loader {
       const bool declared = std::any_of(config_keys().begin(), config_keys().end(),
                                         [&](const ConfigKey& k) { return k.name == key; });
       if (declared) {
-        StreamsConfig single{{std::string(config::kApplicationId), "check"},
-                             {std::string(config::kBootstrapServers), "check"}};
-        single.set(key, value);
         try {
-          single.validate();
+          StreamsConfig::check_value(key, value);
         } catch (const ConfigError& e) {
-          if (key != config::kDeadLetterTopic &&
-              std::string(e.what()).find("'" + key + "'") != std::string::npos &&
-              std::string(e.what()).find("required when") == std::string::npos)
-            fail(it->second.Mark(), e.what());
+          fail(it->second.Mark(), e.what());
         }
       } else {
         check_librdkafka_property(it->first, key, value, it->second);
