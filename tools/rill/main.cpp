@@ -371,9 +371,13 @@ int run(const std::string& file) {
   streams.start();
   // Sample records go only to the embedded cluster, never into a real one.
   std::vector<std::unique_ptr<GeneratorThread>> generators;
-  if (pipeline.embedded)
-    for (auto& generator : pipeline.generators)
+  for (auto& generator : pipeline.generators) {
+    if (pipeline.embedded)
       generators.push_back(std::make_unique<GeneratorThread>(std::move(generator), config));
+    else
+      std::cerr << "rill: the generator of source '" << generator.source
+                << "' is off: generators feed only the embedded cluster\n";
+  }
   std::unique_ptr<StatusLine> status;
   if (isatty(STDERR_FILENO) != 0)
     status =
