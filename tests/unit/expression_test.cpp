@@ -4,6 +4,7 @@
 #include "rill/pipeline/expression.h"
 
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -177,4 +178,38 @@ TEST_CASE("expression errors on a record throw EvalError", "[unit][expression]")
   rill::Headers none;
   CHECK_THROWS_AS(Expression::compile("value.amount").test(EvalContext{kKey, kValue, 0, &none}),
                   EvalError);
+}
+
+TEST_CASE("damaged expressions compile or give an ExpressionError inside the text",
+          "[unit][expression]") {
+  const std::vector<std::string> valid = {
+      R"(value.amount * 100 > 5000 and lower(value.country) == "nl")",
+      R"(coalesce(value.user.name, 'anonymous') + "!")",
+      R"(if(not is_null(value.tags[0]), substr(value.text, 1, 2), -3.5e2 ?? null))",
+      R"(format_time(timestamp, "%Y") != headers.trace || [1, 2] == value.list)"};
+  int errors = 0;
+  for (const std::string& text : valid) {
+    REQUIRE_NOTHROW(Expression::compile(text));
+    for (std::size_t at = 0; at <= text.size(); ++at) {
+      for (const std::string damage : {"", "(", ")", ".", "\"", ",", "=", "]", "-"}) {
+        std::string damaged = text;
+        if (damage.empty()) {
+          if (at == text.size()) continue;
+          damaged.erase(at, 1);
+        } else {
+          damaged.insert(at, damage);
+        }
+        try {
+          Expression::compile(damaged);
+        } catch (const ExpressionError& e) {
+          ++errors;
+          INFO(damaged << ": " << e.what());
+          CHECK(e.offset() <= damaged.size());
+        } catch (const std::exception& e) {
+          FAIL_CHECK(damaged << ": " << e.what());
+        }
+      }
+    }
+  }
+  CHECK(errors > 500);
 }
