@@ -93,6 +93,9 @@ class StreamsConfig {
   // Checks every rill key that is set (type, allowed values) and that required
   // keys are present. Throws ConfigError.
   void validate() const;
+  // Checks one value of a declared key (type, allowed values), as validate()
+  // does, so a caller can tell which entry is wrong. Throws ConfigError.
+  static void check_value(std::string_view key, std::string_view value);
 
   // librdkafka properties for one client ("consumer", "producer" or "admin"):
   // unprefixed unknown keys plus that client's prefixed keys, prefix removed.

@@ -261,6 +261,10 @@ std::chrono::milliseconds StreamsConfig::get_duration(std::string_view key) cons
   return std::chrono::milliseconds(get_int(key));
 }
 
+void StreamsConfig::check_value(std::string_view key, std::string_view value) {
+  check(declared(key), value);
+}
+
 void StreamsConfig::validate() const {
   for (const auto& key : kKeys) {
     if (key.required && !entries_.contains(key.name))

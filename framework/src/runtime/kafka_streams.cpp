@@ -301,6 +301,14 @@ struct KafkaStreams::Impl {
                              spec.changelog_topic_config()});
       }
     }
+    // Topics that exist already are left as they are: after a restart, and on
+    // a cluster without the admin API (the embedded one of `rill run`), where
+    // they were created beforehand.
+    if (!to_create.empty()) {
+      const std::set<std::string> existing = kafka::existing_topics(producer.get(), timeout);
+      std::erase_if(to_create,
+                    [&](const kafka::NewTopic& topic) { return existing.contains(topic.name); });
+    }
     kafka::create_topics(producer.get(), to_create, timeout);
     for (const auto& topic : to_create) {
       auto deadline = Clock::now() + timeout;

@@ -1,0 +1,465 @@
+// rill: runs, checks and describes pipelines described in YAML
+// (docs/yaml-reference.md).
+//
+//   rill run orders.yaml               # on the cluster of bootstrap.servers, or embedded
+//   rill validate orders.yaml          # exit code 2 with file:line:column on a mistake
+//   rill describe orders.yaml --format dot | dot -Tsvg > orders.svg
+//
+// Exit codes: 0 success, 1 failure while running, 2 a mistake in the
+// pipeline file (or a topic it names that does not exist).
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <librdkafka/rdkafka.h>
+#include <unistd.h>
+
+#include "rill/kafka_streams.h"
+#include "rill/pipeline/pipeline.h"
+
+#include "embedded_cluster.h"
+
+namespace {
+
+using rill::pipeline::Pipeline;
+using rill::pipeline::PipelineError;
+
+constexpr int kPipelineMistake = 2;
+
+// Internal topics the runtime writes: repartition topics and changelogs.
+std::set<std::string> internal_topics(const Pipeline& pipeline) {
+  const std::string application_id = pipeline.config.get_string(rill::config::kApplicationId);
+  std::set<std::string> topics;
+  for (const auto& sub : pipeline.topology.subtopologies()) {
+    for (const auto& topic : sub.sink_topics)
+      if (topic.internal) topics.insert(topic.full_name(application_id));
+    for (const auto& store : sub.stores) {
+      const auto& spec = pipeline.topology.store(store).spec();
+      if (spec.logging_enabled) topics.insert(spec.changelog_topic(application_id));
+    }
+  }
+  return topics;
+}
+
+// The topics the file names that the cluster lacks, as pipeline mistakes.
+void check_topics_exist(const Pipeline& pipeline, const rill::StreamsConfig& config) {
+  char error[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  for (const auto& [key, value] : config.client_properties("admin"))
+    rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error);
+  rd_kafka_conf_set(conf, "bootstrap.servers",
+                    config.get_string(rill::config::kBootstrapServers).c_str(), error,
+                    sizeof error);
+  rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);
+  rd_kafka_t* handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+  if (handle == nullptr) throw std::runtime_error(std::string("cannot create a client: ") + error);
+  const rd_kafka_metadata_t* metadata = nullptr;
+  const rd_kafka_resp_err_t err = rd_kafka_metadata(handle, 1, nullptr, &metadata, 15000);
+  std::set<std::string> existing;
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < metadata->topic_cnt; ++i)
+      if (metadata->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        existing.insert(metadata->topics[i].topic);
+    rd_kafka_metadata_destroy(metadata);
+  }
+  rd_kafka_destroy(handle);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw std::runtime_error("cannot reach the cluster at " +
+                             config.get_string(rill::config::kBootstrapServers) + ": " +
+                             rd_kafka_err2str(err));
+  for (const auto& use : pipeline.topics)
+    if (!existing.contains(use.topic))
+      throw PipelineError(use.position, "topic '" + use.topic + "' does not exist on " +
+                                            config.get_string(rill::config::kBootstrapServers) +
+                                            ", expected it created before the pipeline runs");
+}
+
+// Produces a source's sample records until `stop` or its count is reached.
+class GeneratorThread {
+ public:
+  GeneratorThread(rill::pipeline::Generator generator, const rill::StreamsConfig& config)
+      : generator_(std::move(generator)) {
+    char error[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    for (const auto& [key, value] : config.client_properties("producer"))
+      rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error);
+    rd_kafka_conf_set(conf, "bootstrap.servers",
+                      config.get_string(rill::config::kBootstrapServers).c_str(), error,
+                      sizeof error);
+    rd_kafka_conf_set(conf, "linger.ms", "5", error, sizeof error);
+    producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+    if (producer_ == nullptr) throw std::runtime_error(std::string("generator: ") + error);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~GeneratorThread() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+    rd_kafka_flush(producer_, 5000);
+    rd_kafka_destroy(producer_);
+  }
+  GeneratorThread(const GeneratorThread&) = delete;
+  GeneratorThread& operator=(const GeneratorThread&) = delete;
+
+ private:
+  void run() {
+    for (int64_t n = 0; generator_.count == 0 || n < generator_.count; ++n) {
+      const rill::pipeline::Json seed = {{"n", n}};
+      const rill::pipeline::Json null_key;
+      const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      const rill::pipeline::EvalContext context{null_key, seed, now, nullptr};
+      try {
+        produce(generator_.key ? generator_.key->evaluate(context) : rill::pipeline::Json(),
+                generator_.value(context), now);
+      } catch (const std::exception& e) {
+        std::cerr << "rill: generator of source '" << generator_.source << "': " << e.what()
+                  << "\n";
+        return;
+      }
+      std::unique_lock lock(mutex_);
+      if (wake_.wait_for(lock, std::chrono::milliseconds(generator_.interval_ms),
+                         [this] { return stop_; }))
+        return;
+    }
+  }
+
+  void produce(const rill::pipeline::Json& key, const rill::pipeline::Json& value, int64_t now) {
+    std::string key_bytes, value_bytes;
+    const bool has_key = generator_.key_serde->serialize(key, key_bytes);
+    const bool has_value = generator_.value_serde->serialize(value, value_bytes);
+    rd_kafka_vu_t fields[5];
+    fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+    fields[0].u.cstr = generator_.topic.c_str();
+    fields[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    fields[1].u.i = RD_KAFKA_MSG_F_COPY;
+    fields[2].vtype = RD_KAFKA_VTYPE_KEY;
+    fields[2].u.mem = {has_key ? key_bytes.data() : nullptr, has_key ? key_bytes.size() : 0};
+    fields[3].vtype = RD_KAFKA_VTYPE_VALUE;
+    fields[3].u.mem = {has_value ? value_bytes.data() : nullptr,
+                       has_value ? value_bytes.size() : 0};
+    fields[4].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+    fields[4].u.i64 = now;
+    if (rd_kafka_error_t* error = rd_kafka_produceva(producer_, fields, 5)) {
+      const std::string reason = rd_kafka_error_string(error);
+      rd_kafka_error_destroy(error);
+      throw std::runtime_error("cannot produce to '" + generator_.topic + "': " + reason);
+    }
+    rd_kafka_poll(producer_, 0);
+  }
+
+  rill::pipeline::Generator generator_;
+  rd_kafka_t* producer_ = nullptr;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// What the status line asks the cluster: how far the application's committed
+// offsets are behind the ends of its source topics, and how many records its
+// output topics hold. A consumer in the application's group that never joins
+// it reads both.
+class ClusterProbe {
+ public:
+  ClusterProbe(const Pipeline& pipeline, const rill::StreamsConfig& config) {
+    char error[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    for (const auto& [key, value] : config.client_properties("consumer"))
+      rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error);
+    rd_kafka_conf_set(conf, "bootstrap.servers",
+                      config.get_string(rill::config::kBootstrapServers).c_str(), error,
+                      sizeof error);
+    rd_kafka_conf_set(conf, "group.id", config.get_string(rill::config::kApplicationId).c_str(),
+                      error, sizeof error);
+    rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);
+    consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
+    for (const auto& use : pipeline.topics) (use.source ? sources_ : sinks_).push_back(use.topic);
+  }
+  ~ClusterProbe() {
+    if (consumer_ != nullptr) {
+      rd_kafka_consumer_close(consumer_);
+      rd_kafka_destroy(consumer_);
+    }
+  }
+  ClusterProbe(const ClusterProbe&) = delete;
+  ClusterProbe& operator=(const ClusterProbe&) = delete;
+
+  // Records not yet committed, or nullopt when the cluster did not answer.
+  std::optional<int64_t> lag() {
+    if (consumer_ == nullptr) return std::nullopt;
+    rd_kafka_topic_partition_list_t* partitions = partitions_of(sources_);
+    std::optional<int64_t> total;
+    if (rd_kafka_committed(consumer_, partitions, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      total = 0;
+      for (int i = 0; i < partitions->cnt && total; ++i) {
+        const rd_kafka_topic_partition_t& partition = partitions->elems[i];
+        const auto ends = watermarks(partition);
+        if (ends)
+          *total += ends->second - std::max(partition.offset, ends->first);
+        else
+          total.reset();
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(partitions);
+    return total;
+  }
+
+  // The end offsets of the output topics, summed: their growth is the rate
+  // of records written.
+  std::optional<int64_t> written() {
+    if (consumer_ == nullptr) return std::nullopt;
+    rd_kafka_topic_partition_list_t* partitions = partitions_of(sinks_);
+    std::optional<int64_t> total = 0;
+    for (int i = 0; i < partitions->cnt && total; ++i) {
+      const auto ends = watermarks(partitions->elems[i]);
+      if (ends)
+        *total += ends->second;
+      else
+        total.reset();
+    }
+    rd_kafka_topic_partition_list_destroy(partitions);
+    return total;
+  }
+
+ private:
+  rd_kafka_topic_partition_list_t* partitions_of(const std::vector<std::string>& topics) {
+    rd_kafka_topic_partition_list_t* partitions = rd_kafka_topic_partition_list_new(8);
+    for (const std::string& topic : topics) {
+      const rd_kafka_metadata_t* metadata = nullptr;
+      rd_kafka_topic_t* handle = rd_kafka_topic_new(consumer_, topic.c_str(), nullptr);
+      if (rd_kafka_metadata(consumer_, 0, handle, &metadata, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < metadata->topic_cnt; ++i)
+          for (int p = 0; p < metadata->topics[i].partition_cnt; ++p)
+            rd_kafka_topic_partition_list_add(partitions, topic.c_str(),
+                                              metadata->topics[i].partitions[p].id);
+        rd_kafka_metadata_destroy(metadata);
+      }
+      rd_kafka_topic_destroy(handle);
+    }
+    return partitions;
+  }
+
+  std::optional<std::pair<int64_t, int64_t>> watermarks(const rd_kafka_topic_partition_t& p) {
+    int64_t low = 0, high = 0;
+    if (rd_kafka_query_watermark_offsets(consumer_, p.topic, p.partition, &low, &high, 2000) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+      return std::nullopt;
+    return std::make_pair(low, high);
+  }
+
+  rd_kafka_t* consumer_ = nullptr;
+  std::vector<std::string> sources_;
+  std::vector<std::string> sinks_;
+};
+
+// On a terminal: one line, rewritten every second, with the state, the rates
+// in and out, the lag and the records the error handlers took.
+class StatusLine {
+ public:
+  StatusLine(const rill::KafkaStreams& streams, std::unique_ptr<ClusterProbe> probe)
+      : streams_(streams), probe_(std::move(probe)) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~StatusLine() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+    std::cerr << "\n";
+  }
+  StatusLine(const StatusLine&) = delete;
+  StatusLine& operator=(const StatusLine&) = delete;
+
+ private:
+  void run() {
+    // The cluster's numbers take round trips: every few seconds is enough.
+    constexpr int kProbeEvery = 5;
+    uint64_t last_processed = 0;
+    std::optional<int64_t> last_written;
+    int tick = 0;
+    std::string cluster = "out ?/s  lag ?";
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; })) {
+      const rill::KafkaStreams::Stats stats = streams_.stats();
+      if (tick++ % kProbeEvery == 0) {
+        const std::optional<int64_t> written = probe_->written();
+        const std::optional<int64_t> lag = probe_->lag();
+        const bool rate_known = written && last_written && tick > 1;
+        cluster = "out " +
+                  (rate_known ? std::to_string((*written - *last_written) / kProbeEvery)
+                              : std::string("?")) +
+                  "/s  lag " + (lag ? std::to_string(*lag) : std::string("?"));
+        last_written = written;
+      }
+      std::cerr << "\r\033[K" << rill::to_string(streams_.state()) << "  in "
+                << stats.processed_records - last_processed << "/s  " << cluster << "  "
+                << stats.processed_records << " processed  " << stats.active_tasks << " tasks  "
+                << stats.skipped_records << " skipped  " << stats.dead_lettered_records
+                << " dead-lettered" << std::flush;
+      last_processed = stats.processed_records;
+    }
+  }
+
+  const rill::KafkaStreams& streams_;
+  std::unique_ptr<ClusterProbe> probe_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+class TemporaryDirectory {
+ public:
+  TemporaryDirectory() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "rill-embedded-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr)
+      throw std::runtime_error("cannot create a temporary state directory");
+    path_ = pattern;
+  }
+  ~TemporaryDirectory() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TemporaryDirectory(const TemporaryDirectory&) = delete;
+  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+int run(const std::string& file) {
+  Pipeline pipeline = rill::pipeline::load_file(file);
+  rill::StreamsConfig config = pipeline.config;
+  std::unique_ptr<rill::cli::EmbeddedCluster> cluster;
+  std::unique_ptr<TemporaryDirectory> state_dir;
+  if (pipeline.embedded) {
+    cluster = std::make_unique<rill::cli::EmbeddedCluster>();
+    config.set(std::string(rill::config::kBootstrapServers), cluster->bootstrap_servers());
+    // State from an earlier run would refer to offsets of a cluster that is gone.
+    state_dir = std::make_unique<TemporaryDirectory>();
+    config.set(std::string(rill::config::kStateDir), state_dir->path());
+    int32_t partitions = 1;
+    for (const auto& use : pipeline.topics) {
+      cluster->create_topic(use.topic, use.partitions);
+      if (use.source) partitions = std::max(partitions, use.partitions);
+    }
+    for (const auto& topic : internal_topics(pipeline)) cluster->create_topic(topic, partitions);
+    std::cerr << "rill: running on an embedded cluster at " << cluster->bootstrap_servers()
+              << ". It keeps nothing: topics, offsets and state are gone when rill stops. Set "
+                 "bootstrap.servers to run on Kafka.\n";
+  } else {
+    check_topics_exist(pipeline, config);
+  }
+  rill::KafkaStreams streams(pipeline.topology, config);
+  streams.start();
+  // Sample records go only to the embedded cluster, never into a real one.
+  std::vector<std::unique_ptr<GeneratorThread>> generators;
+  for (auto& generator : pipeline.generators) {
+    if (pipeline.embedded)
+      generators.push_back(std::make_unique<GeneratorThread>(std::move(generator), config));
+    else
+      std::cerr << "rill: the generator of source '" << generator.source
+                << "' is off: generators feed only the embedded cluster\n";
+  }
+  std::unique_ptr<StatusLine> status;
+  if (isatty(STDERR_FILENO) != 0)
+    status =
+        std::make_unique<StatusLine>(streams, std::make_unique<ClusterProbe>(pipeline, config));
+  const int code = rill::run_until_signal(streams);
+  status.reset();
+  generators.clear();
+  streams.close();
+  return code;
+}
+
+int validate(const std::string& file) {
+  Pipeline pipeline = rill::pipeline::load_file(file);
+  std::cout << file << ": ok, " << pipeline.topology.subtopologies().size() << " sub-topologies, "
+            << pipeline.topology.stores().size() << " state stores, reads";
+  for (const auto& use : pipeline.topics)
+    if (use.source) std::cout << " " << use.topic;
+  std::cout << ", writes";
+  for (const auto& use : pipeline.topics)
+    if (!use.source) std::cout << " " << use.topic;
+  std::cout << "\n";
+  return 0;
+}
+
+int describe(const std::string& file, const std::string& format) {
+  Pipeline pipeline = rill::pipeline::load_file(file);
+  if (format == "dot")
+    std::cout << pipeline.topology.describe_dot();
+  else if (format == "mermaid")
+    std::cout << pipeline.topology.describe_mermaid();
+  else
+    std::cout << pipeline.topology.describe();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "rill: stream processing on Kafka, with pipelines described in YAML.\n"
+      "The pipeline format: docs/yaml-reference.md."};
+  app.require_subcommand(1);
+  std::string file;
+  std::string format = "text";
+
+  CLI::App* run_command =
+      app.add_subcommand("run",
+                         "Run a pipeline until SIGINT or SIGTERM (then commit and close). "
+                         "Without bootstrap.servers it runs on an embedded cluster.");
+  run_command->add_option("FILE", file, "The pipeline file")->required();
+  CLI::App* validate_command =
+      app.add_subcommand("validate", "Check a pipeline file; exit code 2 on a mistake.");
+  validate_command->add_option("FILE", file, "The pipeline file")->required();
+  CLI::App* describe_command = app.add_subcommand("describe", "Print the topology of a pipeline.");
+  describe_command->add_option("FILE", file, "The pipeline file")->required();
+  describe_command->add_option("--format", format, "text, dot (Graphviz) or mermaid")
+      ->check(CLI::IsMember({"text", "dot", "mermaid"}));
+  CLI::App* version_command = app.add_subcommand("version", "Print rill's version.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kPipelineMistake;
+  }
+
+  try {
+    if (version_command->parsed()) {
+      std::cout << "rill " << RILL_VERSION << "\n";
+      return 0;
+    }
+    if (validate_command->parsed()) return validate(file);
+    if (describe_command->parsed()) return describe(file, format);
+    return run(file);
+  } catch (const PipelineError& e) {
+    std::cerr << e.report();
+    return kPipelineMistake;
+  } catch (const rill::ConfigError& e) {
+    std::cerr << file << ": " << e.what() << "\n";
+    return kPipelineMistake;
+  } catch (const std::exception& e) {
+    std::cerr << "rill: " << e.what() << "\n";
+    return 1;
+  }
+}

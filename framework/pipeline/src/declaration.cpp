@@ -1,0 +1,451 @@
+// The declaration of the pipeline format, and the reference and JSON Schema
+// rendered from it.
+#include "rill/pipeline/declaration.h"
+
+#include <nlohmann/json.hpp>
+
+#include "rill/config.h"
+#include "rill/pipeline/expression.h"
+
+namespace rill::pipeline {
+namespace {
+
+using T = FieldType;
+
+const std::vector<std::string_view> kFormats = {"json", "string", "bytes", "int64"};
+
+FieldSpec name_field(std::string_view what) {
+  return {"name", T::kString, false, what};
+}
+
+std::vector<OperatorSpec> declare_operators() {
+  return {
+      {"filter",
+       "Keeps the records for which the condition is true (null counts as false).",
+       "if",
+       {{"if", T::kCondition, true, "The condition."}, name_field("Names the processor node.")},
+       "- filter: value.amount > 100 and value.currency == \"EUR\""},
+      {"map",
+       "Builds a new value, and optionally a new key, from expressions. A mapping builds an "
+       "object; nested mappings build nested objects. `map: {user: value.u}` is short for "
+       "`map: {value: {user: value.u}}`: a mapping whose keys are all fields of map (value, "
+       "key, name) sets those fields instead.",
+       "value",
+       {{"value", T::kValueBuilder, false, "The new value. Default: the value unchanged."},
+        {"key", T::kExpression, false,
+         "The new key. Changing it makes a later group_by repartition."},
+        name_field("Names the processor node.")},
+       "- map:\n    value:\n      user: value.user.id\n      cents: value.amount * 100"},
+      {"flat_map",
+       "One record per element of an array (`explode`) or per part of a string (`split`), "
+       "with the key unchanged.",
+       "explode",
+       {{"explode", T::kExpression, false, "An expression giving an array; null gives no record."},
+        {"split", T::kExpression, false, "An expression giving a string, split by `separator`."},
+        {"separator", T::kString, false,
+         "What `split` splits on. Default: runs of white space, empty parts dropped."},
+        name_field("Names the processor node.")},
+       "- flat_map: {split: lower(value)}"},
+      {"select_key",
+       "Sets the key from an expression; a later group_by on `key` repartitions.",
+       "key",
+       {{"key", T::kExpression, true, "The new key."}, name_field("Names the processor node.")},
+       "- select_key: value.user.id"},
+      {"branch",
+       "Routes each record to the first route whose condition is true; each route becomes a "
+       "stream later flows read with `from`. Ends the flow.",
+       "",
+       {{"routes", T::kRoutes, true, "Route names and their conditions, tried in order."},
+        {"default", T::kString, false,
+         "The stream of records no route takes. Default: none, such records are dropped."},
+        name_field("Names the split node.")},
+       "- branch:\n    routes:\n      large: value.amount >= 1000\n    default: small"},
+      {"merge",
+       "Interleaves the records of other streams into this one.",
+       "streams",
+       {{"streams", T::kStreamNames, true, "The streams to merge in (sources or routes)."},
+        name_field("Names the merge node.")},
+       "- merge: [web-orders, shop-orders]"},
+      {"group_by",
+       "Groups records by a key for the `aggregate` step that must follow. Grouping by an "
+       "expression other than `key` goes through the repartition topic "
+       "`<application.id>-<name>-repartition`.",
+       "key",
+       {{"key", T::kExpression, true, "The grouping key; `key` keeps the record's key."},
+        name_field("Names the repartition topic. Default: the aggregation's store name.")},
+       "- group_by: value.user.id"},
+      {"aggregate",
+       "Aggregates the grouped records per key, over all time or per window, in a state store "
+       "changelogged to `<application.id>-<name>-changelog`. Emits the key's new result for "
+       "each record (folded by the record cache between commits), or with `emit: final` one "
+       "result per window once it closes. A windowed result's key is "
+       "`{\"key\": ..., \"start\": ms, \"end\": ms}`.",
+       "value",
+       {{"value", T::kAggregation, false,
+         "One aggregation; the result is its value: `count()`, `sum(x)`, `min(x)`, `max(x)`, "
+         "`avg(x)`, `first(x)`, `last(x)`, `count_distinct(x)`. Nulls are skipped."},
+        {"fields", T::kAggregations, false,
+         "Several aggregations; the result is an object with these fields."},
+        {"window",
+         T::kObject,
+         false,
+         "Aggregates per window of event time.",
+         {},
+         {},
+         {{"type",
+           T::kEnum,
+           true,
+           "The kind of window.",
+           {"tumbling", "hopping", "sliding", "session"}},
+          {"size", T::kDuration, false,
+           "Window size (tumbling, hopping), or the time difference of sliding windows."},
+          {"advance", T::kDuration, false, "How far hopping windows move (at most the size)."},
+          {"gap", T::kDuration, false, "The inactivity gap that ends a session."},
+          {"grace",
+           T::kDuration,
+           false,
+           "How long after its end a window still takes late records.",
+           {},
+           "0"},
+          {"emit",
+           T::kEnum,
+           false,
+           "changes: every update of a window's result; final: one result when it closes.",
+           {"changes", "final"},
+           "changes"}}},
+        {"name", T::kString, false,
+         "Names the state store (and so its changelog topic). Default: generated."}},
+       "- aggregate:\n    window: {type: tumbling, size: 1m, grace: 10s, emit: final}\n"
+       "    fields:\n      views: count()\n      pages: count_distinct(value.page)"},
+      {"to",
+       "Writes the stream to a Kafka topic; the stream goes on for further steps.",
+       "topic",
+       {{"topic", T::kString, true, "The topic."},
+        {"key_format", T::kEnum, false, "How keys are written.", kFormats, "string"},
+        {"value_format", T::kEnum, false, "How values are written.", kFormats, "json"},
+        name_field("Names the sink node.")},
+       "- to: {topic: large-orders, value_format: json}"},
+      {"stdout",
+       "Prints each record as `key<TAB>value` (value as JSON) on standard output, for trying "
+       "pipelines out; the stream goes on.",
+       "",
+       {name_field("Names the processor node.")},
+       "- stdout"},
+  };
+}
+
+std::vector<FieldSpec> declare_document() {
+  std::vector<FieldSpec> generator = {
+      {"value", T::kValueBuilder, true,
+       "The value of each record, built like `map`'s; `value.n` is the record's sequence "
+       "number (0, 1, ...). `random(lo, hi)` and `pick(array)` vary it."},
+      {"key", T::kExpression, false, "The key of each record. Default: null."},
+      {"interval", T::kDuration, false, "Time between records.", {}, "1s"},
+      {"count", T::kInteger, false, "Records to produce; 0: until stopped.", {}, "0"},
+  };
+  std::vector<FieldSpec> source = {
+      {"topic", T::kString, true, "The Kafka topic."},
+      {"key_format", T::kEnum, false, "How keys are read.", kFormats, "string"},
+      {"value_format", T::kEnum, false, "How values are read.", kFormats, "json"},
+      {"timestamp", T::kExpression, false,
+       "Event time, in ms since the epoch, from the record (e.g. `value.ts` or "
+       "`parse_time(value.at, \"%Y-%m-%dT%H:%M:%S\")`); null keeps the record's timestamp. "
+       "Default: the record's timestamp."},
+      {"fields", T::kStringList, false,
+       "The value's fields. When given, a reference to another `value.<field>` is an error "
+       "when the pipeline loads."},
+      {"partitions",
+       T::kInteger,
+       false,
+       "Partitions of the topic when the embedded cluster creates it.",
+       {},
+       "1"},
+      {"generator",
+       T::kObject,
+       false,
+       "Produces sample records into the topic when the pipeline runs; for demos.",
+       {},
+       {},
+       generator},
+  };
+  std::vector<FieldSpec> flow = {
+      {"from", T::kStreamNames, true,
+       "The stream the flow starts from: a source, a route of an earlier `branch`, or an "
+       "earlier flow's `as`. A list merges several."},
+      {"steps", T::kSteps, true, "The operators, applied in order."},
+      {"as", T::kString, false, "Names the flow's resulting stream for later flows."},
+  };
+  return {
+      {"application", T::kConfig, true,
+       "The configuration: the keys of docs/configuration.md (`application.id` is required) "
+       "and any librdkafka property. Without `bootstrap.servers`, or with `embedded`, `rill "
+       "run` starts an in-process cluster that keeps nothing."},
+      {"sources", T::kNamedObjects, true, "The streams read from Kafka, by name.", {}, {}, source},
+      {"flows", T::kObjectList, true, "Chains of operators from a stream to sinks.", {}, {}, flow},
+  };
+}
+
+std::string type_text(const FieldSpec& field) {
+  switch (field.type) {
+    case T::kString:
+      return "string";
+    case T::kInteger:
+      return "integer";
+    case T::kDuration:
+      return "duration";
+    case T::kEnum: {
+      std::string values;
+      for (std::string_view v : field.allowed)
+        values += (values.empty() ? "" : " \\| ") + std::string(v);
+      return values;
+    }
+    case T::kExpression:
+      return "expression";
+    case T::kCondition:
+      return "condition";
+    case T::kValueBuilder:
+      return "expression or mapping";
+    case T::kAggregations:
+      return "mapping of aggregations";
+    case T::kAggregation:
+      return "aggregation";
+    case T::kRoutes:
+      return "mapping of conditions";
+    case T::kStreamNames:
+      return "stream name or list";
+    case T::kStringList:
+      return "list of strings";
+    case T::kConfig:
+      return "mapping of config keys";
+    case T::kObject:
+      return "mapping";
+    case T::kNamedObjects:
+      return "mapping of names to mappings";
+    case T::kObjectList:
+      return "list of mappings";
+    case T::kSteps:
+      return "list of steps";
+  }
+  return "";
+}
+
+void field_table(std::string& out, const std::vector<FieldSpec>& fields,
+                 const std::string& prefix) {
+  out += "| field | type | required | default | description |\n|---|---|---|---|---|\n";
+  std::vector<std::pair<std::string, const FieldSpec*>> nested;
+  for (const FieldSpec& field : fields) {
+    out += "| `" + prefix + std::string(field.name) + "` | " + type_text(field) + " | " +
+           (field.required ? "yes" : "no") + " | " +
+           (field.default_value.empty() ? "" : "`" + std::string(field.default_value) + "`") +
+           " | " + std::string(field.description) + " |\n";
+    if (!field.fields.empty()) nested.emplace_back(prefix + std::string(field.name), &field);
+  }
+  for (const auto& [name, field] : nested) {
+    out += "\nFields of `" + name + "`:\n\n";
+    field_table(out, field->fields, "");
+  }
+}
+
+nlohmann::json schema_of(const FieldSpec& field);
+
+nlohmann::json object_schema(const std::vector<FieldSpec>& fields) {
+  nlohmann::json schema = {{"type", "object"}, {"additionalProperties", false}};
+  schema["properties"] = nlohmann::json::object();
+  nlohmann::json required = nlohmann::json::array();
+  for (const FieldSpec& field : fields) {
+    schema["properties"][std::string(field.name)] = schema_of(field);
+    if (field.required) required.push_back(std::string(field.name));
+  }
+  if (!required.empty()) schema["required"] = required;
+  return schema;
+}
+
+nlohmann::json schema_of(const FieldSpec& field) {
+  nlohmann::json schema;
+  switch (field.type) {
+    case T::kString:
+    case T::kExpression:
+    case T::kCondition:
+    case T::kAggregation:
+      schema = {{"type", "string"}};
+      break;
+    case T::kInteger:
+      schema = {{"type", "integer"}};
+      break;
+    case T::kDuration:
+      schema = {{"oneOf",
+                 {{{"type", "integer"}, {"minimum", 0}},
+                  {{"type", "string"}, {"pattern", "^[0-9]+(ms|s|m|h|d)?$"}}}}};
+      break;
+    case T::kEnum: {
+      nlohmann::json values = nlohmann::json::array();
+      for (std::string_view v : field.allowed) values.push_back(std::string(v));
+      schema = {{"enum", values}};
+      break;
+    }
+    case T::kValueBuilder:
+      schema = {{"$ref", "#/$defs/valueBuilder"}};
+      break;
+    case T::kAggregations:
+    case T::kRoutes:
+      schema = {{"type", "object"}, {"additionalProperties", {{"type", "string"}}}};
+      break;
+    case T::kStreamNames:
+      schema = {
+          {"oneOf", {{{"type", "string"}}, {{"type", "array"}, {"items", {{"type", "string"}}}}}}};
+      break;
+    case T::kStringList:
+      schema = {{"type", "array"}, {"items", {{"type", "string"}}}};
+      break;
+    case T::kConfig:
+      schema = {{"$ref", "#/$defs/application"}};
+      break;
+    case T::kObject:
+      schema = object_schema(field.fields);
+      break;
+    case T::kNamedObjects:
+      schema = {{"type", "object"}, {"additionalProperties", object_schema(field.fields)}};
+      break;
+    case T::kObjectList:
+      schema = {{"type", "array"}, {"items", object_schema(field.fields)}};
+      break;
+    case T::kSteps:
+      schema = {{"type", "array"}, {"items", {{"$ref", "#/$defs/step"}}}};
+      break;
+  }
+  schema["description"] = std::string(field.description);
+  if (!field.default_value.empty()) schema["default"] = std::string(field.default_value);
+  return schema;
+}
+
+}  // namespace
+
+const std::vector<FieldSpec>& document_fields() {
+  static const std::vector<FieldSpec> kFields = declare_document();
+  return kFields;
+}
+
+const std::vector<OperatorSpec>& operators() {
+  static const std::vector<OperatorSpec> kOperators = declare_operators();
+  return kOperators;
+}
+
+const OperatorSpec* find_operator(std::string_view name) {
+  for (const OperatorSpec& op : operators())
+    if (op.name == name) return &op;
+  return nullptr;
+}
+
+std::string reference_markdown() {
+  std::string out =
+      "# Pipeline reference\n\n"
+      "A pipeline file describes a rill application in YAML: its configuration, the topics it\n"
+      "reads, and flows of operators that end in sinks. `rill run FILE` runs it,\n"
+      "`rill validate FILE` checks it, `rill describe FILE` prints its topology. This page is\n"
+      "rendered from the declaration in `framework/pipeline/src/declaration.cpp`, as is the\n"
+      "JSON Schema `config/schema/rill-pipeline.schema.json` (point your editor at it); a unit\n"
+      "test fails when they differ (`RILL_UPDATE_DOCS=1 build/tests/rill_unit_tests\n"
+      "\"[pipeline-doc]\"` rewrites both).\n\n"
+      "```yaml\n"
+      "application:\n"
+      "  application.id: word-count\n"
+      "  bootstrap.servers: ${KAFKA_BOOTSTRAP:-embedded}\n"
+      "sources:\n"
+      "  lines: {topic: lines, value_format: string}\n"
+      "flows:\n"
+      "  - from: lines\n"
+      "    steps:\n"
+      "      - flat_map: {split: lower(value)}\n"
+      "      - group_by: value\n"
+      "      - aggregate: count()\n"
+      "      - to: word-counts\n"
+      "```\n\n"
+      "`rill describe --format dot` draws the topology a pipeline becomes; for\n"
+      "`config/pipelines/word-count.yaml` (`rill describe --format dot "
+      "config/pipelines/word-count.yaml | dot -Tsvg`):\n\n"
+      "![The topology of the word-count example](word-count-pipeline.svg)\n\n"
+      "Grouping by a new key goes through a repartition topic, so the count runs in a second\n"
+      "sub-topology, on a store changelogged to Kafka.\n\n"
+      "`${NAME}` in any value is replaced by the environment variable NAME (an error when it\n"
+      "is unset), `${NAME:-default}` by its value or the default. Values of keys naming a\n"
+      "password or secret are never printed or logged.\n\n"
+      "## Sections\n\n";
+  field_table(out, document_fields(), "");
+  out +=
+      "\n## Formats\n\n"
+      "- `json`: JSON text; null is a tombstone.\n"
+      "- `string`: UTF-8 text as a string; written values that are not strings are written as\n"
+      "  JSON text.\n"
+      "- `bytes`: the raw bytes, as a string.\n"
+      "- `int64`: 8 big-endian bytes (Kafka's LongSerializer), as a number.\n\n"
+      "## Steps\n\n"
+      "Each step is a mapping with one operator; an operator with a shorthand field also\n"
+      "takes that field's value directly (`- filter: value.ok`), and one with no required\n"
+      "field may be written alone (`- stdout`).\n";
+  for (const OperatorSpec& op : operators()) {
+    out += "\n### " + std::string(op.name) + "\n\n" + std::string(op.description) + "\n";
+    if (!op.shorthand.empty())
+      out += "\nShorthand: `" + std::string(op.name) + ": <" + std::string(op.shorthand) + ">`.\n";
+    out += "\n";
+    field_table(out, op.fields, "");
+    out += "\n```yaml\n" + std::string(op.example) + "\n```\n";
+  }
+  out +=
+      "\n## Expressions\n\n"
+      "Names: `key`, `value`, `timestamp` (event time, ms since the epoch) and `headers`\n"
+      "(`headers.trace` is the last header `trace`, as a string). `value.user.id` reads\n"
+      "nested fields, `value.items[0]` and `value[\"odd name\"]` index. A missing field is\n"
+      "null. Literals: numbers (`42`, `2.5`), strings (`\"a\"` or `'a'`), `true`, `false`,\n"
+      "`null`, arrays (`[1, 2]`).\n\n"
+      "Operators, loosest first: `??` (the left side unless it is null); `or` `||`; `and`\n"
+      "`&&`; `not` `!`; `==` `!=`; `<` `<=` `>` `>=`; `+` `-`; `*` `/` `%`; unary `-`.\n"
+      "Arithmetic on integers stays integral except `/`; `+` also joins two strings.\n"
+      "Arithmetic and ordering with a null operand give null, and a condition that is null\n"
+      "counts as false. Types known when the pipeline loads are checked then; a type error\n"
+      "on a record sends that record to `processing.exception.handler`.\n\n"
+      "| function | description |\n|---|---|\n";
+  for (const FunctionDoc& f : function_docs())
+    out += "| `" + std::string(f.signature) + "` | " + std::string(f.description) + " |\n";
+  return out;
+}
+
+std::string json_schema() {
+  nlohmann::json schema = object_schema(document_fields());
+  schema["$schema"] = "https://json-schema.org/draft/2020-12/schema";
+  schema["$id"] = "https://rill.invalid/schema/rill-pipeline.schema.json";
+  schema["title"] = "rill pipeline";
+  nlohmann::json application = {
+      {"type", "object"},
+      {"required", {"application.id"}},
+      {"additionalProperties", {{"type", {"string", "number", "boolean"}}}}};
+  application["properties"] = nlohmann::json::object();
+  for (const ConfigKey& key : config_keys())
+    application["properties"][std::string(key.name)] = {
+        {"type", {"string", "number", "boolean"}}, {"description", std::string(key.description)}};
+  nlohmann::json value_builder = {
+      {"oneOf",
+       {{{"type", "string"}},
+        {{"type", "object"}, {"additionalProperties", {{"$ref", "#/$defs/valueBuilder"}}}}}}};
+  nlohmann::json steps = nlohmann::json::array();
+  for (const OperatorSpec& op : operators()) {
+    nlohmann::json fields = object_schema(op.fields);
+    nlohmann::json body = fields;
+    if (!op.shorthand.empty()) {
+      for (const FieldSpec& field : op.fields)
+        if (field.name == op.shorthand) body = {{"oneOf", {schema_of(field), fields}}};
+    }
+    steps.push_back({{"type", "object"},
+                     {"description", std::string(op.description)},
+                     {"required", {std::string(op.name)}},
+                     {"additionalProperties", false},
+                     {"properties", {{std::string(op.name), body}}}});
+    bool any_required = false;
+    for (const FieldSpec& field : op.fields) any_required = any_required || field.required;
+    if (!any_required) steps.push_back({{"const", std::string(op.name)}});
+  }
+  schema["$defs"] = {
+      {"application", application}, {"valueBuilder", value_builder}, {"step", {{"oneOf", steps}}}};
+  return schema.dump(2) + "\n";
+}
+
+}  // namespace rill::pipeline

@@ -1,0 +1,62 @@
+// The record formats of pipelines, as serdes over JSON values, so that every
+// stream of a pipeline has one type, KStream<Json, Json>.
+#include <cstring>
+
+#include "rill/pipeline/pipeline.h"
+#include "rill/serde.h"
+
+namespace rill::pipeline {
+namespace {
+
+// Text as a JSON string; a value that is not a string is written as JSON text.
+class TextSerde final : public Serde<Json> {
+ public:
+  explicit TextSerde(std::string_view name) : name_(name) {}
+  bool serialize(const Json& value, std::string& out) const override {
+    if (value.is_null()) return false;
+    if (value.is_string())
+      out += value.get_ref<const std::string&>();
+    else
+      out += value.dump();
+    return true;
+  }
+  Json deserialize(NullableBytes bytes) const override {
+    if (!bytes) return nullptr;
+    return std::string(*bytes);
+  }
+  std::string_view name() const override { return name_; }
+
+ private:
+  std::string_view name_;
+};
+
+// Kafka's LongSerializer: 8 big-endian bytes.
+class Int64Serde final : public Serde<Json> {
+ public:
+  bool serialize(const Json& value, std::string& out) const override {
+    if (value.is_null()) return false;
+    if (!value.is_number_integer())
+      throw SerdeError("int64: cannot write " + value.dump() + ", expected an integer");
+    return inner_->serialize(value.get<int64_t>(), out);
+  }
+  Json deserialize(NullableBytes bytes) const override {
+    if (!bytes) return nullptr;
+    return inner_->deserialize(bytes);
+  }
+  std::string_view name() const override { return "int64"; }
+
+ private:
+  SerdePtr<int64_t> inner_ = serdes::int64();
+};
+
+}  // namespace
+
+SerdePtr<Json> format_serde(std::string_view format) {
+  if (format == "json") return serdes::json<Json>();
+  if (format == "string") return std::make_shared<TextSerde>("string");
+  if (format == "bytes") return std::make_shared<TextSerde>("bytes");
+  if (format == "int64") return std::make_shared<Int64Serde>();
+  throw std::invalid_argument("unknown format '" + std::string(format) + "'");
+}
+
+}  // namespace rill::pipeline

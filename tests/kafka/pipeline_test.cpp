@@ -1,0 +1,131 @@
+// The `rill` command on the real broker: it runs a YAML pipeline with keyed
+// and windowed aggregations until SIGTERM, and what it wrote is read back by
+// an independent consumer; a topic the broker lacks is a pipeline mistake.
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "support/kafka_cluster.h"
+#include "support/process.h"
+
+using namespace rill::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string rill_binary() {
+  return test_binary("../rill");
+}
+
+std::string write_file(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() / name;
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+std::vector<std::pair<std::string, std::string>> key_values(
+    const std::vector<TestRecord>& records) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : records)
+    out.emplace_back(r.key.value_or("<null>"), r.value.value_or("<null>"));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("rill run aggregates per key and per window on the broker", "[kafka][rill-command]") {
+  const std::string app = unique_name("rill-orders"), input = unique_name("orders"),
+                    totals = unique_name("totals"), windowed = unique_name("per-minute");
+  create_topic(input, 1);
+  create_topic(totals, 1);
+  create_topic(windowed, 1);
+  const std::string state_dir =
+      (std::filesystem::temp_directory_path() / unique_name("rill-state")).string();
+  const std::string file = write_file(app + ".yaml", R"(
+application:
+  application.id: )" + app + R"(
+  bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
+  commit.interval.ms: 500
+  statestore.cache.max.bytes: 0
+  state.dir: )" + state_dir + R"(
+sources:
+  orders:
+    topic: )" + input + R"(
+    timestamp: value.at
+    fields: [product, qty, at]
+flows:
+  - from: orders
+    steps:
+      - group_by: value.product
+      - aggregate:
+          name: totals
+          fields:
+            orders: count()
+            quantity: sum(value.qty)
+      - to: )" + totals + R"(
+  - from: orders
+    steps:
+      - group_by: value.product
+      - aggregate:
+          name: per-minute
+          window: {type: tumbling, size: 1m, emit: final}
+          value: count()
+      - to: )" + windowed + "\n");
+
+  // Event times in whole minutes a few minutes ago, so windows are aligned.
+  const int64_t base = (now_ms() / 60000 - 5) * 60000;
+  auto order = [&](const std::string& product, int qty, int64_t at) {
+    return TestRecord{
+        std::nullopt, nlohmann::json{{"product", product}, {"qty", qty}, {"at", at}}.dump(),
+        -1,           -1,
+        now_ms(),     {}};
+  };
+  produce(input,
+          {order("p1", 2, base + 1000), order("p2", 5, base + 2000), order("p1", 3, base + 30000),
+           order("p1", 1, base + 61000), order("p2", 1, base + 125000)});
+
+  ChildProcess rill({rill_binary(), "run", file}, write_file(app + ".log", ""));
+  const auto total_records = consume(totals, 5, 90s);
+  const auto window_records = consume(windowed, 3, 60s);
+  INFO(rill.log_tail());
+  CHECK(key_values(total_records) ==
+        std::vector<std::pair<std::string, std::string>>{{"p1", R"({"orders":1,"quantity":2})"},
+                                                         {"p2", R"({"orders":1,"quantity":5})"},
+                                                         {"p1", R"({"orders":2,"quantity":5})"},
+                                                         {"p1", R"({"orders":3,"quantity":6})"},
+                                                         {"p2", R"({"orders":2,"quantity":6})"}});
+  auto window_key = [&](const std::string& product, int64_t start) {
+    return nlohmann::json{{"key", product}, {"start", start}, {"end", start + 60000}}.dump();
+  };
+  CHECK(key_values(window_records) ==
+        std::vector<std::pair<std::string, std::string>>{{window_key("p1", base), "2"},
+                                                         {window_key("p2", base), "1"},
+                                                         {window_key("p1", base + 60000), "1"}});
+  rill.signal(SIGTERM);
+  CHECK(rill.wait(60s) == 0);
+  CHECK_THAT(rill.log(), Catch::Contains("NOT_RUNNING"));
+  std::filesystem::remove_all(state_dir);
+}
+
+TEST_CASE("rill run stops with exit code 2 naming a topic the broker lacks",
+          "[kafka][rill-command]") {
+  const std::string app = unique_name("rill-missing"), input = unique_name("missing-in");
+  const std::string file = write_file(app + ".yaml", R"(application:
+  application.id: )" + app + R"(
+  bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
+sources:
+  events: {topic: )" + input + R"(}
+flows:
+  - from: events
+    steps:
+      - stdout
+)");
+  ChildProcess rill({rill_binary(), "run", file}, write_file(app + ".log", ""));
+  CHECK(rill.wait(60s) == 2);
+  CHECK_THAT(rill.log(), Catch::Contains(file + ":5:19: topic '" + input + "' does not exist"));
+}

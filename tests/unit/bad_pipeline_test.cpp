@@ -1,0 +1,229 @@
+// Bad pipelines, as data: each case is a pipeline file with one mistake, the
+// line and column the error must name, and a fragment of its message. The
+// loader must report exactly one error there, never crash.
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "rill/pipeline/pipeline.h"
+
+namespace {
+
+struct BadPipeline {
+  const char* what;
+  std::string yaml;
+  int line;
+  int column;
+  std::string message;
+};
+
+// Lines 1-6 of most cases; the mistake comes after.
+const std::string kHead =
+    "application:\n"           // 1
+    "  application.id: app\n"  // 2
+    "sources:\n"               // 3
+    "  in: {topic: input}\n"   // 4
+    "flows:\n"                 // 5
+    "  - from: in\n";          // 6
+
+std::string with_steps(const std::string& steps) {
+  return kHead + "    steps:\n" + steps;
+}
+
+const std::vector<BadPipeline> kCases = {
+    {"invalid YAML", "application: {application.id: app\nsources: x\n", 2, 8, "invalid YAML"},
+    {"not a mapping", "- just\n- a list\n", 1, 1, "found a list, expected a mapping"},
+    {"unknown top-level section", kHead + "    steps: [stdout]\nsinks: {}\n", 8, 1,
+     "unknown field 'sinks' in the pipeline"},
+    {"missing sources",
+     "application: {application.id: app}\nflows:\n  - from: in\n    steps: [stdout]\n", 1, 1,
+     "missing field 'sources'"},
+    {"missing application.id",
+     "application:\n  num.stream.threads: 2\nsources:\n  in: {topic: t}\nflows:\n  - from: in\n"
+     "    steps: [stdout]\n",
+     2, 3, "config 'application.id' is required"},
+    {"config value of the wrong type",
+     "application:\n  application.id: app\n  num.stream.threads: many\nsources:\n  in: {topic: "
+     "t}\nflows:\n  - from: in\n    steps: [stdout]\n",
+     3, 23, "config 'num.stream.threads': invalid value 'many', expected an integer"},
+    {"misspelt config key",
+     "application:\n  application.id: app\n  comit.interval.ms: 100\nsources:\n  in: {topic: "
+     "t}\nflows:\n  - from: in\n    steps: [stdout]\n",
+     3, 3, "did you mean 'commit.interval.ms'?"},
+    {"bad enum config value",
+     "application:\n  application.id: app\n  processing.guarantee: exactly_once\nsources:\n  in: "
+     "{topic: t}\nflows:\n  - from: in\n    steps: [stdout]\n",
+     3, 25, "expected one of at_least_once exactly_once_v2"},
+    {"dead-letter handler without a topic",
+     "application:\n  application.id: app\n  deserialization.exception.handler: "
+     "dead-letter\nsources:\n  in: {topic: t}\nflows:\n  - from: in\n    steps: [stdout]\n",
+     2, 3, "errors.dead.letter.queue.topic.name' is required"},
+    {"source without a topic",
+     "application: {application.id: app}\nsources:\n  in: {value_format: json}\nflows:\n  - "
+     "from: in\n    steps: [stdout]\n",
+     3, 7, "missing field 'topic' in 'in'"},
+    {"unknown source field",
+     "application: {application.id: app}\nsources:\n  in: {topic: t, formt: json}\nflows:\n  - "
+     "from: in\n    steps: [stdout]\n",
+     3, 18, "unknown field 'formt' in 'in'"},
+    {"unknown value format",
+     "application: {application.id: app}\nsources:\n  in: {topic: t, value_format: avro}\nflows:\n"
+     "  - from: in\n    steps: [stdout]\n",
+     3, 32, "found 'avro', expected one of json, string, bytes, int64"},
+    {"source that is not a mapping",
+     "application: {application.id: app}\nsources:\n  in: input\nflows:\n  - from: in\n    "
+     "steps: [stdout]\n",
+     3, 7, "found 'input', expected a mapping"},
+    {"unknown stream in from",
+     "application: {application.id: app}\nsources:\n  in: {topic: t}\nflows:\n  - from: inn\n"
+     "    steps: [stdout]\n",
+     5, 11,
+     "unknown stream 'inn', expected a source, a branch route or an earlier flow's 'as': in; did "
+     "you mean 'in'?"},
+    {"flow without steps", kHead, 6, 5, "missing field 'steps'"},
+    {"steps that are not a list", kHead + "    steps: stdout\n", 7, 12, "expected a list of steps"},
+    {"unknown operator", with_steps("      - fliter: value.x > 1\n"), 8, 9,
+     "unknown operator 'fliter'"},
+    {"two operators in one step", with_steps("      - filter: value.x > 1\n        map: value\n"),
+     8, 9, "expected one operator per step"},
+    {"unknown operator field", with_steps("      - to: {topic: out, format: json}\n"), 8, 26,
+     "unknown field 'format' in 'to'"},
+    {"missing topic of to", with_steps("      - to: {value_format: json}\n"), 8, 13,
+     "missing field 'topic' in 'to'"},
+    {"wrong field type", with_steps("      - to: {topic: [a, b]}\n"), 8, 21,
+     "found a list, expected a string"},
+    {"bad expression", with_steps("      - filter: value.amount >\n"), 8, 31,
+     "bad expression: expected a value"},
+    {"bad expression in quotes", with_steps("      - filter: \"value.x == 'a\"\n"), 8, 29,
+     "unterminated string"},
+    {"assignment instead of comparison", with_steps("      - filter: value.x = 1\n"), 8, 25,
+     "expected '==' to compare"},
+    {"unknown name in an expression", with_steps("      - map: {user: usr.id}\n"), 8, 21,
+     "unknown name 'usr'"},
+    {"unknown function", with_steps("      - map: {user: lowercase(value.user)}\n"), 8, 21,
+     "unknown function 'lowercase'"},
+    {"filter that is not a condition", with_steps("      - filter: value.amount * 2\n"), 8, 17,
+     "expected a condition"},
+    {"type error known at load time", with_steps("      - filter: lower(value.a) > 3\n"), 8, 32,
+     "compares two numbers or two strings, found a string and a number"},
+    {"unknown field reference",
+     "application: {application.id: app}\nsources:\n  in: {topic: t, fields: [user, amount]}\n"
+     "flows:\n  - from: in\n    steps:\n      - filter: value.amout > 1\n",
+     7, 23, "unknown field 'value.amout', expected one of: amount, user"},
+    {"unknown field after a map",
+     with_steps("      - map: {total: value.a + value.b}\n      - filter: value.totl > 1\n"), 9, 23,
+     "unknown field 'value.totl', expected one of: total"},
+    {"aggregate without group_by", with_steps("      - aggregate: count()\n"), 8, 9,
+     "found aggregate without a group_by"},
+    {"group_by without aggregate", with_steps("      - group_by: value.user\n      - stdout\n"), 9,
+     9, "found 'stdout' after group_by, expected aggregate"},
+    {"group_by at the end", with_steps("      - group_by: value.user\n"), 8, 9,
+     "expected an aggregate step after it"},
+    {"unknown aggregation",
+     with_steps("      - group_by: key\n      - aggregate: {value: total(value.x)}\n"), 9, 28,
+     "found 'total', expected an aggregation"},
+    {"aggregation with a bad argument",
+     with_steps("      - group_by: key\n      - aggregate: {value: sum(value.x +)}\n"), 9, 41,
+     "bad aggregation"},
+    {"aggregation reading the timestamp",
+     with_steps("      - group_by: key\n      - aggregate: {value: max(timestamp)}\n"), 9, 28,
+     "aggregations see the key and value only"},
+    {"aggregate with value and fields",
+     with_steps(
+         "      - group_by: key\n      - aggregate: {value: count(), fields: {n: count()}}\n"),
+     9, 9, "expected exactly one of them"},
+    {"unknown window type",
+     with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
+                "          window: {type: rolling, size: 1m}\n"),
+     11, 26, "found 'rolling', expected one of tumbling, hopping, sliding, session"},
+    {"bad duration",
+     with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
+                "          window: {type: tumbling, size: 1 minute}\n"),
+     11, 42, "found '1 minute', expected a duration"},
+    {"tumbling window without size",
+     with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
+                "          window: {type: tumbling}\n"),
+     11, 19, "missing field 'size' in tumbling window"},
+    {"hopping advance larger than the size",
+     with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
+                "          window: {type: hopping, size: 1m, advance: 2m}\n"),
+     11, 54, "expected at most the size"},
+    {"session window with a size",
+     with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
+                "          window: {type: session, gap: 1m, size: 5m}\n"),
+     11, 50, "'size' does not apply to session windows"},
+    {"step after branch",
+     with_steps("      - branch: {routes: {a: value.x > 1}}\n      - stdout\n"), 9, 9,
+     "found a step after 'branch'"},
+    {"route name used twice", with_steps("      - branch: {routes: {in: value.x > 1}}\n"), 8, 27,
+     "stream 'in' is defined twice"},
+    {"flat_map with both explode and split",
+     with_steps("      - flat_map: {explode: value.items, split: value.text}\n"), 8, 9,
+     "found both 'explode' and 'split'"},
+    {"unset environment variable",
+     "application:\n  application.id: ${APP_NAME}\nsources:\n  in: {topic: t}\nflows:\n  - from: "
+     "in\n    steps: [stdout]\n",
+     2, 19, "environment variable 'APP_NAME' is not set"},
+    {"duplicate field", with_steps("      - to: {topic: a, topic: b}\n"), 8, 24,
+     "field 'topic' appears twice"},
+    {"expression in a block scalar",
+     with_steps("      - filter: |\n          value.a > 1 and\n          value.b >\n"), 10, 20,
+     "expected a value"},
+    {"operator given a list", with_steps("      - filter: [value.a]\n"), 8, 17,
+     "found a list, expected a condition"},
+    {"aggregation named twice",
+     with_steps("      - group_by: key\n      - aggregate:\n          fields: {n: count(), n: "
+                "sum(value.x)}\n"),
+     10, 32, "'n' appears twice in 'fields' in 'aggregate'"},
+    {"source named twice",
+     "application: {application.id: app}\nsources:\n  in: {topic: a}\n  in: {topic: b}\n"
+     "flows:\n  - from: in\n    steps: [stdout]\n",
+     4, 3, "'in' appears twice in 'sources'"},
+    {"timestamp that is not a number",
+     "application: {application.id: app}\nsources:\n  in: {topic: a, timestamp: lower(value.at)}"
+     "\nflows:\n  - from: in\n    steps: [stdout]\n",
+     3, 29, "expected a time in ms since the epoch"},
+    {"operator without its required field", with_steps("      - branch\n"), 8, 9,
+     "missing field 'routes' in 'branch'"},
+    {"merge of an unknown stream", with_steps("      - merge: [others]\n"), 8, 17,
+     "unknown stream 'others'"},
+};
+
+}  // namespace
+
+TEST_CASE("bad pipelines give one error naming the place and what was expected",
+          "[unit][pipeline-errors]") {
+  REQUIRE(kCases.size() >= 30);
+  for (const BadPipeline& bad : kCases) {
+    INFO(bad.what << "\n" << bad.yaml);
+    try {
+      rill::pipeline::load_text(bad.yaml, "bad.yaml",
+                                [](const std::string&) { return std::optional<std::string>(); });
+      FAIL_CHECK("loaded without an error");
+    } catch (const rill::pipeline::PipelineError& e) {
+      INFO(e.report());
+      CHECK(e.position().file == "bad.yaml");
+      CHECK(e.position().line == bad.line);
+      CHECK(e.position().column == bad.column);
+      CHECK_THAT(e.message(), Catch::Contains(bad.message));
+      CHECK_THAT(std::string(e.what()), Catch::StartsWith("bad.yaml:" + std::to_string(bad.line) +
+                                                          ":" + std::to_string(bad.column) + ": "));
+    }
+  }
+}
+
+TEST_CASE("a pipeline error shows the line with a caret under the column",
+          "[unit][pipeline-errors]") {
+  try {
+    rill::pipeline::load_text(with_steps("      - filter: value.amount >\n"), "orders.yaml",
+                              rill::pipeline::process_environment());
+    FAIL("loaded");
+  } catch (const rill::pipeline::PipelineError& e) {
+    CHECK(e.report() ==
+          "orders.yaml:8:31: bad expression: expected a value, a name or '(', found the end of "
+          "the expression\n"
+          "        - filter: value.amount >\n"
+          "                                ^\n");
+  }
+}

@@ -1,0 +1,375 @@
+// YAML pipelines run through TopologyTestDriver: each test loads a pipeline
+// from text, pipes records into its source topics as bytes and checks what it
+// wrote, so the loader, the expressions and the shared operators are tested
+// together.
+#include "rill/pipeline/pipeline.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "rill/test_driver.h"
+
+using rill::CapturedRecord;
+using rill::TopologyTestDriver;
+using rill::pipeline::Json;
+
+namespace {
+
+rill::pipeline::Environment environment(std::map<std::string, std::string> variables = {}) {
+  return [variables](const std::string& name) -> std::optional<std::string> {
+    auto it = variables.find(name);
+    if (it == variables.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+rill::pipeline::Pipeline load(const std::string& yaml,
+                              std::map<std::string, std::string> variables = {}) {
+  return rill::pipeline::load_text(yaml, "test.yaml", environment(std::move(variables)));
+}
+
+// A driver over the pipeline, with its configuration and caching off, so
+// that every update is visible at once.
+struct Run {
+  explicit Run(const std::string& yaml, std::map<std::string, std::string> variables = {})
+      : pipeline(load(yaml, std::move(variables))),
+        driver(pipeline.topology, with_no_cache(pipeline.config)) {}
+
+  static rill::StreamsConfig with_no_cache(rill::StreamsConfig config) {
+    config.set("statestore.cache.max.bytes", "0");
+    return config;
+  }
+
+  void pipe(const std::string& topic, std::optional<std::string> key,
+            std::optional<std::string> value, int64_t timestamp = 1000,
+            rill::Headers headers = {}) {
+    CapturedRecord record;
+    record.key = std::move(key);
+    record.value = std::move(value);
+    record.timestamp = timestamp;
+    record.headers = std::move(headers);
+    driver.pipe_raw(topic, record);
+  }
+
+  // key and value as text, in order.
+  std::vector<std::pair<std::string, std::string>> read(const std::string& topic) {
+    std::vector<std::pair<std::string, std::string>> records;
+    while (auto record = driver.read_raw(topic))
+      records.emplace_back(record->key.value_or("<null>"), record->value.value_or("<null>"));
+    return records;
+  }
+
+  rill::pipeline::Pipeline pipeline;
+  TopologyTestDriver driver;
+};
+
+using Records = std::vector<std::pair<std::string, std::string>>;
+
+}  // namespace
+
+TEST_CASE("a word count pipeline counts words", "[unit][pipeline]") {
+  Run run(R"(
+application:
+  application.id: word-count
+sources:
+  lines: {topic: lines, value_format: string}
+flows:
+  - from: lines
+    steps:
+      - flat_map: {split: lower(value)}
+      - group_by: value
+      - aggregate: {value: count(), name: counts}
+      - to: {topic: word-counts, value_format: int64}
+)");
+  CHECK(run.pipeline.embedded);
+  run.pipe("lines", std::nullopt, "The fox  the");
+  run.pipe("lines", std::nullopt, "fox");
+  const std::string one("\0\0\0\0\0\0\0\1", 8), two("\0\0\0\0\0\0\0\2", 8);
+  CHECK(run.read("word-counts") == Records{{"the", one}, {"fox", one}, {"the", two}, {"fox", two}});
+  CHECK(run.driver.get_state_store("counts") != nullptr);
+}
+
+TEST_CASE("filter, map and select_key see the value, timestamp and headers", "[unit][pipeline]") {
+  Run run(R"(
+application: {application.id: orders}
+sources:
+  orders: {topic: orders, fields: [user, amount, currency]}
+flows:
+  - from: orders
+    steps:
+      - filter: value.amount >= 10 and headers.source != "test"
+      - map:
+          user: upper(value.user)
+          cents: value.amount * 100
+          at: timestamp
+          meta:
+            currency: value.currency ?? "EUR"
+      - select_key: value.user
+      - to: big-orders
+)");
+  run.pipe("orders", "1", R"({"user":"ada","amount":12})", 5000);
+  run.pipe("orders", "2", R"({"user":"bob","amount":3})", 6000);
+  run.pipe("orders", "3", R"({"user":"cy","amount":50,"currency":"USD"})", 7000,
+           rill::Headers{{"source", "test"}});
+  run.pipe("orders", "4", R"({"user":"dan","amount":10,"currency":"USD"})", 8000);
+  CHECK(run.read("big-orders") ==
+        Records{{"ADA", R"({"at":5000,"cents":1200,"meta":{"currency":"EUR"},"user":"ADA"})"},
+                {"DAN", R"({"at":8000,"cents":1000,"meta":{"currency":"USD"},"user":"DAN"})"}});
+}
+
+TEST_CASE("branch routes records to streams that later flows read and merge", "[unit][pipeline]") {
+  Run run(R"(
+application: {application.id: routes}
+sources:
+  payments: {topic: payments}
+flows:
+  - from: payments
+    steps:
+      - branch:
+          routes:
+            large: value.amount >= 1000
+            refunds: value.amount < 0
+          default: normal
+  - from: large
+    steps:
+      - map: {value: {amount: value.amount, flagged: true}}
+    as: flagged
+  - from: [normal, refunds]
+    steps:
+      - merge: flagged
+      - to: reviewed
+  - from: refunds
+    steps:
+      - flat_map: {explode: '[value.amount, -value.amount]'}
+      - to: refund-parts
+)");
+  run.pipe("payments", "a", R"({"amount":5000})");
+  run.pipe("payments", "b", R"({"amount":-20})");
+  run.pipe("payments", "c", R"({"amount":15})");
+  CHECK(run.read("reviewed") == Records{{"a", R"({"amount":5000,"flagged":true})"},
+                                        {"b", R"({"amount":-20})"},
+                                        {"c", R"({"amount":15})"}});
+  CHECK(run.read("refund-parts") == Records{{"b", "-20"}, {"b", "20"}});
+}
+
+TEST_CASE("aggregate computes every aggregation function per key", "[unit][pipeline]") {
+  Run run(R"(
+application: {application.id: stats}
+sources:
+  sales: {topic: sales}
+flows:
+  - from: sales
+    steps:
+      - group_by: value.shop
+      - aggregate:
+          fields:
+            n: count()
+            total: sum(value.amount)
+            low: min(value.amount)
+            high: max(value.amount)
+            mean: avg(value.amount)
+            first_item: first(value.item)
+            last_item: last(value.item)
+            items: count_distinct(value.item)
+      - to: shop-stats
+)");
+  run.pipe("sales", std::nullopt, R"({"shop":"s1","amount":10,"item":"tea"})");
+  run.pipe("sales", std::nullopt, R"({"shop":"s2","amount":1,"item":"jam"})");
+  run.pipe("sales", std::nullopt, R"({"shop":"s1","amount":30,"item":"cake"})");
+  run.pipe("sales", std::nullopt, R"({"shop":"s1","amount":null,"item":"tea"})");
+  const Records out = run.read("shop-stats");
+  REQUIRE(out.size() == 4);
+  CHECK(out.back().first == "s1");
+  CHECK(Json::parse(out.back().second) == Json::parse(R"({"n":3,"total":40,"low":10,"high":30,
+        "mean":20.0,"first_item":"tea","last_item":"tea","items":2})"));
+  CHECK(Json::parse(out[1].second)["mean"] == 1.0);
+}
+
+TEST_CASE("tumbling windows with grace emit one final result per window", "[unit][pipeline]") {
+  Run run(R"(
+application: {application.id: views}
+sources:
+  views:
+    topic: page-views
+    timestamp: value.at
+flows:
+  - from: views
+    steps:
+      - group_by: value.user
+      - aggregate:
+          window: {type: tumbling, size: 1m, grace: 10s, emit: final}
+          value: count()
+      - to: views-per-minute
+)");
+  auto view = [&](const std::string& user, int64_t at) {
+    run.pipe("page-views", std::nullopt,
+             R"({"user":")" + user + R"(","at":)" + std::to_string(at) + "}", 1);
+  };
+  view("u1", 0);
+  view("u1", 30'000);
+  view("u2", 59'999);
+  view("u1", 61'000);  // next window; stream time 61s, first window open until 70s
+  view("u1", 65'000);  // late but within grace: counted in the first window
+  CHECK(run.read("views-per-minute").empty());
+  view("u1", 70'000);  // closes [0, 60s)
+  view("u1", 5'000);   // too late: the window closed
+  CHECK(run.read("views-per-minute") == Records{{R"({"end":60000,"key":"u1","start":0})", "2"},
+                                                {R"({"end":60000,"key":"u2","start":0})", "1"}});
+  view("u1", 130'000);  // closes [60s, 120s)
+  CHECK(run.read("views-per-minute") ==
+        Records{{R"({"end":120000,"key":"u1","start":60000})", "3"}});
+  CHECK(run.driver.dropped_records() == 1);
+}
+
+TEST_CASE("hopping, sliding and session windows emit their changes", "[unit][pipeline]") {
+  const std::string head = R"(
+application: {application.id: w}
+sources:
+  clicks: {topic: clicks}
+flows:
+  - from: clicks
+    steps:
+      - group_by: key
+      - aggregate:
+)";
+  SECTION("hopping") {
+    Run run(head + R"(          window: {type: hopping, size: 10s, advance: 5s}
+          value: sum(value.n)
+      - to: out
+)");
+    run.pipe("clicks", "k", R"({"n":1})", 7000);
+    CHECK(run.read("out") == Records{{R"({"end":10000,"key":"k","start":0})", "1"},
+                                     {R"({"end":15000,"key":"k","start":5000})", "1"}});
+  }
+  SECTION("session") {
+    Run run(head + R"(          window: {type: session, gap: 5s, grace: 10s}
+          value: count()
+      - to: out
+)");
+    run.pipe("clicks", "k", "{}", 1000);
+    run.pipe("clicks", "k", "{}", 9000);
+    run.pipe("clicks", "k", "{}", 5000);  // bridges both sessions
+    const Records out = run.read("out");
+    INFO(Json(out).dump());
+    REQUIRE(!out.empty());
+    CHECK(out.back() ==
+          std::pair<std::string, std::string>{R"({"end":9000,"key":"k","start":1000})", "3"});
+  }
+  SECTION("session, final results only") {
+    Run run(head + R"(          window: {type: session, gap: 5s, emit: final}
+          value: count()
+      - to: out
+)");
+    run.pipe("clicks", "k", "{}", 1000);
+    run.pipe("clicks", "k", "{}", 4000);
+    CHECK(run.read("out").empty());
+    run.pipe("clicks", "k", "{}", 10000);  // stream time passes 4 s + the 5 s gap
+    CHECK(run.read("out") == Records{{R"({"end":4000,"key":"k","start":1000})", "2"}});
+  }
+  SECTION("sliding") {
+    Run run(head + R"(          window: {type: sliding, size: 5s}
+          value: max(value.n)
+      - to: out
+)");
+    run.pipe("clicks", "k", R"({"n":4})", 10000);
+    CHECK(run.read("out") == Records{{R"({"end":10000,"key":"k","start":5000})", "4"}});
+  }
+}
+
+TEST_CASE("environment variables fill values, with defaults", "[unit][pipeline]") {
+  const std::string yaml = R"(
+application:
+  application.id: ${APP_ID}
+  bootstrap.servers: ${BOOTSTRAP:-embedded}
+  sasl.password: ${PASSWORD:-}
+sources:
+  in: {topic: "${PREFIX:-dev}-input"}
+flows:
+  - from: in
+    steps:
+      - filter: value.n > ${THRESHOLD:-10}
+      - to: "${PREFIX:-dev}-output"
+)";
+  auto pipeline = load(
+      yaml,
+      {{"APP_ID", "env-app"}, {"PREFIX", "prod"}, {"THRESHOLD", "1"}, {"PASSWORD", "hunter2"}});
+  CHECK(pipeline.config.get_string("application.id") == "env-app");
+  CHECK(pipeline.embedded);
+  CHECK(pipeline.config.to_log_string().find("hunter2") == std::string::npos);
+  REQUIRE(pipeline.topics.size() == 2);
+  CHECK(pipeline.topics[0].topic == "prod-input");
+  CHECK(pipeline.topics[1].topic == "prod-output");
+  TopologyTestDriver driver(pipeline.topology, pipeline.config);
+  CapturedRecord record;
+  record.value = R"({"n":2})";
+  driver.pipe_raw("prod-input", record);
+  CHECK(driver.queue_size("prod-output") == 1);
+
+  auto with_broker = load(yaml, {{"APP_ID", "a"}, {"BOOTSTRAP", "broker:9092"}});
+  CHECK_FALSE(with_broker.embedded);
+  CHECK(with_broker.config.get_string("bootstrap.servers") == "broker:9092");
+}
+
+TEST_CASE("poison records go to the configured handler", "[unit][pipeline]") {
+  const std::string body = R"(
+sources:
+  in: {topic: in}
+flows:
+  - from: in
+    steps:
+      - map: {doubled: value.n * 2}
+      - to: out
+)";
+  SECTION("malformed JSON goes to the dead-letter topic") {
+    Run run(R"(
+application:
+  application.id: dlq
+  deserialization.exception.handler: dead-letter
+  errors.dead.letter.queue.topic.name: in-dead-letters
+)" + body);
+    run.pipe("in", "a", "{not json");
+    run.pipe("in", "b", R"({"n":2})");
+    CHECK(run.read("in-dead-letters") == Records{{"a", "{not json"}});
+    CHECK(run.read("out") == Records{{"b", R"({"doubled":4})"}});
+    CHECK(run.driver.dead_lettered_records() == 1);
+  }
+  SECTION("an expression failing on a record is a processing error") {
+    Run run(R"(
+application:
+  application.id: skip
+  processing.exception.handler: log-and-continue
+)" + body);
+    run.pipe("in", "a", R"({"n":"two"})");
+    run.pipe("in", "b", R"({"n":3})");
+    CHECK(run.read("out") == Records{{"b", R"({"doubled":6})"}});
+    CHECK(run.driver.skipped_records() == 1);
+  }
+  SECTION("an event time that is not a number is a processing error") {
+    Run run(R"(
+application:
+  application.id: times
+  processing.exception.handler: dead-letter
+  errors.dead.letter.queue.topic.name: bad-times
+sources:
+  in: {topic: in, timestamp: value.at}
+flows:
+  - from: in
+    steps:
+      - to: out
+)");
+    run.pipe("in", "a", R"({"at":"yesterday"})");
+    run.pipe("in", "b", R"({"at":5})");
+    CHECK(run.read("bad-times") == Records{{"a", R"({"at":"yesterday"})"}});
+    CHECK(run.read("out") == Records{{"b", R"({"at":5})"}});
+  }
+  SECTION("log-and-fail stops on it") {
+    Run run(R"(
+application: {application.id: fail}
+)" + body);
+    CHECK_THROWS(run.pipe("in", "a", R"({"n":"two"})"));
+  }
+}
