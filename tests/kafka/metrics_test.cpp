@@ -353,3 +353,55 @@ TEST_CASE("dead-lettered records are counted, and a failed instance answers 503 
     CHECK(metric_sum(body, "rill_failed_tasks_total") == 1);
   }
 }
+
+TEST_CASE("window and session stores report their latency and RocksDB estimates",
+          "[kafka][metrics][windows]") {
+  const std::string app = unique_name("app-metrics-windows");
+  const std::string input = unique_name("metrics-windows-in");
+  create_topic(input, 1);
+  constexpr int kRecords = 40;
+  std::vector<TestRecord> records;
+  const int64_t now = now_ms();
+  for (int i = 0; i < kRecords; ++i)
+    records.push_back({"key-" + std::to_string(i % 4), "x", 0, -1, now + i, {}});
+  produce(input, records);
+
+  StreamsBuilder builder;
+  auto grouped = builder.stream(input, serdes::string(), serdes::string()).group_by_key();
+  grouped.windowed_by(TimeWindows::of_size_and_grace(1h, 1h))
+      .count(Materialized<std::string, int64_t>::as("window-counts"));
+  grouped.windowed_by(SessionWindows::of_inactivity_gap_and_grace(1h, 1h))
+      .count(Materialized<std::string, int64_t>::as("session-counts"));
+  StreamsConfig config = metrics_config(app, temp_state_dir(app));
+  config.set("metrics.recording.level", "DEBUG");
+  KafkaStreams streams(builder.build(), config);
+  streams.start();
+  const int port = streams.metrics_port();
+  REQUIRE(port > 0);
+  const std::string body = scrape_until(
+      port,
+      [&](const std::string& exposition) {
+        return metric_sum(exposition, "rill_records_processed_total") == kRecords &&
+               metric_count(exposition, "rill_store_estimated_keys",
+                            {{"store", "window-counts"}}) == 1 &&
+               metric_count(exposition, "rill_store_estimated_keys",
+                            {{"store", "session-counts"}}) == 1;
+      },
+      60s);
+  INFO(body);
+  REQUIRE(streams.close(30s));
+  REQUIRE(metric_sum(body, "rill_records_processed_total") == kRecords);
+  // A tumbling window count reads and writes its one window per record.
+  CHECK(metric_sum(body, "rill_store_get_latency_seconds_count", {{"store", "window-counts"}}) ==
+        kRecords);
+  CHECK(metric_sum(body, "rill_store_put_latency_seconds_count", {{"store", "window-counts"}}) ==
+        kRecords);
+  // A session count looks up the sessions a record may join, then writes the
+  // merged session (and removes the ones it replaces).
+  CHECK(metric_sum(body, "rill_store_get_latency_seconds_count", {{"store", "session-counts"}}) ==
+        kRecords);
+  CHECK(metric_sum(body, "rill_store_put_latency_seconds_count", {{"store", "session-counts"}}) >=
+        kRecords);
+  CHECK(metric_count(body, "rill_store_size_bytes", {{"store", "window-counts"}}) == 1);
+  CHECK(metric_count(body, "rill_store_size_bytes", {{"store", "session-counts"}}) == 1);
+}

@@ -12,6 +12,8 @@
 #include "metrics/task_metrics.h"
 #include "state/metered_stores.h"
 #include "state/rocksdb_key_value_store.h"
+#include "state/session_store.h"
+#include "state/window_store.h"
 
 namespace rill::runtime {
 namespace {
@@ -80,11 +82,8 @@ void StateManager::open(internal::RecordCollector* collector, std::function<int6
     }
     auto bytes = builder.build_bytes_store(store_directory, resources_);
     open_store.inner = bytes.get();
-    if (metrics::StoreLatency* latency = metrics_ ? metrics_->latency_of(name) : nullptr;
-        latency != nullptr && spec.kind == StoreKind::kKeyValue)
-      bytes = state::with_latency(std::unique_ptr<state::KeyValueBytesStore>(
-                                      static_cast<state::KeyValueBytesStore*>(bytes.release())),
-                                  *latency);
+    if (metrics::StoreLatency* latency = metrics_ ? metrics_->latency_of(name) : nullptr)
+      bytes = state::with_latency(std::move(bytes), spec.kind, *latency);
     if (spec.logging_enabled) {
       changelogs_.push_back(
           {name, topic, task_.partition, trusted && spec.persistent ? found->second : 0});
@@ -164,11 +163,25 @@ void StateManager::close(bool clean) {
   }
 }
 
+namespace {
+
+// The RocksDB database of a store: a key-value store's own, or the one a
+// window or session store keeps its segments in; nullptr in memory.
+const state::RocksDbKeyValueStore* rocksdb_of(const state::BytesStore* store) {
+  if (const auto* window = dynamic_cast<const state::SegmentedWindowStore*>(store))
+    store = &window->segments_store();
+  else if (const auto* session = dynamic_cast<const state::SegmentedSessionStore*>(store))
+    store = &session->segments_store();
+  return dynamic_cast<const state::RocksDbKeyValueStore*>(store);
+}
+
+}  // namespace
+
 std::vector<StateManager::StoreMetrics> StateManager::store_metrics() const {
   std::vector<StoreMetrics> sizes;
   for (const auto& [name, open_store] : stores_) {
     const StateStore::CacheCounts cache = open_store.store->cache_counts();
-    const auto* rocksdb_store = dynamic_cast<const state::RocksDbKeyValueStore*>(open_store.inner);
+    const auto* rocksdb_store = rocksdb_of(open_store.inner);
     if (rocksdb_store == nullptr) {
       sizes.push_back({name, -1, -1, cache});
       continue;

@@ -73,7 +73,7 @@ class StateManager {
   // Writes the checkpoint: for each changelog, the offset after the last
   // acknowledged record. Call after flush() and the producer's flush.
   void checkpoint();
-  // Per store: what RocksDB estimates of a persistent key-value store (keys,
+  // Per store: what RocksDB estimates of a persistent store (keys or windows,
   // and bytes of SST files plus memtables; -1 for other stores) and the record
   // cache's hits and misses. Safe from any thread while the stores are open.
   struct StoreMetrics {

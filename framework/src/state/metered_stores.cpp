@@ -70,11 +70,114 @@ class MeteredKeyValueStore final : public KeyValueBytesStore {
   metrics::StoreLatency& latency_;
 };
 
+// Window stores: a put or remove is a write, a fetch of one window a read.
+// Range fetches hand back iterators whose cost falls in the iteration, so
+// they are not timed.
+class MeteredWindowStore final : public WindowBytesStore {
+ public:
+  MeteredWindowStore(std::unique_ptr<WindowBytesStore> inner, metrics::StoreLatency& latency)
+      : inner_(std::move(inner)), latency_(latency) {}
+
+  std::string_view name() const override { return inner_->name(); }
+  bool persistent() const override { return inner_->persistent(); }
+  bool is_open() const override { return inner_->is_open(); }
+  void flush() override { inner_->flush(); }
+  void close() override { inner_->close(); }
+  int64_t window_size() const override { return inner_->window_size(); }
+  int64_t retention_period() const override { return inner_->retention_period(); }
+  int64_t observed_stream_time() const override { return inner_->observed_stream_time(); }
+
+  bool put(std::string_view key, int64_t window_start, std::string_view value) override {
+    Timed timed(latency_.put);
+    return inner_->put(key, window_start, value);
+  }
+  void remove(std::string_view key, int64_t window_start) override {
+    Timed timed(latency_.put);
+    inner_->remove(key, window_start);
+  }
+  std::optional<std::string> fetch(std::string_view key, int64_t window_start) const override {
+    Timed timed(latency_.get);
+    return inner_->fetch(key, window_start);
+  }
+  std::unique_ptr<WindowBytesIterator> fetch(std::string_view key, int64_t time_from,
+                                             int64_t time_to) const override {
+    return inner_->fetch(key, time_from, time_to);
+  }
+  std::unique_ptr<WindowBytesIterator> fetch_all(int64_t time_from,
+                                                 int64_t time_to) const override {
+    return inner_->fetch_all(time_from, time_to);
+  }
+  std::unique_ptr<WindowBytesIterator> all() const override { return inner_->all(); }
+
+ private:
+  std::unique_ptr<WindowBytesStore> inner_;
+  metrics::StoreLatency& latency_;
+};
+
+// Session stores: a put or remove is a write; fetching one session, or
+// looking up the sessions a record may merge with, a read.
+class MeteredSessionStore final : public SessionBytesStore {
+ public:
+  MeteredSessionStore(std::unique_ptr<SessionBytesStore> inner, metrics::StoreLatency& latency)
+      : inner_(std::move(inner)), latency_(latency) {}
+
+  std::string_view name() const override { return inner_->name(); }
+  bool persistent() const override { return inner_->persistent(); }
+  bool is_open() const override { return inner_->is_open(); }
+  void flush() override { inner_->flush(); }
+  void close() override { inner_->close(); }
+  int64_t retention_period() const override { return inner_->retention_period(); }
+  int64_t observed_stream_time() const override { return inner_->observed_stream_time(); }
+
+  bool put(std::string_view key, int64_t start, int64_t end, std::string_view value) override {
+    Timed timed(latency_.put);
+    return inner_->put(key, start, end, value);
+  }
+  void remove(std::string_view key, int64_t start, int64_t end) override {
+    Timed timed(latency_.put);
+    inner_->remove(key, start, end);
+  }
+  std::optional<std::string> fetch_session(std::string_view key, int64_t start,
+                                           int64_t end) const override {
+    Timed timed(latency_.get);
+    return inner_->fetch_session(key, start, end);
+  }
+  std::unique_ptr<SessionBytesIterator> find_sessions(std::string_view key,
+                                                      int64_t earliest_session_end,
+                                                      int64_t latest_session_start) const override {
+    Timed timed(latency_.get);
+    return inner_->find_sessions(key, earliest_session_end, latest_session_start);
+  }
+  std::unique_ptr<SessionBytesIterator> fetch(std::string_view key) const override {
+    return inner_->fetch(key);
+  }
+  std::unique_ptr<SessionBytesIterator> all() const override { return inner_->all(); }
+
+ private:
+  std::unique_ptr<SessionBytesStore> inner_;
+  metrics::StoreLatency& latency_;
+};
+
+template <class Metered, class Store>
+std::unique_ptr<BytesStore> metered(std::unique_ptr<BytesStore>& store,
+                                    metrics::StoreLatency& latency) {
+  return std::make_unique<Metered>(std::unique_ptr<Store>(static_cast<Store*>(store.release())),
+                                   latency);
+}
+
 }  // namespace
 
-std::unique_ptr<KeyValueBytesStore> with_latency(std::unique_ptr<KeyValueBytesStore> inner,
-                                                 metrics::StoreLatency& latency) {
-  return std::make_unique<MeteredKeyValueStore>(std::move(inner), latency);
+std::unique_ptr<BytesStore> with_latency(std::unique_ptr<BytesStore> store, StoreKind kind,
+                                         metrics::StoreLatency& latency) {
+  switch (kind) {
+    case StoreKind::kKeyValue:
+      return metered<MeteredKeyValueStore, KeyValueBytesStore>(store, latency);
+    case StoreKind::kWindow:
+      return metered<MeteredWindowStore, WindowBytesStore>(store, latency);
+    case StoreKind::kSession:
+      return metered<MeteredSessionStore, SessionBytesStore>(store, latency);
+  }
+  return store;
 }
 
 }  // namespace rill::state

@@ -46,6 +46,7 @@ class SegmentedSessionStore final : public SessionBytesStore {
 
   // The store the segments live in.
   KeyValueBytesStore& segments_store() { return *store_; }
+  const KeyValueBytesStore& segments_store() const { return *store_; }
 
  private:
   void check_session(int64_t start, int64_t end) const;

@@ -45,6 +45,7 @@ class SegmentedWindowStore final : public WindowBytesStore {
 
   // The store the segments live in.
   KeyValueBytesStore& segments_store() { return *store_; }
+  const KeyValueBytesStore& segments_store() const { return *store_; }
 
  private:
   void check_start(int64_t window_start) const;
