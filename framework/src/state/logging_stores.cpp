@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "state/forwarding_stores.h"
 #include "state/key_layout.h"
 
 namespace rill::state {
@@ -11,18 +12,11 @@ namespace {
 // when a store keeps one value per window, as rill's do.
 constexpr std::string_view kWindowSequence("\0\0\0\0", 4);
 
-class LoggingKeyValueStore final : public KeyValueBytesStore {
+class LoggingKeyValueStore final : public ForwardingKeyValueStore {
  public:
   LoggingKeyValueStore(std::unique_ptr<KeyValueBytesStore> inner, ChangelogWriter& writer)
-      : inner_(std::move(inner)), writer_(writer) {}
+      : ForwardingKeyValueStore(std::move(inner)), writer_(writer) {}
 
-  std::string_view name() const override { return inner_->name(); }
-  bool persistent() const override { return inner_->persistent(); }
-  bool is_open() const override { return inner_->is_open(); }
-  void flush() override { inner_->flush(); }
-  void close() override { inner_->close(); }
-
-  std::optional<std::string> get(std::string_view key) const override { return inner_->get(key); }
   void put(std::string_view key, std::string_view value) override {
     inner_->put(key, value);
     writer_.write(key, value);
@@ -46,34 +40,15 @@ class LoggingKeyValueStore final : public KeyValueBytesStore {
       if (it->key() != to_exclusive) writer_.write(it->key(), std::nullopt);
     inner_->remove_range(from, to_exclusive);
   }
-  std::unique_ptr<KeyValueBytesIterator> range(std::string_view from,
-                                               std::string_view to) const override {
-    return inner_->range(from, to);
-  }
-  std::unique_ptr<KeyValueBytesIterator> prefix_scan(std::string_view prefix) const override {
-    return inner_->prefix_scan(prefix);
-  }
-  std::unique_ptr<KeyValueBytesIterator> all() const override { return inner_->all(); }
-  uint64_t approximate_num_entries() const override { return inner_->approximate_num_entries(); }
 
  private:
-  std::unique_ptr<KeyValueBytesStore> inner_;
   ChangelogWriter& writer_;
 };
 
-class LoggingWindowStore final : public WindowBytesStore {
+class LoggingWindowStore final : public ForwardingWindowStore {
  public:
   LoggingWindowStore(std::unique_ptr<WindowBytesStore> inner, ChangelogWriter& writer)
-      : inner_(std::move(inner)), writer_(writer) {}
-
-  std::string_view name() const override { return inner_->name(); }
-  bool persistent() const override { return inner_->persistent(); }
-  bool is_open() const override { return inner_->is_open(); }
-  void flush() override { inner_->flush(); }
-  void close() override { inner_->close(); }
-  int64_t window_size() const override { return inner_->window_size(); }
-  int64_t retention_period() const override { return inner_->retention_period(); }
-  int64_t observed_stream_time() const override { return inner_->observed_stream_time(); }
+      : ForwardingWindowStore(std::move(inner)), writer_(writer) {}
 
   bool put(std::string_view key, int64_t window_start, std::string_view value) override {
     if (!inner_->put(key, window_start, value)) return false;
@@ -84,18 +59,6 @@ class LoggingWindowStore final : public WindowBytesStore {
     inner_->remove(key, window_start);
     writer_.write(changelog_key(key, window_start), std::nullopt);
   }
-  std::optional<std::string> fetch(std::string_view key, int64_t window_start) const override {
-    return inner_->fetch(key, window_start);
-  }
-  std::unique_ptr<WindowBytesIterator> fetch(std::string_view key, int64_t time_from,
-                                             int64_t time_to) const override {
-    return inner_->fetch(key, time_from, time_to);
-  }
-  std::unique_ptr<WindowBytesIterator> fetch_all(int64_t time_from,
-                                                 int64_t time_to) const override {
-    return inner_->fetch_all(time_from, time_to);
-  }
-  std::unique_ptr<WindowBytesIterator> all() const override { return inner_->all(); }
 
  private:
   const std::string& changelog_key(std::string_view key, int64_t window_start) {
@@ -104,23 +67,14 @@ class LoggingWindowStore final : public WindowBytesStore {
     buffer_.append(kWindowSequence);
     return buffer_;
   }
-  std::unique_ptr<WindowBytesStore> inner_;
   ChangelogWriter& writer_;
   std::string buffer_;
 };
 
-class LoggingSessionStore final : public SessionBytesStore {
+class LoggingSessionStore final : public ForwardingSessionStore {
  public:
   LoggingSessionStore(std::unique_ptr<SessionBytesStore> inner, ChangelogWriter& writer)
-      : inner_(std::move(inner)), writer_(writer) {}
-
-  std::string_view name() const override { return inner_->name(); }
-  bool persistent() const override { return inner_->persistent(); }
-  bool is_open() const override { return inner_->is_open(); }
-  void flush() override { inner_->flush(); }
-  void close() override { inner_->close(); }
-  int64_t retention_period() const override { return inner_->retention_period(); }
-  int64_t observed_stream_time() const override { return inner_->observed_stream_time(); }
+      : ForwardingSessionStore(std::move(inner)), writer_(writer) {}
 
   bool put(std::string_view key, int64_t start, int64_t end, std::string_view value) override {
     if (!inner_->put(key, start, end, value)) return false;
@@ -131,19 +85,6 @@ class LoggingSessionStore final : public SessionBytesStore {
     inner_->remove(key, start, end);
     writer_.write(changelog_key(key, start, end), std::nullopt);
   }
-  std::optional<std::string> fetch_session(std::string_view key, int64_t start,
-                                           int64_t end) const override {
-    return inner_->fetch_session(key, start, end);
-  }
-  std::unique_ptr<SessionBytesIterator> find_sessions(std::string_view key,
-                                                      int64_t earliest_session_end,
-                                                      int64_t latest_session_start) const override {
-    return inner_->find_sessions(key, earliest_session_end, latest_session_start);
-  }
-  std::unique_ptr<SessionBytesIterator> fetch(std::string_view key) const override {
-    return inner_->fetch(key);
-  }
-  std::unique_ptr<SessionBytesIterator> all() const override { return inner_->all(); }
 
  private:
   const std::string& changelog_key(std::string_view key, int64_t start, int64_t end) {
@@ -151,7 +92,6 @@ class LoggingSessionStore final : public SessionBytesStore {
     append_session_key(buffer_, key, start, end);
     return buffer_;
   }
-  std::unique_ptr<SessionBytesStore> inner_;
   ChangelogWriter& writer_;
   std::string buffer_;
 };

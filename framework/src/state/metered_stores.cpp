@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "state/forwarding_stores.h"
+
 namespace rill::state {
 namespace {
 
@@ -24,16 +26,10 @@ class Timed {
   Clock::time_point start_;
 };
 
-class MeteredKeyValueStore final : public KeyValueBytesStore {
+class MeteredKeyValueStore final : public ForwardingKeyValueStore {
  public:
   MeteredKeyValueStore(std::unique_ptr<KeyValueBytesStore> inner, metrics::StoreLatency& latency)
-      : inner_(std::move(inner)), latency_(latency) {}
-
-  std::string_view name() const override { return inner_->name(); }
-  bool persistent() const override { return inner_->persistent(); }
-  bool is_open() const override { return inner_->is_open(); }
-  void flush() override { inner_->flush(); }
-  void close() override { inner_->close(); }
+      : ForwardingKeyValueStore(std::move(inner)), latency_(latency) {}
 
   std::optional<std::string> get(std::string_view key) const override {
     Timed timed(latency_.get);
@@ -51,41 +47,18 @@ class MeteredKeyValueStore final : public KeyValueBytesStore {
     Timed timed(latency_.put);
     inner_->remove(key);
   }
-  void write_all(std::span<const BytesWrite> writes) override { inner_->write_all(writes); }
-  void remove_range(std::string_view from, std::string_view to_exclusive) override {
-    inner_->remove_range(from, to_exclusive);
-  }
-  std::unique_ptr<KeyValueBytesIterator> range(std::string_view from,
-                                               std::string_view to) const override {
-    return inner_->range(from, to);
-  }
-  std::unique_ptr<KeyValueBytesIterator> prefix_scan(std::string_view prefix) const override {
-    return inner_->prefix_scan(prefix);
-  }
-  std::unique_ptr<KeyValueBytesIterator> all() const override { return inner_->all(); }
-  uint64_t approximate_num_entries() const override { return inner_->approximate_num_entries(); }
 
  private:
-  std::unique_ptr<KeyValueBytesStore> inner_;
   metrics::StoreLatency& latency_;
 };
 
 // Window stores: a put or remove is a write, a fetch of one window a read.
 // Range fetches hand back iterators whose cost falls in the iteration, so
 // they are not timed.
-class MeteredWindowStore final : public WindowBytesStore {
+class MeteredWindowStore final : public ForwardingWindowStore {
  public:
   MeteredWindowStore(std::unique_ptr<WindowBytesStore> inner, metrics::StoreLatency& latency)
-      : inner_(std::move(inner)), latency_(latency) {}
-
-  std::string_view name() const override { return inner_->name(); }
-  bool persistent() const override { return inner_->persistent(); }
-  bool is_open() const override { return inner_->is_open(); }
-  void flush() override { inner_->flush(); }
-  void close() override { inner_->close(); }
-  int64_t window_size() const override { return inner_->window_size(); }
-  int64_t retention_period() const override { return inner_->retention_period(); }
-  int64_t observed_stream_time() const override { return inner_->observed_stream_time(); }
+      : ForwardingWindowStore(std::move(inner)), latency_(latency) {}
 
   bool put(std::string_view key, int64_t window_start, std::string_view value) override {
     Timed timed(latency_.put);
@@ -99,35 +72,18 @@ class MeteredWindowStore final : public WindowBytesStore {
     Timed timed(latency_.get);
     return inner_->fetch(key, window_start);
   }
-  std::unique_ptr<WindowBytesIterator> fetch(std::string_view key, int64_t time_from,
-                                             int64_t time_to) const override {
-    return inner_->fetch(key, time_from, time_to);
-  }
-  std::unique_ptr<WindowBytesIterator> fetch_all(int64_t time_from,
-                                                 int64_t time_to) const override {
-    return inner_->fetch_all(time_from, time_to);
-  }
-  std::unique_ptr<WindowBytesIterator> all() const override { return inner_->all(); }
+  using ForwardingWindowStore::fetch;
 
  private:
-  std::unique_ptr<WindowBytesStore> inner_;
   metrics::StoreLatency& latency_;
 };
 
 // Session stores: a put or remove is a write; fetching one session, or
 // looking up the sessions a record may merge with, a read.
-class MeteredSessionStore final : public SessionBytesStore {
+class MeteredSessionStore final : public ForwardingSessionStore {
  public:
   MeteredSessionStore(std::unique_ptr<SessionBytesStore> inner, metrics::StoreLatency& latency)
-      : inner_(std::move(inner)), latency_(latency) {}
-
-  std::string_view name() const override { return inner_->name(); }
-  bool persistent() const override { return inner_->persistent(); }
-  bool is_open() const override { return inner_->is_open(); }
-  void flush() override { inner_->flush(); }
-  void close() override { inner_->close(); }
-  int64_t retention_period() const override { return inner_->retention_period(); }
-  int64_t observed_stream_time() const override { return inner_->observed_stream_time(); }
+      : ForwardingSessionStore(std::move(inner)), latency_(latency) {}
 
   bool put(std::string_view key, int64_t start, int64_t end, std::string_view value) override {
     Timed timed(latency_.put);
@@ -148,13 +104,8 @@ class MeteredSessionStore final : public SessionBytesStore {
     Timed timed(latency_.get);
     return inner_->find_sessions(key, earliest_session_end, latest_session_start);
   }
-  std::unique_ptr<SessionBytesIterator> fetch(std::string_view key) const override {
-    return inner_->fetch(key);
-  }
-  std::unique_ptr<SessionBytesIterator> all() const override { return inner_->all(); }
 
  private:
-  std::unique_ptr<SessionBytesStore> inner_;
   metrics::StoreLatency& latency_;
 };
 
