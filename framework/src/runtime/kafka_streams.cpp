@@ -418,7 +418,8 @@ struct KafkaStreams::Impl {
   }
 
   void schedule(const std::shared_ptr<ActiveTask>& task) {
-    if (task->scheduled.exchange(true)) return;
+    // A failed task waits for handle_failures(), which skips a scheduled one.
+    if (task->failed.load() || task->scheduled.exchange(true)) return;
     boost::asio::post(*pool, [this, task] {
       const auto started = metrics_enabled ? Clock::now() : Clock::time_point();
       bool wake_poll_thread = task->run(wall_clock_ms());
