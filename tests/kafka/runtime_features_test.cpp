@@ -37,7 +37,7 @@ std::vector<TestRecord> records(int count, int partitions) {
 
 }  // namespace
 
-TEST_CASE("a slow task pauses its partitions when its buffer fills and resumes when it drains",
+TEST_CASE("a slow task holds back fetching of its partitions and loses no record",
           "[kafka][runtime][backpressure]") {
   const std::string input = unique_name("slow-in"), output = unique_name("slow-out");
   create_topic(input, 2);

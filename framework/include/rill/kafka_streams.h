@@ -78,7 +78,8 @@ class KafkaStreams {
   struct Stats {
     uint64_t processed_records = 0;
     uint64_t commits = 0;
-    // Times a partition was paused because its task's buffer was full.
+    // Times fetching of a partition was held back because
+    // buffered.records.per.partition records waited for its task.
     uint64_t partition_pauses = 0;
     uint64_t skipped_records = 0;
     // Records operators dropped on purpose: later than their window's grace

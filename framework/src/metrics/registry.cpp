@@ -201,10 +201,11 @@ std::vector<MetricFamily> Registry::Collect() const {
           static_cast<double>(instance.active_tasks));
   out.add(out.family("rill_standby_tasks", "Standby replicas kept by this instance.", T::Gauge), {},
           static_cast<double>(instance.standby_tasks));
-  out.add(out.family("rill_partition_pauses_total",
-                     "Times an input partition was paused because its task's buffer was full.",
-                     T::Counter),
-          {}, static_cast<double>(instance.partition_pauses));
+  out.add(
+      out.family("rill_partition_pauses_total",
+                 "Times an input partition's fetching was held back because its queue was full.",
+                 T::Counter),
+      {}, static_cast<double>(instance.partition_pauses));
   out.add(out.family("rill_skipped_records_total",
                      "Records an error handler skipped (log-and-continue), including outputs "
                      "the broker refused.",
@@ -299,7 +300,8 @@ std::vector<MetricFamily> Registry::Collect() const {
   auto& buffered = out.family("rill_buffered_records",
                               "Fetched records waiting in the partition's buffer.", T::Gauge);
   auto& paused =
-      out.family("rill_partition_paused", "1 while fetching the partition is paused.", T::Gauge);
+      out.family("rill_partition_paused",
+                 "1 while fetching the partition is held back: its queue is full.", T::Gauge);
   for (const auto& partition : partitions_) {
     const Labels labels = {{"topic", partition.topic},
                            {"partition", std::to_string(partition.partition)}};

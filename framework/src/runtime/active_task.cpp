@@ -1,5 +1,7 @@
 #include "runtime/active_task.h"
 
+#include "log/log.h"
+
 namespace rill::runtime {
 namespace {
 
@@ -9,11 +11,50 @@ int64_t wall_clock_ns() {
       .count();
 }
 
+void on_records_arrived(rd_kafka_t*, void* opaque) {
+  static_cast<InputPartition*>(opaque)->on_arrival();
+}
+
 }  // namespace
 
+InputPartition::InputPartition(rd_kafka_t* consumer, std::string topic_name, int32_t partition_id,
+                               internal::SourceNodeBase* source_node, std::size_t batch_capacity,
+                               std::size_t hold_back_records,
+                               std::atomic<uint64_t>& hold_back_count,
+                               std::function<void()> arrival)
+    : topic(std::move(topic_name)),
+      partition(partition_id),
+      source(source_node),
+      on_arrival(std::move(arrival)),
+      queue(rd_kafka_queue_get_partition(consumer, topic.c_str(), partition)),
+      batch(batch_capacity),
+      hold_back_at(hold_back_records),
+      hold_backs(hold_back_count) {
+  rd_kafka_queue_forward(queue.get(), nullptr);
+  rd_kafka_queue_cb_event_enable(queue.get(), on_records_arrived, this);
+}
+
 InputPartition::~InputPartition() {
-  while (auto message = buffer.pop()) rd_kafka_message_destroy(*message);
-  for (rd_kafka_message_t* message : overflow) rd_kafka_message_destroy(message);
+  rd_kafka_queue_cb_event_enable(queue.get(), nullptr, nullptr);
+  for (std::size_t i = next; i < size; ++i) rd_kafka_message_destroy(batch[i]);
+}
+
+bool InputPartition::take() {
+  const ssize_t taken = rd_kafka_consume_batch_queue(queue.get(), 0, batch.data(), batch.size());
+  next = 0;
+  size = taken > 0 ? static_cast<std::size_t>(taken) : 0;
+  may_have_more = size == batch.size();
+  if (size == 0) return false;
+  const bool full = rd_kafka_queue_length(queue.get()) >= hold_back_at;
+  if (full != held_back.load(std::memory_order_relaxed)) {
+    held_back.store(full, std::memory_order_relaxed);
+    if (full) hold_backs.fetch_add(1, std::memory_order_relaxed);
+  }
+  return true;
+}
+
+std::size_t InputPartition::waiting() const {
+  return unprocessed.load(std::memory_order_relaxed) + rd_kafka_queue_length(queue.get());
 }
 
 ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string application_id,
@@ -64,21 +105,25 @@ void ActiveTask::close(bool clean) {
   if (!error.empty()) throw FatalError(error);
 }
 
-bool ActiveTask::has_buffered() const {
+bool ActiveTask::has_waiting() const {
   for (const auto& input : inputs_)
-    if (!input->buffer.empty()) return true;
+    if (input->waiting() > 0) return true;
   return false;
 }
 
-// Among partitions with buffered records, the one whose next record is oldest,
-// so a task reading several partitions processes them in timestamp order.
+// Among partitions with records waiting, the one whose next record is oldest,
+// so a task reading several partitions processes them in timestamp order. A
+// partition whose batch is used up is asked for more only while its last take
+// came back full: an idle partition costs one take per run, not per record.
 InputPartition* ActiveTask::next_input() {
   InputPartition* best = nullptr;
   int64_t best_timestamp = 0;
   for (auto& input : inputs_) {
-    rd_kafka_message_t** head = input->buffer.front();
-    if (head == nullptr) continue;
-    int64_t timestamp = rd_kafka_message_timestamp(*head, nullptr);
+    if (input->next == input->size) {
+      if (!input->may_have_more || !input->take()) continue;
+      if (metrics_ != nullptr) metrics_->consumed.add(input->size);
+    }
+    int64_t timestamp = rd_kafka_message_timestamp(input->batch[input->next], nullptr);
     if (best == nullptr || timestamp < best_timestamp) {
       best = input.get();
       best_timestamp = timestamp;
@@ -102,10 +147,19 @@ bool ActiveTask::run(int64_t now) {
       }
       task_.punctuate_wall_clock(now);
       if (timed_) collector_.set_now_ms(ProducerCollector::kNotSampled);
+      for (auto& input : inputs_) input->may_have_more = true;
       while (done < max_batch_ && !gate_.closed.load(std::memory_order_relaxed)) {
         InputPartition* input = next_input();
         if (input == nullptr) break;
-        kafka::MessagePtr message(*input->buffer.pop());
+        kafka::MessagePtr message(input->batch[input->next++]);
+        if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          // Fetch errors of the partition (end of partition, offset out of
+          // range) come through its queue; librdkafka handles them.
+          if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            log::get().warn("task {}: {}[{}]: {}", id_.to_string(), input->topic, input->partition,
+                            rd_kafka_message_errstr(message.get()));
+          continue;
+        }
         internal::RawRecord raw;
         if (message->key != nullptr)
           raw.key = std::string_view(static_cast<const char*>(message->key), message->key_len);
@@ -143,11 +197,6 @@ bool ActiveTask::run(int64_t now) {
         }
         input->next_offset = message->offset + 1;
         ++done;
-        if (input->paused.load(std::memory_order_relaxed) &&
-            input->buffer.size() <= input->buffer.capacity() / 2) {
-          input->drained.store(true, std::memory_order_release);
-          wake_poll_thread = true;
-        }
       }
     } catch (const std::exception& e) {
       failure = "task " + id_.to_string() + ": " + e.what();
@@ -159,6 +208,8 @@ bool ActiveTask::run(int64_t now) {
     if (const uint64_t dropped = task_.dropped() - dropped_before; dropped > 0)
       gate_.dropped.fetch_add(dropped, std::memory_order_relaxed);
     if (metrics_ != nullptr) metrics_->processed.add(done);
+    for (auto& input : inputs_)
+      input->unprocessed.store(input->size - input->next, std::memory_order_relaxed);
   }
   scheduled.store(false);
   gate_.running.fetch_sub(1);

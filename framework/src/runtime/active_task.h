@@ -4,41 +4,63 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "kafka/handles.h"
-#include "runtime/partition_buffer.h"
 #include "runtime/producer_collector.h"
 #include "runtime/state_manager.h"
 #include "runtime/stream_task.h"
 
 namespace rill::runtime {
 
-// One assigned input partition. The polling thread fills `buffer`; the task's
-// worker drains it. Fields marked "poll thread" are touched by it alone;
-// `next_offset` is written by the worker and read by the polling thread only
-// while every task is stopped at the commit gate.
+// One assigned input partition. Its records stay in librdkafka's own queue
+// for the partition, no longer forwarded to the consumer's queue: the task's
+// worker takes them from there in batches, and librdkafka stops fetching the
+// partition while that queue holds `queued.min.messages` records. So a slow
+// task holds back its partitions without pausing them, and nothing fetched is
+// ever dropped and fetched again.
 struct InputPartition {
-  InputPartition(std::string topic_name, int32_t partition_id,
-                 internal::SourceNodeBase* source_node, std::size_t capacity)
-      : topic(std::move(topic_name)),
-        partition(partition_id),
-        source(source_node),
-        buffer(capacity) {}
+  // `on_arrival` runs on a librdkafka thread when records arrive in an empty
+  // queue; it must be quick and must not call librdkafka.
+  InputPartition(rd_kafka_t* consumer, std::string topic_name, int32_t partition_id,
+                 internal::SourceNodeBase* source_node, std::size_t batch_capacity,
+                 std::size_t hold_back_at, std::atomic<uint64_t>& hold_backs,
+                 std::function<void()> on_arrival);
+  // Stops the arrival callback (librdkafka runs it under the queue's lock, so
+  // none is running afterwards) and drops records taken but not processed.
   ~InputPartition();
+  InputPartition(const InputPartition&) = delete;
+  InputPartition& operator=(const InputPartition&) = delete;
+
+  // Worker: takes what the queue holds into `batch`. Returns false when the
+  // queue was empty.
+  bool take();
+  // Records waiting: taken and not processed, plus still in the queue.
+  std::size_t waiting() const;
 
   const std::string topic;
   const int32_t partition;
   internal::SourceNodeBase* const source;
-  PartitionBuffer<rd_kafka_message_t*> buffer;
-  // Set by the worker when a paused partition's buffer has drained to half.
-  std::atomic<bool> drained{false};
-  std::atomic<bool> paused{false};
+  const std::function<void()> on_arrival;
+  kafka::QueuePtr queue;
+  // Worker: records taken from the queue; batch[next] is the next to process.
+  std::vector<rd_kafka_message_t*> batch;
+  std::size_t next = 0, size = 0;
+  // Worker: the last take filled the batch, so the queue may hold more.
+  bool may_have_more = true;
+  // What batch holds past `next`, published by the worker for gauges.
+  std::atomic<std::size_t> unprocessed{0};
+  // librdkafka holds back fetching: the queue reached `hold_back_at`.
+  std::atomic<bool> held_back{false};
+  const std::size_t hold_back_at;
+  // Counts the times a queue reached `hold_back_at` (the application's count).
+  std::atomic<uint64_t>& hold_backs;
+  // Written by the worker, read by the polling thread only while every task
+  // is stopped at the commit gate.
   int64_t next_offset = -1;
-  // Poll thread: records fetched while the buffer was full, kept in order.
-  std::vector<rd_kafka_message_t*> overflow;
   int64_t committed_offset = -1;
 };
 
@@ -77,11 +99,12 @@ class ActiveTask {
   StreamTask& stream_task() { return task_; }
   std::vector<std::unique_ptr<InputPartition>>& inputs() { return inputs_; }
 
-  // Worker side: processes buffered records until the buffers are empty, the
-  // batch is done, or the gate closes. Returns true when the polling thread
-  // has work: a paused partition drained, or the task failed.
+  // Worker side: processes waiting records until none is left, the batch is
+  // done, or the gate closes. Returns true when the task failed, which the
+  // polling thread handles.
   bool run(int64_t now);
-  bool has_buffered() const;
+  // Whether records wait in the task's partitions; from any thread.
+  bool has_waiting() const;
 
   // True while a run is posted or executing; the poll thread posts a run only
   // when it flips this from false to true.

@@ -218,6 +218,9 @@ struct KafkaStreams::Impl {
     consumer_properties["enable.auto.commit"] = "false";
     consumer_properties["enable.auto.offset.store"] = "false";
     consumer_properties.emplace("auto.offset.reset", "earliest");
+    // Each partition's queue is its buffer: librdkafka fetches a partition
+    // while fewer records than this wait in its queue.
+    consumer_properties.emplace("queued.min.messages", std::to_string(buffer_capacity));
     // Aborted outputs of an upstream sub-topology must not be processed.
     if (exactly_once) consumer_properties["isolation.level"] = "read_committed";
     consumer_properties.emplace("session.timeout.ms",
@@ -402,7 +405,7 @@ struct KafkaStreams::Impl {
   void open_gate() {
     gate.closed.store(false);
     for (auto& [id, task] : tasks)
-      if (task->has_buffered()) schedule(task);
+      if (task->has_waiting()) schedule(task);
   }
 
   // This worker thread's number, from 0, taken at its first run: the "thread"
@@ -422,15 +425,16 @@ struct KafkaStreams::Impl {
     if (task->failed.load() || task->scheduled.exchange(true)) return;
     boost::asio::post(*pool, [this, task] {
       const auto started = metrics_enabled ? Clock::now() : Clock::time_point();
-      bool wake_poll_thread = task->run(wall_clock_ms());
+      const bool failed = task->run(wall_clock_ms());
       if (metrics_enabled)
         metrics->worker_busy_ns(worker_index())
             .add(static_cast<uint64_t>(
                 std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started)
                     .count()));
-      if (task->has_buffered() && !gate.closed.load() && !task->failed.load()) schedule(task);
-      // The poll thread refills drained buffers and handles failures.
-      if (wake_poll_thread) rd_kafka_queue_yield(consumer_queue.get());
+      if (failed)
+        rd_kafka_queue_yield(consumer_queue.get());  // the poll thread handles failures
+      else if (!gate.closed.load() && task->has_waiting())
+        schedule(task);
     });
   }
 
@@ -630,7 +634,10 @@ struct KafkaStreams::Impl {
     const auto rebalance_start = Clock::now();
     set_state(State::kRebalancing);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      // A task may gain a partition: no worker may be reading its inputs.
+      close_gate();
       assign(partitions);
+      open_gate();
       if (rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, partitions)) {
         fail(std::string("assigning partitions failed: ") + rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
@@ -696,7 +703,11 @@ struct KafkaStreams::Impl {
         active_tasks.store(tasks.size(), std::memory_order_relaxed);
       }
       auto input = std::make_unique<InputPartition>(
-          tp.topic, tp.partition, task->stream_task().source_for(tp.topic), buffer_capacity);
+          consumer.get(), tp.topic, tp.partition, task->stream_task().source_for(tp.topic),
+          kMaxBatch, buffer_capacity, partition_pauses,
+          [this, weak_task = std::weak_ptr<ActiveTask>(task)] {
+            if (auto arrived_for = weak_task.lock()) schedule(arrived_for);
+          });
       inputs[{tp.topic, tp.partition}] = {input.get(), task};
       task->inputs().push_back(std::move(input));
     }
@@ -737,6 +748,10 @@ struct KafkaStreams::Impl {
 
   void close_task(const std::shared_ptr<ActiveTask>& task, bool clean) {
     task->closed.store(true);
+    // First: a partition's arrival callback holds the task while it runs, and
+    // must never be the last to let go of it.
+    for (const auto& input : task->inputs()) inputs.erase({input->topic, input->partition});
+    task->inputs().clear();
     // Only a task still restoring is in the reader's hands.
     if (changelog_reader && task->restoring.load()) changelog_reader->wait_idle(*task);
     try {
@@ -854,78 +869,15 @@ struct KafkaStreams::Impl {
 
   // ---- the poll loop -----------------------------------------------------
 
-  void route(rd_kafka_message_t* message) {
-    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-        log::get().warn("{}: consumer: {}", application_id, rd_kafka_message_errstr(message));
+  // Records arrive in each partition's own queue; what reaches the consumer's
+  // queue is errors and events.
+  void handle_event(rd_kafka_message_t* message) {
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+        message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      log::get().warn("{}: consumer: {}", application_id, rd_kafka_message_errstr(message));
       if (message->err == RD_KAFKA_RESP_ERR__FATAL) fail(rd_kafka_message_errstr(message));
-      rd_kafka_message_destroy(message);
-      return;
     }
-    // Looked up by name only when the topic handle is new to us.
-    auto& by_partition = routing[message->rkt];
-    if (static_cast<std::size_t>(message->partition) >= by_partition.size())
-      by_partition.resize(static_cast<std::size_t>(message->partition) + 1);
-    auto& slot = by_partition[static_cast<std::size_t>(message->partition)];
-    if (slot.generation != routing_generation) {
-      auto it = inputs.find({rd_kafka_topic_name(message->rkt), message->partition});
-      slot.input = it == inputs.end() ? nullptr : it->second.first;
-      slot.task = it == inputs.end() ? nullptr : it->second.second.get();
-      slot.generation = routing_generation;
-    }
-    if (slot.input == nullptr) {  // fetched just before a revoke
-      rd_kafka_message_destroy(message);
-      return;
-    }
-    InputPartition& input = *slot.input;
-    if (metrics::TaskMetrics* task_metrics = slot.task->metrics()) task_metrics->consumed.add();
-    if (!input.overflow.empty() || !input.buffer.push(message)) {
-      input.overflow.push_back(message);
-      if (!input.paused.exchange(true)) {
-        pause(input, true);
-        partition_pauses.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
-    pending_schedule.insert(slot.task);
-  }
-
-  void pause(InputPartition& input, bool paused) {
-    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
-    rd_kafka_topic_partition_list_add(list.get(), input.topic.c_str(), input.partition);
-    rd_kafka_resp_err_t err = paused ? rd_kafka_pause_partitions(consumer.get(), list.get())
-                                     : rd_kafka_resume_partitions(consumer.get(), list.get());
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-      log::get().warn("{}: cannot {} {}[{}]: {}", application_id, paused ? "pause" : "resume",
-                      input.topic, input.partition, rd_kafka_err2str(err));
-  }
-
-  // Moves overflow into drained buffers and resumes partitions whose overflow
-  // is gone.
-  void refill_drained() {
-    for (auto& [id, task] : tasks) {
-      bool refilled = false;
-      for (auto& input : task->inputs()) {
-        // The worker's signal, or a buffer that drained before the pause was
-        // even visible to it.
-        if (!input->paused.load()) continue;
-        if (!input->drained.exchange(false, std::memory_order_acquire) &&
-            input->buffer.size() > input->buffer.capacity() / 2)
-          continue;
-        std::size_t moved = 0;
-        while (moved < input->overflow.size() && input->buffer.push(input->overflow[moved]))
-          ++moved;
-        input->overflow.erase(input->overflow.begin(),
-                              input->overflow.begin() + static_cast<std::ptrdiff_t>(moved));
-        refilled = refilled || moved > 0;
-        if (input->overflow.empty()) {
-          input->paused.store(false);
-          pause(*input, false);
-        } else {
-          // Still more than fits: stay paused; the worker signals again.
-        }
-      }
-      if (refilled || task->has_buffered()) schedule(task);
-    }
+    rd_kafka_message_destroy(message);
   }
 
   // A task failed beyond its error handlers: ask the uncaught exception
@@ -979,8 +931,6 @@ struct KafkaStreams::Impl {
   void reopen(kafka::PartitionListPtr list) {
     if (list->cnt == 0) return;
     rd_kafka_committed(consumer.get(), list.get(), 10'000);
-    // A partition paused for backpressure stays paused in the consumer.
-    rd_kafka_resume_partitions(consumer.get(), list.get());
     assign(list.get());
     for (int i = 0; i < list->cnt; ++i) {
       auto& element = list->elems[i];
@@ -990,33 +940,27 @@ struct KafkaStreams::Impl {
     }
     if (rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer.get(), list.get(), 10'000))
       rd_kafka_error_destroy(error);
-    ++routing_generation;
   }
 
   void poll_loop() {
-    std::vector<rd_kafka_message_t*> batch(kMaxBatch);
+    std::vector<rd_kafka_message_t*> events(16);
     auto next_commit = Clock::now() + commit_interval;
     auto next_tick = Clock::now() + kWallClockTick;
     try {
       while (!stopping.load()) {
-        ssize_t count = rd_kafka_consume_batch_queue(consumer_queue.get(), kPollTimeoutMs,
-                                                     batch.data(), batch.size());
-        // The rebalance callback may have changed the assignment.
-        ++routing_generation;
-        for (ssize_t i = 0; i < count; ++i) route(batch[static_cast<std::size_t>(i)]);
-        for (ActiveTask* task : pending_schedule) {
-          auto it = tasks.find(task->id());
-          if (it != tasks.end()) schedule(it->second);
-        }
-        pending_schedule.clear();
+        // Serves the rebalance callback too. Workers yield it when a task fails.
+        const ssize_t count = rd_kafka_consume_batch_queue(consumer_queue.get(), kPollTimeoutMs,
+                                                           events.data(), events.size());
+        for (ssize_t i = 0; i < count; ++i) handle_event(events[static_cast<std::size_t>(i)]);
         rd_kafka_poll(producer.get(), 0);
-        refill_drained();
         handle_failures();
         if (!error_message.empty() && !failed_stop) {
           stopping.store(true);
           failed_stop = true;
         }
         auto now = Clock::now();
+        // Wall-clock punctuations, and a task whose arrival signal came while
+        // its previous run was ending.
         if (now >= next_tick) {
           next_tick = now + kWallClockTick;
           for (auto& [id, task] : tasks) schedule(task);
@@ -1068,9 +1012,8 @@ struct KafkaStreams::Impl {
     std::vector<metrics::PartitionGauges> partitions;
     for (auto& [id, task] : tasks)
       for (auto& input : task->inputs())
-        partitions.push_back({input->topic, input->partition,
-                              input->buffer.size() + input->overflow.size(),
-                              input->paused.load(std::memory_order_relaxed)});
+        partitions.push_back({input->topic, input->partition, input->waiting(),
+                              input->held_back.load(std::memory_order_relaxed)});
     metrics->publish_partitions(std::move(partitions));
     std::vector<metrics::StoreGauges> stores;
     for (auto& [id, task] : tasks) {
@@ -1184,14 +1127,6 @@ struct KafkaStreams::Impl {
   std::unordered_map<std::pair<std::string, int32_t>,
                      std::pair<InputPartition*, std::shared_ptr<ActiveTask>>, TopicPartitionHash>
       inputs;
-  struct RouteSlot {
-    InputPartition* input = nullptr;
-    ActiveTask* task = nullptr;
-    uint64_t generation = 0;
-  };
-  std::unordered_map<rd_kafka_topic_t*, std::vector<RouteSlot>> routing;
-  uint64_t routing_generation = 1;
-  std::set<ActiveTask*> pending_schedule;
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> partition_pauses{0};
   std::atomic<uint64_t> active_tasks{0};
