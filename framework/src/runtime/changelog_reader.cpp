@@ -117,34 +117,39 @@ void ChangelogReader::run() {
     if (readings_.empty()) continue;
 
     ssize_t count = rd_kafka_consume_batch_queue(queue.get(), kPollMs, batch.data(), batch.size());
+    // The batch's messages stay alive until its records are written.
+    std::vector<kafka::MessagePtr> held;
+    held.reserve(static_cast<std::size_t>(std::max<ssize_t>(count, 0)));
+    // Consecutive records mostly come from one partition: look it up once.
+    rd_kafka_topic_t* last_topic = nullptr;
+    int32_t last_partition = -1;
+    Reading* last_reading = nullptr;
     for (ssize_t i = 0; i < count; ++i) {
-      kafka::MessagePtr message(batch[static_cast<std::size_t>(i)]);
-      auto it = readings_.find({rd_kafka_topic_name(message->rkt), message->partition});
-      if (it == readings_.end()) continue;
-      Reading& reading = it->second;
-      if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        if (reading.task && !reading.done) finish(reading);
-        continue;
+      held.emplace_back(batch[static_cast<std::size_t>(i)]);
+      const rd_kafka_message_t& message = *held.back();
+      if (message.rkt != last_topic || message.partition != last_partition) {
+        auto it = readings_.find({rd_kafka_topic_name(message.rkt), message.partition});
+        last_topic = message.rkt;
+        last_partition = message.partition;
+        last_reading = it == readings_.end() ? nullptr : &it->second;
       }
-      if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log::get().warn("reading changelog {}[{}]: {}", it->first.first, it->first.second,
-                        rd_kafka_message_errstr(message.get()));
-        continue;
-      }
-      if (reading.done) continue;
-      try {
-        apply(reading, *message);
-      } catch (const std::exception& e) {
-        if (reading.task) {
-          reading.task->failure =
-              "task " + reading.task->id().to_string() + ": restoring state failed: " + e.what();
-          reading.task->failed.store(true);
-          finish(reading);
-        } else {
-          log::get().error("standby task {}: {}", reading.standby->id.to_string(), e.what());
+      if (last_reading == nullptr) continue;
+      Reading& reading = *last_reading;
+      if (message.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (reading.task && !reading.done) {
+          write_pending(reading);
+          if (!reading.done) finish(reading);
         }
+        continue;
       }
+      if (message.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log::get().warn("reading changelog {}[{}]: {}", rd_kafka_topic_name(message.rkt),
+                        message.partition, rd_kafka_message_errstr(&message));
+        continue;
+      }
+      if (!reading.done) apply(reading, message);
     }
+    for (auto& [key, reading] : readings_) write_pending(reading);
     for (auto& [key, reading] : readings_) {
       if (reading.task && !reading.done && reading.next_offset >= reading.end) finish(reading);
       if (reading.standby) reading.state->restored(reading.store, reading.next_offset);
@@ -208,17 +213,37 @@ void ChangelogReader::start_standby(const std::shared_ptr<StandbyTask>& standby)
 }
 
 void ChangelogReader::apply(Reading& reading, const rd_kafka_message_t& message) {
-  std::string_view key(static_cast<const char*>(message.key), message.key_len);
   std::optional<std::string_view> value;
   if (message.payload != nullptr)
     value = std::string_view(static_cast<const char*>(message.payload), message.len);
-  reading.state->restore(reading.store, key, value);
+  reading.pending.push_back(
+      {std::string_view(static_cast<const char*>(message.key), message.key_len), value});
   reading.next_offset = message.offset + 1;
+}
+
+void ChangelogReader::write_pending(Reading& reading) {
+  if (reading.pending.empty()) return;
+  const uint64_t written = reading.pending.size();
+  try {
+    reading.state->restore(reading.store, reading.pending);
+  } catch (const std::exception& e) {
+    reading.pending.clear();
+    if (reading.task) {
+      reading.task->failure =
+          "task " + reading.task->id().to_string() + ": restoring state failed: " + e.what();
+      reading.task->failed.store(true);
+      finish(reading);
+    } else {
+      log::get().error("standby task {}: {}", reading.standby->id.to_string(), e.what());
+    }
+    return;
+  }
+  reading.pending.clear();
   if (reading.task) {
-    ++reading.progress.restored;
-    restored_records_.fetch_add(1, std::memory_order_relaxed);
+    reading.progress.restored += written;
+    restored_records_.fetch_add(written, std::memory_order_relaxed);
   } else {
-    standby_records_.fetch_add(1, std::memory_order_relaxed);
+    standby_records_.fetch_add(written, std::memory_order_relaxed);
   }
 }
 

@@ -71,13 +71,17 @@ class ChangelogReader {
     int64_t end = -1;  // restoring: the changelog's end when the restore began
     RestoreProgress progress;
     bool done = false;
+    // Records of the current batch not yet written to the store.
+    std::vector<state::BytesWrite> pending;
   };
   using Key = std::pair<std::string, int32_t>;
 
   void run();
   void start_restore(const std::shared_ptr<ActiveTask>& task);
   void start_standby(const std::shared_ptr<StandbyTask>& standby);
+  // Queues a changelog record for the store; write_pending() writes the queue.
   void apply(Reading& reading, const rd_kafka_message_t& message);
+  void write_pending(Reading& reading);
   void finish(Reading& reading);
   // The task's stores are all up to date: it may process.
   void complete(ActiveTask& task);

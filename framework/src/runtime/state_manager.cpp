@@ -106,10 +106,14 @@ StateStore* StateManager::get(std::string_view name) const {
   return it == stores_.end() ? nullptr : it->second.store.get();
 }
 
-void StateManager::restore(const std::string& store, std::string_view key,
-                           std::optional<std::string_view> value) {
+void StateManager::restore(const std::string& store, std::span<const state::BytesWrite> records) {
   OpenStore& open_store = stores_.at(store);
-  state::apply_changelog_record(*open_store.inner, open_store.kind, key, value);
+  if (open_store.kind == StoreKind::kKeyValue) {
+    static_cast<state::KeyValueBytesStore&>(*open_store.inner).write_all(records);
+    return;
+  }
+  for (const state::BytesWrite& record : records)
+    state::apply_changelog_record(*open_store.inner, open_store.kind, record.key, record.value);
 }
 
 void StateManager::restored(const std::string& store, int64_t next_offset) {

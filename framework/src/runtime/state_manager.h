@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -60,9 +61,9 @@ class StateManager {
   StateStore* get(std::string_view name) const;
   const std::vector<Changelog>& changelogs() const { return changelogs_; }
 
-  // Restore: applies changelog records of `store` to its unlogged inner store.
-  void restore(const std::string& store, std::string_view key,
-               std::optional<std::string_view> value);
+  // Restore: applies changelog records of `store` to its unlogged inner store,
+  // a key-value store's in one write batch.
+  void restore(const std::string& store, std::span<const state::BytesWrite> records);
   // Marks `store` restored up to (excluding) `next_offset`.
   void restored(const std::string& store, int64_t next_offset);
 
