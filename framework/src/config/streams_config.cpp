@@ -35,12 +35,11 @@ const std::vector<ConfigKey> kKeys = {
      {"at_least_once", "exactly_once_v2"}},
     {config::kReplicationFactor, ConfigType::kInt, "-1",
      "Replication factor of internal topics; -1 takes the broker's default."},
-    {config::kBufferedRecordsPerPartition, ConfigType::kInt, "100000",
+    {config::kBufferedRecordsPerPartition, ConfigType::kInt, "10000",
      "Records fetched ahead per input partition (librdkafka's queued.min.messages): a partition "
-     "holding this many waiting records is not fetched until they drain. librdkafka 2.0 looks "
-     "at a held-back partition again about once a second, so a value below what a task "
-     "processes in a second leaves it idle. consumer.queued.max.messages.kbytes bounds the "
-     "same buffer in bytes (64 MiB per partition by default)."},
+     "holding this many waiting records is not fetched until its task has processed half of "
+     "them. consumer.queued.max.messages.kbytes bounds the same buffer in bytes (64 MiB per "
+     "partition by default)."},
     {config::kDeserializationHandler,
      ConfigType::kEnum,
      "log-and-fail",

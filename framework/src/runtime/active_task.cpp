@@ -45,10 +45,17 @@ bool InputPartition::take() {
   size = taken > 0 ? static_cast<std::size_t>(taken) : 0;
   may_have_more = size == batch.size();
   if (size == 0) return false;
-  const bool full = rd_kafka_queue_length(queue.get()) >= hold_back_at;
-  if (full != held_back.load(std::memory_order_relaxed)) {
-    held_back.store(full, std::memory_order_relaxed);
-    if (full) hold_backs.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t queued = rd_kafka_queue_length(queue.get());
+  if (!held_back.load(std::memory_order_relaxed)) {
+    if (queued >= hold_back_at) {
+      held_back.store(true, std::memory_order_relaxed);
+      hold_backs.fetch_add(1, std::memory_order_relaxed);
+    }
+  } else if (queued <= hold_back_at / 2) {
+    // librdkafka 2.0 would look at the partition again within a second only:
+    // the polling thread wakes its fetcher while half the bound is left.
+    held_back.store(false, std::memory_order_relaxed);
+    fetch_wanted.store(true, std::memory_order_release);
   }
   return true;
 }
@@ -208,8 +215,10 @@ bool ActiveTask::run(int64_t now) {
     if (const uint64_t dropped = task_.dropped() - dropped_before; dropped > 0)
       gate_.dropped.fetch_add(dropped, std::memory_order_relaxed);
     if (metrics_ != nullptr) metrics_->processed.add(done);
-    for (auto& input : inputs_)
+    for (auto& input : inputs_) {
       input->unprocessed.store(input->size - input->next, std::memory_order_relaxed);
+      wake_poll_thread = wake_poll_thread || input->fetch_wanted.load(std::memory_order_relaxed);
+    }
   }
   scheduled.store(false);
   gate_.running.fetch_sub(1);

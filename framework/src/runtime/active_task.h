@@ -53,8 +53,12 @@ struct InputPartition {
   bool may_have_more = true;
   // What batch holds past `next`, published by the worker for gauges.
   std::atomic<std::size_t> unprocessed{0};
-  // librdkafka holds back fetching: the queue reached `hold_back_at`.
+  // librdkafka holds back fetching: the queue reached `hold_back_at`, and has
+  // not drained to half of it since.
   std::atomic<bool> held_back{false};
+  // Set by the worker when a held-back queue drained to half; the polling
+  // thread then wakes librdkafka's fetcher for the partition.
+  std::atomic<bool> fetch_wanted{false};
   const std::size_t hold_back_at;
   // Counts the times a queue reached `hold_back_at` (the application's count).
   std::atomic<uint64_t>& hold_backs;
@@ -100,8 +104,8 @@ class ActiveTask {
   std::vector<std::unique_ptr<InputPartition>>& inputs() { return inputs_; }
 
   // Worker side: processes waiting records until none is left, the batch is
-  // done, or the gate closes. Returns true when the task failed, which the
-  // polling thread handles.
+  // done, or the gate closes. Returns true when the polling thread has work:
+  // the task failed, or a held-back partition wants fetching.
   bool run(int64_t now);
   // Whether records wait in the task's partitions; from any thread.
   bool has_waiting() const;

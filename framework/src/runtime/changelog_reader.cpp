@@ -150,6 +150,7 @@ void ChangelogReader::run() {
       if (!reading.done) apply(reading, message);
     }
     for (auto& [key, reading] : readings_) write_pending(reading);
+    wake_fetchers_when_drained(queue.get());
     for (auto& [key, reading] : readings_) {
       if (reading.task && !reading.done && reading.next_offset >= reading.end) finish(reading);
       if (reading.standby) reading.state->restored(reading.store, reading.next_offset);
@@ -244,6 +245,24 @@ void ChangelogReader::write_pending(Reading& reading) {
     restored_records_.fetch_add(written, std::memory_order_relaxed);
   } else {
     standby_records_.fetch_add(written, std::memory_order_relaxed);
+  }
+}
+
+// As for input partitions (see KafkaStreams' wake_fetchers): librdkafka 2.0
+// looks at a held-back partition again only when its broker thread wakes, so a
+// request to each partition's leader wakes it once the queue is half drained.
+void ChangelogReader::wake_fetchers_when_drained(rd_kafka_queue_t* queue) {
+  const std::size_t queued = rd_kafka_queue_length(queue);
+  if (!held_back_) {
+    held_back_ = queued >= kQueuedRecords;
+    return;
+  }
+  if (queued > kQueuedRecords / 2) return;
+  held_back_ = false;
+  for (const auto& [key, reading] : readings_) {
+    int64_t low = 0, high = 0;
+    rd_kafka_query_watermark_offsets(consumer_.get(), key.first.c_str(), key.second, &low, &high,
+                                     1000);
   }
 }
 

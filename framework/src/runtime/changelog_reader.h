@@ -44,6 +44,9 @@ class ChangelogReader {
   using Listener = std::function<void(const RestoreProgress&)>;
 
   // `on_restored` runs on the reader's thread after each task is restored.
+  // Records the reader's consumer fetches ahead (its queued.min.messages).
+  static constexpr std::size_t kQueuedRecords = 100'000;
+
   ChangelogReader(kafka::KafkaPtr consumer, Listener listener, std::function<void()> on_restored);
   ~ChangelogReader();
 
@@ -87,6 +90,7 @@ class ChangelogReader {
   void complete(ActiveTask& task);
   void assign();
   void report(Reading& reading);
+  void wake_fetchers_when_drained(rd_kafka_queue_t* queue);
 
   kafka::KafkaPtr consumer_;
   Listener listener_;
@@ -104,6 +108,8 @@ class ChangelogReader {
   // The reader thread's own.
   std::map<Key, Reading> readings_;
   bool assignment_changed_ = false;
+  // The queue reached kQueuedRecords, so librdkafka stopped fetching.
+  bool held_back_ = false;
 
   std::atomic<uint64_t> restored_records_{0};
   std::atomic<uint64_t> standby_records_{0};

@@ -339,6 +339,7 @@ struct KafkaStreams::Impl {
     // wait behind a pending fetch: keep fetches from lingering.
     properties.emplace("fetch.wait.max.ms", "50");
     properties.emplace("auto.offset.reset", "earliest");
+    properties["queued.min.messages"] = std::to_string(runtime::ChangelogReader::kQueuedRecords);
     // A store restored under exactly-once holds committed writes only.
     if (exactly_once) properties["isolation.level"] = "read_committed";
     // librdkafka wants a group even for a consumer that only assigns; this one
@@ -425,16 +426,15 @@ struct KafkaStreams::Impl {
     if (task->failed.load() || task->scheduled.exchange(true)) return;
     boost::asio::post(*pool, [this, task] {
       const auto started = metrics_enabled ? Clock::now() : Clock::time_point();
-      const bool failed = task->run(wall_clock_ms());
+      const bool wake_poll_thread = task->run(wall_clock_ms());
       if (metrics_enabled)
         metrics->worker_busy_ns(worker_index())
             .add(static_cast<uint64_t>(
                 std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started)
                     .count()));
-      if (failed)
-        rd_kafka_queue_yield(consumer_queue.get());  // the poll thread handles failures
-      else if (!gate.closed.load() && task->has_waiting())
-        schedule(task);
+      if (!gate.closed.load() && task->has_waiting()) schedule(task);
+      // It handles failures and wakes fetchers.
+      if (wake_poll_thread) rd_kafka_queue_yield(consumer_queue.get());
     });
   }
 
@@ -880,6 +880,20 @@ struct KafkaStreams::Impl {
     rd_kafka_message_destroy(message);
   }
 
+  // librdkafka 2.0 decides again whether to fetch a held-back partition only
+  // when its broker thread wakes, which without other traffic is once a
+  // second. A request to the partition's leader wakes it: the watermark query
+  // is the cheapest one, and this happens once per drained hold-back.
+  void wake_fetchers() {
+    for (auto& [key, entry] : inputs) {
+      InputPartition& input = *entry.first;
+      if (!input.fetch_wanted.exchange(false, std::memory_order_acquire)) continue;
+      int64_t low = 0, high = 0;
+      rd_kafka_query_watermark_offsets(consumer.get(), input.topic.c_str(), input.partition, &low,
+                                       &high, 1000);
+    }
+  }
+
   // A task failed beyond its error handlers: ask the uncaught exception
   // handler what to do.
   void handle_failures() {
@@ -953,6 +967,7 @@ struct KafkaStreams::Impl {
                                                            events.data(), events.size());
         for (ssize_t i = 0; i < count; ++i) handle_event(events[static_cast<std::size_t>(i)]);
         rd_kafka_poll(producer.get(), 0);
+        wake_fetchers();
         handle_failures();
         if (!error_message.empty() && !failed_stop) {
           stopping.store(true);
