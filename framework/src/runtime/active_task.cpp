@@ -28,7 +28,7 @@ InputPartition::InputPartition(rd_kafka_t* consumer, std::string topic_name, int
       on_arrival(std::move(arrival)),
       queue(rd_kafka_queue_get_partition(consumer, topic.c_str(), partition)),
       batch(batch_capacity),
-      hold_back_at(hold_back_records),
+      hold_back(hold_back_records),
       hold_backs(hold_back_count) {
   rd_kafka_queue_forward(queue.get(), nullptr);
   rd_kafka_queue_cb_event_enable(queue.get(), on_records_arrived, this);
@@ -45,17 +45,15 @@ bool InputPartition::take() {
   size = taken > 0 ? static_cast<std::size_t>(taken) : 0;
   may_have_more = size == batch.size();
   if (size == 0) return false;
-  const std::size_t queued = rd_kafka_queue_length(queue.get());
-  if (!held_back.load(std::memory_order_relaxed)) {
-    if (queued >= hold_back_at) {
-      held_back.store(true, std::memory_order_relaxed);
+  switch (hold_back.observe(rd_kafka_queue_length(queue.get()))) {
+    case kafka::FetchHoldBack::Change::kHeldBack:
       hold_backs.fetch_add(1, std::memory_order_relaxed);
-    }
-  } else if (queued <= hold_back_at / 2) {
-    // librdkafka 2.0 would look at the partition again within a second only:
-    // the polling thread wakes its fetcher while half the bound is left.
-    held_back.store(false, std::memory_order_relaxed);
-    fetch_wanted.store(true, std::memory_order_release);
+      break;
+    case kafka::FetchHoldBack::Change::kDrained:
+      fetch_wanted.store(true, std::memory_order_release);  // the polling thread wakes it
+      break;
+    case kafka::FetchHoldBack::Change::kNone:
+      break;
   }
   return true;
 }

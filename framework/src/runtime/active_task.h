@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kafka/fetch_hold_back.h"
 #include "kafka/handles.h"
 #include "runtime/producer_collector.h"
 #include "runtime/state_manager.h"
@@ -53,14 +54,12 @@ struct InputPartition {
   bool may_have_more = true;
   // What batch holds past `next`, published by the worker for gauges.
   std::atomic<std::size_t> unprocessed{0};
-  // librdkafka holds back fetching: the queue reached `hold_back_at`, and has
-  // not drained to half of it since.
-  std::atomic<bool> held_back{false};
+  // Whether librdkafka holds back fetching (the queue reached `hold_back_at`).
+  kafka::FetchHoldBack hold_back;
   // Set by the worker when a held-back queue drained to half; the polling
   // thread then wakes librdkafka's fetcher for the partition.
   std::atomic<bool> fetch_wanted{false};
-  const std::size_t hold_back_at;
-  // Counts the times a queue reached `hold_back_at` (the application's count).
+  // Counts the times a queue was held back (the application's count).
   std::atomic<uint64_t>& hold_backs;
   // Written by the worker, read by the polling thread only while every task
   // is stopped at the commit gate.

@@ -76,6 +76,9 @@ void ChangelogReader::remove_standby(const StandbyTask& standby) {
 
 void ChangelogReader::run() {
   std::vector<rd_kafka_message_t*> batch(kBatch);
+  // A batch's messages stay alive until its records are written.
+  std::vector<kafka::MessagePtr> held;
+  held.reserve(kBatch);
   kafka::QueuePtr queue(rd_kafka_queue_get_consumer(consumer_.get()));
   while (true) {
     std::vector<std::shared_ptr<ActiveTask>> restores;
@@ -117,9 +120,6 @@ void ChangelogReader::run() {
     if (readings_.empty()) continue;
 
     ssize_t count = rd_kafka_consume_batch_queue(queue.get(), kPollMs, batch.data(), batch.size());
-    // The batch's messages stay alive until its records are written.
-    std::vector<kafka::MessagePtr> held;
-    held.reserve(static_cast<std::size_t>(std::max<ssize_t>(count, 0)));
     // Consecutive records mostly come from one partition: look it up once.
     rd_kafka_topic_t* last_topic = nullptr;
     int32_t last_partition = -1;
@@ -150,7 +150,11 @@ void ChangelogReader::run() {
       if (!reading.done) apply(reading, message);
     }
     for (auto& [key, reading] : readings_) write_pending(reading);
-    wake_fetchers_when_drained(queue.get());
+    if (hold_back_.observe(rd_kafka_queue_length(queue.get())) ==
+        kafka::FetchHoldBack::Change::kDrained)
+      for (const auto& [key, reading] : readings_)
+        kafka::wake_fetcher(consumer_.get(), key.first, key.second);
+    held.clear();
     for (auto& [key, reading] : readings_) {
       if (reading.task && !reading.done && reading.next_offset >= reading.end) finish(reading);
       if (reading.standby) reading.state->restored(reading.store, reading.next_offset);
@@ -245,24 +249,6 @@ void ChangelogReader::write_pending(Reading& reading) {
     restored_records_.fetch_add(written, std::memory_order_relaxed);
   } else {
     standby_records_.fetch_add(written, std::memory_order_relaxed);
-  }
-}
-
-// As for input partitions (see KafkaStreams' wake_fetchers): librdkafka 2.0
-// looks at a held-back partition again only when its broker thread wakes, so a
-// request to each partition's leader wakes it once the queue is half drained.
-void ChangelogReader::wake_fetchers_when_drained(rd_kafka_queue_t* queue) {
-  const std::size_t queued = rd_kafka_queue_length(queue);
-  if (!held_back_) {
-    held_back_ = queued >= kQueuedRecords;
-    return;
-  }
-  if (queued > kQueuedRecords / 2) return;
-  held_back_ = false;
-  for (const auto& [key, reading] : readings_) {
-    int64_t low = 0, high = 0;
-    rd_kafka_query_watermark_offsets(consumer_.get(), key.first.c_str(), key.second, &low, &high,
-                                     1000);
   }
 }
 

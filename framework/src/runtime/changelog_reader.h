@@ -20,6 +20,7 @@
 
 #include "rill/kafka_streams.h"
 
+#include "kafka/fetch_hold_back.h"
 #include "kafka/handles.h"
 #include "runtime/active_task.h"
 #include "runtime/state_manager.h"
@@ -90,7 +91,6 @@ class ChangelogReader {
   void complete(ActiveTask& task);
   void assign();
   void report(Reading& reading);
-  void wake_fetchers_when_drained(rd_kafka_queue_t* queue);
 
   kafka::KafkaPtr consumer_;
   Listener listener_;
@@ -108,8 +108,7 @@ class ChangelogReader {
   // The reader thread's own.
   std::map<Key, Reading> readings_;
   bool assignment_changed_ = false;
-  // The queue reached kQueuedRecords, so librdkafka stopped fetching.
-  bool held_back_ = false;
+  kafka::FetchHoldBack hold_back_{kQueuedRecords};
 
   std::atomic<uint64_t> restored_records_{0};
   std::atomic<uint64_t> standby_records_{0};

@@ -23,6 +23,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "kafka/fetch_hold_back.h"
 #include "kafka/handles.h"
 #include "log/log.h"
 #include "metrics/http_server.h"
@@ -880,18 +881,11 @@ struct KafkaStreams::Impl {
     rd_kafka_message_destroy(message);
   }
 
-  // librdkafka 2.0 decides again whether to fetch a held-back partition only
-  // when its broker thread wakes, which without other traffic is once a
-  // second. A request to the partition's leader wakes it: the watermark query
-  // is the cheapest one, and this happens once per drained hold-back.
+  // Held-back partitions whose queue drained to half (see FetchHoldBack).
   void wake_fetchers() {
-    for (auto& [key, entry] : inputs) {
-      InputPartition& input = *entry.first;
-      if (!input.fetch_wanted.exchange(false, std::memory_order_acquire)) continue;
-      int64_t low = 0, high = 0;
-      rd_kafka_query_watermark_offsets(consumer.get(), input.topic.c_str(), input.partition, &low,
-                                       &high, 1000);
-    }
+    for (auto& [key, entry] : inputs)
+      if (entry.first->fetch_wanted.exchange(false, std::memory_order_acquire))
+        kafka::wake_fetcher(consumer.get(), key.first, key.second);
   }
 
   // A task failed beyond its error handlers: ask the uncaught exception
@@ -1027,8 +1021,8 @@ struct KafkaStreams::Impl {
     std::vector<metrics::PartitionGauges> partitions;
     for (auto& [id, task] : tasks)
       for (auto& input : task->inputs())
-        partitions.push_back({input->topic, input->partition, input->waiting(),
-                              input->held_back.load(std::memory_order_relaxed)});
+        partitions.push_back(
+            {input->topic, input->partition, input->waiting(), input->hold_back.held_back()});
     metrics->publish_partitions(std::move(partitions));
     std::vector<metrics::StoreGauges> stores;
     for (auto& [id, task] : tasks) {

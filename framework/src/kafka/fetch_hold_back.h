@@ -1,0 +1,53 @@
+// librdkafka stops fetching a partition while its queue holds
+// `queued.min.messages` records, and version 2.0 decides to fetch it again only
+// when the broker thread serving it wakes up, which without other traffic
+// happens once a second: a reader faster than that would sit idle. So a
+// reader follows its queue's length and, once a held-back queue has drained to
+// half the bound, sends the partition's leader a request whose arrival wakes
+// the broker thread while half the bound is still left to read.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <librdkafka/rdkafka.h>
+
+namespace rill::kafka {
+
+class FetchHoldBack {
+ public:
+  enum class Change { kNone, kHeldBack, kDrained };
+
+  explicit FetchHoldBack(std::size_t queued_min_messages) : bound_(queued_min_messages) {}
+
+  // The queue's length after a read: kHeldBack when it reached the bound,
+  // kDrained when a held-back queue is down to half of it (wake the fetcher).
+  Change observe(std::size_t queued) {
+    if (!held_back_.load(std::memory_order_relaxed)) {
+      if (queued < bound_) return Change::kNone;
+      held_back_.store(true, std::memory_order_relaxed);
+      return Change::kHeldBack;
+    }
+    if (queued > bound_ / 2) return Change::kNone;
+    held_back_.store(false, std::memory_order_relaxed);
+    return Change::kDrained;
+  }
+
+  // From any thread, for gauges.
+  bool held_back() const { return held_back_.load(std::memory_order_relaxed); }
+
+ private:
+  const std::size_t bound_;
+  std::atomic<bool> held_back_{false};
+};
+
+// Wakes the broker thread that fetches `partition` with the cheapest request
+// to its leader, a watermark query. Blocks for one round trip at most a second.
+inline void wake_fetcher(rd_kafka_t* consumer, const std::string& topic, int32_t partition) {
+  int64_t low = 0, high = 0;
+  rd_kafka_query_watermark_offsets(consumer, topic.c_str(), partition, &low, &high, 1000);
+}
+
+}  // namespace rill::kafka
