@@ -4,6 +4,7 @@
 // at-least-once shows the duplicates that guarantee allows, so the test can
 // tell the two apart.
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <random>
@@ -29,6 +30,14 @@ struct CrashOutcome {
   int kills = 0;
   std::string logs;  // the instances' last lines, for failure messages
 };
+
+// The tasks an instance holds, from its last "assigned ..." or "revoked ..."
+// line ("...: assigned 3 partitions; 3 tasks").
+int tasks_held(const ChildProcess& instance) {
+  const std::string log = instance.log_tail(1 << 16);
+  const auto at = log.rfind("partitions; ");
+  return at == std::string::npos ? 0 : std::atoi(log.c_str() + at + 12);
+}
 
 // Counts `rounds` records per key over `keys` keys on 8 partitions with 3
 // instances, killing one instance `kills` times while input arrives.
@@ -65,9 +74,19 @@ CrashOutcome count_under_crashes(const std::string& guarantee, int keys, int rou
     produce(input, keyed(keys, now));
     produced_rounds += now;
     if (outcome.kills == kills) continue;
-    // The moment of the kill is what is random here, not a wait for a state.
+    // A kill tests something only where work is under way: the victim is one
+    // of the instances holding tasks (while the group is still forming after
+    // the last restart, none may), and the moment of the kill is random.
+    std::vector<std::size_t> working;
+    const auto formed_by = std::chrono::steady_clock::now() + 60s;
+    while (working.empty() && std::chrono::steady_clock::now() < formed_by) {
+      for (std::size_t i = 0; i < instances.size(); ++i)
+        if (tasks_held(*instances[i]) > 0) working.push_back(i);
+      if (working.empty()) std::this_thread::sleep_for(50ms);
+    }
+    REQUIRE_FALSE(working.empty());
     std::this_thread::sleep_for(std::chrono::milliseconds(200 + random() % 1500));
-    auto& victim = instances[random() % 3];
+    auto& victim = instances[working[random() % working.size()]];
     victim->signal(SIGKILL);
     REQUIRE(victim->wait(30s).has_value());
     victim.reset();
