@@ -141,6 +141,22 @@ const std::vector<BadPipeline> kCases = {
      with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
                 "          window: {type: tumbling, size: 1 minute}\n"),
      11, 42, "found '1 minute', expected a duration"},
+    {"duration whose milliseconds overflow 64 bits",
+     with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
+                "          window: {type: tumbling, size: 213503982335d}\n"),
+     11, 42, "found '213503982335d', expected a duration of at most 36500d (100 years)"},
+    {"duration beyond 64 bits",
+     with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
+                "          window: {type: tumbling, size: 1m, grace: 99999999999999999999ms}\n"),
+     11, 53, "expected a duration of at most 36500d"},
+    {"duration beyond the largest",
+     with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
+                "          window: {type: session, gap: 36501d}\n"),
+     11, 40, "found '36501d', expected a duration of at most 36500d"},
+    {"generator interval beyond the largest duration",
+     "application: {application.id: app}\nsources:\n  in:\n    topic: t\n    generator:\n"
+     "      value: value.n\n      interval: 876001h\nflows:\n  - from: in\n    steps: [stdout]\n",
+     7, 17, "found '876001h', expected a duration of at most 36500d"},
     {"tumbling window without size",
      with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
                 "          window: {type: tumbling}\n"),

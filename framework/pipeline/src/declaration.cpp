@@ -274,7 +274,7 @@ nlohmann::json schema_of(const FieldSpec& field) {
       break;
     case T::kDuration:
       schema = {{"oneOf",
-                 {{{"type", "integer"}, {"minimum", 0}},
+                 {{{"type", "integer"}, {"minimum", 0}, {"maximum", kMaxDurationMs}},
                   {{"type", "string"}, {"pattern", "^[0-9]+(ms|s|m|h|d)?$"}}}}};
       break;
     case T::kEnum: {
@@ -369,6 +369,10 @@ std::string reference_markdown() {
       "`${NAME}` in any value is replaced by the environment variable NAME (an error when it\n"
       "is unset), `${NAME:-default}` by its value or the default. Values of keys naming a\n"
       "password or secret are never printed or logged.\n\n"
+      "A duration is a whole number with a unit, `500ms`, `30s`, `5m`, `1h` or `1d`, or a\n"
+      "number of milliseconds; at most `" +
+      std::to_string(kMaxDurationDays) +
+      "d` (100 years).\n\n"
       "## Sections\n\n";
   field_table(out, document_fields(), "");
   out +=
