@@ -406,7 +406,15 @@ std::string reference_markdown() {
       "Arithmetic on integers stays integral except `/`; `+` also joins two strings.\n"
       "Arithmetic and ordering with a null operand give null, and a condition that is null\n"
       "counts as false. Types known when the pipeline loads are checked then; a type error\n"
-      "on a record sends that record to `processing.exception.handler`.\n\n"
+      "on a record sends that record to `processing.exception.handler`, and so does integer\n"
+      "arithmetic whose result does not fit in 64 bits (`x % -1` is 0; `/` computes in\n"
+      "floating point). Number literals must fit too: integers in 64 bits, others in a\n"
+      "double.\n\n"
+      "An expression nests at most " +
+      std::to_string(kMaxExpressionDepth) +
+      " levels deep: each pair of parentheses or brackets,\n"
+      "each function call and each operator counts a level, including each link of a chain\n"
+      "such as `a or b or c`. For a long list of alternatives, use `contains([...], x)`.\n\n"
       "| function | description |\n|---|---|\n";
   for (const FunctionDoc& f : function_docs())
     out += "| `" + std::string(f.signature) + "` | " + std::string(f.description) + " |\n";

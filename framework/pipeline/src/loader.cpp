@@ -595,10 +595,11 @@ class Loader {
         consumed.timestamp_extractor = [e](const Record<Json, Json>& r) {
           const Json t = e.evaluate(context_of(r));
           if (t.is_null()) return r.timestamp;
-          if (!t.is_number())
+          const std::optional<int64_t> ms = integer_value(t);
+          if (!ms)
             throw EvalError("timestamp '" + e.text() + "' gave " + t.dump() +
-                            ", expected a number of ms");
-          return t.get<int64_t>();
+                            ", expected a number of ms within 64 bits");
+          return *ms;
         };
       }
       Stream stream;
