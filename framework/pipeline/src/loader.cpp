@@ -1,6 +1,7 @@
 // Loads a pipeline file: parses the YAML, checks every section and step
 // against the declaration, compiles expressions, and builds the topology
 // with the DSL and the shared operators. Every error names its place.
+#include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -296,11 +297,16 @@ class Loader {
     static const std::map<std::string, int64_t> kUnits = {
         {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     auto it = kUnits.find(unit);
-    if (digits == 0 || digits > 12 || it == kUnits.end())
+    if (digits == 0 || it == kUnits.end())
       fail(node.Mark(), "found '" + text +
                             "', expected a duration such as 500ms, 30s, 5m, 1h "
                             "or 1d");
-    return std::stoll(text.substr(0, digits)) * it->second;
+    int64_t count = 0;
+    if (std::from_chars(text.data(), text.data() + digits, count).ec != std::errc() ||
+        count > kMaxDurationMs / it->second)
+      fail(node.Mark(), "found '" + text + "', expected a duration of at most " +
+                            std::to_string(kMaxDurationDays) + "d (100 years)");
+    return count * it->second;
   }
 
   int64_t parse_integer(const YAML::Node& node) const {
@@ -589,10 +595,11 @@ class Loader {
         consumed.timestamp_extractor = [e](const Record<Json, Json>& r) {
           const Json t = e.evaluate(context_of(r));
           if (t.is_null()) return r.timestamp;
-          if (!t.is_number())
+          const std::optional<int64_t> ms = integer_value(t);
+          if (!ms)
             throw EvalError("timestamp '" + e.text() + "' gave " + t.dump() +
-                            ", expected a number of ms");
-          return t.get<int64_t>();
+                            ", expected a number of ms within 64 bits");
+          return *ms;
         };
       }
       Stream stream;
