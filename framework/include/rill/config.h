@@ -49,6 +49,16 @@ std::span<const ConfigKey> config_keys();
 // The configuration reference (docs/configuration.md), rendered from config_keys().
 std::string config_reference_markdown();
 
+// What error reports and logs show in place of a secret value.
+inline constexpr std::string_view kSecretMask = "*****";
+
+// Whether the value of `key` is a secret, never printed or logged: a key
+// declared secret, or one naming a password, secret, token, credentials, a
+// private key (ssl.key.*, private.key), a JAAS or OAUTHBEARER login config, or
+// basic-auth user info. Case, '_' and '-' do not matter, so the names of
+// environment variables (SASL_PASSWORD) are judged by the same rule.
+bool is_secret_key(std::string_view key);
+
 namespace config {
 inline constexpr std::string_view kApplicationId = "application.id";
 inline constexpr std::string_view kBootstrapServers = "bootstrap.servers";

@@ -367,8 +367,9 @@ std::string reference_markdown() {
       "Grouping by a new key goes through a repartition topic, so the count runs in a second\n"
       "sub-topology, on a store changelogged to Kafka.\n\n"
       "`${NAME}` in any value is replaced by the environment variable NAME (an error when it\n"
-      "is unset), `${NAME:-default}` by its value or the default. Values of keys naming a\n"
-      "password or secret are never printed or logged.\n\n"
+      "is unset), `${NAME:-default}` by its value or the default. The values of secret keys\n"
+      "(docs/configuration.md), and of variables with secret names such as `SASL_PASSWORD`,\n"
+      "are never logged nor quoted in errors: they show as `*****`.\n\n"
       "A duration is a whole number with a unit, `500ms`, `30s`, `5m`, `1h` or `1d`, or a\n"
       "number of milliseconds; at most `" +
       std::to_string(kMaxDurationDays) +

@@ -18,22 +18,25 @@
 #include "rill/windows.h"
 
 #include "aggregations.h"
+#include "secret_values.h"
 #include "suggest.h"
 
 namespace rill::pipeline {
 
-PipelineError::PipelineError(Position position, std::string message, std::string source_line)
+PipelineError::PipelineError(Position position, std::string message, std::string source_line,
+                             int caret_column)
     : std::runtime_error(position.file + ":" + std::to_string(position.line) + ":" +
                          std::to_string(position.column) + ": " + message),
       position_(std::move(position)),
       message_(std::move(message)),
-      source_line_(std::move(source_line)) {}
+      source_line_(std::move(source_line)),
+      caret_column_(caret_column > 0 ? caret_column : position_.column) {}
 
 std::string PipelineError::report() const {
   std::string out = std::string(what()) + "\n";
-  if (!source_line_.empty() && position_.column > 0) {
+  if (!source_line_.empty() && caret_column_ > 0) {
     out += "  " + source_line_ + "\n  ";
-    for (int i = 1; i < position_.column && i <= static_cast<int>(source_line_.size()); ++i)
+    for (int i = 1; i < caret_column_ && i <= static_cast<int>(source_line_.size()); ++i)
       out += source_line_[static_cast<std::size_t>(i - 1)] == '\t' ? '\t' : ' ';
     out += "^\n";
   }
@@ -51,6 +54,13 @@ Environment process_environment() {
 namespace {
 
 using Stream = KStream<Json, Json>;
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
 
 std::string list_names(const std::vector<std::string_view>& names) {
   std::string out;
@@ -129,10 +139,11 @@ Stream add_step(const Stream& in, std::string_view prefix, std::string name, boo
 class Loader {
  public:
   Loader(std::string text, std::string file, const Environment& environment)
-      : text_(std::move(text)), file_(std::move(file)), environment_(environment) {
-    std::istringstream in(text_);
-    for (std::string line; std::getline(in, line);) lines_.push_back(line);
-  }
+      : text_(std::move(text)),
+        file_(std::move(file)),
+        environment_(environment),
+        lines_(split_lines(text_)),
+        secrets_(lines_) {}
 
   Pipeline load() {
     YAML::Node root;
@@ -164,10 +175,9 @@ class Loader {
     return Position{file_, mark.line + 1, mark.column + 1};
   }
   [[noreturn]] void fail_at(int line, int column, const std::string& message) const {
-    std::string source;
-    if (line >= 1 && line <= static_cast<int>(lines_.size()))
-      source = lines_[static_cast<std::size_t>(line - 1)];
-    throw PipelineError(Position{file_, line, column}, message, source);
+    const ShownLine shown = secrets_.show_line(line, column);
+    throw PipelineError(Position{file_, line, column}, secrets_.mask(message), shown.text,
+                        shown.column);
   }
   [[noreturn]] void fail(const YAML::Mark& mark, const std::string& message) const {
     if (mark.line < 0) fail_at(0, 0, message);
@@ -238,6 +248,7 @@ class Loader {
                              ":-default}");
         value = inside.substr(dash + 2);
       }
+      if (is_secret_key(name)) secrets_.add(*value);
       out += *value;
       i = end + 1;
     }
@@ -510,6 +521,7 @@ class Loader {
     for (auto it = node.begin(); it != node.end(); ++it) {
       const std::string key = it->first.Scalar();
       const std::string value = scalar(it->second);
+      if (is_secret_key(key)) secrets_.add(value);
       if (key == config::kBootstrapServers && (value.empty() || value == "embedded")) {
         pipeline_.embedded = true;
         continue;
@@ -551,6 +563,11 @@ class Loader {
         rd_kafka_conf_set(conf, property.c_str(), value.c_str(), error, sizeof error);
     rd_kafka_conf_destroy(conf);
     if (result == RD_KAFKA_CONF_UNKNOWN) {
+      // A misspelt secret key is no longer recognised as secret: a value
+      // the error is not about is not shown.
+      const YAML::Mark mark = value_node.Mark();
+      secrets_.hide_rest_of_line(mark.line + 1, mark.column + 1);
+      secrets_.add(value);
       std::vector<std::string_view> names;
       for (const ConfigKey& k : config_keys()) names.push_back(k.name);
       fail(key_node.Mark(), "unknown configuration key '" + key +
@@ -558,13 +575,11 @@ class Loader {
                                 "a librdkafka property" +
                                 suggestion(key, names));
     }
-    if (result == RD_KAFKA_CONF_INVALID) {
-      const bool secret = key.find("password") != std::string::npos ||
-                          key.find("secret") != std::string::npos ||
-                          key.find("sasl.jaas") != std::string::npos;
-      fail(value_node.Mark(), "configuration key '" + key + "': " +
-                                  (secret ? std::string("invalid value") : std::string(error)));
-    }
+    if (result == RD_KAFKA_CONF_INVALID)
+      // librdkafka's message may quote the value.
+      fail(value_node.Mark(),
+           "configuration key '" + key +
+               "': " + (is_secret_key(key) ? std::string("invalid value") : std::string(error)));
   }
 
   void load_sources(const YAML::Node& node) {
@@ -1082,6 +1097,9 @@ class Loader {
   std::string file_;
   const Environment& environment_;
   std::vector<std::string> lines_;
+  // Learns secret values as they are read (${VAR} expansions), for the
+  // errors that follow.
+  mutable SecretValues secrets_;
   StreamsBuilder builder_;
   std::map<std::string, NamedStream> streams_;
   Pipeline pipeline_;

@@ -1,6 +1,8 @@
 // The one declaration of rill's configuration keys, and their parsing.
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <iterator>
 
 #include "rill/config.h"
 
@@ -133,7 +135,8 @@ const ConfigKey& declared(std::string_view name) {
 }
 
 ConfigError invalid(std::string_view key, std::string_view value, std::string_view expected) {
-  return ConfigError("config '" + std::string(key) + "': invalid value '" + std::string(value) +
+  const std::string_view shown = is_secret_key(key) ? kSecretMask : value;
+  return ConfigError("config '" + std::string(key) + "': invalid value '" + std::string(shown) +
                      "', expected " + std::string(expected));
 }
 
@@ -173,12 +176,6 @@ void check(const ConfigKey& key, std::string_view value) {
   }
 }
 
-bool is_secret(std::string_view key) {
-  return key.find("password") != std::string_view::npos ||
-         key.find("secret") != std::string_view::npos ||
-         key.find("sasl.jaas") != std::string_view::npos;
-}
-
 constexpr std::string_view kClients[] = {"consumer", "producer", "admin"};
 // Keys for the configs of the internal topics rill creates, not for a client.
 constexpr std::string_view kTopicPrefix = "topic.";
@@ -187,6 +184,29 @@ constexpr std::string_view kTopicPrefix = "topic.";
 
 std::span<const ConfigKey> config_keys() {
   return kKeys;
+}
+
+bool is_secret_key(std::string_view key) {
+  const ConfigKey* declaration = find_key(key);
+  if (declaration != nullptr) return declaration->secret;
+  std::string name(key);
+  for (char& c : name) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (c == '_' || c == '-') c = '.';
+  }
+  // Substrings rather than whole names: librdkafka and the Java clients name
+  // the same secret several ways (ssl.key.password, sasl.oauthbearer.client.secret).
+  constexpr std::string_view kSecretWords[] = {"password",
+                                               "secret",
+                                               "token",
+                                               "credential",
+                                               "ssl.key",
+                                               "private.key",
+                                               "jaas.config",
+                                               "oauthbearer.config",
+                                               "basic.auth.user.info"};
+  return std::any_of(std::begin(kSecretWords), std::end(kSecretWords),
+                     [&](std::string_view word) { return name.find(word) != std::string::npos; });
 }
 
 std::string config_reference_markdown() {
@@ -217,7 +237,9 @@ std::string config_reference_markdown() {
       "Any other key is passed to librdkafka: `consumer.`, `producer.` and `admin.`\n"
       "prefixes address one client (prefix removed); unprefixed keys go to every client.\n"
       "So `security.protocol`, `sasl.mechanism`, `sasl.username` and `sasl.password` set\n"
-      "SASL for all of them. Values of keys that name a password or secret are never logged.\n\n"
+      "SASL for all of them. The values of secret keys (names with password, secret, token,\n"
+      "credentials, ssl.key, private.key, jaas.config, oauthbearer.config or\n"
+      "basic.auth.user.info) are never logged nor quoted in errors: they show as `*****`.\n\n"
       "Keys prefixed `topic.` set configs of the internal topics rill creates (changelogs and\n"
       "repartition topics), as in Kafka Streams: `topic.min.insync.replicas: 2` with\n"
       "`replication.factor: 3` matches a cluster of three brokers. What a store sets for its\n"
@@ -340,9 +362,8 @@ std::map<std::string, std::string> StreamsConfig::topic_configs() const {
 std::string StreamsConfig::to_log_string() const {
   std::string out;
   for (const auto& [key, value] : entries_) {
-    const ConfigKey* declaration = find_key(key);
-    bool secret = (declaration != nullptr && declaration->secret) || is_secret(key);
-    out += (out.empty() ? "" : ", ") + key + "=" + (secret ? "[hidden]" : value);
+    out += (out.empty() ? "" : ", ") + key + "=" +
+           std::string(is_secret_key(key) ? kSecretMask : std::string_view(value));
   }
   return out;
 }

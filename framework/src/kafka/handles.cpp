@@ -14,7 +14,9 @@ ConfPtr make_conf(const std::map<std::string, std::string>& properties) {
   for (const auto& [key, value] : properties) {
     if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), error, sizeof error) !=
         RD_KAFKA_CONF_OK)
-      throw ConfigError("librdkafka property '" + key + "': " + error);
+      // librdkafka's message may quote the value.
+      throw ConfigError("librdkafka property '" + key +
+                        "': " + (is_secret_key(key) ? "invalid value" : std::string(error)));
   }
   return conf;
 }
