@@ -85,9 +85,13 @@ TEST_CASE(
         .to(output, serdes::string(), serdes::int64());
     return builder.build();
   };
-  auto config = config_for(unique_name("app-ckpt"));
+  const std::string app = unique_name("app-ckpt");
+  auto config = config_for(app);
   config.set("processing.guarantee", "exactly_once_v2");
   config.set("commit.interval.ms", "2000");
+  // Every update goes to the store and its changelog at once, before the
+  // broker's refusal makes the transaction abortable.
+  config.set("statestore.cache.max.bytes", "0");
   {
     KafkaStreams streams(topology(5000), config);
     streams.start();
@@ -95,6 +99,8 @@ TEST_CASE(
     CHECK(streams.state() == KafkaStreams::State::kError);
     CHECK_THAT(streams.error(), Catch::Contains(narrow));
   }
+  CHECK_FALSE(std::filesystem::exists(std::filesystem::path(config.get_string("state.dir")) / app /
+                                      "0_0" / ".checkpoint"));
   // The stores took the counts of the aborted transaction; trusting them
   // would count those records twice when they are read again.
   KafkaStreams streams(topology(100), config);
