@@ -202,9 +202,11 @@ class KGroupedStream {
     const auto [store, node, key_serde, value_serde, input] =
         internal::set_up_aggregate(source_, materialized, prefix, std::move(default_value_serde));
     const bool caching = materialized.caching_enabled;
+    // `store = store` here and below: clang before 16 cannot capture a
+    // structured binding by name.
     builder.topology().add_processor(
         node,
-        [store, aggregation, caching] {
+        [store = store, aggregation, caching] {
           return std::make_unique<operators::StreamAggregateProcessor<K, V, VA>>(store, aggregation,
                                                                                  caching);
         },
@@ -269,7 +271,7 @@ class TimeWindowedKStream {
                                             "the window size plus the grace period");
       builder.topology().add_processor(
           node,
-          [store, windows = *time, aggregation] {
+          [store = store, windows = *time, aggregation] {
             return std::make_unique<operators::TimeWindowAggregateProcessor<K, V, VA>>(
                 store, windows, aggregation);
           },
@@ -282,7 +284,7 @@ class TimeWindowedKStream {
                                             "twice the time difference plus the grace period");
       builder.topology().add_processor(
           node,
-          [store, windows = sliding, aggregation] {
+          [store = store, windows = sliding, aggregation] {
             return std::make_unique<operators::SlidingWindowAggregateProcessor<K, V, VA>>(
                 store, windows, aggregation);
           },
@@ -353,7 +355,7 @@ class SessionWindowedKStream {
                                                         "the inactivity gap plus the grace period");
     builder.topology().add_processor(
         node,
-        [store, windows = windows_, aggregation] {
+        [store = store, windows = windows_, aggregation] {
           return std::make_unique<operators::SessionWindowAggregateProcessor<K, V, VA>>(
               store, windows, aggregation);
         },

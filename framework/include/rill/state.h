@@ -217,7 +217,9 @@ class SessionCursor final : public TypedCursor<Windowed<K>, V> {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)  // clang has no such warning, and -Werror rejects unknown ones
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // Serializes keys and values of one typed store into buffers reused for every
 // call, so a store operation allocates only when a key or value is larger than
 // any before.
