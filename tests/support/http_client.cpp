@@ -1,12 +1,15 @@
 #include "support/http_client.h"
 
+#include <array>
 #include <chrono>
+#include <functional>
 #include <sstream>
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #pragma GCC diagnostic pop
@@ -35,6 +38,29 @@ HttpResult http_get(int port, const std::string& path) {
   http::read(stream, buffer, response, error);
   if (error && error != http::error::end_of_stream) return {};
   return {static_cast<int>(response.result_int()), response.body()};
+}
+
+std::string http_exchange(int port, const std::string& request) {
+  boost::asio::io_context io;
+  tcp::socket socket(io);
+  beast::error_code error;
+  socket.connect(
+      tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)),
+      error);
+  if (error) return {};
+  boost::asio::write(socket, boost::asio::buffer(request), error);
+  if (error) return {};
+  std::string response;
+  std::array<char, 4096> chunk{};
+  std::function<void()> read = [&] {
+    socket.async_read_some(boost::asio::buffer(chunk), [&](beast::error_code e, std::size_t n) {
+      response.append(chunk.data(), n);
+      if (!e) read();
+    });
+  };
+  read();
+  io.run_for(std::chrono::seconds(10));
+  return response;
 }
 
 namespace {

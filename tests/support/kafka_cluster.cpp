@@ -160,6 +160,8 @@ void produce(const std::string& topic, const std::vector<TestRecord>& records) {
   auto conf = client_conf();
   set(*conf, "enable.idempotence", "true");
   set(*conf, "partitioner", "murmur2_random");
+  // Tests of large records produce past the 1 MB default.
+  set(*conf, "message.max.bytes", "8000000");
   std::string error;
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
   REQUIRE(producer);
@@ -290,6 +292,64 @@ int64_t end_offsets(const std::string& topic) {
     total += high;
   }
   return total;
+}
+
+int64_t committed_offsets(const std::string& group, const std::string& topic) {
+  auto conf = client_conf();
+  set(*conf, "group.id", group);
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf.get(), error));
+  REQUIRE(consumer);
+  RdKafka::Metadata* raw = nullptr;
+  std::unique_ptr<RdKafka::Topic> handle(
+      RdKafka::Topic::create(consumer.get(), topic, nullptr, error));
+  REQUIRE(consumer->metadata(false, handle.get(), &raw, 10000) == RdKafka::ERR_NO_ERROR);
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  std::vector<RdKafka::TopicPartition*> partitions;
+  for (const auto* partition : *metadata->topics()->at(0)->partitions())
+    partitions.push_back(RdKafka::TopicPartition::create(topic, partition->id()));
+  // Only reads the group's offsets: the consumer never joins it.
+  const auto err = consumer->committed(partitions, 10000);
+  int64_t total = 0;
+  for (auto* partition : partitions) {
+    if (partition->offset() >= 0) total += partition->offset();
+    delete partition;
+  }
+  REQUIRE(err == RdKafka::ERR_NO_ERROR);
+  consumer->close();
+  return total;
+}
+
+std::map<std::string, std::string> topic_configs(const std::string& topic) {
+  auto conf = client_conf();
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  REQUIRE(producer);
+  rd_kafka_t* rk = producer->c_ptr();
+  rd_kafka_ConfigResource_t* resource =
+      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_DescribeConfigs(rk, &resource, 1, nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 10000);
+  std::map<std::string, std::string> configs;
+  REQUIRE(event != nullptr);
+  REQUIRE(rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  size_t resource_count = 0;
+  const rd_kafka_ConfigResource_t** resources = rd_kafka_DescribeConfigs_result_resources(
+      rd_kafka_event_DescribeConfigs_result(event), &resource_count);
+  REQUIRE(resource_count == 1);
+  size_t entry_count = 0;
+  const rd_kafka_ConfigEntry_t** entries =
+      rd_kafka_ConfigResource_configs(resources[0], &entry_count);
+  for (size_t i = 0; i < entry_count; ++i)
+    if (rd_kafka_ConfigEntry_source(entries[i]) == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG &&
+        rd_kafka_ConfigEntry_value(entries[i]) != nullptr)
+      configs[rd_kafka_ConfigEntry_name(entries[i])] = rd_kafka_ConfigEntry_value(entries[i]);
+  rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_ConfigResource_destroy(resource);
+  return configs;
 }
 
 }  // namespace rill::testing

@@ -70,4 +70,12 @@ bool read_to_end(const std::string& topic, const std::function<void(const TestRe
 // including markers).
 int64_t end_offsets(const std::string& topic);
 
+// Sum over partitions of the offsets consumer group `group` committed for
+// `topic` (a partition without a commit counts 0).
+int64_t committed_offsets(const std::string& group, const std::string& topic);
+
+// The configs the broker reports for `topic` that were set on the topic itself
+// (not broker defaults).
+std::map<std::string, std::string> topic_configs(const std::string& topic);
+
 }  // namespace rill::testing

@@ -95,6 +95,23 @@ const std::vector<BadPipeline> kCases = {
      "found a list, expected a string"},
     {"bad expression", with_steps("      - filter: value.amount >\n"), 8, 31,
      "bad expression: expected a value"},
+    {"expression nested too deeply",
+     with_steps("      - filter: " + std::string(10000, '(') + "true\n"), 8, 17 + 255,
+     "bad expression: the expression nests more than 256 levels deep"},
+    {"expression with a long chain of operators",
+     with_steps("      - filter: true" +
+                [] {
+                  std::string chain;
+                  for (int i = 0; i < 100000; ++i) chain += " and true";
+                  return chain;
+                }() +
+                "\n"),
+     8, 22 + 9 * 255, "nests more than 256 levels deep"},
+    {"number literal beyond a double", with_steps("      - filter: value.x > 1e999\n"), 8, 27,
+     "bad expression: number 1e999 is out of the range of 64-bit floating-point numbers"},
+    {"integer literal beyond 64 bits",
+     with_steps("      - filter: value.x > 99999999999999999999\n"), 8, 27,
+     "bad expression: number 99999999999999999999 does not fit in 64 bits"},
     {"bad expression in quotes", with_steps("      - filter: \"value.x == 'a\"\n"), 8, 29,
      "unterminated string"},
     {"assignment instead of comparison", with_steps("      - filter: value.x = 1\n"), 8, 25,
@@ -141,6 +158,22 @@ const std::vector<BadPipeline> kCases = {
      with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
                 "          window: {type: tumbling, size: 1 minute}\n"),
      11, 42, "found '1 minute', expected a duration"},
+    {"duration whose milliseconds overflow 64 bits",
+     with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
+                "          window: {type: tumbling, size: 213503982335d}\n"),
+     11, 42, "found '213503982335d', expected a duration of at most 36500d (100 years)"},
+    {"duration beyond 64 bits",
+     with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
+                "          window: {type: tumbling, size: 1m, grace: 99999999999999999999ms}\n"),
+     11, 53, "expected a duration of at most 36500d"},
+    {"duration beyond the largest",
+     with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
+                "          window: {type: session, gap: 36501d}\n"),
+     11, 40, "found '36501d', expected a duration of at most 36500d"},
+    {"generator interval beyond the largest duration",
+     "application: {application.id: app}\nsources:\n  in:\n    topic: t\n    generator:\n"
+     "      value: value.n\n      interval: 876001h\nflows:\n  - from: in\n    steps: [stdout]\n",
+     7, 17, "found '876001h', expected a duration of at most 36500d"},
     {"tumbling window without size",
      with_steps("      - group_by: key\n      - aggregate:\n          value: count()\n"
                 "          window: {type: tumbling}\n"),

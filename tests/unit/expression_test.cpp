@@ -3,7 +3,11 @@
 // compiled (with the offset of the problem) or evaluated on a record.
 #include "rill/pipeline/expression.h"
 
+#include <cstdint>
+#include <limits>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -178,6 +182,119 @@ TEST_CASE("expression errors on a record throw EvalError", "[unit][expression]")
   rill::Headers none;
   CHECK_THROWS_AS(Expression::compile("value.amount").test(EvalContext{kKey, kValue, 0, &none}),
                   EvalError);
+}
+
+TEST_CASE("integer results beyond 64 bits are EvalErrors, never wrapped or undefined",
+          "[unit][expression]") {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  const Json extremes = {{"min", kMin},
+                         {"max", kMax},
+                         {"huge", std::numeric_limits<uint64_t>::max()},
+                         {"far", 1e300},
+                         {"list", {1, 2}}};
+  // x % -1 is 0 for every x; the machine's INT64_MIN % -1 traps.
+  CHECK(eval("value.min % -1", extremes) == 0);
+  CHECK(eval("value.min % 10", extremes) == kMin % 10);
+  // Division computes in floating point: INT64_MIN / -1 is 2^63.
+  CHECK(eval("value.min / -1", extremes) == 0x1p63);
+  CHECK_THROWS_WITH(eval("-value.min", extremes),
+                    "integer overflow: -(-9223372036854775808) does not fit in 64 bits");
+  CHECK(eval("-(value.min + 1)", extremes) == kMax);
+  CHECK_THROWS_AS(eval("abs(value.min)", extremes), EvalError);
+  CHECK(eval("abs(value.min + 1)", extremes) == kMax);
+  CHECK_THROWS_WITH(eval("value.max + 1", extremes),
+                    "integer overflow: 9223372036854775807 + 1 does not fit in 64 bits");
+  CHECK_THROWS_AS(eval("value.min - 1", extremes), EvalError);
+  CHECK_THROWS_AS(eval("value.max * 2", extremes), EvalError);
+  CHECK_THROWS_AS(eval("value.min * -1", extremes), EvalError);
+  CHECK_THROWS_AS(eval("timestamp + value.max", extremes), EvalError);
+  CHECK(eval("value.max - timestamp", extremes) == kMax - 1700000000123);
+  // An unsigned record value beyond INT64_MAX is taken as a double, not wrapped.
+  CHECK(eval("value.huge + 1", extremes) == 0x1p64);
+  CHECK(eval("-value.huge", extremes) == -0x1p64);
+  CHECK(eval("value.huge % 10", extremes).is_number_float());
+  CHECK(eval("value.list[value.huge]", extremes).is_null());
+  // Functions that take integers refuse doubles beyond them.
+  CHECK_THROWS_WITH(eval("substr(\"abc\", value.far)", extremes),
+                    "substr() expects a number within 64-bit integers, found 1e+300");
+  CHECK_THROWS_AS(eval("format_time(value.huge, \"%Y\")", extremes), EvalError);
+}
+
+TEST_CASE("time functions work or fail cleanly at the ends of 64-bit time", "[unit][expression]") {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  const Json extremes = {{"min", kMin}, {"max", kMax}};
+  // A negative time is in the second before it, not the one after.
+  CHECK(eval("format_time(-1, \"%Y-%m-%d %H:%M:%S\")") == "1969-12-31 23:59:59");
+  // 2^63 ms is about 292 million years, which the calendar still holds.
+  CHECK_THAT(eval("format_time(value.min, \"%Y\")", extremes).get<std::string>(),
+             Catch::StartsWith("-292"));
+  CHECK_THAT(eval("format_time(value.max, \"%Y\")", extremes).get<std::string>(),
+             Catch::StartsWith("292"));
+  // 10^16 s parses (year 316889355), but is beyond 64-bit milliseconds.
+  CHECK_THROWS_WITH(eval("parse_time(\"10000000000000000\", \"%s\")"),
+                    "parse_time(): '10000000000000000' is beyond 64-bit milliseconds");
+  CHECK(eval("window_start(-1, 10)") == -10);
+  CHECK(eval("window_start(value.max, 10)", extremes) == kMax - kMax % 10);
+  CHECK(eval("window_start(5, value.max)", extremes) == 0);
+  CHECK(eval("window_start(value.min, 8)", extremes) == kMin);
+  CHECK_THROWS_WITH(eval("window_start(value.min, 10)", extremes),
+                    "window_start(): the window of time -9223372036854775808 ms starts before "
+                    "the earliest 64-bit time");
+  CHECK_THROWS_AS(eval("window_start(value.min, value.max)", extremes), EvalError);
+}
+
+TEST_CASE("number literals beyond 64 bits are errors at their offset", "[unit][expression]") {
+  CHECK(compile_error("1 + 1e999") ==
+        std::pair<std::size_t, std::string>{
+            4, "number 1e999 is out of the range of 64-bit floating-point numbers"});
+  CHECK(compile_error("1e-400") ==
+        std::pair<std::size_t, std::string>{
+            0, "number 1e-400 is out of the range of 64-bit floating-point numbers"});
+  CHECK(compile_error("2 * 99999999999999999999") ==
+        std::pair<std::size_t, std::string>{4,
+                                            "number 99999999999999999999 does not fit in 64 bits"});
+  CHECK(eval("9223372036854775807") == std::numeric_limits<int64_t>::max());
+  CHECK(eval("1.5e308") == 1.5e308);
+  CHECK(eval("2.5e-300") == 2.5e-300);
+}
+
+namespace {
+
+std::string repeated(std::string_view part, std::size_t times) {
+  std::string out;
+  for (std::size_t i = 0; i < times; ++i) out += part;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("expressions nest at most kMaxExpressionDepth levels", "[unit][expression]") {
+  using rill::pipeline::kMaxExpressionDepth;
+  const std::size_t n = kMaxExpressionDepth;
+  // The whole expression is the first level.
+  CHECK(eval(repeated("(", n - 1) + "1" + repeated(")", n - 1)) == 1);
+  CHECK(eval(repeated("-", n - 1) + "1") == ((n - 1) % 2 == 0 ? 1 : -1));
+  CHECK(eval("1" + repeated(" + 1", n - 1)) == static_cast<int64_t>(n));
+  CHECK(eval(repeated("abs(", n - 1) + "1" + repeated(")", n - 1)) == 1);
+
+  // Each is reported where the level too many begins, before the stack runs out.
+  const std::string too_deep = "the expression nests more than 256 levels deep";
+  for (const auto& [text, offset] : std::vector<std::pair<std::string, std::size_t>>{
+           {repeated("(", 10000) + "1" + repeated(")", 10000), n - 1},
+           {repeated("[", 10000) + "1" + repeated("]", 10000), n - 1},
+           {repeated("-", 100000) + "1", n - 1},
+           {repeated("not ", 100000) + "true", 4 * (n - 1)},
+           {repeated("lower(", 10000) + "\"a\"" + repeated(")", 10000), 6 * (n - 1) + 5},
+           {"1" + repeated(" + 1", 100000), 2 + 4 * (n - 1)},
+           {"true" + repeated(" or false", 100000), 5 + 9 * (n - 1)},
+           {"value.tags" + repeated("[0]", 100000), 10 + 3 * (n - 1)}}) {
+    INFO(text.substr(0, 40));
+    const auto [at, message] = compile_error(text);
+    CHECK(at == offset);
+    CHECK_THAT(message, Catch::StartsWith(too_deep));
+  }
 }
 
 TEST_CASE("damaged expressions compile or give an ExpressionError inside the text",

@@ -366,6 +366,27 @@ flows:
     CHECK(run.read("bad-times") == Records{{"a", R"({"at":"yesterday"})"}});
     CHECK(run.read("out") == Records{{"b", R"({"at":5})"}});
   }
+  SECTION("integer overflow and event times beyond 64 bits are processing errors") {
+    Run run(R"(
+application:
+  application.id: extremes
+  processing.exception.handler: dead-letter
+  errors.dead.letter.queue.topic.name: dead
+sources:
+  in: {topic: in, timestamp: value.at}
+flows:
+  - from: in
+    steps:
+      - map: {rest: value.n % -1, negated: -value.n}
+      - to: out
+)");
+    run.pipe("in", "a", R"({"at":1e300,"n":1})");
+    run.pipe("in", "b", R"({"at":5,"n":-9223372036854775808})");
+    run.pipe("in", "c", R"({"at":5,"n":7})");
+    CHECK(run.read("dead") ==
+          Records{{"a", R"({"at":1e300,"n":1})"}, {"b", R"({"at":5,"n":-9223372036854775808})"}});
+    CHECK(run.read("out") == Records{{"c", R"({"negated":-7,"rest":0})"}});
+  }
   SECTION("log-and-fail stops on it") {
     Run run(R"(
 application: {application.id: fail}

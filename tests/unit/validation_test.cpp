@@ -276,8 +276,34 @@ TEST_CASE("StreamsConfig hands other keys to librdkafka and hides secrets",
   CHECK(consumer.at("linger.ms") == "5");
   CHECK(consumer.at("fetch.min.bytes") == "10");
   const std::string logged = config.to_log_string();
-  CHECK_THAT(logged, Contains("sasl.password=[hidden]") && Contains("application.id=app"));
+  CHECK_THAT(logged, Contains("sasl.password=*****") && Contains("application.id=app"));
   CHECK_THAT(logged, !Contains("hunter2"));
+}
+
+TEST_CASE("topic. keys configure internal topics and reach no client",
+          "[unit][validation][config]") {
+  StreamsConfig config{{"application.id", "app"},
+                       {"bootstrap.servers", "b:9092"},
+                       {"topic.min.insync.replicas", "2"},
+                       {"topic.segment.bytes", "1048576"}};
+  CHECK_NOTHROW(config.validate());
+  CHECK(config.topic_configs() == std::map<std::string, std::string>{{"min.insync.replicas", "2"},
+                                                                     {"segment.bytes", "1048576"}});
+  for (const char* client : {"producer", "consumer", "admin"}) {
+    auto properties = config.client_properties(client);
+    CHECK_FALSE(properties.contains("topic.min.insync.replicas"));
+    CHECK_FALSE(properties.contains("min.insync.replicas"));
+  }
+  config.set("topic.cleanup.policy", "delete");
+  CHECK_THROWS_WITH(config.validate(), Contains("topic.cleanup.policy"));
+}
+
+TEST_CASE("task.timeout.ms is a duration with Kafka Streams' default",
+          "[unit][validation][config]") {
+  StreamsConfig config{{"application.id", "app"}, {"bootstrap.servers", "b:9092"}};
+  CHECK(config.get_duration(config::kTaskTimeoutMs) == std::chrono::minutes(5));
+  config.set("task.timeout.ms", "soon");
+  CHECK_THROWS_WITH(config.validate(), Contains("task.timeout.ms"));
 }
 
 TEST_CASE("the test driver validates its configuration", "[unit][validation][config]") {

@@ -510,6 +510,63 @@ TEST_CASE("window definitions and retentions are checked", "[unit][windows]") {
   CHECK_THROWS_AS(table.suppress(Suppressed::until_window_closes()), TopologyError);
 }
 
+TEST_CASE("windows at the largest timestamp end there instead of overflowing", "[unit][windows]") {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  SECTION("tumbling") {
+    WindowedCount test(
+        [](auto grouped) {
+          return grouped.windowed_by(TimeWindows::of_size_with_no_grace(10ms)).count();
+        },
+        serdes::time_windowed(serdes::string(), 10ms));
+    // The window [kMax - 7, kMax + 3) ends at kMax instead.
+    test.pipe("a", kMax - 1);
+    CHECK(test.results() == std::vector<Result>{{"a", kMax - kMax % 10, kMax, 1, kMax - 1}});
+    // Stream time kMax has reached that end, so the window has closed.
+    test.pipe("a", kMax);
+    CHECK(test.results().empty());
+    CHECK(test.driver->dropped_records() == 1);
+  }
+  SECTION("hopping") {
+    WindowedCount test(
+        [](auto grouped) {
+          return grouped.windowed_by(TimeWindows::of_size_with_no_grace(10ms).advance_by(5ms))
+              .count();
+        },
+        serdes::time_windowed(serdes::string(), 10ms));
+    test.pipe("a", kMax - 1);
+    const int64_t last = kMax - kMax % 5;
+    CHECK(test.results() ==
+          std::vector<Result>{{"a", last - 5, kMax, 1, kMax - 1}, {"a", last, kMax, 1, kMax - 1}});
+  }
+  SECTION("session") {
+    WindowedCount test(
+        [](auto grouped) {
+          return grouped.windowed_by(SessionWindows::of_inactivity_gap_with_no_grace(5ms)).count();
+        },
+        serdes::session_windowed(serdes::string()));
+    test.pipe("a", kMax - 2);
+    test.pipe("a", kMax);  // within the gap: joins the session
+    CHECK(test.results() == std::vector<Result>{{"a", kMax - 2, kMax - 2, 1, kMax - 2},
+                                                {"a", kMax - 2, kMax - 2, std::nullopt, kMax - 2},
+                                                {"a", kMax - 2, kMax, 2, kMax}});
+  }
+  SECTION("sliding") {
+    WindowedCount test(
+        [](auto grouped) {
+          return grouped.windowed_by(SlidingWindows::of_time_difference_with_no_grace(10ms))
+              .count();
+        },
+        serdes::time_windowed(serdes::string(), 10ms));
+    // The right window of a record at t is [t + 1, t + 1 + 10]: the last t
+    // with room for it is kMax - 11.
+    test.pipe("a", kMax - 11);
+    CHECK(test.results() == std::vector<Result>{{"a", kMax - 21, kMax - 11, 1, kMax - 11}});
+    CHECK_THROWS_WITH(test.pipe("a", kMax - 10),
+                      Catch::Contains("sliding windows: timestamp 9223372036854775797 leaves no "
+                                      "room for the window of 10 ms after it"));
+  }
+}
+
 TEST_CASE("windowed stores can live in memory without a changelog", "[unit][windows]") {
   StreamsBuilder builder;
   Materialized<std::string, int64_t> materialized = Materialized<std::string, int64_t>::as("w");

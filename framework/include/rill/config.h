@@ -3,8 +3,9 @@
 // Every rill key is declared once, in config_keys() (name, type, default,
 // description); the documentation and the checks come from that table. Keys
 // prefixed "consumer.", "producer." or "admin." go to that librdkafka client
-// only; other unknown keys go to every librdkafka client, so any librdkafka
-// property (SASL, SSL, timeouts) can be set.
+// only; "topic." keys configure the internal topics rill creates; other
+// unknown keys go to every librdkafka client, so any librdkafka property
+// (SASL, SSL, timeouts) can be set.
 #pragma once
 
 #include <chrono>
@@ -48,6 +49,16 @@ std::span<const ConfigKey> config_keys();
 // The configuration reference (docs/configuration.md), rendered from config_keys().
 std::string config_reference_markdown();
 
+// What error reports and logs show in place of a secret value.
+inline constexpr std::string_view kSecretMask = "*****";
+
+// Whether the value of `key` is a secret, never printed or logged: a key
+// declared secret, or one naming a password, secret, token, credentials, a
+// private key (ssl.key.*, private.key), a JAAS or OAUTHBEARER login config, or
+// basic-auth user info. Case, '_' and '-' do not matter, so the names of
+// environment variables (SASL_PASSWORD) are judged by the same rule.
+bool is_secret_key(std::string_view key);
+
 namespace config {
 inline constexpr std::string_view kApplicationId = "application.id";
 inline constexpr std::string_view kBootstrapServers = "bootstrap.servers";
@@ -63,6 +74,7 @@ inline constexpr std::string_view kProductionHandler = "production.exception.han
 inline constexpr std::string_view kDeadLetterTopic = "errors.dead.letter.queue.topic.name";
 inline constexpr std::string_view kClientId = "client.id";
 inline constexpr std::string_view kSessionTimeoutMs = "session.timeout.ms";
+inline constexpr std::string_view kTaskTimeoutMs = "task.timeout.ms";
 inline constexpr std::string_view kTopicWaitMs = "source.topic.wait.ms";
 inline constexpr std::string_view kNumStandbyReplicas = "num.standby.replicas";
 inline constexpr std::string_view kCacheMaxBytes = "statestore.cache.max.bytes";
@@ -100,6 +112,9 @@ class StreamsConfig {
   // librdkafka properties for one client ("consumer", "producer" or "admin"):
   // unprefixed unknown keys plus that client's prefixed keys, prefix removed.
   std::map<std::string, std::string> client_properties(std::string_view client) const;
+
+  // Configs of the internal topics rill creates: the "topic." keys, prefix removed.
+  std::map<std::string, std::string> topic_configs() const;
 
   // All entries, with secrets masked, for logs.
   std::string to_log_string() const;

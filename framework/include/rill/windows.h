@@ -54,13 +54,15 @@ class TimeWindows {
   int64_t grace_ms() const { return grace_; }
 
   // Calls f(Window) for each window holding `timestamp`, earliest first (Kafka
-  // Streams' windowsFor). A negative timestamp is in no window.
+  // Streams' windowsFor). A negative timestamp is in no window; near the
+  // largest time, window ends stop at it.
   template <class F>
   void for_each_window(int64_t timestamp, F f) const {
     if (timestamp < 0) return;
     int64_t start = std::max<int64_t>(0, timestamp - size_ + advance_) / advance_ * advance_;
-    for (; start <= timestamp; start += advance_)
+    do {
       f(Window{start, internal::window_end(start, size_)});
+    } while (!__builtin_add_overflow(start, advance_, &start) && start <= timestamp);
   }
 
  private:

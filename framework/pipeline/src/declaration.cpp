@@ -274,7 +274,7 @@ nlohmann::json schema_of(const FieldSpec& field) {
       break;
     case T::kDuration:
       schema = {{"oneOf",
-                 {{{"type", "integer"}, {"minimum", 0}},
+                 {{{"type", "integer"}, {"minimum", 0}, {"maximum", kMaxDurationMs}},
                   {{"type", "string"}, {"pattern", "^[0-9]+(ms|s|m|h|d)?$"}}}}};
       break;
     case T::kEnum: {
@@ -367,8 +367,13 @@ std::string reference_markdown() {
       "Grouping by a new key goes through a repartition topic, so the count runs in a second\n"
       "sub-topology, on a store changelogged to Kafka.\n\n"
       "`${NAME}` in any value is replaced by the environment variable NAME (an error when it\n"
-      "is unset), `${NAME:-default}` by its value or the default. Values of keys naming a\n"
-      "password or secret are never printed or logged.\n\n"
+      "is unset), `${NAME:-default}` by its value or the default. The values of secret keys\n"
+      "(docs/configuration.md), and of variables with secret names such as `SASL_PASSWORD`,\n"
+      "are never logged nor quoted in errors: they show as `*****`.\n\n"
+      "A duration is a whole number with a unit, `500ms`, `30s`, `5m`, `1h` or `1d`, or a\n"
+      "number of milliseconds; at most `" +
+      std::to_string(kMaxDurationDays) +
+      "d` (100 years).\n\n"
       "## Sections\n\n";
   field_table(out, document_fields(), "");
   out +=
@@ -402,7 +407,15 @@ std::string reference_markdown() {
       "Arithmetic on integers stays integral except `/`; `+` also joins two strings.\n"
       "Arithmetic and ordering with a null operand give null, and a condition that is null\n"
       "counts as false. Types known when the pipeline loads are checked then; a type error\n"
-      "on a record sends that record to `processing.exception.handler`.\n\n"
+      "on a record sends that record to `processing.exception.handler`, and so does integer\n"
+      "arithmetic whose result does not fit in 64 bits (`x % -1` is 0; `/` computes in\n"
+      "floating point). Number literals must fit too: integers in 64 bits, others in a\n"
+      "double.\n\n"
+      "An expression nests at most " +
+      std::to_string(kMaxExpressionDepth) +
+      " levels deep: each pair of parentheses or brackets,\n"
+      "each function call and each operator counts a level, including each link of a chain\n"
+      "such as `a or b or c`. For a long list of alternatives, use `contains([...], x)`.\n\n"
       "| function | description |\n|---|---|\n";
   for (const FunctionDoc& f : function_docs())
     out += "| `" + std::string(f.signature) + "` | " + std::string(f.description) + " |\n";

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -96,19 +97,36 @@ const Json& null_json() {
 
 }  // namespace
 
+std::optional<int64_t> integer_value(const Json& value) {
+  if (value.is_number_unsigned()) {
+    const uint64_t u = value.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+    return static_cast<int64_t>(u);
+  }
+  if (value.is_number_integer()) return value.get<int64_t>();
+  if (!value.is_number_float()) return std::nullopt;
+  const double d = value.get<double>();
+  // Also false for NaN.
+  if (!(d >= -0x1p63 && d < 0x1p63)) return std::nullopt;
+  return static_cast<int64_t>(d);
+}
+
 namespace detail {
 
 class Node {
  public:
-  explicit Node(ValueType type) : type_(type) {}
+  // `depth`: the levels of the tree from this node down, 1 for a leaf.
+  explicit Node(ValueType type, std::size_t depth = 1) : type_(type), depth_(depth) {}
   virtual ~Node() = default;
   // The result, either a reference into the record or `scratch`, which the
   // node may overwrite.
   virtual const Json& eval(const EvalContext& context, Json& scratch) const = 0;
   ValueType type() const { return type_; }
+  std::size_t depth() const { return depth_; }
 
  private:
   ValueType type_;
+  std::size_t depth_;
 };
 
 }  // namespace detail
@@ -117,6 +135,25 @@ namespace {
 
 using detail::Node;
 using NodePtr = std::shared_ptr<const Node>;
+
+// The depth of a node above `children`.
+std::size_t above(std::initializer_list<const NodePtr*> children) {
+  std::size_t deepest = 0;
+  for (const NodePtr* child : children) deepest = std::max(deepest, (*child)->depth());
+  return deepest + 1;
+}
+std::size_t above(const std::vector<NodePtr>& children) {
+  std::size_t deepest = 0;
+  for (const NodePtr& child : children) deepest = std::max(deepest, child->depth());
+  return deepest + 1;
+}
+
+// An integer (not a double) that fits in int64_t. Records may hold unsigned
+// integers beyond INT64_MAX; arithmetic takes those as doubles.
+std::optional<int64_t> exact_integer(const Json& v) {
+  if (!v.is_number_integer()) return std::nullopt;
+  return integer_value(v);
+}
 
 class Literal final : public Node {
  public:
@@ -191,14 +228,18 @@ class Path final : public Node {
 class Index final : public Node {
  public:
   Index(NodePtr base, NodePtr index)
-      : Node(ValueType::kAny), base_(std::move(base)), index_(std::move(index)) {}
+      : Node(ValueType::kAny, above({&base, &index})),
+        base_(std::move(base)),
+        index_(std::move(index)) {}
   const Json& eval(const EvalContext& context, Json& scratch) const override {
     Json base_tmp, index_tmp;
     const Json& base = base_->eval(context, base_tmp);
     const Json& index = index_->eval(context, index_tmp);
     if (base.is_null() || index.is_null()) return null_json();
     if (base.is_array() && index.is_number_integer()) {
-      int64_t i = index.get<int64_t>();
+      const std::optional<int64_t> at = integer_value(index);
+      if (!at) return null_json();  // beyond any array
+      int64_t i = *at;
       if (i < 0) i += static_cast<int64_t>(base.size());
       if (i < 0 || i >= static_cast<int64_t>(base.size())) return null_json();
       return copy_if_scratch(base, base_tmp, base[static_cast<std::size_t>(i)], scratch);
@@ -230,9 +271,11 @@ bool is_number(const Json& v) {
 
 // Integer arithmetic that reports overflow instead of wrapping.
 template <class Op>
-int64_t checked(Op op, int64_t x, int64_t y) {
+int64_t checked(Op op, int64_t x, int64_t y, char symbol) {
   int64_t result = 0;
-  if (op(x, y, &result)) throw EvalError("integer overflow");
+  if (op(x, y, &result))
+    throw EvalError("integer overflow: " + std::to_string(x) + " " + symbol + " " +
+                    std::to_string(y) + " does not fit in 64 bits");
   return result;
 }
 constexpr auto kAdd = [](int64_t x, int64_t y, int64_t* r) {
@@ -249,7 +292,10 @@ constexpr auto kMul = [](int64_t x, int64_t y, int64_t* r) {
 class Arithmetic final : public Node {
  public:
   Arithmetic(char op, NodePtr left, NodePtr right, ValueType type)
-      : Node(type), op_(op), left_(std::move(left)), right_(std::move(right)) {}
+      : Node(type, above({&left, &right})),
+        op_(op),
+        left_(std::move(left)),
+        right_(std::move(right)) {}
   const Json& eval(const EvalContext& context, Json& scratch) const override {
     Json left_tmp, right_tmp;
     const Json& a = left_->eval(context, left_tmp);
@@ -262,23 +308,26 @@ class Arithmetic final : public Node {
     if (!is_number(a) || !is_number(b))
       throw EvalError(std::string("operator '") + op_ + "' expects numbers, found " +
                       std::string(type_of(a)) + " and " + std::string(type_of(b)));
-    const bool integers = !a.is_number_float() && !b.is_number_float();
-    if (integers && op_ != '/') {
-      const int64_t x = a.get<int64_t>();
-      const int64_t y = b.get<int64_t>();
+    const std::optional<int64_t> ix = op_ == '/' ? std::nullopt : exact_integer(a);
+    const std::optional<int64_t> iy = ix ? exact_integer(b) : std::nullopt;
+    if (ix && iy) {
+      const int64_t x = *ix;
+      const int64_t y = *iy;
       switch (op_) {
         case '+':
-          scratch = checked(kAdd, x, y);
+          scratch = checked(kAdd, x, y, '+');
           return scratch;
         case '-':
-          scratch = checked(kSub, x, y);
+          scratch = checked(kSub, x, y, '-');
           return scratch;
         case '*':
-          scratch = checked(kMul, x, y);
+          scratch = checked(kMul, x, y, '*');
           return scratch;
         default:
           if (y == 0) throw EvalError("modulo by zero");
-          scratch = x % y;
+          // x % -1 is 0, but the machine computes INT64_MIN % -1 through a
+          // quotient that overflows, and traps.
+          scratch = y == -1 ? int64_t{0} : x % y;
           return scratch;
       }
     }
@@ -317,7 +366,7 @@ enum class Compare { kEq, kNe, kLt, kLe, kGt, kGe };
 class Comparison final : public Node {
  public:
   Comparison(Compare op, std::string text, NodePtr left, NodePtr right)
-      : Node(ValueType::kBool),
+      : Node(ValueType::kBool, above({&left, &right})),
         op_(op),
         text_(std::move(text)),
         left_(std::move(left)),
@@ -371,7 +420,10 @@ bool truth(const Json& v, std::string_view what) {
 class Logical final : public Node {
  public:
   Logical(bool is_and, NodePtr left, NodePtr right)
-      : Node(ValueType::kBool), and_(is_and), left_(std::move(left)), right_(std::move(right)) {}
+      : Node(ValueType::kBool, above({&left, &right})),
+        and_(is_and),
+        left_(std::move(left)),
+        right_(std::move(right)) {}
   const Json& eval(const EvalContext& context, Json& scratch) const override {
     const char* what = and_ ? "'and'" : "'or'";
     Json tmp;
@@ -392,7 +444,7 @@ class Logical final : public Node {
 
 class Not final : public Node {
  public:
-  explicit Not(NodePtr child) : Node(ValueType::kBool), child_(std::move(child)) {}
+  explicit Not(NodePtr child) : Node(ValueType::kBool, above({&child})), child_(std::move(child)) {}
   const Json& eval(const EvalContext& context, Json& scratch) const override {
     Json tmp;
     scratch = !truth(child_->eval(context, tmp), "'not'");
@@ -405,15 +457,18 @@ class Not final : public Node {
 
 class Negate final : public Node {
  public:
-  explicit Negate(NodePtr child) : Node(ValueType::kNumber), child_(std::move(child)) {}
+  explicit Negate(NodePtr child)
+      : Node(ValueType::kNumber, above({&child})), child_(std::move(child)) {}
   const Json& eval(const EvalContext& context, Json& scratch) const override {
     Json tmp;
     const Json& v = child_->eval(context, tmp);
     if (v.is_null()) return null_json();
-    if (v.is_number_float()) {
-      scratch = -v.get<double>();
+    if (const std::optional<int64_t> x = exact_integer(v)) {
+      if (*x == std::numeric_limits<int64_t>::min())
+        throw EvalError("integer overflow: -(" + std::to_string(*x) + ") does not fit in 64 bits");
+      scratch = -*x;
     } else if (v.is_number()) {
-      scratch = checked(kSub, 0, v.get<int64_t>());
+      scratch = -v.get<double>();
     } else {
       throw EvalError("unary '-' expects a number, found " + std::string(type_of(v)));
     }
@@ -428,7 +483,7 @@ class Negate final : public Node {
 class Coalesce final : public Node {
  public:
   explicit Coalesce(std::vector<NodePtr> options, ValueType type)
-      : Node(type), options_(std::move(options)) {}
+      : Node(type, above(options)), options_(std::move(options)) {}
   const Json& eval(const EvalContext& context, Json& scratch) const override {
     for (const NodePtr& option : options_) {
       const Json& v = option->eval(context, scratch);
@@ -444,7 +499,7 @@ class Coalesce final : public Node {
 class If final : public Node {
  public:
   If(NodePtr condition, NodePtr then, NodePtr otherwise, ValueType type)
-      : Node(type),
+      : Node(type, above({&condition, &then, &otherwise})),
         condition_(std::move(condition)),
         then_(std::move(then)),
         otherwise_(std::move(otherwise)) {}
@@ -496,7 +551,11 @@ int64_t integer(const Json& v, std::string_view function) {
   if (!v.is_number())
     throw EvalError(std::string(function) + "() expects a number, found " +
                     std::string(type_of(v)));
-  return v.is_number_float() ? static_cast<int64_t>(v.get<double>()) : v.get<int64_t>();
+  const std::optional<int64_t> x = integer_value(v);
+  if (!x)
+    throw EvalError(std::string(function) + "() expects a number within 64-bit integers, found " +
+                    v.dump());
+  return *x;
 }
 std::string text_of(const Json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();
@@ -748,10 +807,14 @@ const std::vector<Function>& functions() {
        T::kNumber,
        true,
        [](const Args& a, std::size_t, Json& out) {
-         if (a[0]->is_number_float())
-           out = std::fabs(a[0]->get<double>());
-         else
-           out = std::abs(integer(*a[0], "abs"));
+         if (const std::optional<int64_t> x = exact_integer(*a[0])) {
+           if (*x == std::numeric_limits<int64_t>::min())
+             throw EvalError("abs(): integer overflow: abs(" + std::to_string(*x) +
+                             ") does not fit in 64 bits");
+           out = *x < 0 ? -*x : *x;
+         } else {
+           out = std::fabs(num(*a[0], "abs"));
+         }
        },
        "abs(x)",
        "x without its sign."},
@@ -785,10 +848,12 @@ const std::vector<Function>& functions() {
        true,
        [](const Args& a, std::size_t, Json& out) {
          const int64_t ms = integer(*a[0], "format_time");
-         const std::time_t seconds =
-             static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+         // Rounded down: -1 ms is in the second before the epoch.
+         const std::time_t seconds = static_cast<std::time_t>(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
          std::tm tm{};
-         gmtime_r(&seconds, &tm);
+         if (gmtime_r(&seconds, &tm) == nullptr)
+           throw EvalError("format_time(): time " + std::to_string(ms) +
+                           " ms is beyond the calendar");
          char buffer[256];
          const std::size_t size =
              std::strftime(buffer, sizeof buffer, str(*a[1], "format_time").c_str(), &tm);
@@ -808,7 +873,10 @@ const std::vector<Function>& functions() {
          const char* end = strptime(s.c_str(), str(*a[1], "parse_time").c_str(), &tm);
          if (end == nullptr || *end != '\0')
            throw EvalError("parse_time(): '" + s + "' does not match the format");
-         out = static_cast<int64_t>(timegm(&tm)) * 1000;
+         int64_t ms = 0;
+         if (__builtin_mul_overflow(static_cast<int64_t>(timegm(&tm)), 1000, &ms))
+           throw EvalError("parse_time(): '" + s + "' is beyond 64-bit milliseconds");
+         out = ms;
        },
        "parse_time(s, format)",
        "Time s in UTC, read by strptime's format, in ms since the epoch."},
@@ -851,7 +919,13 @@ const std::vector<Function>& functions() {
          const int64_t ms = integer(*a[0], "window_start");
          const int64_t size = integer(*a[1], "window_start");
          if (size <= 0) throw EvalError("window_start() expects a positive size");
-         out = ms - ((ms % size) + size) % size;
+         int64_t into_window = ms % size;
+         if (into_window < 0) into_window += size;
+         int64_t start = 0;
+         if (__builtin_sub_overflow(ms, into_window, &start))
+           throw EvalError("window_start(): the window of time " + std::to_string(ms) +
+                           " ms starts before the earliest 64-bit time");
+         out = start;
        },
        "window_start(ms, size_ms)",
        "The start of the `size_ms` window that holds time `ms`."},
@@ -868,7 +942,7 @@ const Function* find_function(std::string_view name) {
 class Call final : public Node {
  public:
   Call(const Function& function, std::vector<NodePtr> args)
-      : Node(function.result), function_(function), args_(std::move(args)) {}
+      : Node(function.result, above(args)), function_(function), args_(std::move(args)) {}
   const Json& eval(const EvalContext& context, Json& scratch) const override {
     std::array<Json, kMaxArgs> tmp;
     Args values{};
@@ -889,7 +963,7 @@ class Call final : public Node {
 class ArrayLiteral final : public Node {
  public:
   explicit ArrayLiteral(std::vector<NodePtr> elements)
-      : Node(ValueType::kArray), elements_(std::move(elements)) {}
+      : Node(ValueType::kArray, above(elements)), elements_(std::move(elements)) {}
   const Json& eval(const EvalContext& context, Json& scratch) const override {
     scratch = Json::array();
     for (const NodePtr& element : elements_) {
@@ -973,14 +1047,19 @@ std::vector<Token> lex(std::string_view text) {
                                        std::string(1, text[end]) + "'");
       token.kind = Token::kNumber;
       token.text = std::string(text.substr(i, end - i));
+      const char* first = token.text.data();
+      const char* last = first + token.text.size();
       if (is_float) {
-        token.literal = std::stod(token.text);
+        double d = 0;
+        if (std::from_chars(first, last, d).ec != std::errc())
+          throw ExpressionError(
+              i, "number " + token.text + " is out of the range of 64-bit floating-point numbers");
+        token.literal = d;
       } else {
-        errno = 0;
-        const long long v = std::strtoll(token.text.c_str(), nullptr, 10);
-        if (errno == ERANGE)
+        int64_t v = 0;
+        if (std::from_chars(first, last, v).ec != std::errc())
           throw ExpressionError(i, "number " + token.text + " does not fit in 64 bits");
-        token.literal = static_cast<int64_t>(v);
+        token.literal = v;
       }
       i = end;
     } else if (c == '"' || c == '\'') {
@@ -1040,6 +1119,14 @@ std::vector<Token> lex(std::string_view text) {
     }
     tokens.push_back(std::move(token));
   }
+}
+
+ExpressionError too_deep(std::size_t offset) {
+  return ExpressionError(offset, "the expression nests more than " +
+                                     std::to_string(kMaxExpressionDepth) +
+                                     " levels deep (each parenthesis, bracket, call and operator "
+                                     "counts one); split it up, or test a long list of "
+                                     "alternatives with contains([...], x)");
 }
 
 constexpr std::string_view kRoots[] = {"key", "value", "timestamp", "headers"};
@@ -1110,6 +1197,31 @@ class Parser {
     advance();
   }
 
+  // One level of the parser's recursion. Parentheses nest the parser without
+  // building nodes, so the tree's depth alone would not bound the stack. A
+  // level too many is reported at the token that opened it.
+  class Level {
+   public:
+    explicit Level(Parser& parser) : depth_(parser.depth_) {
+      if (depth_ == kMaxExpressionDepth)
+        throw too_deep(parser.tokens_[parser.position_ - 1].offset);
+      ++depth_;
+    }
+    ~Level() { --depth_; }
+    Level(const Level&) = delete;
+    Level& operator=(const Level&) = delete;
+
+   private:
+    std::size_t& depth_;
+  };
+
+  // Operator chains such as `a or b or c` grow the tree without nesting the
+  // parser; evaluating recurses once per level of the tree.
+  static NodePtr within_depth(NodePtr node, std::size_t offset) {
+    if (node->depth() > kMaxExpressionDepth) throw too_deep(offset);
+    return node;
+  }
+
   static int precedence(const Token& token) {
     const std::string& t = token.text;
     if (token.kind == Token::kName) {
@@ -1129,14 +1241,16 @@ class Parser {
   }
 
   NodePtr parse(int min_precedence) {
-    NodePtr left = parse_unary();
+    const Level level(*this);
+    const std::size_t begin = peek().offset;
+    NodePtr left = within_depth(parse_unary(), begin);
     while (true) {
       const Token op = peek();
       const int p = precedence(op);
       if (p < 0 || p < min_precedence) break;
       advance();
       NodePtr right = parse(p + 1);
-      left = binary(op, std::move(left), std::move(right));
+      left = within_depth(binary(op, std::move(left), std::move(right)), op.offset);
     }
     return left;
   }
@@ -1223,10 +1337,10 @@ class Parser {
 
   NodePtr parse_postfix(NodePtr node) {
     while (peek().kind == Token::kSymbol && peek().text == "[") {
-      advance();
+      const std::size_t bracket = advance().offset;
       NodePtr index = parse(0);
       expect("]");
-      node = std::make_shared<Index>(std::move(node), std::move(index));
+      node = within_depth(std::make_shared<Index>(std::move(node), std::move(index)), bracket);
     }
     return node;
   }
@@ -1375,6 +1489,8 @@ class Parser {
   std::string_view text_;
   std::vector<Token> tokens_;
   std::size_t position_ = 0;
+  // How deeply parse() is nested right now.
+  std::size_t depth_ = 0;
   const Scope& scope_;
 };
 

@@ -1,6 +1,7 @@
 // Loads a pipeline file: parses the YAML, checks every section and step
 // against the declaration, compiles expressions, and builds the topology
 // with the DSL and the shared operators. Every error names its place.
+#include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -17,22 +18,25 @@
 #include "rill/windows.h"
 
 #include "aggregations.h"
+#include "secret_values.h"
 #include "suggest.h"
 
 namespace rill::pipeline {
 
-PipelineError::PipelineError(Position position, std::string message, std::string source_line)
+PipelineError::PipelineError(Position position, std::string message, std::string source_line,
+                             int caret_column)
     : std::runtime_error(position.file + ":" + std::to_string(position.line) + ":" +
                          std::to_string(position.column) + ": " + message),
       position_(std::move(position)),
       message_(std::move(message)),
-      source_line_(std::move(source_line)) {}
+      source_line_(std::move(source_line)),
+      caret_column_(caret_column > 0 ? caret_column : position_.column) {}
 
 std::string PipelineError::report() const {
   std::string out = std::string(what()) + "\n";
-  if (!source_line_.empty() && position_.column > 0) {
+  if (!source_line_.empty() && caret_column_ > 0) {
     out += "  " + source_line_ + "\n  ";
-    for (int i = 1; i < position_.column && i <= static_cast<int>(source_line_.size()); ++i)
+    for (int i = 1; i < caret_column_ && i <= static_cast<int>(source_line_.size()); ++i)
       out += source_line_[static_cast<std::size_t>(i - 1)] == '\t' ? '\t' : ' ';
     out += "^\n";
   }
@@ -50,6 +54,13 @@ Environment process_environment() {
 namespace {
 
 using Stream = KStream<Json, Json>;
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
 
 std::string list_names(const std::vector<std::string_view>& names) {
   std::string out;
@@ -128,10 +139,11 @@ Stream add_step(const Stream& in, std::string_view prefix, std::string name, boo
 class Loader {
  public:
   Loader(std::string text, std::string file, const Environment& environment)
-      : text_(std::move(text)), file_(std::move(file)), environment_(environment) {
-    std::istringstream in(text_);
-    for (std::string line; std::getline(in, line);) lines_.push_back(line);
-  }
+      : text_(std::move(text)),
+        file_(std::move(file)),
+        environment_(environment),
+        lines_(split_lines(text_)),
+        secrets_(lines_) {}
 
   Pipeline load() {
     YAML::Node root;
@@ -163,10 +175,9 @@ class Loader {
     return Position{file_, mark.line + 1, mark.column + 1};
   }
   [[noreturn]] void fail_at(int line, int column, const std::string& message) const {
-    std::string source;
-    if (line >= 1 && line <= static_cast<int>(lines_.size()))
-      source = lines_[static_cast<std::size_t>(line - 1)];
-    throw PipelineError(Position{file_, line, column}, message, source);
+    const ShownLine shown = secrets_.show_line(line, column);
+    throw PipelineError(Position{file_, line, column}, secrets_.mask(message), shown.text,
+                        shown.column);
   }
   [[noreturn]] void fail(const YAML::Mark& mark, const std::string& message) const {
     if (mark.line < 0) fail_at(0, 0, message);
@@ -237,6 +248,7 @@ class Loader {
                              ":-default}");
         value = inside.substr(dash + 2);
       }
+      if (is_secret_key(name)) secrets_.add(*value);
       out += *value;
       i = end + 1;
     }
@@ -296,11 +308,16 @@ class Loader {
     static const std::map<std::string, int64_t> kUnits = {
         {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     auto it = kUnits.find(unit);
-    if (digits == 0 || digits > 12 || it == kUnits.end())
+    if (digits == 0 || it == kUnits.end())
       fail(node.Mark(), "found '" + text +
                             "', expected a duration such as 500ms, 30s, 5m, 1h "
                             "or 1d");
-    return std::stoll(text.substr(0, digits)) * it->second;
+    int64_t count = 0;
+    if (std::from_chars(text.data(), text.data() + digits, count).ec != std::errc() ||
+        count > kMaxDurationMs / it->second)
+      fail(node.Mark(), "found '" + text + "', expected a duration of at most " +
+                            std::to_string(kMaxDurationDays) + "d (100 years)");
+    return count * it->second;
   }
 
   int64_t parse_integer(const YAML::Node& node) const {
@@ -504,6 +521,7 @@ class Loader {
     for (auto it = node.begin(); it != node.end(); ++it) {
       const std::string key = it->first.Scalar();
       const std::string value = scalar(it->second);
+      if (is_secret_key(key)) secrets_.add(value);
       if (key == config::kBootstrapServers && (value.empty() || value == "embedded")) {
         pipeline_.embedded = true;
         continue;
@@ -545,6 +563,11 @@ class Loader {
         rd_kafka_conf_set(conf, property.c_str(), value.c_str(), error, sizeof error);
     rd_kafka_conf_destroy(conf);
     if (result == RD_KAFKA_CONF_UNKNOWN) {
+      // A misspelt secret key is no longer recognised as secret: a value
+      // the error is not about is not shown.
+      const YAML::Mark mark = value_node.Mark();
+      secrets_.hide_rest_of_line(mark.line + 1, mark.column + 1);
+      secrets_.add(value);
       std::vector<std::string_view> names;
       for (const ConfigKey& k : config_keys()) names.push_back(k.name);
       fail(key_node.Mark(), "unknown configuration key '" + key +
@@ -552,13 +575,11 @@ class Loader {
                                 "a librdkafka property" +
                                 suggestion(key, names));
     }
-    if (result == RD_KAFKA_CONF_INVALID) {
-      const bool secret = key.find("password") != std::string::npos ||
-                          key.find("secret") != std::string::npos ||
-                          key.find("sasl.jaas") != std::string::npos;
-      fail(value_node.Mark(), "configuration key '" + key + "': " +
-                                  (secret ? std::string("invalid value") : std::string(error)));
-    }
+    if (result == RD_KAFKA_CONF_INVALID)
+      // librdkafka's message may quote the value.
+      fail(value_node.Mark(),
+           "configuration key '" + key +
+               "': " + (is_secret_key(key) ? std::string("invalid value") : std::string(error)));
   }
 
   void load_sources(const YAML::Node& node) {
@@ -589,10 +610,11 @@ class Loader {
         consumed.timestamp_extractor = [e](const Record<Json, Json>& r) {
           const Json t = e.evaluate(context_of(r));
           if (t.is_null()) return r.timestamp;
-          if (!t.is_number())
+          const std::optional<int64_t> ms = integer_value(t);
+          if (!ms)
             throw EvalError("timestamp '" + e.text() + "' gave " + t.dump() +
-                            ", expected a number of ms");
-          return t.get<int64_t>();
+                            ", expected a number of ms within 64 bits");
+          return *ms;
         };
       }
       Stream stream;
@@ -1075,6 +1097,9 @@ class Loader {
   std::string file_;
   const Environment& environment_;
   std::vector<std::string> lines_;
+  // Learns secret values as they are read (${VAR} expansions), for the
+  // errors that follow.
+  mutable SecretValues secrets_;
   StreamsBuilder builder_;
   std::map<std::string, NamedStream> streams_;
   Pipeline pipeline_;

@@ -1,6 +1,8 @@
 // The one declaration of rill's configuration keys, and their parsing.
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <iterator>
 
 #include "rill/config.h"
 
@@ -57,7 +59,10 @@ const std::vector<ConfigKey> kKeys = {
      ConfigType::kEnum,
      "log-and-fail",
      "What happens when the broker rejects an output record: log-and-fail stops the "
-     "application; log-and-continue skips the record and counts it.",
+     "application; log-and-continue skips the record and counts it (at_least_once only: under "
+     "exactly_once_v2 the refusal aborts the transaction the record is in, so it stops the "
+     "application). Refusals caused by the cluster (timeouts, too few in-sync replicas) reach "
+     "no handler: the tasks go back to the last commit and retry.",
      {"log-and-fail", "log-and-continue"}},
     {config::kDeadLetterTopic, ConfigType::kString, "",
      "Topic that receives records the error handlers give up on: the original key and value "
@@ -66,6 +71,11 @@ const std::vector<ConfigKey> kKeys = {
      "Prefix of the librdkafka client ids; defaults to the application id."},
     {config::kSessionTimeoutMs, ConfigType::kDuration, "45000",
      "Consumer group session timeout: how long a silent instance keeps its partitions."},
+    {config::kTaskTimeoutMs, ConfigType::kDuration, "300000",
+     "How long the application rides out faults of the cluster (timeouts, a broker down, a "
+     "transaction that must abort) before it fails: each fault takes every task back to the "
+     "last commit and retries with backoff, and only when no commit has succeeded for this "
+     "long does the instance stop in ERROR."},
     {config::kNumStandbyReplicas, ConfigType::kInt, "0",
      "Warm copies kept of each stateful task on other instances, following its changelog, so "
      "that on failover only the tail after their checkpoint is restored."},
@@ -125,7 +135,8 @@ const ConfigKey& declared(std::string_view name) {
 }
 
 ConfigError invalid(std::string_view key, std::string_view value, std::string_view expected) {
-  return ConfigError("config '" + std::string(key) + "': invalid value '" + std::string(value) +
+  const std::string_view shown = is_secret_key(key) ? kSecretMask : value;
+  return ConfigError("config '" + std::string(key) + "': invalid value '" + std::string(shown) +
                      "', expected " + std::string(expected));
 }
 
@@ -165,18 +176,37 @@ void check(const ConfigKey& key, std::string_view value) {
   }
 }
 
-bool is_secret(std::string_view key) {
-  return key.find("password") != std::string_view::npos ||
-         key.find("secret") != std::string_view::npos ||
-         key.find("sasl.jaas") != std::string_view::npos;
-}
-
 constexpr std::string_view kClients[] = {"consumer", "producer", "admin"};
+// Keys for the configs of the internal topics rill creates, not for a client.
+constexpr std::string_view kTopicPrefix = "topic.";
 
 }  // namespace
 
 std::span<const ConfigKey> config_keys() {
   return kKeys;
+}
+
+bool is_secret_key(std::string_view key) {
+  const ConfigKey* declaration = find_key(key);
+  if (declaration != nullptr) return declaration->secret;
+  std::string name(key);
+  for (char& c : name) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (c == '_' || c == '-') c = '.';
+  }
+  // Substrings rather than whole names: librdkafka and the Java clients name
+  // the same secret several ways (ssl.key.password, sasl.oauthbearer.client.secret).
+  constexpr std::string_view kSecretWords[] = {"password",
+                                               "secret",
+                                               "token",
+                                               "credential",
+                                               "ssl.key",
+                                               "private.key",
+                                               "jaas.config",
+                                               "oauthbearer.config",
+                                               "basic.auth.user.info"};
+  return std::any_of(std::begin(kSecretWords), std::end(kSecretWords),
+                     [&](std::string_view word) { return name.find(word) != std::string::npos; });
 }
 
 std::string config_reference_markdown() {
@@ -207,7 +237,14 @@ std::string config_reference_markdown() {
       "Any other key is passed to librdkafka: `consumer.`, `producer.` and `admin.`\n"
       "prefixes address one client (prefix removed); unprefixed keys go to every client.\n"
       "So `security.protocol`, `sasl.mechanism`, `sasl.username` and `sasl.password` set\n"
-      "SASL for all of them. Values of keys that name a password or secret are never logged.\n\n"
+      "SASL for all of them. The values of secret keys (names with password, secret, token,\n"
+      "credentials, ssl.key, private.key, jaas.config, oauthbearer.config or\n"
+      "basic.auth.user.info) are never logged nor quoted in errors: they show as `*****`.\n\n"
+      "Keys prefixed `topic.` set configs of the internal topics rill creates (changelogs and\n"
+      "repartition topics), as in Kafka Streams: `topic.min.insync.replicas: 2` with\n"
+      "`replication.factor: 3` matches a cluster of three brokers. What a store sets for its\n"
+      "changelog (its cleanup policy, a window store's retention, its own log config) wins;\n"
+      "`cleanup.policy` cannot be set, since each topic's role decides it.\n\n"
       "| key | type | default | description |\n|---|---|---|---|\n";
   for (const auto& key : kKeys) {
     std::string default_value = key.required ? "required" : std::string(key.default_value);
@@ -277,6 +314,10 @@ void StreamsConfig::validate() const {
   }
   if (get_string(config::kApplicationId).empty())
     throw ConfigError("config 'application.id' must not be empty");
+  if (entries_.contains("topic.cleanup.policy"))
+    throw ConfigError(
+        "config 'topic.cleanup.policy': the cleanup policy of internal topics follows their role "
+        "(compact for changelogs, delete for repartition topics) and cannot be set");
   bool dead_letter = get_string(config::kDeserializationHandler) == "dead-letter" ||
                      get_string(config::kProcessingHandler) == "dead-letter";
   if (dead_letter && get_string(config::kDeadLetterTopic).empty())
@@ -292,7 +333,7 @@ void StreamsConfig::validate() const {
 std::map<std::string, std::string> StreamsConfig::client_properties(std::string_view client) const {
   std::map<std::string, std::string> properties;
   for (const auto& [key, value] : entries_) {
-    if (find_key(key) != nullptr) continue;
+    if (find_key(key) != nullptr || key.starts_with(kTopicPrefix)) continue;
     bool prefixed = false;
     for (auto other : kClients) {
       std::string prefix = std::string(other) + ".";
@@ -311,12 +352,18 @@ std::map<std::string, std::string> StreamsConfig::client_properties(std::string_
   return properties;
 }
 
+std::map<std::string, std::string> StreamsConfig::topic_configs() const {
+  std::map<std::string, std::string> configs;
+  for (const auto& [key, value] : entries_)
+    if (key.starts_with(kTopicPrefix)) configs[key.substr(kTopicPrefix.size())] = value;
+  return configs;
+}
+
 std::string StreamsConfig::to_log_string() const {
   std::string out;
   for (const auto& [key, value] : entries_) {
-    const ConfigKey* declaration = find_key(key);
-    bool secret = (declaration != nullptr && declaration->secret) || is_secret(key);
-    out += (out.empty() ? "" : ", ") + key + "=" + (secret ? "[hidden]" : value);
+    out += (out.empty() ? "" : ", ") + key + "=" +
+           std::string(is_secret_key(key) ? kSecretMask : std::string_view(value));
   }
   return out;
 }

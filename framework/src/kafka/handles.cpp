@@ -14,7 +14,9 @@ ConfPtr make_conf(const std::map<std::string, std::string>& properties) {
   for (const auto& [key, value] : properties) {
     if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), error, sizeof error) !=
         RD_KAFKA_CONF_OK)
-      throw ConfigError("librdkafka property '" + key + "': " + error);
+      // librdkafka's message may quote the value.
+      throw ConfigError("librdkafka property '" + key +
+                        "': " + (is_secret_key(key) ? "invalid value" : std::string(error)));
   }
   return conf;
 }
@@ -75,6 +77,28 @@ bool is_retriable(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
     case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
     case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_producer_state_error(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__FATAL:
+    case RD_KAFKA_RESP_ERR__STATE:
+    case RD_KAFKA_RESP_ERR__INCONSISTENT:
+    case RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_ID_MAPPING:
+    case RD_KAFKA_RESP_ERR_INVALID_TXN_STATE:
       return true;
     default:
       return false;

@@ -58,6 +58,11 @@ std::optional<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
 // broker briefly unreachable), so the same request may succeed when retried.
 bool is_retriable(rd_kafka_resp_err_t err);
 
+// Whether an error says the producer lost its idempotence or transaction
+// state (a sequence gap, an unknown or fenced producer id): every record in
+// flight is in doubt, and the producer may have to be replaced.
+bool is_producer_state_error(rd_kafka_resp_err_t err);
+
 // The low and high watermarks of a partition, retrying transient errors until
 // `timeout`; throws std::runtime_error naming the partition otherwise.
 std::pair<int64_t, int64_t> watermarks(rd_kafka_t* rk, const std::string& topic, int32_t partition,

@@ -1,5 +1,8 @@
 #include "metrics/http_server.h"
 
+#include <algorithm>
+#include <array>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <thread>
@@ -9,6 +12,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #pragma GCC diagnostic pop
@@ -26,53 +30,100 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr auto kRequestTimeout = std::chrono::seconds(10);
+// The pause after a failed accept, doubled on each failure in a row up to
+// kMaxAcceptBackoff: when descriptors run out, the pending connection stays
+// in the backlog and accepting again at once would only fail again.
+constexpr auto kFirstAcceptBackoff = std::chrono::milliseconds(100);
+constexpr auto kMaxAcceptBackoff = std::chrono::milliseconds(1000);
+// How long a connection whose request body went unread may take to close
+// after the answer: closing with unread bytes would reset it and could lose
+// the answer on the way.
+constexpr auto kLingerTimeout = std::chrono::milliseconds(1000);
 
-// One connection: read a request, answer it, close.
+// Counts a connection as open while it lives, and tells the server when it
+// closes.
+class ConnectionSlot {
+ public:
+  explicit ConnectionSlot(std::function<void()> on_close) : on_close_(std::move(on_close)) {}
+  ~ConnectionSlot() { on_close_(); }
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+
+ private:
+  std::function<void()> on_close_;
+};
+
+// One connection: read a request's headers, answer, close.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const HttpServer::Handler& handler)
-      : stream_(std::move(socket)), handler_(handler) {}
+  Session(tcp::socket socket, const HttpServer::Handler& handler, std::chrono::milliseconds timeout,
+          std::function<void()> on_close)
+      : slot_(std::move(on_close)),
+        stream_(std::move(socket)),
+        handler_(handler),
+        timeout_(timeout) {}
 
   void start() {
-    stream_.expires_after(kRequestTimeout);
-    http::async_read(stream_, buffer_, request_,
-                     [self = shared_from_this()](beast::error_code error, std::size_t) {
-                       if (!error) self->answer();
-                     });
+    stream_.expires_after(timeout_);
+    http::async_read_header(stream_, buffer_, parser_,
+                            [self = shared_from_this()](beast::error_code error, std::size_t) {
+                              if (!error) self->answer();
+                            });
   }
 
  private:
   void answer() {
+    const auto& request = parser_.get();
+    const bool head = request.method() == http::verb::head;
     HttpResponse answer;
-    if (request_.method() != http::verb::get && request_.method() != http::verb::head) {
-      answer = {405, "text/plain; charset=utf-8", "only GET\n"};
+    if (request.method() != http::verb::get && !head) {
+      answer = {405, "text/plain; charset=utf-8", "method not allowed, expected GET or HEAD\n"};
+      response_.set(http::field::allow, "GET, HEAD");
     } else {
-      std::string_view target(request_.target().data(), request_.target().size());
+      std::string_view target(request.target().data(), request.target().size());
       try {
         answer = handler_(target.substr(0, target.find('?')));
       } catch (const std::exception& e) {
         answer = {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};
       }
     }
-    response_.version(request_.version());
+    response_.version(request.version());
     response_.result(answer.status);
     response_.set(http::field::content_type, answer.content_type);
     response_.keep_alive(false);
-    if (request_.method() != http::verb::head) response_.body() = std::move(answer.body);
-    response_.prepare_payload();
+    // HEAD: the headers GET would get, Content-Length included, and no body.
+    const std::size_t length = answer.body.size();
+    if (!head) response_.body() = std::move(answer.body);
+    response_.content_length(length);
+    stream_.expires_after(timeout_);
     http::async_write(stream_, response_,
-                      [self = shared_from_this()](beast::error_code, std::size_t) {
+                      [self = shared_from_this()](beast::error_code error, std::size_t) {
+                        if (error) return;
                         beast::error_code ignored;
                         self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                        if (!self->parser_.is_done()) self->drain();
                       });
   }
 
+  // Reads and drops what the client still sends (a request body) until it
+  // closes, for at most kLingerTimeout.
+  void drain() {
+    stream_.expires_after(std::min<std::chrono::milliseconds>(timeout_, kLingerTimeout));
+    stream_.async_read_some(asio::buffer(scratch_),
+                            [self = shared_from_this()](beast::error_code error, std::size_t) {
+                              if (!error) self->drain();
+                            });
+  }
+
+  // First, so that the connection counts as open until its socket is closed.
+  ConnectionSlot slot_;
   beast::tcp_stream stream_;
   const HttpServer::Handler& handler_;
+  std::chrono::milliseconds timeout_;
   beast::flat_buffer buffer_;
-  http::request<http::empty_body> request_;
+  http::request_parser<http::empty_body> parser_;
   http::response<http::string_body> response_;
+  std::array<char, 4096> scratch_{};
 };
 
 }  // namespace
@@ -101,8 +152,8 @@ std::pair<std::string, uint16_t> parse_listen_address(std::string_view key,
 }
 
 struct HttpServer::Impl {
-  Impl(const std::string& host, uint16_t port, Handler handler_in)
-      : handler(std::move(handler_in)), acceptor(io) {
+  Impl(const std::string& host, uint16_t port, Handler handler_in, HttpServerLimits limits_in)
+      : handler(std::move(handler_in)), limits(limits_in), acceptor(io), backoff_timer(io) {
     tcp::endpoint endpoint(asio::ip::make_address(host), port);
     boost::system::error_code error;
     acceptor.open(endpoint.protocol(), error);
@@ -119,29 +170,84 @@ struct HttpServer::Impl {
   ~Impl() {
     io.stop();
     if (thread.joinable()) thread.join();
+    // Sessions still queued are destroyed with `io`, after the acceptor.
+    stopped = true;
   }
 
+  // Runs on the server's thread only, as everything below.
   void accept() {
+    if (open_connections.load(std::memory_order_relaxed) >= limits.max_connections) {
+      accept_paused = true;  // resumed by connection_closed()
+      return;
+    }
     acceptor.async_accept([this](beast::error_code error, tcp::socket socket) {
       if (error == asio::error::operation_aborted) return;
-      if (!error) std::make_shared<Session>(std::move(socket), handler)->start();
+      if (error) {
+        accept_failed(error);
+        return;
+      }
+      if (backoff.count() > 0) log::get().info("metrics endpoint: accepting connections again");
+      backoff = {};
+      const int open = open_connections.fetch_add(1, std::memory_order_relaxed) + 1;
+      if (open > peak_connections.load(std::memory_order_relaxed))
+        peak_connections.store(open, std::memory_order_relaxed);
+      std::make_shared<Session>(std::move(socket), handler, limits.request_timeout, [this] {
+        connection_closed();
+      })->start();
       accept();
     });
   }
 
+  void accept_failed(const beast::error_code& error) {
+    accept_errors.fetch_add(1, std::memory_order_relaxed);
+    if (backoff.count() == 0)
+      log::get().warn("metrics endpoint: cannot accept a connection ({}), retrying in up to {} ms",
+                      error.message(), kMaxAcceptBackoff.count());
+    backoff = backoff.count() == 0 ? kFirstAcceptBackoff : std::min(backoff * 2, kMaxAcceptBackoff);
+    backoff_timer.expires_after(backoff);
+    backoff_timer.async_wait([this](beast::error_code wait_error) {
+      if (!wait_error) accept();
+    });
+  }
+
+  void connection_closed() {
+    open_connections.fetch_sub(1, std::memory_order_relaxed);
+    if (accept_paused && !stopped) {
+      accept_paused = false;
+      accept();
+    }
+  }
+
+  // Declared before `io`: sessions destroyed with it still report here.
   Handler handler;
+  HttpServerLimits limits;
+  std::atomic<uint64_t> accept_errors{0};
+  std::atomic<int> open_connections{0};
+  std::atomic<int> peak_connections{0};
+  bool accept_paused = false;
+  bool stopped = false;
+  std::chrono::milliseconds backoff{0};
+
   asio::io_context io;
   tcp::acceptor acceptor;
+  asio::steady_timer backoff_timer;
   std::thread thread;
 };
 
-HttpServer::HttpServer(const std::string& host, uint16_t port, Handler handler)
-    : impl_(std::make_unique<Impl>(host, port, std::move(handler))) {}
+HttpServer::HttpServer(const std::string& host, uint16_t port, Handler handler,
+                       HttpServerLimits limits)
+    : impl_(std::make_unique<Impl>(host, port, std::move(handler), limits)) {}
 
 HttpServer::~HttpServer() = default;
 
 uint16_t HttpServer::port() const {
   return impl_->acceptor.local_endpoint().port();
+}
+
+HttpServer::Stats HttpServer::stats() const {
+  return Stats{impl_->accept_errors.load(std::memory_order_relaxed),
+               impl_->open_connections.load(std::memory_order_relaxed),
+               impl_->peak_connections.load(std::memory_order_relaxed)};
 }
 
 }  // namespace rill::metrics

@@ -110,6 +110,14 @@ void ActiveTask::close(bool clean) {
   if (!error.empty()) throw FatalError(error);
 }
 
+void ActiveTask::fail(std::string reason, bool by_cluster) {
+  std::lock_guard lock(failure_mutex_);
+  if (failed.load()) return;
+  failure = std::move(reason);
+  failed_by_cluster.store(by_cluster);
+  failed.store(true);
+}
+
 bool ActiveTask::has_waiting() const {
   for (const auto& input : inputs_)
     if (input->waiting() > 0) return true;
@@ -203,9 +211,11 @@ bool ActiveTask::run(int64_t now) {
         input->next_offset = message->offset + 1;
         ++done;
       }
+    } catch (const TaskCorruptedError& e) {
+      fail("task " + id_.to_string() + ": " + e.what(), true);
+      wake_poll_thread = true;
     } catch (const std::exception& e) {
-      failure = "task " + id_.to_string() + ": " + e.what();
-      failed.store(true);
+      fail("task " + id_.to_string() + ": " + e.what(), false);
       wake_poll_thread = true;
     }
     if (timed_) collector_.set_now_ms(0);

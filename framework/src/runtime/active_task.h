@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -112,8 +113,15 @@ class ActiveTask {
   // True while a run is posted or executing; the poll thread posts a run only
   // when it flips this from false to true.
   std::atomic<bool> scheduled{false};
-  // Set once by the worker when processing failed beyond the handlers.
+  // Marks the task failed, once: the first reason stays. `by_cluster` when the
+  // cluster rather than the task's records caused it (TaskCorruptedError, a
+  // restore that could not reach the broker): the runtime then rewinds to the
+  // last commit instead of asking the uncaught exception handler. Called by
+  // the worker, the changelog reader or the polling thread, whichever meets
+  // the failure; read `failure` only after seeing `failed`.
+  void fail(std::string reason, bool by_cluster);
   std::atomic<bool> failed{false};
+  std::atomic<bool> failed_by_cluster{false};
   std::string failure;
   // Set before the task is dropped, so a stale posted run does nothing.
   std::atomic<bool> closed{false};
@@ -135,6 +143,7 @@ class ActiveTask {
   uint32_t records_since_sample_ = 0;
   std::vector<std::unique_ptr<InputPartition>> inputs_;
   Headers headers_;
+  std::mutex failure_mutex_;
 };
 
 }  // namespace rill::runtime

@@ -10,7 +10,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kBatch = 1000;
 constexpr int kPollMs = 100;
-constexpr std::chrono::seconds kEndOffsetsTimeout(60);
+// Short: a restore that cannot learn its changelog's end fails its task, which
+// the runtime rewinds and retries with backoff, and the reader's turn (which
+// closing a task waits for) stays short.
+constexpr std::chrono::seconds kEndOffsetsTimeout(10);
 
 }  // namespace
 
@@ -52,15 +55,22 @@ void ChangelogReader::add_standby(std::shared_ptr<StandbyTask> standby) {
 }
 
 // Asks the reader to let go of `owner` and waits one full turn of its loop.
+// The reader's turn may be in a call to the broker (kEndOffsetsTimeout at
+// most): letting go of the task before the turn ends would leave the reader
+// writing to a closed store.
+void ChangelogReader::wait_for_turn(std::unique_lock<std::mutex>& lock, uint64_t turn) {
+  while (!changed_.wait_for(lock, std::chrono::seconds(30),
+                            [&] { return stopping_ || turn_ > turn + 1; }))
+    log::get().warn("the changelog reader is still busy with a task it is asked to let go of");
+}
+
 void ChangelogReader::wait_idle(const ActiveTask& task) {
   std::unique_lock lock(mutex_);
   std::erase_if(restore_requests_, [&](const auto& queued) { return queued.get() == &task; });
   removals_.insert(&task);
   const uint64_t turn = turn_;
   changed_.notify_all();
-  if (!changed_.wait_for(lock, std::chrono::seconds(30),
-                         [&] { return stopping_ || turn_ > turn + 1; }))
-    log::get().error("the changelog reader did not let go of a task within 30 s");
+  wait_for_turn(lock, turn);
 }
 
 void ChangelogReader::remove_standby(const StandbyTask& standby) {
@@ -69,9 +79,7 @@ void ChangelogReader::remove_standby(const StandbyTask& standby) {
   removals_.insert(&standby);
   const uint64_t turn = turn_;
   changed_.notify_all();
-  if (!changed_.wait_for(lock, std::chrono::seconds(30),
-                         [&] { return stopping_ || turn_ > turn + 1; }))
-    log::get().error("the changelog reader did not let go of a task within 30 s");
+  wait_for_turn(lock, turn);
 }
 
 void ChangelogReader::run() {
@@ -109,8 +117,9 @@ void ChangelogReader::run() {
       try {
         start_restore(task);
       } catch (const std::exception& e) {
-        task->failure = "task " + task->id().to_string() + ": restoring state failed: " + e.what();
-        task->failed.store(true);
+        // Reading the changelog's offsets failed: the broker, not the task.
+        task->fail("task " + task->id().to_string() + ": restoring state failed: " + e.what(),
+                   true);
         task->restoring.store(false);
         on_restored_();
       }
@@ -234,9 +243,9 @@ void ChangelogReader::write_pending(Reading& reading) {
   } catch (const std::exception& e) {
     reading.pending.clear();
     if (reading.task) {
-      reading.task->failure =
-          "task " + reading.task->id().to_string() + ": restoring state failed: " + e.what();
-      reading.task->failed.store(true);
+      reading.task->fail(
+          "task " + reading.task->id().to_string() + ": restoring state failed: " + e.what(),
+          false);
       finish(reading);
     } else {
       log::get().error("standby task {}: {}", reading.standby->id.to_string(), e.what());

@@ -91,6 +91,8 @@ class ChangelogReader {
   void complete(ActiveTask& task);
   void assign();
   void report(Reading& reading);
+  // Waits until the reader's turn after `turn` has ended.
+  void wait_for_turn(std::unique_lock<std::mutex>& lock, uint64_t turn);
 
   kafka::KafkaPtr consumer_;
   Listener listener_;

@@ -5,6 +5,12 @@
 namespace rill::runtime {
 namespace {
 
+NullableBytes first_bytes(NullableBytes bytes) {
+  if (bytes && bytes->size() > dead_letter_header::kTruncatedBytes)
+    return bytes->substr(0, dead_letter_header::kTruncatedBytes);
+  return bytes;
+}
+
 std::string where(const internal::RawRecord& record) {
   return "topic " + std::string(record.metadata.topic) + ", partition " +
          std::to_string(record.metadata.partition) + ", offset " +
@@ -37,10 +43,17 @@ void ErrorHandling::handle(ErrorKind kind, const internal::RawRecord& record,
     headers.add(dead_letter_header::kTopic, std::string(record.metadata.topic));
     headers.add(dead_letter_header::kPartition, std::to_string(record.metadata.partition));
     headers.add(dead_letter_header::kOffset, std::to_string(record.metadata.offset));
-    collector.send(dead_letter_topic, -1, record.key, record.value, record.timestamp, headers);
-    counts_.dead_lettered.fetch_add(1, std::memory_order_relaxed);
-    log::get().warn("{} error at {}: {}; record sent to dead-letter topic {}", what, where(record),
-                    error, dead_letter_topic_);
+    if (dead_letter(record, std::move(headers), collector, dead_letter_topic)) {
+      counts_.dead_lettered.fetch_add(1, std::memory_order_relaxed);
+      log::get().warn("{} error at {}: {}; record sent to dead-letter topic {}", what,
+                      where(record), error, dead_letter_topic_);
+    } else if (action != Action::kFail) {
+      counts_.skipped.fetch_add(1, std::memory_order_relaxed);
+      log::get().error(
+          "{} error at {}: {}; the dead-letter topic {} refused even the record's first bytes "
+          "and headers; record skipped",
+          what, where(record), error, dead_letter_topic_);
+    }
   }
   if (action == Action::kFail)
     throw FatalError(std::string(what) + " error at " + where(record) + ": " + error);
@@ -48,6 +61,29 @@ void ErrorHandling::handle(ErrorKind kind, const internal::RawRecord& record,
     counts_.skipped.fetch_add(1, std::memory_order_relaxed);
     log::get().warn("{} error at {}: {}; record skipped (log-and-continue)", what, where(record),
                     error);
+  }
+}
+
+bool ErrorHandling::dead_letter(const internal::RawRecord& record, Headers headers,
+                                internal::RecordCollector& collector, int dead_letter_topic) {
+  try {
+    collector.send(dead_letter_topic, -1, record.key, record.value, record.timestamp, headers);
+    return true;
+  } catch (const RecordTooLargeError&) {
+  }
+  // Skipping it would loop no more than failing would, but lose where the
+  // record was: what identifies it still goes to the topic.
+  headers.add(dead_letter_header::kTruncated, std::string("true"));
+  headers.add(dead_letter_header::kKeySize, std::to_string(record.key ? record.key->size() : 0));
+  headers.add(dead_letter_header::kValueSize,
+              std::to_string(record.value ? record.value->size() : 0));
+  try {
+    collector.send(dead_letter_topic, -1, first_bytes(record.key), first_bytes(record.value),
+                   record.timestamp, headers);
+    counts_.dead_lettered_truncated.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  } catch (const RecordTooLargeError&) {
+    return false;  // the record's own headers are too large
   }
 }
 

@@ -19,6 +19,23 @@ class FatalError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The cluster, not the record, stopped the task: an output timed out, the
+// transaction must abort, the producer is unusable (Kafka Streams'
+// TaskCorruptedException). No error handler sees it: the runtime takes every
+// task back to the last commit and tries again, and fails only after
+// task.timeout.ms without a commit.
+class TaskCorruptedError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// An output larger than the producer or the topic takes: the record's fault,
+// so it goes to the record's error handler.
+class RecordTooLargeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 enum class ErrorKind { kDeserialization, kProcessing };
 
 // Headers a dead-lettered record carries, named as Kafka Streams names them.
@@ -28,11 +45,19 @@ inline constexpr const char* kMessage = "__streams.errors.message";
 inline constexpr const char* kTopic = "__streams.errors.topic";
 inline constexpr const char* kPartition = "__streams.errors.partition";
 inline constexpr const char* kOffset = "__streams.errors.offset";
+// When the record is too large for the dead-letter topic, its first
+// kTruncatedBytes bytes of key and value go there, with their original sizes.
+inline constexpr const char* kTruncated = "__rill.errors.truncated";
+inline constexpr const char* kKeySize = "__rill.errors.key.size";
+inline constexpr const char* kValueSize = "__rill.errors.value.size";
+inline constexpr std::size_t kTruncatedBytes = 64 * 1024;
 }  // namespace dead_letter_header
 
 struct ErrorCounts {
   std::atomic<uint64_t> skipped{0};
   std::atomic<uint64_t> dead_lettered{0};
+  // Dead-lettered without the whole record, which the topic would not take.
+  std::atomic<uint64_t> dead_lettered_truncated{0};
 };
 
 class ErrorHandling {
@@ -51,6 +76,11 @@ class ErrorHandling {
 
  private:
   enum class Action { kContinue, kFail, kDeadLetter };
+  // Sends the record to the dead-letter topic, cut to its first bytes when
+  // the topic refuses it whole. Returns false when even that is refused.
+  bool dead_letter(const internal::RawRecord& record, Headers headers,
+                   internal::RecordCollector& collector, int dead_letter_topic);
+
   Action deserialization_;
   Action processing_;
   std::string dead_letter_topic_;

@@ -3,6 +3,7 @@
 // See docs/architecture.md for the path of a record and the protocols.
 #include "rill/kafka_streams.h"
 
+#include <charconv>
 #include <condition_variable>
 #include <csignal>
 #include <iomanip>
@@ -68,6 +69,11 @@ constexpr auto kWallClockTick = std::chrono::milliseconds(100);
 // often librdkafka reports statistics (lag, producer queue) by default.
 constexpr auto kGaugeInterval = std::chrono::seconds(1);
 constexpr const char* kStatisticsIntervalMs = "1000";
+// Recovery from faults of the cluster: how long one call to the cluster may
+// block the polling thread, and the backoff between attempts.
+constexpr auto kRecoveryCallTimeout = std::chrono::milliseconds(10'000);
+constexpr auto kMinRecoveryBackoff = std::chrono::milliseconds(100);
+constexpr auto kMaxRecoveryBackoff = std::chrono::milliseconds(5'000);
 
 int64_t wall_clock_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -98,7 +104,13 @@ struct TopicPartitionHash {
 
 struct KafkaStreams::Impl {
   Impl(Topology topology_in, StreamsConfig config_in)
-      : topology(std::move(topology_in)), config(std::move(config_in)), errors(config) {
+      : topology(std::move(topology_in)),
+        config(std::move(config_in)),
+        errors(config),
+        // Under exactly-once a refused output aborts the transaction it is
+        // in, with the rest of it: it cannot be skipped.
+        deliveries(config.get_string(config::kProductionHandler) == "log-and-continue" &&
+                   config.get_string(config::kProcessingGuarantee) != "exactly_once_v2") {
     config.validate();
     // Only when asked: an application may have set up the "rill" logger itself.
     if (config.contains(config::kLogFormat) || config.contains(config::kLogLevel))
@@ -117,6 +129,7 @@ struct KafkaStreams::Impl {
     metrics->set_worker_threads(worker_threads);
     standby_replicas = config.get_int(config::kNumStandbyReplicas);
     commit_interval = config.get_duration(config::kCommitIntervalMs);
+    task_timeout = config.get_duration(config::kTaskTimeoutMs);
     buffer_capacity =
         static_cast<std::size_t>(config.get_int(config::kBufferedRecordsPerPartition));
     exactly_once = config.get_string(config::kProcessingGuarantee) == "exactly_once_v2";
@@ -171,8 +184,24 @@ struct KafkaStreams::Impl {
     producer_properties.emplace("enable.idempotence", "true");
     if (exactly_once) {
       producer_properties["transactional.id"] = application_id + "-" + process_id();
-      producer_properties.emplace("transaction.timeout.ms", "10000");  // Kafka Streams' default
+      // Longer than Kafka Streams' 10 s: a produce request waits while a dead
+      // broker is still in the partition's in-sync replicas, up to the
+      // broker's replica.lag.time.max.ms (30 s), and a transaction that
+      // outlives that wait commits instead of aborting. librdkafka caps
+      // message.timeout.ms at this.
+      producer_properties.emplace("transaction.timeout.ms", "60000");
+    } else {
+      // Kafka Streams' delivery.timeout.ms: an output the cluster cannot take
+      // for this long is reported, and the tasks go back to the last commit.
+      producer_properties.emplace("message.timeout.ms", "120000");
     }
+    const std::string& timeout =
+        producer_properties[exactly_once ? "transaction.timeout.ms" : "message.timeout.ms"];
+    int64_t timeout_ms = 0;
+    // A value that does not parse is librdkafka's to report, below.
+    if (std::from_chars(timeout.data(), timeout.data() + timeout.size(), timeout_ms).ec ==
+        std::errc())
+      delivery_timeout = std::chrono::milliseconds(timeout_ms);
     kafka::ConfPtr producer_conf = conf_for(producer_properties, true);
     rd_kafka_conf_set_dr_msg_cb(producer_conf.get(),
                                 [](rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
@@ -282,10 +311,9 @@ struct KafkaStreams::Impl {
           std::string full = node.topics[0].full_name(application_id);
           if (partitions.contains(full)) continue;
           partitions[full] = node.partitions.value_or(writer_partitions);
-          to_create.push_back({full,
-                               partitions[full],
+          to_create.push_back({full, partitions[full],
                                static_cast<int32_t>(config.get_int(config::kReplicationFactor)),
-                               {{"cleanup.policy", "delete"}, {"retention.ms", "-1"}}});
+                               repartition_topic_configs()});
         }
       }
     }
@@ -302,7 +330,7 @@ struct KafkaStreams::Impl {
         if (!spec.logging_enabled) continue;
         to_create.push_back({spec.changelog_topic(application_id), task_count,
                              static_cast<int32_t>(config.get_int(config::kReplicationFactor)),
-                             spec.changelog_topic_config()});
+                             changelog_topic_configs(spec)});
       }
     }
     // Topics that exist already are left as they are: after a restart, and on
@@ -320,6 +348,24 @@ struct KafkaStreams::Impl {
              Clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+  }
+
+  // A repartition topic's configs: rill's defaults, overridden by the
+  // application's "topic." keys.
+  std::map<std::string, std::string> repartition_topic_configs() const {
+    std::map<std::string, std::string> configs{{"cleanup.policy", "delete"},
+                                               {"retention.ms", "-1"}};
+    for (auto& [name, value] : config.topic_configs()) configs[name] = value;
+    return configs;
+  }
+
+  // A changelog's configs: the application's "topic." keys, overridden by
+  // what the store sets (its cleanup policy, a window store's retention, the
+  // store's own log config).
+  std::map<std::string, std::string> changelog_topic_configs(const StoreSpec& spec) const {
+    std::map<std::string, std::string> configs = config.topic_configs();
+    for (auto& [name, value] : spec.changelog_topic_config()) configs[name] = value;
+    return configs;
   }
 
   // State: the instance's directory, the RocksDB memory shared by its stores,
@@ -442,9 +488,12 @@ struct KafkaStreams::Impl {
   // ---- commit ------------------------------------------------------------
 
   // Flushes every output produced so far and commits the offsets of the
-  // records that produced them. Call with the gate closed. Returns false
-  // when an output was refused, in which case nothing is committed.
+  // records that produced them. Call with the gate closed. Returns whether it
+  // committed: not while tasks wait to be rewound, nor when an output is not
+  // acknowledged yet (the next commit tries again) or was refused (a refusal
+  // by the cluster rewinds every task to the last commit).
   bool commit_offsets() {
+    if (recovery.pending) return false;
     auto commit_start = Clock::now();
     // Record caches hand on what they hold first: the changelog writes and
     // results that causes must be in this commit.
@@ -452,37 +501,42 @@ struct KafkaStreams::Impl {
       if (task->failed.load() || task->restoring.load()) continue;
       try {
         task->state().flush();
+      } catch (const runtime::TaskCorruptedError& e) {
+        task->fail("task " + id.to_string() + ": flushing state: " + e.what(), true);
       } catch (const std::exception& e) {
-        task->failure = "task " + id.to_string() + ": flushing state: " + e.what();
-        task->failed.store(true);
+        task->fail("task " + id.to_string() + ": flushing state: " + e.what(), false);
       }
     }
-    rd_kafka_resp_err_t flushed = rd_kafka_flush(producer.get(), 60'000);
+    rd_kafka_resp_err_t flushed =
+        rd_kafka_flush(producer.get(), static_cast<int>(delivery_timeout.count()));
     if (flushed != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      fail(std::string("flushing outputs before a commit failed: ") + rd_kafka_err2str(flushed));
+      note_stall(std::string("outputs not acknowledged within ") +
+                 std::to_string(delivery_timeout.count()) + " ms: " + rd_kafka_err2str(flushed));
       return false;
     }
     if (std::string refused = deliveries.fatal_error(); !refused.empty()) {
       fail(refused);
       return false;
     }
-    kafka::PartitionListPtr offsets(rd_kafka_topic_partition_list_new(16));
-    std::vector<InputPartition*> committed;
+    if (std::string refused = deliveries.take_rewind_reason(); !refused.empty()) {
+      rewind_all(refused, false);
+      return false;
+    }
     for (auto& [id, task] : tasks) {
-      if (task->failed.load()) continue;
-      for (auto& input : task->inputs()) {
-        if (input->next_offset <= input->committed_offset) continue;
-        rd_kafka_topic_partition_list_add(offsets.get(), input->topic.c_str(), input->partition)
-            ->offset = input->next_offset;
-        committed.push_back(input.get());
+      if (task->failed.load() && task->failed_by_cluster.load()) {
+        rewind_all(task->failure, false);
+        return false;
       }
     }
+    kafka::PartitionListPtr offsets(rd_kafka_topic_partition_list_new(16));
+    std::vector<InputPartition*> committed;
+    collect_offsets(offsets.get(), committed);
     if (exactly_once) {
       // A failed task's outputs are in the open transaction: it must not
       // commit. The handler decides about the failed task at the next turn.
       for (auto& [id, task] : tasks) {
         if (!task->failed.load()) continue;
-        abort_and_rewind(false);
+        rewind_all(task->failure, false, /*including_failed=*/false);
         return false;
       }
       if (!commit_transaction(offsets.get())) return false;
@@ -494,10 +548,9 @@ struct KafkaStreams::Impl {
       if (offsets->cnt > 0) {
         rd_kafka_resp_err_t err = rd_kafka_commit(consumer.get(), offsets.get(), 0);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          // Not fatal: the records will be processed again (at-least-once).
-          log::get().warn("{}: committing offsets failed: {}", application_id,
-                          rd_kafka_err2str(err));
-          return true;
+          // The records will be processed again (at-least-once).
+          note_stall(std::string("committing offsets failed: ") + rd_kafka_err2str(err));
+          return false;
         }
         for (InputPartition* input : committed) input->committed_offset = input->next_offset;
       }
@@ -513,12 +566,56 @@ struct KafkaStreams::Impl {
       }
     }
     ++commits;
+    if (stalled_since) {
+      log::get().info(
+          "{}: committing again after {} ms of faults", application_id,
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - *stalled_since)
+              .count());
+      stalled_since.reset();
+    }
     metrics->commit_latency.observe_ns(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - commit_start).count());
     log::get().debug(
         "{}: committed {} partitions in {} ms", application_id, offsets->cnt,
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - commit_start).count());
     return true;
+  }
+
+  // The next offset to read of every partition whose task processed records
+  // since the last commit. A partition whose records are all processed commits
+  // the consumer's position instead when that is further: on a transactional
+  // topic the last record is followed by a commit marker, which librdkafka
+  // steps over without handing it on, and committing before it would leave
+  // the group's lag at 1 for good.
+  void collect_offsets(rd_kafka_topic_partition_list_t* offsets,
+                       std::vector<InputPartition*>& committed) {
+    kafka::PartitionListPtr drained(rd_kafka_topic_partition_list_new(16));
+    std::vector<InputPartition*> drained_inputs;
+    for (auto& [id, task] : tasks) {
+      if (task->failed.load()) continue;
+      for (auto& input : task->inputs()) {
+        if (input->next == input->size && rd_kafka_queue_length(input->queue.get()) == 0) {
+          rd_kafka_topic_partition_list_add(drained.get(), input->topic.c_str(), input->partition);
+          drained_inputs.push_back(input.get());
+        }
+      }
+    }
+    if (drained->cnt > 0 &&
+        rd_kafka_position(consumer.get(), drained.get()) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      for (int i = 0; i < drained->cnt; ++i)
+        if (drained->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            drained->elems[i].offset > drained_inputs[static_cast<std::size_t>(i)]->next_offset)
+          drained_inputs[static_cast<std::size_t>(i)]->next_offset = drained->elems[i].offset;
+    }
+    for (auto& [id, task] : tasks) {
+      if (task->failed.load()) continue;
+      for (auto& input : task->inputs()) {
+        if (input->next_offset <= input->committed_offset) continue;
+        rd_kafka_topic_partition_list_add(offsets, input->topic.c_str(), input->partition)->offset =
+            input->next_offset;
+        committed.push_back(input.get());
+      }
+    }
   }
 
   void commit_all() {
@@ -540,39 +637,41 @@ struct KafkaStreams::Impl {
     }
   }
 
+  // Throws the error of a transactional call, naming what failed, and takes
+  // ownership of it.
+  [[noreturn]] static void throw_transaction_error(const char* doing, rd_kafka_error_t* error) {
+    std::string reason = std::string("cannot ") + doing + ": " + rd_kafka_error_string(error);
+    rd_kafka_error_destroy(error);
+    throw std::runtime_error(reason);
+  }
+
   void begin_transaction() {
-    if (rd_kafka_error_t* error = rd_kafka_begin_transaction(producer.get())) {
-      std::string reason = rd_kafka_error_string(error);
-      rd_kafka_error_destroy(error);
-      throw std::runtime_error("cannot begin a transaction: " + reason);
-    }
+    if (rd_kafka_error_t* error = rd_kafka_begin_transaction(producer.get()))
+      throw_transaction_error("begin a transaction", error);
     transaction_open = true;
   }
 
   // The producer's transactions start anew: earlier ones of this
-  // transactional.id, left open by a crash, are aborted.
-  void init_transactions() {
+  // transactional.id, left open by a crash, are aborted. After a timeout,
+  // librdkafka resumes where this call left off.
+  void init_transactions(std::chrono::milliseconds timeout) {
     if (rd_kafka_error_t* error = retrying([&] {
-          return rd_kafka_init_transactions(producer.get(),
-                                            static_cast<int>(config.get_int(config::kTopicWaitMs)));
-        })) {
-      std::string reason = rd_kafka_error_string(error);
-      rd_kafka_error_destroy(error);
-      throw std::runtime_error("cannot initialize transactions: " + reason);
-    }
-    begin_transaction();
+          return rd_kafka_init_transactions(producer.get(), static_cast<int>(timeout.count()));
+        }))
+      throw_transaction_error("initialize transactions", error);
+    transactions_ready = true;
   }
 
   // Commits outputs, changelog writes and `offsets` atomically. When the
   // transaction cannot commit, nothing of it is visible to read_committed
-  // readers: every task goes back to the last commit (stores restored from
-  // their changelogs, inputs re-read), with a new producer if this one was
-  // fenced. Returns whether it committed. Call with the gate closed.
+  // readers: every task goes back to the last commit (see rewind_all), with a
+  // new producer if this one was fenced or failed. Returns whether it
+  // committed. Call with the gate closed.
   bool commit_transaction(rd_kafka_topic_partition_list_t* offsets) {
-    if (!transaction_open) begin_transaction();  // closing: the last one committed
-    transaction_open = false;
     rd_kafka_error_t* error = nullptr;
-    if (offsets->cnt > 0) {
+    if (!transaction_open) error = rd_kafka_begin_transaction(producer.get());
+    if (error == nullptr) transaction_open = true;
+    if (error == nullptr && offsets->cnt > 0) {
       rd_kafka_consumer_group_metadata_t* group = rd_kafka_consumer_group_metadata(consumer.get());
       error = retrying(
           [&] { return rd_kafka_send_offsets_to_transaction(producer.get(), offsets, group, -1); });
@@ -581,63 +680,175 @@ struct KafkaStreams::Impl {
     if (error == nullptr)
       error = retrying([&] { return rd_kafka_commit_transaction(producer.get(), -1); });
     if (error == nullptr) {
-      if (!stopping.load()) begin_transaction();
+      transaction_open = false;
+      if (!stopping.load()) {
+        if (error = rd_kafka_begin_transaction(producer.get()); error == nullptr) {
+          transaction_open = true;
+          return true;
+        }
+        // Committed; the next transaction could not begin: the next commit
+        // rewinds to this one.
+        const std::string reason =
+            std::string("cannot begin a transaction: ") + rd_kafka_error_string(error);
+        const bool fatal = rd_kafka_error_is_fatal(error) != 0;
+        rd_kafka_error_destroy(error);
+        rewind_all(reason, fatal);
+      }
       return true;
     }
-    const bool fenced = rd_kafka_error_is_fatal(error) != 0;
-    log::get().warn("{}: the transaction did not commit: {}", application_id,
-                    rd_kafka_error_string(error));
+    // Fenced, or a fatal error of the producer: it cannot abort, a new one
+    // replaces it. Anything else (a timeout, too few in-sync replicas, a
+    // coordinator moving) aborts the transaction.
+    const bool fatal = rd_kafka_error_is_fatal(error) != 0;
+    const std::string reason =
+        std::string("the transaction did not commit: ") + rd_kafka_error_string(error);
     rd_kafka_error_destroy(error);
-    abort_and_rewind(fenced);
+    rewind_all(reason, fatal);
     return false;
   }
 
-  // Aborts the open transaction and takes the tasks back to the last commit:
-  // stores restored from their changelogs, inputs read again from the
-  // committed offsets. Failed tasks are left to the uncaught exception
-  // handler unless `including_failed`. A fenced producer cannot abort; a new
-  // one replaces it. While closing, tasks are closed and not reopened.
-  void abort_and_rewind(bool fenced, bool including_failed = false) {
-    ++aborted_transactions;
-    if (!fenced && transaction_open) {
-      if (rd_kafka_error_t* error =
-              retrying([&] { return rd_kafka_abort_transaction(producer.get(), -1); })) {
-        log::get().warn("{}: aborting the transaction: {}", application_id,
-                        rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-        fenced = true;
-      }
-    }
-    transaction_open = false;
-    log::get().warn("{}: transaction aborted; {}resuming every task from the last commit",
-                    application_id, fenced ? "with a new producer, " : "");
+  // ---- recovery from faults of the cluster --------------------------------
+
+  // Counts how long faults have kept the application from committing; the
+  // poll loop fails it after task.timeout.ms of that.
+  void note_stall(const std::string& reason) {
+    if (!stalled_since) stalled_since = Clock::now();
+    stall_reason = reason;
+  }
+
+  // Takes every task back to the last commit after a fault of the cluster
+  // (Kafka Streams closes corrupted tasks dirty and revives them): under
+  // exactly-once the open transaction aborts; the tasks close without a
+  // checkpoint, so their stores restore what the changelogs committed, and
+  // their inputs are read again from the committed offsets. Failed tasks stay
+  // for the uncaught exception handler unless `including_failed` (or the
+  // producer they hold is replaced). Call with the gate closed.
+  void rewind_all(const std::string& reason, bool new_producer, bool including_failed = true) {
     std::vector<std::shared_ptr<ActiveTask>> rewound;
     for (auto& [id, task] : tasks)
-      // A task on a fenced producer cannot stay: the producer goes.
-      if (including_failed || fenced || !task->failed.load()) rewound.push_back(task);
-    kafka::PartitionListPtr partitions = close_uncommitted(rewound);
-    if (stopping.load()) return;
-    if (fenced) {
-      // Only tasks hold the producer, and they are closed: it can go.
-      producer.reset();
-      create_producer();
-      init_transactions();
-    } else {
-      begin_transaction();
+      if (including_failed || new_producer || !task->failed.load() ||
+          task->failed_by_cluster.load())
+        rewound.push_back(task);
+    rewind(rewound, reason, new_producer);
+  }
+
+  // Closes `rewound` without committing and reopens their partitions from the
+  // last commit, now or, while the cluster still refuses, with backoff from
+  // the poll loop. Under exactly-once every task must be in `rewound`: the
+  // transaction they share aborts. Call with the gate closed.
+  void rewind(const std::vector<std::shared_ptr<ActiveTask>>& rewound, const std::string& reason,
+              bool new_producer) {
+    note_stall(reason);
+    if (exactly_once) ++aborted_transactions;
+    log::get().warn("{}: {}; {}{}resuming {} tasks from the last commit", application_id, reason,
+                    exactly_once ? "transaction aborted, " : "",
+                    new_producer ? "with a new producer, " : "", rewound.size());
+    close_for_recovery(rewound);
+    recovery.pending = true;
+    recovery.new_producer = recovery.new_producer || new_producer;
+    if (stopping.load()) return;  // closing: nothing reopens
+    // Most faults are over when they are noticed: try at once.
+    recovery.backoff = std::chrono::milliseconds(0);
+    recover();
+  }
+
+  // Closes tasks without committing and keeps their partitions to reopen.
+  void close_for_recovery(const std::vector<std::shared_ptr<ActiveTask>>& closing) {
+    kafka::PartitionListPtr closed = close_uncommitted(closing);
+    if (!recovery.partitions) recovery.partitions.reset(rd_kafka_topic_partition_list_new(4));
+    for (int i = 0; i < closed->cnt; ++i)
+      if (!rd_kafka_topic_partition_list_find(recovery.partitions.get(), closed->elems[i].topic,
+                                              closed->elems[i].partition))
+        rd_kafka_topic_partition_list_add(recovery.partitions.get(), closed->elems[i].topic,
+                                          closed->elems[i].partition);
+  }
+
+  // One attempt to reopen what rewind() closed: abort the transaction (or
+  // settle outputs in flight, at least once), replace the producer if it
+  // cannot go on, read the committed offsets and reopen. On failure the next
+  // attempt waits longer, up to kMaxRecoveryBackoff. Call with the gate closed.
+  void recover() {
+    try {
+      if (rd_kafka_fatal_error(producer.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        recovery.new_producer = true;
+      if (recovery.new_producer && !tasks.empty()) {
+        // Tasks still running hold the producer that is about to go.
+        std::vector<std::shared_ptr<ActiveTask>> running;
+        for (auto& [id, task] : tasks) running.push_back(task);
+        close_for_recovery(running);
+      }
+      if (exactly_once && transaction_open && !recovery.new_producer) {
+        if (rd_kafka_error_t* error = rd_kafka_abort_transaction(
+                producer.get(), static_cast<int>(kRecoveryCallTimeout.count()))) {
+          if (rd_kafka_error_is_fatal(error)) {
+            recovery.new_producer = true;
+            rd_kafka_error_destroy(error);
+          } else {
+            throw_transaction_error("abort the transaction", error);
+          }
+        } else {
+          transaction_open = false;
+        }
+      }
+      if (recovery.new_producer) {
+        // Only tasks hold the producer, and they are closed: it can go.
+        producer.reset();
+        create_producer();
+        transactions_ready = false;
+        transaction_open = false;
+        recovery.new_producer = false;
+      }
+      if (exactly_once) {
+        if (!transactions_ready) init_transactions(kRecoveryCallTimeout);
+        if (!transaction_open) begin_transaction();
+      } else if (rd_kafka_flush(producer.get(), static_cast<int>(kRecoveryCallTimeout.count())) !=
+                 RD_KAFKA_RESP_ERR_NO_ERROR) {
+        throw std::runtime_error("outputs in flight are not settled yet");
+      }
+      // Refusals of outputs that were aborted or will be produced again.
+      deliveries.take_rewind_reason();
+      const int reopened = recovery.partitions->cnt;
+      reopen(*recovery.partitions);
+      recovery.partitions.reset();
+      recovery.pending = false;
+      log::get().info("{}: resumed {} partitions from the last commit", application_id, reopened);
+    } catch (const std::exception& e) {
+      recovery.backoff = std::clamp(recovery.backoff * 2, kMinRecoveryBackoff, kMaxRecoveryBackoff);
+      recovery.next_attempt = Clock::now() + recovery.backoff;
+      note_stall(e.what());
+      log::get().warn("{}: cannot resume yet: {}; next attempt in {} ms", application_id, e.what(),
+                      recovery.backoff.count());
     }
-    reopen(std::move(partitions));
   }
 
   // ---- rebalance ---------------------------------------------------------
 
+  // librdkafka calls this from C code inside the poll, which an exception
+  // must not cross: an error the rebalance cannot handle stops the instance.
   void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                     rd_kafka_topic_partition_list_t* partitions) {
+    try {
+      rebalance(rk, err, partitions);
+    } catch (const std::exception& e) {
+      fail(std::string("rebalance: ") + e.what());
+      stopping.store(true);
+      failed_stop = true;
+    }
+  }
+
+  void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                 rd_kafka_topic_partition_list_t* partitions) {
     const auto rebalance_start = Clock::now();
     set_state(State::kRebalancing);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       // A task may gain a partition: no worker may be reading its inputs.
       close_gate();
-      assign(partitions);
+      if (recovery.pending)
+        for (int i = 0; i < partitions->cnt; ++i)
+          rd_kafka_topic_partition_list_add(recovery.partitions.get(), partitions->elems[i].topic,
+                                            partitions->elems[i].partition);
+      else
+        assign(partitions);
       open_gate();
       if (rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, partitions)) {
         fail(std::string("assigning partitions failed: ") + rd_kafka_error_string(error));
@@ -646,11 +857,13 @@ struct KafkaStreams::Impl {
     } else {
       bool lost = rd_kafka_assignment_lost(rk) != 0;
       close_gate();
-      if (!lost) commit_offsets();
-      revoke(partitions, lost);
+      // A task writes its checkpoint only when its stores hold nothing the
+      // commit did not cover.
+      const bool committed = !lost && commit_offsets();
+      revoke(partitions, committed);
       // The open transaction holds outputs of the lost tasks: it must not
       // commit, and the other tasks' share of it goes with it.
-      if (lost && exactly_once) abort_and_rewind(false);
+      if (lost && exactly_once) rewind_all("partitions lost", false, false);
       if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions)) {
         log::get().warn("{}: unassigning partitions: {}", application_id,
                         rd_kafka_error_string(error));
@@ -714,9 +927,12 @@ struct KafkaStreams::Impl {
     }
   }
 
-  void revoke(rd_kafka_topic_partition_list_t* partitions, bool lost) {
+  // Closes the tasks of `partitions`; `clean` after they committed.
+  void revoke(rd_kafka_topic_partition_list_t* partitions, bool clean) {
     for (int i = 0; i < partitions->cnt; ++i) {
       const rd_kafka_topic_partition_t& tp = partitions->elems[i];
+      if (recovery.partitions)
+        rd_kafka_topic_partition_list_del(recovery.partitions.get(), tp.topic, tp.partition);
       auto it = inputs.find({tp.topic, tp.partition});
       if (it == inputs.end()) continue;
       auto task = it->second.second;
@@ -724,7 +940,7 @@ struct KafkaStreams::Impl {
       std::erase_if(task->inputs(), [&](const std::unique_ptr<InputPartition>& input) {
         return input->topic == tp.topic && input->partition == tp.partition;
       });
-      if (task->inputs().empty()) close_task(task, !lost);
+      if (task->inputs().empty()) close_task(task, clean);
     }
   }
 
@@ -761,7 +977,7 @@ struct KafkaStreams::Impl {
       log::get().warn("{}: {}", application_id, e.what());
     }
     log::get().info("{}: closed task {}{}", application_id, task->id().to_string(),
-                    clean ? "" : " (partitions lost, not committed)");
+                    clean ? "" : " without a checkpoint: its stores restore in full");
     if (task->metrics() != nullptr) {
       task->metrics()->assigned.store(false, std::memory_order_relaxed);
       task->metrics()->restoring.store(false, std::memory_order_relaxed);
@@ -888,13 +1104,25 @@ struct KafkaStreams::Impl {
         kafka::wake_fetcher(consumer.get(), key.first, key.second);
   }
 
-  // A task failed beyond its error handlers: ask the uncaught exception
-  // handler what to do.
+  // A task failed. When the cluster caused it, every task goes back to the
+  // last commit (task.timeout.ms bounds how long that may go on); otherwise
+  // the uncaught exception handler decides.
   void handle_failures() {
+    if (!error_message.empty()) return;  // the instance is stopping anyway
     std::vector<std::shared_ptr<ActiveTask>> failed;
     for (auto& [id, task] : tasks)
       if (task->failed.load() && !task->scheduled.load()) failed.push_back(task);
     for (auto& task : failed) {
+      if (task->closed.load()) continue;  // rewound with an earlier one
+      if (task->failed_by_cluster.load()) {
+        close_gate();
+        if (exactly_once)
+          rewind_all(task->failure, false, false);
+        else
+          rewind({task}, task->failure, false);
+        open_gate();
+        continue;
+      }
       runtime::FatalError error(task->failure);
       ExceptionResponse response =
           exception_handler ? exception_handler(error) : ExceptionResponse::kShutdownClient;
@@ -907,20 +1135,15 @@ struct KafkaStreams::Impl {
       }
       log::get().warn("{}: restarting task {} after: {}", application_id, task->id().to_string(),
                       task->failure);
-      restart_task(task);
+      // Under exactly-once the failed task's outputs are in the open
+      // transaction, with the other tasks' since the last commit.
+      close_gate();
+      if (exactly_once)
+        rewind_all(task->failure, false, true);
+      else
+        rewind({task}, task->failure, false);
+      open_gate();
     }
-  }
-
-  // Recreates a failed task and rewinds its partitions to the last commit.
-  void restart_task(const std::shared_ptr<ActiveTask>& task) {
-    close_gate();
-    // Under exactly-once the failed task's outputs are in the open
-    // transaction, with the other tasks' since the last commit.
-    if (exactly_once)
-      abort_and_rewind(false, true);
-    else
-      reopen(close_uncommitted({task}));
-    open_gate();
   }
 
   // Closes tasks without committing (their stores will restore in full) and
@@ -931,23 +1154,46 @@ struct KafkaStreams::Impl {
     for (const auto& task : closing)
       for (const auto& input : task->inputs())
         rd_kafka_topic_partition_list_add(list.get(), input->topic.c_str(), input->partition);
-    revoke(list.get(), true);
+    revoke(list.get(), false);
     return list;
   }
 
   // Creates tasks again on `list`, reading from the offsets last committed.
-  void reopen(kafka::PartitionListPtr list) {
-    if (list->cnt == 0) return;
-    rd_kafka_committed(consumer.get(), list.get(), 10'000);
-    assign(list.get());
-    for (int i = 0; i < list->cnt; ++i) {
-      auto& element = list->elems[i];
+  // Throws, with nothing created, when the committed offsets cannot be read
+  // or the consumer cannot seek to them: guessing would lose or repeat input.
+  void reopen(rd_kafka_topic_partition_list_t& list) {
+    if (list.cnt == 0) return;
+    for (int i = 0; i < list.cnt; ++i) list.elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    if (rd_kafka_resp_err_t err = rd_kafka_committed(
+            consumer.get(), &list, static_cast<int>(kRecoveryCallTimeout.count()));
+        err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      throw std::runtime_error(std::string("cannot read the committed offsets: ") +
+                               rd_kafka_err2str(err));
+    for (int i = 0; i < list.cnt; ++i) {
+      auto& element = list.elems[i];
+      if (element.err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        throw std::runtime_error(std::string("cannot read the committed offset of ") +
+                                 element.topic + "[" + std::to_string(element.partition) +
+                                 "]: " + rd_kafka_err2str(element.err));
+      // Nothing committed yet: from the start, as auto.offset.reset=earliest.
       if (element.offset < 0) element.offset = RD_KAFKA_OFFSET_BEGINNING;
-      auto it = inputs.find({element.topic, element.partition});
-      if (it != inputs.end()) it->second.first->committed_offset = element.offset;
     }
-    if (rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer.get(), list.get(), 10'000))
+    if (rd_kafka_error_t* error = rd_kafka_seek_partitions(
+            consumer.get(), &list, static_cast<int>(kRecoveryCallTimeout.count()))) {
+      std::string reason = rd_kafka_error_string(error);
       rd_kafka_error_destroy(error);
+      throw std::runtime_error("cannot seek to the committed offsets: " + reason);
+    }
+    for (int i = 0; i < list.cnt; ++i)
+      if (list.elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        throw std::runtime_error(std::string("cannot seek ") + list.elems[i].topic + "[" +
+                                 std::to_string(list.elems[i].partition) +
+                                 "]: " + rd_kafka_err2str(list.elems[i].err));
+    assign(&list);
+    for (int i = 0; i < list.cnt; ++i) {
+      auto it = inputs.find({list.elems[i].topic, list.elems[i].partition});
+      if (it != inputs.end()) it->second.first->committed_offset = list.elems[i].offset;
+    }
   }
 
   void poll_loop() {
@@ -983,6 +1229,18 @@ struct KafkaStreams::Impl {
         if (standby_replicas > 0 && changelog_reader && now >= next_standby_refresh) {
           refresh_standbys();
           next_standby_refresh = Clock::now() + std::chrono::seconds(5);
+        }
+        if (recovery.pending && now >= recovery.next_attempt) {
+          close_gate();
+          recover();
+          open_gate();
+        }
+        if (stalled_since && now - *stalled_since > task_timeout) {
+          fail("no commit for task.timeout.ms (" + std::to_string(task_timeout.count()) +
+               " ms) while the cluster kept failing; last: " + stall_reason);
+          stopping.store(true);
+          failed_stop = true;
+          break;
         }
         bool requested = false;
         for (auto& [id, task] : tasks)
@@ -1108,7 +1366,10 @@ struct KafkaStreams::Impl {
     stopping.store(true);
     rd_kafka_consumer_close(consumer.get());
     close_gate();
-    while (!tasks.empty()) close_task(tasks.begin()->second, !failed_stop);
+    // Tasks the revocation left (failed ones, or all when the consumer could
+    // not leave the group) keep a checkpoint only under a commit.
+    const bool committed = !tasks.empty() && !failed_stop && commit_offsets();
+    while (!tasks.empty()) close_task(tasks.begin()->second, committed);
     for (auto& [id, standby] : standbys) close_standby(*standby);
     standbys.clear();
     rd_kafka_flush(producer.get(), 30'000);
@@ -1124,7 +1385,7 @@ struct KafkaStreams::Impl {
   std::size_t buffer_capacity = 1000;
   std::map<std::string, int32_t> subtopology_of_topic;
 
-  runtime::DeliveryTracker deliveries{false};
+  runtime::DeliveryTracker deliveries;
   kafka::KafkaPtr producer;
   kafka::KafkaPtr consumer;
   kafka::QueuePtr consumer_queue;
@@ -1149,6 +1410,24 @@ struct KafkaStreams::Impl {
   std::filesystem::path state_directory;
   bool exactly_once = false;
   bool transaction_open = false;
+  // Whether this producer's init_transactions() completed.
+  bool transactions_ready = false;
+  // How long an output may wait for the cluster's acknowledgement: the
+  // transaction timeout, or message.timeout.ms at least once.
+  std::chrono::milliseconds delivery_timeout{60000};
+  std::chrono::milliseconds task_timeout{300000};
+  // Tasks that rewind() closed and that wait to reopen from the last commit.
+  struct Recovery {
+    bool pending = false;
+    bool new_producer = false;
+    kafka::PartitionListPtr partitions;
+    Clock::time_point next_attempt;
+    std::chrono::milliseconds backoff{0};
+  };
+  Recovery recovery;
+  // Since the first fault that kept the application from committing.
+  std::optional<Clock::time_point> stalled_since;
+  std::string stall_reason;
   std::string instance_id;
   int process_id_fd = -1;
   std::atomic<uint64_t> aborted_transactions{0};
@@ -1202,7 +1481,10 @@ void KafkaStreams::start() {
   impl_->start_endpoint();
   impl_->create_clients();
   impl_->prepare_topics();
-  if (impl_->exactly_once) impl_->init_transactions();
+  if (impl_->exactly_once) {
+    impl_->init_transactions(impl_->config.get_duration(config::kTopicWaitMs));
+    impl_->begin_transaction();
+  }
   impl_->prepare_state();
   impl_->pool = std::make_unique<boost::asio::thread_pool>(impl_->worker_threads);
   impl_->set_state(State::kRebalancing);

@@ -2,8 +2,10 @@
 
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "log/log.h"
+#include "runtime/error_handling.h"
 
 namespace rill::runtime {
 
@@ -32,6 +34,11 @@ void DeliveryTracker::on_delivery(const rd_kafka_message_t& message) {
   }
   std::string error = std::string("the broker refused a record for topic ") +
                       rd_kafka_topic_name(message.rkt) + ": " + rd_kafka_err2str(message.err);
+  if (kafka::is_retriable(message.err) || kafka::is_producer_state_error(message.err)) {
+    std::lock_guard lock(mutex_);
+    if (!rewind_.exchange(true)) rewind_reason_ = std::move(error);
+    return;
+  }
   if (continue_on_error_) {
     skipped_.fetch_add(1, std::memory_order_relaxed);
     log::get().warn("{}; record skipped (production.exception.handler=log-and-continue)", error);
@@ -45,6 +52,13 @@ std::string DeliveryTracker::fatal_error() const {
   if (!failed_.load()) return {};
   std::lock_guard lock(mutex_);
   return fatal_error_;
+}
+
+std::string DeliveryTracker::take_rewind_reason() {
+  if (!rewind_.load()) return {};
+  std::lock_guard lock(mutex_);
+  rewind_.store(false);
+  return std::exchange(rewind_reason_, {});
 }
 
 int ProducerCollector::register_topic(const std::string& topic) {
@@ -128,11 +142,19 @@ void ProducerCollector::produce(int topic, int32_t partition, NullableBytes key,
     if (error == nullptr) return;  // librdkafka owns the headers now.
     rd_kafka_resp_err_t code = rd_kafka_error_code(error);
     if (code != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      std::string reason = rd_kafka_error_string(error);
+      std::string reason = std::string("cannot produce to topic '") + rd_kafka_topic_name(handle) +
+                           "': " + rd_kafka_error_string(error);
       rd_kafka_error_destroy(error);
       if (kafka_headers != nullptr) rd_kafka_headers_destroy(kafka_headers);
-      throw std::runtime_error(std::string("cannot produce to topic '") +
-                               rd_kafka_topic_name(handle) + "': " + reason);
+      if (code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+        throw RecordTooLargeError(
+            reason + " (" + std::to_string((key ? key->size() : 0) + (value ? value->size() : 0)) +
+            " bytes of key and value)");
+      // A partition the topic lacks comes from the topology's partitioner.
+      if (code == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) throw std::runtime_error(reason);
+      // The producer refuses any record (a transaction that must abort, a
+      // fatal idempotence error): not this record's fault.
+      throw TaskCorruptedError(reason);
     }
     rd_kafka_error_destroy(error);
     // The producer's queue is full: wait for deliveries, which is the

@@ -15,8 +15,11 @@
 
 namespace rill::runtime {
 
-// Counts what the broker refused and keeps the first fatal refusal, for the
-// commit protocol (no commit past a failed output) and the production handler.
+// Sorts what the broker refused, for the commit protocol (no commit past a
+// refused output). A refusal caused by the cluster (a timeout, too few in-sync
+// replicas, a leader moving) loses an output whose input is not committed yet:
+// it asks for a rewind to the last commit. A refusal of the record itself (too
+// large, invalid) goes to production.exception.handler.
 class DeliveryTracker {
  public:
   explicit DeliveryTracker(bool continue_on_error) : continue_on_error_(continue_on_error) {}
@@ -27,14 +30,18 @@ class DeliveryTracker {
 
   // The first refusal that must stop the application, or empty.
   std::string fatal_error() const;
+  // The first refusal caused by the cluster since the last call, or empty.
+  std::string take_rewind_reason();
   uint64_t skipped() const { return skipped_.load(std::memory_order_relaxed); }
 
  private:
   const bool continue_on_error_;
   std::atomic<uint64_t> skipped_{0};
   std::atomic<bool> failed_{false};
+  std::atomic<bool> rewind_{false};
   mutable std::mutex mutex_;
   std::string fatal_error_;
+  std::string rewind_reason_;
 };
 
 class ProducerCollector final : public internal::RecordCollector {

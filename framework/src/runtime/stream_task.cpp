@@ -89,6 +89,8 @@ void StreamTask::process(internal::SourceNodeBase& source, const internal::RawRe
                    collector_, dead_letter_topic_);
   } catch (const FatalError&) {
     throw;
+  } catch (const TaskCorruptedError&) {
+    throw;  // the producer's trouble, not the record's
   } catch (const std::exception& e) {
     errors_.handle(ErrorKind::kProcessing, record, internal::demangle(typeid(e)), e.what(),
                    collector_, dead_letter_topic_);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -63,7 +64,12 @@ class SessionWindowAggregateProcessor final
     Window merged_window = own;
     std::optional<VA> aggregate = aggregation_.initializer();
     merged_.clear();
-    for (auto it = store_->find_sessions(record.key, t - gap, t + gap); it.valid(); it.next()) {
+    // Near the largest time, the sessions that may join start up to it.
+    int64_t latest_start = 0;
+    if (__builtin_add_overflow(t, gap, &latest_start))
+      latest_start = std::numeric_limits<int64_t>::max();
+    for (auto it = store_->find_sessions(record.key, t - gap, latest_start); it.valid();
+         it.next()) {
       merged_.push_back(it.entry());
       const KeyValue<Windowed<K>, VA>& session = merged_.back();
       aggregate = aggregation_.merger(record.key, aggregate, session.value);

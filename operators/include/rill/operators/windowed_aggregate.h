@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -93,7 +94,9 @@ class TimeWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, s
 // back ends at start + d. Existing windows are visited latest first, as Kafka
 // Streams does with its reverse iterator, so updates are forwarded in the same
 // order. Records with a null key or value are dropped and counted; a record
-// whose right window would already be closed is dropped.
+// whose right window would already be closed is dropped. A record so close to
+// the largest time that its right window would end beyond it is a
+// ProcessingError.
 template <class K, class V, class VA>
 class SlidingWindowAggregateProcessor final
     : public Processor<K, V, Windowed<K>, std::optional<VA>> {
@@ -121,6 +124,10 @@ class SlidingWindowAggregateProcessor final
       context_->record_dropped(kNegativeTimestamp);
       return;
     }
+    if (record.timestamp > std::numeric_limits<int64_t>::max() - 1 - difference_)
+      throw ProcessingError("sliding windows: timestamp " + std::to_string(record.timestamp) +
+                            " leaves no room for the window of " + std::to_string(difference_) +
+                            " ms after it");
     observed_stream_time_ = std::max(observed_stream_time_, record.timestamp);
     const int64_t close_time = observed_stream_time_ - grace_;
     if (record.timestamp + 1 + difference_ <= close_time) {
@@ -161,7 +168,8 @@ class SlidingWindowAggregateProcessor final
   void process_in_time(const Record<K, V>& record, int64_t close_time) {
     const int64_t t = record.timestamp;
     std::vector<StoredWindow> found =
-        store_->fetch(record.key, std::max<int64_t>(0, t - 2 * difference_), t + 1).to_vector();
+        store_->fetch(record.key, std::max<int64_t>(0, t - difference_ - difference_), t + 1)
+            .to_vector();
     Scan scan;
     for (auto it = found.rbegin(); it != found.rend(); ++it) {
       const int64_t start = it->key;

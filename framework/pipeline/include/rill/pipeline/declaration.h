@@ -4,16 +4,23 @@
 // (config/schema/rill-pipeline.schema.json) are rendered from it.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace rill::pipeline {
 
+// The longest duration a pipeline may give: far beyond any window or interval,
+// and far enough from the 64-bit limit that windows can add durations to
+// timestamps and to each other.
+inline constexpr int64_t kMaxDurationDays = 36500;  // 100 years
+inline constexpr int64_t kMaxDurationMs = kMaxDurationDays * 86'400'000;
+
 enum class FieldType {
   kString,
   kInteger,
-  // 500ms, 30s, 5m, 1h, 1d, or a number of milliseconds.
+  // 500ms, 30s, 5m, 1h, 1d, or a number of milliseconds; at most kMaxDurationDays.
   kDuration,
   // One of FieldSpec::allowed.
   kEnum,

@@ -41,6 +41,12 @@ struct EvalContext {
   const Headers* headers = nullptr;
 };
 
+// How deep one expression may nest: each pair of parentheses or brackets,
+// each function call and each operator counts a level, including each link of
+// a chain such as `a or b or c`. Parsing and evaluating recurse once per
+// level, so the limit keeps a pipeline from exhausting the stack.
+inline constexpr std::size_t kMaxExpressionDepth = 256;
+
 // An expression that does not parse or cannot work: `offset` is the byte in
 // the expression's text where the problem is.
 class ExpressionError : public std::runtime_error {
@@ -54,12 +60,17 @@ class ExpressionError : public std::runtime_error {
 };
 
 // An expression that failed on one record (a string multiplied, a division by
-// zero). The processor throws it, so the record goes to
+// zero, an integer result beyond 64 bits). The processor throws it, so the record goes to
 // processing.exception.handler.
 class EvalError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// A number as a 64-bit integer, a fraction truncated toward zero; nothing for
+// anything else, or for a number beyond 64 bits (which a cast would turn into
+// undefined behaviour).
+std::optional<int64_t> integer_value(const Json& value);
 
 // What is known of a value's type when the pipeline loads.
 enum class ValueType { kAny, kNull, kBool, kNumber, kString, kArray, kObject };

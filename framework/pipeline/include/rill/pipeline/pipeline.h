@@ -5,7 +5,8 @@
 //   rill::KafkaStreams streams(pipeline.topology, pipeline.config);
 //
 // Every mistake a user can make in the file throws PipelineError naming its
-// file, line and column, what was found and what was expected.
+// file, line and column, what was found and what was expected; values of
+// secret keys (rill::is_secret_key) show as ***** in it.
 #pragma once
 
 #include <cstdint>
@@ -31,8 +32,10 @@ struct Position {
 class PipelineError : public std::runtime_error {
  public:
   // `source_line` is the text of the line, shown under the message with a
-  // caret at the column.
-  PipelineError(Position position, std::string message, std::string source_line = {});
+  // caret at `caret_column`: the position's column unless given, as in a line
+  // whose secret values are masked.
+  PipelineError(Position position, std::string message, std::string source_line = {},
+                int caret_column = 0);
   const Position& position() const { return position_; }
   const std::string& message() const { return message_; }
   // "file:line:column: error: message", then the line and a caret.
@@ -42,6 +45,7 @@ class PipelineError : public std::runtime_error {
   Position position_;
   std::string message_;
   std::string source_line_;
+  int caret_column_ = 0;
 };
 
 // Reads `${NAME}` and `${NAME:-default}`: the environment by default.
