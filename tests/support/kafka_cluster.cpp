@@ -1,5 +1,6 @@
 #include "support/kafka_cluster.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -120,24 +121,36 @@ void create_topic(const std::string& topic, int partitions,
   INFO("creating topic " << topic << ": " << message);
   REQUIRE((err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS));
 
-  // The controller answers before every broker has the metadata: wait for it.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (true) {
-    std::unique_ptr<RdKafka::Topic> handle(
-        RdKafka::Topic::create(producer.get(), topic, nullptr, error));
-    RdKafka::Metadata* raw = nullptr;
-    if (producer->metadata(false, handle.get(), &raw, 5000) == RdKafka::ERR_NO_ERROR) {
-      std::unique_ptr<RdKafka::Metadata> metadata(raw);
-      const auto* topics = metadata->topics();
-      if (!topics->empty() && topics->at(0)->err() == RdKafka::ERR_NO_ERROR &&
-          static_cast<int>(topics->at(0)->partitions()->size()) == partitions) {
-        bool leaders = true;
-        for (const auto* p : *topics->at(0)->partitions()) leaders = leaders && p->leader() >= 0;
-        if (leaders) return;
+  // The controller answers before every broker has the metadata, and a
+  // client asks whichever broker it likes: wait until each one, asked alone,
+  // shows every partition with a leader.
+  const std::string servers = bootstrap_servers();
+  for (std::size_t begin = 0; begin <= servers.size();) {
+    const std::size_t end = std::min(servers.find(',', begin), servers.size());
+    auto one_conf = client_conf();
+    set(*one_conf, "bootstrap.servers", servers.substr(begin, end - begin));
+    std::unique_ptr<RdKafka::Producer> asker(RdKafka::Producer::create(one_conf.get(), error));
+    REQUIRE(asker);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (true) {
+      std::unique_ptr<RdKafka::Topic> handle(
+          RdKafka::Topic::create(asker.get(), topic, nullptr, error));
+      RdKafka::Metadata* raw = nullptr;
+      bool shown = false;
+      if (asker->metadata(false, handle.get(), &raw, 5000) == RdKafka::ERR_NO_ERROR) {
+        std::unique_ptr<RdKafka::Metadata> metadata(raw);
+        const auto* topics = metadata->topics();
+        if (!topics->empty() && topics->at(0)->err() == RdKafka::ERR_NO_ERROR &&
+            static_cast<int>(topics->at(0)->partitions()->size()) == partitions) {
+          shown = true;
+          for (const auto* p : *topics->at(0)->partitions()) shown = shown && p->leader() >= 0;
+        }
       }
+      if (shown) break;
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    REQUIRE(std::chrono::steady_clock::now() < deadline);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    begin = end + 1;
   }
 }
 
