@@ -1,5 +1,6 @@
 #include "support/counts.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "rill/serde.h"
@@ -27,6 +28,12 @@ std::map<std::string, int64_t> final_counts(const std::string& topic, std::size_
   for (const auto& record : consume(topic, at_least, timeout))
     table[*record.key] = serdes::int64()->deserialize(std::string_view(*record.value));
   return table;
+}
+
+int tasks_held(const ChildProcess& instance) {
+  const std::string log = instance.log_tail(1 << 16);
+  const auto at = log.rfind("partitions; ");
+  return at == std::string::npos ? 0 : std::atoi(log.c_str() + at + 12);
 }
 
 }  // namespace rill::testing

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "support/kafka_cluster.h"
+#include "support/process.h"
 
 namespace rill::testing {
 
@@ -22,5 +23,9 @@ std::vector<TestRecord> keyed(int keys, int per_key);
 // read with read_committed.
 std::map<std::string, int64_t> final_counts(const std::string& topic, std::size_t at_least,
                                             std::chrono::milliseconds timeout);
+
+// The tasks a running instance holds, from its last "assigned ..." or
+// "revoked ..." log line ("...: assigned 3 partitions; 3 tasks").
+int tasks_held(const ChildProcess& instance);
 
 }  // namespace rill::testing

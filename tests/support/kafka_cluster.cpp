@@ -1,14 +1,19 @@
 #include "support/kafka_cluster.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <catch2/catch.hpp>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
+
+#include "support/command.h"
 
 namespace rill::testing {
 namespace {
@@ -26,6 +31,15 @@ void set(RdKafka::Conf& conf, const std::string& key, const std::string& value) 
   if (conf.set(key, value, error) != RdKafka::Conf::CONF_OK) FAIL(key + ": " + error);
 }
 
+std::string cluster_state_dir() {
+  const char* dir = std::getenv("RILL_KAFKA_STATE_DIR");
+  if (dir == nullptr || *dir == '\0')
+    FAIL(
+        "RILL_KAFKA_STATE_DIR is not set: these tests drive the cluster's nodes through "
+        "scripts/kafka and need the state dir it was started with");
+  return dir;
+}
+
 }  // namespace
 
 std::string bootstrap_servers() {
@@ -35,6 +49,34 @@ std::string bootstrap_servers() {
         "RILL_KAFKA_BOOTSTRAP is not set: run the kafka tests through scripts/test, "
         "or start a broker with scripts/kafka start and export its address");
   return bootstrap;
+}
+
+int cluster_nodes() {
+  const std::string dir = cluster_state_dir();
+  int nodes = 0;
+  std::ifstream(dir + "/nodes") >> nodes;
+  if (nodes == 0) FAIL("no cluster runs from " << dir << " (scripts/kafka start)");
+  return nodes;
+}
+
+void cluster_command(const std::string& arguments) {
+  const std::string command = "RILL_KAFKA_STATE_DIR='" + cluster_state_dir() + "' " +
+                              RILL_SOURCE_DIR + "/scripts/kafka " + arguments;
+  const CommandResult result = run_command(command);
+  INFO("scripts/kafka " << arguments << ":\n" << result.output);
+  REQUIRE(result.exit_code == 0);
+}
+
+void restore_cluster() noexcept {
+  const char* dir = std::getenv("RILL_KAFKA_STATE_DIR");
+  if (dir == nullptr || *dir == '\0') return;
+  int nodes = 0;
+  std::ifstream(std::string(dir) + "/nodes") >> nodes;
+  const std::string script =
+      "RILL_KAFKA_STATE_DIR='" + std::string(dir) + "' " + RILL_SOURCE_DIR + "/scripts/kafka ";
+  for (int node = 1; node <= nodes; ++node)
+    run_command(script + "resume-node " + std::to_string(node));
+  if (nodes > 0) run_command(script + "start --nodes " + std::to_string(nodes));
 }
 
 int64_t now_ms() {
@@ -58,7 +100,7 @@ void create_topic(const std::string& topic, int partitions,
   rd_kafka_t* rk = producer->c_ptr();
   char errstr[512];
   rd_kafka_NewTopic_t* new_topic =
-      rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, errstr, sizeof errstr);
+      rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, errstr, sizeof errstr);
   REQUIRE(new_topic != nullptr);
   for (const auto& [key, value] : configs)
     rd_kafka_NewTopic_set_config(new_topic, key.c_str(), value.c_str());
@@ -79,24 +121,36 @@ void create_topic(const std::string& topic, int partitions,
   INFO("creating topic " << topic << ": " << message);
   REQUIRE((err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS));
 
-  // The controller answers before every broker has the metadata: wait for it.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (true) {
-    std::unique_ptr<RdKafka::Topic> handle(
-        RdKafka::Topic::create(producer.get(), topic, nullptr, error));
-    RdKafka::Metadata* raw = nullptr;
-    if (producer->metadata(false, handle.get(), &raw, 5000) == RdKafka::ERR_NO_ERROR) {
-      std::unique_ptr<RdKafka::Metadata> metadata(raw);
-      const auto* topics = metadata->topics();
-      if (!topics->empty() && topics->at(0)->err() == RdKafka::ERR_NO_ERROR &&
-          static_cast<int>(topics->at(0)->partitions()->size()) == partitions) {
-        bool leaders = true;
-        for (const auto* p : *topics->at(0)->partitions()) leaders = leaders && p->leader() >= 0;
-        if (leaders) return;
+  // The controller answers before every broker has the metadata, and a
+  // client asks whichever broker it likes: wait until each one, asked alone,
+  // shows every partition with a leader.
+  const std::string servers = bootstrap_servers();
+  for (std::size_t begin = 0; begin <= servers.size();) {
+    const std::size_t end = std::min(servers.find(',', begin), servers.size());
+    auto one_conf = client_conf();
+    set(*one_conf, "bootstrap.servers", servers.substr(begin, end - begin));
+    std::unique_ptr<RdKafka::Producer> asker(RdKafka::Producer::create(one_conf.get(), error));
+    REQUIRE(asker);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (true) {
+      std::unique_ptr<RdKafka::Topic> handle(
+          RdKafka::Topic::create(asker.get(), topic, nullptr, error));
+      RdKafka::Metadata* raw = nullptr;
+      bool shown = false;
+      if (asker->metadata(false, handle.get(), &raw, 5000) == RdKafka::ERR_NO_ERROR) {
+        std::unique_ptr<RdKafka::Metadata> metadata(raw);
+        const auto* topics = metadata->topics();
+        if (!topics->empty() && topics->at(0)->err() == RdKafka::ERR_NO_ERROR &&
+            static_cast<int>(topics->at(0)->partitions()->size()) == partitions) {
+          shown = true;
+          for (const auto* p : *topics->at(0)->partitions()) shown = shown && p->leader() >= 0;
+        }
       }
+      if (shown) break;
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    REQUIRE(std::chrono::steady_clock::now() < deadline);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    begin = end + 1;
   }
 }
 
@@ -143,12 +197,17 @@ void produce(const std::string& topic, const std::vector<TestRecord>& records) {
   REQUIRE(producer->outq_len() == 0);
 }
 
-std::vector<TestRecord> consume(const std::string& topic, std::size_t count,
-                                std::chrono::milliseconds timeout, bool read_committed) {
+namespace {
+
+// A fresh, group-less consumer assigned every partition of `topic` from the
+// beginning; `partitions` receives their number.
+std::unique_ptr<RdKafka::KafkaConsumer> reader(const std::string& topic, bool read_committed,
+                                               bool partition_eof, std::size_t& partitions) {
   auto conf = client_conf();
   set(*conf, "group.id", unique_name("rill-test-reader"));
   set(*conf, "enable.auto.commit", "false");
   set(*conf, "isolation.level", read_committed ? "read_committed" : "read_uncommitted");
+  set(*conf, "enable.partition.eof", partition_eof ? "true" : "false");
   std::string error;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer(
       RdKafka::KafkaConsumer::create(conf.get(), error));
@@ -159,14 +218,40 @@ std::vector<TestRecord> consume(const std::string& topic, std::size_t count,
       RdKafka::Topic::create(consumer.get(), topic, nullptr, error));
   REQUIRE(consumer->metadata(false, handle.get(), &raw, 10000) == RdKafka::ERR_NO_ERROR);
   std::unique_ptr<RdKafka::Metadata> metadata(raw);
-  std::vector<RdKafka::TopicPartition*> partitions;
+  std::vector<RdKafka::TopicPartition*> assignment;
   for (const auto* p : *metadata->topics()->at(0)->partitions())
-    partitions.push_back(
+    assignment.push_back(
         RdKafka::TopicPartition::create(topic, p->id(), RdKafka::Topic::OFFSET_BEGINNING));
-  REQUIRE(!partitions.empty());
-  REQUIRE(consumer->assign(partitions) == RdKafka::ERR_NO_ERROR);
-  RdKafka::TopicPartition::destroy(partitions);
+  REQUIRE(!assignment.empty());
+  partitions = assignment.size();
+  REQUIRE(consumer->assign(assignment) == RdKafka::ERR_NO_ERROR);
+  RdKafka::TopicPartition::destroy(assignment);
+  return consumer;
+}
 
+TestRecord to_test_record(RdKafka::Message& message) {
+  TestRecord record;
+  if (message.key_pointer() != nullptr)
+    record.key = std::string(static_cast<const char*>(message.key_pointer()), message.key_len());
+  if (message.payload() != nullptr)
+    record.value = std::string(static_cast<const char*>(message.payload()), message.len());
+  record.partition = message.partition();
+  record.offset = message.offset();
+  record.timestamp = message.timestamp().timestamp;
+  if (RdKafka::Headers* headers = message.headers())
+    for (const auto& header : headers->get_all())
+      record.headers.emplace_back(
+          header.key(),
+          header.value() ? std::string(header.value_string(), header.value_size()) : "");
+  return record;
+}
+
+}  // namespace
+
+std::vector<TestRecord> consume(const std::string& topic, std::size_t count,
+                                std::chrono::milliseconds timeout, bool read_committed) {
+  std::size_t partitions = 0;
+  auto consumer = reader(topic, read_committed, false, partitions);
   std::vector<TestRecord> records;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (records.size() < count && std::chrono::steady_clock::now() < deadline) {
@@ -174,24 +259,32 @@ std::vector<TestRecord> consume(const std::string& topic, std::size_t count,
     if (message->err() == RdKafka::ERR__TIMED_OUT || message->err() == RdKafka::ERR__PARTITION_EOF)
       continue;
     REQUIRE(message->err() == RdKafka::ERR_NO_ERROR);
-    TestRecord record;
-    if (message->key_pointer() != nullptr)
-      record.key =
-          std::string(static_cast<const char*>(message->key_pointer()), message->key_len());
-    if (message->payload() != nullptr)
-      record.value = std::string(static_cast<const char*>(message->payload()), message->len());
-    record.partition = message->partition();
-    record.offset = message->offset();
-    record.timestamp = message->timestamp().timestamp;
-    if (RdKafka::Headers* headers = message->headers())
-      for (const auto& header : headers->get_all())
-        record.headers.emplace_back(
-            header.key(),
-            header.value() ? std::string(header.value_string(), header.value_size()) : "");
-    records.push_back(std::move(record));
+    records.push_back(to_test_record(*message));
   }
   consumer->close();
   return records;
+}
+
+bool read_to_end(const std::string& topic, const std::function<void(const TestRecord&)>& on_record,
+                 std::chrono::milliseconds timeout) {
+  std::size_t partitions = 0;
+  auto consumer = reader(topic, true, true, partitions);
+  // A partition's end is reported once each time the reader catches up with it.
+  std::set<int32_t> at_end;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (at_end.size() < partitions && std::chrono::steady_clock::now() < deadline) {
+    std::unique_ptr<RdKafka::Message> message(consumer->consume(200));
+    if (message->err() == RdKafka::ERR__TIMED_OUT) continue;
+    if (message->err() == RdKafka::ERR__PARTITION_EOF) {
+      at_end.insert(message->partition());
+      continue;
+    }
+    REQUIRE(message->err() == RdKafka::ERR_NO_ERROR);
+    at_end.erase(message->partition());
+    on_record(to_test_record(*message));
+  }
+  consumer->close();
+  return at_end.size() == partitions;
 }
 
 int64_t end_offsets(const std::string& topic) {

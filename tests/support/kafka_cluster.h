@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -21,10 +22,24 @@ int64_t now_ms();
 // A topic name no other test (or earlier run) uses.
 std::string unique_name(const std::string& prefix);
 
-// Creates a topic and waits until its metadata shows every partition.
+// Creates a topic, replicated as the cluster's default.replication.factor
+// (every node of scripts/kafka's clusters), and waits until its metadata
+// shows every partition.
 void create_topic(const std::string& topic, int partitions,
                   const std::map<std::string, std::string>& configs = {});
 void delete_topic(const std::string& topic);
+
+// Nodes of the cluster scripts/kafka runs from RILL_KAFKA_STATE_DIR; fails
+// the test when that is unset or no cluster was started there.
+int cluster_nodes();
+
+// Runs scripts/kafka with `arguments` ("kill-node 2", "wait-in-sync") on that
+// cluster; fails the test, with what it printed, when it fails.
+void cluster_command(const std::string& arguments);
+
+// Brings every node of that cluster back, paused or stopped, and never fails:
+// the clean-up of a fault test, whatever happened in it.
+void restore_cluster() noexcept;
 
 struct TestRecord {
   std::optional<std::string> key;
@@ -43,6 +58,13 @@ void produce(const std::string& topic, const std::vector<TestRecord>& records);
 // read_committed skips aborted transactional records.
 std::vector<TestRecord> consume(const std::string& topic, std::size_t count,
                                 std::chrono::milliseconds timeout, bool read_committed = true);
+
+// Reads every committed record of `topic` with a fresh, group-less
+// read_committed consumer, from the beginning until each partition's end (its
+// last stable offset), handing each to `on_record`; false when `timeout`
+// passed first.
+bool read_to_end(const std::string& topic, const std::function<void(const TestRecord&)>& on_record,
+                 std::chrono::milliseconds timeout);
 
 // Sum over partitions of the end offsets of `topic` (records ever written,
 // including markers).

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include <fcntl.h>
@@ -15,8 +16,20 @@ extern char** environ;
 
 namespace rill::testing {
 
-ChildProcess::ChildProcess(std::vector<std::string> argv, std::string log_file)
+ChildProcess::ChildProcess(std::vector<std::string> argv, std::string log_file,
+                           const std::map<std::string, std::string>& environment)
     : log_file_(std::move(log_file)) {
+  std::vector<std::string> variables;
+  for (char** variable = environ; *variable != nullptr; ++variable) {
+    const std::string_view text(*variable);
+    if (!environment.contains(std::string(text.substr(0, text.find('=')))))
+      variables.emplace_back(text);
+  }
+  for (const auto& [name, value] : environment) variables.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& variable : variables) envp.push_back(variable.data());
+  envp.push_back(nullptr);
+
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, log_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
@@ -25,7 +38,7 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, std::string log_file)
   std::vector<char*> args;
   for (auto& arg : argv) args.push_back(arg.data());
   args.push_back(nullptr);
-  int result = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+  int result = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   if (result != 0) throw std::runtime_error("cannot start " + argv[0]);
 }

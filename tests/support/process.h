@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,8 +14,10 @@ namespace rill::testing {
 
 class ChildProcess {
  public:
-  // Starts `argv[0]` with arguments; stderr and stdout go to `log_file`.
-  ChildProcess(std::vector<std::string> argv, std::string log_file);
+  // Starts `argv[0]` with arguments; stderr and stdout go to `log_file`. The
+  // child has the test's environment with `environment` added over it.
+  ChildProcess(std::vector<std::string> argv, std::string log_file,
+               const std::map<std::string, std::string>& environment = {});
   ~ChildProcess();
   ChildProcess(ChildProcess&& other) noexcept;
   ChildProcess(const ChildProcess&) = delete;
