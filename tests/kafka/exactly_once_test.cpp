@@ -116,7 +116,6 @@ CrashOutcome count_under_crashes(const std::string& guarantee, int keys, int rou
   return outcome;
 }
 
-
 // Kills per run: each lands at a random moment of a commit cycle, so more
 // kills reach more of its windows (before, during and after a commit).
 constexpr int kKills = 20;
