@@ -31,6 +31,19 @@ void set(RdKafka::Conf& conf, const std::string& key, const std::string& value) 
   if (conf.set(key, value, error) != RdKafka::Conf::CONF_OK) FAIL(key + ": " + error);
 }
 
+// The partition ids of an existing topic, asked through `client`.
+std::vector<int32_t> partition_ids(RdKafka::Handle& client, const std::string& topic) {
+  std::string error;
+  std::unique_ptr<RdKafka::Topic> handle(RdKafka::Topic::create(&client, topic, nullptr, error));
+  RdKafka::Metadata* raw = nullptr;
+  REQUIRE(client.metadata(false, handle.get(), &raw, 10000) == RdKafka::ERR_NO_ERROR);
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  std::vector<int32_t> ids;
+  for (const auto* partition : *metadata->topics()->at(0)->partitions())
+    ids.push_back(partition->id());
+  return ids;
+}
+
 std::string cluster_state_dir() {
   const char* dir = std::getenv("RILL_KAFKA_STATE_DIR");
   if (dir == nullptr || *dir == '\0')
@@ -213,15 +226,10 @@ std::unique_ptr<RdKafka::KafkaConsumer> reader(const std::string& topic, bool re
       RdKafka::KafkaConsumer::create(conf.get(), error));
   REQUIRE(consumer);
 
-  RdKafka::Metadata* raw = nullptr;
-  std::unique_ptr<RdKafka::Topic> handle(
-      RdKafka::Topic::create(consumer.get(), topic, nullptr, error));
-  REQUIRE(consumer->metadata(false, handle.get(), &raw, 10000) == RdKafka::ERR_NO_ERROR);
-  std::unique_ptr<RdKafka::Metadata> metadata(raw);
   std::vector<RdKafka::TopicPartition*> assignment;
-  for (const auto* p : *metadata->topics()->at(0)->partitions())
+  for (int32_t id : partition_ids(*consumer, topic))
     assignment.push_back(
-        RdKafka::TopicPartition::create(topic, p->id(), RdKafka::Topic::OFFSET_BEGINNING));
+        RdKafka::TopicPartition::create(topic, id, RdKafka::Topic::OFFSET_BEGINNING));
   REQUIRE(!assignment.empty());
   partitions = assignment.size();
   REQUIRE(consumer->assign(assignment) == RdKafka::ERR_NO_ERROR);
@@ -292,15 +300,10 @@ int64_t end_offsets(const std::string& topic) {
   std::string error;
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
   REQUIRE(producer);
-  RdKafka::Metadata* raw = nullptr;
-  std::unique_ptr<RdKafka::Topic> handle(
-      RdKafka::Topic::create(producer.get(), topic, nullptr, error));
-  REQUIRE(producer->metadata(false, handle.get(), &raw, 10000) == RdKafka::ERR_NO_ERROR);
-  std::unique_ptr<RdKafka::Metadata> metadata(raw);
   int64_t total = 0;
-  for (const auto* partition : *metadata->topics()->at(0)->partitions()) {
+  for (int32_t id : partition_ids(*producer, topic)) {
     int64_t low = 0, high = 0;
-    REQUIRE(producer->query_watermark_offsets(topic, partition->id(), &low, &high, 10000) ==
+    REQUIRE(producer->query_watermark_offsets(topic, id, &low, &high, 10000) ==
             RdKafka::ERR_NO_ERROR);
     total += high;
   }
@@ -314,14 +317,9 @@ int64_t committed_offsets(const std::string& group, const std::string& topic) {
   std::unique_ptr<RdKafka::KafkaConsumer> consumer(
       RdKafka::KafkaConsumer::create(conf.get(), error));
   REQUIRE(consumer);
-  RdKafka::Metadata* raw = nullptr;
-  std::unique_ptr<RdKafka::Topic> handle(
-      RdKafka::Topic::create(consumer.get(), topic, nullptr, error));
-  REQUIRE(consumer->metadata(false, handle.get(), &raw, 10000) == RdKafka::ERR_NO_ERROR);
-  std::unique_ptr<RdKafka::Metadata> metadata(raw);
   std::vector<RdKafka::TopicPartition*> partitions;
-  for (const auto* partition : *metadata->topics()->at(0)->partitions())
-    partitions.push_back(RdKafka::TopicPartition::create(topic, partition->id()));
+  for (int32_t id : partition_ids(*consumer, topic))
+    partitions.push_back(RdKafka::TopicPartition::create(topic, id));
   // Only reads the group's offsets: the consumer never joins it.
   const auto err = consumer->committed(partitions, 10000);
   int64_t total = 0;
