@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -247,6 +248,21 @@ void CountApplication::note_failure(std::size_t index, const std::string& what) 
                           instances_[index]->log_tail(3000));
   std::cerr << "faults: " << guarantee_ << " instance " << index << " " << what
             << "; starting it again\n";
+  // The report outlives a truncated test output: it keeps the instance's own
+  // warnings and errors, which say why it stopped.
+  std::ofstream report(report_file(), std::ios::app);
+  report << application_id_ << " | " << guarantee_ << " | instance " << index << " " << what
+         << " after " << seconds(after) << "; its last warnings and errors:\n";
+  std::istringstream log(instances_[index]->log_tail(64 * 1024));
+  std::deque<std::string> complaints;
+  for (std::string line; std::getline(log, line);) {
+    if (line.find(" warning ") == std::string::npos && line.find(" error ") == std::string::npos &&
+        line.find(" critical ") == std::string::npos)
+      continue;
+    complaints.push_back(line.substr(0, 400));
+    if (complaints.size() > 12) complaints.pop_front();
+  }
+  for (const auto& line : complaints) report << "    " << line << "\n";
 }
 
 void CountApplication::supervise() {

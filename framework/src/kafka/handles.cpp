@@ -71,6 +71,10 @@ bool is_retriable(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
     case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    // librdkafka's own verdict from metadata: a broker that restarted, or
+    // has not heard of a topic just created, answers without it for a while.
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
     case RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH:
     case RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH:
     case RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE:
