@@ -144,6 +144,14 @@ struct KafkaStreams::Impl {
     // inside rd_kafka_destroy can wait forever on a coordinator that fenced
     // this member.
     consumer_queue.reset();
+    // librdkafka 2.0.2 aborts when it destroys a cooperative-sticky consumer
+    // that never received an assignment (librdkafka issue 4312, fixed in
+    // 2.3.0): such a consumer, closed already, is left to the process's end.
+    if (consumer && !received_assignment) {
+      log::get().debug("{}: the consumer never received an assignment; not destroyed",
+                       application_id);
+      [[maybe_unused]] rd_kafka_t* left = consumer.release();
+    }
     if (consumer) rd_kafka_destroy_flags(consumer.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     if (process_id_fd >= 0) ::close(process_id_fd);
   }
@@ -841,6 +849,7 @@ struct KafkaStreams::Impl {
     const auto rebalance_start = Clock::now();
     set_state(State::kRebalancing);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      received_assignment = true;
       // A task may gain a partition: no worker may be reading its inputs.
       close_gate();
       if (recovery.pending)
@@ -1442,6 +1451,8 @@ struct KafkaStreams::Impl {
 
   std::atomic<bool> stopping{false};
   bool failed_stop = false;
+  // Whether the group ever assigned this consumer partitions (see ~Impl).
+  bool received_assignment = false;
   mutable std::mutex state_mutex;
   std::condition_variable state_changed;
   State state = State::kCreated;
