@@ -13,6 +13,8 @@
 #include "rill/streams_builder.h"
 #include "rill/test_driver.h"
 
+#include "runtime/producer_collector.h"
+
 using namespace rill;
 using Catch::Contains;
 
@@ -240,4 +242,38 @@ TEST_CASE("errors after a repartition name the repartition topic", "[unit][error
   CHECK(header(*dead, "__streams.errors.exception") == "std::invalid_argument");
   CHECK(header(*dead, "__streams.errors.topic") == "app-by-value-repartition");
   CHECK(header(*dead, "__streams.errors.offset") == "1");
+}
+
+// What the broker refuses, sorted for the commit protocol: a refusal the
+// cluster caused rewinds to the last commit; a refusal of the record stops.
+TEST_CASE(
+    "a record refused for a topic or partition the metadata lacks rewinds, a bad record stops",
+    "[unit][errors]") {
+  char error[512];
+  // No broker: delivery reports are made up below.
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);
+  rd_kafka_t* client = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+  REQUIRE(client != nullptr);
+  kafka::KafkaPtr producer(client);
+  kafka::TopicPtr topic(rd_kafka_topic_new(producer.get(), "out", nullptr));
+  auto refused = [&](rd_kafka_resp_err_t err) {
+    rd_kafka_message_t message{};
+    message.err = err;
+    message.rkt = topic.get();
+    return message;
+  };
+
+  runtime::DeliveryTracker tracker(false);
+  // A broker that restarted, or has not heard of a topic just created,
+  // answers without it for a while.
+  for (auto err : {RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC,
+                   RD_KAFKA_RESP_ERR__MSG_TIMED_OUT}) {
+    tracker.on_delivery(refused(err));
+    CHECK_THAT(tracker.take_rewind_reason(), Contains("topic out"));
+    CHECK(tracker.fatal_error().empty());
+  }
+  tracker.on_delivery(refused(RD_KAFKA_RESP_ERR_INVALID_RECORD));
+  CHECK(tracker.take_rewind_reason().empty());
+  CHECK_THAT(tracker.fatal_error(), Contains("topic out"));
 }
