@@ -41,12 +41,15 @@ inline Topology count_topology(const std::string& input, const std::string& outp
 }
 
 inline Topology processor_count_topology(const std::string& input, const std::string& output,
-                                         const std::string& store = "counts") {
+                                         const std::string& store = "counts",
+                                         bool in_memory = false) {
+  StoreBuilder counts = Stores::key_value(store, serdes::string(), serdes::int64());
+  if (in_memory) counts.in_memory();
   Topology topology;
   topology.add_source<std::string, std::string>("source", {input})
       .add_processor("count", [store] { return std::make_unique<CountProcessor>(store); },
                      {"source"})
-      .add_state_store(Stores::key_value(store, serdes::string(), serdes::int64()), {"count"})
+      .add_state_store(counts, {"count"})
       .add_sink<std::string, int64_t>("sink", output, {"count"});
   return topology;
 }

@@ -4,6 +4,7 @@
 
 #include "rill/test_driver.h"
 
+#include "support/cached_store.h"
 #include "support/count_topology.h"
 
 using namespace rill;
@@ -28,35 +29,46 @@ TEST_CASE("a processor counts in a changelogged store", "[unit][state][cache]") 
 }
 
 TEST_CASE("the record cache folds updates of a key until it is flushed", "[unit][state][cache]") {
-  auto store = Stores::key_value("folded", serdes::string(), serdes::int64()).in_memory();
-  auto typed = store.build({}, nullptr);
-  auto& kv = dynamic_cast<KeyValueStore<std::string, int64_t>&>(*typed);
-  std::vector<std::pair<std::string, int64_t>> handed_on;
-  kv.set_flush_listener([&](const std::string& key, const std::optional<int64_t>& value, int64_t) {
-    handed_on.emplace_back(key, value.value_or(-1));
-  });
-  kv.set_cache_budget(1 << 20);
+  state::CacheBudget budget(1 << 20);
+  testing::CachedStore<int64_t> cached(budget);
+  auto& kv = cached.store();
   for (int i = 1; i <= 5; ++i) kv.put("a", std::optional<int64_t>(i), i);
   kv.put("b", std::optional<int64_t>(7), 6);
-  CHECK(handed_on.empty());
+  CHECK(cached.handed_on.empty());
   CHECK(kv.get("a") == 5);  // reads see the cache
-  CHECK(kv.bytes_store().get("a") == std::nullopt);
+  CHECK(kv.cached_entries() == 2);
   kv.flush();
-  CHECK(handed_on == std::vector<std::pair<std::string, int64_t>>{{"a", 5}, {"b", 7}});
+  CHECK(cached.handed_on == testing::CachedStore<int64_t>::HandedOn{{"a", 5}, {"b", 7}});
+  CHECK(kv.cached_entries() == 0);
+  CHECK(budget.bytes() == 0);
   CHECK(kv.get("a") == 5);
-  CHECK(kv.bytes_store().get("a").has_value());
   // The metrics' hit ratio: the first read came from the cache, the one after
   // the flush from the store.
   CHECK(kv.cache_counts().hits == 1);
   CHECK(kv.cache_counts().misses == 1);
+}
 
-  // A small budget evicts the least recently updated keys first.
-  handed_on.clear();
-  kv.set_cache_budget(200);
+TEST_CASE("the record cache evicts the least recently updated keys first", "[unit][state][cache]") {
+  // Room for two entries of a one-letter key and an 8-byte value.
+  std::size_t entry_size = 0;
+  {
+    state::CacheBudget probe(1 << 20);
+    testing::CachedStore<int64_t> one(probe);
+    one.store().put("w", std::optional<int64_t>(0), 0);
+    entry_size = probe.bytes();
+  }
+  state::CacheBudget budget(2 * entry_size + entry_size / 2);
+  testing::CachedStore<int64_t> cached(budget);
+  auto& kv = cached.store();
   kv.put("x", std::optional<int64_t>(1), 1);
-  kv.put("y", std::optional<int64_t>(1), 1);
-  kv.put("z", std::optional<int64_t>(1), 1);
-  REQUIRE(!handed_on.empty());
-  CHECK(handed_on.front().first == "x");
-  CHECK(kv.cached_entries() < 3);
+  kv.put("y", std::optional<int64_t>(1), 2);
+  kv.put("x", std::optional<int64_t>(2), 3);  // x is now the most recently updated
+  CHECK(cached.handed_on.empty());
+  kv.put("z", std::optional<int64_t>(1), 4);
+  CHECK(cached.handed_on == testing::CachedStore<int64_t>::HandedOn{{"y", 1}});
+  CHECK(kv.cached_entries() == 2);
+  CHECK(budget.bytes() <= budget.max_bytes());
+  kv.flush();
+  CHECK(cached.handed_on == testing::CachedStore<int64_t>::HandedOn{{"y", 1}, {"x", 2}, {"z", 1}});
+  CHECK(kv.get("y") == 1);
 }

@@ -17,32 +17,14 @@
 #include "state/rocksdb_resources.h"
 #include "state/session_store.h"
 #include "state/window_store.h"
+#include "support/temp_dir.h"
 
 using namespace rill;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
+using testing::TempDir;
 
 namespace {
-
-// A fresh directory, removed with everything in it at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "rill-state-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 enum class Impl { kInMemory, kRocksDb };
 

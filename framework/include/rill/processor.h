@@ -52,11 +52,6 @@ class StateStore {
   virtual std::string_view name() const = 0;
   virtual void flush() {}
   virtual void close() {}
-  // The bytes of record cache this store may use (statestore.cache.max.bytes,
-  // shared among an instance's tasks); set by the runtime. Stores without a
-  // cache ignore it.
-  virtual void set_cache_budget(std::size_t bytes) { (void)bytes; }
-
   // Reads the record cache answered, and reads that went past it to the
   // store, while the store had a cache; the metrics endpoint turns them into
   // the cache hit ratio. Safe to call from any thread.

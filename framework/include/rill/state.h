@@ -12,21 +12,18 @@
 // UTF-8 bytes, and big-endian integers sort numerically only when non-negative.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <iterator>
 #include <limits>
-#include <list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -213,7 +210,7 @@ class SessionCursor final : public TypedCursor<Windowed<K>, V> {
 };
 
 // GCC 12 reports false "null dereference" and "uninitialized" warnings inside
-// std::optional and node handles for some instantiations of the serdes and the record cache below.
+// std::optional for some instantiations of the serdes and the stores below.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -268,7 +265,11 @@ class KeyValueStore : public StateStore {
   KeyValueStore(std::unique_ptr<state::KeyValueBytesStore> bytes, SerdePtr<K> key_serde,
                 SerdePtr<V> value_serde)
       : bytes_(std::move(bytes)),
+        cache_(dynamic_cast<state::CachingKeyValueBytesStore*>(bytes_.get())),
         serdes_(bytes_->name(), std::move(key_serde), std::move(value_serde)) {}
+  // The record cache's listener points back at the store.
+  KeyValueStore(const KeyValueStore&) = delete;
+  KeyValueStore& operator=(const KeyValueStore&) = delete;
 
   // Called with the newest value of a key (std::nullopt: deleted) when the
   // record cache hands it on; see set_flush_listener.
@@ -276,73 +277,61 @@ class KeyValueStore : public StateStore {
       std::function<void(const K& key, const std::optional<V>& value, int64_t timestamp)>;
 
   std::string_view name() const override { return bytes_->name(); }
-  void flush() override {
-    flush_cache(0);
-    bytes_->flush();
-  }
+  void flush() override { bytes_->flush(); }
   void close() override { bytes_->close(); }
   bool persistent() const { return bytes_->persistent(); }
   bool is_open() const { return bytes_->is_open(); }
 
   // The record cache (statestore.cache.max.bytes), for processors that emit
   // what they store, as aggregations do. With a listener set, put(key, value,
-  // timestamp) keeps the value in memory, folding consecutive updates of a key;
-  // at each commit (flush()), or when the cache outgrows its budget, each dirty
-  // key's newest value is written to the store (and its changelog) and handed
-  // to the listener, least recently updated first. With no budget every put
-  // goes straight through and to the listener.
-  void set_flush_listener(FlushListener listener) { listener_ = std::move(listener); }
-  void set_cache_budget(std::size_t bytes) override { cache_budget_ = bytes; }
-  std::size_t cached_entries() const { return cache_.size(); }
+  // timestamp) keeps the value in the cache, folding consecutive updates of a
+  // key; at each commit (flush()), or when the instance's caches outgrow their
+  // budget, each cached key's newest value is written to the store (and its
+  // changelog) and handed to the listener, least recently updated first.
+  // Without a cache (a budget of 0, or disable_cache()) every such put goes
+  // straight through and to the listener.
+  void set_flush_listener(FlushListener listener) {
+    listener_ = std::move(listener);
+    if (!caching_) return;
+    cache_->set_flush_listener([this](std::string_view key, std::optional<std::string_view> value,
+                                      int64_t timestamp) {
+      if (!listener_) return;
+      K typed_key = serdes_.key_serde()->deserialize(key);
+      listener_(typed_key,
+                value ? std::optional<V>(serdes_.value_serde()->deserialize(*value)) : std::nullopt,
+                timestamp);
+    });
+  }
+  // For processors whose results must not wait (Materialized without caching).
+  void disable_cache() {
+    if (caching_) cache_->disable();
+    caching_ = false;
+  }
+  std::size_t cached_entries() const { return cache_ != nullptr ? cache_->cached_entries() : 0; }
 
   std::optional<V> get(const K& key) const {
     const std::string_view key_bytes = serdes_.key(key);
-    if (!cache_.empty()) {
-      auto it = cache_.find(std::string(key_bytes));
-      if (it != cache_.end()) {
-        count(cache_hits_);
-        return it->second.value;
-      }
-    }
-    if (cache_budget_ > 0) count(cache_misses_);
-    return serdes_.read_value(bytes_->get(key_bytes));
+    if (cache_ == nullptr) return serdes_.read_value(bytes_->get(key_bytes));
+    const auto value = cache_->read(key_bytes, read_buffer_);
+    if (!value) return std::nullopt;
+    return serdes_.value_serde()->deserialize(*value);
   }
   CacheCounts cache_counts() const override {
-    return {cache_hits_.load(std::memory_order_relaxed),
-            cache_misses_.load(std::memory_order_relaxed)};
+    if (cache_ == nullptr) return {};
+    return {cache_->hits(), cache_->misses()};
   }
   // Through the record cache when a flush listener is set (see there).
   void put(const K& key, const std::optional<V>& value, int64_t timestamp) {
-    if (!listener_) {
+    if (!listener_ || !caching_) {
       if (value)
         put(key, *value);
       else
         remove(key);
+      if (listener_) listener_(key, value, timestamp);
       return;
     }
     const std::string_view key_bytes = serdes_.key(key);
-    std::size_t size = key_bytes.size() + kEntryOverhead;
-    if (value) {
-      if (auto value_bytes = serdes_.value(*value)) size += value_bytes->size();
-    }
-    if (cache_budget_ == 0) {
-      write_through(key, value);
-      listener_(key, value, timestamp);
-      return;
-    }
-    auto [it, inserted] = cache_.try_emplace(std::string(key_bytes));
-    CacheEntry& entry = it->second;
-    if (!inserted) {
-      cache_bytes_ -= entry.size;
-      order_.erase(entry.position);
-    }
-    entry.key = key;
-    entry.value = value;
-    entry.timestamp = timestamp;
-    entry.size = size;
-    entry.position = order_.insert(order_.end(), &it->first);
-    cache_bytes_ += size;
-    if (cache_bytes_ > cache_budget_) flush_cache(cache_budget_ / 2);
+    cache_->put_cached(key_bytes, value ? serdes_.value(*value) : std::nullopt, timestamp);
   }
   // A value its serde writes as null (a tombstone) removes the key, as in Kafka Streams.
   void put(const K& key, const V& value) {
@@ -390,49 +379,14 @@ class KeyValueStore : public StateStore {
         std::move(bytes), serdes_.key_serde(), serdes_.value_serde()));
   }
 
-  // Only the thread running the task writes; a load and a store, no lock.
-  static void count(std::atomic<uint64_t>& counter) {
-    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  }
-
-  struct CacheEntry {
-    K key;
-    std::optional<V> value;
-    int64_t timestamp = 0;
-    std::size_t size = 0;
-    std::list<const std::string*>::iterator position;
-  };
-  // Bookkeeping per cached key, counted against the budget with the bytes.
-  static constexpr std::size_t kEntryOverhead = 64;
-
-  void write_through(const K& key, const std::optional<V>& value) {
-    if (value)
-      put(key, *value);
-    else
-      remove(key);
-  }
-  // Hands on the least recently updated entries until the cache holds at most
-  // `keep_bytes`.
-  void flush_cache(std::size_t keep_bytes) {
-    while (cache_bytes_ > keep_bytes && !order_.empty()) {
-      auto node = cache_.extract(*order_.front());
-      order_.pop_front();
-      CacheEntry& entry = node.mapped();
-      cache_bytes_ -= entry.size;
-      write_through(entry.key, entry.value);
-      listener_(entry.key, entry.value, entry.timestamp);
-    }
-  }
-
   std::unique_ptr<state::KeyValueBytesStore> bytes_;
+  // The record cache layer, when bytes_ is one; const, since the metrics
+  // read its counts from another thread.
+  state::CachingKeyValueBytesStore* const cache_;
+  bool caching_ = cache_ != nullptr;
   internal::StoreSerdes<K, V> serdes_;
   FlushListener listener_;
-  std::size_t cache_budget_ = 0;
-  std::size_t cache_bytes_ = 0;
-  std::unordered_map<std::string, CacheEntry> cache_;
-  std::list<const std::string*> order_;
-  mutable std::atomic<uint64_t> cache_hits_{0};
-  mutable std::atomic<uint64_t> cache_misses_{0};
+  mutable std::string read_buffer_;
 };
 
 #pragma GCC diagnostic pop

@@ -80,9 +80,10 @@ const std::vector<ConfigKey> kKeys = {
      "Warm copies kept of each stateful task on other instances, following its changelog, so "
      "that on failover only the tail after their checkpoint is restored."},
     {config::kCacheMaxBytes, ConfigType::kInt, "10485760",
-     "Memory for record caches, shared by the instance's tasks: consecutive updates of a key "
-     "in an aggregation are folded there and handed on (to the changelog and downstream) at "
-     "commit or when the cache is full. 0 hands on every update at once."},
+     "Memory for record caches: what the caches of all the instance's tasks and stores hold "
+     "together. Consecutive updates of a key in an aggregation are folded there and handed on "
+     "(to the changelog and downstream) at commit, or earlier, least recently updated first, "
+     "by a store whose write takes the total over this bound. 0 hands on every update at once."},
     {config::kRocksDbBlockCacheBytes, ConfigType::kInt, "104857600",
      "Memory for the RocksDB block cache shared by every store of the instance; memtables "
      "are charged to it too, so it bounds RocksDB's memory."},

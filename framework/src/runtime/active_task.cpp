@@ -90,10 +90,10 @@ void ActiveTask::record_into(std::shared_ptr<metrics::TaskMetrics> metrics, bool
   collector_.record_into(metrics_.get(), timed_);
 }
 
-void ActiveTask::open(std::size_t cache_budget_per_store) {
+void ActiveTask::open(state::CacheBudget* cache) {
   task_.build_nodes();
   state_.open(
-      &collector_, [this] { return task_.stream_time(); }, cache_budget_per_store);
+      &collector_, [this] { return task_.stream_time(); }, cache);
 }
 
 void ActiveTask::close(bool clean) {

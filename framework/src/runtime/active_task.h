@@ -94,7 +94,7 @@ class ActiveTask {
   // Creates the nodes and opens the task's stores (throws StateStoreError when
   // its directory is locked). Processors are initialized at the first run, once
   // the stores are restored.
-  void open(std::size_t cache_budget_per_store);
+  void open(state::CacheBudget* cache);
   // Closes processors and stores; `clean` writes the checkpoint.
   void close(bool clean);
   StateManager& state() { return state_; }

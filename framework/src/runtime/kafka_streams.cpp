@@ -33,6 +33,7 @@
 #include "runtime/changelog_reader.h"
 #include "runtime/error_handling.h"
 #include "runtime/producer_collector.h"
+#include "state/caching_stores.h"
 #include "state/rocksdb_resources.h"
 
 namespace rill {
@@ -385,6 +386,8 @@ struct KafkaStreams::Impl {
         static_cast<std::size_t>(config.get_int(config::kRocksDbBlockCacheBytes));
     memory.memtable_bytes = static_cast<std::size_t>(config.get_int(config::kRocksDbMemtableBytes));
     rocksdb = std::make_unique<state::RocksDbResources>(memory);
+    cache_budget = std::make_unique<state::CacheBudget>(
+        static_cast<std::size_t>(config.get_int(config::kCacheMaxBytes)));
 
     auto properties = base_properties("consumer");
     properties["client.id"] += "-restore";
@@ -959,11 +962,7 @@ struct KafkaStreams::Impl {
     auto deadline = Clock::now() + std::chrono::seconds(10);
     while (true) {
       try {
-        // The cache bytes are shared by the instance's tasks, as in Kafka Streams.
-        const auto& stores =
-            topology.subtopologies().at(static_cast<std::size_t>(task.id().subtopology)).stores;
-        task.open(static_cast<std::size_t>(config.get_int(config::kCacheMaxBytes)) /
-                  std::max<std::size_t>(1, tasks.size()) / std::max<std::size_t>(1, stores.size()));
+        task.open(cache_budget.get());
         return;
       } catch (const StateStoreError& e) {
         if (Clock::now() >= deadline) throw;
@@ -1402,6 +1401,9 @@ struct KafkaStreams::Impl {
   std::thread poll_thread;
 
   runtime::TaskGate gate;
+  // statestore.cache.max.bytes, for the record caches of every task's stores
+  // together; declared before the tasks, which count against it.
+  std::unique_ptr<state::CacheBudget> cache_budget;
   std::map<TaskId, std::shared_ptr<ActiveTask>> tasks;
   std::unordered_map<std::pair<std::string, int32_t>,
                      std::pair<InputPartition*, std::shared_ptr<ActiveTask>>, TopicPartitionHash>

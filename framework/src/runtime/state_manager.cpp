@@ -10,6 +10,7 @@
 
 #include "log/log.h"
 #include "metrics/task_metrics.h"
+#include "state/caching_stores.h"
 #include "state/metered_stores.h"
 #include "state/rocksdb_key_value_store.h"
 #include "state/session_store.h"
@@ -48,7 +49,7 @@ std::map<std::string, int64_t> StateManager::read_checkpoint() const {
 }
 
 void StateManager::open(internal::RecordCollector* collector, std::function<int64_t()> timestamp,
-                        std::size_t cache_budget_per_store) {
+                        state::CacheBudget* cache) {
   if (subtopology_.stores.empty()) return;
   std::error_code error;
   std::filesystem::create_directories(directory_, error);
@@ -95,8 +96,9 @@ void StateManager::open(internal::RecordCollector* collector, std::function<int6
         bytes = state::with_changelog(std::move(bytes), spec.kind, *open_store.writer);
       }
     }
+    if (cache != nullptr && cache->max_bytes() > 0)
+      bytes = state::with_record_cache(std::move(bytes), spec.kind, *cache);
     open_store.store = builder.wrap(std::move(bytes));
-    open_store.store->set_cache_budget(cache_budget_per_store);
     stores_.emplace(name, std::move(open_store));
   }
 }

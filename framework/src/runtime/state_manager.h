@@ -17,8 +17,9 @@
 #include "state/logging_stores.h"
 
 namespace rill::state {
+class CacheBudget;
 class RocksDbResources;
-}
+}  // namespace rill::state
 namespace rill::metrics {
 struct TaskMetrics;
 }
@@ -49,14 +50,15 @@ class StateManager {
   // holds it), reads the checkpoint, wipes persistent stores that have none
   // (they cannot be trusted after an unclean stop) and opens every store.
   // Logged stores write to `collector`; `timestamp` stamps changelog records.
-  // Each store's record cache gets `cache_budget_per_store` bytes. A standby
+  // Key-value stores get a record cache counted against `cache`, the budget
+  // the instance's tasks share; none when it is nullptr or 0 bytes. A standby
   // (`collector` nullptr) writes no changelog: it only follows it.
   // Times the task's key-value stores into `metrics` (metrics.recording.level
   // =DEBUG); call before open().
   void record_store_latency_into(metrics::TaskMetrics* metrics) { metrics_ = metrics; }
 
   void open(internal::RecordCollector* collector, std::function<int64_t()> timestamp,
-            std::size_t cache_budget_per_store);
+            state::CacheBudget* cache);
 
   StateStore* get(std::string_view name) const;
   const std::vector<Changelog>& changelogs() const { return changelogs_; }

@@ -13,9 +13,12 @@
 
 namespace rill::state {
 
-class ForwardingKeyValueStore : public KeyValueBytesStore {
+// `Interface` is KeyValueBytesStore, or an interface derived from it that the
+// layer implements (the record cache's).
+template <class Interface>
+class BasicForwardingKeyValueStore : public Interface {
  public:
-  explicit ForwardingKeyValueStore(std::unique_ptr<KeyValueBytesStore> inner)
+  explicit BasicForwardingKeyValueStore(std::unique_ptr<KeyValueBytesStore> inner)
       : inner_(std::move(inner)) {}
 
   std::string_view name() const override { return inner_->name(); }
@@ -47,6 +50,8 @@ class ForwardingKeyValueStore : public KeyValueBytesStore {
  protected:
   std::unique_ptr<KeyValueBytesStore> inner_;
 };
+
+using ForwardingKeyValueStore = BasicForwardingKeyValueStore<KeyValueBytesStore>;
 
 class ForwardingWindowStore : public WindowBytesStore {
  public:

@@ -8,6 +8,7 @@
 #include "rill/test_driver.h"
 
 #include "runtime/stream_task.h"
+#include "state/caching_stores.h"
 
 namespace rill {
 namespace {
@@ -40,8 +41,7 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
           states.back().get()));
       runtime::StreamTask* task = tasks.back().get();
       states.back()->open(
-          this, [task] { return task->stream_time(); },
-          static_cast<std::size_t>(config.get_int(config::kCacheMaxBytes)));
+          this, [task] { return task->stream_time(); }, &cache_budget);
     }
     for (auto& task : tasks) task->init();
   }
@@ -147,6 +147,8 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
   std::map<std::string, std::deque<CapturedRecord>> outputs;
   std::deque<std::pair<std::string, CapturedRecord>> pending;
   std::map<std::string, int64_t> offsets;
+  // Shared by every task's record caches, as in a running instance.
+  state::CacheBudget cache_budget{static_cast<std::size_t>(config.get_int(config::kCacheMaxBytes))};
   std::vector<std::unique_ptr<runtime::StateManager>> states;
   // Last, so tasks are destroyed first: closing a processor may still send
   // records to this collector.

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -88,6 +89,35 @@ class KeyValueBytesStore : public BytesStore {
   virtual std::unique_ptr<KeyValueBytesIterator> all() const = 0;
   // Exact for in-memory stores, RocksDB's estimate otherwise.
   virtual uint64_t approximate_num_entries() const = 0;
+};
+
+// A key-value store behind the record cache (statestore.cache.max.bytes), the
+// outermost layer the runtime puts on a key-value store; the typed
+// KeyValueStore reaches the cache through it. Writes made with a timestamp
+// wait in the cache, one entry per key holding its newest value, until a
+// commit (flush()) or an eviction hands them on: to the store below (and so to
+// its changelog), then to the flush listener. Reads and iterators see those
+// entries before the store below; other writes go straight through.
+class CachingKeyValueBytesStore : public KeyValueBytesStore {
+ public:
+  // A key and its newest value (std::nullopt: deleted), as the cache hands it on.
+  using FlushListener = std::function<void(
+      std::string_view key, std::optional<std::string_view> value, int64_t timestamp)>;
+  virtual void set_flush_listener(FlushListener listener) = 0;
+  // Caches `value` (std::nullopt: a delete) as `key`'s newest; once disabled,
+  // writes it through and hands it to the listener at once.
+  virtual void put_cached(std::string_view key, std::optional<std::string_view> value,
+                          int64_t timestamp) = 0;
+  // get() without copying a cached value: the view stays valid until the next
+  // write to the store. A value read from the store below lands in `buffer`.
+  virtual std::optional<std::string_view> read(std::string_view key, std::string& buffer) const = 0;
+  // Hands on what the cache holds; from then on put_cached writes through.
+  virtual void disable() = 0;
+  virtual std::size_t cached_entries() const = 0;
+  // Reads the cache answered and reads that went past it, while enabled. Safe
+  // from any thread.
+  virtual uint64_t hits() const = 0;
+  virtual uint64_t misses() const = 0;
 };
 
 // Entries of a window store, each a record key, a window start and a value.

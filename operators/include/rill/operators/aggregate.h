@@ -124,7 +124,7 @@ class StreamAggregateProcessor final : public Processor<K, V, K, std::optional<V
   void init(ProcessorContext<K, std::optional<VA>>& context) override {
     context_ = &context;
     store_ = &context.template state_store<Store>(store_name_);
-    if (!caching_) store_->set_cache_budget(0);
+    if (!caching_) store_->disable_cache();
     store_->set_flush_listener([this](const K& key,
                                       const std::optional<ValueAndTimestamp<VA>>& result,
                                       int64_t timestamp) {

@@ -34,7 +34,7 @@ class TableSourceProcessor final : public Processor<K, std::optional<V>, K, std:
   void init(ProcessorContext<K, std::optional<V>>& context) override {
     context_ = &context;
     store_ = &context.template state_store<Store>(store_name_);
-    if (!caching_) store_->set_cache_budget(0);
+    if (!caching_) store_->disable_cache();
     store_->set_flush_listener(
         [this](const K& key, const std::optional<ValueAndTimestamp<V>>& value, int64_t timestamp) {
           context_->forward(Record<K, std::optional<V>>{

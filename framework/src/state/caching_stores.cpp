@@ -1,0 +1,323 @@
+#include "state/caching_stores.h"
+
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "state/forwarding_stores.h"
+#include "state/key_layout.h"
+
+namespace rill::state {
+namespace {
+
+// The cache's entries of a range, copied when the iterator is made (as a
+// RocksDB iterator reads a snapshot), merged with the store's entries: a
+// cached key's newest value wins over the store's, and a cached delete hides
+// the store's entry.
+class MergedIterator final : public KeyValueBytesIterator {
+ public:
+  using Cached = std::vector<std::pair<std::string, std::optional<std::string>>>;
+
+  MergedIterator(std::unique_ptr<KeyValueBytesIterator> store, Cached cached,
+                 std::shared_ptr<const bool> open)
+      : store_(std::move(store)), cached_(std::move(cached)), open_(std::move(open)) {
+    settle();
+  }
+
+  bool valid() const override { return *open_ && source_ != Source::kNone; }
+  void next() override {
+    if (!valid()) return;
+    if (source_ == Source::kCache) {
+      if (same_key_) store_->next();
+      ++position_;
+    } else {
+      store_->next();
+    }
+    settle();
+  }
+  std::string_view key() const override {
+    return source_ == Source::kCache ? cached_[position_].first : store_->key();
+  }
+  std::string_view value() const override {
+    return source_ == Source::kCache ? *cached_[position_].second : store_->value();
+  }
+
+ private:
+  enum class Source { kNone, kCache, kStore };
+
+  // Stands on the smaller of the two keys, skipping cached deletes and the
+  // store entries they hide.
+  void settle() {
+    while (true) {
+      const bool store_valid = store_->valid();
+      if (position_ == cached_.size()) {
+        source_ = store_valid ? Source::kStore : Source::kNone;
+        return;
+      }
+      const auto& [cached_key, cached_value] = cached_[position_];
+      const int order = store_valid ? compare_bytes(cached_key, store_->key()) : -1;
+      if (order > 0) {
+        source_ = Source::kStore;
+        return;
+      }
+      same_key_ = order == 0;
+      if (cached_value) {
+        source_ = Source::kCache;
+        return;
+      }
+      if (same_key_) store_->next();
+      ++position_;
+    }
+  }
+
+  std::unique_ptr<KeyValueBytesIterator> store_;
+  Cached cached_;
+  std::shared_ptr<const bool> open_;
+  std::size_t position_ = 0;
+  Source source_ = Source::kNone;
+  bool same_key_ = false;
+};
+
+struct Entry;
+using Node = std::pair<const std::string, Entry>;
+
+struct Entry {
+  std::optional<std::string> value;  // std::nullopt: a delete
+  int64_t timestamp = 0;
+  // Counted against the budget: key, value and kEntryOverhead.
+  std::size_t size = 0;
+  // The order of updates, through the map's nodes (which never move).
+  Node* older = nullptr;
+  Node* newer = nullptr;
+};
+
+// What an entry costs beyond its key and value bytes: its map node (the node's
+// links and colour, the key's and the entry's own fields).
+constexpr std::size_t kEntryOverhead = sizeof(Node) + 4 * sizeof(void*);
+
+class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKeyValueBytesStore> {
+ public:
+  CachingKeyValueStore(std::unique_ptr<KeyValueBytesStore> inner, CacheBudget& budget)
+      : BasicForwardingKeyValueStore(std::move(inner)), budget_(budget) {}
+  ~CachingKeyValueStore() override { drop_entries(); }
+  CachingKeyValueStore(const CachingKeyValueStore&) = delete;
+  CachingKeyValueStore& operator=(const CachingKeyValueStore&) = delete;
+
+  // Hands on every entry, least recently updated first.
+  void flush() override {
+    while (oldest_ != nullptr) evict_oldest();
+    inner_->flush();
+  }
+  // Without a flush: what the cache holds is lost, as the records since the
+  // last commit are replayed.
+  void close() override {
+    drop_entries();
+    *open_ = false;
+    inner_->close();
+  }
+
+  std::optional<std::string> get(std::string_view key) const override {
+    if (const Entry* entry = lookup(key)) return entry->value;
+    return inner_->get(key);
+  }
+  std::optional<std::string_view> read(std::string_view key, std::string& buffer) const override {
+    if (const Entry* entry = lookup(key))
+      return entry->value ? std::optional<std::string_view>(*entry->value) : std::nullopt;
+    auto value = inner_->get(key);
+    if (!value) return std::nullopt;
+    buffer = std::move(*value);
+    return buffer;
+  }
+
+  // Writes without a timestamp go straight to the store below; a cached entry
+  // of the key is dropped, since the write supersedes it.
+  void put(std::string_view key, std::string_view value) override {
+    discard(key);
+    inner_->put(key, value);
+  }
+  std::optional<std::string> put_if_absent(std::string_view key, std::string_view value) override {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return inner_->put_if_absent(key, value);
+    if (it->second.value) return it->second.value;
+    // A cached delete: the key has no value, whatever the store below holds.
+    erase(it);
+    inner_->put(key, value);
+    return std::nullopt;
+  }
+  void remove(std::string_view key) override {
+    discard(key);
+    inner_->remove(key);
+  }
+  void write_all(std::span<const BytesWrite> writes) override {
+    for (const BytesWrite& write : writes) discard(write.key);
+    inner_->write_all(writes);
+  }
+  void remove_range(std::string_view from, std::string_view to_exclusive) override {
+    if (compare_bytes(from, to_exclusive) < 0) {
+      for (auto it = entries_.lower_bound(from);
+           it != entries_.end() && compare_bytes(it->first, to_exclusive) < 0;)
+        it = erase(it);
+    }
+    inner_->remove_range(from, to_exclusive);
+  }
+
+  std::unique_ptr<KeyValueBytesIterator> range(std::string_view from,
+                                               std::string_view to) const override {
+    auto store = inner_->range(from, to);
+    if (compare_bytes(from, to) > 0) return store;
+    return merged(std::move(store), from, key_successor(to));
+  }
+  std::unique_ptr<KeyValueBytesIterator> prefix_scan(std::string_view prefix) const override {
+    return merged(inner_->prefix_scan(prefix), prefix, prefix_successor(prefix));
+  }
+  std::unique_ptr<KeyValueBytesIterator> all() const override {
+    return merged(inner_->all(), {}, std::nullopt);
+  }
+
+  void set_flush_listener(FlushListener listener) override { listener_ = std::move(listener); }
+
+  void put_cached(std::string_view key, std::optional<std::string_view> value,
+                  int64_t timestamp) override {
+    if (!enabled_) {
+      hand_on(key, value, timestamp);
+      return;
+    }
+    auto it = entries_.lower_bound(key);
+    if (it == entries_.end() || it->first != key)
+      it = entries_.emplace_hint(it, std::piecewise_construct, std::forward_as_tuple(key),
+                                 std::forward_as_tuple());
+    else
+      unlink(*it);
+    Entry& entry = it->second;
+    if (!value)
+      entry.value.reset();
+    else if (entry.value)
+      entry.value->assign(*value);  // reuses the buffer of the value before
+    else
+      entry.value.emplace(*value);
+    entry.timestamp = timestamp;
+    link_newest(*it);
+    resize(entry, kEntryOverhead + key.size() + (value ? value->size() : 0));
+    // `key` and `value` may point into buffers that handing on reuses: not
+    // read from here on.
+    while (budget_.exceeded() && oldest_ != nullptr) evict_oldest();
+  }
+
+  void disable() override {
+    while (oldest_ != nullptr) evict_oldest();
+    enabled_ = false;
+  }
+  std::size_t cached_entries() const override { return entries_.size(); }
+  uint64_t hits() const override { return hits_.load(std::memory_order_relaxed); }
+  uint64_t misses() const override { return misses_.load(std::memory_order_relaxed); }
+
+ private:
+  using Entries = std::map<std::string, Entry, BytesLess>;
+
+  // Only the thread running the task writes; a load and a store, no lock.
+  static void count(std::atomic<uint64_t>& counter) {
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
+  // The cached entry of `key`, counting a hit, or nullptr, counting a miss.
+  const Entry* lookup(std::string_view key) const {
+    if (!entries_.empty()) {
+      auto it = entries_.find(key);
+      if (it != entries_.end()) {
+        count(hits_);
+        return &it->second;
+      }
+    }
+    if (enabled_) count(misses_);
+    return nullptr;
+  }
+
+  std::unique_ptr<KeyValueBytesIterator> merged(
+      std::unique_ptr<KeyValueBytesIterator> store, std::string_view from,
+      const std::optional<std::string>& to_exclusive) const {
+    MergedIterator::Cached cached;
+    for (auto it = entries_.lower_bound(from);
+         it != entries_.end() && (!to_exclusive || compare_bytes(it->first, *to_exclusive) < 0);
+         ++it)
+      cached.emplace_back(it->first, it->second.value);
+    if (cached.empty()) return store;
+    return std::make_unique<MergedIterator>(std::move(store), std::move(cached), open_);
+  }
+
+  void resize(Entry& entry, std::size_t size) {
+    if (size == entry.size) return;
+    budget_.add(size - entry.size);
+    entry.size = size;
+  }
+
+  void link_newest(Node& node) {
+    node.second.older = newest_;
+    node.second.newer = nullptr;
+    (newest_ != nullptr ? newest_->second.newer : oldest_) = &node;
+    newest_ = &node;
+  }
+  void unlink(Node& node) {
+    Entry& entry = node.second;
+    (entry.older != nullptr ? entry.older->second.newer : oldest_) = entry.newer;
+    (entry.newer != nullptr ? entry.newer->second.older : newest_) = entry.older;
+  }
+
+  Entries::iterator erase(Entries::iterator it) {
+    unlink(*it);
+    resize(it->second, 0);
+    return entries_.erase(it);
+  }
+  void discard(std::string_view key) {
+    if (entries_.empty()) return;
+    auto it = entries_.find(key);
+    if (it != entries_.end()) erase(it);
+  }
+  void drop_entries() {
+    while (oldest_ != nullptr) erase(entries_.find(oldest_->first));
+  }
+
+  // Taken out of the map before it is handed on, so that the listener's
+  // processors may write to this store again.
+  void evict_oldest() {
+    Node& oldest = *oldest_;
+    unlink(oldest);
+    resize(oldest.second, 0);
+    auto node = entries_.extract(oldest.first);
+    if (node.empty()) return;  // never: tells GCC 12 the handle holds a node
+    const Entry& entry = node.mapped();
+    hand_on(node.key(), entry.value ? std::optional<std::string_view>(*entry.value) : std::nullopt,
+            entry.timestamp);
+  }
+  void hand_on(std::string_view key, std::optional<std::string_view> value, int64_t timestamp) {
+    if (value)
+      inner_->put(key, *value);
+    else
+      inner_->remove(key);
+    if (listener_) listener_(key, value, timestamp);
+  }
+
+  CacheBudget& budget_;
+  FlushListener listener_;
+  bool enabled_ = true;
+  Entries entries_;
+  Node* oldest_ = nullptr;
+  Node* newest_ = nullptr;
+  // Read by the iterators, which read as exhausted once the store is closed.
+  std::shared_ptr<bool> open_ = std::make_shared<bool>(true);
+  mutable std::atomic<uint64_t> hits_{0};
+  mutable std::atomic<uint64_t> misses_{0};
+};
+
+}  // namespace
+
+std::unique_ptr<BytesStore> with_record_cache(std::unique_ptr<BytesStore> store, StoreKind kind,
+                                              CacheBudget& budget) {
+  if (kind != StoreKind::kKeyValue) return store;
+  return std::make_unique<CachingKeyValueStore>(
+      std::unique_ptr<KeyValueBytesStore>(static_cast<KeyValueBytesStore*>(store.release())),
+      budget);
+}
+
+}  // namespace rill::state

@@ -1,0 +1,202 @@
+// The record cache layer (state/caching_stores.h): one budget for the caches of
+// every task of an instance, eviction from the store being written only, and
+// iterators that see what the cache holds.
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "rill/rill.h"
+
+#include "runtime/state_manager.h"
+#include "state/in_memory_key_value_store.h"
+#include "state/rocksdb_key_value_store.h"
+#include "support/cached_store.h"
+#include "support/count_topology.h"
+#include "support/temp_dir.h"
+
+using namespace rill;
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+namespace {
+
+using Strings = KeyValueStore<std::string, std::string>;
+using Entries = std::vector<KeyValue<std::string, std::string>>;
+
+using CachedStrings = testing::CachedStore<std::string>;
+
+// A RocksDB store in `directory`, or an in-memory one.
+std::unique_ptr<state::BytesStore> strings_store(bool rocksdb, const fs::path& directory) {
+  if (!rocksdb) return std::make_unique<state::InMemoryKeyValueStore>("cached");
+  return std::make_unique<state::RocksDbKeyValueStore>("cached", directory, RocksDbOptions{},
+                                                       nullptr);
+}
+
+}  // namespace
+
+TEST_CASE("the record caches of 32 tasks stay within the instance's budget",
+          "[unit][state][cache]") {
+  constexpr std::size_t kBudget = 64 * 1024;
+  constexpr int kTasks = 32;
+  Topology topology = testing::processor_count_topology("in", "out", "counts", true);
+  topology.build();
+  const auto& sub = topology.subtopologies().at(0);
+  TempDir directory;
+  state::CacheBudget budget(kBudget);
+  std::vector<std::unique_ptr<runtime::StateManager>> tasks;
+  std::vector<std::size_t> handed_on(kTasks, 0);
+  for (int partition = 0; partition < kTasks; ++partition) {
+    const TaskId id{0, partition};
+    tasks.push_back(std::make_unique<runtime::StateManager>(
+        topology, sub, id, "app", directory.path() / id.to_string(), nullptr));
+    // As the runtime opens an instance's tasks, one after the other.
+    tasks.back()->open(
+        nullptr, [] { return int64_t{0}; }, &budget);
+    auto& counts = dynamic_cast<KeyValueStore<std::string, int64_t>&>(*tasks.back()->get("counts"));
+    counts.set_flush_listener(
+        [&handed_on, partition](const std::string&, const std::optional<int64_t>&, int64_t) {
+          ++handed_on[static_cast<std::size_t>(partition)];
+        });
+  }
+
+  // Each task writes 500 keys; the tasks take turns, as workers run them.
+  constexpr int kKeys = 500;
+  std::size_t most = 0;
+  for (int key = 0; key < kKeys; ++key) {
+    for (int partition = 0; partition < kTasks; ++partition) {
+      auto& counts =
+          dynamic_cast<KeyValueStore<std::string, int64_t>&>(*tasks[partition]->get("counts"));
+      counts.put("key-" + std::to_string(key), std::optional<int64_t>(key), key);
+      most = std::max(most, budget.bytes());
+    }
+  }
+  CHECK(most <= kBudget);
+  std::size_t cached = 0;
+  for (int partition = 0; partition < kTasks; ++partition) {
+    const auto& counts =
+        dynamic_cast<KeyValueStore<std::string, int64_t>&>(*tasks[partition]->get("counts"));
+    cached += counts.cached_entries();
+    // Every key is either still cached or was handed on, once.
+    CHECK(counts.cached_entries() + handed_on[static_cast<std::size_t>(partition)] == kKeys);
+  }
+  // The budget was used, not just respected.
+  CHECK(cached > 0);
+  CHECK(budget.bytes() > kBudget / 2);
+
+  // A commit hands on the rest and gives the budget back; so does closing.
+  for (auto& task : tasks) task->flush();
+  CHECK(budget.bytes() == 0);
+  for (std::size_t handed : handed_on) CHECK(handed == kKeys);
+  auto& first = dynamic_cast<KeyValueStore<std::string, int64_t>&>(*tasks[0]->get("counts"));
+  first.put("unflushed", std::optional<int64_t>(1), 1);
+  CHECK(budget.bytes() > 0);
+  for (auto& task : tasks) task->close(false);
+  CHECK(budget.bytes() == 0);
+}
+
+TEST_CASE("a store evicts only its own entries, however full the budget", "[unit][state][cache]") {
+  state::CacheBudget budget(4096);
+  CachedStrings full(budget);
+  CachedStrings other(budget);
+  int i = 0;
+  while (full.handed_on.empty()) {
+    full.store().put("key-" + std::to_string(i), std::optional<std::string>("value"), i);
+    ++i;
+  }
+  const std::size_t held = full.store().cached_entries();
+  REQUIRE(held > 1);
+
+  // The other store is empty, so its write, larger than what the budget has
+  // left, cannot bring the total within it: the store hands on its own entry,
+  // never one of the full store's (whose processors may run on another thread).
+  full.handed_on.clear();
+  const std::string large(200, 'x');
+  other.store().put("mine", std::optional<std::string>(large), 1);
+  CHECK(full.handed_on.empty());
+  CHECK(full.store().cached_entries() == held);
+  CHECK(other.handed_on == CachedStrings::HandedOn{{"mine", large}});
+  CHECK(other.store().get("mine") == large);
+  CHECK(budget.bytes() <= budget.max_bytes());
+}
+
+TEST_CASE("range, prefix_scan and all see what the record cache holds", "[unit][state][cache]") {
+  const bool rocksdb = GENERATE(false, true);
+  CAPTURE(rocksdb);
+  TempDir directory;
+  state::CacheBudget budget(1 << 20);
+  CachedStrings cached(budget, strings_store(rocksdb, directory.path()));
+  Strings& store = cached.store();
+  // In the store: written without a timestamp, straight through.
+  for (const char* key : {"a", "b", "c", "d", "f"}) store.put(key, std::string("store-") + key);
+  // In the cache only: a new key, a changed one, deletes of stored keys, a
+  // delete of a key the store never had, and a key past every stored one.
+  store.put("ab", std::optional<std::string>("cache-ab"), 1);
+  store.put("b", std::optional<std::string>("cache-b"), 1);
+  store.put("c", std::optional<std::string>(), 1);
+  store.put("f", std::optional<std::string>(), 1);
+  store.put("e", std::optional<std::string>(), 1);
+  store.put("g", std::optional<std::string>("cache-g"), 1);
+  REQUIRE(cached.handed_on.empty());
+
+  const Entries everything{
+      {"a", "store-a"}, {"ab", "cache-ab"}, {"b", "cache-b"}, {"d", "store-d"}, {"g", "cache-g"}};
+  CHECK(store.all().to_vector() == everything);
+  CHECK(store.range("a", "c").to_vector() ==
+        Entries{{"a", "store-a"}, {"ab", "cache-ab"}, {"b", "cache-b"}});
+  CHECK(store.range("ab", "ab").to_vector() == Entries{{"ab", "cache-ab"}});
+  CHECK(store.range("c", "c").to_vector().empty());
+  CHECK(store.range("c", "f").to_vector() == Entries{{"d", "store-d"}});
+  CHECK(store.range("d", "a").to_vector().empty());
+  CHECK(store.prefix_scan(std::string("a"), serdes::string()).to_vector() ==
+        Entries{{"a", "store-a"}, {"ab", "cache-ab"}});
+  CHECK(store.prefix_scan(std::string("g"), serdes::string()).to_vector() ==
+        Entries{{"g", "cache-g"}});
+  CHECK(store.get("c") == std::nullopt);
+  CHECK(store.get("b") == "cache-b");
+
+  // An iterator reads the cache as it was when it was made.
+  auto iterator = store.all();
+  store.put("aa", std::optional<std::string>("later"), 2);
+  CHECK(iterator.to_vector() == everything);
+
+  // After a commit the store below holds the same.
+  store.flush();
+  CHECK(store.cached_entries() == 0);
+  Entries after = everything;
+  after.insert(after.begin() + 1, {"aa", "later"});
+  CHECK(store.all().to_vector() == after);
+  CHECK(store.range("a", "c").to_vector() ==
+        Entries{{"a", "store-a"}, {"aa", "later"}, {"ab", "cache-ab"}, {"b", "cache-b"}});
+}
+
+TEST_CASE("writes without a timestamp keep the record cache coherent", "[unit][state][cache]") {
+  state::CacheBudget budget(1 << 20);
+  CachedStrings cached(budget);
+  Strings& store = cached.store();
+  store.put("a", "stored");
+
+  // A plain write supersedes the key's cached update, which is never handed on.
+  store.put("a", std::optional<std::string>("cached"), 1);
+  store.put("a", "plain");
+  CHECK(store.cached_entries() == 0);
+  CHECK(store.get("a") == "plain");
+
+  // put_if_absent sees a cached value, and a cached delete as no value.
+  store.put("b", std::optional<std::string>("cached"), 1);
+  CHECK(store.put_if_absent("b", "other") == "cached");
+  store.put("a", std::optional<std::string>(), 1);
+  CHECK(store.put_if_absent("a", "again") == std::nullopt);
+  CHECK(store.get("a") == "again");
+
+  // remove returns the cached value.
+  CHECK(store.remove("b") == "cached");
+  CHECK(store.get("b") == std::nullopt);
+  store.flush();
+  CHECK(cached.handed_on.empty());
+  CHECK(budget.bytes() == 0);
+}
