@@ -274,6 +274,10 @@ class KeyValueStore : public StateStore {
   // record cache hands it on; see set_flush_listener.
   using FlushListener =
       std::function<void(const K& key, const std::optional<V>& value, int64_t timestamp)>;
+  // As FlushListener, also with the value the key had in the store before
+  // (std::nullopt: none), which is the value last handed on.
+  using ChangeListener = std::function<void(const K& key, const std::optional<V>& value,
+                                            const std::optional<V>& old_value, int64_t timestamp)>;
 
   std::string_view name() const override { return bytes_->name(); }
   void flush() override {
@@ -291,7 +295,19 @@ class KeyValueStore : public StateStore {
   // key's newest value is written to the store (and its changelog) and handed
   // to the listener, least recently updated first. With no budget every put
   // goes straight through and to the listener.
-  void set_flush_listener(FlushListener listener) { listener_ = std::move(listener); }
+  void set_flush_listener(FlushListener listener) {
+    listener_ = [listener = std::move(listener)](const K& key, const std::optional<V>& value,
+                                                 const std::optional<V>&, int64_t timestamp) {
+      listener(key, value, timestamp);
+    };
+    read_old_values_ = false;
+  }
+  // As set_flush_listener, handing on the old value too (Kafka Streams'
+  // sendOldValues): one more read of the store per key handed on.
+  void set_change_listener(ChangeListener listener) {
+    listener_ = std::move(listener);
+    read_old_values_ = true;
+  }
   void set_cache_budget(std::size_t bytes) override { cache_budget_ = bytes; }
   std::size_t cached_entries() const { return cache_.size(); }
 
@@ -326,8 +342,7 @@ class KeyValueStore : public StateStore {
       if (auto value_bytes = serdes_.value(*value)) size += value_bytes->size();
     }
     if (cache_budget_ == 0) {
-      write_through(key, value);
-      listener_(key, value, timestamp);
+      hand_on(key, value, timestamp);
       return;
     }
     auto [it, inserted] = cache_.try_emplace(std::string(key_bytes));
@@ -419,14 +434,21 @@ class KeyValueStore : public StateStore {
       order_.pop_front();
       CacheEntry& entry = node.mapped();
       cache_bytes_ -= entry.size;
-      write_through(entry.key, entry.value);
-      listener_(entry.key, entry.value, entry.timestamp);
+      hand_on(entry.key, entry.value, entry.timestamp);
     }
+  }
+  // Writes a key's newest value to the store and hands it on to the listener.
+  void hand_on(const K& key, const std::optional<V>& value, int64_t timestamp) {
+    std::optional<V> old;
+    if (read_old_values_) old = serdes_.read_value(bytes_->get(serdes_.key(key)));
+    write_through(key, value);
+    listener_(key, value, old, timestamp);
   }
 
   std::unique_ptr<state::KeyValueBytesStore> bytes_;
   internal::StoreSerdes<K, V> serdes_;
-  FlushListener listener_;
+  ChangeListener listener_;
+  bool read_old_values_ = false;
   std::size_t cache_budget_ = 0;
   std::size_t cache_bytes_ = 0;
   std::unordered_map<std::string, CacheEntry> cache_;
