@@ -32,6 +32,19 @@ std::string with_steps(const std::string& steps) {
 }
 
 const std::vector<BadPipeline> kCases = {
+    {"step other than group_by on a table",
+     "application: {application.id: app}\nsources:\n  t: {topic: t, type: table}\nflows:\n"
+     "  - from: t\n    steps: [stdout]\n",
+     6, 13, "found 'stdout' on table 't', expected group_by"},
+    {"aggregation that cannot subtract after a table's group_by",
+     "application: {application.id: app}\nsources:\n  t: {topic: t, type: table}\nflows:\n"
+     "  - from: t\n    steps:\n      - group_by: value.g\n      - aggregate: max(value.x)\n",
+     8, 20, "found max() after a table's group_by, expected count(), sum(x) or avg(x)"},
+    {"window after a table's group_by",
+     "application: {application.id: app}\nsources:\n  t: {topic: t, type: table}\nflows:\n"
+     "  - from: t\n    steps:\n      - group_by: value.g\n      - aggregate:\n"
+     "          value: count()\n          window: {type: tumbling, size: 1m}\n",
+     10, 19, "found a window after a table's group_by"},
     {"invalid YAML", "application: {application.id: app\nsources: x\n", 2, 8, "invalid YAML"},
     {"not a mapping", "- just\n- a list\n", 1, 1, "found a list, expected a mapping"},
     {"unknown top-level section", kHead + "    steps: [stdout]\nsinks: {}\n", 8, 1,

@@ -394,3 +394,71 @@ application: {application.id: fail}
     CHECK_THROWS(run.pipe("in", "a", R"({"n":"two"})"));
   }
 }
+
+TEST_CASE(
+    "a table source regrouped keeps count, sum and avg right through updates, moves and "
+    "deletes",
+    "[unit][pipeline]") {
+  Run run(R"(
+application: {application.id: balances}
+sources:
+  accounts: {topic: accounts, type: table}
+flows:
+  - from: accounts
+    steps:
+      - group_by: value.branch
+      - aggregate:
+          name: per-branch
+          fields:
+            n: count()
+            total: sum(value.balance)
+            mean: avg(value.balance)
+      - to: branch-totals
+)");
+  run.pipe("accounts", "a", R"({"branch":"east","balance":5})", 1);
+  run.pipe("accounts", "b", R"({"branch":"east","balance":3})", 2);
+  run.pipe("accounts", "a", R"({"branch":"east","balance":7})", 3);  // same group
+  run.pipe("accounts", "a", R"({"branch":"west","balance":7})", 4);  // moves
+  run.pipe("accounts", "b", std::nullopt, 5);                        // deleted
+  // As Kafka Streams emits them: one update per change within a group; a move
+  // updates the old group, then the new; a delete updates the old group only.
+  const Records expected = {
+      {"east", R"({"n":1,"total":5,"mean":5.0})"},  {"east", R"({"n":2,"total":8,"mean":4.0})"},
+      {"east", R"({"n":2,"total":10,"mean":5.0})"}, {"east", R"({"n":1,"total":3,"mean":3.0})"},
+      {"west", R"({"n":1,"total":7,"mean":7.0})"},  {"east", R"({"n":0,"total":0,"mean":null})"},
+  };
+  const Records out = run.read("branch-totals");
+  REQUIRE(out.size() == expected.size());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    INFO(i);
+    CHECK(out[i].first == expected[i].first);
+    CHECK(Json::parse(out[i].second) == Json::parse(expected[i].second));
+  }
+  // The table is kept in a store named after the source.
+  CHECK(run.driver.get_state_store("accounts") != nullptr);
+}
+
+TEST_CASE("a table's single count() follows its rows", "[unit][pipeline]") {
+  Run run(R"(
+application: {application.id: members}
+sources:
+  members: {topic: members, type: table, value_format: string}
+flows:
+  - from: members
+    steps:
+      - group_by: value
+      - aggregate: count()
+      - to: {topic: team-sizes, value_format: int64}
+)");
+  run.pipe("members", "ann", "red");
+  run.pipe("members", "bob", "red");
+  run.pipe("members", "ann", "blue");
+  run.pipe("members", "bob", std::nullopt);
+  Records out;
+  while (auto record = run.driver.read_raw("team-sizes")) {
+    const std::string& bytes = *record->value;
+    REQUIRE(bytes.size() == 8);
+    out.emplace_back(*record->key, std::to_string(static_cast<unsigned char>(bytes[7])));
+  }
+  CHECK(out == Records{{"red", "1"}, {"red", "2"}, {"red", "1"}, {"blue", "1"}, {"red", "0"}});
+}

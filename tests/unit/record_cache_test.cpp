@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -199,4 +200,37 @@ TEST_CASE("writes without a timestamp keep the record cache coherent", "[unit][s
   store.flush();
   CHECK(cached.handed_on.empty());
   CHECK(budget.bytes() == 0);
+}
+
+TEST_CASE("a change listener gets the value last handed on as the old value",
+          "[unit][state][cache]") {
+  using Change = std::tuple<std::string, std::optional<std::string>, std::optional<std::string>>;
+  auto budget_bytes = GENERATE(std::size_t{0}, std::size_t{1} << 20);
+  state::CacheBudget budget(budget_bytes);
+  CachedStrings cached(budget);
+  Strings& store = cached.store();
+  std::vector<Change> changes;
+  store.set_change_listener([&changes](const std::string& key,
+                                       const std::optional<std::string>& value,
+                                       const std::optional<std::string>& old_value,
+                                       int64_t) { changes.emplace_back(key, value, old_value); });
+
+  store.put("a", std::optional<std::string>("1"), 1);
+  store.flush();
+  store.put("a", std::optional<std::string>("2"), 2);
+  store.put("a", std::optional<std::string>("3"), 3);
+  store.flush();
+  store.put("a", std::nullopt, 4);
+  store.flush();
+
+  if (budget_bytes == 0) {
+    CHECK(changes == std::vector<Change>{{"a", "1", std::nullopt},
+                                         {"a", "2", "1"},
+                                         {"a", "3", "2"},
+                                         {"a", std::nullopt, "3"}});
+  } else {
+    // The cache folds 2 into 3: the old value is the one the store held.
+    CHECK(changes ==
+          std::vector<Change>{{"a", "1", std::nullopt}, {"a", "3", "1"}, {"a", std::nullopt, "3"}});
+  }
 }

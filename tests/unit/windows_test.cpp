@@ -600,14 +600,16 @@ TEST_CASE("the suppression buffer is rebuilt from its store at init", "[unit][wi
   buffer.put({"a", {0, 10}}, {2, 9});
 
   operators::WindowCloseSuppressProcessor<std::string, int64_t> processor("buffer", 0, key_serde);
-  CapturingContext<Windowed<std::string>, std::optional<int64_t>> context;
+  CapturingContext<Windowed<std::string>, Change<int64_t>> context;
   context.stores.emplace("buffer", store.get());
   processor.init(context);
-  processor.process({{"c", {20, 30}}, 1, 20, {}});  // stream time 20 closes [0,10) and [10,20)
+  processor.process(
+      {{"c", {20, 30}}, {1, std::nullopt}, 20, {}});  // stream time 20 closes [0,10) and [10,20)
 
   std::vector<Result> emitted;
   for (const auto& r : context.forwarded)
-    emitted.push_back({r.key.key, r.key.window.start, r.key.window.end, r.value, r.timestamp});
+    emitted.push_back(
+        {r.key.key, r.key.window.start, r.key.window.end, r.value.new_value, r.timestamp});
   CHECK(emitted ==
         std::vector<Result>{{"a", 0, 10, 2, 9}, {"b", 0, 10, 3, 7}, {"a", 10, 20, 1, 12}});
   CHECK(buffer.all().to_vector() ==

@@ -27,7 +27,9 @@
 #include <utility>
 #include <variant>
 
+#include "rill/change.h"
 #include "rill/operators/aggregate.h"
+#include "rill/operators/ktable_ops.h"
 #include "rill/operators/session_aggregate.h"
 #include "rill/operators/windowed_aggregate.h"
 #include "rill/serde.h"
@@ -198,25 +200,15 @@ class KGroupedStream {
                                operators::Aggregation<K, V, VA> aggregation,
                                Materialized<K, VA> materialized,
                                SerdePtr<VA> default_value_serde) const {
-    StreamsBuilder& builder = source_.builder();
-    const auto [store, node, key_serde, value_serde, input] =
+    auto setup =
         internal::set_up_aggregate(source_, materialized, prefix, std::move(default_value_serde));
-    const bool caching = materialized.caching_enabled;
-    // `store = store` here and below: clang before 16 cannot capture a
-    // structured binding by name.
-    builder.topology().add_processor(
-        node,
-        [store = store, aggregation, caching] {
-          return std::make_unique<operators::StreamAggregateProcessor<K, V, VA>>(store, aggregation,
-                                                                                 caching);
-        },
-        {input.node_name()});
-    builder.topology().add_state_store(
-        internal::materialize(Stores::key_value<K, ValueAndTimestamp<VA>>(
-                                  store, key_serde, serdes::value_and_timestamp<VA>(value_serde)),
-                              materialized),
-        {node});
-    return KTable<K, VA>(&builder, node, key_serde, value_serde, store);
+    return internal::add_materialized_table(
+        source_.builder(), setup.node, setup.input.node_name(), setup.store, setup.key_serde,
+        setup.value_serde, materialized,
+        [aggregation](const std::string& store, bool caching, bool send_old_values) {
+          return std::make_unique<operators::StreamAggregateProcessor<K, V, VA>>(
+              store, aggregation, caching, send_old_values);
+        });
   }
 
   internal::GroupedSource<K, V> source_;
@@ -371,6 +363,76 @@ class SessionWindowedKStream {
 
   internal::GroupedSource<K, V> source_;
   SessionWindows windows_;
+};
+
+// A table regrouped by KTable::group_by, waiting for an aggregation that
+// subtracts rows leaving a group (Kafka Streams' KGroupedTable). A group whose
+// rows all left keeps its last result (a count of 0), as in Kafka Streams.
+template <class K, class V>
+class KGroupedTable {
+ public:
+  // Used by KTable::group_by: the changes with their new keys, before the
+  // repartition topic, Grouped's name, and the serdes.
+  KGroupedTable(KStream<K, Change<V>> changes, std::string name, SerdePtr<K> key_serde,
+                SerdePtr<V> value_serde)
+      : source_{changes, std::move(name), std::move(key_serde), changes.value_serde()},
+        value_serde_(std::move(value_serde)) {}
+
+  // The number of rows per group.
+  KTable<K, int64_t> count(Materialized<K, int64_t> materialized = {}) const {
+    return aggregate_with<int64_t>(
+        "KTABLE-AGGREGATE", operators::counting<K, V>(),
+        [](const K&, const V&, const int64_t& count) { return count - 1; }, std::move(materialized),
+        serdes::int64());
+  }
+  // adder(aggregate, value) -> V combines a row into its group (a group's
+  // first row is its first result); subtractor(aggregate, value) -> V takes
+  // one out.
+  template <class Add, class Subtract>
+  KTable<K, V> reduce(Add adder, Subtract subtractor, Materialized<K, V> materialized = {}) const {
+    return aggregate_with<V>(
+        "KTABLE-REDUCE", internal::user_reduction<K, V>(std::move(adder)),
+        [subtractor](const K&, const V& value, const V& aggregate) mutable -> V {
+          return subtractor(aggregate, value);
+        },
+        std::move(materialized), value_serde_);
+  }
+  // initializer() -> VA starts each group's aggregate; adder(key, value,
+  // aggregate) -> VA (or adder(value, aggregate)) adds a row,
+  // subtractor(key, value, aggregate) -> VA (or subtractor(value, aggregate))
+  // takes one out.
+  template <class Init, class Add, class Subtract,
+            class VA = std::decay_t<std::invoke_result_t<Init&>>>
+  KTable<K, VA> aggregate(Init initializer, Add adder, Subtract subtractor,
+                          Materialized<K, VA> materialized = {}) const {
+    return aggregate_with<VA>(
+        "KTABLE-AGGREGATE",
+        internal::user_aggregation<K, V, VA>(std::move(initializer), std::move(adder)),
+        [subtractor](const K& key, const V& value, const VA& aggregate) mutable -> VA {
+          return internal::call_aggregator(subtractor, key, value, aggregate);
+        },
+        std::move(materialized), default_serde<VA>());
+  }
+
+ private:
+  template <class VA>
+  KTable<K, VA> aggregate_with(
+      std::string_view prefix, operators::Aggregation<K, V, VA> adding,
+      typename operators::TableAggregateProcessor<K, V, VA>::Subtractor subtractor,
+      Materialized<K, VA> materialized, SerdePtr<VA> default_value_serde) const {
+    auto setup =
+        internal::set_up_aggregate(source_, materialized, prefix, std::move(default_value_serde));
+    return internal::add_materialized_table(
+        source_.builder(), setup.node, setup.input.node_name(), setup.store, setup.key_serde,
+        setup.value_serde, materialized,
+        [adding, subtractor](const std::string& store, bool caching, bool send_old_values) {
+          return std::make_unique<operators::TableAggregateProcessor<K, V, VA>>(
+              store, adding, subtractor, caching, send_old_values);
+        });
+  }
+
+  internal::GroupedSource<K, Change<V>> source_;
+  SerdePtr<V> value_serde_;
 };
 
 // ---------------------------------------------------------------------------

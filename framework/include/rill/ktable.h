@@ -1,13 +1,23 @@
 // KTable: a table that changes over time, as Kafka Streams' KTable. It comes
-// from StreamsBuilder::table or from an aggregation, and flows downstream as
-// its updates: Record<K, std::optional<V>>, where std::nullopt deletes the key
-// (a tombstone).
+// from StreamsBuilder::table, KStream::to_table or an aggregation, and flows
+// downstream as its updates: Record<K, Change<V>>, whose new value
+// std::nullopt deletes the key (a tombstone).
 //
 //   builder.stream("clicks", rill::serdes::string(), rill::serdes::string())
 //       .group_by_key()
 //       .count()
 //       .to_stream()
 //       .to("click-counts", rill::serdes::string(), rill::serdes::int64());
+//
+// KTable::group_by regroups a table's rows (KGroupedTable): an aggregation
+// then subtracts a row's old value from its old group and adds its new value
+// to its new group, so sums and counts stay right as rows change and leave.
+//
+//   builder.table("accounts", rill::serdes::string(), rill::serdes::int64())
+//       .group_by([](const std::string& account, int64_t balance) {
+//         return rill::KeyValue{branch_of(account), balance};
+//       })
+//       .reduce(std::plus<>(), std::minus<>());  // balance per branch
 #pragma once
 
 #include <cstdint>
@@ -18,6 +28,7 @@
 #include <typeinfo>
 #include <utility>
 
+#include "rill/change.h"
 #include "rill/operators/ktable_ops.h"
 #include "rill/operators/suppress.h"
 #include "rill/serde.h"
@@ -27,6 +38,9 @@
 #include "rill/value_and_timestamp.h"
 
 namespace rill {
+
+template <class K, class V>
+class KGroupedTable;
 
 // How a windowed table's results are held back. Only until_window_closes (one
 // final result per window, when the window closes) exists so far.
@@ -54,24 +68,6 @@ struct IsWindowed<Windowed<K>> : std::true_type {
   using Key = K;
 };
 
-template <class T>
-struct UnwrapOptional {
-  using Type = T;
-};
-template <class T>
-struct UnwrapOptional<std::optional<T>> {
-  using Type = T;
-};
-
-template <class T, class Old>
-SerdePtr<T> serde_if_same(const SerdePtr<Old>& old) {
-  if constexpr (std::is_same_v<T, Old>) {
-    return old;
-  } else {
-    return default_serde<T>();
-  }
-}
-
 }  // namespace internal
 
 template <class K, class V>
@@ -80,15 +76,18 @@ class KTable {
   KTable() = default;
   // Used by the DSL. `store` is the store holding the table, empty when it is
   // not materialized; `close_delay_ms`, for windowed tables from a windowed
-  // aggregation, is how long after a window's end it closes.
+  // aggregation, is how long after a window's end it closes; `old_values`
+  // turns on the node's old values, null when it cannot send them.
   KTable(StreamsBuilder* builder, std::string node, SerdePtr<K> key_serde, SerdePtr<V> value_serde,
-         std::string store = {}, std::optional<int64_t> close_delay_ms = std::nullopt)
+         std::string store = {}, std::optional<int64_t> close_delay_ms = std::nullopt,
+         std::shared_ptr<internal::SendOldValues> old_values = nullptr)
       : builder_(builder),
         node_(std::move(node)),
         key_serde_(std::move(key_serde)),
         value_serde_(std::move(value_serde)),
         store_(std::move(store)),
-        close_delay_ms_(close_delay_ms) {}
+        close_delay_ms_(close_delay_ms),
+        old_values_(std::move(old_values)) {}
 
   // The table's updates as a stream; a deletion is a record whose value is
   // std::nullopt, written as null by a sink.
@@ -108,17 +107,19 @@ class KTable {
     using Mapped = internal::ValueResult<F, K, V>;
     using V2 = typename internal::UnwrapOptional<Mapped>::Type;
     std::string node = builder_->name_or_new(std::move(name), "KTABLE-MAPVALUES");
+    auto old_values = child_old_values();
     builder_->topology().add_processor(
         node,
-        [f] {
+        [f, old_values] {
           return std::make_unique<operators::TableMapValuesProcessor<K, V, V2>>(
               [f](const K& key, const V& value) mutable -> std::optional<V2> {
                 return internal::call_with_value(f, key, value);
-              });
+              },
+              old_values && old_values->enabled);
         },
         {node_});
     return KTable<K, V2>(builder_, node, key_serde_, internal::serde_if_same<V2, V>(value_serde_),
-                         {}, close_delay_ms_);
+                         {}, close_delay_ms_, old_values);
   }
 
   // Keeps the rows for which predicate(value) (or predicate(key, value)) is
@@ -167,6 +168,19 @@ class KTable {
     return KTable(builder_, node, key_serde_, value_serde_, {}, close_delay_ms_);
   }
 
+  // Regroups the rows by selector(key, value) -> KeyValue<K2, V2> (or
+  // std::pair) for an aggregation that can subtract, as Kafka Streams'
+  // KTable#groupBy: each update sends the row's old pair and its new pair
+  // through "<application.id>-<name>-repartition" (the name is Grouped's, else
+  // the aggregation's store's), with both values in one record when the group
+  // stays. Pairs with a null key or value are left out. Turns on old values
+  // upstream (the table's store has them); tables from windowed aggregations
+  // and suppress cannot send them.
+  template <class F, class KV = std::decay_t<std::invoke_result_t<F&, const K&, const V&>>,
+            class K2 = typename internal::KeyValueTypes<KV>::Key,
+            class V2 = typename internal::KeyValueTypes<KV>::Value>
+  KGroupedTable<K2, V2> group_by(F selector, Grouped<K2, V2> grouped = {}) const;
+
   const std::string& node_name() const { return node_; }
   // The store holding the table, for get_timestamped_key_value_store and
   // similar; empty when the table is not materialized.
@@ -179,17 +193,25 @@ class KTable {
   template <class F>
   KTable add_filter(F predicate, bool keep_when, std::string name) const {
     std::string node = builder_->name_or_new(std::move(name), "KTABLE-FILTER");
+    auto old_values = child_old_values();
     builder_->topology().add_processor(
         node,
-        [predicate, keep_when] {
+        [predicate, keep_when, old_values] {
           return std::make_unique<operators::TableFilterProcessor<K, V>>(
               [predicate](const K& key, const V& value) mutable {
                 return static_cast<bool>(internal::call_with_value(predicate, key, value));
               },
-              keep_when);
+              keep_when, old_values && old_values->enabled);
         },
         {node_});
-    return KTable(builder_, node, key_serde_, value_serde_, {}, close_delay_ms_);
+    return KTable(builder_, node, key_serde_, value_serde_, {}, close_delay_ms_, old_values);
+  }
+
+  // A node computed from this table's updates, without a store of its own,
+  // gets old values from this table when it must send them.
+  std::shared_ptr<internal::SendOldValues> child_old_values() const {
+    if (!old_values_) return nullptr;
+    return std::make_shared<internal::SendOldValues>(internal::SendOldValues{false, old_values_});
   }
 
   StreamsBuilder* builder_ = nullptr;
@@ -198,6 +220,7 @@ class KTable {
   SerdePtr<V> value_serde_;
   std::string store_;
   std::optional<int64_t> close_delay_ms_;
+  std::shared_ptr<internal::SendOldValues> old_values_;
 };
 
 // ---------------------------------------------------------------------------
@@ -234,19 +257,68 @@ KTable<K, V> StreamsBuilder::table(std::string topic, Consumed<K, V> consumed,
   topology_.add_source<K, std::optional<V>>(
       source, {std::move(topic)}, consumed.key_serde ? consumed.key_serde : key_serde,
       serdes::nullable<V>(consumed.value_serde ? consumed.value_serde : value_serde), extractor);
-  const bool caching = materialized.caching_enabled;
-  topology_.add_processor(node,
-                          [store, caching] {
-                            return std::make_unique<operators::TableSourceProcessor<K, V>>(store,
-                                                                                           caching);
-                          },
-                          {source});
-  topology_.add_state_store(
-      internal::materialize(Stores::key_value<K, ValueAndTimestamp<V>>(
-                                store, key_serde, serdes::value_and_timestamp<V>(value_serde)),
-                            materialized),
-      {node});
-  return KTable<K, V>(this, node, key_serde, value_serde, store);
+  return internal::add_materialized_table(
+      *this, node, source, store, key_serde, value_serde, materialized,
+      [](const std::string& name, bool caching, bool send_old_values) {
+        return std::make_unique<operators::TableSourceProcessor<K, V>>(name, caching,
+                                                                       send_old_values);
+      });
+}
+
+template <class K, class V>
+template <class VT>
+KTable<K, VT> KStream<K, V>::to_table(std::string name, Materialized<K, VT> materialized) const {
+  // Kafka Streams names the node before the store.
+  std::string node = builder_->name_or_new(std::move(name), "KSTREAM-TOTABLE");
+  std::string store =
+      builder_->name_or_new(std::move(materialized.store_name), "KSTREAM-TOTABLE-STATE-STORE");
+  SerdePtr<K> key_serde = materialized.key_serde ? materialized.key_serde : key_serde_;
+  SerdePtr<VT> value_serde = materialized.value_serde
+                                 ? materialized.value_serde
+                                 : internal::serde_if_same<VT, V>(value_serde_);
+  if (!key_serde || !value_serde)
+    throw TopologyError(
+        "to_table '" + node + "': no " + (key_serde ? "value" : "key") + " serde for type " +
+        internal::demangle(key_serde ? typeid(VT) : typeid(K)) + "; give Materialized one");
+  const KStream input = repartition_if_required(node);
+  return internal::add_materialized_table(
+      *builder_, node, input.node_name(), store, key_serde, value_serde, materialized,
+      [](const std::string& table_store, bool caching, bool send_old_values) {
+        return std::make_unique<operators::TableSourceProcessor<K, VT, V>>(table_store, caching,
+                                                                           send_old_values);
+      });
+}
+
+template <class K, class V>
+template <class F, class KV, class K2, class V2>
+KGroupedTable<K2, V2> KTable<K, V>::group_by(F selector, Grouped<K2, V2> grouped) const {
+  if (!old_values_)
+    throw TopologyError("group_by after '" + node_ +
+                        "': the table cannot send the old values a regrouping subtracts "
+                        "(a table from a windowed aggregation or suppress)");
+  SerdePtr<K2> key_serde =
+      grouped.key_serde ? grouped.key_serde : internal::serde_if_same<K2, K>(key_serde_);
+  SerdePtr<V2> value_serde =
+      grouped.value_serde ? grouped.value_serde : internal::serde_if_same<V2, V>(value_serde_);
+  if (!value_serde)
+    throw TopologyError("group_by after '" + node_ + "': no value serde for type " +
+                        internal::demangle(typeid(V2)) + "; give Grouped a value_serde");
+  old_values_->enable();
+  std::string node = builder_->name_or_new(grouped.name, "KTABLE-SELECT");
+  builder_->topology().add_processor(
+      node,
+      [selector] {
+        return std::make_unique<operators::TableRepartitionMapProcessor<K, V, K2, V2>>(
+            [selector](const K& key, const V& value) mutable {
+              auto kv = selector(key, value);
+              return KeyValue<K2, V2>{internal::kv_key(std::move(kv)),
+                                      internal::kv_value(std::move(kv))};
+            });
+      },
+      {node_});
+  SerdePtr<Change<V2>> changes = serdes::changed<V2>(value_serde);
+  return KGroupedTable<K2, V2>(KStream<K2, Change<V2>>(builder_, node, key_serde, changes, true),
+                               std::move(grouped.name), key_serde, value_serde);
 }
 
 }  // namespace rill

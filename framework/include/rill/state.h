@@ -275,6 +275,10 @@ class KeyValueStore : public StateStore {
   // record cache hands it on; see set_flush_listener.
   using FlushListener =
       std::function<void(const K& key, const std::optional<V>& value, int64_t timestamp)>;
+  // As FlushListener, also with the value the key had in the store before
+  // (std::nullopt: none), which is the value last handed on.
+  using ChangeListener = std::function<void(const K& key, const std::optional<V>& value,
+                                            const std::optional<V>& old_value, int64_t timestamp)>;
 
   std::string_view name() const override { return bytes_->name(); }
   void flush() override { bytes_->flush(); }
@@ -291,17 +295,14 @@ class KeyValueStore : public StateStore {
   // Without a cache (a budget of 0, or disable_cache()) every such put goes
   // straight through and to the listener.
   void set_flush_listener(FlushListener listener) {
-    listener_ = std::move(listener);
-    if (!caching_) return;
-    cache_->set_flush_listener([this](std::string_view key, std::optional<std::string_view> value,
-                                      int64_t timestamp) {
-      if (!listener_) return;
-      K typed_key = serdes_.key_serde()->deserialize(key);
-      listener_(typed_key,
-                value ? std::optional<V>(serdes_.value_serde()->deserialize(*value)) : std::nullopt,
-                timestamp);
-    });
+    set_listener([listener = std::move(listener)](
+                     const K& key, const std::optional<V>& value, const std::optional<V>&,
+                     int64_t timestamp) { listener(key, value, timestamp); },
+                 false);
   }
+  // As set_flush_listener, handing on the old value too (Kafka Streams'
+  // sendOldValues): one more read of the store per key handed on.
+  void set_change_listener(ChangeListener listener) { set_listener(std::move(listener), true); }
   // For processors whose results must not wait (Materialized without caching).
   void disable_cache() {
     if (caching_) cache_->disable();
@@ -323,11 +324,13 @@ class KeyValueStore : public StateStore {
   // Through the record cache when a flush listener is set (see there).
   void put(const K& key, const std::optional<V>& value, int64_t timestamp) {
     if (!listener_ || !caching_) {
+      std::optional<V> old_value;
+      if (listener_ && read_old_values_) old_value = get(key);
       if (value)
         put(key, *value);
       else
         remove(key);
-      if (listener_) listener_(key, value, timestamp);
+      if (listener_) listener_(key, value, old_value, timestamp);
       return;
     }
     const std::string_view key_bytes = serdes_.key(key);
@@ -379,13 +382,31 @@ class KeyValueStore : public StateStore {
         std::move(bytes), serdes_.key_serde(), serdes_.value_serde()));
   }
 
+  void set_listener(ChangeListener listener, bool read_old_values) {
+    listener_ = std::move(listener);
+    read_old_values_ = read_old_values;
+    if (!caching_) return;
+    cache_->set_flush_listener(
+        [this](std::string_view key, std::optional<std::string_view> value,
+               std::optional<std::string_view> old_value, int64_t timestamp) {
+          K typed_key = serdes_.key_serde()->deserialize(key);
+          listener_(typed_key, typed(value), typed(old_value), timestamp);
+        },
+        read_old_values);
+  }
+  std::optional<V> typed(std::optional<std::string_view> value) const {
+    if (!value) return std::nullopt;
+    return serdes_.value_serde()->deserialize(*value);
+  }
+
   std::unique_ptr<state::KeyValueBytesStore> bytes_;
   // The record cache layer, when bytes_ is one; const, since the metrics
   // read its counts from another thread.
   state::CachingKeyValueBytesStore* const cache_;
   bool caching_ = cache_ != nullptr;
   internal::StoreSerdes<K, V> serdes_;
-  FlushListener listener_;
+  ChangeListener listener_;
+  bool read_old_values_ = false;
   mutable std::string read_buffer_;
 };
 

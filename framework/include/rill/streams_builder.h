@@ -23,7 +23,9 @@
 #include "rill/processor.h"
 #include "rill/record.h"
 #include "rill/serde.h"
+#include "rill/state.h"
 #include "rill/topology.h"
+#include "rill/value_and_timestamp.h"
 
 namespace rill {
 
@@ -111,6 +113,39 @@ struct Materialized {
 
 namespace internal {
 
+// Whether a table's processor sends old values with its updates (Kafka
+// Streams' sendOldValues), which KTable::group_by needs. group_by turns it on
+// after the processor was added; the processor factories share it and read it
+// when tasks create their processors. A table computed from another without
+// a store of its own (map_values, filter) turns on its parent's too.
+struct SendOldValues {
+  bool enabled = false;
+  std::shared_ptr<SendOldValues> parent = nullptr;
+
+  void enable() {
+    enabled = true;
+    if (parent) parent->enable();
+  }
+};
+
+template <class T>
+struct UnwrapOptional {
+  using Type = T;
+};
+template <class T>
+struct UnwrapOptional<std::optional<T>> {
+  using Type = T;
+};
+
+template <class T, class Old>
+SerdePtr<T> serde_if_same(const SerdePtr<Old>& old) {
+  if constexpr (std::is_same_v<T, Old>) {
+    return old;
+  } else {
+    return default_serde<T>();
+  }
+}
+
 // Applies a store's Materialized options to its builder.
 template <class K, class V>
 StoreBuilder materialize(StoreBuilder store, const Materialized<K, V>& materialized) {
@@ -172,6 +207,31 @@ class StreamsBuilder {
 };
 
 namespace internal {
+
+// Adds a table's processor `node` after `parent`, made by make(store, caching,
+// send_old_values), and the key-value store holding the table; returns the
+// table. Sources, to_table and the aggregations of grouped streams and tables
+// are such processors.
+template <class K, class V, class Make>
+KTable<K, V> add_materialized_table(StreamsBuilder& builder, const std::string& node,
+                                    const std::string& parent, const std::string& store,
+                                    SerdePtr<K> key_serde, SerdePtr<V> value_serde,
+                                    const Materialized<K, V>& materialized, Make make) {
+  auto old_values = std::make_shared<SendOldValues>();
+  builder.topology().add_processor(
+      node,
+      [make, store, caching = materialized.caching_enabled, old_values] {
+        return make(store, caching, old_values->enabled);
+      },
+      {parent});
+  builder.topology().add_state_store(
+      materialize(Stores::key_value<K, ValueAndTimestamp<V>>(
+                      store, key_serde, serdes::value_and_timestamp<V>(value_serde)),
+                  materialized),
+      {node});
+  return KTable<K, V>(&builder, node, std::move(key_serde), std::move(value_serde), store,
+                      std::nullopt, std::move(old_values));
+}
 
 // A processor made of one function of (record, context): every stateless DSL
 // operation is one of these.
@@ -410,6 +470,14 @@ class KStream {
   // Writes the stream to an internal topic and reads it back, so that records
   // with the same key land in the same partition (and task).
   KStream repartition(Repartitioned<K, V> options = {}) const;
+
+  // The table of each key's latest value, as Kafka Streams' toTable: a null
+  // value (std::nullopt, JSON null) deletes the key. Materialized in a
+  // key-value store ("KSTREAM-TOTABLE-STATE-STORE-<n>" unless named);
+  // repartitioned first through "<name>-repartition" when the key changed
+  // upstream. A stream of std::optional<T> makes a KTable<K, T>.
+  template <class VT = typename internal::UnwrapOptional<V>::Type>
+  KTable<K, VT> to_table(std::string name = {}, Materialized<K, VT> materialized = {}) const;
 
   // Groups the records by their key for an aggregation; they are repartitioned
   // first only when the key changed upstream.

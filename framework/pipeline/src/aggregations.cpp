@@ -3,11 +3,14 @@
 namespace rill::pipeline {
 namespace {
 
-Json plus(const Json& a, const Json& b) {
+// a + b, or a - b when `minus`.
+Json plus(const Json& a, const Json& b, bool minus = false) {
   if (!a.is_number() || !b.is_number()) throw EvalError("sum() expects numbers, found " + b.dump());
-  if (a.is_number_float() || b.is_number_float()) return a.get<double>() + b.get<double>();
+  if (a.is_number_float() || b.is_number_float())
+    return minus ? a.get<double>() - b.get<double>() : a.get<double>() + b.get<double>();
   int64_t r = 0;
-  if (__builtin_add_overflow(a.get<int64_t>(), b.get<int64_t>(), &r))
+  if (minus ? __builtin_sub_overflow(a.get<int64_t>(), b.get<int64_t>(), &r)
+            : __builtin_add_overflow(a.get<int64_t>(), b.get<int64_t>(), &r))
     throw EvalError("sum(): integer overflow");
   return r;
 }
@@ -49,6 +52,22 @@ Json fold(AggregateFunction function, const Json& state, const Json& v) {
     }
   }
   return state;
+}
+
+// Takes v, which fold() added before, out of the state.
+Json unfold(AggregateFunction function, const Json& state, const Json& v) {
+  switch (function) {
+    case AggregateFunction::kCount:
+      return state.get<int64_t>() - 1;
+    case AggregateFunction::kSum:
+      return v.is_null() ? state : plus(state, v, true);
+    case AggregateFunction::kAvg:
+      if (v.is_null()) return state;
+      if (!v.is_number()) throw EvalError("avg() expects numbers, found " + v.dump());
+      return Json::array({state[0].get<double>() - v.get<double>(), state[1].get<int64_t>() - 1});
+    default:
+      throw EvalError(std::string(to_string(function)) + "() cannot take a value out");
+  }
 }
 
 Json combine(AggregateFunction function, const Json& a, const Json& b) {
@@ -98,14 +117,34 @@ Json Aggregations::initial() const {
   return states;
 }
 
-Json Aggregations::add(const EvalContext& record, const Json& state) const {
+namespace {
+
+// Applies step(function, state, argument's value) to each aggregation's state.
+template <class Step>
+Json each_state(const std::vector<std::pair<std::string, AggregateCall>>& fields,
+                const EvalContext& record, const Json& state, Step step) {
   Json next = Json::array();
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const AggregateCall& call = fields[i].second;
     const Json v = call.argument ? call.argument->evaluate(record) : Json();
-    next.push_back(fold(call.function, state[i], v));
+    next.push_back(step(call.function, state[i], v));
   }
   return next;
+}
+
+}  // namespace
+
+Json Aggregations::add(const EvalContext& record, const Json& state) const {
+  return each_state(fields, record, state, fold);
+}
+
+Json Aggregations::subtract(const EvalContext& record, const Json& state) const {
+  return each_state(fields, record, state, unfold);
+}
+
+bool Aggregations::subtractable(AggregateFunction function) {
+  return function == AggregateFunction::kCount || function == AggregateFunction::kSum ||
+         function == AggregateFunction::kAvg;
 }
 
 Json Aggregations::merge(const Json& state, const Json& other) const {

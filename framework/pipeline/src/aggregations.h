@@ -19,6 +19,10 @@ struct Aggregations {
 
   Json initial() const;
   Json add(const EvalContext& record, const Json& state) const;
+  // Regrouped tables: takes out a row that `add` added before.
+  Json subtract(const EvalContext& record, const Json& state) const;
+  // Whether the function can take a row out again (count, sum, avg).
+  static bool subtractable(AggregateFunction function);
   // Session windows: combines the states of two sessions.
   Json merge(const Json& state, const Json& other) const;
   Json result(const Json& state) const;

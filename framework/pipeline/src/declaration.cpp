@@ -69,7 +69,9 @@ std::vector<OperatorSpec> declare_operators() {
       {"group_by",
        "Groups records by a key for the `aggregate` step that must follow. Grouping by an "
        "expression other than `key` goes through the repartition topic "
-       "`<application.id>-<name>-repartition`.",
+       "`<application.id>-<name>-repartition`. Grouping a table's rows always does: each "
+       "change of a row carries its old and its new value, so the aggregate takes the old "
+       "value out of its group and adds the new one to its group.",
        "key",
        {{"key", T::kExpression, true, "The grouping key; `key` keeps the record's key."},
         name_field("Names the repartition topic. Default: the aggregation's store name.")},
@@ -83,7 +85,8 @@ std::vector<OperatorSpec> declare_operators() {
        "value",
        {{"value", T::kAggregation, false,
          "One aggregation; the result is its value: `count()`, `sum(x)`, `min(x)`, `max(x)`, "
-         "`avg(x)`, `first(x)`, `last(x)`, `count_distinct(x)`. Nulls are skipped."},
+         "`avg(x)`, `first(x)`, `last(x)`, `count_distinct(x)`. Nulls are skipped. After a "
+         "table's group_by: `count()`, `sum(x)` and `avg(x)`, which can take a row out."},
         {"fields", T::kAggregations, false,
          "Several aggregations; the result is an object with these fields."},
         {"window",
@@ -147,6 +150,16 @@ std::vector<FieldSpec> declare_document() {
       {"topic", T::kString, true, "The Kafka topic."},
       {"key_format", T::kEnum, false, "How keys are read.", kFormats, "string"},
       {"value_format", T::kEnum, false, "How values are read.", kFormats, "json"},
+      {"type",
+       T::kEnum,
+       false,
+       "stream: every record is an event. table: the topic holds each key's latest value (a "
+       "null value deletes the key), kept in a state store changelogged to "
+       "`<application.id>-<source name>-changelog`; a flow from a table starts with "
+       "`group_by`, and its `aggregate` follows rows as they change, move between groups and "
+       "are deleted.",
+       {"stream", "table"},
+       "stream"},
       {"timestamp", T::kExpression, false,
        "Event time, in ms since the epoch, from the record (e.g. `value.ts` or "
        "`parse_time(value.at, \"%Y-%m-%dT%H:%M:%S\")`); null keeps the record's timestamp. "

@@ -103,7 +103,10 @@ struct Step : Fields {
 struct FlowState {
   Stream stream;
   Scope scope;
+  // A flow from a table source, until its group_by.
+  std::optional<KTable<Json, Json>> table;
   std::optional<KGroupedStream<Json, Json>> grouped;
+  std::optional<KGroupedTable<Json, Json>> grouped_table;
   YAML::Mark grouped_mark;
   std::string group_name;
   bool ended = false;
@@ -112,6 +115,8 @@ struct FlowState {
 struct NamedStream {
   Stream stream;
   Scope scope;
+  // Sources of type table: the table read from the stream.
+  std::optional<KTable<Json, Json>> table = std::nullopt;
 };
 
 using Builder = std::function<Json(const EvalContext&)>;
@@ -617,13 +622,15 @@ class Loader {
           return *ms;
         };
       }
-      Stream stream;
+      NamedStream named{{}, scope};
       try {
-        stream = builder_.stream<Json, Json>(topic, consumed);
+        named.stream = builder_.stream<Json, Json>(topic, consumed);
+        if (scalar_field(fields, "type", "stream") == "table")
+          named.table = named.stream.to_table({}, Materialized<Json, Json>::as(name));
       } catch (const std::exception& e) {
         fail(it->first.Mark(), "source '" + name + "': " + e.what());
       }
-      streams_.emplace(name, NamedStream{stream, scope});
+      streams_.emplace(name, std::move(named));
       TopicUse use{topic, position(source["topic"].Mark()), true};
       if (fields.has("partitions"))
         use.partitions = static_cast<int32_t>(parse_integer(fields.at("partitions")));
@@ -683,6 +690,11 @@ class Loader {
     const YAML::Node from = flow["from"];
     FlowState state;
     if (from.IsSequence()) {
+      for (const YAML::Node& each : from)
+        if (named_stream(each).table)
+          fail(each.Mark(), "'" + scalar(each) +
+                                "' is a table, expected streams to merge (a table's flow "
+                                "starts from it alone)");
       const NamedStream& first = named_stream(from[0]);
       state.stream = first.stream;
       state.scope = first.scope;
@@ -693,6 +705,7 @@ class Loader {
       const NamedStream& named = named_stream(from);
       state.stream = named.stream;
       state.scope = named.scope;
+      state.table = named.table;
     }
     const YAML::Node steps = flow["steps"];
     for (std::size_t i = 0; i < steps.size(); ++i) {
@@ -702,7 +715,11 @@ class Loader {
              "found a step after 'branch', expected branch to end the flow "
              "(read its routes with 'from' in another flow)");
       Step step = parse_step(step_node);
-      if (state.grouped && step.op->name != "aggregate")
+      if (state.table && step.op->name != "group_by")
+        fail(step.mark, "found '" + std::string(step.op->name) + "' on table '" + scalar(from) +
+                            "', expected group_by (a table's rows go on through group_by "
+                            "and aggregate)");
+      if ((state.grouped || state.grouped_table) && step.op->name != "aggregate")
         fail(step.mark,
              "found '" + std::string(step.op->name) + "' after group_by, expected aggregate");
       try {
@@ -713,8 +730,11 @@ class Loader {
         fail(step.mark, std::string(step.op->name) + ": " + e.what());
       }
     }
-    if (state.grouped)
+    if (state.grouped || state.grouped_table)
       fail(state.grouped_mark, "group_by ends the flow, expected an aggregate step after it");
+    if (state.table)
+      fail(from.Mark(), "the flow from table '" + scalar(from) +
+                            "' has no steps, expected group_by and aggregate");
     if (flow["as"]) {
       if (state.ended)
         fail(flow["as"].Mark(),
@@ -852,6 +872,15 @@ class Loader {
       else
         others.push_back(streams);
       merge_into(state, others, name);
+    } else if (op == "group_by" && state.table) {
+      Expression e = expression(step.at("key"), scope);
+      state.grouped_table = state.table->group_by(
+          [e](const Json& key, const Json& value) {
+            return KeyValue<Json, Json>{e.evaluate(EvalContext{key, value, 0, nullptr}), value};
+          },
+          Grouped<Json, Json>{name, serdes::json<Json>(), serdes::json<Json>()});
+      state.table.reset();
+      state.grouped_mark = step.mark;
     } else if (op == "group_by") {
       Expression e = expression(step.at("key"), scope);
       Stream keyed = e.is_key() ? state.stream : select_key(state.stream, e, {});
@@ -860,7 +889,7 @@ class Loader {
           keyed.group_by_key(Grouped<Json, Json>{name, serdes::json<Json>(), serdes::json<Json>()});
       state.grouped_mark = step.mark;
     } else if (op == "aggregate") {
-      if (!state.grouped)
+      if (!state.grouped && !state.grouped_table)
         fail(step.mark, "found aggregate without a group_by before it, expected group_by first");
       apply_aggregate(state, step, name);
     } else if (op == "to") {
@@ -1016,13 +1045,31 @@ class Loader {
     Materialized<Json, Json> materialized;
     materialized.store_name = name;
     materialized.value_serde = serdes::json<Json>();
-    const KGroupedStream<Json, Json>& grouped = *state.grouped;
-
-    if (!step.has("window")) {
-      KTable<Json, Json> table = grouped.aggregate(initializer, aggregator, materialized);
-      state.stream = table.to_stream().map_values(
+    auto results = [aggs](const KTable<Json, Json>& table) {
+      return table.to_stream().map_values(
           [aggs](const std::optional<Json>& v) { return v ? aggs->result(*v) : Json(); });
+    };
+
+    if (state.grouped_table) {
+      if (step.has("window"))
+        fail(step.at("window").Mark(),
+             "found a window after a table's group_by, expected an aggregate over all time");
+      for (const auto& [field, call] : aggregations->fields)
+        if (!Aggregations::subtractable(call.function))
+          fail(step.at(aggregations->single ? "value" : "fields").Mark(),
+               "found " + std::string(to_string(call.function)) +
+                   "() after a table's group_by, expected count(), sum(x) or avg(x), which "
+                   "can take out a row that changed or left");
+      auto subtractor = [aggs](const Json& key, const Json& value, const Json& aggregate) {
+        return aggs->subtract(EvalContext{key, value, 0, nullptr}, aggregate);
+      };
+      state.stream = results(
+          state.grouped_table->aggregate(initializer, aggregator, subtractor, materialized));
+      state.grouped_table.reset();
+    } else if (!step.has("window")) {
+      state.stream = results(state.grouped->aggregate(initializer, aggregator, materialized));
     } else {
+      const KGroupedStream<Json, Json>& grouped = *state.grouped;
       const YAML::Node window = step.at("window");
       const std::string type = scalar(window["type"]);
       auto duration = [&](const char* field, bool needed) -> int64_t {

@@ -176,7 +176,10 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     return merged(inner_->all(), {}, std::nullopt);
   }
 
-  void set_flush_listener(FlushListener listener) override { listener_ = std::move(listener); }
+  void set_flush_listener(FlushListener listener, bool read_old_values) override {
+    listener_ = std::move(listener);
+    read_old_values_ = read_old_values;
+  }
 
   void put_cached(std::string_view key, std::optional<std::string_view> value,
                   int64_t timestamp) override {
@@ -291,15 +294,20 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
             entry.timestamp);
   }
   void hand_on(std::string_view key, std::optional<std::string_view> value, int64_t timestamp) {
+    std::optional<std::string> old_value;
+    if (read_old_values_ && listener_) old_value = inner_->get(key);
     if (value)
       inner_->put(key, *value);
     else
       inner_->remove(key);
-    if (listener_) listener_(key, value, timestamp);
+    if (listener_)
+      listener_(key, value, old_value ? std::optional<std::string_view>(*old_value) : std::nullopt,
+                timestamp);
   }
 
   CacheBudget& budget_;
   FlushListener listener_;
+  bool read_old_values_ = false;
   bool enabled_ = true;
   Entries entries_;
   Node* oldest_ = nullptr;

@@ -100,10 +100,15 @@ class KeyValueBytesStore : public BytesStore {
 // entries before the store below; other writes go straight through.
 class CachingKeyValueBytesStore : public KeyValueBytesStore {
  public:
-  // A key and its newest value (std::nullopt: deleted), as the cache hands it on.
-  using FlushListener = std::function<void(
-      std::string_view key, std::optional<std::string_view> value, int64_t timestamp)>;
-  virtual void set_flush_listener(FlushListener listener) = 0;
+  // A key, its newest value (std::nullopt: deleted) and the value the store
+  // held before (std::nullopt: none, or not asked for), as the cache hands
+  // them on.
+  using FlushListener =
+      std::function<void(std::string_view key, std::optional<std::string_view> value,
+                         std::optional<std::string_view> old_value, int64_t timestamp)>;
+  // With `read_old_values`, each key handed on costs one more read of the
+  // store below (Kafka Streams' sendOldValues).
+  virtual void set_flush_listener(FlushListener listener, bool read_old_values) = 0;
   // Caches `value` (std::nullopt: a delete) as `key`'s newest; once disabled,
   // writes it through and hands it to the listener at once.
   virtual void put_cached(std::string_view key, std::optional<std::string_view> value,

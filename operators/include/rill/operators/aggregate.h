@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rill/change.h"
 #include "rill/processor.h"
 #include "rill/record.h"
 #include "rill/state.h"
@@ -104,8 +105,35 @@ Aggregation<K, V, VA> aggregating(
   return aggregation;
 }
 
+// The store of a table's processor (a source, an aggregation), whose record
+// cache hands on the updates it forwards: Change<V> with, when
+// `send_old_values`, the value each replaces. Without caching every put is
+// forwarded at once.
+template <class K, class V>
+KeyValueStore<K, ValueAndTimestamp<V>>& table_store(ProcessorContext<K, Change<V>>& context,
+                                                    const std::string& name, bool caching,
+                                                    bool send_old_values) {
+  auto& store = context.template state_store<KeyValueStore<K, ValueAndTimestamp<V>>>(name);
+  if (!caching) store.disable_cache();
+  auto value_of = [](const std::optional<ValueAndTimestamp<V>>& v) {
+    return v ? std::optional<V>(v->value) : std::nullopt;
+  };
+  if (send_old_values) {
+    store.set_change_listener([&context, value_of](const K& key, const auto& value, const auto& old,
+                                                   int64_t timestamp) {
+      context.forward(Record<K, Change<V>>{key, {value_of(value), value_of(old)}, timestamp, {}});
+    });
+  } else {
+    store.set_flush_listener([&context, value_of](const K& key, const auto& value,
+                                                  int64_t timestamp) {
+      context.forward(Record<K, Change<V>>{key, {value_of(value), std::nullopt}, timestamp, {}});
+    });
+  }
+  return store;
+}
+
 // Aggregates a stream by key into a KeyValueStore<K, ValueAndTimestamp<VA>>
-// and forwards each key's new aggregate, as a table update (std::nullopt never
+// and forwards each key's new aggregate, as a table update (a deletion never
 // occurs here). Records with a null key or value are dropped and counted.
 //
 // Results go through the store's record cache: with statestore.cache.max.bytes
@@ -113,24 +141,20 @@ Aggregation<K, V, VA> aggregating(
 // commit or eviction; otherwise each record forwards its result at once. A
 // result's timestamp is the largest timestamp of the records aggregated.
 template <class K, class V, class VA>
-class StreamAggregateProcessor final : public Processor<K, V, K, std::optional<VA>> {
+class StreamAggregateProcessor final : public Processor<K, V, K, Change<VA>> {
  public:
   using Store = KeyValueStore<K, ValueAndTimestamp<VA>>;
 
   StreamAggregateProcessor(std::string store, Aggregation<K, V, VA> aggregation,
-                           bool caching = true)
-      : store_name_(std::move(store)), aggregation_(std::move(aggregation)), caching_(caching) {}
+                           bool caching = true, bool send_old_values = false)
+      : store_name_(std::move(store)),
+        aggregation_(std::move(aggregation)),
+        caching_(caching),
+        send_old_values_(send_old_values) {}
 
-  void init(ProcessorContext<K, std::optional<VA>>& context) override {
+  void init(ProcessorContext<K, Change<VA>>& context) override {
     context_ = &context;
-    store_ = &context.template state_store<Store>(store_name_);
-    if (!caching_) store_->disable_cache();
-    store_->set_flush_listener([this](const K& key,
-                                      const std::optional<ValueAndTimestamp<VA>>& result,
-                                      int64_t timestamp) {
-      context_->forward(Record<K, std::optional<VA>>{
-          key, result ? std::optional<VA>(result->value) : std::nullopt, timestamp, {}});
-    });
+    store_ = &table_store(context, store_name_, caching_, send_old_values_);
   }
 
   void process(const Record<K, V>& record) override {
@@ -157,7 +181,8 @@ class StreamAggregateProcessor final : public Processor<K, V, K, std::optional<V
   std::string store_name_;
   Aggregation<K, V, VA> aggregation_;
   bool caching_;
-  ProcessorContext<K, std::optional<VA>>* context_ = nullptr;
+  bool send_old_values_;
+  ProcessorContext<K, Change<VA>>* context_ = nullptr;
   Store* store_ = nullptr;
 };
 

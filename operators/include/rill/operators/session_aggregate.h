@@ -1,6 +1,6 @@
 // Aggregation over session windows, as Kafka Streams'
 // KStreamSessionWindowAggregate. Sessions are kept in a SessionStore<K, VA>;
-// every update is forwarded as Record<Windowed<K>, std::optional<VA>> (session
+// every update is forwarded as Record<Windowed<K>, Change<VA>> (session
 // stores have no record cache).
 #pragma once
 
@@ -31,8 +31,7 @@ namespace rill::operators {
 // that would end before stream time - gap - grace is closed, and its record is
 // dropped and counted. Records with a null key are dropped and counted.
 template <class K, class V, class VA>
-class SessionWindowAggregateProcessor final
-    : public Processor<K, V, Windowed<K>, std::optional<VA>> {
+class SessionWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, Change<VA>> {
  public:
   using Store = SessionStore<K, VA>;
 
@@ -40,7 +39,7 @@ class SessionWindowAggregateProcessor final
                                   Aggregation<K, V, VA> aggregation)
       : store_name_(std::move(store)), windows_(windows), aggregation_(std::move(aggregation)) {}
 
-  void init(ProcessorContext<Windowed<K>, std::optional<VA>>& context) override {
+  void init(ProcessorContext<Windowed<K>, Change<VA>>& context) override {
     context_ = &context;
     store_ = &context.template state_store<Store>(store_name_);
   }
@@ -85,22 +84,22 @@ class SessionWindowAggregateProcessor final
     if (merged_window != own) {
       for (const auto& session : merged_) {
         store_->remove(session.key);
-        context_->forward(Record<Windowed<K>, std::optional<VA>>{
-            session.key, std::nullopt, session.key.window.end, {}});
+        context_->forward(Record<Windowed<K>, Change<VA>>{
+            session.key, {std::nullopt, std::nullopt}, session.key.window.end, {}});
       }
     }
     VA result = aggregation_.aggregator(record.key, record.value, aggregate);
     Windowed<K> session_key{record.key, merged_window};
     if (!store_->put(session_key, result)) context_->record_dropped(kExpiredWindow);
-    context_->forward(Record<Windowed<K>, std::optional<VA>>{
-        std::move(session_key), std::move(result), merged_window.end, {}});
+    context_->forward(Record<Windowed<K>, Change<VA>>{
+        std::move(session_key), {std::move(result), std::nullopt}, merged_window.end, {}});
   }
 
  private:
   std::string store_name_;
   SessionWindows windows_;
   Aggregation<K, V, VA> aggregation_;
-  ProcessorContext<Windowed<K>, std::optional<VA>>* context_ = nullptr;
+  ProcessorContext<Windowed<K>, Change<VA>>* context_ = nullptr;
   Store* store_ = nullptr;
   int64_t observed_stream_time_ = -1;
   // Reused for every record.

@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "rill/change.h"
 #include "rill/processor.h"
 #include "rill/record.h"
 #include "rill/serde.h"
@@ -31,7 +32,7 @@ namespace rill::operators {
 // buffer: final results never include deletions.
 template <class K, class V>
 class WindowCloseSuppressProcessor final
-    : public Processor<Windowed<K>, std::optional<V>, Windowed<K>, std::optional<V>> {
+    : public Processor<Windowed<K>, Change<V>, Windowed<K>, Change<V>> {
  public:
   using Store = KeyValueStore<Windowed<K>, ValueAndTimestamp<V>>;
 
@@ -42,7 +43,7 @@ class WindowCloseSuppressProcessor final
         close_delay_ms_(close_delay_ms),
         key_serde_(std::move(key_serde)) {}
 
-  void init(ProcessorContext<Windowed<K>, std::optional<V>>& context) override {
+  void init(ProcessorContext<Windowed<K>, Change<V>>& context) override {
     context_ = &context;
     store_ = &context.template state_store<Store>(store_name_);
     index_.clear();
@@ -52,10 +53,10 @@ class WindowCloseSuppressProcessor final
     }
   }
 
-  void process(const Record<Windowed<K>, std::optional<V>>& record) override {
+  void process(const Record<Windowed<K>, Change<V>>& record) override {
     observed_stream_time_ = std::max(observed_stream_time_, record.timestamp);
-    if (record.value) {
-      store_->put(record.key, ValueAndTimestamp<V>{*record.value, record.timestamp});
+    if (record.value.new_value) {
+      store_->put(record.key, ValueAndTimestamp<V>{*record.value.new_value, record.timestamp});
       index_.insert_or_assign(index_key(record.key), record.key);
     } else if (index_.erase(index_key(record.key)) > 0) {
       store_->remove(record.key);
@@ -66,8 +67,8 @@ class WindowCloseSuppressProcessor final
       const Windowed<K>& key = node.mapped();
       std::optional<ValueAndTimestamp<V>> buffered = store_->remove(key);
       if (buffered)
-        context_->forward(Record<Windowed<K>, std::optional<V>>{
-            key, std::move(buffered->value), buffered->timestamp, {}});
+        context_->forward(Record<Windowed<K>, Change<V>>{
+            key, {std::move(buffered->value), std::nullopt}, buffered->timestamp, {}});
     }
   }
 
@@ -83,7 +84,7 @@ class WindowCloseSuppressProcessor final
   std::string store_name_;
   int64_t close_delay_ms_;
   SerdePtr<Windowed<K>> key_serde_;
-  ProcessorContext<Windowed<K>, std::optional<V>>* context_ = nullptr;
+  ProcessorContext<Windowed<K>, Change<V>>* context_ = nullptr;
   Store* store_ = nullptr;
   std::map<IndexKey, Windowed<K>> index_;
   int64_t observed_stream_time_ = -1;

@@ -1,7 +1,7 @@
 // Aggregations over time windows (tumbling and hopping) and sliding windows,
 // as Kafka Streams' KStreamWindowAggregate and KStreamSlidingWindowAggregate.
 // Results are kept in a WindowStore<K, ValueAndTimestamp<VA>> and forwarded on
-// every update as Record<Windowed<K>, std::optional<VA>>; window stores have no
+// every update as Record<Windowed<K>, Change<VA>>; window stores have no
 // record cache.
 //
 // Each processor keeps its own stream time: the largest timestamp it has
@@ -32,7 +32,7 @@ namespace rill::operators {
 // timestamp is the largest record timestamp in the window. Records with a null
 // key are dropped and counted.
 template <class K, class V, class VA>
-class TimeWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, std::optional<VA>> {
+class TimeWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, Change<VA>> {
  public:
   using Store = WindowStore<K, ValueAndTimestamp<VA>>;
 
@@ -40,7 +40,7 @@ class TimeWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, s
                                Aggregation<K, V, VA> aggregation)
       : store_name_(std::move(store)), windows_(windows), aggregation_(std::move(aggregation)) {}
 
-  void init(ProcessorContext<Windowed<K>, std::optional<VA>>& context) override {
+  void init(ProcessorContext<Windowed<K>, Change<VA>>& context) override {
     context_ = &context;
     store_ = &context.template state_store<Store>(store_name_);
   }
@@ -73,8 +73,10 @@ class TimeWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, s
       VA result = aggregation_.aggregator(record.key, record.value, aggregate);
       if (!store_->put(record.key, ValueAndTimestamp<VA>{result, timestamp}, window.start))
         context_->record_dropped(kExpiredWindow);
-      context_->forward(Record<Windowed<K>, std::optional<VA>>{
-          Windowed<K>{record.key, window}, std::move(result), timestamp, record.headers});
+      context_->forward(Record<Windowed<K>, Change<VA>>{Windowed<K>{record.key, window},
+                                                        {std::move(result), std::nullopt},
+                                                        timestamp,
+                                                        record.headers});
     });
   }
 
@@ -82,7 +84,7 @@ class TimeWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, s
   std::string store_name_;
   TimeWindows windows_;
   Aggregation<K, V, VA> aggregation_;
-  ProcessorContext<Windowed<K>, std::optional<VA>>* context_ = nullptr;
+  ProcessorContext<Windowed<K>, Change<VA>>* context_ = nullptr;
   Store* store_ = nullptr;
   int64_t observed_stream_time_ = -1;
 };
@@ -98,8 +100,7 @@ class TimeWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, s
 // the largest time that its right window would end beyond it is a
 // ProcessingError.
 template <class K, class V, class VA>
-class SlidingWindowAggregateProcessor final
-    : public Processor<K, V, Windowed<K>, std::optional<VA>> {
+class SlidingWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, Change<VA>> {
  public:
   using Store = WindowStore<K, ValueAndTimestamp<VA>>;
 
@@ -110,7 +111,7 @@ class SlidingWindowAggregateProcessor final
         grace_(windows.grace_ms()),
         aggregation_(std::move(aggregation)) {}
 
-  void init(ProcessorContext<Windowed<K>, std::optional<VA>>& context) override {
+  void init(ProcessorContext<Windowed<K>, Change<VA>>& context) override {
     context_ = &context;
     store_ = &context.template state_store<Store>(store_name_);
   }
@@ -256,8 +257,10 @@ class SlidingWindowAggregateProcessor final
   void create_right_window(int64_t t, const Aggregate& aggregate, const Record<K, V>& record) {
     const Window window{t + 1, t + 1 + difference_};
     if (!store_->put(record.key, aggregate, window.start)) context_->record_dropped(kExpiredWindow);
-    context_->forward(Record<Windowed<K>, std::optional<VA>>{
-        Windowed<K>{record.key, window}, aggregate.value, aggregate.timestamp, record.headers});
+    context_->forward(Record<Windowed<K>, Change<VA>>{Windowed<K>{record.key, window},
+                                                      {aggregate.value, std::nullopt},
+                                                      aggregate.timestamp,
+                                                      record.headers});
   }
 
   void update_and_forward(const Window& window, const std::optional<Aggregate>& current,
@@ -275,15 +278,17 @@ class SlidingWindowAggregateProcessor final
     VA result = aggregation_.aggregator(record.key, record.value, aggregate);
     if (!store_->put(record.key, Aggregate{result, timestamp}, window.start))
       context_->record_dropped(kExpiredWindow);
-    context_->forward(Record<Windowed<K>, std::optional<VA>>{
-        Windowed<K>{record.key, window}, std::move(result), timestamp, record.headers});
+    context_->forward(Record<Windowed<K>, Change<VA>>{Windowed<K>{record.key, window},
+                                                      {std::move(result), std::nullopt},
+                                                      timestamp,
+                                                      record.headers});
   }
 
   std::string store_name_;
   int64_t difference_;
   int64_t grace_;
   Aggregation<K, V, VA> aggregation_;
-  ProcessorContext<Windowed<K>, std::optional<VA>>* context_ = nullptr;
+  ProcessorContext<Windowed<K>, Change<VA>>* context_ = nullptr;
   Store* store_ = nullptr;
   int64_t observed_stream_time_ = -1;
 };
