@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -101,6 +102,19 @@ class Topology {
   const Node& node(std::string_view name) const;
   // Available after build().
   const std::vector<Subtopology>& subtopologies() const { return subtopologies_; }
+
+  // The partition count of every topic the built application reads or
+  // creates, given the counts of the topics that exist (at least its source
+  // topics). A repartition topic not created yet takes the count of the
+  // sub-topology that writes it; sources that meet in one stateful
+  // sub-topology must be co-partitioned, so repartition topics among them take
+  // the count of the others. A changelog has one partition per task. Throws
+  // TopologyError naming the topics and their counts when such sources differ.
+  std::map<std::string, int32_t> partition_counts(
+      std::string_view application_id, const std::map<std::string, int32_t>& existing) const;
+  // How many tasks a sub-topology runs: its largest source topic's count.
+  static int32_t task_count(const Subtopology& sub, std::string_view application_id,
+                            const std::map<std::string, int32_t>& counts);
 
   // Descriptions of the built topology: text in the layout of Kafka Streams'
   // TopologyDescription, Graphviz DOT, and a Mermaid flowchart.

@@ -77,9 +77,10 @@ struct NewTopic {
 
 // Creates topics that do not exist yet (an existing one is fine). Throws
 // std::runtime_error naming the topic the broker refused.
-// The names of every topic on the cluster. Asks for all topics rather than
-// naming them, so that no broker auto-creates a topic by being asked about it.
-std::set<std::string> existing_topics(rd_kafka_t* rk, std::chrono::milliseconds timeout);
+// Every topic on the cluster with its partition count. Asks for all topics
+// rather than naming them, so that no broker auto-creates a topic by being
+// asked about it.
+std::map<std::string, int32_t> topic_partitions(rd_kafka_t* rk, std::chrono::milliseconds timeout);
 
 void create_topics(rd_kafka_t* rk, const std::vector<NewTopic>& topics,
                    std::chrono::milliseconds timeout);

@@ -275,18 +275,14 @@ struct KafkaStreams::Impl {
   }
 
   // Source topics must exist; internal topics are created here with the
-  // partition count of the sub-topology that writes them.
+  // partition counts the topology gives them (see Topology::partition_counts),
+  // which also refuses sources that are not co-partitioned.
   void prepare_topics() {
     const auto timeout = config.get_duration(config::kTopicWaitMs);
-    std::map<std::string, int32_t> partitions;
-    std::set<std::string> internal_topics;
-    for (const auto& sub : topology.subtopologies())
-      for (const auto& topic : sub.source_topics)
-        if (topic.internal) internal_topics.insert(topic.full_name(application_id));
-
+    std::map<std::string, int32_t> existing = kafka::topic_partitions(producer.get(), timeout);
     for (const auto& sub : topology.subtopologies()) {
       for (const auto& topic : sub.source_topics) {
-        if (topic.internal) continue;
+        if (topic.internal || existing.contains(topic.name)) continue;
         auto deadline = Clock::now() + timeout;
         std::optional<int32_t> count;
         while (!(count = kafka::partition_count(producer.get(), topic.name, timeout)) &&
@@ -295,60 +291,27 @@ struct KafkaStreams::Impl {
         if (!count)
           throw std::runtime_error("source topic '" + topic.name + "' does not exist (waited " +
                                    std::to_string(timeout.count()) + " ms); create it first");
-        partitions[topic.name] = *count;
+        existing[topic.name] = *count;
       }
     }
+    partition_counts = topology.partition_counts(application_id, existing);
 
-    // A repartition topic takes the partition count of the sub-topology that
-    // writes it, which may itself read a repartition topic: resolve in rounds.
+    const auto replication = static_cast<int32_t>(config.get_int(config::kReplicationFactor));
     std::vector<kafka::NewTopic> to_create;
-    for (std::size_t round = 0; round <= topology.subtopologies().size(); ++round) {
-      for (const auto& sub : topology.subtopologies()) {
-        int32_t writer_partitions = 0;
-        bool known = true;
-        for (const auto& topic : sub.source_topics) {
-          auto it = partitions.find(topic.full_name(application_id));
-          if (it == partitions.end())
-            known = false;
-          else
-            writer_partitions = std::max(writer_partitions, it->second);
-        }
-        if (!known) continue;
-        for (const auto& name : sub.nodes) {
-          const Topology::Node& node = topology.node(name);
-          if (node.kind != Topology::NodeKind::kSink || !node.topics[0].internal) continue;
-          std::string full = node.topics[0].full_name(application_id);
-          if (partitions.contains(full)) continue;
-          partitions[full] = node.partitions.value_or(writer_partitions);
-          to_create.push_back({full, partitions[full],
-                               static_cast<int32_t>(config.get_int(config::kReplicationFactor)),
-                               repartition_topic_configs()});
-        }
-      }
-    }
-    for (const auto& topic : internal_topics)
-      if (!partitions.contains(topic))
-        throw TopologyError("cannot size internal topic '" + topic + "'");
-    // A changelog has a partition per task of the sub-topology that owns it.
     for (const auto& sub : topology.subtopologies()) {
-      int32_t task_count = 0;
-      for (const auto& topic : sub.source_topics)
-        task_count = std::max(task_count, partitions.at(topic.full_name(application_id)));
+      for (const auto& topic : sub.sink_topics) {
+        const std::string name = topic.full_name(application_id);
+        if (topic.internal && existing.emplace(name, partition_counts.at(name)).second)
+          to_create.push_back(
+              {name, partition_counts.at(name), replication, repartition_topic_configs()});
+      }
       for (const auto& store_name : sub.stores) {
         const StoreSpec& spec = topology.store(store_name).spec();
-        if (!spec.logging_enabled) continue;
-        to_create.push_back({spec.changelog_topic(application_id), task_count,
-                             static_cast<int32_t>(config.get_int(config::kReplicationFactor)),
-                             changelog_topic_configs(spec)});
+        const std::string name = spec.changelog_topic(application_id);
+        if (spec.logging_enabled && !existing.contains(name))
+          to_create.push_back(
+              {name, partition_counts.at(name), replication, changelog_topic_configs(spec)});
       }
-    }
-    // Topics that exist already are left as they are: after a restart, and on
-    // a cluster without the admin API (the embedded one of `rill run`), where
-    // they were created beforehand.
-    if (!to_create.empty()) {
-      const std::set<std::string> existing = kafka::existing_topics(producer.get(), timeout);
-      std::erase_if(to_create,
-                    [&](const kafka::NewTopic& topic) { return existing.contains(topic.name); });
     }
     kafka::create_topics(producer.get(), to_create, timeout);
     for (const auto& topic : to_create) {
@@ -357,6 +320,44 @@ struct KafkaStreams::Impl {
              Clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+    plan_sources();
+  }
+
+  // The group assigns one topic per sub-topology, its driving topic: its
+  // largest source (the first one on a tie). Partition p of each other source
+  // follows partition p of the driving topic, so an instance holds all of a
+  // task's partitions or none (see docs/architecture.md, "Assignment").
+  void plan_sources() {
+    for (const auto& sub : topology.subtopologies()) {
+      std::string driving;
+      int32_t most = 0;
+      for (const auto& topic : sub.source_topics) {
+        const std::string name = topic.full_name(application_id);
+        if (partition_counts.at(name) > most) {
+          most = partition_counts.at(name);
+          driving = name;
+        }
+      }
+      for (const auto& topic : sub.source_topics) {
+        const std::string name = topic.full_name(application_id);
+        if (name != driving) followers[driving].emplace_back(name, partition_counts.at(name));
+      }
+      driving_topics.push_back(std::move(driving));
+    }
+  }
+
+  // Partitions of driving topics, with the partitions that follow them.
+  kafka::PartitionListPtr with_followers(const rd_kafka_topic_partition_list_t& driving) const {
+    kafka::PartitionListPtr all(rd_kafka_topic_partition_list_new(driving.cnt * 2));
+    for (int i = 0; i < driving.cnt; ++i) {
+      const rd_kafka_topic_partition_t& tp = driving.elems[i];
+      rd_kafka_topic_partition_list_add(all.get(), tp.topic, tp.partition);
+      if (auto it = followers.find(tp.topic); it != followers.end())
+        for (const auto& [topic, count] : it->second)
+          if (tp.partition < count)
+            rd_kafka_topic_partition_list_add(all.get(), topic.c_str(), tp.partition);
+    }
+    return all;
   }
 
   // A repartition topic's configs: rill's defaults, overridden by the
@@ -418,8 +419,8 @@ struct KafkaStreams::Impl {
 
   void subscribe() {
     kafka::PartitionListPtr topics(
-        rd_kafka_topic_partition_list_new(static_cast<int>(subtopology_of_topic.size())));
-    for (const auto& [topic, sub] : subtopology_of_topic)
+        rd_kafka_topic_partition_list_new(static_cast<int>(driving_topics.size())));
+    for (const auto& topic : driving_topics)
       rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer.get(), topics.get());
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -848,8 +849,11 @@ struct KafkaStreams::Impl {
   }
 
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                 rd_kafka_topic_partition_list_t* partitions) {
+                 rd_kafka_topic_partition_list_t* driving) {
     const auto rebalance_start = Clock::now();
+    // The group moves driving partitions; their followers move with them.
+    const kafka::PartitionListPtr moving = with_followers(*driving);
+    rd_kafka_topic_partition_list_t* partitions = moving.get();
     set_state(State::kRebalancing);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       received_assignment = true;
@@ -1059,7 +1063,7 @@ struct KafkaStreams::Impl {
     std::set<TaskId> wanted;
     for (const auto& sub : topology.subtopologies()) {
       if (sub.stores.empty()) continue;
-      const std::string driving = sub.source_topics.front().full_name(application_id);
+      const std::string& driving = driving_topics.at(static_cast<std::size_t>(sub.id));
       for (std::size_t owner = 0; owner < members->size(); ++owner)
         for (const auto& [topic, partition] : (*members)[owner].second) {
           if (topic != driving) continue;
@@ -1392,6 +1396,12 @@ struct KafkaStreams::Impl {
   std::chrono::milliseconds commit_interval{30000};
   std::size_t buffer_capacity = 1000;
   std::map<std::string, int32_t> subtopology_of_topic;
+  // Partition counts of every topic the application reads or creates.
+  std::map<std::string, int32_t> partition_counts;
+  // By sub-topology id: the topic the group assigns (see plan_sources).
+  std::vector<std::string> driving_topics;
+  // By driving topic: the other sources and their partition counts.
+  std::map<std::string, std::vector<std::pair<std::string, int32_t>>> followers;
 
   runtime::DeliveryTracker deliveries;
   kafka::KafkaPtr producer;
