@@ -6,13 +6,15 @@
 //   rill describe orders.yaml --format dot | dot -Tsvg > orders.svg
 //
 // Exit codes: 0 success, 1 failure while running, 2 a mistake in the
-// pipeline file (or a topic it names that does not exist).
+// pipeline file (or a topic it names that does not exist, or sources that
+// meet in a stateful step with different partition counts).
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -26,6 +28,7 @@
 #include "rill/pipeline/pipeline.h"
 
 #include "embedded_cluster.h"
+#include "kafka/handles.h"
 
 namespace {
 
@@ -49,37 +52,35 @@ std::set<std::string> internal_topics(const Pipeline& pipeline) {
   return topics;
 }
 
-// The topics the file names that the cluster lacks, as pipeline mistakes.
-void check_topics_exist(const Pipeline& pipeline, const rill::StreamsConfig& config) {
-  char error[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [key, value] : config.client_properties("admin"))
-    rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error);
-  rd_kafka_conf_set(conf, "bootstrap.servers",
-                    config.get_string(rill::config::kBootstrapServers).c_str(), error,
-                    sizeof error);
-  rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);
-  rd_kafka_t* handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
-  if (handle == nullptr) throw std::runtime_error(std::string("cannot create a client: ") + error);
-  const rd_kafka_metadata_t* metadata = nullptr;
-  const rd_kafka_resp_err_t err = rd_kafka_metadata(handle, 1, nullptr, &metadata, 15000);
-  std::set<std::string> existing;
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    for (int i = 0; i < metadata->topic_cnt; ++i)
-      if (metadata->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        existing.insert(metadata->topics[i].topic);
-    rd_kafka_metadata_destroy(metadata);
-  }
-  rd_kafka_destroy(handle);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+// How long `run` and `validate` wait for the cluster to answer.
+constexpr std::chrono::seconds kClusterTimeout{10};
+
+// Every topic on the cluster of bootstrap.servers, with its partition count.
+std::map<std::string, int32_t> cluster_topics(const rill::StreamsConfig& config) {
+  auto properties = config.client_properties("admin");
+  properties["bootstrap.servers"] = config.get_string(rill::config::kBootstrapServers);
+  properties["log_level"] = "3";
+  const rill::kafka::KafkaPtr client =
+      rill::kafka::make_client(RD_KAFKA_PRODUCER, rill::kafka::make_conf(properties));
+  try {
+    return rill::kafka::topic_partitions(client.get(), kClusterTimeout);
+  } catch (const std::runtime_error& e) {
     throw std::runtime_error("cannot reach the cluster at " +
-                             config.get_string(rill::config::kBootstrapServers) + ": " +
-                             rd_kafka_err2str(err));
+                             config.get_string(rill::config::kBootstrapServers) + ": " + e.what());
+  }
+}
+
+// A topic the file names that the cluster lacks is a mistake at its place in
+// the file; sources that meet in a stateful sub-topology with different
+// partition counts are a TopologyError.
+void check_against_cluster(const Pipeline& pipeline, const rill::StreamsConfig& config,
+                           const std::map<std::string, int32_t>& topics) {
   for (const auto& use : pipeline.topics)
-    if (!existing.contains(use.topic))
+    if (!topics.contains(use.topic))
       throw PipelineError(use.position, "topic '" + use.topic + "' does not exist on " +
                                             config.get_string(rill::config::kBootstrapServers) +
                                             ", expected it created before the pipeline runs");
+  pipeline.topology.partition_counts(config.get_string(rill::config::kApplicationId), topics);
 }
 
 // Produces a source's sample records until `stop` or its count is reached.
@@ -355,17 +356,22 @@ int run(const std::string& file) {
     // State from an earlier run would refer to offsets of a cluster that is gone.
     state_dir = std::make_unique<TemporaryDirectory>();
     config.set(std::string(rill::config::kStateDir), state_dir->path());
-    int32_t partitions = 1;
+    // The embedded cluster cannot create topics when asked: every topic is
+    // made here, internal ones with the counts the runtime would give them.
+    std::map<std::string, int32_t> topics;
     for (const auto& use : pipeline.topics) {
       cluster->create_topic(use.topic, use.partitions);
-      if (use.source) partitions = std::max(partitions, use.partitions);
+      topics.emplace(use.topic, use.partitions);  // the first wins, as in the cluster
     }
-    for (const auto& topic : internal_topics(pipeline)) cluster->create_topic(topic, partitions);
+    const auto counts =
+        pipeline.topology.partition_counts(config.get_string(rill::config::kApplicationId), topics);
+    for (const auto& topic : internal_topics(pipeline))
+      cluster->create_topic(topic, counts.at(topic));
     std::cerr << "rill: running on an embedded cluster at " << cluster->bootstrap_servers()
               << ". It keeps nothing: topics, offsets and state are gone when rill stops. Set "
                  "bootstrap.servers to run on Kafka.\n";
   } else {
-    check_topics_exist(pipeline, config);
+    check_against_cluster(pipeline, config, cluster_topics(config));
   }
   rill::KafkaStreams streams(pipeline.topology, config);
   streams.start();
@@ -399,6 +405,19 @@ int validate(const std::string& file) {
   for (const auto& use : pipeline.topics)
     if (!use.source) std::cout << " " << use.topic;
   std::cout << "\n";
+  if (pipeline.embedded) return 0;
+  // Topics and partition counts are checked where the cluster can be reached;
+  // a file is still valid where it cannot (validated before deployment).
+  std::map<std::string, int32_t> topics;
+  try {
+    topics = cluster_topics(pipeline.config);
+  } catch (const std::runtime_error& e) {
+    std::cout << file << ": topics not checked: " << e.what() << "\n";
+    return 0;
+  }
+  check_against_cluster(pipeline, pipeline.config, topics);
+  std::cout << file << ": topics and partition counts agree with the cluster at "
+            << pipeline.config.get_string(rill::config::kBootstrapServers) << "\n";
   return 0;
 }
 
@@ -456,6 +475,9 @@ int main(int argc, char** argv) {
     std::cerr << e.report();
     return kPipelineMistake;
   } catch (const rill::ConfigError& e) {
+    std::cerr << file << ": " << e.what() << "\n";
+    return kPipelineMistake;
+  } catch (const rill::TopologyError& e) {
     std::cerr << file << ": " << e.what() << "\n";
     return kPipelineMistake;
   } catch (const std::exception& e) {

@@ -129,3 +129,48 @@ flows:
   CHECK(rill.wait(60s) == 2);
   CHECK_THAT(rill.log(), Catch::Contains(file + ":5:19: topic '" + input + "' does not exist"));
 }
+
+TEST_CASE("rill validate checks topics and co-partitioning against a reachable broker",
+          "[kafka][rill-command]") {
+  const std::string app = unique_name("rill-validate");
+  const std::string web = unique_name("validate-web"), shop = unique_name("validate-shop");
+  create_topic(web, 4);
+  create_topic(shop, 2);
+  auto pipeline = [&](const std::string& second) {
+    return write_file(app + "-" + second + ".yaml", R"(application:
+  application.id: )" + app + R"(
+  bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
+sources:
+  web: {topic: )" + web + R"(}
+  other: {topic: )" + second + R"(}
+flows:
+  - from: [web, other]
+    steps:
+      - group_by: key
+      - aggregate: {value: count(), name: counts}
+      - stdout
+)");
+  };
+  auto validate = [&](const std::string& file) {
+    ChildProcess rill({rill_binary(), "validate", file}, write_file(app + ".log", ""));
+    const auto exit_code = rill.wait(60s);
+    return std::make_pair(exit_code, rill.log());
+  };
+
+  const auto [mismatch_code, mismatch] = validate(pipeline(shop));
+  CHECK(mismatch_code == 2);
+  CHECK_THAT(mismatch,
+             Catch::Contains("Invalid topology: the following topics do not have the same number "
+                             "of partitions: " +
+                             shop + " (2), " + web + " (4)"));
+
+  const std::string other_web = unique_name("validate-web2");
+  create_topic(other_web, 4);
+  const auto [agree_code, agree] = validate(pipeline(other_web));
+  CHECK(agree_code == 0);
+  CHECK_THAT(agree, Catch::Contains("topics and partition counts agree with the cluster at"));
+
+  const auto [missing_code, missing] = validate(pipeline(unique_name("validate-none")));
+  CHECK(missing_code == 2);
+  CHECK_THAT(missing, Catch::Contains("does not exist on"));
+}

@@ -6,7 +6,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -75,13 +74,14 @@ struct NewTopic {
   std::map<std::string, std::string> configs;
 };
 
-// Creates topics that do not exist yet (an existing one is fine). Throws
-// std::runtime_error naming the topic the broker refused.
 // Every topic on the cluster with its partition count. Asks for all topics
 // rather than naming them, so that no broker auto-creates a topic by being
-// asked about it.
+// asked about it. Throws std::runtime_error when the cluster cannot be reached
+// in time.
 std::map<std::string, int32_t> topic_partitions(rd_kafka_t* rk, std::chrono::milliseconds timeout);
 
+// Creates topics that do not exist yet (an existing one is fine). Throws
+// std::runtime_error naming the topic the broker refused.
 void create_topics(rd_kafka_t* rk, const std::vector<NewTopic>& topics,
                    std::chrono::milliseconds timeout);
 
