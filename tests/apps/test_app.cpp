@@ -3,6 +3,7 @@
 // input shows in the output exactly once per time it was processed.
 //
 //   rill_test_app <topology> key=value...
+//     topology "count":       source(s) -> group_by_key -> count -> sink, input=a or input=a,b
 //     topology "echo":        source -> map_values -> sink
 //     topology "repartition": source -> select_key(value) -> repartition -> map_values -> sink
 //     topology "json":        like echo, but values are JSON objects {"id": ...} (others are
@@ -17,7 +18,7 @@
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: rill_test_app echo|repartition|json key=value...\n";
+    std::cerr << "usage: rill_test_app count|echo|repartition|json key=value...\n";
     return 2;
   }
   std::string kind = argv[1];

@@ -3,7 +3,9 @@
 // the Processor API and a changelogged store, one with the DSL.
 #pragma once
 
+#include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "rill/rill.h"
@@ -29,11 +31,19 @@ class CountProcessor : public Processor<std::string, std::string, std::string, i
   KeyValueStore<std::string, int64_t>* store_ = nullptr;
 };
 
-// The same count in the DSL: group_by_key().count() into the store "counts".
-inline Topology count_topology(const std::string& input, const std::string& output) {
+// The same count in the DSL: group_by_key().count() into the store "counts",
+// of one topic or of several merged ("a,b": a sub-topology with two sources).
+inline Topology count_topology(const std::string& inputs, const std::string& output) {
   StreamsBuilder builder;
-  builder.stream(input, serdes::string(), serdes::string())
-      .group_by_key()
+  std::optional<KStream<std::string, std::string>> merged;
+  for (std::size_t from = 0; from <= inputs.size();) {
+    const std::size_t comma = std::min(inputs.find(',', from), inputs.size());
+    auto stream =
+        builder.stream(inputs.substr(from, comma - from), serdes::string(), serdes::string());
+    merged = merged ? merged->merge(stream) : stream;
+    from = comma + 1;
+  }
+  merged->group_by_key()
       .count(Materialized<std::string, int64_t>::as("counts"))
       .to_stream()
       .to(output, serdes::string(), serdes::int64());

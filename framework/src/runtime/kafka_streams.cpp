@@ -894,9 +894,11 @@ struct KafkaStreams::Impl {
     metrics->rebalance_latency.observe_ns(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - rebalance_start)
             .count());
-    log::get().info("{}: {} {} partitions; {} tasks", application_id,
+    std::string task_ids;
+    for (const auto& [id, task] : tasks) task_ids += (task_ids.empty() ? "" : " ") + id.to_string();
+    log::get().info("{}: {} {} partitions; {} tasks [{}]", application_id,
                     err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked",
-                    partitions->cnt, tasks.size());
+                    partitions->cnt, tasks.size(), task_ids);
   }
 
   void assign(rd_kafka_topic_partition_list_t* partitions) {
