@@ -24,6 +24,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "kafka/consumer.h"
 #include "kafka/fetch_hold_back.h"
 #include "kafka/handles.h"
 #include "log/log.h"
@@ -33,6 +34,7 @@
 #include "runtime/changelog_reader.h"
 #include "runtime/error_handling.h"
 #include "runtime/producer_collector.h"
+#include "runtime/resume.h"
 #include "state/caching_stores.h"
 #include "state/rocksdb_resources.h"
 
@@ -270,6 +272,7 @@ struct KafkaStreams::Impl {
         [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
            void* opaque) { static_cast<Impl*>(opaque)->on_rebalance(rk, err, partitions); });
     consumer = kafka::make_client(RD_KAFKA_CONSUMER, std::move(consumer_conf));
+    group_consumer = kafka::consumer_of(consumer.get());
     rd_kafka_poll_set_consumer(consumer.get());
     consumer_queue.reset(rd_kafka_queue_get_consumer(consumer.get()));
   }
@@ -1176,37 +1179,15 @@ struct KafkaStreams::Impl {
   // Throws, with nothing created, when the committed offsets cannot be read
   // or the consumer cannot seek to them: guessing would lose or repeat input.
   void reopen(rd_kafka_topic_partition_list_t& list) {
-    if (list.cnt == 0) return;
-    for (int i = 0; i < list.cnt; ++i) list.elems[i].offset = RD_KAFKA_OFFSET_INVALID;
-    if (rd_kafka_resp_err_t err = rd_kafka_committed(
-            consumer.get(), &list, static_cast<int>(kRecoveryCallTimeout.count()));
-        err != RD_KAFKA_RESP_ERR_NO_ERROR)
-      throw std::runtime_error(std::string("cannot read the committed offsets: ") +
-                               rd_kafka_err2str(err));
-    for (int i = 0; i < list.cnt; ++i) {
-      auto& element = list.elems[i];
-      if (element.err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        throw std::runtime_error(std::string("cannot read the committed offset of ") +
-                                 element.topic + "[" + std::to_string(element.partition) +
-                                 "]: " + rd_kafka_err2str(element.err));
-      // Nothing committed yet: from the start, as auto.offset.reset=earliest.
-      if (element.offset < 0) element.offset = RD_KAFKA_OFFSET_BEGINNING;
-    }
-    if (rd_kafka_error_t* error = rd_kafka_seek_partitions(
-            consumer.get(), &list, static_cast<int>(kRecoveryCallTimeout.count()))) {
-      std::string reason = rd_kafka_error_string(error);
-      rd_kafka_error_destroy(error);
-      throw std::runtime_error("cannot seek to the committed offsets: " + reason);
-    }
+    std::vector<kafka::TopicPartition> partitions;
     for (int i = 0; i < list.cnt; ++i)
-      if (list.elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        throw std::runtime_error(std::string("cannot seek ") + list.elems[i].topic + "[" +
-                                 std::to_string(list.elems[i].partition) +
-                                 "]: " + rd_kafka_err2str(list.elems[i].err));
+      partitions.push_back({list.elems[i].topic, list.elems[i].partition});
+    const std::vector<kafka::TopicPartition> positions =
+        runtime::seek_to_committed(*group_consumer, std::move(partitions), kRecoveryCallTimeout);
     assign(&list);
-    for (int i = 0; i < list.cnt; ++i) {
-      auto it = inputs.find({list.elems[i].topic, list.elems[i].partition});
-      if (it != inputs.end()) it->second.first->committed_offset = list.elems[i].offset;
+    for (const kafka::TopicPartition& position : positions) {
+      auto it = inputs.find({position.topic, position.partition});
+      if (it != inputs.end()) it->second.first->committed_offset = position.offset;
     }
   }
 
@@ -1408,6 +1389,8 @@ struct KafkaStreams::Impl {
   runtime::DeliveryTracker deliveries;
   kafka::KafkaPtr producer;
   kafka::KafkaPtr consumer;
+  // The calls on `consumer` whose outcome the runtime decides on.
+  std::unique_ptr<kafka::Consumer> group_consumer;
   kafka::QueuePtr consumer_queue;
   std::unique_ptr<boost::asio::thread_pool> pool;
   std::thread poll_thread;

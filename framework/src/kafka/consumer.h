@@ -1,0 +1,56 @@
+// The calls the runtime makes on its group consumer, behind an interface so
+// that the logic deciding them (where to resume after a rewind, what to
+// commit) has unit tests without a broker, as Kafka Streams tests its task
+// manager with a MockConsumer.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+
+namespace rill::kafka {
+
+// A partition of a topic, with an offset or the error a request gave it.
+struct TopicPartition {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = RD_KAFKA_OFFSET_INVALID;
+  rd_kafka_resp_err_t error = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+  std::string to_string() const { return topic + "[" + std::to_string(partition) + "]"; }
+};
+
+// A client request that failed as a whole, with librdkafka's code.
+class Error : public std::runtime_error {
+ public:
+  Error(rd_kafka_resp_err_t code, const std::string& what)
+      : std::runtime_error(what + ": " + rd_kafka_err2str(code)), code_(code) {}
+  rd_kafka_resp_err_t code() const { return code_; }
+
+ private:
+  rd_kafka_resp_err_t code_;
+};
+
+class Consumer {
+ public:
+  virtual ~Consumer() = default;
+  // The offsets the group committed for `partitions`: each comes back with its
+  // offset (negative: nothing committed) or its own error. Throws Error when
+  // the group coordinator does not answer within `timeout`.
+  virtual std::vector<TopicPartition> committed(std::vector<TopicPartition> partitions,
+                                                std::chrono::milliseconds timeout) = 0;
+  // Moves the fetch position of assigned partitions; each comes back with its
+  // own error, if any. Throws Error when the request fails as a whole.
+  virtual std::vector<TopicPartition> seek(std::vector<TopicPartition> positions,
+                                           std::chrono::milliseconds timeout) = 0;
+};
+
+// The Consumer of a librdkafka consumer handle, which it does not own.
+std::unique_ptr<Consumer> consumer_of(rd_kafka_t* handle);
+
+}  // namespace rill::kafka
