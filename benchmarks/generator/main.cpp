@@ -171,8 +171,8 @@ int run(const bench::Args& args) {
   const bool dry_run = args.num("dry-run", 0) != 0;
   const std::string expected_file = args.optional("expected");
 
-  bench::kafka::KafkaPtr producer;
-  bench::kafka::TopicPtr topic;
+  rill::kafka::KafkaPtr producer;
+  rill::kafka::TopicPtr topic;
   if (!dry_run) {
     std::map<std::string, std::string> properties{
         {"bootstrap.servers", args.str("bootstrap")},
@@ -183,16 +183,15 @@ int run(const bench::Args& args) {
         {"queue.buffering.max.messages", "500000"},
         {"queue.buffering.max.kbytes", "1048576"},
     };
-    bench::kafka::ConfPtr conf = bench::kafka::make_conf(properties);
+    rill::kafka::ConfPtr conf = rill::kafka::make_conf(properties);
     rd_kafka_conf_set_dr_msg_cb(conf.get(),
                                 [](rd_kafka_t*, const rd_kafka_message_t* message, void*) {
                                   if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR)
                                     failed_deliveries.fetch_add(1);
                                 });
-    producer = bench::kafka::make_client(RD_KAFKA_PRODUCER, std::move(conf));
+    producer = rill::kafka::make_client(RD_KAFKA_PRODUCER, std::move(conf));
     topic.reset(rd_kafka_topic_new(producer.get(), args.str("topic").c_str(), nullptr));
-    if (bench::kafka::partition_count(producer.get(), args.str("topic")) < 0)
-      throw std::runtime_error("topic '" + args.str("topic") + "' does not exist");
+    bench::kafka::existing_partitions(producer.get(), args.str("topic"));
   }
 
   Expected expected(expected_file.empty() ? 1 : spec.keys);

@@ -29,7 +29,7 @@
 
 namespace {
 
-using bench::kafka::KafkaPtr;
+using rill::kafka::KafkaPtr;
 
 constexpr std::size_t kBatch = 500;  // as rill's polling thread
 constexpr int kPollTimeoutMs = 50;
@@ -41,7 +41,7 @@ std::atomic<bool> stopping{false};
 bench::FirstRecord first_record;
 
 struct Worker {
-  bench::kafka::QueuePtr queue;
+  rill::kafka::QueuePtr queue;
   // Per input partition, -1 when nothing was processed. Read by the worker's
   // own commits, and by the final commit after the worker has stopped.
   std::vector<int64_t> next_offset;
@@ -64,7 +64,7 @@ void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     for (int i = 0; i < partitions->cnt; ++i) {
       const rd_kafka_topic_partition_t& tp = partitions->elems[i];
       Worker& worker = *app->workers[static_cast<std::size_t>(tp.partition) % app->workers.size()];
-      bench::kafka::QueuePtr queue(rd_kafka_queue_get_partition(rk, tp.topic, tp.partition));
+      rill::kafka::QueuePtr queue(rd_kafka_queue_get_partition(rk, tp.topic, tp.partition));
       rd_kafka_queue_forward(queue.get(), worker.queue.get());
     }
     app->assigned.fetch_add(partitions->cnt);
@@ -80,7 +80,7 @@ void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
 
 // Commits what `worker` processed; call after a producer flush.
 void commit(rd_kafka_t* consumer, Worker& worker, const std::string& input) {
-  bench::kafka::ListPtr offsets(rd_kafka_topic_partition_list_new(4));
+  rill::kafka::PartitionListPtr offsets(rd_kafka_topic_partition_list_new(4));
   for (std::size_t p = 0; p < worker.next_offset.size(); ++p)
     if (worker.next_offset[p] >= 0)
       rd_kafka_topic_partition_list_add(offsets.get(), input.c_str(), static_cast<int32_t>(p))
@@ -139,7 +139,7 @@ void run_worker(Worker& worker, rd_kafka_t* consumer, rd_kafka_t* producer,
     }
     uint64_t done = 0;
     for (ssize_t i = 0; i < n; ++i) {
-      bench::kafka::MessagePtr m(batch[static_cast<std::size_t>(i)]);
+      rill::kafka::MessagePtr m(batch[static_cast<std::size_t>(i)]);
       if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
       first_record.mark();
       value.clear();
@@ -186,22 +186,21 @@ int run(const bench::Args& args) {
       {"enable.idempotence", "true"},
   };
   if (args.has("linger-ms")) producer_properties["linger.ms"] = args.str("linger-ms");
-  bench::kafka::ConfPtr producer_conf = bench::kafka::make_conf(producer_properties);
+  rill::kafka::ConfPtr producer_conf = rill::kafka::make_conf(producer_properties);
   rd_kafka_conf_set_dr_msg_cb(producer_conf.get(),
                               [](rd_kafka_t*, const rd_kafka_message_t* message, void*) {
                                 if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR)
                                   failed_deliveries.fetch_add(1);
                               });
-  KafkaPtr producer = bench::kafka::make_client(RD_KAFKA_PRODUCER, std::move(producer_conf));
-  bench::kafka::TopicPtr output(
+  KafkaPtr producer = rill::kafka::make_client(RD_KAFKA_PRODUCER, std::move(producer_conf));
+  rill::kafka::TopicPtr output(
       rd_kafka_topic_new(producer.get(), args.str("output").c_str(), nullptr));
-  const int partitions = bench::kafka::partition_count(producer.get(), input);
-  if (partitions < 0) throw std::runtime_error("input topic '" + input + "' does not exist");
+  const int partitions = bench::kafka::existing_partitions(producer.get(), input);
 
   KafkaPtr consumer;  // declared first so that it outlives the workers' queues
   App app;
   {
-    bench::kafka::ConfPtr conf = bench::kafka::make_conf({
+    rill::kafka::ConfPtr conf = rill::kafka::make_conf({
         {"bootstrap.servers", bootstrap},
         {"client.id", args.str("group") + "-consumer"},
         {"group.id", args.str("group")},
@@ -213,7 +212,7 @@ int run(const bench::Args& args) {
     });
     rd_kafka_conf_set_rebalance_cb(conf.get(), on_rebalance);
     rd_kafka_conf_set_opaque(conf.get(), &app);
-    consumer = bench::kafka::make_client(RD_KAFKA_CONSUMER, std::move(conf));
+    consumer = rill::kafka::make_client(RD_KAFKA_CONSUMER, std::move(conf));
   }
   rd_kafka_poll_set_consumer(consumer.get());
   for (int t = 0; t < threads; ++t) {
@@ -221,7 +220,7 @@ int run(const bench::Args& args) {
     worker->queue.reset(rd_kafka_queue_new(consumer.get()));
     app.workers.push_back(std::move(worker));
   }
-  bench::kafka::ListPtr topics(rd_kafka_topic_partition_list_new(1));
+  rill::kafka::PartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(topics.get(), input.c_str(), RD_KAFKA_PARTITION_UA);
   if (rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer.get(), topics.get()))
     throw std::runtime_error(std::string("subscribe: ") + rd_kafka_err2str(err));

@@ -27,7 +27,7 @@
 
 namespace {
 
-using bench::kafka::KafkaPtr;
+using rill::kafka::KafkaPtr;
 
 std::vector<std::string> split(const std::string& text, char separator) {
   std::vector<std::string> parts;
@@ -48,16 +48,15 @@ KafkaPtr make_consumer(const std::string& bootstrap,
   };
   for (auto& [k, v] : extra) properties[k] = v;
   KafkaPtr consumer =
-      bench::kafka::make_client(RD_KAFKA_CONSUMER, bench::kafka::make_conf(properties));
+      rill::kafka::make_client(RD_KAFKA_CONSUMER, rill::kafka::make_conf(properties));
   rd_kafka_poll_set_consumer(consumer.get());
   return consumer;
 }
 
 // Assigns every partition of `topic` from the beginning; returns their count.
 int assign_all(rd_kafka_t* consumer, const std::string& topic) {
-  int partitions = bench::kafka::partition_count(consumer, topic);
-  if (partitions < 0) throw std::runtime_error("topic '" + topic + "' does not exist");
-  bench::kafka::ListPtr list(rd_kafka_topic_partition_list_new(partitions));
+  const int partitions = bench::kafka::existing_partitions(consumer, topic);
+  rill::kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
   for (int p = 0; p < partitions; ++p)
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
         RD_KAFKA_OFFSET_BEGINNING;
@@ -73,15 +72,22 @@ int create_topics(const bench::Args& args) {
     if (eq == std::string::npos) throw std::invalid_argument("--configs wants k=v,k=v");
     configs[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
-  KafkaPtr admin = bench::kafka::make_client(
-      RD_KAFKA_PRODUCER, bench::kafka::make_conf({{"bootstrap.servers", args.str("bootstrap")}}));
-  auto topics = split(args.str("topics"), ',');
-  bench::kafka::create_topics(admin.get(), topics, static_cast<int>(args.num("partitions")),
-                              configs);
+  KafkaPtr admin = rill::kafka::make_client(
+      RD_KAFKA_PRODUCER, rill::kafka::make_conf({{"bootstrap.servers", args.str("bootstrap")}}));
+  // A topic left from an earlier run would mix its records into this one.
+  const auto existing = rill::kafka::topic_partitions(admin.get(), std::chrono::seconds(10));
+  std::vector<rill::kafka::NewTopic> requests;
+  for (const auto& topic : split(args.str("topics"), ',')) {
+    if (existing.contains(topic)) throw std::runtime_error("topic '" + topic + "' exists already");
+    requests.push_back({topic, static_cast<int32_t>(args.num("partitions")), 1, configs});
+  }
+  rill::kafka::create_topics(admin.get(), requests, std::chrono::seconds(30));
   // Metadata reaches every listener a moment after creation; wait for it.
-  for (const auto& topic : topics)
-    for (int attempt = 0; bench::kafka::partition_count(admin.get(), topic) < 0; ++attempt) {
-      if (attempt > 100) throw std::runtime_error("topic '" + topic + "' did not appear");
+  for (const auto& request : requests)
+    for (int attempt = 0;
+         !rill::kafka::partition_count(admin.get(), request.name, bench::kafka::kMetadataTimeout);
+         ++attempt) {
+      if (attempt > 100) throw std::runtime_error("topic '" + request.name + "' did not appear");
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   return 0;
@@ -90,8 +96,7 @@ int create_topics(const bench::Args& args) {
 int offsets(const bench::Args& args) {
   KafkaPtr consumer = make_consumer(args.str("bootstrap"));
   const std::string topic = args.str("topic");
-  int partitions = bench::kafka::partition_count(consumer.get(), topic);
-  if (partitions < 0) throw std::runtime_error("topic '" + topic + "' does not exist");
+  const int partitions = bench::kafka::existing_partitions(consumer.get(), topic);
   int64_t total = 0;
   for (int p = 0; p < partitions; ++p) {
     int64_t low = 0, high = 0;
@@ -237,7 +242,7 @@ int verify(const bench::Args& args) {
   KafkaPtr consumer = make_consumer(args.str("bootstrap"), {{"fetch.max.bytes", "104857600"}});
   int partitions = assign_all(consumer.get(), args.str("topic"));
   Verifier verifier(args.str("workload"));
-  bench::kafka::QueuePtr queue(rd_kafka_queue_get_consumer(consumer.get()));
+  rill::kafka::QueuePtr queue(rd_kafka_queue_get_consumer(consumer.get()));
   std::vector<rd_kafka_message_t*> batch(10'000);
   int at_end = 0;
   const int64_t deadline = bench::now_ms() + args.num("timeout-s", 300) * 1000;
@@ -246,7 +251,7 @@ int verify(const bench::Args& args) {
     if (bench::now_ms() > deadline) throw std::runtime_error("verify: timed out reading the topic");
     ssize_t n = rd_kafka_consume_batch_queue(queue.get(), 500, batch.data(), batch.size());
     for (ssize_t i = 0; i < n; ++i) {
-      bench::kafka::MessagePtr m(batch[static_cast<std::size_t>(i)]);
+      rill::kafka::MessagePtr m(batch[static_cast<std::size_t>(i)]);
       if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         if (!ended[static_cast<std::size_t>(m->partition)]) {
           ended[static_cast<std::size_t>(m->partition)] = true;
@@ -277,7 +282,7 @@ int latency(const bench::Args& args) {
   int64_t first_ts = -1;
   // One message at a time: a batch call would wait for its batch to fill.
   while (received < expected && bench::now_ms() < deadline) {
-    bench::kafka::MessagePtr m(rd_kafka_consumer_poll(consumer.get(), 100));
+    rill::kafka::MessagePtr m(rd_kafka_consumer_poll(consumer.get(), 100));
     if (!m || m->err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
     const int64_t now = bench::now_us();
     ++received;
