@@ -88,16 +88,10 @@ class GeneratorThread {
  public:
   GeneratorThread(rill::pipeline::Generator generator, const rill::StreamsConfig& config)
       : generator_(std::move(generator)) {
-    char error[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    for (const auto& [key, value] : config.client_properties("producer"))
-      rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error);
-    rd_kafka_conf_set(conf, "bootstrap.servers",
-                      config.get_string(rill::config::kBootstrapServers).c_str(), error,
-                      sizeof error);
-    rd_kafka_conf_set(conf, "linger.ms", "5", error, sizeof error);
-    producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
-    if (producer_ == nullptr) throw std::runtime_error(std::string("generator: ") + error);
+    auto properties = config.client_properties("producer");
+    properties["bootstrap.servers"] = config.get_string(rill::config::kBootstrapServers);
+    properties["linger.ms"] = "5";
+    producer_ = rill::kafka::make_client(RD_KAFKA_PRODUCER, rill::kafka::make_conf(properties));
     thread_ = std::thread([this] { run(); });
   }
   ~GeneratorThread() {
@@ -107,8 +101,7 @@ class GeneratorThread {
     }
     wake_.notify_all();
     thread_.join();
-    rd_kafka_flush(producer_, 5000);
-    rd_kafka_destroy(producer_);
+    rd_kafka_flush(producer_.get(), 5000);
   }
   GeneratorThread(const GeneratorThread&) = delete;
   GeneratorThread& operator=(const GeneratorThread&) = delete;
@@ -153,16 +146,16 @@ class GeneratorThread {
                        has_value ? value_bytes.size() : 0};
     fields[4].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
     fields[4].u.i64 = now;
-    if (rd_kafka_error_t* error = rd_kafka_produceva(producer_, fields, 5)) {
+    if (rd_kafka_error_t* error = rd_kafka_produceva(producer_.get(), fields, 5)) {
       const std::string reason = rd_kafka_error_string(error);
       rd_kafka_error_destroy(error);
       throw std::runtime_error("cannot produce to '" + generator_.topic + "': " + reason);
     }
-    rd_kafka_poll(producer_, 0);
+    rd_kafka_poll(producer_.get(), 0);
   }
 
   rill::pipeline::Generator generator_;
-  rd_kafka_t* producer_ = nullptr;
+  rill::kafka::KafkaPtr producer_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
@@ -176,92 +169,76 @@ class GeneratorThread {
 class ClusterProbe {
  public:
   ClusterProbe(const Pipeline& pipeline, const rill::StreamsConfig& config) {
-    char error[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    for (const auto& [key, value] : config.client_properties("consumer"))
-      rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error);
-    rd_kafka_conf_set(conf, "bootstrap.servers",
-                      config.get_string(rill::config::kBootstrapServers).c_str(), error,
-                      sizeof error);
-    rd_kafka_conf_set(conf, "group.id", config.get_string(rill::config::kApplicationId).c_str(),
-                      error, sizeof error);
-    rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);
-    consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
+    auto properties = config.client_properties("consumer");
+    properties["bootstrap.servers"] = config.get_string(rill::config::kBootstrapServers);
+    properties["group.id"] = config.get_string(rill::config::kApplicationId);
+    properties["log_level"] = "3";
+    consumer_ = rill::kafka::make_client(RD_KAFKA_CONSUMER, rill::kafka::make_conf(properties));
     for (const auto& use : pipeline.topics) (use.source ? sources_ : sinks_).push_back(use.topic);
   }
-  ~ClusterProbe() {
-    if (consumer_ != nullptr) {
-      rd_kafka_consumer_close(consumer_);
-      rd_kafka_destroy(consumer_);
-    }
-  }
+  ~ClusterProbe() { rd_kafka_consumer_close(consumer_.get()); }
   ClusterProbe(const ClusterProbe&) = delete;
   ClusterProbe& operator=(const ClusterProbe&) = delete;
 
   // Records not yet committed, or nullopt when the cluster did not answer.
   std::optional<int64_t> lag() {
-    if (consumer_ == nullptr) return std::nullopt;
-    rd_kafka_topic_partition_list_t* partitions = partitions_of(sources_);
-    std::optional<int64_t> total;
-    if (rd_kafka_committed(consumer_, partitions, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      total = 0;
-      for (int i = 0; i < partitions->cnt && total; ++i) {
-        const rd_kafka_topic_partition_t& partition = partitions->elems[i];
-        const auto ends = watermarks(partition);
-        if (ends)
-          *total += ends->second - std::max(partition.offset, ends->first);
-        else
-          total.reset();
-      }
+    const rill::kafka::PartitionListPtr partitions = partitions_of(sources_);
+    if (rd_kafka_committed(consumer_.get(), partitions.get(), kProbeTimeoutMs) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+      return std::nullopt;
+    int64_t total = 0;
+    for (int i = 0; i < partitions->cnt; ++i) {
+      const rd_kafka_topic_partition_t& partition = partitions->elems[i];
+      const auto ends = watermarks(partition);
+      if (!ends) return std::nullopt;
+      total += ends->second - std::max(partition.offset, ends->first);
     }
-    rd_kafka_topic_partition_list_destroy(partitions);
     return total;
   }
 
   // The end offsets of the output topics, summed: their growth is the rate
   // of records written.
   std::optional<int64_t> written() {
-    if (consumer_ == nullptr) return std::nullopt;
-    rd_kafka_topic_partition_list_t* partitions = partitions_of(sinks_);
-    std::optional<int64_t> total = 0;
-    for (int i = 0; i < partitions->cnt && total; ++i) {
+    const rill::kafka::PartitionListPtr partitions = partitions_of(sinks_);
+    int64_t total = 0;
+    for (int i = 0; i < partitions->cnt; ++i) {
       const auto ends = watermarks(partitions->elems[i]);
-      if (ends)
-        *total += ends->second;
-      else
-        total.reset();
+      if (!ends) return std::nullopt;
+      total += ends->second;
     }
-    rd_kafka_topic_partition_list_destroy(partitions);
     return total;
   }
 
  private:
-  rd_kafka_topic_partition_list_t* partitions_of(const std::vector<std::string>& topics) {
-    rd_kafka_topic_partition_list_t* partitions = rd_kafka_topic_partition_list_new(8);
+  static constexpr int kProbeTimeoutMs = 2000;
+
+  // Every partition of `topics` the cluster knows of.
+  rill::kafka::PartitionListPtr partitions_of(const std::vector<std::string>& topics) {
+    rill::kafka::PartitionListPtr partitions(rd_kafka_topic_partition_list_new(8));
     for (const std::string& topic : topics) {
-      const rd_kafka_metadata_t* metadata = nullptr;
-      rd_kafka_topic_t* handle = rd_kafka_topic_new(consumer_, topic.c_str(), nullptr);
-      if (rd_kafka_metadata(consumer_, 0, handle, &metadata, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int i = 0; i < metadata->topic_cnt; ++i)
-          for (int p = 0; p < metadata->topics[i].partition_cnt; ++p)
-            rd_kafka_topic_partition_list_add(partitions, topic.c_str(),
-                                              metadata->topics[i].partitions[p].id);
-        rd_kafka_metadata_destroy(metadata);
+      std::optional<int32_t> count;
+      try {
+        count = rill::kafka::partition_count(consumer_.get(), topic,
+                                             std::chrono::milliseconds(kProbeTimeoutMs));
+      } catch (const std::runtime_error&) {
+        // Not answering: the topic counts for nothing this time.
       }
-      rd_kafka_topic_destroy(handle);
+      for (int32_t p = 0; p < count.value_or(0); ++p)
+        rd_kafka_topic_partition_list_add(partitions.get(), topic.c_str(), p);
     }
     return partitions;
   }
 
   std::optional<std::pair<int64_t, int64_t>> watermarks(const rd_kafka_topic_partition_t& p) {
-    int64_t low = 0, high = 0;
-    if (rd_kafka_query_watermark_offsets(consumer_, p.topic, p.partition, &low, &high, 2000) !=
-        RD_KAFKA_RESP_ERR_NO_ERROR)
+    try {
+      return rill::kafka::watermarks(consumer_.get(), p.topic, p.partition,
+                                     std::chrono::milliseconds(kProbeTimeoutMs));
+    } catch (const std::runtime_error&) {
       return std::nullopt;
-    return std::make_pair(low, high);
+    }
   }
 
-  rd_kafka_t* consumer_ = nullptr;
+  rill::kafka::KafkaPtr consumer_;
   std::vector<std::string> sources_;
   std::vector<std::string> sinks_;
 };
