@@ -27,6 +27,7 @@
 #include "kafka/consumer.h"
 #include "kafka/fetch_hold_back.h"
 #include "kafka/handles.h"
+#include "kafka/producer.h"
 #include "log/log.h"
 #include "metrics/http_server.h"
 #include "metrics/registry.h"
@@ -35,6 +36,7 @@
 #include "runtime/error_handling.h"
 #include "runtime/producer_collector.h"
 #include "runtime/resume.h"
+#include "runtime/streams_producer.h"
 #include "state/caching_stores.h"
 #include "state/rocksdb_resources.h"
 
@@ -275,6 +277,7 @@ struct KafkaStreams::Impl {
     group_consumer = kafka::consumer_of(consumer.get());
     rd_kafka_poll_set_consumer(consumer.get());
     consumer_queue.reset(rd_kafka_queue_get_consumer(consumer.get()));
+    if (exactly_once) create_transactions();
   }
 
   // Source topics must exist; internal topics are created here with the
@@ -554,7 +557,7 @@ struct KafkaStreams::Impl {
         rewind_all(task->failure, false, /*including_failed=*/false);
         return false;
       }
-      if (!commit_transaction(offsets.get())) return false;
+      if (!commit_transaction(*offsets)) return false;
       for (InputPartition* input : committed) input->committed_offset = input->next_offset;
       // No checkpoint while running: until the next commit the stores take
       // writes that may yet be aborted, so after a crash they are restored in
@@ -641,40 +644,10 @@ struct KafkaStreams::Impl {
 
   // ---- exactly-once ------------------------------------------------------
 
-  // Runs a transactional call again while librdkafka says it may succeed.
-  template <typename Call>
-  rd_kafka_error_t* retrying(Call call) {
-    for (int attempt = 1;; ++attempt) {
-      rd_kafka_error_t* error = call();
-      if (error == nullptr || !rd_kafka_error_is_retriable(error) || attempt == 10) return error;
-      rd_kafka_error_destroy(error);
-      std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
-    }
-  }
-
-  // Throws the error of a transactional call, naming what failed, and takes
-  // ownership of it.
-  [[noreturn]] static void throw_transaction_error(const char* doing, rd_kafka_error_t* error) {
-    std::string reason = std::string("cannot ") + doing + ": " + rd_kafka_error_string(error);
-    rd_kafka_error_destroy(error);
-    throw std::runtime_error(reason);
-  }
-
-  void begin_transaction() {
-    if (rd_kafka_error_t* error = rd_kafka_begin_transaction(producer.get()))
-      throw_transaction_error("begin a transaction", error);
-    transaction_open = true;
-  }
-
-  // The producer's transactions start anew: earlier ones of this
-  // transactional.id, left open by a crash, are aborted. After a timeout,
-  // librdkafka resumes where this call left off.
-  void init_transactions(std::chrono::milliseconds timeout) {
-    if (rd_kafka_error_t* error = retrying([&] {
-          return rd_kafka_init_transactions(producer.get(), static_cast<int>(timeout.count()));
-        }))
-      throw_transaction_error("initialize transactions", error);
-    transactions_ready = true;
+  // A fresh producer's transactions; none has begun or been initialized.
+  void create_transactions() {
+    transactions = std::make_unique<runtime::StreamsProducer>(
+        kafka::transactional_producer_of(producer.get(), consumer.get()));
   }
 
   // Commits outputs, changelog writes and `offsets` atomically. When the
@@ -682,44 +655,16 @@ struct KafkaStreams::Impl {
   // readers: every task goes back to the last commit (see rewind_all), with a
   // new producer if this one was fenced or failed. Returns whether it
   // committed. Call with the gate closed.
-  bool commit_transaction(rd_kafka_topic_partition_list_t* offsets) {
-    rd_kafka_error_t* error = nullptr;
-    if (!transaction_open) error = rd_kafka_begin_transaction(producer.get());
-    if (error == nullptr) transaction_open = true;
-    if (error == nullptr && offsets->cnt > 0) {
-      rd_kafka_consumer_group_metadata_t* group = rd_kafka_consumer_group_metadata(consumer.get());
-      error = retrying(
-          [&] { return rd_kafka_send_offsets_to_transaction(producer.get(), offsets, group, -1); });
-      rd_kafka_consumer_group_metadata_destroy(group);
-    }
-    if (error == nullptr)
-      error = retrying([&] { return rd_kafka_commit_transaction(producer.get(), -1); });
-    if (error == nullptr) {
-      transaction_open = false;
-      if (!stopping.load()) {
-        if (error = rd_kafka_begin_transaction(producer.get()); error == nullptr) {
-          transaction_open = true;
-          return true;
-        }
-        // Committed; the next transaction could not begin: the next commit
-        // rewinds to this one.
-        const std::string reason =
-            std::string("cannot begin a transaction: ") + rd_kafka_error_string(error);
-        const bool fatal = rd_kafka_error_is_fatal(error) != 0;
-        rd_kafka_error_destroy(error);
-        rewind_all(reason, fatal);
-      }
-      return true;
-    }
-    // Fenced, or a fatal error of the producer: it cannot abort, a new one
-    // replaces it. Anything else (a timeout, too few in-sync replicas, a
-    // coordinator moving) aborts the transaction.
-    const bool fatal = rd_kafka_error_is_fatal(error) != 0;
-    const std::string reason =
-        std::string("the transaction did not commit: ") + rd_kafka_error_string(error);
-    rd_kafka_error_destroy(error);
-    rewind_all(reason, fatal);
-    return false;
+  bool commit_transaction(const rd_kafka_topic_partition_list_t& offsets) {
+    std::vector<kafka::TopicPartition> positions;
+    positions.reserve(static_cast<std::size_t>(offsets.cnt));
+    for (int i = 0; i < offsets.cnt; ++i)
+      positions.push_back(
+          {offsets.elems[i].topic, offsets.elems[i].partition, offsets.elems[i].offset});
+    const runtime::StreamsProducer::CommitResult result =
+        transactions->commit(positions, !stopping.load());
+    if (result.rewind_reason) rewind_all(*result.rewind_reason, result.replace_producer);
+    return result.committed;
   }
 
   // ---- recovery from faults of the cluster --------------------------------
@@ -792,30 +737,20 @@ struct KafkaStreams::Impl {
         for (auto& [id, task] : tasks) running.push_back(task);
         close_for_recovery(running);
       }
-      if (exactly_once && transaction_open && !recovery.new_producer) {
-        if (rd_kafka_error_t* error = rd_kafka_abort_transaction(
-                producer.get(), static_cast<int>(kRecoveryCallTimeout.count()))) {
-          if (rd_kafka_error_is_fatal(error)) {
-            recovery.new_producer = true;
-            rd_kafka_error_destroy(error);
-          } else {
-            throw_transaction_error("abort the transaction", error);
-          }
-        } else {
-          transaction_open = false;
-        }
-      }
+      if (exactly_once && transactions->transaction_open() && !recovery.new_producer &&
+          transactions->abort(kRecoveryCallTimeout) ==
+              runtime::StreamsProducer::AbortResult::kReplaceProducer)
+        recovery.new_producer = true;
       if (recovery.new_producer) {
         // Only tasks hold the producer, and they are closed: it can go.
         producer.reset();
         create_producer();
-        transactions_ready = false;
-        transaction_open = false;
+        if (exactly_once) create_transactions();
         recovery.new_producer = false;
       }
       if (exactly_once) {
-        if (!transactions_ready) init_transactions(kRecoveryCallTimeout);
-        if (!transaction_open) begin_transaction();
+        if (!transactions->ready()) transactions->init(kRecoveryCallTimeout);
+        if (!transactions->transaction_open()) transactions->begin();
       } else if (rd_kafka_flush(producer.get(), static_cast<int>(kRecoveryCallTimeout.count())) !=
                  RD_KAFKA_RESP_ERR_NO_ERROR) {
         throw std::runtime_error("outputs in flight are not settled yet");
@@ -1415,9 +1350,8 @@ struct KafkaStreams::Impl {
 
   std::filesystem::path state_directory;
   bool exactly_once = false;
-  bool transaction_open = false;
-  // Whether this producer's init_transactions() completed.
-  bool transactions_ready = false;
+  // Under exactly-once: the transactions of `producer`.
+  std::unique_ptr<runtime::StreamsProducer> transactions;
   // How long an output may wait for the cluster's acknowledgement: the
   // transaction timeout, or message.timeout.ms at least once.
   std::chrono::milliseconds delivery_timeout{60000};
@@ -1490,8 +1424,8 @@ void KafkaStreams::start() {
   impl_->create_clients();
   impl_->prepare_topics();
   if (impl_->exactly_once) {
-    impl_->init_transactions(impl_->config.get_duration(config::kTopicWaitMs));
-    impl_->begin_transaction();
+    impl_->transactions->init(impl_->config.get_duration(config::kTopicWaitMs));
+    impl_->transactions->begin();
   }
   impl_->prepare_state();
   impl_->pool = std::make_unique<boost::asio::thread_pool>(impl_->worker_threads);
