@@ -187,32 +187,10 @@ TEST_CASE(
   // a's other two as standbys (read from what b logs). Before that, a
   // cooperative rebalance may still be moving partitions.
   auto settled = [&] {
-    const std::string log = b.log();
-    std::map<std::string, bool> active;  // task -> restored
-    std::set<std::string> following;
-    auto task_after = [&](std::size_t at) {
-      return log.substr(at, log.find_first_of(": \n", at) - at);
-    };
-    // Replay b's log in order: the last line on each task wins.
-    for (std::size_t at = 0; (at = log.find(" task ", at)) != std::string::npos; ++at) {
-      const std::size_t line = log.rfind('\n', at) + 1;
-      const std::string before = log.substr(line, at - line);
-      const std::string id = task_after(at + 6);
-      const std::string after = log.substr(at + 6 + id.size(), 26);
-      if (before.ends_with(": created")) {
-        active[id] = false;
-      } else if (before.ends_with(": closed")) {
-        active.erase(id);
-      } else if (before.ends_with(": closed standby")) {
-        following.erase(id);
-      } else if (before.ends_with("] standby") && after == ": following its changelogs") {
-        following.insert(id);
-      } else if (before.ends_with("]") && after.starts_with(": restore complete")) {
-        active[id] = true;
-      }
-    }
-    return active.size() == 2 && following.size() == 2 &&
-           std::all_of(active.begin(), active.end(), [](const auto& task) { return task.second; });
+    const TaskSets sets = task_sets(b.log());
+    return sets.active.size() == 2 && sets.standby.size() == 2 &&
+           std::all_of(sets.active.begin(), sets.active.end(),
+                       [](const auto& task) { return task.second; });
   };
   deadline = std::chrono::steady_clock::now() + 60s;
   while (!settled() && std::chrono::steady_clock::now() < deadline)
@@ -249,4 +227,97 @@ TEST_CASE(
   for (const char* task :
        {"created task 0_0", "created task 0_1", "created task 0_2", "created task 0_3"})
     CHECK(log.find(task) != std::string::npos);
+}
+
+TEST_CASE(
+    "with three instances, a killed owner's tasks move to the instances holding their standbys",
+    "[kafka][state][standby]") {
+  const std::string app = unique_name("app-standby3");
+  const std::string input = unique_name("standby3-in"), output = unique_name("standby3-out");
+  constexpr int kTasks = 6;
+  create_topic(input, kTasks);
+  create_topic(output, kTasks);
+  const int keys = 1200;
+  auto start_instance = [&](const std::string& name) {
+    return ChildProcess(
+        {test_binary("rill_test_app"), "count", "input=" + input, "output=" + output,
+         "application.id=" + app, "bootstrap.servers=" + bootstrap_servers(),
+         "commit.interval.ms=200", "session.timeout.ms=6000", "num.standby.replicas=1",
+         "state.dir=" + temp_state_dir(app + name)},
+        "/tmp/" + app + "-" + name + ".log");
+  };
+  std::map<std::string, ChildProcess> instances;
+  for (const std::string name : {"a", "b", "c"}) instances.emplace(name, start_instance(name));
+  produce(input, keyed(keys, 10));
+  std::map<std::string, int64_t> table;
+  auto all_at = [&](int64_t count) {
+    return static_cast<int>(table.size()) == keys &&
+           std::all_of(table.begin(), table.end(), [&](auto& kv) { return kv.second >= count; });
+  };
+  auto deadline = std::chrono::steady_clock::now() + 90s;
+  while (!all_at(10) && std::chrono::steady_clock::now() < deadline)
+    table = final_counts(output, 1u << 30, 2s);
+  REQUIRE(all_at(10));
+
+  // Settled: every instance runs two restored tasks and follows two others,
+  // and each task has one owner and one standby elsewhere.
+  std::map<std::string, TaskSets> sets;
+  auto settled = [&] {
+    std::map<std::string, int> owners, holders;
+    for (auto& [name, instance] : instances) {
+      sets[name] = task_sets(instance.log());
+      for (const auto& [task, restored] : sets[name].active) {
+        if (!restored || sets[name].standby.contains(task)) return false;
+        ++owners[task];
+      }
+      for (const auto& task : sets[name].standby) ++holders[task];
+    }
+    return owners.size() == kTasks && holders.size() == kTasks &&
+           std::all_of(owners.begin(), owners.end(), [](auto& t) { return t.second == 1; }) &&
+           std::all_of(holders.begin(), holders.end(), [](auto& t) { return t.second == 1; });
+  };
+  deadline = std::chrono::steady_clock::now() + 60s;
+  while (!settled() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(200ms);
+  INFO("a: " << instances.at("a").log_tail() << "\nb: " << instances.at("b").log_tail()
+             << "\nc: " << instances.at("c").log_tail());
+  REQUIRE(settled());
+
+  // a dies; each of its tasks must go where its standby is.
+  std::map<std::string, std::string> standby_of;  // a's task -> holder
+  for (const auto& [task, restored] : sets["a"].active)
+    for (const std::string name : {"b", "c"})
+      if (sets[name].standby.contains(task)) standby_of[task] = name;
+  REQUIRE(standby_of.size() == sets["a"].active.size());
+  std::map<std::string, std::size_t> log_at_kill;
+  for (const std::string name : {"b", "c"}) log_at_kill[name] = instances.at(name).log().size();
+  instances.at("a").signal(SIGKILL);
+  REQUIRE(instances.at("a").wait(30s).has_value());
+  produce(input, keyed(keys, 1));
+  deadline = std::chrono::steady_clock::now() + 90s;
+  while (!all_at(11) && std::chrono::steady_clock::now() < deadline)
+    table = final_counts(output, 1u << 30, 2s);
+  CHECK(all_at(11));
+
+  std::map<std::string, std::string> logs;
+  for (const std::string name : {"b", "c"}) {
+    instances.at(name).signal(SIGTERM);
+    CHECK(instances.at(name).wait(60s) == 0);
+    logs[name] = instances.at(name).log().substr(log_at_kill[name]);
+  }
+  for (const auto& [task, holder] : standby_of) {
+    INFO("task " << task << ", standby on " << holder << "; after the kill, b:\n"
+                 << logs["b"] << "\nc:\n"
+                 << logs["c"]);
+    CHECK(logs[holder].find("created task " + task + "\n") != std::string::npos);
+    const std::string other = holder == "b" ? "c" : "b";
+    CHECK(logs[other].find("created task " + task + "\n") == std::string::npos);
+    // Only the tail: a restore of this task starts past the changelog's start.
+    const std::string restoring = "task " + task + ": restoring store counts from ";
+    for (std::size_t at = logs[holder].find(restoring); at != std::string::npos;
+         at = logs[holder].find(restoring, at + 1)) {
+      const std::size_t offsets = logs[holder].find(" offsets ", at);
+      CHECK(std::stoll(logs[holder].substr(offsets + 9)) > 0);
+    }
+  }
 }

@@ -36,4 +36,29 @@ int tasks_held(const ChildProcess& instance) {
   return at == std::string::npos ? 0 : std::atoi(log.c_str() + at + 12);
 }
 
+TaskSets task_sets(const std::string& log) {
+  TaskSets sets;
+  auto task_after = [&](std::size_t at) {
+    return log.substr(at, log.find_first_of(": \n", at) - at);
+  };
+  for (std::size_t at = 0; (at = log.find(" task ", at)) != std::string::npos; ++at) {
+    const std::size_t line = log.rfind('\n', at) + 1;
+    const std::string before = log.substr(line, at - line);
+    const std::string id = task_after(at + 6);
+    const std::string after = log.substr(at + 6 + id.size(), 26);
+    if (before.ends_with(": created")) {
+      sets.active[id] = false;
+    } else if (before.ends_with(": closed")) {
+      sets.active.erase(id);
+    } else if (before.ends_with(": closed standby")) {
+      sets.standby.erase(id);
+    } else if (before.ends_with("] standby") && after == ": following its changelogs") {
+      sets.standby.insert(id);
+    } else if (before.ends_with("]") && after.starts_with(": restore complete")) {
+      sets.active[id] = true;
+    }
+  }
+  return sets;
+}
+
 }  // namespace rill::testing

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,14 @@ std::map<std::string, int64_t> final_counts(const std::string& topic, std::size_
 // The tasks a running instance holds, from its last "assigned ..." or
 // "revoked ..." log line ("...: assigned 3 partitions; 3 tasks").
 int tasks_held(const ChildProcess& instance);
+
+// What an instance's log says it runs, replaying its task lines in order: the
+// active tasks (and whether each restored its stores) and the standby tasks
+// it follows.
+struct TaskSets {
+  std::map<std::string, bool> active;  // task -> restored
+  std::set<std::string> standby;
+};
+TaskSets task_sets(const std::string& log);
 
 }  // namespace rill::testing

@@ -36,6 +36,7 @@
 #include "runtime/error_handling.h"
 #include "runtime/producer_collector.h"
 #include "runtime/resume.h"
+#include "runtime/standby_placement.h"
 #include "runtime/streams_producer.h"
 #include "state/caching_stores.h"
 #include "state/rocksdb_resources.h"
@@ -950,17 +951,15 @@ struct KafkaStreams::Impl {
     log::get().info("{}: closed standby task {}", application_id, standby.id.to_string());
   }
 
-  // The group's members and what each was assigned, sorted by member id, so
-  // every instance derives the same standby placement from it.
-  std::optional<std::vector<std::pair<std::string, std::set<std::pair<std::string, int32_t>>>>>
-  describe_group() {
+  // The group's members and the driving partitions each was assigned, as
+  // every instance sees them.
+  std::optional<std::vector<runtime::GroupMember>> describe_group() {
     const char* group = application_id.c_str();
     kafka::QueuePtr queue(rd_kafka_queue_new(producer.get()));
     rd_kafka_DescribeConsumerGroups(producer.get(), &group, 1, nullptr, queue.get());
     rd_kafka_event_t* event = rd_kafka_queue_poll(queue.get(), 10'000);
     if (event == nullptr) return std::nullopt;
-    std::optional<std::vector<std::pair<std::string, std::set<std::pair<std::string, int32_t>>>>>
-        members;
+    std::optional<std::vector<runtime::GroupMember>> members;
     const auto* result = rd_kafka_event_DescribeConsumerGroups_result(event);
     size_t count = 0;
     const auto** groups =
@@ -970,47 +969,43 @@ struct KafkaStreams::Impl {
       members.emplace();
       for (size_t i = 0; i < rd_kafka_ConsumerGroupDescription_member_count(groups[0]); ++i) {
         const auto* member = rd_kafka_ConsumerGroupDescription_member(groups[0], i);
-        std::set<std::pair<std::string, int32_t>> owned;
+        std::set<runtime::TopicPartitionId> owned;
         const auto* partitions =
             rd_kafka_MemberAssignment_partitions(rd_kafka_MemberDescription_assignment(member));
         for (int j = 0; partitions != nullptr && j < partitions->cnt; ++j)
           owned.emplace(partitions->elems[j].topic, partitions->elems[j].partition);
-        members->emplace_back(rd_kafka_MemberDescription_consumer_id(member), std::move(owned));
+        members->push_back({rd_kafka_MemberDescription_consumer_id(member), std::move(owned)});
       }
-      std::sort(members->begin(), members->end());
     }
     rd_kafka_event_destroy(event);
     return members;
   }
 
-  // Places num.standby.replicas copies of each stateful task on the members
-  // that follow its active owner in member-id order, and makes this
-  // instance's share match: new standbys start following their changelogs,
-  // others close (writing their checkpoint).
+  // Places num.standby.replicas copies of each stateful task, the first on
+  // the member predicted to take the task over when its owner dies (see
+  // runtime/standby_placement.h), and makes this instance's share match: new
+  // standbys start following their changelogs, others close (writing their
+  // checkpoint).
   void refresh_standbys() {
-    auto members = describe_group();
-    if (!members || members->empty()) return;
+    const auto group = describe_group();
+    if (!group) return;
     char* raw_id = rd_kafka_memberid(consumer.get());
     const std::string me = raw_id ? raw_id : "";
     rd_kafka_mem_free(consumer.get(), raw_id);
-    std::size_t my_index = members->size();
-    for (std::size_t i = 0; i < members->size(); ++i)
-      if ((*members)[i].first == me) my_index = i;
-    if (my_index == members->size()) return;  // not in the group's view yet
+    if (std::none_of(group->begin(), group->end(),
+                     [&](const runtime::GroupMember& member) { return member.id == me; }))
+      return;  // not in the group's view yet
 
-    const auto replicas = static_cast<std::size_t>(std::min<int64_t>(
-        config.get_int(config::kNumStandbyReplicas), static_cast<int64_t>(members->size()) - 1));
-    std::set<TaskId> wanted;
+    std::map<std::string, int32_t> subscribed;
+    std::map<std::string, int32_t> stateful;
     for (const auto& sub : topology.subtopologies()) {
-      if (sub.stores.empty()) continue;
       const std::string& driving = driving_topics.at(static_cast<std::size_t>(sub.id));
-      for (std::size_t owner = 0; owner < members->size(); ++owner)
-        for (const auto& [topic, partition] : (*members)[owner].second) {
-          if (topic != driving) continue;
-          for (std::size_t k = 1; k <= replicas; ++k)
-            if ((owner + k) % members->size() == my_index) wanted.insert({sub.id, partition});
-        }
+      subscribed[driving] = partition_counts.at(driving);
+      if (!sub.stores.empty()) stateful[driving] = sub.id;
     }
+    const std::set<TaskId> wanted = runtime::place_standbys(
+        *group, subscribed, stateful,
+        static_cast<std::size_t>(config.get_int(config::kNumStandbyReplicas)))[me];
     for (auto it = standbys.begin(); it != standbys.end();) {
       if (!wanted.contains(it->first) || tasks.contains(it->first)) {
         close_standby(*it->second);
