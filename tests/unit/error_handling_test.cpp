@@ -14,6 +14,7 @@
 #include "rill/test_driver.h"
 
 #include "runtime/producer_collector.h"
+#include "state/logging_stores.h"
 
 using namespace rill;
 using Catch::Contains;
@@ -276,4 +277,39 @@ TEST_CASE(
   tracker.on_delivery(refused(RD_KAFKA_RESP_ERR_INVALID_RECORD));
   CHECK(tracker.take_rewind_reason().empty());
   CHECK_THAT(tracker.fatal_error(), Contains("topic out"));
+}
+
+// An unclean close (a failed commit, lost partitions) drops a task while its
+// changelog records are still in flight; their acknowledgements arrive later.
+TEST_CASE("a changelog record acknowledged after its task closed counts for the next one",
+          "[unit][errors]") {
+  char error[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);
+  rd_kafka_t* client = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+  REQUIRE(client != nullptr);
+  kafka::KafkaPtr producer(client);
+  runtime::DeliveryTracker tracker(false);
+
+  // The task writes through its collector and closes before the broker answers.
+  rd_kafka_message_t acknowledged{};
+  {
+    runtime::ProducerCollector collector(producer.get(), tracker, std::chrono::seconds(1));
+    const int changelog = collector.register_topic("app-counts-changelog");
+    state::ChangelogWriter writer(collector, changelog, 3, [] { return int64_t{0}; });
+    writer.write("key", std::string_view("value"));
+    CHECK(writer.delivered_offset() == -1);
+    acknowledged.rkt = rd_kafka_topic_new(producer.get(), "app-counts-changelog", nullptr);
+    acknowledged.partition = 3;
+    acknowledged.offset = 41;
+    acknowledged._private = &collector.acknowledged_offset(changelog, 3);
+  }
+  tracker.on_delivery(acknowledged);
+  rd_kafka_topic_destroy(acknowledged.rkt);
+
+  runtime::ProducerCollector reopened(producer.get(), tracker, std::chrono::seconds(1));
+  state::ChangelogWriter next(reopened, reopened.register_topic("app-counts-changelog"), 3,
+                              [] { return int64_t{0}; });
+  CHECK(next.delivered_offset() == 41);
+  CHECK(tracker.acknowledged_offset("app-counts-changelog", 2).load() == -1);
 }

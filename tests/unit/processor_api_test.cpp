@@ -294,6 +294,8 @@ class NullCollector final : public internal::RecordCollector {
                       std::atomic<int64_t>*) override {
     ++sent;
   }
+  std::atomic<int64_t>& acknowledged_offset(int, int32_t) override { return acknowledged; }
+  std::atomic<int64_t> acknowledged{-1};
   int sent = 0;
 };
 

@@ -63,11 +63,12 @@ std::size_t InputPartition::waiting() const {
 }
 
 ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string application_id,
-                       rd_kafka_t* producer, ErrorHandling& errors, TaskGate& gate,
-                       std::size_t max_batch, std::chrono::milliseconds metadata_timeout,
+                       rd_kafka_t* producer, DeliveryTracker& deliveries, ErrorHandling& errors,
+                       TaskGate& gate, std::size_t max_batch,
+                       std::chrono::milliseconds metadata_timeout,
                        std::filesystem::path task_directory, state::RocksDbResources* resources)
     : id_(id),
-      collector_(producer, metadata_timeout),
+      collector_(producer, deliveries, metadata_timeout),
       state_(topology, topology.subtopologies().at(static_cast<std::size_t>(id.subtopology)), id,
              application_id, std::move(task_directory), resources),
       task_(

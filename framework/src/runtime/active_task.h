@@ -81,9 +81,9 @@ struct TaskGate {
 class ActiveTask {
  public:
   ActiveTask(const Topology& topology, TaskId id, std::string application_id, rd_kafka_t* producer,
-             ErrorHandling& errors, TaskGate& gate, std::size_t max_batch,
-             std::chrono::milliseconds metadata_timeout, std::filesystem::path task_directory,
-             state::RocksDbResources* resources);
+             DeliveryTracker& deliveries, ErrorHandling& errors, TaskGate& gate,
+             std::size_t max_batch, std::chrono::milliseconds metadata_timeout,
+             std::filesystem::path task_directory, state::RocksDbResources* resources);
 
   // Where the task records its metrics; call before open(). `timed` adds the
   // latency histograms, which cost a clock read per record; `timed_stores`

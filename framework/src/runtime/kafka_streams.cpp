@@ -854,10 +854,10 @@ struct KafkaStreams::Impl {
           close_standby(*standby->second);
           standbys.erase(standby);
         }
-        task =
-            std::make_shared<ActiveTask>(topology, id, application_id, producer.get(), errors, gate,
-                                         kMaxBatch, config.get_duration(config::kTopicWaitMs),
-                                         state_directory / id.to_string(), rocksdb.get());
+        task = std::make_shared<ActiveTask>(topology, id, application_id, producer.get(),
+                                            deliveries, errors, gate, kMaxBatch,
+                                            config.get_duration(config::kTopicWaitMs),
+                                            state_directory / id.to_string(), rocksdb.get());
         if (metrics_enabled) {
           const auto& subtopology =
               topology.subtopologies().at(static_cast<std::size_t>(id.subtopology));

@@ -48,6 +48,12 @@ void DeliveryTracker::on_delivery(const rd_kafka_message_t& message) {
   if (!failed_.exchange(true)) fatal_error_ = std::move(error);
 }
 
+std::atomic<int64_t>& DeliveryTracker::acknowledged_offset(const std::string& topic,
+                                                           int32_t partition) {
+  std::lock_guard lock(mutex_);
+  return acknowledged_.try_emplace({topic, partition}, -1).first->second;
+}
+
 std::string DeliveryTracker::fatal_error() const {
   if (!failed_.load()) return {};
   std::lock_guard lock(mutex_);
@@ -107,6 +113,11 @@ void ProducerCollector::send(int topic, int32_t partition, NullableBytes key, Nu
       metrics_->end_to_end_latency.observe_ns((now_ms - timestamp) * 1'000'000);
     }
   }
+}
+
+std::atomic<int64_t>& ProducerCollector::acknowledged_offset(int topic, int32_t partition) {
+  return deliveries_.acknowledged_offset(
+      rd_kafka_topic_name(topics_[static_cast<std::size_t>(topic)].get()), partition);
 }
 
 void ProducerCollector::send_changelog(int topic, int32_t partition, NullableBytes key,

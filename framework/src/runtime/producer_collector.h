@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ class DeliveryTracker {
   // The first refusal caused by the cluster since the last call, or empty.
   std::string take_rewind_reason();
   uint64_t skipped() const { return skipped_.load(std::memory_order_relaxed); }
+  // One counter per changelog partition for the instance's life: records in
+  // flight when their task closes are acknowledged afterwards.
+  std::atomic<int64_t>& acknowledged_offset(const std::string& topic, int32_t partition);
 
  private:
   const bool continue_on_error_;
@@ -42,12 +46,14 @@ class DeliveryTracker {
   mutable std::mutex mutex_;
   std::string fatal_error_;
   std::string rewind_reason_;
+  std::map<std::pair<std::string, int32_t>, std::atomic<int64_t>> acknowledged_;
 };
 
 class ProducerCollector final : public internal::RecordCollector {
  public:
-  ProducerCollector(rd_kafka_t* producer, std::chrono::milliseconds metadata_timeout)
-      : producer_(producer), metadata_timeout_(metadata_timeout) {}
+  ProducerCollector(rd_kafka_t* producer, DeliveryTracker& deliveries,
+                    std::chrono::milliseconds metadata_timeout)
+      : producer_(producer), deliveries_(deliveries), metadata_timeout_(metadata_timeout) {}
 
   int register_topic(const std::string& topic) override;
   int32_t partition_count(int topic) override;
@@ -55,6 +61,7 @@ class ProducerCollector final : public internal::RecordCollector {
             const Headers& headers) override;
   void send_changelog(int topic, int32_t partition, NullableBytes key, NullableBytes value,
                       int64_t timestamp, std::atomic<int64_t>* delivered_offset) override;
+  std::atomic<int64_t>& acknowledged_offset(int topic, int32_t partition) override;
 
   // Counts outputs into `metrics` and, when `timed`, their end-to-end latency.
   void record_into(metrics::TaskMetrics* metrics, bool timed) {
@@ -74,6 +81,7 @@ class ProducerCollector final : public internal::RecordCollector {
                int64_t timestamp, rd_kafka_headers_t* headers, void* opaque);
 
   rd_kafka_t* producer_;
+  DeliveryTracker& deliveries_;
   std::chrono::milliseconds metadata_timeout_;
   std::vector<kafka::TopicPtr> topics_;
   std::vector<int32_t> partition_counts_;

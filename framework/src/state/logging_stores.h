@@ -25,7 +25,8 @@ class ChangelogWriter {
       : collector_(collector),
         topic_(topic),
         partition_(partition),
-        timestamp_(std::move(timestamp)) {}
+        timestamp_(std::move(timestamp)),
+        delivered_offset_(collector.acknowledged_offset(topic, partition)) {}
 
   void write(std::string_view key, std::optional<std::string_view> value) {
     collector_.send_changelog(topic_, partition_, key, value, timestamp_(), &delivered_offset_);
@@ -38,7 +39,7 @@ class ChangelogWriter {
   int topic_;
   int32_t partition_;
   std::function<int64_t()> timestamp_;
-  std::atomic<int64_t> delivered_offset_{-1};
+  std::atomic<int64_t>& delivered_offset_;
 };
 
 // Wraps `inner` (of `kind`) so its writes are logged through `writer`.

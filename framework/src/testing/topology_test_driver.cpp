@@ -76,6 +76,11 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
     send(topic, partition, key, value, timestamp, {});
   }
 
+  std::atomic<int64_t>& acknowledged_offset(int topic, int32_t partition) override {
+    return acknowledged.try_emplace({topic, partition}, -1).first->second;
+  }
+  std::map<std::pair<int, int32_t>, std::atomic<int64_t>> acknowledged;
+
   StateStore* find_store(const std::string& name) const {
     for (const auto& state : states)
       if (StateStore* store = state->get(name)) return store;

@@ -70,10 +70,15 @@ class RecordCollector {
   // Kafka's Java client) choose.
   virtual void send(int topic, int32_t partition, NullableBytes key, NullableBytes value,
                     int64_t timestamp, const Headers& headers) = 0;
-  // Like send(), for a store's changelog: `delivered_offset` is raised to the
-  // offset of each record the broker acknowledges, which checkpoints record.
+  // Like send(), for a store's changelog: `delivered_offset` (from
+  // acknowledged_offset) is raised to the offset of each record the broker
+  // acknowledges, which checkpoints record.
   virtual void send_changelog(int topic, int32_t partition, NullableBytes key, NullableBytes value,
                               int64_t timestamp, std::atomic<int64_t>* delivered_offset) = 0;
+  // The counter of a changelog partition's acknowledged offset (-1: none
+  // yet). It outlives the task: a record may be acknowledged after the task
+  // that wrote it closed.
+  virtual std::atomic<int64_t>& acknowledged_offset(int topic, int32_t partition) = 0;
 };
 
 class ProcessorNode;
