@@ -88,9 +88,11 @@ std::optional<int64_t> GlobalStateManager::checkpointed(const std::string& topic
   return it->second;
 }
 
-void GlobalStateManager::process(const std::string& topic, const internal::RawRecord& record) {
-  auto it = sources_.find(topic);
-  if (it == sources_.end()) throw std::logic_error("no global store reads topic '" + topic + "'");
+void GlobalStateManager::process(const internal::RawRecord& record) {
+  auto it = sources_.find(record.metadata.topic);
+  if (it == sources_.end())
+    throw std::logic_error("no global store reads topic '" + std::string(record.metadata.topic) +
+                           "'");
   metadata_ = record.metadata;
   try {
     it->second->process_raw(record);
@@ -106,13 +108,7 @@ void GlobalStateManager::process(const std::string& topic, const internal::RawRe
                    collector(), dead_letter_topic_);
   }
   metadata_.reset();
-  positions_[{topic, record.metadata.partition}] = record.metadata.offset + 1;
   applied_records_.fetch_add(1, std::memory_order_relaxed);
-}
-
-void GlobalStateManager::applied(const std::string& topic, int32_t partition, int64_t next_offset) {
-  int64_t& position = positions_[{topic, partition}];
-  if (next_offset > position) position = next_offset;
 }
 
 void GlobalStateManager::checkpoint() {

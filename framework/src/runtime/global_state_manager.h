@@ -57,14 +57,16 @@ class GlobalStateManager final : public internal::TaskContext {
   // persistent store, std::nullopt for the beginning of the topic.
   std::optional<int64_t> checkpointed(const std::string& topic, int32_t partition) const;
 
-  // Applies one record of a global topic; throws FatalError when a handler
-  // decides to fail.
-  void process(const std::string& topic, const internal::RawRecord& record);
-  // Records that `topic`'s partition is applied up to (excluding) `next_offset`
-  // (past a transaction marker, for instance).
-  void applied(const std::string& topic, int32_t partition, int64_t next_offset);
-  // The next offset to apply of each partition seen.
-  const CheckpointOffsets& positions() const { return positions_; }
+  // Applies one record of a global topic (its metadata names the topic);
+  // throws FatalError when a handler decides to fail. The caller records how
+  // far each partition is applied in position().
+  void process(const internal::RawRecord& record);
+  // The next offset to apply of a partition of a global topic, which the
+  // checkpoint records: a reference that stays valid until close(), so that
+  // the global thread updates it without a lookup per record.
+  int64_t& position(const std::string& topic, int32_t partition) {
+    return positions_[{topic, partition}];
+  }
 
   // Flushes the stores and writes the checkpoint of the positions.
   void checkpoint();

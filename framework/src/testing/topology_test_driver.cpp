@@ -112,7 +112,7 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
     // would before the tasks read it.
     if (globals->reads(topic)) {
       raw.metadata = {topic, 0, offsets[topic]++};
-      globals->process(topic, raw);
+      globals->process(raw);
       return;
     }
     for (auto& task : tasks) {
