@@ -19,7 +19,8 @@ GlobalThread::GlobalThread(const Topology& topology, const std::string& applicat
                            ErrorHandling& errors, kafka::KafkaPtr consumer,
                            kafka::KafkaPtr dead_letter_producer,
                            std::chrono::milliseconds checkpoint_interval,
-                           std::chrono::milliseconds timeout, Listener listener)
+                           std::chrono::milliseconds timeout,
+                           std::chrono::milliseconds stall_timeout, Listener listener)
     : dead_letter_producer_(std::move(dead_letter_producer)),
       dead_letters_(dead_letter_producer_
                         ? std::make_unique<ProducerCollector>(dead_letter_producer_.get(), timeout)
@@ -34,6 +35,7 @@ GlobalThread::GlobalThread(const Topology& topology, const std::string& applicat
       queue_(rd_kafka_queue_get_consumer(consumer_.get())),
       checkpoint_interval_(checkpoint_interval),
       timeout_(timeout),
+      stall_timeout_(stall_timeout),
       listener_(std::move(listener)),
       batch_(kBatch) {}
 
@@ -97,10 +99,14 @@ void GlobalThread::restore() {
     }
     return left;
   };
-  auto last_report = Clock::now();
+  auto last_report = Clock::now(), last_progress = Clock::now();
   while (pending() > 0) {
     if (stopping_.load()) throw std::runtime_error("closed while restoring the global stores");
-    poll_once(kPollMs);
+    if (Clock::now() - last_progress > stall_timeout_)
+      throw std::runtime_error("restoring the global stores applied no record for " +
+                               std::to_string(stall_timeout_.count()) +
+                               " ms (task.timeout.ms); is the cluster reachable?");
+    if (poll_once(kPollMs) > 0) last_progress = Clock::now();
     if (Clock::now() - last_report >= std::chrono::seconds(1)) {
       last_report = Clock::now();
       for (auto& [key, partition] : partitions_)

@@ -34,12 +34,15 @@ class GlobalThread {
 
   // The global stores live in `directory`. `consumer` must have
   // enable.partition.eof set; `dead_letter_producer` (may be null) takes
-  // the records the error handlers send to the dead-letter topic.
+  // the records the error handlers send to the dead-letter topic. Metadata
+  // calls wait up to `timeout`; a restore that applies nothing for
+  // `stall_timeout` (task.timeout.ms, as in Kafka Streams) fails.
   GlobalThread(const Topology& topology, const std::string& application_id,
                std::filesystem::path directory, state::RocksDbResources* resources,
                ErrorHandling& errors, kafka::KafkaPtr consumer,
                kafka::KafkaPtr dead_letter_producer, std::chrono::milliseconds checkpoint_interval,
-               std::chrono::milliseconds timeout, Listener listener);
+               std::chrono::milliseconds timeout, std::chrono::milliseconds stall_timeout,
+               Listener listener);
   ~GlobalThread();
   GlobalThread(const GlobalThread&) = delete;
   GlobalThread& operator=(const GlobalThread&) = delete;
@@ -82,6 +85,7 @@ class GlobalThread {
   kafka::QueuePtr queue_;
   std::chrono::milliseconds checkpoint_interval_;
   std::chrono::milliseconds timeout_;
+  std::chrono::milliseconds stall_timeout_;
   Listener listener_;
   std::map<Key, Partition> partitions_;
   std::vector<rd_kafka_message_t*> batch_;

@@ -441,7 +441,7 @@ struct KafkaStreams::Impl {
     global_thread = std::make_unique<runtime::GlobalThread>(
         topology, application_id, state_directory / "global", rocksdb.get(), errors,
         kafka::make_client(RD_KAFKA_CONSUMER, conf_for(properties)), std::move(dead_letters),
-        commit_interval, config.get_duration(config::kTopicWaitMs),
+        commit_interval, config.get_duration(config::kTopicWaitMs), task_timeout,
         [this](const RestoreProgress& progress) {
           metrics->on_restore_progress(progress.store, progress.topic, progress.partition,
                                        progress.restored, progress.total, progress.done);
