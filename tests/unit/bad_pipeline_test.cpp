@@ -32,6 +32,14 @@ std::string with_steps(const std::string& steps) {
 }
 
 const std::vector<BadPipeline> kCases = {
+    {"flow from a global table",
+     "application: {application.id: app}\nsources:\n  g: {topic: g, type: global_table}\nflows:\n"
+     "  - from: g\n    steps: [stdout]\n",
+     5, 11, "'g' is a global table, expected a stream or a table"},
+    {"timestamp on a global table",
+     "application: {application.id: app}\nsources:\n  g:\n    topic: g\n    type: global_table\n"
+     "    timestamp: value.ts\n  in: {topic: in}\nflows:\n  - from: in\n    steps: [stdout]\n",
+     6, 16, "found a timestamp on a global_table"},
     {"step other than group_by on a table",
      "application: {application.id: app}\nsources:\n  t: {topic: t, type: table}\nflows:\n"
      "  - from: t\n    steps: [stdout]\n",

@@ -462,3 +462,26 @@ flows:
   }
   CHECK(out == Records{{"red", "1"}, {"red", "2"}, {"red", "1"}, {"blue", "1"}, {"red", "0"}});
 }
+
+TEST_CASE("a global_table source is loaded as a global store, even unused", "[unit][pipeline]") {
+  Run run(R"(
+application: {application.id: enrich}
+sources:
+  customers: {topic: customers, type: global_table, value_format: string}
+  orders: {topic: orders}
+flows:
+  - from: orders
+    steps:
+      - to: copied
+)");
+  REQUIRE(run.pipeline.topology.global_stores().size() == 1);
+  CHECK(run.pipeline.topology.global_stores()[0].store == "customers");
+  CHECK(run.pipeline.topology.subtopologies().size() == 1);
+  run.pipe("customers", "c1", "Ada");
+  auto& store =
+      run.driver.get_timestamped_key_value_store<rill::pipeline::Json, rill::pipeline::Json>(
+          "customers");
+  CHECK(store.get("c1")->value == "Ada");
+  run.pipe("orders", "o1", R"({"customer":"c1"})");
+  CHECK(run.read("copied").size() == 1);
+}

@@ -91,6 +91,8 @@ class KafkaStreams {
     uint64_t restored_records = 0;
     // Changelog records applied to standby replicas.
     uint64_t standby_records = 0;
+    // Records of global stores' topics applied to them, restoring included.
+    uint64_t global_records = 0;
     // exactly_once_v2: transactions aborted (each took every task back to
     // the last commit).
     uint64_t aborted_transactions = 0;

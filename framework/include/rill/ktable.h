@@ -236,17 +236,7 @@ KTable<K, V> StreamsBuilder::table(std::string topic, SerdePtr<K> key_serde,
 template <class K, class V>
 KTable<K, V> StreamsBuilder::table(std::string topic, Consumed<K, V> consumed,
                                    Materialized<K, V> materialized) {
-  // Kafka Streams names the store first, then the source, then the table node.
-  std::string store = name_or_new(std::move(materialized.store_name), topic + "-STATE-STORE");
-  std::string source = name_or_new(std::move(consumed.name), "KSTREAM-SOURCE");
-  std::string node = new_name("KTABLE-SOURCE");
-  SerdePtr<K> key_serde = materialized.key_serde ? materialized.key_serde : consumed.key_serde;
-  SerdePtr<V> value_serde =
-      materialized.value_serde ? materialized.value_serde : consumed.value_serde;
-  if (!key_serde || !value_serde)
-    throw TopologyError("table '" + topic + "': no " + (key_serde ? "value" : "key") +
-                        " serde for type " + internal::demangle(key_serde ? typeid(V) : typeid(K)));
-
+  auto names = internal::table_source(*this, "table", topic, consumed, materialized);
   TimestampExtractor<K, std::optional<V>> extractor;
   if (consumed.timestamp_extractor) {
     extractor = [inner = consumed.timestamp_extractor](const Record<K, std::optional<V>>& r) {
@@ -254,12 +244,12 @@ KTable<K, V> StreamsBuilder::table(std::string topic, Consumed<K, V> consumed,
       return inner(Record<K, V>{r.key, *r.value, r.timestamp, r.headers});
     };
   }
-  topology_.add_source<K, std::optional<V>>(
-      source, {std::move(topic)}, consumed.key_serde ? consumed.key_serde : key_serde,
-      serdes::nullable<V>(consumed.value_serde ? consumed.value_serde : value_serde), extractor);
+  topology_.add_source<K, std::optional<V>>(names.source, {std::move(topic)},
+                                            names.source_key_serde, names.source_value_serde,
+                                            extractor);
   return internal::add_materialized_table(
-      *this, node, source, store, key_serde, value_serde, materialized,
-      [](const std::string& name, bool caching, bool send_old_values) {
+      *this, names.node, names.source, names.store, names.key_serde, names.value_serde,
+      materialized, [](const std::string& name, bool caching, bool send_old_values) {
         return std::make_unique<operators::TableSourceProcessor<K, V>>(name, caching,
                                                                        send_old_values);
       });

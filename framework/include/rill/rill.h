@@ -2,6 +2,7 @@
 #pragma once
 
 #include "rill/config.h"
+#include "rill/global_ktable.h"
 #include "rill/kgrouped_stream.h"
 #include "rill/ktable.h"
 #include "rill/processor.h"

@@ -35,6 +35,8 @@ template <class K, class V>
 class KTable;
 template <class K, class V>
 class KGroupedStream;
+template <class K, class V>
+class GlobalKTable;
 
 // How a stream is read: serdes, an optional timestamp extractor and a name for
 // the source node.
@@ -183,6 +185,16 @@ class StreamsBuilder {
   KTable<K, V> table(std::string topic, Consumed<K, V> consumed = {},
                      Materialized<K, V> materialized = {});
 
+  // The table of `topic` held whole by every instance (see rill/global_ktable.h):
+  // a global store named by `materialized` (in memory when it says so;
+  // never cached, never changelogged), which every processor can read.
+  template <class K, class V>
+  GlobalKTable<K, V> global_table(std::string topic, SerdePtr<K> key_serde, SerdePtr<V> value_serde,
+                                  Materialized<K, V> materialized = {});
+  template <class K, class V>
+  GlobalKTable<K, V> global_table(std::string topic, Consumed<K, V> consumed = {},
+                                  Materialized<K, V> materialized = {});
+
   // The topology built so far, validated (throws TopologyError).
   Topology build() const {
     Topology copy = topology_;
@@ -207,6 +219,39 @@ class StreamsBuilder {
 };
 
 namespace internal {
+
+// The names and serdes of a table read from a topic (StreamsBuilder::table and
+// global_table), named as Kafka Streams names them: the store first, then the
+// source, then the table's node. `what` names the table in errors.
+template <class K, class V>
+struct TableSource {
+  std::string store, source, node;
+  // The store's serdes: Materialized's, or Consumed's.
+  SerdePtr<K> key_serde;
+  SerdePtr<V> value_serde;
+  // The source's: Consumed's, or the store's; null values read as std::nullopt.
+  SerdePtr<K> source_key_serde;
+  SerdePtr<std::optional<V>> source_value_serde;
+};
+template <class K, class V>
+TableSource<K, V> table_source(StreamsBuilder& builder, std::string_view what,
+                               const std::string& topic, Consumed<K, V>& consumed,
+                               Materialized<K, V>& materialized) {
+  TableSource<K, V> table;
+  table.store = builder.name_or_new(std::move(materialized.store_name), topic + "-STATE-STORE");
+  table.source = builder.name_or_new(std::move(consumed.name), "KSTREAM-SOURCE");
+  table.node = builder.new_name("KTABLE-SOURCE");
+  table.key_serde = materialized.key_serde ? materialized.key_serde : consumed.key_serde;
+  table.value_serde = materialized.value_serde ? materialized.value_serde : consumed.value_serde;
+  if (!table.key_serde || !table.value_serde)
+    throw TopologyError(std::string(what) + " '" + topic + "': no " +
+                        (table.key_serde ? "value" : "key") + " serde for type " +
+                        demangle(table.key_serde ? typeid(V) : typeid(K)));
+  table.source_key_serde = consumed.key_serde ? consumed.key_serde : table.key_serde;
+  table.source_value_serde =
+      serdes::nullable<V>(consumed.value_serde ? consumed.value_serde : table.value_serde);
+  return table;
+}
 
 // Adds a table's processor `node` after `parent`, made by make(store, caching,
 // send_old_values), and the key-value store holding the table; returns the
@@ -647,5 +692,6 @@ const KStream<K, V>& BranchedKStream<K, V>::operator[](const std::string& name) 
 }  // namespace rill
 
 // Tables and grouped streams build on KStream; their definitions need it complete.
+#include "rill/global_ktable.h"    // IWYU pragma: export
 #include "rill/kgrouped_stream.h"  // IWYU pragma: export
 #include "rill/ktable.h"           // IWYU pragma: export

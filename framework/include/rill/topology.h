@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "rill/internal/node.h"
@@ -50,6 +51,21 @@ class Topology {
     // Set when a source or sink has no serde for its types: names what is missing.
     std::string missing_serde;
     std::function<std::unique_ptr<internal::ProcessorNode>()> factory;
+    // The source or the update processor of a global store: run by the
+    // global thread, never part of a sub-topology or a task.
+    bool global = false;
+  };
+
+  // A global store (Kafka Streams' addGlobalStore): every instance holds all
+  // of it, kept up to date from every partition of its topic by the source
+  // and update processor named here. Tasks read it; only that processor writes.
+  struct GlobalStore {
+    // Numbered after the sub-topologies, so task ids do not depend on it.
+    int32_t id = 0;
+    std::string store;
+    std::string source;
+    std::string processor;
+    TopicRef topic;
   };
 
   struct Subtopology {
@@ -88,6 +104,18 @@ class Topology {
   Topology& connect_processor_and_stores(const std::string& processor,
                                          std::vector<std::string> stores);
 
+  // Adds a global store, as Kafka Streams' addGlobalStore: the source
+  // `source_name` reads every partition of `topic` on each instance and hands
+  // its records to the processor `processor_name` (made by `factory`, which
+  // returns std::unique_ptr<P> with P a Processor<K, V, ...>), which writes
+  // the store. The topic is the store's changelog, so the store gets none.
+  // Any processor reads it with context.state_store<...>(name) without being
+  // connected to it; writes from a task are refused. Key-value stores only.
+  template <class K, class V, class Factory>
+  Topology& add_global_store(StoreBuilder store, std::string source_name, std::string topic,
+                             SerdePtr<K> key_serde, SerdePtr<V> value_serde,
+                             std::string processor_name, Factory factory);
+
   // Checks the whole graph (unknown parents, cycles, duplicate names, type
   // mismatches, missing serdes, sources and sinks without topics, stores that
   // are unknown or connected to nothing) and splits it into sub-topologies:
@@ -102,6 +130,9 @@ class Topology {
   const Node& node(std::string_view name) const;
   // Available after build().
   const std::vector<Subtopology>& subtopologies() const { return subtopologies_; }
+  // Ids are available after build().
+  const std::vector<GlobalStore>& global_stores() const { return global_stores_; }
+  bool is_global_store(std::string_view name) const;
 
   // The partition count of every topic the built application reads or
   // creates, given the counts of the topics that exist (at least its source
@@ -128,10 +159,12 @@ class Topology {
 
  private:
   void require_not_built() const;
+  Topology& add_global_store(StoreBuilder store, Node source, Node processor);
 
   std::vector<Node> nodes_;
   std::vector<StoreBuilder> stores_;
   std::vector<Subtopology> subtopologies_;
+  std::vector<GlobalStore> global_stores_;
   bool built_ = false;
 };
 
@@ -207,6 +240,21 @@ Topology& Topology::add_sink(std::string name, TopicRef topic, std::vector<std::
                                                       partitioner);
   };
   return add_node(std::move(node));
+}
+
+template <class K, class V, class Factory>
+Topology& Topology::add_global_store(StoreBuilder store, std::string source_name, std::string topic,
+                                     SerdePtr<K> key_serde, SerdePtr<V> value_serde,
+                                     std::string processor_name, Factory factory) {
+  using P = typename std::invoke_result_t<Factory>::element_type;
+  static_assert(std::is_same_v<typename P::KeyIn, K> && std::is_same_v<typename P::ValueIn, V>,
+                "the global store's processor must take the records its source reads");
+  Topology scratch;
+  scratch.add_source<K, V>(source_name, {std::move(topic)}, std::move(key_serde),
+                           std::move(value_serde));
+  scratch.add_processor(processor_name, std::move(factory), {source_name});
+  return add_global_store(std::move(store), std::move(scratch.nodes_.at(0)),
+                          std::move(scratch.nodes_.at(1)));
 }
 
 }  // namespace rill

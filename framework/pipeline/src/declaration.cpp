@@ -157,8 +157,11 @@ std::vector<FieldSpec> declare_document() {
        "null value deletes the key), kept in a state store changelogged to "
        "`<application.id>-<source name>-changelog`; a flow from a table starts with "
        "`group_by`, and its `aggregate` follows rows as they change, move between groups and "
-       "are deleted.",
-       {"stream", "table"},
+       "are deleted. global_table: as table, but every instance keeps the whole topic (all "
+       "partitions) in a global store named after the source, restored before the "
+       "instance processes anything and kept up to date; the topic is its changelog. No flow "
+       "starts from a global table: joins, which will read it, are not supported yet.",
+       {"stream", "table", "global_table"},
        "stream"},
       {"timestamp", T::kExpression, false,
        "Event time, in ms since the epoch, from the record (e.g. `value.ts` or "

@@ -622,15 +622,25 @@ class Loader {
           return *ms;
         };
       }
+      const std::string type = scalar_field(fields, "type", "stream");
+      if (type == "global_table" && fields.has("timestamp"))
+        fail(fields.at("timestamp").Mark(),
+             "source '" + name + "': found a timestamp on a global_table, expected none (a " +
+                 "global table keeps each key's latest value whatever its time)");
       NamedStream named{{}, scope};
       try {
-        named.stream = builder_.stream<Json, Json>(topic, consumed);
-        if (scalar_field(fields, "type", "stream") == "table")
+        if (type == "global_table") {
+          builder_.global_table<Json, Json>(topic, consumed, Materialized<Json, Json>::as(name));
+          global_tables_.insert(name);
+        } else {
+          named.stream = builder_.stream<Json, Json>(topic, consumed);
+        }
+        if (type == "table")
           named.table = named.stream.to_table({}, Materialized<Json, Json>::as(name));
       } catch (const std::exception& e) {
         fail(it->first.Mark(), "source '" + name + "': " + e.what());
       }
-      streams_.emplace(name, std::move(named));
+      if (type != "global_table") streams_.emplace(name, std::move(named));
       TopicUse use{topic, position(source["topic"].Mark()), true};
       if (fields.has("partitions"))
         use.partitions = static_cast<int32_t>(parse_integer(fields.at("partitions")));
@@ -670,6 +680,10 @@ class Loader {
 
   const NamedStream& named_stream(const YAML::Node& node) const {
     const std::string name = scalar(node);
+    if (global_tables_.contains(name))
+      fail(node.Mark(), "'" + name +
+                            "' is a global table, expected a stream or a table: no flow starts "
+                            "from a global table (joins, which read it, are not supported yet)");
     auto it = streams_.find(name);
     if (it == streams_.end()) {
       std::vector<std::string_view> names;
@@ -1149,6 +1163,8 @@ class Loader {
   mutable SecretValues secrets_;
   StreamsBuilder builder_;
   std::map<std::string, NamedStream> streams_;
+  // Sources of type global_table: declared and loaded; no flow reads them yet.
+  std::set<std::string> global_tables_;
   Pipeline pipeline_;
 };
 

@@ -174,27 +174,7 @@ bool ActiveTask::run(int64_t now) {
                             rd_kafka_message_errstr(message.get()));
           continue;
         }
-        internal::RawRecord raw;
-        if (message->key != nullptr)
-          raw.key = std::string_view(static_cast<const char*>(message->key), message->key_len);
-        if (message->payload != nullptr)
-          raw.value = std::string_view(static_cast<const char*>(message->payload), message->len);
-        raw.timestamp = rd_kafka_message_timestamp(message.get(), nullptr);
-        raw.metadata = {input->topic, input->partition, message->offset};
-        rd_kafka_headers_t* kafka_headers = nullptr;
-        if (rd_kafka_message_headers(message.get(), &kafka_headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-          headers_ = Headers();
-          const char* name = nullptr;
-          const void* value = nullptr;
-          size_t size = 0;
-          for (size_t i = 0; rd_kafka_header_get_all(kafka_headers, i, &name, &value, &size) ==
-                             RD_KAFKA_RESP_ERR_NO_ERROR;
-               ++i)
-            headers_.add(name, value ? std::optional<std::string>(
-                                           std::string(static_cast<const char*>(value), size))
-                                     : std::nullopt);
-          raw.headers = &headers_;
-        }
+        const internal::RawRecord raw = raw_record_of(*message, input->topic, headers_);
         // A clock read costs as much as a light processor: time one record
         // in kLatencySampleEvery, and its outputs' end-to-end latency with it.
         const bool sampled = timed_ && ++records_since_sample_ == metrics::kLatencySampleEvery;

@@ -68,6 +68,34 @@ struct InputPartition {
   int64_t committed_offset = -1;
 };
 
+// The RawRecord of a fetched record: views into `message`, valid while it
+// lives, and its headers, when it has any, copied into `headers`.
+inline internal::RawRecord raw_record_of(rd_kafka_message_t& message, const std::string& topic,
+                                         Headers& headers) {
+  internal::RawRecord raw;
+  if (message.key != nullptr)
+    raw.key = std::string_view(static_cast<const char*>(message.key), message.key_len);
+  if (message.payload != nullptr)
+    raw.value = std::string_view(static_cast<const char*>(message.payload), message.len);
+  raw.timestamp = rd_kafka_message_timestamp(&message, nullptr);
+  raw.metadata = {topic, message.partition, message.offset};
+  rd_kafka_headers_t* kafka_headers = nullptr;
+  if (rd_kafka_message_headers(&message, &kafka_headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    headers = Headers();
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    for (size_t i = 0; rd_kafka_header_get_all(kafka_headers, i, &name, &value, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i)
+      headers.add(name, value ? std::optional<std::string>(
+                                    std::string(static_cast<const char*>(value), size))
+                              : std::nullopt);
+    raw.headers = &headers;
+  }
+  return raw;
+}
+
 // Shared by every task of the application: the gate that stops all tasks for a
 // commit or a rebalance, and the count of tasks currently running.
 struct TaskGate {

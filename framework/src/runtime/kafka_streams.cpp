@@ -34,6 +34,7 @@
 #include "runtime/active_task.h"
 #include "runtime/changelog_reader.h"
 #include "runtime/error_handling.h"
+#include "runtime/global_thread.h"
 #include "runtime/producer_collector.h"
 #include "runtime/resume.h"
 #include "runtime/standby_placement.h"
@@ -422,6 +423,36 @@ struct KafkaStreams::Impl {
           if (consumer_queue) rd_kafka_queue_yield(consumer_queue.get());
         });
     published_reader.store(changelog_reader.get(), std::memory_order_release);
+  }
+
+  // Global stores: restored up to their topics' ends before the instance
+  // subscribes, so no task runs (and RUNNING is not reported) before they
+  // hold every record written before start(); see runtime/global_thread.h.
+  void start_global_thread() {
+    if (topology.global_stores().empty()) return;
+    auto properties = base_properties("consumer");
+    properties["client.id"] += "-global";
+    properties["enable.auto.commit"] = "false";
+    properties["enable.partition.eof"] = "true";
+    properties.emplace("auto.offset.reset", "earliest");
+    if (exactly_once) properties["isolation.level"] = "read_committed";
+    // librdkafka wants a group even for a consumer that only assigns; this one
+    // never joins it nor commits to it.
+    properties["group.id"] = application_id + "-global";
+    kafka::KafkaPtr dead_letters;
+    if (errors.has_dead_letter_topic())
+      dead_letters = kafka::make_client(RD_KAFKA_PRODUCER, conf_for(base_properties("global")));
+    global_thread = std::make_unique<runtime::GlobalThread>(
+        topology, application_id, state_directory / "global", rocksdb.get(), errors,
+        kafka::make_client(RD_KAFKA_CONSUMER, conf_for(properties)), std::move(dead_letters),
+        commit_interval, config.get_duration(config::kTopicWaitMs), task_timeout,
+        [this](const RestoreProgress& progress) {
+          metrics->on_restore_progress(progress.store, progress.topic, progress.partition,
+                                       progress.restored, progress.total, progress.done);
+          if (restore_listener) restore_listener(progress);
+        });
+    global_thread->restore();
+    global_thread->start();
   }
 
   void subscribe() {
@@ -858,6 +889,7 @@ struct KafkaStreams::Impl {
                                             deliveries, errors, gate, kMaxBatch,
                                             config.get_duration(config::kTopicWaitMs),
                                             state_directory / id.to_string(), rocksdb.get());
+        if (global_thread) task->stream_task().use_global_stores(&global_thread->state());
         if (metrics_enabled) {
           const auto& subtopology =
               topology.subtopologies().at(static_cast<std::size_t>(id.subtopology));
@@ -1134,6 +1166,8 @@ struct KafkaStreams::Impl {
         rd_kafka_poll(producer.get(), 0);
         wake_fetchers();
         handle_failures();
+        if (global_thread && global_thread->failed() && error_message.empty())
+          fail(global_thread->error());
         if (!error_message.empty() && !failed_stop) {
           stopping.store(true);
           failed_stop = true;
@@ -1299,6 +1333,8 @@ struct KafkaStreams::Impl {
     standbys.clear();
     rd_kafka_flush(producer.get(), 30'000);
     pool->join();
+    // No task reads the global stores any more.
+    if (global_thread) global_thread->stop();
     set_state(error_message.empty() ? State::kNotRunning : State::kError);
   }
 
@@ -1368,6 +1404,7 @@ struct KafkaStreams::Impl {
   std::atomic<uint64_t> aborted_transactions{0};
   std::unique_ptr<state::RocksDbResources> rocksdb;
   std::unique_ptr<runtime::ChangelogReader> changelog_reader;
+  std::unique_ptr<runtime::GlobalThread> global_thread;
   // The same, for scrapes, which may come while start() creates it.
   std::atomic<const runtime::ChangelogReader*> published_reader{nullptr};
   std::map<TaskId, std::shared_ptr<runtime::StandbyTask>> standbys;
@@ -1425,6 +1462,7 @@ void KafkaStreams::start() {
   impl_->prepare_state();
   impl_->pool = std::make_unique<boost::asio::thread_pool>(impl_->worker_threads);
   impl_->set_state(State::kRebalancing);
+  impl_->start_global_thread();
   impl_->subscribe();
   impl_->poll_thread = std::thread([this] { impl_->poll_loop(); });
 }
@@ -1474,6 +1512,7 @@ KafkaStreams::Stats KafkaStreams::stats() const {
     stats.restored_records = impl_->changelog_reader->restored_records();
     stats.standby_records = impl_->changelog_reader->standby_records();
   }
+  if (impl_->global_thread) stats.global_records = impl_->global_thread->state().applied_records();
   return stats;
 }
 

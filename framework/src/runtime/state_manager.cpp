@@ -1,15 +1,11 @@
 #include "runtime/state_manager.h"
 
-#include <fstream>
-#include <sstream>
-
-#include <fcntl.h>
 #include <rocksdb/db.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "log/log.h"
 #include "metrics/task_metrics.h"
+#include "runtime/checkpoint.h"
 #include "state/caching_stores.h"
 #include "state/metered_stores.h"
 #include "state/rocksdb_key_value_store.h"
@@ -17,13 +13,6 @@
 #include "state/window_store.h"
 
 namespace rill::runtime {
-namespace {
-
-constexpr const char* kCheckpointFile = ".checkpoint";
-constexpr const char* kLockFile = ".lock";
-
-}  // namespace
-
 StateManager::StateManager(const Topology& topology, const Topology::Subtopology& subtopology,
                            TaskId task, std::string application_id,
                            std::filesystem::path task_directory, state::RocksDbResources* resources)
@@ -38,31 +27,13 @@ StateManager::~StateManager() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
-std::map<std::string, int64_t> StateManager::read_checkpoint() const {
-  std::map<std::string, int64_t> offsets;
-  std::ifstream in(directory_ / kCheckpointFile);
-  std::string topic;
-  int32_t partition = 0;
-  int64_t offset = 0;
-  while (in >> topic >> partition >> offset) offsets[topic] = offset;
-  return offsets;
-}
-
 void StateManager::open(internal::RecordCollector* collector, std::function<int64_t()> timestamp,
                         state::CacheBudget* cache) {
   if (subtopology_.stores.empty()) return;
+  lock_fd_ = lock_state_directory(directory_);
   std::error_code error;
-  std::filesystem::create_directories(directory_, error);
-  if (error)
-    throw StateStoreError("cannot create state directory " + directory_.string() + ": " +
-                          error.message());
-  lock_fd_ = ::open((directory_ / kLockFile).c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
-    throw StateStoreError("state directory " + directory_.string() +
-                          " is locked by another instance; give each instance on a machine "
-                          "its own state.dir or let the other release the task");
 
-  const auto checkpoint = read_checkpoint();
+  const CheckpointOffsets checkpoint = read_checkpoint(directory_);
   // A checkpoint describes the stores as they were at a commit; while the task
   // runs it goes stale, so it is removed and written again at each commit.
   std::filesystem::remove(directory_ / kCheckpointFile, error);
@@ -73,7 +44,7 @@ void StateManager::open(internal::RecordCollector* collector, std::function<int6
     OpenStore open_store;
     open_store.kind = spec.kind;
     const std::string topic = spec.changelog_topic(application_id_);
-    auto found = checkpoint.find(topic);
+    auto found = checkpoint.find({topic, task_.partition});
     const bool trusted = spec.logging_enabled && found != checkpoint.end();
     const auto store_directory = spec.directory_in(directory_);
     if (spec.persistent && !trusted && std::filesystem::exists(store_directory)) {
@@ -128,25 +99,17 @@ void StateManager::flush() {
 
 void StateManager::checkpoint() {
   if (stores_.empty()) return;
-  std::ostringstream text;
+  CheckpointOffsets offsets;
   for (auto& [name, open_store] : stores_) {
     if (open_store.changelog == nullptr) continue;
     if (open_store.writer) {
       int64_t delivered = open_store.writer->delivered_offset();
       if (delivered + 1 > open_store.checkpointed) open_store.checkpointed = delivered + 1;
     }
-    text << open_store.changelog->topic << " " << open_store.changelog->partition << " "
-         << open_store.checkpointed << "\n";
+    offsets[{open_store.changelog->topic, open_store.changelog->partition}] =
+        open_store.checkpointed;
   }
-  // Written aside and renamed, so a crash never leaves half a checkpoint.
-  const auto temporary = directory_ / ".checkpoint.tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << text.str();
-    out.flush();
-    if (!out) throw StateStoreError("cannot write checkpoint in " + directory_.string());
-  }
-  std::filesystem::rename(temporary, directory_ / kCheckpointFile);
+  write_checkpoint(directory_, offsets);
 }
 
 void StateManager::close(bool clean) {

@@ -100,8 +100,6 @@ class StateManager {
     Changelog* changelog = nullptr;
     int64_t checkpointed = -1;  // next offset to read, or -1
   };
-  std::map<std::string, int64_t> read_checkpoint() const;
-
   const Topology& topology_;
   const Topology::Subtopology& subtopology_;
   TaskId task_;

@@ -4,6 +4,7 @@
 #include <typeinfo>
 
 #include "log/log.h"
+#include "runtime/global_state_manager.h"
 
 namespace rill::runtime {
 
@@ -133,6 +134,13 @@ void StreamTask::run_due(PunctuationType type, int64_t now) {
 }
 
 StateStore* StreamTask::state_store(const internal::ProcessorNode& node, std::string_view name) {
+  // Global stores are readable by every processor, as in Kafka Streams.
+  if (globals_ != nullptr && topology_.is_global_store(name)) {
+    auto it = global_views_.find(name);
+    if (it == global_views_.end())
+      it = global_views_.emplace(std::string(name), globals_->task_view(name)).first;
+    return it->second.get();
+  }
   if (state_ == nullptr) return nullptr;
   const auto& connected = topology_.node(node.name()).stores;
   if (std::find(connected.begin(), connected.end(), name) == connected.end()) return nullptr;

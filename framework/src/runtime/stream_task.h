@@ -18,6 +18,8 @@
 
 namespace rill::runtime {
 
+class GlobalStateManager;
+
 class StreamTask final : public internal::TaskContext {
  public:
   using Clock = std::function<int64_t()>;
@@ -31,6 +33,8 @@ class StreamTask final : public internal::TaskContext {
   // Where the nodes count their records and the task its drops; set before
   // build_nodes(). Without it the task records nothing.
   void record_into(metrics::TaskMetrics* metrics) { metrics_ = metrics; }
+  // Where processors find the global stores, read-only; set before init().
+  void use_global_stores(const GlobalStateManager* globals) { globals_ = globals; }
   // Creates the node instances (so source_for() works), without initializing
   // them; init() does both when needed.
   void build_nodes();
@@ -86,6 +90,10 @@ class StreamTask final : public internal::TaskContext {
   ErrorHandling& errors_;
   Clock clock_;
   StateManager* state_;
+  const GlobalStateManager* globals_ = nullptr;
+  // This task's views of the global stores it asked for: its own typed
+  // stores, since their serialization buffers cannot be shared between tasks.
+  std::map<std::string, std::unique_ptr<StateStore>, std::less<>> global_views_;
   metrics::TaskMetrics* metrics_ = nullptr;
   int dead_letter_topic_ = -1;
 

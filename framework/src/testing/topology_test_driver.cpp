@@ -7,6 +7,7 @@
 
 #include "rill/test_driver.h"
 
+#include "runtime/global_state_manager.h"
 #include "runtime/stream_task.h"
 #include "state/caching_stores.h"
 
@@ -32,6 +33,10 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
         errors(config),
         wall_clock(clock) {
     topology.build();
+    globals = std::make_unique<runtime::GlobalStateManager>(
+        topology, application_id, state_directory.path / "global", nullptr, errors, this,
+        [this] { return wall_clock; });
+    globals->open();
     for (const auto& sub : topology.subtopologies()) {
       TaskId id{sub.id, 0};
       states.push_back(std::make_unique<runtime::StateManager>(
@@ -40,6 +45,7 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
           topology, id, application_id, *this, errors, [this] { return wall_clock; },
           states.back().get()));
       runtime::StreamTask* task = tasks.back().get();
+      task->use_global_stores(globals.get());
       states.back()->open(
           this, [task] { return task->stream_time(); }, &cache_budget);
     }
@@ -50,6 +56,8 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
     // Processors close before their stores, stores before their directory goes.
     for (auto& task : tasks) task->close();
     for (auto& state : states) state->close(false);
+    global_views.clear();
+    globals->close(false);
   }
 
   int register_topic(const std::string& topic) override {
@@ -81,27 +89,40 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
   }
   std::map<std::pair<int, int32_t>, std::atomic<int64_t>> acknowledged;
 
-  StateStore* find_store(const std::string& name) const {
+  StateStore* find_store(const std::string& name) {
+    if (topology.is_global_store(name)) {
+      auto it = global_views.find(name);
+      if (it == global_views.end()) it = global_views.emplace(name, globals->task_view(name)).first;
+      return it->second.get();
+    }
     for (const auto& state : states)
       if (StateStore* store = state->get(name)) return store;
     return nullptr;
   }
 
   bool consumed(const std::string& topic) const {
+    if (globals->reads(topic)) return true;
     for (const auto& task : tasks)
       if (task->source_for(topic) != nullptr) return true;
     return false;
   }
 
   void process(const std::string& topic, const CapturedRecord& record) {
+    internal::RawRecord raw;
+    if (record.key) raw.key = *record.key;
+    if (record.value) raw.value = *record.value;
+    raw.timestamp = record.timestamp;
+    raw.headers = &record.headers;
+    // A global store's topic updates the store at once, as the global thread
+    // would before the tasks read it.
+    if (globals->reads(topic)) {
+      raw.metadata = {topic, 0, offsets[topic]++};
+      globals->process(raw);
+      return;
+    }
     for (auto& task : tasks) {
       internal::SourceNodeBase* source = task->source_for(topic);
       if (source == nullptr) continue;
-      internal::RawRecord raw;
-      if (record.key) raw.key = *record.key;
-      if (record.value) raw.value = *record.value;
-      raw.timestamp = record.timestamp;
-      raw.headers = &record.headers;
       raw.metadata = {topic, 0, offsets[topic]++};
       task->process(*source, raw);
       return;
@@ -154,6 +175,9 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
   std::map<std::string, int64_t> offsets;
   // Shared by every task's record caches, as in a running instance.
   state::CacheBudget cache_budget{static_cast<std::size_t>(config.get_int(config::kCacheMaxBytes))};
+  // Before the tasks, which read the global stores through views.
+  std::unique_ptr<runtime::GlobalStateManager> globals;
+  std::map<std::string, std::unique_ptr<StateStore>> global_views;
   std::vector<std::unique_ptr<runtime::StateManager>> states;
   // Last, so tasks are destroyed first: closing a processor may still send
   // records to this collector.

@@ -111,6 +111,15 @@ std::string Topology::describe() const {
     }
     out << "\n";
   }
+  // Kafka Streams' GlobalStore description: no blank line after it.
+  for (const auto& global : global_stores_) {
+    out << "  Sub-topology: " << global.id << " for global store (will not generate tasks)\n"
+        << "    Source: " << global.source << " (topics: [" << global.topic.name << "])\n"
+        << "      --> " << global.processor << "\n"
+        << "    Processor: " << global.processor << " (stores: [" << global.store << "])\n"
+        << "      --> none\n"
+        << "      <-- " << global.source << "\n";
+  }
   return out.str();
 }
 
@@ -131,6 +140,13 @@ std::string Topology::describe_dot() const {
       for (const auto& topic : n.topics) topics[topic.name] = topic.internal;
     }
     out << "  }\n";
+  }
+  for (const auto& global : global_stores_) {
+    out << "  subgraph cluster_" << global.id << " {\n    label=\"Global store " << global.store
+        << "\";\n    style=\"rounded,dashed\";\n";
+    out << "    " << quoted(global.source) << " [shape=box, style=\"rounded,filled\", "
+        << "fillcolor=\"#e8eef7\"];\n    " << quoted(global.processor) << " [shape=box];\n  }\n";
+    topics[global.topic.name] = false;
   }
   for (const auto& [topic, internal] : topics)
     out << "  " << quoted("topic:" + topic) << " [label=" << quoted(topic) << ", shape=cylinder"
@@ -162,6 +178,13 @@ std::string Topology::describe_mermaid() const {
       for (const auto& topic : n.topics) topics[topic.name] = topic.internal;
     }
     out << "  end\n";
+  }
+  for (const auto& global : global_stores_) {
+    out << "  subgraph sub" << global.id << "[\"Global store " << global.store << "\"]\n"
+        << "    " << mermaid_id("n_", global.source) << "[\"" << global.source << "\"]\n"
+        << "    " << mermaid_id("n_", global.processor) << "[\"" << global.processor << "\"]\n"
+        << "  end\n";
+    topics[global.topic.name] = false;
   }
   for (const auto& [topic, internal] : topics)
     out << "  " << mermaid_id("t_", topic) << "[(\"" << topic << "\")]\n";

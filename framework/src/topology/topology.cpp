@@ -105,10 +105,45 @@ Topology& Topology::connect_processor_and_stores(const std::string& processor,
   Node& node = mutable_node(processor);
   if (node.kind != NodeKind::kProcessor)
     throw TopologyError(describe_node(node) + " cannot use state stores; only processors can");
+  if (node.global)
+    throw TopologyError(describe_node(node) + " updates a global store and uses no other store");
+  for (const std::string& store : stores)
+    if (is_global_store(store))
+      throw TopologyError("global store '" + store + "' is readable by every processor without " +
+                          "being connected; do not connect it to " + describe_node(node));
   for (std::string& store : stores)
     if (std::find(node.stores.begin(), node.stores.end(), store) == node.stores.end())
       node.stores.push_back(std::move(store));
   return *this;
+}
+
+Topology& Topology::add_global_store(StoreBuilder store, Node source, Node processor) {
+  require_not_built();
+  if (store.spec().kind != StoreKind::kKeyValue)
+    throw TopologyError("global store '" + store.name() + "' must be a key-value store, not a " +
+                        std::string(to_string(store.spec().kind)) + " store");
+  if (source.topics.size() != 1)
+    throw TopologyError("global store '" + store.name() + "' needs exactly one topic");
+  // Its topic is its changelog: a changelog of its own would copy the topic.
+  store.with_logging_disabled();
+  GlobalStore global;
+  global.store = store.name();
+  global.source = source.name;
+  global.processor = processor.name;
+  global.topic = source.topics.front();
+  source.global = true;
+  processor.global = true;
+  processor.stores.push_back(store.name());
+  add_state_store(std::move(store));
+  add_node(std::move(source));
+  add_node(std::move(processor));
+  global_stores_.push_back(std::move(global));
+  return *this;
+}
+
+bool Topology::is_global_store(std::string_view name) const {
+  return std::any_of(global_stores_.begin(), global_stores_.end(),
+                     [&](const GlobalStore& global) { return global.store == name; });
 }
 
 const StoreBuilder& Topology::store(std::string_view name) const {
@@ -162,6 +197,9 @@ void Topology::build() {
       if (it == index.end())
         throw TopologyError(what + " has unknown parent '" + parent_name + "'");
       const Node& parent = nodes_[it->second];
+      if (parent.global != node.global)
+        throw TopologyError(what + " has parent " + describe_node(parent) +
+                            ", but a global store's source and processor connect to nothing else");
       if (parent.kind == NodeKind::kSink)
         throw TopologyError(what + " has parent " + describe_node(parent) +
                             ", but a sink cannot have children");
@@ -191,6 +229,7 @@ void Topology::build() {
   for (std::size_t i = 0; i < nodes_.size(); ++i)
     for (const std::string& parent : nodes_[i].parents) components.join(i, index.at(parent));
   // Processors sharing a store must run in one task, so in one sub-topology.
+  // Global stores belong to no task.
   std::map<std::string, std::size_t> first_user_of_store;
   for (std::size_t i = 0; i < nodes_.size(); ++i)
     for (const std::string& store : nodes_[i].stores) {
@@ -201,10 +240,12 @@ void Topology::build() {
     if (!first_user_of_store.contains(store.name()))
       throw TopologyError("state store '" + store.name() + "' is not connected to any processor");
 
-  // Sub-topologies are numbered in the order their first node was added.
+  // Sub-topologies are numbered in the order their first node was added;
+  // global stores after them.
   std::map<std::size_t, std::size_t> subtopology_of_root;
   std::vector<Subtopology> subtopologies;
   for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i].global) continue;
     auto [it, inserted] = subtopology_of_root.emplace(components.find(i), subtopologies.size());
     if (inserted) {
       subtopologies.emplace_back();
@@ -212,6 +253,7 @@ void Topology::build() {
     }
   }
   for (std::size_t i : order) {
+    if (nodes_[i].global) continue;
     Subtopology& sub = subtopologies[subtopology_of_root.at(components.find(i))];
     const Node& node = nodes_[i];
     sub.nodes.push_back(node.name);
@@ -227,6 +269,9 @@ void Topology::build() {
     if (sub.source_topics.empty())
       throw TopologyError("sub-topology " + std::to_string(sub.id) + " (with node '" +
                           sub.nodes.front() + "') has no source");
+
+  for (std::size_t i = 0; i < global_stores_.size(); ++i)
+    global_stores_[i].id = static_cast<int32_t>(subtopologies.size() + i);
 
   subtopologies_ = std::move(subtopologies);
   built_ = true;
