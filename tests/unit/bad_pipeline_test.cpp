@@ -53,6 +53,14 @@ const std::vector<BadPipeline> kCases = {
      "  - from: t\n    steps:\n      - group_by: value.g\n      - aggregate:\n"
      "          value: count()\n          window: {type: tumbling, size: 1m}\n",
      10, 19, "found a window after a table's group_by"},
+    {"partition count beyond Kafka's int32",
+     "application: {application.id: app}\nsources:\n  in: {topic: t, partitions: 4294967297}\n"
+     "flows:\n  - from: in\n    steps: [stdout]\n",
+     3, 30, "found 4294967297 partitions, expected 1 to 2147483647"},
+    {"no partitions",
+     "application: {application.id: app}\nsources:\n  in: {topic: t, partitions: 0}\n"
+     "flows:\n  - from: in\n    steps: [stdout]\n",
+     3, 30, "found 0 partitions, expected 1 to 2147483647"},
     {"invalid YAML", "application: {application.id: app\nsources: x\n", 2, 8, "invalid YAML"},
     {"not a mapping", "- just\n- a list\n", 1, 1, "found a list, expected a mapping"},
     {"unknown top-level section", kHead + "    steps: [stdout]\nsinks: {}\n", 8, 1,

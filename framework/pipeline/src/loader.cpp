@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -642,11 +643,15 @@ class Loader {
       }
       if (type != "global_table") streams_.emplace(name, std::move(named));
       TopicUse use{topic, position(source["topic"].Mark()), true};
-      if (fields.has("partitions"))
-        use.partitions = static_cast<int32_t>(parse_integer(fields.at("partitions")));
-      if (use.partitions < 1)
-        fail(fields.at("partitions").Mark(),
-             "found " + std::to_string(use.partitions) + " partitions, expected at least 1");
+      if (fields.has("partitions")) {
+        // Kafka counts partitions in an int32.
+        const int64_t partitions = parse_integer(fields.at("partitions"));
+        if (partitions < 1 || partitions > std::numeric_limits<int32_t>::max())
+          fail(fields.at("partitions").Mark(),
+               "found " + std::to_string(partitions) + " partitions, expected 1 to " +
+                   std::to_string(std::numeric_limits<int32_t>::max()));
+        use.partitions = static_cast<int32_t>(partitions);
+      }
       pipeline_.topics.push_back(use);
       if (fields.has("generator")) load_generator(name, topic, fields.at("generator"), consumed);
     }
