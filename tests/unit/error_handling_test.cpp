@@ -245,18 +245,18 @@ TEST_CASE("errors after a repartition name the repartition topic", "[unit][error
   CHECK(header(*dead, "__streams.errors.offset") == "1");
 }
 
+// A producer with no broker behind it, for delivery reports the tests make up.
+static kafka::KafkaPtr unconnected_producer() {
+  return kafka::make_client(RD_KAFKA_PRODUCER, kafka::make_conf({{"log_level", "3"}}));
+}
+
 // What the broker refuses, sorted for the commit protocol: a refusal the
 // cluster caused rewinds to the last commit; a refusal of the record stops.
 TEST_CASE(
     "a record refused for a topic or partition the metadata lacks rewinds, a bad record stops",
     "[unit][errors]") {
-  char error[512];
   // No broker: delivery reports are made up below.
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);
-  rd_kafka_t* client = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
-  REQUIRE(client != nullptr);
-  kafka::KafkaPtr producer(client);
+  const kafka::KafkaPtr producer = unconnected_producer();
   kafka::TopicPtr topic(rd_kafka_topic_new(producer.get(), "out", nullptr));
   auto refused = [&](rd_kafka_resp_err_t err) {
     rd_kafka_message_t message{};
@@ -283,12 +283,7 @@ TEST_CASE(
 // changelog records are still in flight; their acknowledgements arrive later.
 TEST_CASE("a changelog record acknowledged after its task closed counts for the next one",
           "[unit][errors]") {
-  char error[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);
-  rd_kafka_t* client = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
-  REQUIRE(client != nullptr);
-  kafka::KafkaPtr producer(client);
+  const kafka::KafkaPtr producer = unconnected_producer();
   runtime::DeliveryTracker tracker(false);
 
   // The task writes through its collector and closes before the broker answers.
