@@ -186,12 +186,12 @@ class ClusterProbe {
     if (rd_kafka_committed(consumer_.get(), partitions.get(), kProbeTimeoutMs) !=
         RD_KAFKA_RESP_ERR_NO_ERROR)
       return std::nullopt;
+    const auto ends = watermarks(*partitions);
+    if (!ends) return std::nullopt;
     int64_t total = 0;
     for (int i = 0; i < partitions->cnt; ++i) {
-      const rd_kafka_topic_partition_t& partition = partitions->elems[i];
-      const auto ends = watermarks(partition);
-      if (!ends) return std::nullopt;
-      total += ends->second - std::max(partition.offset, ends->first);
+      const auto [low, high] = (*ends)[static_cast<std::size_t>(i)];
+      total += high - std::max(partitions->elems[i].offset, low);
     }
     return total;
   }
@@ -199,13 +199,10 @@ class ClusterProbe {
   // The end offsets of the output topics, summed: their growth is the rate
   // of records written.
   std::optional<int64_t> written() {
-    const rill::kafka::PartitionListPtr partitions = partitions_of(sinks_);
+    const auto ends = watermarks(*partitions_of(sinks_));
+    if (!ends) return std::nullopt;
     int64_t total = 0;
-    for (int i = 0; i < partitions->cnt; ++i) {
-      const auto ends = watermarks(partitions->elems[i]);
-      if (!ends) return std::nullopt;
-      total += ends->second;
-    }
+    for (const auto& [low, high] : *ends) total += high;
     return total;
   }
 
@@ -229,9 +226,14 @@ class ClusterProbe {
     return partitions;
   }
 
-  std::optional<std::pair<int64_t, int64_t>> watermarks(const rd_kafka_topic_partition_t& p) {
+  // The low and high watermarks of each partition, in order.
+  std::optional<std::vector<std::pair<int64_t, int64_t>>> watermarks(
+      const rd_kafka_topic_partition_list_t& list) {
+    std::vector<std::pair<std::string, int32_t>> partitions;
+    for (int i = 0; i < list.cnt; ++i)
+      partitions.emplace_back(list.elems[i].topic, list.elems[i].partition);
     try {
-      return rill::kafka::watermarks(consumer_.get(), p.topic, p.partition,
+      return rill::kafka::watermarks(consumer_.get(), partitions,
                                      std::chrono::milliseconds(kProbeTimeoutMs));
     } catch (const std::runtime_error&) {
       return std::nullopt;

@@ -387,6 +387,26 @@ flows:
           Records{{"a", R"({"at":1e300,"n":1})"}, {"b", R"({"at":5,"n":-9223372036854775808})"}});
     CHECK(run.read("out") == Records{{"c", R"({"negated":-7,"rest":0})"}});
   }
+  SECTION("a sum over unsigned integers beyond 64 signed bits is a double, not a wrapped sum") {
+    Run run(R"(
+application: {application.id: big-sums}
+sources:
+  in: {topic: in}
+flows:
+  - from: in
+    steps:
+      - group_by: key
+      - aggregate: {name: totals, value: sum(value.n)}
+      - to: out
+)");
+    run.pipe("in", "k", R"({"n":18446744073709551615})");
+    run.pipe("in", "k", R"({"n":1})");
+    const Records out = run.read("out");
+    REQUIRE(out.size() == 2);
+    // A wrapped sum reads -1 and then 0.
+    CHECK(Json::parse(out[0].second).get<double>() == 18446744073709551615.0);
+    CHECK(Json::parse(out[1].second).get<double>() == 18446744073709551616.0);
+  }
   SECTION("log-and-fail stops on it") {
     Run run(R"(
 application: {application.id: fail}

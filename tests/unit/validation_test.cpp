@@ -250,9 +250,19 @@ TEST_CASE("StreamsConfig names the key at fault", "[unit][validation][config]") 
     CHECK_THROWS_WITH(valid_config().set("num.stream.threads", "two").validate(),
                       "config 'num.stream.threads': invalid value 'two', expected an integer");
     CHECK_THROWS_WITH(valid_config().set("num.stream.threads", "0").validate(),
-                      "config 'num.stream.threads' must be at least 1");
+                      "config 'num.stream.threads': invalid value '0', expected an integer from "
+                      "1 to 1024");
     CHECK_THROWS_WITH(valid_config().set("commit.interval.ms", "-5").validate(),
-                      Contains("'commit.interval.ms'") && Contains("non-negative"));
+                      Contains("'commit.interval.ms'") && Contains("from 0 to 2147483647"));
+    // Beyond what librdkafka's int milliseconds hold: refused, not wrapped
+    // into a negative timeout.
+    CHECK_THROWS_WITH(valid_config().set("source.topic.wait.ms", "4294967296").validate(),
+                      Contains("'source.topic.wait.ms'") && Contains("from 0 to 2147483647"));
+    CHECK_THROWS_WITH(valid_config().set("replication.factor", "65539").validate(),
+                      Contains("from -1 to 32767"));
+    CHECK_NOTHROW(valid_config().set("replication.factor", "-1").validate());
+    CHECK_THROWS_WITH(valid_config().set("num.stream.threads", "100000000").validate(),
+                      Contains("'num.stream.threads'"));
     CHECK(valid_config().get_duration("commit.interval.ms") == std::chrono::milliseconds(30000));
     CHECK(valid_config()
               .set("processing.guarantee", "exactly_once_v2")

@@ -495,6 +495,19 @@ TEST_CASE("window definitions and retentions are checked", "[unit][windows]") {
   CHECK_THROWS_AS(TimeWindows::of_size_with_no_grace(10ms).advance_by(0ms), std::invalid_argument);
   CHECK_THROWS_AS(SlidingWindows::of_time_difference_with_no_grace(0ms), std::invalid_argument);
   CHECK_THROWS_AS(SessionWindows::of_inactivity_gap_with_no_grace(0ms), std::invalid_argument);
+  // Durations whose sums (size plus grace, twice the difference plus grace)
+  // would overflow are refused where they are given, not wrapped later.
+  constexpr auto kForever = std::chrono::milliseconds::max();
+  CHECK_THROWS_WITH(TimeWindows::of_size_and_grace(10ms, kForever),
+                    Catch::Contains("time windows: grace period must be non-negative and at most"));
+  CHECK_THROWS_AS(TimeWindows::of_size_with_no_grace(kMaxWindowDuration + 1ms),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(SlidingWindows::of_time_difference_with_no_grace(kForever),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(SessionWindows::of_inactivity_gap_and_grace(kForever, 0ms),
+                  std::invalid_argument);
+  CHECK(TimeWindows::of_size_and_grace(kMaxWindowDuration, kMaxWindowDuration).grace_ms() ==
+        kMaxWindowDuration.count());
 
   StreamsBuilder builder;
   auto grouped = builder.stream("in", serdes::string(), serdes::string()).group_by_key();

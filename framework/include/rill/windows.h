@@ -14,12 +14,34 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "rill/serde.h"
 #include "rill/state.h"
 #include "rill/value_and_timestamp.h"
 
 namespace rill {
+
+// The longest size, advance, gap or grace period a window takes: 100 years,
+// as in YAML pipelines. Far beyond any retention, and small enough that no sum
+// of them overflows.
+inline constexpr std::chrono::milliseconds kMaxWindowDuration{36500LL * 86'400'000};
+
+namespace internal {
+// `duration` in milliseconds, or std::invalid_argument naming the windows and
+// the parameter when it is negative, zero where zero makes no sense
+// (`positive`), or beyond kMaxWindowDuration.
+inline int64_t window_duration(std::string_view windows, std::string_view parameter,
+                               std::chrono::milliseconds duration, bool positive) {
+  const int64_t ms = duration.count();
+  if (ms < 0 || (positive && ms == 0) || ms > kMaxWindowDuration.count())
+    throw std::invalid_argument(std::string(windows) + ": " + std::string(parameter) + " must be " +
+                                (positive ? "positive" : "non-negative") + " and at most " +
+                                std::to_string(kMaxWindowDuration.count()) +
+                                " ms (100 years), got " + std::to_string(ms) + " ms");
+  return ms;
+}
+}  // namespace internal
 
 // Fixed-size windows aligned to the epoch: tumbling (a new window every `size`)
 // or hopping (a new window every `advance`, overlapping when advance < size).
@@ -32,13 +54,9 @@ class TimeWindows {
   }
   static TimeWindows of_size_and_grace(std::chrono::milliseconds size,
                                        std::chrono::milliseconds grace) {
-    if (size.count() <= 0)
-      throw std::invalid_argument("time windows: size must be positive, got " +
-                                  std::to_string(size.count()) + " ms");
-    if (grace.count() < 0)
-      throw std::invalid_argument("time windows: grace period must not be negative, got " +
-                                  std::to_string(grace.count()) + " ms");
-    return TimeWindows(size.count(), size.count(), grace.count());
+    const int64_t size_ms = internal::window_duration("time windows", "size", size, true);
+    return TimeWindows(size_ms, size_ms,
+                       internal::window_duration("time windows", "grace period", grace, false));
   }
   // Hopping windows: a window starts every `advance` (0 < advance <= size).
   TimeWindows advance_by(std::chrono::milliseconds advance) const {
@@ -86,13 +104,9 @@ class SlidingWindows {
   }
   static SlidingWindows of_time_difference_and_grace(std::chrono::milliseconds difference,
                                                      std::chrono::milliseconds grace) {
-    if (difference.count() <= 0)
-      throw std::invalid_argument("sliding windows: time difference must be positive, got " +
-                                  std::to_string(difference.count()) + " ms");
-    if (grace.count() < 0)
-      throw std::invalid_argument("sliding windows: grace period must not be negative, got " +
-                                  std::to_string(grace.count()) + " ms");
-    return SlidingWindows(difference.count(), grace.count());
+    return SlidingWindows(
+        internal::window_duration("sliding windows", "time difference", difference, true),
+        internal::window_duration("sliding windows", "grace period", grace, false));
   }
 
   int64_t time_difference_ms() const { return difference_; }
@@ -115,13 +129,9 @@ class SessionWindows {
   }
   static SessionWindows of_inactivity_gap_and_grace(std::chrono::milliseconds gap,
                                                     std::chrono::milliseconds grace) {
-    if (gap.count() <= 0)
-      throw std::invalid_argument("session windows: inactivity gap must be positive, got " +
-                                  std::to_string(gap.count()) + " ms");
-    if (grace.count() < 0)
-      throw std::invalid_argument("session windows: grace period must not be negative, got " +
-                                  std::to_string(grace.count()) + " ms");
-    return SessionWindows(gap.count(), grace.count());
+    return SessionWindows(
+        internal::window_duration("session windows", "inactivity gap", gap, true),
+        internal::window_duration("session windows", "grace period", grace, false));
   }
 
   int64_t inactivity_gap_ms() const { return gap_; }

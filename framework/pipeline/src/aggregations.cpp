@@ -6,11 +6,11 @@ namespace {
 // a + b, or a - b when `minus`.
 Json plus(const Json& a, const Json& b, bool minus = false) {
   if (!a.is_number() || !b.is_number()) throw EvalError("sum() expects numbers, found " + b.dump());
-  if (a.is_number_float() || b.is_number_float())
-    return minus ? a.get<double>() - b.get<double>() : a.get<double>() + b.get<double>();
+  const std::optional<int64_t> x = exact_integer(a);
+  const std::optional<int64_t> y = x ? exact_integer(b) : std::nullopt;
+  if (!y) return minus ? a.get<double>() - b.get<double>() : a.get<double>() + b.get<double>();
   int64_t r = 0;
-  if (minus ? __builtin_sub_overflow(a.get<int64_t>(), b.get<int64_t>(), &r)
-            : __builtin_add_overflow(a.get<int64_t>(), b.get<int64_t>(), &r))
+  if (minus ? __builtin_sub_overflow(*x, *y, &r) : __builtin_add_overflow(*x, *y, &r))
     throw EvalError("sum(): integer overflow");
   return r;
 }

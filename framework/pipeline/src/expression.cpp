@@ -111,6 +111,11 @@ std::optional<int64_t> integer_value(const Json& value) {
   return static_cast<int64_t>(d);
 }
 
+std::optional<int64_t> exact_integer(const Json& value) {
+  if (!value.is_number_integer()) return std::nullopt;
+  return integer_value(value);
+}
+
 namespace detail {
 
 class Node {
@@ -146,13 +151,6 @@ std::size_t above(const std::vector<NodePtr>& children) {
   std::size_t deepest = 0;
   for (const NodePtr& child : children) deepest = std::max(deepest, child->depth());
   return deepest + 1;
-}
-
-// An integer (not a double) that fits in int64_t. Records may hold unsigned
-// integers beyond INT64_MAX; arithmetic takes those as doubles.
-std::optional<int64_t> exact_integer(const Json& v) {
-  if (!v.is_number_integer()) return std::nullopt;
-  return integer_value(v);
 }
 
 class Literal final : public Node {

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <charconv>
 #include <iterator>
+#include <limits>
 
 #include "rill/config.h"
 
@@ -155,15 +156,38 @@ bool parse_bool(std::string_view key, std::string_view value) {
   throw invalid(key, value, "true or false");
 }
 
+// The values an integer or duration key takes. Durations reach librdkafka and
+// timers as int milliseconds (24.8 days at most), as Kafka's own int-typed
+// *.ms settings do; counts are bounded where a larger one could only be a typo
+// that would take the machine down (threads) or that Kafka refuses (replicas).
+struct Range {
+  int64_t min;
+  int64_t max;
+};
+Range range_of(const ConfigKey& key) {
+  constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+  if (key.name == config::kReplicationFactor) return {-1, std::numeric_limits<int16_t>::max()};
+  if (key.name == config::kNumStreamThreads) return {1, 1024};
+  if (key.name == config::kNumStandbyReplicas) return {0, 1024};
+  if (key.name == config::kBufferedRecordsPerPartition) return {1, kInt32Max};
+  if (key.type == ConfigType::kDuration) return {0, kInt32Max};
+  return {0, std::numeric_limits<int64_t>::max()};
+}
+
 void check(const ConfigKey& key, std::string_view value) {
   switch (key.type) {
     case ConfigType::kString:
       break;
     case ConfigType::kInt:
-    case ConfigType::kDuration:
-      if (parse_int(key.name, value) < (key.name == config::kReplicationFactor ? -1 : 0))
-        throw invalid(key.name, value, "a non-negative integer");
+    case ConfigType::kDuration: {
+      const Range range = range_of(key);
+      const int64_t n = parse_int(key.name, value);
+      if (n < range.min || n > range.max)
+        throw invalid(
+            key.name, value,
+            "an integer from " + std::to_string(range.min) + " to " + std::to_string(range.max));
       break;
+    }
     case ConfigType::kBool:
       parse_bool(key.name, value);
       break;
@@ -216,11 +240,13 @@ std::string config_reference_markdown() {
       case ConfigType::kString:
         return "string";
       case ConfigType::kInt:
-        return "integer";
+      case ConfigType::kDuration: {
+        const Range range = range_of(key);
+        return std::string(key.type == ConfigType::kInt ? "integer" : "milliseconds") + ", " +
+               std::to_string(range.min) + " to " + std::to_string(range.max);
+      }
       case ConfigType::kBool:
         return "boolean";
-      case ConfigType::kDuration:
-        return "milliseconds";
       case ConfigType::kEnum: {
         std::string values;
         for (auto value : key.allowed)
@@ -325,10 +351,6 @@ void StreamsConfig::validate() const {
     throw ConfigError(
         "config 'errors.dead.letter.queue.topic.name' is required when an exception handler "
         "is dead-letter");
-  if (get_int(config::kNumStreamThreads) < 1)
-    throw ConfigError("config 'num.stream.threads' must be at least 1");
-  if (get_int(config::kBufferedRecordsPerPartition) < 1)
-    throw ConfigError("config 'buffered.records.per.partition' must be at least 1");
 }
 
 std::map<std::string, std::string> StreamsConfig::client_properties(std::string_view client) const {

@@ -113,17 +113,7 @@ void ChangelogReader::run() {
       }
       removals_.clear();
     }
-    for (auto& task : restores) {
-      try {
-        start_restore(task);
-      } catch (const std::exception& e) {
-        // Reading the changelog's offsets failed: the broker, not the task.
-        task->fail("task " + task->id().to_string() + ": restoring state failed: " + e.what(),
-                   true);
-        task->restoring.store(false);
-        on_restored_();
-      }
-    }
+    start_restores(restores);
     for (auto& standby : standbys) start_standby(standby);
     if (assignment_changed_) assign();
     if (readings_.empty()) continue;
@@ -180,12 +170,40 @@ void ChangelogReader::run() {
   }
 }
 
-void ChangelogReader::start_restore(const std::shared_ptr<ActiveTask>& task) {
-  std::vector<Key> started;
-  for (const auto& changelog : task->state().changelogs()) {
+void ChangelogReader::start_restores(const std::vector<std::shared_ptr<ActiveTask>>& tasks) {
+  std::vector<Key> changelogs;
+  for (const auto& task : tasks)
+    for (const auto& changelog : task->state().changelogs())
+      changelogs.emplace_back(changelog.topic, changelog.partition);
+  std::vector<std::pair<int64_t, int64_t>> offsets;
+  try {
+    // One query for every task a rebalance hands over: after a broker
+    // failover, leaders are learnt once rather than once per changelog.
     // Leaders of changelogs created moments ago may not be known yet.
-    const auto [low, high] = kafka::watermarks(consumer_.get(), changelog.topic,
-                                               changelog.partition, kEndOffsetsTimeout);
+    offsets = kafka::watermarks(consumer_.get(), changelogs, kEndOffsetsTimeout);
+  } catch (const std::exception& e) {
+    // The broker, not the tasks: they go back to the last commit and retry.
+    for (const auto& task : tasks) {
+      task->fail("task " + task->id().to_string() + ": restoring state failed: " + e.what(), true);
+      task->restoring.store(false);
+      on_restored_();
+    }
+    return;
+  }
+  auto next = offsets.cbegin();
+  for (const auto& task : tasks) {
+    const std::size_t count = task->state().changelogs().size();
+    start_restore(task, {next, next + static_cast<std::ptrdiff_t>(count)});
+    next += static_cast<std::ptrdiff_t>(count);
+  }
+}
+
+void ChangelogReader::start_restore(const std::shared_ptr<ActiveTask>& task,
+                                    std::span<const std::pair<int64_t, int64_t>> offsets) {
+  std::vector<Key> started;
+  for (std::size_t i = 0; i < offsets.size(); ++i) {
+    const StateManager::Changelog& changelog = task->state().changelogs()[i];
+    const auto [low, high] = offsets[i];
     Reading reading;
     reading.state = &task->state();
     reading.store = changelog.store;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -81,7 +82,10 @@ class ChangelogReader {
   using Key = std::pair<std::string, int32_t>;
 
   void run();
-  void start_restore(const std::shared_ptr<ActiveTask>& task);
+  void start_restores(const std::vector<std::shared_ptr<ActiveTask>>& tasks);
+  // `offsets`: the low and high watermarks of the task's changelogs, in order.
+  void start_restore(const std::shared_ptr<ActiveTask>& task,
+                     std::span<const std::pair<int64_t, int64_t>> offsets);
   void start_standby(const std::shared_ptr<StandbyTask>& standby);
   // Queues a changelog record for the store; write_pending() writes the queue.
   void apply(Reading& reading, const rd_kafka_message_t& message);

@@ -56,30 +56,32 @@ GlobalThread::~GlobalThread() {
 void GlobalThread::restore() {
   state_.open();
   kafka::PartitionListPtr assignment(rd_kafka_topic_partition_list_new(8));
-  std::vector<std::string> topics = state_.topics();
-  for (std::size_t i = 0; i < topics.size(); ++i) {
-    const std::string& topic = topics[i];
-    const std::string store = state_.store_of(topic);
+  std::vector<std::pair<std::string, int32_t>> topic_partitions;
+  for (const std::string& topic : state_.topics()) {
     auto count = kafka::partition_count(consumer_.get(), topic, timeout_);
     if (!count)
-      throw std::runtime_error("the topic '" + topic + "' of global store '" + store +
-                               "' does not exist (waited " + std::to_string(timeout_.count()) +
-                               " ms); create it first");
-    for (int32_t p = 0; p < *count; ++p) {
-      const auto [low, high] = kafka::watermarks(consumer_.get(), topic, p, timeout_);
-      int64_t from = std::max(low, state_.checkpointed(topic, p).value_or(low));
-      if (from > high) from = low;  // the topic was recreated since the checkpoint
-      Partition& partition = partitions_[{topic, p}];
-      partition.store = store;
-      partition.end = high;
-      partition.position = &state_.position(topic, p);
-      *partition.position = from;
-      partition.progress = {store, topic, p, 0, static_cast<uint64_t>(high - from), false};
-      rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset = from;
-      if (from < high)
-        log::get().info("global store {}: restoring {}[{}] offsets {} to {}", store, topic, p, from,
-                        high);
-    }
+      throw std::runtime_error("the topic '" + topic + "' of global store '" +
+                               state_.store_of(topic) + "' does not exist (waited " +
+                               std::to_string(timeout_.count()) + " ms); create it first");
+    for (int32_t p = 0; p < *count; ++p) topic_partitions.emplace_back(topic, p);
+  }
+  const auto offsets = kafka::watermarks(consumer_.get(), topic_partitions, timeout_);
+  for (std::size_t i = 0; i < topic_partitions.size(); ++i) {
+    const auto& [topic, p] = topic_partitions[i];
+    const std::string store = state_.store_of(topic);
+    const auto [low, high] = offsets[i];
+    int64_t from = std::max(low, state_.checkpointed(topic, p).value_or(low));
+    if (from > high) from = low;  // the topic was recreated since the checkpoint
+    Partition& partition = partitions_[{topic, p}];
+    partition.store = store;
+    partition.end = high;
+    partition.position = &state_.position(topic, p);
+    *partition.position = from;
+    partition.progress = {store, topic, p, 0, static_cast<uint64_t>(high - from), false};
+    rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset = from;
+    if (from < high)
+      log::get().info("global store {}: restoring {}[{}] offsets {} to {}", store, topic, p, from,
+                      high);
   }
   if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), assignment.get()))
     throw std::runtime_error(std::string("assigning the global topics' partitions failed: ") +

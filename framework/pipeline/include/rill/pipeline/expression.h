@@ -72,6 +72,10 @@ class EvalError : public std::runtime_error {
 // undefined behaviour).
 std::optional<int64_t> integer_value(const Json& value);
 
+// An integer (not a double) that fits in int64_t. Records may hold unsigned
+// integers beyond INT64_MAX; arithmetic takes those as doubles.
+std::optional<int64_t> exact_integer(const Json& value);
+
 // What is known of a value's type when the pipeline loads.
 enum class ValueType { kAny, kNull, kBool, kNumber, kString, kArray, kObject };
 std::string_view to_string(ValueType type);
