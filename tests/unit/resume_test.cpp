@@ -9,35 +9,14 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/scripted_clients.h"
+
 using namespace rill;
 using kafka::TopicPartition;
+using rill::testing::ScriptedConsumer;
 using namespace std::chrono_literals;
 
 namespace {
-
-class ScriptedConsumer final : public kafka::Consumer {
- public:
-  // What committed() answers: an error for the whole request, or offsets.
-  std::optional<rd_kafka_resp_err_t> lookup_error;
-  std::vector<TopicPartition> committed_offsets;
-  std::optional<rd_kafka_resp_err_t> seek_error;
-  // Every seek asked for.
-  std::vector<TopicPartition> sought;
-
-  std::vector<TopicPartition> committed(std::vector<TopicPartition> partitions,
-                                        std::chrono::milliseconds) override {
-    if (lookup_error) throw kafka::Error(*lookup_error, "cannot read the committed offsets");
-    REQUIRE(partitions.size() == committed_offsets.size());
-    return committed_offsets;
-  }
-  std::vector<TopicPartition> seek(std::vector<TopicPartition> positions,
-                                   std::chrono::milliseconds) override {
-    sought.insert(sought.end(), positions.begin(), positions.end());
-    if (seek_error)
-      for (TopicPartition& tp : positions) tp.error = *seek_error;
-    return positions;
-  }
-};
 
 std::vector<TopicPartition> two_partitions() {
   return {{"orders", 0}, {"orders", 1}};

@@ -10,43 +10,16 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/scripted_clients.h"
+
 using namespace rill;
 using kafka::TransactionError;
 using kafka::TransactionResult;
+using rill::testing::ScriptedProducer;
 using runtime::StreamsProducer;
 using namespace std::chrono_literals;
 
 namespace {
-
-class ScriptedProducer final : public kafka::TransactionalProducer {
- public:
-  // Answers per call, in order; a call with none left succeeds.
-  std::map<std::string, std::deque<TransactionResult>> answers;
-  std::vector<std::string> calls;
-  std::vector<kafka::TopicPartition> offsets_sent;
-
-  TransactionResult init_transactions(std::chrono::milliseconds) override { return answer("init"); }
-  TransactionResult begin_transaction() override { return answer("begin"); }
-  TransactionResult send_offsets_to_transaction(
-      const std::vector<kafka::TopicPartition>& offsets) override {
-    offsets_sent = offsets;
-    return answer("send_offsets");
-  }
-  TransactionResult commit_transaction() override { return answer("commit"); }
-  TransactionResult abort_transaction(std::chrono::milliseconds) override {
-    return answer("abort");
-  }
-
- private:
-  TransactionResult answer(const std::string& call) {
-    calls.push_back(call);
-    auto& queue = answers[call];
-    if (queue.empty()) return std::nullopt;
-    TransactionResult result = queue.front();
-    queue.pop_front();
-    return result;
-  }
-};
 
 const TransactionError kTimedOut{"Local: Timed out", true, false};
 const TransactionError kAbortable{"6 message(s) timed out (requires epoch bump)", false, false};

@@ -49,6 +49,19 @@ class LibrdkafkaConsumer final : public Consumer {
     return from_list(*list);
   }
 
+  void commit(const std::vector<TopicPartition>& offsets) override {
+    PartitionListPtr list = to_list(offsets);
+    if (rd_kafka_resp_err_t err = rd_kafka_commit(handle_, list.get(), 0))
+      throw Error(err, "committing offsets failed");
+  }
+
+  std::vector<TopicPartition> position(std::vector<TopicPartition> partitions) override {
+    PartitionListPtr list = to_list(partitions);
+    if (rd_kafka_resp_err_t err = rd_kafka_position(handle_, list.get()))
+      throw Error(err, "cannot read the fetch positions");
+    return from_list(*list);
+  }
+
  private:
   rd_kafka_t* handle_;
 };

@@ -48,6 +48,12 @@ class Consumer {
   // own error, if any. Throws Error when the request fails as a whole.
   virtual std::vector<TopicPartition> seek(std::vector<TopicPartition> positions,
                                            std::chrono::milliseconds timeout) = 0;
+  // Commits `offsets` to the group and waits for the coordinator's answer.
+  // Throws Error when it refuses or does not answer.
+  virtual void commit(const std::vector<TopicPartition>& offsets) = 0;
+  // The fetch positions of assigned partitions (the offset after the last
+  // record handed on, past any transaction marker), each with its own error.
+  virtual std::vector<TopicPartition> position(std::vector<TopicPartition> partitions) = 0;
 };
 
 // The Consumer of a librdkafka consumer handle, which it does not own.

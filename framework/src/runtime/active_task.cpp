@@ -97,8 +97,48 @@ void ActiveTask::open(state::CacheBudget* cache) {
       &collector_, [this] { return task_.stream_time(); }, cache);
 }
 
+std::string_view to_string(TaskState state) {
+  switch (state) {
+    case TaskState::kCreated:
+      return "CREATED";
+    case TaskState::kRestoring:
+      return "RESTORING";
+    case TaskState::kRunning:
+      return "RUNNING";
+    case TaskState::kFailed:
+      return "FAILED";
+    case TaskState::kClosed:
+      return "CLOSED";
+  }
+  return "UNKNOWN";
+}
+
+void ActiveTask::transition_to(TaskState next) {
+  const TaskState now = task_state();
+  bool allowed = false;
+  switch (next) {
+    case TaskState::kCreated:
+      break;
+    case TaskState::kRestoring:
+      allowed = now == TaskState::kCreated;
+      break;
+    case TaskState::kRunning:
+      allowed = now == TaskState::kCreated || now == TaskState::kRestoring;
+      break;
+    case TaskState::kFailed:
+      allowed = now != TaskState::kClosed;
+      break;
+    case TaskState::kClosed:
+      allowed = true;
+      break;
+  }
+  if (!allowed)
+    throw std::logic_error("task " + id_.to_string() + ": no change from " +
+                           std::string(to_string(now)) + " to " + std::string(to_string(next)));
+  task_state_.store(next, std::memory_order_release);
+}
+
 void ActiveTask::close(bool clean) {
-  closed.store(true);
   std::string error;
   if (initialized_) {
     try {
@@ -111,12 +151,12 @@ void ActiveTask::close(bool clean) {
   if (!error.empty()) throw FatalError(error);
 }
 
-void ActiveTask::fail(std::string reason, bool by_cluster) {
+void ActiveTask::report_failure(std::string reason, bool by_cluster) {
   std::lock_guard lock(failure_mutex_);
-  if (failed.load()) return;
-  failure = std::move(reason);
-  failed_by_cluster.store(by_cluster);
-  failed.store(true);
+  if (failure_reported()) return;
+  failure_ = std::move(reason);
+  failed_by_cluster_ = by_cluster;
+  failure_reported_.store(true, std::memory_order_release);
 }
 
 bool ActiveTask::has_waiting() const {
@@ -151,7 +191,7 @@ bool ActiveTask::run(int64_t now) {
   // Dekker-style handshake with the poll thread: announce running, then look at
   // the gate; the poll thread closes the gate, then waits for running == 0.
   gate_.running.fetch_add(1);
-  if (!gate_.closed.load() && !closed.load() && !failed.load() && !restoring.load()) {
+  if (!gate_.closed.load() && task_state() == TaskState::kRunning && !failure_reported()) {
     std::size_t done = 0;
     const uint64_t dropped_before = task_.dropped();
     try {
@@ -193,10 +233,10 @@ bool ActiveTask::run(int64_t now) {
         ++done;
       }
     } catch (const TaskCorruptedError& e) {
-      fail("task " + id_.to_string() + ": " + e.what(), true);
+      report_failure("task " + id_.to_string() + ": " + e.what(), true);
       wake_poll_thread = true;
     } catch (const std::exception& e) {
-      fail("task " + id_.to_string() + ": " + e.what(), false);
+      report_failure("task " + id_.to_string() + ": " + e.what(), false);
       wake_poll_thread = true;
     }
     if (timed_) collector_.set_now_ms(0);

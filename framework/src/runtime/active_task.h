@@ -106,6 +106,19 @@ struct TaskGate {
   std::atomic<uint64_t> dropped{0};
 };
 
+// A task's life, as Kafka Streams' Task.State. Only the polling thread (the
+// task manager) changes it. Workers and the changelog reader read it, and
+// report what they meet (report_failure, report_restored); the polling thread
+// turns a report into a change at its next turn.
+enum class TaskState : uint8_t {
+  kCreated,    // nodes built, stores open
+  kRestoring,  // its stores catch up with their changelogs; it processes nothing
+  kRunning,    // it processes records
+  kFailed,     // a failure was reported: it is rewound, or the handler decides
+  kClosed,     // closed; a run posted before does nothing
+};
+std::string_view to_string(TaskState state);
+
 class ActiveTask {
  public:
   ActiveTask(const Topology& topology, TaskId id, std::string application_id, rd_kafka_t* producer,
@@ -141,20 +154,31 @@ class ActiveTask {
   // True while a run is posted or executing; the poll thread posts a run only
   // when it flips this from false to true.
   std::atomic<bool> scheduled{false};
-  // Marks the task failed, once: the first reason stays. `by_cluster` when the
-  // cluster rather than the task's records caused it (TaskCorruptedError, a
-  // restore that could not reach the broker): the runtime then rewinds to the
-  // last commit instead of asking the uncaught exception handler. Called by
-  // the worker, the changelog reader or the polling thread, whichever meets
-  // the failure; read `failure` only after seeing `failed`.
-  void fail(std::string reason, bool by_cluster);
-  std::atomic<bool> failed{false};
-  std::atomic<bool> failed_by_cluster{false};
-  std::string failure;
-  // Set before the task is dropped, so a stale posted run does nothing.
-  std::atomic<bool> closed{false};
-  // While set, the task's stores are being restored and it processes nothing.
-  std::atomic<bool> restoring{false};
+
+  TaskState task_state() const { return task_state_.load(std::memory_order_acquire); }
+  // Polling thread only. Throws std::logic_error on a change the life of a
+  // task does not have (a closed task never comes back).
+  void transition_to(TaskState next);
+
+  // From any thread: the task cannot go on. The first report stays.
+  // `by_cluster` when the cluster rather than the task's records caused it
+  // (TaskCorruptedError, a restore that could not reach the broker): the
+  // runtime then rewinds to the last commit instead of asking the uncaught
+  // exception handler.
+  void report_failure(std::string reason, bool by_cluster);
+  bool failure_reported() const { return failure_reported_.load(std::memory_order_acquire); }
+  // Once failure_reported() is seen.
+  const std::string& failure() const { return failure_; }
+  bool failed_by_cluster() const { return failed_by_cluster_; }
+
+  // The changelog reader: it is done with the task's stores, restored or not.
+  void report_restored() { restored_reported_.store(true, std::memory_order_release); }
+  // Polling thread: whether the changelog reader may still write to the
+  // task's stores (submitted to it, and not reported done).
+  bool in_restore() const {
+    return submitted_for_restore_ && !restored_reported_.load(std::memory_order_acquire);
+  }
+  void submitted_for_restore() { submitted_for_restore_ = true; }
 
  private:
   InputPartition* next_input();
@@ -171,7 +195,14 @@ class ActiveTask {
   uint32_t records_since_sample_ = 0;
   std::vector<std::unique_ptr<InputPartition>> inputs_;
   Headers headers_;
+
+  std::atomic<TaskState> task_state_{TaskState::kCreated};
   std::mutex failure_mutex_;
+  std::atomic<bool> failure_reported_{false};
+  std::string failure_;
+  bool failed_by_cluster_ = false;
+  std::atomic<bool> restored_reported_{false};
+  bool submitted_for_restore_ = false;
 };
 
 }  // namespace rill::runtime

@@ -184,8 +184,9 @@ void ChangelogReader::start_restores(const std::vector<std::shared_ptr<ActiveTas
   } catch (const std::exception& e) {
     // The broker, not the tasks: they go back to the last commit and retry.
     for (const auto& task : tasks) {
-      task->fail("task " + task->id().to_string() + ": restoring state failed: " + e.what(), true);
-      task->restoring.store(false);
+      task->report_failure(
+          "task " + task->id().to_string() + ": restoring state failed: " + e.what(), true);
+      task->report_restored();
       on_restored_();
     }
     return;
@@ -261,7 +262,7 @@ void ChangelogReader::write_pending(Reading& reading) {
   } catch (const std::exception& e) {
     reading.pending.clear();
     if (reading.task) {
-      reading.task->fail(
+      reading.task->report_failure(
           "task " + reading.task->id().to_string() + ": restoring state failed: " + e.what(),
           false);
       finish(reading);
@@ -294,7 +295,7 @@ void ChangelogReader::finish(Reading& reading) {
 
 void ChangelogReader::complete(ActiveTask& task) {
   log::get().info("task {}: restore complete", task.id().to_string());
-  task.restoring.store(false);
+  task.report_restored();
   on_restored_();
 }
 

@@ -36,9 +36,8 @@
 #include "runtime/error_handling.h"
 #include "runtime/global_thread.h"
 #include "runtime/producer_collector.h"
-#include "runtime/resume.h"
 #include "runtime/standby_placement.h"
-#include "runtime/streams_producer.h"
+#include "runtime/task_manager.h"
 #include "state/caching_stores.h"
 #include "state/rocksdb_resources.h"
 
@@ -66,7 +65,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using runtime::ActiveTask;
-using runtime::InputPartition;
 using runtime::StandbyTask;
 
 constexpr std::size_t kMaxBatch = 500;
@@ -77,10 +75,8 @@ constexpr auto kWallClockTick = std::chrono::milliseconds(100);
 constexpr auto kGaugeInterval = std::chrono::seconds(1);
 constexpr const char* kStatisticsIntervalMs = "1000";
 // Recovery from faults of the cluster: how long one call to the cluster may
-// block the polling thread, and the backoff between attempts.
+// block the polling thread.
 constexpr auto kRecoveryCallTimeout = std::chrono::milliseconds(10'000);
-constexpr auto kMinRecoveryBackoff = std::chrono::milliseconds(100);
-constexpr auto kMaxRecoveryBackoff = std::chrono::milliseconds(5'000);
 
 int64_t wall_clock_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -100,12 +96,6 @@ void log_callback(const rd_kafka_t*, int level, const char* facility, const char
   else
     logger.debug("{}: {}", facility, message);
 }
-
-struct TopicPartitionHash {
-  std::size_t operator()(const std::pair<std::string, int32_t>& tp) const {
-    return std::hash<std::string>()(tp.first) * 31 + static_cast<std::size_t>(tp.second);
-  }
-};
 
 }  // namespace
 
@@ -147,6 +137,8 @@ struct KafkaStreams::Impl {
   }
 
   ~Impl() {
+    // Tasks left by a start() that failed read from the consumer's queues.
+    task_manager.reset();
     // shutdown() closed the consumer (leaving the group); closing it again
     // inside rd_kafka_destroy can wait forever on a coordinator that fenced
     // this member.
@@ -193,7 +185,7 @@ struct KafkaStreams::Impl {
   // Under exactly-once, one transactional producer per consumer (KIP-447):
   // its transactional.id is stable across restarts of this instance, so a
   // restart aborts what a crash left open instead of waiting for its timeout.
-  void create_producer() {
+  kafka::KafkaPtr make_producer() {
     auto producer_properties = base_properties("producer");
     producer_properties.emplace("partitioner", "murmur2_random");  // as Kafka's Java client
     producer_properties.emplace("enable.idempotence", "true");
@@ -222,7 +214,7 @@ struct KafkaStreams::Impl {
                                 [](rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
                                   static_cast<Impl*>(opaque)->deliveries.on_delivery(*message);
                                 });
-    producer = kafka::make_client(RD_KAFKA_PRODUCER, std::move(producer_conf));
+    return kafka::make_client(RD_KAFKA_PRODUCER, std::move(producer_conf));
   }
 
   // This instance's id, kept in its state directory so that it survives a
@@ -255,7 +247,7 @@ struct KafkaStreams::Impl {
   }
 
   void create_clients() {
-    create_producer();
+    producer = make_producer();
 
     auto consumer_properties = base_properties("consumer");
     consumer_properties["group.id"] = application_id;
@@ -279,7 +271,6 @@ struct KafkaStreams::Impl {
     group_consumer = kafka::consumer_of(consumer.get());
     rd_kafka_poll_set_consumer(consumer.get());
     consumer_queue.reset(rd_kafka_queue_get_consumer(consumer.get()));
-    if (exactly_once) create_transactions();
   }
 
   // Source topics must exist; internal topics are created here with the
@@ -493,19 +484,6 @@ struct KafkaStreams::Impl {
     log::get().error("{}: {}", application_id, message);
   }
 
-  // ---- the gate: every task stopped --------------------------------------
-
-  void close_gate() {
-    gate.closed.store(true);
-    while (gate.running.load() != 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
-  }
-
-  void open_gate() {
-    gate.closed.store(false);
-    for (auto& [id, task] : tasks)
-      if (task->has_waiting()) schedule(task);
-  }
-
   // This worker thread's number, from 0, taken at its first run: the "thread"
   // label of its busy time. A pool thread serves one instance only.
   std::size_t worker_index() {
@@ -519,8 +497,9 @@ struct KafkaStreams::Impl {
   }
 
   void schedule(const std::shared_ptr<ActiveTask>& task) {
-    // A failed task waits for handle_failures(), which skips a scheduled one.
-    if (task->failed.load() || task->scheduled.exchange(true)) return;
+    // A failed task waits for the task manager's update(), which skips a
+    // scheduled one.
+    if (task->failure_reported() || task->scheduled.exchange(true)) return;
     boost::asio::post(*pool, [this, task] {
       const auto started = metrics_enabled ? Clock::now() : Clock::time_point();
       const bool wake_poll_thread = task->run(wall_clock_ms());
@@ -535,272 +514,49 @@ struct KafkaStreams::Impl {
     });
   }
 
-  // ---- commit ------------------------------------------------------------
+  // ---- tasks ---------------------------------------------------------------
 
-  // Flushes every output produced so far and commits the offsets of the
-  // records that produced them. Call with the gate closed. Returns whether it
-  // committed: not while tasks wait to be rewound, nor when an output is not
-  // acknowledged yet (the next commit tries again) or was refused (a refusal
-  // by the cluster rewinds every task to the last commit).
-  bool commit_offsets() {
-    if (recovery.pending) return false;
-    auto commit_start = Clock::now();
-    // Record caches hand on what they hold first: the changelog writes and
-    // results that causes must be in this commit.
-    for (auto& [id, task] : tasks) {
-      if (task->failed.load() || task->restoring.load()) continue;
-      try {
-        task->state().flush();
-      } catch (const runtime::TaskCorruptedError& e) {
-        task->fail("task " + id.to_string() + ": flushing state: " + e.what(), true);
-      } catch (const std::exception& e) {
-        task->fail("task " + id.to_string() + ": flushing state: " + e.what(), false);
+  // Tasks and their commits from here on; the producer goes with them, as
+  // they write through it and a rewind may replace it.
+  void create_task_manager() {
+    runtime::TaskManager::Settings settings;
+    settings.application_id = application_id;
+    settings.exactly_once = exactly_once;
+    settings.max_batch = kMaxBatch;
+    settings.buffer_capacity = buffer_capacity;
+    settings.delivery_timeout = delivery_timeout;
+    settings.call_timeout = kRecoveryCallTimeout;
+    settings.metadata_timeout = config.get_duration(config::kTopicWaitMs);
+    settings.task_timeout = task_timeout;
+    settings.state_directory = state_directory;
+    settings.metrics_enabled = metrics_enabled;
+    runtime::TaskManager::Clients clients;
+    clients.consumer = consumer.get();
+    clients.group = group_consumer.get();
+    clients.producer = std::move(producer);
+    clients.make_producer = [this] { return make_producer(); };
+    clients.transactional = [this](rd_kafka_t* transactional) {
+      return kafka::transactional_producer_of(transactional, consumer.get());
+    };
+    runtime::TaskManager::Shared shared{topology, deliveries, errors,  gate,
+                                        counters, *metrics,   stopping};
+    shared.rocksdb = rocksdb.get();
+    shared.cache_budget = cache_budget.get();
+    shared.changelog_reader = changelog_reader.get();
+    if (global_thread) shared.global_stores = &global_thread->state();
+    shared.schedule = [this](const std::shared_ptr<ActiveTask>& task) { schedule(task); };
+    shared.before_create = [this](const TaskId& id) {
+      // A standby of this task becomes the active one: its stores are warm,
+      // so restoring reads only the changelog's tail after its checkpoint.
+      if (auto standby = standbys.find(id); standby != standbys.end()) {
+        close_standby(*standby->second);
+        standbys.erase(standby);
       }
-    }
-    rd_kafka_resp_err_t flushed =
-        rd_kafka_flush(producer.get(), static_cast<int>(delivery_timeout.count()));
-    if (flushed != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      note_stall(std::string("outputs not acknowledged within ") +
-                 std::to_string(delivery_timeout.count()) + " ms: " + rd_kafka_err2str(flushed));
-      return false;
-    }
-    if (std::string refused = deliveries.fatal_error(); !refused.empty()) {
-      fail(refused);
-      return false;
-    }
-    if (std::string refused = deliveries.take_rewind_reason(); !refused.empty()) {
-      rewind_all(refused, false);
-      return false;
-    }
-    for (auto& [id, task] : tasks) {
-      if (task->failed.load() && task->failed_by_cluster.load()) {
-        rewind_all(task->failure, false);
-        return false;
-      }
-    }
-    kafka::PartitionListPtr offsets(rd_kafka_topic_partition_list_new(16));
-    std::vector<InputPartition*> committed;
-    collect_offsets(offsets.get(), committed);
-    if (exactly_once) {
-      // A failed task's outputs are in the open transaction: it must not
-      // commit. The handler decides about the failed task at the next turn.
-      for (auto& [id, task] : tasks) {
-        if (!task->failed.load()) continue;
-        rewind_all(task->failure, false, /*including_failed=*/false);
-        return false;
-      }
-      if (!commit_transaction(*offsets)) return false;
-      for (InputPartition* input : committed) input->committed_offset = input->next_offset;
-      // No checkpoint while running: until the next commit the stores take
-      // writes that may yet be aborted, so after a crash they are restored in
-      // full. A clean close writes it.
-    } else {
-      if (offsets->cnt > 0) {
-        rd_kafka_resp_err_t err = rd_kafka_commit(consumer.get(), offsets.get(), 0);
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          // The records will be processed again (at-least-once).
-          note_stall(std::string("committing offsets failed: ") + rd_kafka_err2str(err));
-          return false;
-        }
-        for (InputPartition* input : committed) input->committed_offset = input->next_offset;
-      }
-      // Every changelog write so far is acknowledged (the flush above): record
-      // how far the changelogs go, so a restart restores only what follows.
-      for (auto& [id, task] : tasks) {
-        if (task->failed.load() || task->restoring.load()) continue;
-        try {
-          task->state().checkpoint();
-        } catch (const std::exception& e) {
-          log::get().warn("{}: task {}: {}", application_id, id.to_string(), e.what());
-        }
-      }
-    }
-    ++commits;
-    if (stalled_since) {
-      log::get().info(
-          "{}: committing again after {} ms of faults", application_id,
-          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - *stalled_since)
-              .count());
-      stalled_since.reset();
-    }
-    metrics->commit_latency.observe_ns(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - commit_start).count());
-    log::get().debug(
-        "{}: committed {} partitions in {} ms", application_id, offsets->cnt,
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - commit_start).count());
-    return true;
-  }
-
-  // The next offset to read of every partition whose task processed records
-  // since the last commit. A partition whose records are all processed commits
-  // the consumer's position instead when that is further: on a transactional
-  // topic the last record is followed by a commit marker, which librdkafka
-  // steps over without handing it on, and committing before it would leave
-  // the group's lag at 1 for good.
-  void collect_offsets(rd_kafka_topic_partition_list_t* offsets,
-                       std::vector<InputPartition*>& committed) {
-    kafka::PartitionListPtr drained(rd_kafka_topic_partition_list_new(16));
-    std::vector<InputPartition*> drained_inputs;
-    for (auto& [id, task] : tasks) {
-      if (task->failed.load()) continue;
-      for (auto& input : task->inputs()) {
-        if (input->next == input->size && rd_kafka_queue_length(input->queue.get()) == 0) {
-          rd_kafka_topic_partition_list_add(drained.get(), input->topic.c_str(), input->partition);
-          drained_inputs.push_back(input.get());
-        }
-      }
-    }
-    if (drained->cnt > 0 &&
-        rd_kafka_position(consumer.get(), drained.get()) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      for (int i = 0; i < drained->cnt; ++i)
-        if (drained->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            drained->elems[i].offset > drained_inputs[static_cast<std::size_t>(i)]->next_offset)
-          drained_inputs[static_cast<std::size_t>(i)]->next_offset = drained->elems[i].offset;
-    }
-    for (auto& [id, task] : tasks) {
-      if (task->failed.load()) continue;
-      for (auto& input : task->inputs()) {
-        if (input->next_offset <= input->committed_offset) continue;
-        rd_kafka_topic_partition_list_add(offsets, input->topic.c_str(), input->partition)->offset =
-            input->next_offset;
-        committed.push_back(input.get());
-      }
-    }
-  }
-
-  void commit_all() {
-    close_gate();
-    commit_offsets();
-    open_gate();
-  }
-
-  // ---- exactly-once ------------------------------------------------------
-
-  // A fresh producer's transactions; none has begun or been initialized.
-  void create_transactions() {
-    transactions = std::make_unique<runtime::StreamsProducer>(
-        kafka::transactional_producer_of(producer.get(), consumer.get()));
-  }
-
-  // Commits outputs, changelog writes and `offsets` atomically. When the
-  // transaction cannot commit, nothing of it is visible to read_committed
-  // readers: every task goes back to the last commit (see rewind_all), with a
-  // new producer if this one was fenced or failed. Returns whether it
-  // committed. Call with the gate closed.
-  bool commit_transaction(const rd_kafka_topic_partition_list_t& offsets) {
-    std::vector<kafka::TopicPartition> positions;
-    positions.reserve(static_cast<std::size_t>(offsets.cnt));
-    for (int i = 0; i < offsets.cnt; ++i)
-      positions.push_back(
-          {offsets.elems[i].topic, offsets.elems[i].partition, offsets.elems[i].offset});
-    const runtime::StreamsProducer::CommitResult result =
-        transactions->commit(positions, !stopping.load());
-    if (result.rewind_reason) rewind_all(*result.rewind_reason, result.replace_producer);
-    return result.committed;
-  }
-
-  // ---- recovery from faults of the cluster --------------------------------
-
-  // Counts how long faults have kept the application from committing; the
-  // poll loop fails it after task.timeout.ms of that.
-  void note_stall(const std::string& reason) {
-    if (!stalled_since) stalled_since = Clock::now();
-    stall_reason = reason;
-  }
-
-  // Takes every task back to the last commit after a fault of the cluster
-  // (Kafka Streams closes corrupted tasks dirty and revives them): under
-  // exactly-once the open transaction aborts; the tasks close without a
-  // checkpoint, so their stores restore what the changelogs committed, and
-  // their inputs are read again from the committed offsets. Failed tasks stay
-  // for the uncaught exception handler unless `including_failed` (or the
-  // producer they hold is replaced). Call with the gate closed.
-  void rewind_all(const std::string& reason, bool new_producer, bool including_failed = true) {
-    std::vector<std::shared_ptr<ActiveTask>> rewound;
-    for (auto& [id, task] : tasks)
-      if (including_failed || new_producer || !task->failed.load() ||
-          task->failed_by_cluster.load())
-        rewound.push_back(task);
-    rewind(rewound, reason, new_producer);
-  }
-
-  // Closes `rewound` without committing and reopens their partitions from the
-  // last commit, now or, while the cluster still refuses, with backoff from
-  // the poll loop. Under exactly-once every task must be in `rewound`: the
-  // transaction they share aborts. Call with the gate closed.
-  void rewind(const std::vector<std::shared_ptr<ActiveTask>>& rewound, const std::string& reason,
-              bool new_producer) {
-    note_stall(reason);
-    if (exactly_once) ++aborted_transactions;
-    log::get().warn("{}: {}; {}{}resuming {} tasks from the last commit", application_id, reason,
-                    exactly_once ? "transaction aborted, " : "",
-                    new_producer ? "with a new producer, " : "", rewound.size());
-    close_for_recovery(rewound);
-    recovery.pending = true;
-    recovery.new_producer = recovery.new_producer || new_producer;
-    if (stopping.load()) return;  // closing: nothing reopens
-    // Most faults are over when they are noticed: try at once.
-    recovery.backoff = std::chrono::milliseconds(0);
-    recover();
-  }
-
-  // Closes tasks without committing and keeps their partitions to reopen.
-  void close_for_recovery(const std::vector<std::shared_ptr<ActiveTask>>& closing) {
-    kafka::PartitionListPtr closed = close_uncommitted(closing);
-    if (!recovery.partitions) recovery.partitions.reset(rd_kafka_topic_partition_list_new(4));
-    for (int i = 0; i < closed->cnt; ++i)
-      if (!rd_kafka_topic_partition_list_find(recovery.partitions.get(), closed->elems[i].topic,
-                                              closed->elems[i].partition))
-        rd_kafka_topic_partition_list_add(recovery.partitions.get(), closed->elems[i].topic,
-                                          closed->elems[i].partition);
-  }
-
-  // One attempt to reopen what rewind() closed: abort the transaction (or
-  // settle outputs in flight, at least once), replace the producer if it
-  // cannot go on, read the committed offsets and reopen. On failure the next
-  // attempt waits longer, up to kMaxRecoveryBackoff. Call with the gate closed.
-  void recover() {
-    try {
-      if (rd_kafka_fatal_error(producer.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        recovery.new_producer = true;
-      if (recovery.new_producer && !tasks.empty()) {
-        // Tasks still running hold the producer that is about to go.
-        std::vector<std::shared_ptr<ActiveTask>> running;
-        for (auto& [id, task] : tasks) running.push_back(task);
-        close_for_recovery(running);
-      }
-      if (exactly_once && transactions->transaction_open() && !recovery.new_producer &&
-          transactions->abort(kRecoveryCallTimeout) ==
-              runtime::StreamsProducer::AbortResult::kReplaceProducer)
-        recovery.new_producer = true;
-      if (recovery.new_producer) {
-        // Only tasks hold the producer, and they are closed: it can go.
-        producer.reset();
-        create_producer();
-        if (exactly_once) create_transactions();
-        recovery.new_producer = false;
-      }
-      if (exactly_once) {
-        if (!transactions->ready()) transactions->init(kRecoveryCallTimeout);
-        if (!transactions->transaction_open()) transactions->begin();
-      } else if (rd_kafka_flush(producer.get(), static_cast<int>(kRecoveryCallTimeout.count())) !=
-                 RD_KAFKA_RESP_ERR_NO_ERROR) {
-        throw std::runtime_error("outputs in flight are not settled yet");
-      }
-      // Refusals of outputs that were aborted or will be produced again.
-      deliveries.take_rewind_reason();
-      const int reopened = recovery.partitions->cnt;
-      reopen(*recovery.partitions);
-      recovery.partitions.reset();
-      recovery.pending = false;
-      log::get().info("{}: resumed {} partitions from the last commit", application_id, reopened);
-    } catch (const std::exception& e) {
-      recovery.backoff = std::clamp(recovery.backoff * 2, kMinRecoveryBackoff, kMaxRecoveryBackoff);
-      recovery.next_attempt = Clock::now() + recovery.backoff;
-      note_stall(e.what());
-      log::get().warn("{}: cannot resume yet: {}; next attempt in {} ms", application_id, e.what(),
-                      recovery.backoff.count());
-    }
+    };
+    shared.fail_instance = [this](const std::string& message) { fail(message); };
+    task_manager = std::make_unique<runtime::TaskManager>(std::move(settings), std::move(clients),
+                                                          std::move(shared));
+    task_manager->start();
   }
 
   // ---- rebalance ---------------------------------------------------------
@@ -824,38 +580,24 @@ struct KafkaStreams::Impl {
     // The group moves driving partitions; their followers move with them.
     const kafka::PartitionListPtr moving = with_followers(*driving);
     rd_kafka_topic_partition_list_t* partitions = moving.get();
+    std::vector<kafka::TopicPartition> changed;
+    for (int i = 0; i < partitions->cnt; ++i)
+      changed.push_back({partitions->elems[i].topic, partitions->elems[i].partition});
     set_state(State::kRebalancing);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       received_assignment = true;
-      // A task may gain a partition: no worker may be reading its inputs.
-      close_gate();
-      if (recovery.pending)
-        for (int i = 0; i < partitions->cnt; ++i)
-          rd_kafka_topic_partition_list_add(recovery.partitions.get(), partitions->elems[i].topic,
-                                            partitions->elems[i].partition);
-      else
-        assign(partitions);
-      open_gate();
+      task_manager->assign(changed);
       if (rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, partitions)) {
         fail(std::string("assigning partitions failed: ") + rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
       }
     } else {
-      bool lost = rd_kafka_assignment_lost(rk) != 0;
-      close_gate();
-      // A task writes its checkpoint only when its stores hold nothing the
-      // commit did not cover.
-      const bool committed = !lost && commit_offsets();
-      revoke(partitions, committed);
-      // The open transaction holds outputs of the lost tasks: it must not
-      // commit, and the other tasks' share of it goes with it.
-      if (lost && exactly_once) rewind_all("partitions lost", false, false);
+      task_manager->revoke(changed, rd_kafka_assignment_lost(rk) != 0);
       if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions)) {
         log::get().warn("{}: unassigning partitions: {}", application_id,
                         rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
       }
-      open_gate();
     }
     publish_gauges();
     if (!stopping.load()) set_state(State::kRunning);
@@ -864,111 +606,9 @@ struct KafkaStreams::Impl {
     metrics->rebalance_latency.observe_ns(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - rebalance_start)
             .count());
-    std::string task_ids;
-    for (const auto& [id, task] : tasks) task_ids += (task_ids.empty() ? "" : " ") + id.to_string();
     log::get().info("{}: {} {} partitions; {} tasks [{}]", application_id,
                     err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked",
-                    partitions->cnt, tasks.size(), task_ids);
-  }
-
-  void assign(rd_kafka_topic_partition_list_t* partitions) {
-    for (int i = 0; i < partitions->cnt; ++i) {
-      const rd_kafka_topic_partition_t& tp = partitions->elems[i];
-      auto sub = subtopology_of_topic.find(tp.topic);
-      if (sub == subtopology_of_topic.end()) continue;
-      TaskId id{sub->second, tp.partition};
-      auto& task = tasks[id];
-      if (!task) {
-        // A standby of this task becomes the active one: its stores are warm,
-        // so restoring reads only the changelog's tail after its checkpoint.
-        if (auto standby = standbys.find(id); standby != standbys.end()) {
-          close_standby(*standby->second);
-          standbys.erase(standby);
-        }
-        task = std::make_shared<ActiveTask>(topology, id, application_id, producer.get(),
-                                            deliveries, errors, gate, kMaxBatch,
-                                            config.get_duration(config::kTopicWaitMs),
-                                            state_directory / id.to_string(), rocksdb.get());
-        if (global_thread) task->stream_task().use_global_stores(&global_thread->state());
-        if (metrics_enabled) {
-          const auto& subtopology =
-              topology.subtopologies().at(static_cast<std::size_t>(id.subtopology));
-          auto task_metrics = metrics->task(id, subtopology.nodes, subtopology.stores);
-          task_metrics->assigned.store(true, std::memory_order_relaxed);
-          task->record_into(std::move(task_metrics), true, metrics->record_store_latency());
-        }
-        open_task(*task);
-        log::get().info("{}: created task {}", application_id, id.to_string());
-        if (!task->state().changelogs().empty()) {
-          task->restoring.store(true);
-          changelog_reader->submit(task);
-        }
-        active_tasks.store(tasks.size(), std::memory_order_relaxed);
-      }
-      auto input = std::make_unique<InputPartition>(
-          consumer.get(), tp.topic, tp.partition, task->stream_task().source_for(tp.topic),
-          kMaxBatch, buffer_capacity, partition_pauses,
-          [this, weak_task = std::weak_ptr<ActiveTask>(task)] {
-            if (auto arrived_for = weak_task.lock()) schedule(arrived_for);
-          });
-      inputs[{tp.topic, tp.partition}] = {input.get(), task};
-      task->inputs().push_back(std::move(input));
-    }
-  }
-
-  // Closes the tasks of `partitions`; `clean` after they committed.
-  void revoke(rd_kafka_topic_partition_list_t* partitions, bool clean) {
-    for (int i = 0; i < partitions->cnt; ++i) {
-      const rd_kafka_topic_partition_t& tp = partitions->elems[i];
-      if (recovery.partitions)
-        rd_kafka_topic_partition_list_del(recovery.partitions.get(), tp.topic, tp.partition);
-      auto it = inputs.find({tp.topic, tp.partition});
-      if (it == inputs.end()) continue;
-      auto task = it->second.second;
-      inputs.erase(it);
-      std::erase_if(task->inputs(), [&](const std::unique_ptr<InputPartition>& input) {
-        return input->topic == tp.topic && input->partition == tp.partition;
-      });
-      if (task->inputs().empty()) close_task(task, clean);
-    }
-  }
-
-  // A task directory stays locked until its previous owner on this machine
-  // (another instance sharing state.dir) has closed the task: wait a while.
-  void open_task(ActiveTask& task) {
-    auto deadline = Clock::now() + std::chrono::seconds(10);
-    while (true) {
-      try {
-        task.open(cache_budget.get());
-        return;
-      } catch (const StateStoreError& e) {
-        if (Clock::now() >= deadline) throw;
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      }
-    }
-  }
-
-  void close_task(const std::shared_ptr<ActiveTask>& task, bool clean) {
-    task->closed.store(true);
-    // First: a partition's arrival callback holds the task while it runs, and
-    // must never be the last to let go of it.
-    for (const auto& input : task->inputs()) inputs.erase({input->topic, input->partition});
-    task->inputs().clear();
-    // Only a task still restoring is in the reader's hands.
-    if (changelog_reader && task->restoring.load()) changelog_reader->wait_idle(*task);
-    try {
-      task->close(clean && !task->failed.load() && !task->restoring.load());
-    } catch (const std::exception& e) {
-      log::get().warn("{}: {}", application_id, e.what());
-    }
-    log::get().info("{}: closed task {}{}", application_id, task->id().to_string(),
-                    clean ? "" : " without a checkpoint: its stores restore in full");
-    if (task->metrics() != nullptr) {
-      task->metrics()->assigned.store(false, std::memory_order_relaxed);
-      task->metrics()->restoring.store(false, std::memory_order_relaxed);
-    }
-    tasks.erase(task->id());
-    active_tasks.store(tasks.size(), std::memory_order_relaxed);
+                    partitions->cnt, task_manager->tasks().size(), task_manager->task_ids());
   }
 
   // ---- standby replicas --------------------------------------------------
@@ -987,8 +627,9 @@ struct KafkaStreams::Impl {
   // every instance sees them.
   std::optional<std::vector<runtime::GroupMember>> describe_group() {
     const char* group = application_id.c_str();
-    kafka::QueuePtr queue(rd_kafka_queue_new(producer.get()));
-    rd_kafka_DescribeConsumerGroups(producer.get(), &group, 1, nullptr, queue.get());
+    rd_kafka_t* admin = task_manager->producer();
+    kafka::QueuePtr queue(rd_kafka_queue_new(admin));
+    rd_kafka_DescribeConsumerGroups(admin, &group, 1, nullptr, queue.get());
     rd_kafka_event_t* event = rd_kafka_queue_poll(queue.get(), 10'000);
     if (event == nullptr) return std::nullopt;
     std::optional<std::vector<runtime::GroupMember>> members;
@@ -1039,7 +680,7 @@ struct KafkaStreams::Impl {
         *group, subscribed, stateful,
         static_cast<std::size_t>(config.get_int(config::kNumStandbyReplicas)))[me];
     for (auto it = standbys.begin(); it != standbys.end();) {
-      if (!wanted.contains(it->first) || tasks.contains(it->first)) {
+      if (!wanted.contains(it->first) || task_manager->has_task(it->first)) {
         close_standby(*it->second);
         it = standbys.erase(it);
       } else {
@@ -1047,7 +688,7 @@ struct KafkaStreams::Impl {
       }
     }
     for (const TaskId& id : wanted) {
-      if (tasks.contains(id) || standbys.contains(id)) continue;
+      if (task_manager->has_task(id) || standbys.contains(id)) continue;
       auto standby = std::make_shared<StandbyTask>(topology, id, application_id,
                                                    state_directory / id.to_string(), rocksdb.get());
       try {
@@ -1076,80 +717,14 @@ struct KafkaStreams::Impl {
     rd_kafka_message_destroy(message);
   }
 
-  // Held-back partitions whose queue drained to half (see FetchHoldBack).
-  void wake_fetchers() {
-    for (auto& [key, entry] : inputs)
-      if (entry.first->fetch_wanted.exchange(false, std::memory_order_acquire))
-        kafka::wake_fetcher(consumer.get(), key.first, key.second);
-  }
-
-  // A task failed. When the cluster caused it, every task goes back to the
-  // last commit (task.timeout.ms bounds how long that may go on); otherwise
-  // the uncaught exception handler decides.
-  void handle_failures() {
+  // Restored tasks start; failed ones are rewound, or the uncaught exception
+  // handler decides, which may stop the instance.
+  void update_tasks() {
     if (!error_message.empty()) return;  // the instance is stopping anyway
-    std::vector<std::shared_ptr<ActiveTask>> failed;
-    for (auto& [id, task] : tasks)
-      if (task->failed.load() && !task->scheduled.load()) failed.push_back(task);
-    for (auto& task : failed) {
-      if (task->closed.load()) continue;  // rewound with an earlier one
-      if (task->failed_by_cluster.load()) {
-        close_gate();
-        if (exactly_once)
-          rewind_all(task->failure, false, false);
-        else
-          rewind({task}, task->failure, false);
-        open_gate();
-        continue;
-      }
-      runtime::FatalError error(task->failure);
-      ExceptionResponse response =
-          exception_handler ? exception_handler(error) : ExceptionResponse::kShutdownClient;
-      failed_tasks.fetch_add(1, std::memory_order_relaxed);
-      if (response == ExceptionResponse::kShutdownClient) {
-        fail(task->failure);
-        stopping.store(true);
-        failed_stop = true;
-        return;
-      }
-      log::get().warn("{}: restarting task {} after: {}", application_id, task->id().to_string(),
-                      task->failure);
-      // Under exactly-once the failed task's outputs are in the open
-      // transaction, with the other tasks' since the last commit.
-      close_gate();
-      if (exactly_once)
-        rewind_all(task->failure, false, true);
-      else
-        rewind({task}, task->failure, false);
-      open_gate();
-    }
-  }
-
-  // Closes tasks without committing (their stores will restore in full) and
-  // returns their partitions. Call with the gate closed.
-  kafka::PartitionListPtr close_uncommitted(
-      const std::vector<std::shared_ptr<ActiveTask>>& closing) {
-    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(4));
-    for (const auto& task : closing)
-      for (const auto& input : task->inputs())
-        rd_kafka_topic_partition_list_add(list.get(), input->topic.c_str(), input->partition);
-    revoke(list.get(), false);
-    return list;
-  }
-
-  // Creates tasks again on `list`, reading from the offsets last committed.
-  // Throws, with nothing created, when the committed offsets cannot be read
-  // or the consumer cannot seek to them: guessing would lose or repeat input.
-  void reopen(rd_kafka_topic_partition_list_t& list) {
-    std::vector<kafka::TopicPartition> partitions;
-    for (int i = 0; i < list.cnt; ++i)
-      partitions.push_back({list.elems[i].topic, list.elems[i].partition});
-    const std::vector<kafka::TopicPartition> positions =
-        runtime::seek_to_committed(*group_consumer, std::move(partitions), kRecoveryCallTimeout);
-    assign(&list);
-    for (const kafka::TopicPartition& position : positions) {
-      auto it = inputs.find({position.topic, position.partition});
-      if (it != inputs.end()) it->second.first->committed_offset = position.offset;
+    if (std::optional<std::string> fatal = task_manager->update(exception_handler)) {
+      fail(*fatal);
+      stopping.store(true);
+      failed_stop = true;
     }
   }
 
@@ -1163,9 +738,9 @@ struct KafkaStreams::Impl {
         const ssize_t count = rd_kafka_consume_batch_queue(consumer_queue.get(), kPollTimeoutMs,
                                                            events.data(), events.size());
         for (ssize_t i = 0; i < count; ++i) handle_event(events[static_cast<std::size_t>(i)]);
-        rd_kafka_poll(producer.get(), 0);
-        wake_fetchers();
-        handle_failures();
+        rd_kafka_poll(task_manager->producer(), 0);
+        task_manager->wake_fetchers();
+        update_tasks();
         if (global_thread && global_thread->failed() && error_message.empty())
           fail(global_thread->error());
         if (!error_message.empty() && !failed_stop) {
@@ -1177,7 +752,7 @@ struct KafkaStreams::Impl {
         // its previous run was ending.
         if (now >= next_tick) {
           next_tick = now + kWallClockTick;
-          for (auto& [id, task] : tasks) schedule(task);
+          task_manager->schedule_all();
         }
         if (now >= next_gauges) {
           next_gauges = now + kGaugeInterval;
@@ -1189,23 +764,17 @@ struct KafkaStreams::Impl {
           refresh_standbys();
           next_standby_refresh = Clock::now() + std::chrono::seconds(5);
         }
-        if (recovery.pending && now >= recovery.next_attempt) {
-          close_gate();
-          recover();
-          open_gate();
-        }
-        if (stalled_since && now - *stalled_since > task_timeout) {
-          fail("no commit for task.timeout.ms (" + std::to_string(task_timeout.count()) +
-               " ms) while the cluster kept failing; last: " + stall_reason);
+        task_manager->recover_when_due(now);
+        if (std::optional<std::string> timed_out = task_manager->timed_out(now)) {
+          fail(*timed_out);
           stopping.store(true);
           failed_stop = true;
           break;
         }
-        bool requested = false;
-        for (auto& [id, task] : tasks)
-          requested = task->stream_task().take_commit_request() || requested;
+        // Every task's request is taken, so each asks once.
+        const bool requested = task_manager->commit_requested();
         if (now >= next_commit || requested) {
-          commit_all();
+          task_manager->commit();
           next_commit = Clock::now() + commit_interval;
         }
       }
@@ -1222,8 +791,8 @@ struct KafkaStreams::Impl {
   // check on every turn of the poll loop.
   void update_restored() {
     bool restored = true;
-    for (auto& [id, task] : tasks) {
-      const bool restoring = task->restoring.load();
+    for (const auto& [id, task] : task_manager->tasks()) {
+      const bool restoring = task->task_state() == runtime::TaskState::kRestoring;
       restored = restored && !restoring;
       if (task->metrics() != nullptr)
         task->metrics()->restoring.store(restoring, std::memory_order_relaxed);
@@ -1236,14 +805,14 @@ struct KafkaStreams::Impl {
     standby_tasks.store(standbys.size(), std::memory_order_relaxed);
     if (!metrics_enabled) return;
     std::vector<metrics::PartitionGauges> partitions;
-    for (auto& [id, task] : tasks)
+    for (const auto& [id, task] : task_manager->tasks())
       for (auto& input : task->inputs())
         partitions.push_back(
             {input->topic, input->partition, input->waiting(), input->hold_back.held_back()});
     metrics->publish_partitions(std::move(partitions));
     std::vector<metrics::StoreGauges> stores;
-    for (auto& [id, task] : tasks) {
-      if (task->restoring.load()) continue;  // the reader owns the stores meanwhile
+    for (const auto& [id, task] : task_manager->tasks()) {
+      if (task->in_restore()) continue;  // the reader owns the stores meanwhile
       for (auto& store : task->state().store_metrics())
         stores.push_back({id.to_string(), store.store, store.estimated_keys, store.bytes,
                           store.cache.hits, store.cache.misses});
@@ -1263,14 +832,14 @@ struct KafkaStreams::Impl {
       values.state = to_string(state);
       values.ready = state == State::kRunning && all_restored.load(std::memory_order_relaxed);
     }
-    values.commits = commits.load(std::memory_order_relaxed);
-    values.partition_pauses = partition_pauses.load(std::memory_order_relaxed);
+    values.commits = counters.commits.load(std::memory_order_relaxed);
+    values.partition_pauses = counters.partition_pauses.load(std::memory_order_relaxed);
     values.skipped_records =
         errors.counts().skipped.load(std::memory_order_relaxed) + deliveries.skipped();
     values.dead_lettered_records = errors.counts().dead_lettered.load(std::memory_order_relaxed);
     values.production_errors = deliveries.skipped();
-    values.failed_tasks = failed_tasks.load(std::memory_order_relaxed);
-    values.active_tasks = active_tasks.load(std::memory_order_relaxed);
+    values.failed_tasks = counters.failed_tasks.load(std::memory_order_relaxed);
+    values.active_tasks = counters.active_tasks.load(std::memory_order_relaxed);
     values.standby_tasks = standby_tasks.load(std::memory_order_relaxed);
     if (const auto* reader = published_reader.load(std::memory_order_acquire)) {
       values.restored_records = reader->restored_records();
@@ -1317,21 +886,17 @@ struct KafkaStreams::Impl {
 
   void shutdown() {
     set_state(State::kPendingShutdown);
-    close_gate();
-    commit_offsets();  // skips failed tasks, and refuses after a refused output
+    task_manager->commit();  // skips failed tasks, and refuses after a refused output
     // Leaving the group revokes our partitions through on_rebalance, which
     // commits again (nothing new) and closes the tasks.
-    gate.closed.store(false);
     stopping.store(true);
     rd_kafka_consumer_close(consumer.get());
-    close_gate();
-    // Tasks the revocation left (failed ones, or all when the consumer could
-    // not leave the group) keep a checkpoint only under a commit.
-    const bool committed = !tasks.empty() && !failed_stop && commit_offsets();
-    while (!tasks.empty()) close_task(tasks.begin()->second, committed);
+    // Tasks the revocation left: failed ones, or all when the consumer could
+    // not leave the group.
+    task_manager->close_all(!failed_stop);
     for (auto& [id, standby] : standbys) close_standby(*standby);
     standbys.clear();
-    rd_kafka_flush(producer.get(), 30'000);
+    rd_kafka_flush(task_manager->producer(), 30'000);
     pool->join();
     // No task reads the global stores any more.
     if (global_thread) global_thread->stop();
@@ -1353,6 +918,7 @@ struct KafkaStreams::Impl {
   std::map<std::string, std::vector<std::pair<std::string, int32_t>>> followers;
 
   runtime::DeliveryTracker deliveries;
+  // Until the task manager takes it: set-up's admin calls go through it.
   kafka::KafkaPtr producer;
   kafka::KafkaPtr consumer;
   // The calls on `consumer` whose outcome the runtime decides on.
@@ -1365,15 +931,8 @@ struct KafkaStreams::Impl {
   // statestore.cache.max.bytes, for the record caches of every task's stores
   // together; declared before the tasks, which count against it.
   std::unique_ptr<state::CacheBudget> cache_budget;
-  std::map<TaskId, std::shared_ptr<ActiveTask>> tasks;
-  std::unordered_map<std::pair<std::string, int32_t>,
-                     std::pair<InputPartition*, std::shared_ptr<ActiveTask>>, TopicPartitionHash>
-      inputs;
-  std::atomic<uint64_t> commits{0};
-  std::atomic<uint64_t> partition_pauses{0};
-  std::atomic<uint64_t> active_tasks{0};
+  runtime::TaskCounters counters;
   std::atomic<uint64_t> standby_tasks{0};
-  std::atomic<uint64_t> failed_tasks{0};
   std::size_t worker_threads = 1;
   std::atomic<std::size_t> next_worker_index{0};
   std::atomic<bool> all_restored{true};
@@ -1381,33 +940,20 @@ struct KafkaStreams::Impl {
 
   std::filesystem::path state_directory;
   bool exactly_once = false;
-  // Under exactly-once: the transactions of `producer`.
-  std::unique_ptr<runtime::StreamsProducer> transactions;
   // How long an output may wait for the cluster's acknowledgement: the
   // transaction timeout, or message.timeout.ms at least once.
   std::chrono::milliseconds delivery_timeout{60000};
   std::chrono::milliseconds task_timeout{300000};
-  // Tasks that rewind() closed and that wait to reopen from the last commit.
-  struct Recovery {
-    bool pending = false;
-    bool new_producer = false;
-    kafka::PartitionListPtr partitions;
-    Clock::time_point next_attempt;
-    std::chrono::milliseconds backoff{0};
-  };
-  Recovery recovery;
-  // Since the first fault that kept the application from committing.
-  std::optional<Clock::time_point> stalled_since;
-  std::string stall_reason;
   std::string instance_id;
   int process_id_fd = -1;
-  std::atomic<uint64_t> aborted_transactions{0};
   std::unique_ptr<state::RocksDbResources> rocksdb;
   std::unique_ptr<runtime::ChangelogReader> changelog_reader;
   std::unique_ptr<runtime::GlobalThread> global_thread;
   // The same, for scrapes, which may come while start() creates it.
   std::atomic<const runtime::ChangelogReader*> published_reader{nullptr};
   std::map<TaskId, std::shared_ptr<runtime::StandbyTask>> standbys;
+  // From start(): the active tasks, their commits, and the producer.
+  std::unique_ptr<runtime::TaskManager> task_manager;
   int64_t standby_replicas = 0;
   Clock::time_point next_standby_refresh = Clock::time_point::max();
   RestoreListener restore_listener;
@@ -1455,14 +1001,11 @@ void KafkaStreams::start() {
   impl_->start_endpoint();
   impl_->create_clients();
   impl_->prepare_topics();
-  if (impl_->exactly_once) {
-    impl_->transactions->init(impl_->config.get_duration(config::kTopicWaitMs));
-    impl_->transactions->begin();
-  }
   impl_->prepare_state();
   impl_->pool = std::make_unique<boost::asio::thread_pool>(impl_->worker_threads);
   impl_->set_state(State::kRebalancing);
   impl_->start_global_thread();
+  impl_->create_task_manager();
   impl_->subscribe();
   impl_->poll_thread = std::thread([this] { impl_->poll_loop(); });
 }
@@ -1500,14 +1043,14 @@ KafkaStreams::Stats KafkaStreams::stats() const {
   Stats stats;
   stats.processed_records = impl_->gate.processed.load(std::memory_order_relaxed);
   stats.dropped_records = impl_->gate.dropped.load(std::memory_order_relaxed);
-  stats.commits = impl_->commits.load(std::memory_order_relaxed);
-  stats.partition_pauses = impl_->partition_pauses.load(std::memory_order_relaxed);
+  stats.commits = impl_->counters.commits.load(std::memory_order_relaxed);
+  stats.partition_pauses = impl_->counters.partition_pauses.load(std::memory_order_relaxed);
   stats.skipped_records =
       impl_->errors.counts().skipped.load(std::memory_order_relaxed) + impl_->deliveries.skipped();
   stats.dead_lettered_records =
       impl_->errors.counts().dead_lettered.load(std::memory_order_relaxed);
-  stats.active_tasks = impl_->active_tasks.load(std::memory_order_relaxed);
-  stats.aborted_transactions = impl_->aborted_transactions.load(std::memory_order_relaxed);
+  stats.active_tasks = impl_->counters.active_tasks.load(std::memory_order_relaxed);
+  stats.aborted_transactions = impl_->counters.aborted_transactions.load(std::memory_order_relaxed);
   if (impl_->changelog_reader) {
     stats.restored_records = impl_->changelog_reader->restored_records();
     stats.standby_records = impl_->changelog_reader->standby_records();

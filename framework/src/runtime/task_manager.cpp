@@ -1,0 +1,538 @@
+#include "runtime/task_manager.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "rill/state.h"
+
+#include "log/log.h"
+#include "metrics/registry.h"
+#include "runtime/changelog_reader.h"
+#include "runtime/error_handling.h"
+#include "runtime/global_state_manager.h"
+#include "runtime/resume.h"
+
+namespace rill::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kMinRecoveryBackoff = std::chrono::milliseconds(100);
+constexpr auto kMaxRecoveryBackoff = std::chrono::milliseconds(5'000);
+
+bool contains(const std::vector<kafka::TopicPartition>& partitions, const std::string& topic,
+              int32_t partition) {
+  return std::any_of(partitions.begin(), partitions.end(), [&](const kafka::TopicPartition& tp) {
+    return tp.topic == topic && tp.partition == partition;
+  });
+}
+
+int64_t since_ms(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+TaskManager::TaskManager(Settings settings, Clients clients, Shared shared)
+    : settings_(std::move(settings)), clients_(std::move(clients)), shared_(std::move(shared)) {
+  for (const auto& sub : shared_.topology.subtopologies())
+    for (const auto& topic : sub.source_topics)
+      subtopology_of_topic_[topic.full_name(settings_.application_id)] = sub.id;
+  if (settings_.exactly_once) create_transactions();
+}
+
+TaskManager::~TaskManager() = default;
+
+void TaskManager::start() {
+  if (!settings_.exactly_once) return;
+  transactions_->init(settings_.metadata_timeout);
+  transactions_->begin();
+}
+
+void TaskManager::create_transactions() {
+  transactions_ = std::make_unique<StreamsProducer>(clients_.transactional(producer()));
+}
+
+// ---- the gate: every task stopped ------------------------------------------
+
+void TaskManager::close_gate() {
+  shared_.gate.closed.store(true);
+  while (shared_.gate.running.load() != 0)
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+}
+
+void TaskManager::open_gate() {
+  shared_.gate.closed.store(false);
+  for (auto& [id, task] : tasks_)
+    if (task->has_waiting()) shared_.schedule(task);
+}
+
+void TaskManager::schedule_all() {
+  for (auto& [id, task] : tasks_) shared_.schedule(task);
+}
+
+bool TaskManager::commit_requested() {
+  bool requested = false;
+  for (auto& [id, task] : tasks_)
+    requested = task->stream_task().take_commit_request() || requested;
+  return requested;
+}
+
+void TaskManager::wake_fetchers() {
+  for (auto& [key, entry] : inputs_)
+    if (entry.first->fetch_wanted.exchange(false, std::memory_order_acquire))
+      kafka::wake_fetcher(clients_.consumer, key.first, key.second);
+}
+
+std::string TaskManager::task_ids() const {
+  std::string ids;
+  for (const auto& [id, task] : tasks_) ids += (ids.empty() ? "" : " ") + id.to_string();
+  return ids;
+}
+
+// ---- assignment ------------------------------------------------------------
+
+void TaskManager::assign(const std::vector<kafka::TopicPartition>& partitions) {
+  // A task may gain a partition: no worker may be reading its inputs.
+  close_gate();
+  if (recovery_.pending) {
+    for (const auto& tp : partitions)
+      if (!contains(recovery_.partitions, tp.topic, tp.partition))
+        recovery_.partitions.push_back({tp.topic, tp.partition});
+  } else {
+    create_tasks(partitions);
+  }
+  open_gate();
+}
+
+void TaskManager::revoke(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
+  close_gate();
+  // A task writes its checkpoint only when its stores hold nothing the
+  // commit did not cover.
+  const bool committed = !lost && commit_offsets();
+  close_partitions(partitions, committed);
+  // The open transaction holds outputs of the lost tasks: it must not
+  // commit, and the other tasks' share of it goes with it.
+  if (lost && settings_.exactly_once) rewind_all("partitions lost", false, false);
+  open_gate();
+}
+
+void TaskManager::create_tasks(const std::vector<kafka::TopicPartition>& partitions) {
+  for (const auto& tp : partitions) {
+    auto sub = subtopology_of_topic_.find(tp.topic);
+    if (sub == subtopology_of_topic_.end()) continue;
+    TaskId id{sub->second, tp.partition};
+    auto& task = tasks_[id];
+    if (!task) {
+      if (shared_.before_create) shared_.before_create(id);
+      task = std::make_shared<ActiveTask>(
+          shared_.topology, id, settings_.application_id, producer(), shared_.deliveries,
+          shared_.errors, shared_.gate, settings_.max_batch, settings_.metadata_timeout,
+          settings_.state_directory / id.to_string(), shared_.rocksdb);
+      if (shared_.global_stores != nullptr)
+        task->stream_task().use_global_stores(shared_.global_stores);
+      if (settings_.metrics_enabled) {
+        const auto& subtopology =
+            shared_.topology.subtopologies().at(static_cast<std::size_t>(id.subtopology));
+        auto task_metrics = shared_.metrics.task(id, subtopology.nodes, subtopology.stores);
+        task_metrics->assigned.store(true, std::memory_order_relaxed);
+        task->record_into(std::move(task_metrics), true, shared_.metrics.record_store_latency());
+      }
+      open_task(*task);
+      log::get().info("{}: created task {}", settings_.application_id, id.to_string());
+      if (task->state().changelogs().empty()) {
+        task->transition_to(TaskState::kRunning);
+      } else {
+        task->transition_to(TaskState::kRestoring);
+        task->submitted_for_restore();
+        shared_.changelog_reader->submit(task);
+      }
+      shared_.counters.active_tasks.store(tasks_.size(), std::memory_order_relaxed);
+    }
+    auto input = std::make_unique<InputPartition>(
+        clients_.consumer, tp.topic, tp.partition, task->stream_task().source_for(tp.topic),
+        settings_.max_batch, settings_.buffer_capacity, shared_.counters.partition_pauses,
+        [this, weak_task = std::weak_ptr<ActiveTask>(task)] {
+          if (auto arrived_for = weak_task.lock()) shared_.schedule(arrived_for);
+        });
+    inputs_[{tp.topic, tp.partition}] = {input.get(), task};
+    task->inputs().push_back(std::move(input));
+  }
+}
+
+// A task directory stays locked until its previous owner on this machine
+// (another instance sharing state.dir) has closed the task: wait a while.
+void TaskManager::open_task(ActiveTask& task) {
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (true) {
+    try {
+      task.open(shared_.cache_budget);
+      return;
+    } catch (const StateStoreError& e) {
+      if (Clock::now() >= deadline) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+}
+
+void TaskManager::close_partitions(const std::vector<kafka::TopicPartition>& partitions,
+                                   bool clean) {
+  for (const auto& tp : partitions) {
+    std::erase_if(recovery_.partitions, [&](const kafka::TopicPartition& waiting) {
+      return waiting.topic == tp.topic && waiting.partition == tp.partition;
+    });
+    auto it = inputs_.find({tp.topic, tp.partition});
+    if (it == inputs_.end()) continue;
+    auto task = it->second.second;
+    inputs_.erase(it);
+    std::erase_if(task->inputs(), [&](const std::unique_ptr<InputPartition>& input) {
+      return input->topic == tp.topic && input->partition == tp.partition;
+    });
+    if (task->inputs().empty()) close_task(task, clean);
+  }
+}
+
+void TaskManager::close_task(const std::shared_ptr<ActiveTask>& task, bool clean) {
+  // A run posted before does nothing from now on.
+  const bool was_running = task->task_state() == TaskState::kRunning;
+  task->transition_to(TaskState::kClosed);
+  // First: a partition's arrival callback holds the task while it runs, and
+  // must never be the last to let go of it.
+  for (const auto& input : task->inputs()) inputs_.erase({input->topic, input->partition});
+  task->inputs().clear();
+  // Only a task still restoring is in the reader's hands.
+  if (task->in_restore()) shared_.changelog_reader->wait_idle(*task);
+  try {
+    task->close(clean && was_running && !task->failure_reported());
+  } catch (const std::exception& e) {
+    log::get().warn("{}: {}", settings_.application_id, e.what());
+  }
+  log::get().info("{}: closed task {}{}", settings_.application_id, task->id().to_string(),
+                  clean ? "" : " without a checkpoint: its stores restore in full");
+  if (task->metrics() != nullptr) {
+    task->metrics()->assigned.store(false, std::memory_order_relaxed);
+    task->metrics()->restoring.store(false, std::memory_order_relaxed);
+  }
+  tasks_.erase(task->id());
+  shared_.counters.active_tasks.store(tasks_.size(), std::memory_order_relaxed);
+}
+
+void TaskManager::close_all(bool try_commit) {
+  close_gate();
+  // Tasks the revocation left (failed ones, or all when the consumer could
+  // not leave the group) keep a checkpoint only under a commit.
+  const bool committed = try_commit && !tasks_.empty() && commit_offsets();
+  while (!tasks_.empty()) close_task(tasks_.begin()->second, committed);
+}
+
+// ---- commit ----------------------------------------------------------------
+
+bool TaskManager::commit() {
+  close_gate();
+  const bool committed = commit_offsets();
+  open_gate();
+  return committed;
+}
+
+bool TaskManager::commit_offsets() {
+  if (recovery_.pending) return false;
+  const auto commit_start = Clock::now();
+  // Every task is stopped: what they reported so far is all there is.
+  take_reports();
+  // Record caches hand on what they hold first: the changelog writes and
+  // results that causes must be in this commit.
+  for (auto& [id, task] : tasks_) {
+    if (task->task_state() != TaskState::kRunning) continue;
+    try {
+      task->state().flush();
+    } catch (const TaskCorruptedError& e) {
+      task->report_failure("task " + id.to_string() + ": flushing state: " + e.what(), true);
+    } catch (const std::exception& e) {
+      task->report_failure("task " + id.to_string() + ": flushing state: " + e.what(), false);
+    }
+  }
+  take_reports();
+  const rd_kafka_resp_err_t flushed =
+      rd_kafka_flush(producer(), static_cast<int>(settings_.delivery_timeout.count()));
+  if (flushed != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    note_stall("outputs not acknowledged within " +
+               std::to_string(settings_.delivery_timeout.count()) +
+               " ms: " + rd_kafka_err2str(flushed));
+    return false;
+  }
+  if (std::string refused = shared_.deliveries.fatal_error(); !refused.empty()) {
+    shared_.fail_instance(refused);
+    return false;
+  }
+  if (std::string refused = shared_.deliveries.take_rewind_reason(); !refused.empty()) {
+    rewind_all(refused, false);
+    return false;
+  }
+  for (auto& [id, task] : tasks_) {
+    if (task->task_state() == TaskState::kFailed && task->failed_by_cluster()) {
+      rewind_all(task->failure(), false);
+      return false;
+    }
+  }
+  std::vector<InputPartition*> committed;
+  const std::vector<kafka::TopicPartition> offsets = collect_offsets(committed);
+  if (settings_.exactly_once) {
+    // A failed task's outputs are in the open transaction: it must not
+    // commit. The handler decides about the failed task at the next turn.
+    for (auto& [id, task] : tasks_) {
+      if (task->task_state() != TaskState::kFailed) continue;
+      rewind_all(task->failure(), false, /*including_failed=*/false);
+      return false;
+    }
+    if (!commit_transaction(offsets)) return false;
+    for (InputPartition* input : committed) input->committed_offset = input->next_offset;
+    // No checkpoint while running: until the next commit the stores take
+    // writes that may yet be aborted, so after a crash they are restored in
+    // full. A clean close writes it.
+  } else {
+    if (!offsets.empty()) {
+      try {
+        clients_.group->commit(offsets);
+      } catch (const kafka::Error& e) {
+        // The records will be processed again (at-least-once).
+        note_stall(e.what());
+        return false;
+      }
+      for (InputPartition* input : committed) input->committed_offset = input->next_offset;
+    }
+    // Every changelog write so far is acknowledged (the flush above): record
+    // how far the changelogs go, so a restart restores only what follows.
+    for (auto& [id, task] : tasks_) {
+      if (task->task_state() != TaskState::kRunning) continue;
+      try {
+        task->state().checkpoint();
+      } catch (const std::exception& e) {
+        log::get().warn("{}: task {}: {}", settings_.application_id, id.to_string(), e.what());
+      }
+    }
+  }
+  ++shared_.counters.commits;
+  if (stalled_since_) {
+    log::get().info("{}: committing again after {} ms of faults", settings_.application_id,
+                    since_ms(*stalled_since_));
+    stalled_since_.reset();
+  }
+  shared_.metrics.commit_latency.observe_ns(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - commit_start).count());
+  log::get().debug("{}: committed {} partitions in {} ms", settings_.application_id, offsets.size(),
+                   since_ms(commit_start));
+  return true;
+}
+
+// A partition whose records are all processed commits the consumer's
+// position instead when that is further: on a transactional topic the last
+// record is followed by a commit marker, which librdkafka steps over without
+// handing it on, and committing before it would leave the group's lag at 1
+// for good.
+std::vector<kafka::TopicPartition> TaskManager::collect_offsets(
+    std::vector<InputPartition*>& committed) {
+  std::vector<kafka::TopicPartition> drained;
+  std::vector<InputPartition*> drained_inputs;
+  for (auto& [id, task] : tasks_) {
+    if (task->task_state() == TaskState::kFailed) continue;
+    for (auto& input : task->inputs()) {
+      if (input->next == input->size && rd_kafka_queue_length(input->queue.get()) == 0) {
+        drained.push_back({input->topic, input->partition});
+        drained_inputs.push_back(input.get());
+      }
+    }
+  }
+  if (!drained.empty()) {
+    try {
+      drained = clients_.group->position(std::move(drained));
+      for (std::size_t i = 0; i < drained.size(); ++i)
+        if (drained[i].error == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            drained[i].offset > drained_inputs[i]->next_offset)
+          drained_inputs[i]->next_offset = drained[i].offset;
+    } catch (const kafka::Error&) {
+      // The processed offsets are committed instead; the marker comes next time.
+    }
+  }
+  std::vector<kafka::TopicPartition> offsets;
+  for (auto& [id, task] : tasks_) {
+    if (task->task_state() == TaskState::kFailed) continue;
+    for (auto& input : task->inputs()) {
+      if (input->next_offset <= input->committed_offset) continue;
+      offsets.push_back({input->topic, input->partition, input->next_offset});
+      committed.push_back(input.get());
+    }
+  }
+  return offsets;
+}
+
+// Commits outputs, changelog writes and `offsets` atomically. When the
+// transaction cannot commit, nothing of it is visible to read_committed
+// readers: every task goes back to the last commit, with a new producer if
+// this one was fenced or failed.
+bool TaskManager::commit_transaction(const std::vector<kafka::TopicPartition>& offsets) {
+  const StreamsProducer::CommitResult result =
+      transactions_->commit(offsets, !shared_.stopping.load());
+  if (result.rewind_reason) rewind_all(*result.rewind_reason, result.replace_producer);
+  return result.committed;
+}
+
+// ---- failures and recovery from faults of the cluster ----------------------
+
+void TaskManager::take_reports() {
+  for (auto& [id, task] : tasks_) {
+    const TaskState state = task->task_state();
+    if (task->failure_reported() && state != TaskState::kFailed) {
+      task->transition_to(TaskState::kFailed);
+    } else if (state == TaskState::kRestoring && !task->in_restore()) {
+      task->transition_to(TaskState::kRunning);
+      shared_.schedule(task);
+    }
+  }
+}
+
+std::optional<std::string> TaskManager::update(const KafkaStreams::ExceptionHandler& handler) {
+  take_reports();
+  std::vector<std::shared_ptr<ActiveTask>> failed;
+  for (auto& [id, task] : tasks_)
+    if (task->task_state() == TaskState::kFailed && !task->scheduled.load()) failed.push_back(task);
+  for (auto& task : failed) {
+    if (task->task_state() == TaskState::kClosed) continue;  // rewound with an earlier one
+    if (task->failed_by_cluster()) {
+      close_gate();
+      if (settings_.exactly_once)
+        rewind_all(task->failure(), false, false);
+      else
+        rewind({task}, task->failure(), false);
+      open_gate();
+      continue;
+    }
+    FatalError error(task->failure());
+    const KafkaStreams::ExceptionResponse response =
+        handler ? handler(error) : KafkaStreams::ExceptionResponse::kShutdownClient;
+    shared_.counters.failed_tasks.fetch_add(1, std::memory_order_relaxed);
+    if (response == KafkaStreams::ExceptionResponse::kShutdownClient) return task->failure();
+    log::get().warn("{}: restarting task {} after: {}", settings_.application_id,
+                    task->id().to_string(), task->failure());
+    // Under exactly-once the failed task's outputs are in the open
+    // transaction, with the other tasks' since the last commit.
+    close_gate();
+    if (settings_.exactly_once)
+      rewind_all(task->failure(), false, true);
+    else
+      rewind({task}, task->failure(), false);
+    open_gate();
+  }
+  return std::nullopt;
+}
+
+void TaskManager::note_stall(const std::string& reason) {
+  if (!stalled_since_) stalled_since_ = Clock::now();
+  stall_reason_ = reason;
+}
+
+std::optional<std::string> TaskManager::timed_out(Clock::time_point now) const {
+  if (!stalled_since_ || now - *stalled_since_ <= settings_.task_timeout) return std::nullopt;
+  return "no commit for task.timeout.ms (" + std::to_string(settings_.task_timeout.count()) +
+         " ms) while the cluster kept failing; last: " + stall_reason_;
+}
+
+void TaskManager::rewind_all(const std::string& reason, bool new_producer, bool including_failed) {
+  std::vector<std::shared_ptr<ActiveTask>> rewound;
+  for (auto& [id, task] : tasks_)
+    if (including_failed || new_producer || task->task_state() != TaskState::kFailed ||
+        task->failed_by_cluster())
+      rewound.push_back(task);
+  rewind(rewound, reason, new_producer);
+}
+
+void TaskManager::rewind(const std::vector<std::shared_ptr<ActiveTask>>& rewound,
+                         const std::string& reason, bool new_producer) {
+  note_stall(reason);
+  if (settings_.exactly_once) ++shared_.counters.aborted_transactions;
+  log::get().warn("{}: {}; {}{}resuming {} tasks from the last commit", settings_.application_id,
+                  reason, settings_.exactly_once ? "transaction aborted, " : "",
+                  new_producer ? "with a new producer, " : "", rewound.size());
+  close_for_recovery(rewound);
+  recovery_.pending = true;
+  recovery_.new_producer = recovery_.new_producer || new_producer;
+  if (shared_.stopping.load()) return;  // closing: nothing reopens
+  // Most faults are over when they are noticed: try at once.
+  recovery_.backoff = std::chrono::milliseconds(0);
+  recover();
+}
+
+void TaskManager::close_for_recovery(const std::vector<std::shared_ptr<ActiveTask>>& closing) {
+  std::vector<kafka::TopicPartition> closed;
+  for (const auto& task : closing)
+    for (const auto& input : task->inputs()) closed.push_back({input->topic, input->partition});
+  close_partitions(closed, false);
+  for (const auto& tp : closed)
+    if (!contains(recovery_.partitions, tp.topic, tp.partition)) recovery_.partitions.push_back(tp);
+}
+
+void TaskManager::recover_when_due(Clock::time_point now) {
+  if (!recovery_.pending || now < recovery_.next_attempt) return;
+  close_gate();
+  recover();
+  open_gate();
+}
+
+// Abort the transaction (or settle outputs in flight, at least once), replace
+// the producer if it cannot go on, read the committed offsets and reopen. On
+// failure the next attempt waits longer, up to kMaxRecoveryBackoff.
+void TaskManager::recover() {
+  try {
+    if (rd_kafka_fatal_error(producer(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      recovery_.new_producer = true;
+    if (recovery_.new_producer && !tasks_.empty()) {
+      // Tasks still running hold the producer that is about to go.
+      std::vector<std::shared_ptr<ActiveTask>> running;
+      for (auto& [id, task] : tasks_) running.push_back(task);
+      close_for_recovery(running);
+    }
+    if (settings_.exactly_once && transactions_->transaction_open() && !recovery_.new_producer &&
+        transactions_->abort(settings_.call_timeout) ==
+            StreamsProducer::AbortResult::kReplaceProducer)
+      recovery_.new_producer = true;
+    if (recovery_.new_producer) {
+      // Only tasks hold the producer, and they are closed: it can go.
+      transactions_.reset();
+      clients_.producer.reset();
+      clients_.producer = clients_.make_producer();
+      if (settings_.exactly_once) create_transactions();
+      recovery_.new_producer = false;
+    }
+    if (settings_.exactly_once) {
+      if (!transactions_->ready()) transactions_->init(settings_.call_timeout);
+      if (!transactions_->transaction_open()) transactions_->begin();
+    } else if (rd_kafka_flush(producer(), static_cast<int>(settings_.call_timeout.count())) !=
+               RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw std::runtime_error("outputs in flight are not settled yet");
+    }
+    // Refusals of outputs that were aborted or will be produced again.
+    shared_.deliveries.take_rewind_reason();
+    const std::size_t reopened = recovery_.partitions.size();
+    reopen(recovery_.partitions);
+    recovery_.partitions.clear();
+    recovery_.pending = false;
+    log::get().info("{}: resumed {} partitions from the last commit", settings_.application_id,
+                    reopened);
+  } catch (const std::exception& e) {
+    recovery_.backoff = std::clamp(recovery_.backoff * 2, kMinRecoveryBackoff, kMaxRecoveryBackoff);
+    recovery_.next_attempt = Clock::now() + recovery_.backoff;
+    note_stall(e.what());
+    log::get().warn("{}: cannot resume yet: {}; next attempt in {} ms", settings_.application_id,
+                    e.what(), recovery_.backoff.count());
+  }
+}
+
+void TaskManager::reopen(const std::vector<kafka::TopicPartition>& partitions) {
+  const std::vector<kafka::TopicPartition> positions =
+      seek_to_committed(*clients_.group, partitions, settings_.call_timeout);
+  create_tasks(partitions);
+  for (const kafka::TopicPartition& position : positions) {
+    auto it = inputs_.find({position.topic, position.partition});
+    if (it != inputs_.end()) it->second.first->committed_offset = position.offset;
+  }
+}
+
+}  // namespace rill::runtime

@@ -1,0 +1,252 @@
+// The active tasks of an instance and what happens to them, as Kafka Streams'
+// TaskManager: created when the group assigns their partitions, closed when
+// it takes them back, rewound to the last commit after a fault of the
+// cluster, handed to the uncaught exception handler when their records fail
+// them, and stopped all together at the gate for each commit.
+//
+// Everything here runs on the polling thread. Workers and the changelog
+// reader only report to it: a task's `failed` flag, its `restoring` flag and
+// commit requests, which the polling thread reads at its next turn.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "rill/kafka_streams.h"
+#include "rill/topology.h"
+
+#include "kafka/consumer.h"
+#include "kafka/handles.h"
+#include "kafka/producer.h"
+#include "runtime/active_task.h"
+#include "runtime/streams_producer.h"
+
+namespace rill::metrics {
+class Registry;
+}
+namespace rill::state {
+class CacheBudget;
+class RocksDbResources;
+}  // namespace rill::state
+
+namespace rill::runtime {
+
+class ChangelogReader;
+class GlobalStateManager;
+
+// The instance's counts of what its tasks went through; read by metrics and
+// KafkaStreams::stats from any thread.
+struct TaskCounters {
+  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> aborted_transactions{0};
+  std::atomic<uint64_t> active_tasks{0};
+  std::atomic<uint64_t> failed_tasks{0};
+  std::atomic<uint64_t> partition_pauses{0};
+};
+
+class TaskManager {
+ public:
+  struct Settings {
+    std::string application_id;
+    bool exactly_once = false;
+    // Records a task takes from a partition at once, and records fetched
+    // ahead per partition.
+    std::size_t max_batch = 500;
+    std::size_t buffer_capacity = 1000;
+    // How long an output may wait for the cluster's acknowledgement before a
+    // commit gives up on it (the transaction or message timeout).
+    std::chrono::milliseconds delivery_timeout{60000};
+    // How long one call to the cluster may block the polling thread while
+    // recovering, and how long a task waits for a topic's metadata.
+    std::chrono::milliseconds call_timeout{10000};
+    std::chrono::milliseconds metadata_timeout{30000};
+    // task.timeout.ms: how long faults may keep the instance from committing.
+    std::chrono::milliseconds task_timeout{300000};
+    std::filesystem::path state_directory;
+    bool metrics_enabled = true;
+  };
+
+  // The clients tasks use and the calls whose outcome the manager decides on.
+  struct Clients {
+    // The group consumer: each input partition's queue comes from it.
+    rd_kafka_t* consumer = nullptr;
+    // Its commit, committed, seek and position.
+    kafka::Consumer* group = nullptr;
+    // The producer tasks write through, and a fresh one when it is fenced or
+    // fails.
+    kafka::KafkaPtr producer;
+    std::function<kafka::KafkaPtr()> make_producer;
+    // Under exactly-once: the transactional calls of a producer.
+    std::function<std::unique_ptr<kafka::TransactionalProducer>(rd_kafka_t*)> transactional;
+  };
+
+  // What the instance shares with its tasks. Pointers may be null: no stores
+  // (rocksdb, cache_budget, changelog_reader), no global stores.
+  struct Shared {
+    const Topology& topology;
+    DeliveryTracker& deliveries;
+    ErrorHandling& errors;
+    TaskGate& gate;
+    TaskCounters& counters;
+    metrics::Registry& metrics;
+    const std::atomic<bool>& stopping;
+    state::RocksDbResources* rocksdb = nullptr;
+    state::CacheBudget* cache_budget = nullptr;
+    ChangelogReader* changelog_reader = nullptr;
+    const GlobalStateManager* global_stores = nullptr;
+    // Posts a task's run on the worker pool (when it is not posted yet).
+    std::function<void(const std::shared_ptr<ActiveTask>&)> schedule = {};
+    // Called before a task is created on this instance: its standby, if any,
+    // must let go of the task's directory.
+    std::function<void(const TaskId&)> before_create = {};
+    // Stops the instance with an error: an output refused for good.
+    std::function<void(const std::string&)> fail_instance = {};
+  };
+
+  TaskManager(Settings settings, Clients clients, Shared shared);
+  ~TaskManager();
+  TaskManager(const TaskManager&) = delete;
+  TaskManager& operator=(const TaskManager&) = delete;
+
+  // Under exactly-once: makes the producer's transactions start anew and
+  // begins the first. Throws naming the call.
+  void start();
+
+  // The group assigned `partitions` (with their followers): their tasks are
+  // created, or get the partitions. While a rewind waits to reopen, they join
+  // what it reopens.
+  void assign(const std::vector<kafka::TopicPartition>& partitions);
+  // The group takes `partitions` back; `lost` when another member may own
+  // them already. Tasks left with no partition close, with a checkpoint only
+  // when they committed first.
+  void revoke(const std::vector<kafka::TopicPartition>& partitions, bool lost);
+
+  // The commit barrier: stops every task at the gate, flushes their state and
+  // outputs, commits the input offsets (in the transaction, under
+  // exactly-once) and lets them go on. Returns whether it committed: not
+  // while tasks wait to be rewound, nor when an output is not acknowledged
+  // yet (the next commit tries again) or was refused (a refusal by the
+  // cluster rewinds every task to the last commit).
+  bool commit();
+
+  // Takes what workers and the changelog reader reported since the last
+  // turn: tasks whose stores are restored start running; failed tasks go
+  // back to the last commit when the cluster caused the failure, and to
+  // `handler` otherwise. Returns the error that stops the instance, if the
+  // handler says so.
+  std::optional<std::string> update(const KafkaStreams::ExceptionHandler& handler);
+
+  // Takes every task back to the last commit (Kafka Streams closes corrupted
+  // tasks dirty and revives them): under exactly-once the open transaction
+  // aborts; the tasks close without a checkpoint, so their stores restore
+  // what the changelogs committed, and their inputs are read again from the
+  // committed offsets. Failed tasks stay for the uncaught exception handler
+  // unless `including_failed` (or the producer they hold is replaced).
+  void rewind_all(const std::string& reason, bool new_producer, bool including_failed = true);
+
+  // Another attempt at reopening what a rewind closed, once its backoff is
+  // over.
+  void recover_when_due(std::chrono::steady_clock::time_point now);
+  bool recovery_pending() const { return recovery_.pending; }
+
+  // Set when faults have kept the instance from committing for longer than
+  // task.timeout.ms: the error it fails with.
+  std::optional<std::string> timed_out(std::chrono::steady_clock::time_point now) const;
+
+  // Closes every task, with a checkpoint only after a commit made now when
+  // `try_commit`.
+  void close_all(bool try_commit);
+
+  // Posts a run of every task (wall-clock punctuations, and a task whose
+  // arrival signal came while its previous run was ending).
+  void schedule_all();
+  // Whether a task asked for a commit (ProcessorContext::commit) since the last call.
+  bool commit_requested();
+  // Wakes librdkafka's fetcher for held-back partitions whose queue drained
+  // to half (see FetchHoldBack).
+  void wake_fetchers();
+
+  const std::map<TaskId, std::shared_ptr<ActiveTask>>& tasks() const { return tasks_; }
+  bool has_task(const TaskId& id) const { return tasks_.contains(id); }
+  // "0_1 0_4": the ids of the active tasks, for logs.
+  std::string task_ids() const;
+  rd_kafka_t* producer() const { return clients_.producer.get(); }
+
+ private:
+  struct TopicPartitionHash {
+    std::size_t operator()(const std::pair<std::string, int32_t>& tp) const {
+      return std::hash<std::string>()(tp.first) * 31 + static_cast<std::size_t>(tp.second);
+    }
+  };
+
+  void close_gate();
+  void open_gate();
+  // Turns the reports of other threads into task states (see TaskState).
+  void take_reports();
+  // The commit itself; call with the gate closed.
+  bool commit_offsets();
+  // The next offset to read of every partition whose task processed records
+  // since the last commit.
+  std::vector<kafka::TopicPartition> collect_offsets(std::vector<InputPartition*>& committed);
+  bool commit_transaction(const std::vector<kafka::TopicPartition>& offsets);
+  void create_transactions();
+
+  void create_tasks(const std::vector<kafka::TopicPartition>& partitions);
+  void open_task(ActiveTask& task);
+  // Closes the tasks of `partitions`; `clean` after they committed.
+  void close_partitions(const std::vector<kafka::TopicPartition>& partitions, bool clean);
+  void close_task(const std::shared_ptr<ActiveTask>& task, bool clean);
+
+  void note_stall(const std::string& reason);
+  // Closes `rewound` without committing and reopens their partitions from the
+  // last commit, now or, while the cluster still refuses, with backoff. Under
+  // exactly-once every task must be in `rewound`: the transaction they share
+  // aborts. Call with the gate closed.
+  void rewind(const std::vector<std::shared_ptr<ActiveTask>>& rewound, const std::string& reason,
+              bool new_producer);
+  // Closes tasks without committing and keeps their partitions to reopen.
+  void close_for_recovery(const std::vector<std::shared_ptr<ActiveTask>>& closing);
+  // One attempt to reopen what rewind() closed. Call with the gate closed.
+  void recover();
+  // Creates tasks again on `partitions`, reading from the offsets last
+  // committed. Throws, with nothing created, when the committed offsets
+  // cannot be read or the consumer cannot seek to them: guessing would lose
+  // or repeat input.
+  void reopen(const std::vector<kafka::TopicPartition>& partitions);
+
+  Settings settings_;
+  Clients clients_;
+  Shared shared_;
+  // By source topic: the sub-topology reading it.
+  std::map<std::string, int32_t> subtopology_of_topic_;
+  // Under exactly-once: the transactions of the producer.
+  std::unique_ptr<StreamsProducer> transactions_;
+
+  std::map<TaskId, std::shared_ptr<ActiveTask>> tasks_;
+  std::unordered_map<std::pair<std::string, int32_t>,
+                     std::pair<InputPartition*, std::shared_ptr<ActiveTask>>, TopicPartitionHash>
+      inputs_;
+
+  // Tasks that rewind() closed and that wait to reopen from the last commit.
+  struct Recovery {
+    bool pending = false;
+    bool new_producer = false;
+    std::vector<kafka::TopicPartition> partitions;
+    std::chrono::steady_clock::time_point next_attempt;
+    std::chrono::milliseconds backoff{0};
+  };
+  Recovery recovery_;
+  // Since the first fault that kept the instance from committing.
+  std::optional<std::chrono::steady_clock::time_point> stalled_since_;
+  std::string stall_reason_;
+};
+
+}  // namespace rill::runtime
