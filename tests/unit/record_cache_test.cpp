@@ -13,9 +13,9 @@
 
 #include "rill/rill.h"
 
-#include "runtime/state_manager.h"
 #include "state/in_memory_key_value_store.h"
 #include "state/rocksdb_key_value_store.h"
+#include "state/state_manager.h"
 #include "support/cached_store.h"
 #include "support/count_topology.h"
 #include "support/temp_dir.h"
@@ -49,11 +49,11 @@ TEST_CASE("the record caches of 32 tasks stay within the instance's budget",
   const auto& sub = topology.subtopologies().at(0);
   TempDir directory;
   state::CacheBudget budget(kBudget);
-  std::vector<std::unique_ptr<runtime::StateManager>> tasks;
+  std::vector<std::unique_ptr<state::StateManager>> tasks;
   std::vector<std::size_t> handed_on(kTasks, 0);
   for (int partition = 0; partition < kTasks; ++partition) {
     const TaskId id{0, partition};
-    tasks.push_back(std::make_unique<runtime::StateManager>(
+    tasks.push_back(std::make_unique<state::StateManager>(
         topology, sub, id, "app", directory.path() / id.to_string(), nullptr));
     // As the runtime opens an instance's tasks, one after the other.
     tasks.back()->open(

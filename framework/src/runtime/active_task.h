@@ -13,8 +13,9 @@
 #include "kafka/fetch_hold_back.h"
 #include "kafka/handles.h"
 #include "runtime/producer_collector.h"
-#include "runtime/state_manager.h"
 #include "runtime/stream_task.h"
+#include "state/changelog_reader.h"
+#include "state/state_manager.h"
 
 namespace rill::runtime {
 
@@ -119,7 +120,7 @@ enum class TaskState : uint8_t {
 };
 std::string_view to_string(TaskState state);
 
-class ActiveTask {
+class ActiveTask final : public state::RestoringTask {
  public:
   ActiveTask(const Topology& topology, TaskId id, std::string application_id, rd_kafka_t* producer,
              DeliveryTracker& deliveries, ErrorHandling& errors, TaskGate& gate,
@@ -138,9 +139,9 @@ class ActiveTask {
   void open(state::CacheBudget* cache);
   // Closes processors and stores; `clean` writes the checkpoint.
   void close(bool clean);
-  StateManager& state() { return state_; }
+  state::StateManager& state() override { return state_; }
 
-  TaskId id() const { return id_; }
+  TaskId id() const override { return id_; }
   StreamTask& stream_task() { return task_; }
   std::vector<std::unique_ptr<InputPartition>>& inputs() { return inputs_; }
 
@@ -165,14 +166,14 @@ class ActiveTask {
   // (TaskCorruptedError, a restore that could not reach the broker): the
   // runtime then rewinds to the last commit instead of asking the uncaught
   // exception handler.
-  void report_failure(std::string reason, bool by_cluster);
+  void report_failure(std::string reason, bool by_cluster) override;
   bool failure_reported() const { return failure_reported_.load(std::memory_order_acquire); }
   // Once failure_reported() is seen.
   const std::string& failure() const { return failure_; }
   bool failed_by_cluster() const { return failed_by_cluster_; }
 
   // The changelog reader: it is done with the task's stores, restored or not.
-  void report_restored() { restored_reported_.store(true, std::memory_order_release); }
+  void report_restored() override { restored_reported_.store(true, std::memory_order_release); }
   // Polling thread: whether the changelog reader may still write to the
   // task's stores (submitted to it, and not reported done).
   bool in_restore() const {
@@ -185,7 +186,7 @@ class ActiveTask {
 
   TaskId id_;
   ProducerCollector collector_;
-  StateManager state_;
+  state::StateManager state_;
   StreamTask task_;
   bool initialized_ = false;
   TaskGate& gate_;

@@ -41,8 +41,8 @@ std::string GlobalStateManager::store_of(std::string_view topic) const {
 
 void GlobalStateManager::open() {
   if (empty() || open_) return;
-  lock_fd_ = lock_state_directory(directory_);
-  checkpoint_ = read_checkpoint(directory_);
+  lock_fd_ = state::lock_state_directory(directory_);
+  checkpoint_ = state::read_checkpoint(directory_);
   if (dead_letters_ != nullptr && errors_.has_dead_letter_topic())
     dead_letter_topic_ = dead_letters_->register_topic(errors_.dead_letter_topic());
   for (const auto& spec : topology_.global_stores()) {
@@ -114,9 +114,9 @@ void GlobalStateManager::process(const internal::RawRecord& record) {
 void GlobalStateManager::checkpoint() {
   if (!open_) return;
   for (auto& global : globals_) global.shared->flush();
-  CheckpointOffsets offsets = checkpoint_;
+  state::CheckpointOffsets offsets = checkpoint_;
   for (const auto& [partition, offset] : positions_) offsets[partition] = offset;
-  write_checkpoint(directory_, offsets);
+  state::write_checkpoint(directory_, offsets);
 }
 
 void GlobalStateManager::close(bool clean) {

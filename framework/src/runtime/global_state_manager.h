@@ -18,11 +18,11 @@
 
 #include "rill/topology.h"
 
-#include "runtime/checkpoint.h"
 #include "runtime/error_handling.h"
 #include "state/global_stores.h"
+#include "state/state_directory.h"
 
-namespace rill::state {
+namespace rill::runtime {
 class RocksDbResources;
 }
 
@@ -119,8 +119,8 @@ class GlobalStateManager final : public internal::TaskContext {
   std::vector<Global> globals_;
   // By full topic name.
   std::map<std::string, internal::SourceNodeBase*, std::less<>> sources_;
-  CheckpointOffsets checkpoint_;
-  CheckpointOffsets positions_;
+  state::CheckpointOffsets checkpoint_;
+  state::CheckpointOffsets positions_;
   std::optional<RecordMetadata> metadata_;
   int64_t stream_time_ = -1;
   std::atomic<uint64_t> applied_records_{0};

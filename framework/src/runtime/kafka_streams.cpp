@@ -6,22 +6,16 @@
 #include <charconv>
 #include <condition_variable>
 #include <csignal>
-#include <iomanip>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <set>
-#include <sstream>
 #include <thread>
-#include <unordered_map>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <fcntl.h>
 #include <prometheus/text_serializer.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "kafka/consumer.h"
@@ -32,14 +26,15 @@
 #include "metrics/http_server.h"
 #include "metrics/registry.h"
 #include "runtime/active_task.h"
-#include "runtime/changelog_reader.h"
 #include "runtime/error_handling.h"
 #include "runtime/global_thread.h"
 #include "runtime/producer_collector.h"
 #include "runtime/standby_placement.h"
 #include "runtime/task_manager.h"
 #include "state/caching_stores.h"
+#include "state/changelog_reader.h"
 #include "state/rocksdb_resources.h"
+#include "state/state_directory.h"
 
 namespace rill {
 
@@ -65,7 +60,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using runtime::ActiveTask;
-using runtime::StandbyTask;
+using state::StandbyTask;
 
 constexpr std::size_t kMaxBatch = 500;
 constexpr int kPollTimeoutMs = 50;
@@ -217,31 +212,12 @@ struct KafkaStreams::Impl {
     return kafka::make_client(RD_KAFKA_PRODUCER, std::move(producer_conf));
   }
 
-  // This instance's id, kept in its state directory so that it survives a
-  // restart; an instance sharing the directory with a running one (which
-  // holds the file's lock) takes a fresh id instead.
+  // This instance's id (see state::claim_process_id), claimed once.
   std::string process_id() {
-    if (!instance_id.empty()) return instance_id;
-    std::random_device random;
-    std::ostringstream fresh;
-    for (int i = 0; i < 4; ++i) fresh << std::hex << std::setw(8) << std::setfill('0') << random();
-    instance_id = fresh.str();
-    std::error_code error;
-    std::filesystem::create_directories(state_directory, error);
-    const auto path = state_directory / "rill-process-id";
-    process_id_fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    if (process_id_fd < 0 || ::flock(process_id_fd, LOCK_EX | LOCK_NB) != 0) {
-      log::get().info("{}: {} is in use by another instance; this one is {}", application_id,
-                      path.string(), instance_id);
-      return instance_id;
-    }
-    char stored[64] = {};
-    const ssize_t length = ::pread(process_id_fd, stored, sizeof stored - 1, 0);
-    if (length == 32) {
-      instance_id.assign(stored, 32);
-    } else if (::pwrite(process_id_fd, instance_id.data(), instance_id.size(), 0) !=
-               static_cast<ssize_t>(instance_id.size())) {
-      log::get().warn("{}: cannot write {}", application_id, path.string());
+    if (instance_id.empty()) {
+      state::ProcessId claimed = state::claim_process_id(state_directory);
+      instance_id = std::move(claimed.id);
+      process_id_fd = claimed.lock_fd;
     }
     return instance_id;
   }
@@ -397,13 +373,13 @@ struct KafkaStreams::Impl {
     // wait behind a pending fetch: keep fetches from lingering.
     properties.emplace("fetch.wait.max.ms", "50");
     properties.emplace("auto.offset.reset", "earliest");
-    properties["queued.min.messages"] = std::to_string(runtime::ChangelogReader::kQueuedRecords);
+    properties["queued.min.messages"] = std::to_string(state::ChangelogReader::kQueuedRecords);
     // A store restored under exactly-once holds committed writes only.
     if (exactly_once) properties["isolation.level"] = "read_committed";
     // librdkafka wants a group even for a consumer that only assigns; this one
     // never joins it nor commits to it.
     properties["group.id"] = application_id + "-restore";
-    changelog_reader = std::make_unique<runtime::ChangelogReader>(
+    changelog_reader = std::make_unique<state::ChangelogReader>(
         kafka::make_client(RD_KAFKA_CONSUMER, conf_for(properties)),
         [this](const RestoreProgress& progress) {
           metrics->on_restore_progress(progress.store, progress.topic, progress.partition,
@@ -947,11 +923,11 @@ struct KafkaStreams::Impl {
   std::string instance_id;
   int process_id_fd = -1;
   std::unique_ptr<state::RocksDbResources> rocksdb;
-  std::unique_ptr<runtime::ChangelogReader> changelog_reader;
+  std::unique_ptr<state::ChangelogReader> changelog_reader;
   std::unique_ptr<runtime::GlobalThread> global_thread;
   // The same, for scrapes, which may come while start() creates it.
-  std::atomic<const runtime::ChangelogReader*> published_reader{nullptr};
-  std::map<TaskId, std::shared_ptr<runtime::StandbyTask>> standbys;
+  std::atomic<const state::ChangelogReader*> published_reader{nullptr};
+  std::map<TaskId, std::shared_ptr<state::StandbyTask>> standbys;
   // From start(): the active tasks, their commits, and the producer.
   std::unique_ptr<runtime::TaskManager> task_manager;
   int64_t standby_replicas = 0;

@@ -10,7 +10,7 @@ namespace rill::runtime {
 
 StreamTask::StreamTask(const Topology& topology, TaskId id, std::string application_id,
                        internal::RecordCollector& collector, ErrorHandling& errors, Clock clock,
-                       StateManager* state)
+                       state::StateManager* state)
     : topology_(topology),
       id_(id),
       application_id_(std::move(application_id)),

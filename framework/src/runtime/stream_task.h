@@ -14,7 +14,7 @@
 
 #include "metrics/task_metrics.h"
 #include "runtime/error_handling.h"
-#include "runtime/state_manager.h"
+#include "state/state_manager.h"
 
 namespace rill::runtime {
 
@@ -27,7 +27,7 @@ class StreamTask final : public internal::TaskContext {
   // `state` holds the task's opened stores (nullptr when it has none).
   StreamTask(const Topology& topology, TaskId id, std::string application_id,
              internal::RecordCollector& collector, ErrorHandling& errors, Clock clock,
-             StateManager* state = nullptr);
+             state::StateManager* state = nullptr);
   ~StreamTask() override;
 
   // Where the nodes count their records and the task its drops; set before
@@ -89,7 +89,7 @@ class StreamTask final : public internal::TaskContext {
   internal::RecordCollector& collector_;
   ErrorHandling& errors_;
   Clock clock_;
-  StateManager* state_;
+  state::StateManager* state_;
   const GlobalStateManager* globals_ = nullptr;
   // This task's views of the global stores it asked for: its own typed
   // stores, since their serialization buffers cannot be shared between tasks.

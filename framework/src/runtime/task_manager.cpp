@@ -7,10 +7,10 @@
 
 #include "log/log.h"
 #include "metrics/registry.h"
-#include "runtime/changelog_reader.h"
 #include "runtime/error_handling.h"
 #include "runtime/global_state_manager.h"
 #include "runtime/resume.h"
+#include "state/changelog_reader.h"
 
 namespace rill::runtime {
 namespace {

@@ -34,12 +34,12 @@ class Registry;
 }
 namespace rill::state {
 class CacheBudget;
+class ChangelogReader;
 class RocksDbResources;
 }  // namespace rill::state
 
 namespace rill::runtime {
 
-class ChangelogReader;
 class GlobalStateManager;
 
 // The instance's counts of what its tasks went through; read by metrics and
@@ -100,7 +100,7 @@ class TaskManager {
     const std::atomic<bool>& stopping;
     state::RocksDbResources* rocksdb = nullptr;
     state::CacheBudget* cache_budget = nullptr;
-    ChangelogReader* changelog_reader = nullptr;
+    state::ChangelogReader* changelog_reader = nullptr;
     const GlobalStateManager* global_stores = nullptr;
     // Posts a task's run on the worker pool (when it is not posted yet).
     std::function<void(const std::shared_ptr<ActiveTask>&)> schedule = {};

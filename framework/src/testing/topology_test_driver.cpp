@@ -39,7 +39,7 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
     globals->open();
     for (const auto& sub : topology.subtopologies()) {
       TaskId id{sub.id, 0};
-      states.push_back(std::make_unique<runtime::StateManager>(
+      states.push_back(std::make_unique<state::StateManager>(
           topology, sub, id, application_id, state_directory.path / id.to_string(), nullptr));
       tasks.push_back(std::make_unique<runtime::StreamTask>(
           topology, id, application_id, *this, errors, [this] { return wall_clock; },
@@ -178,7 +178,7 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
   // Before the tasks, which read the global stores through views.
   std::unique_ptr<runtime::GlobalStateManager> globals;
   std::map<std::string, std::unique_ptr<StateStore>> global_views;
-  std::vector<std::unique_ptr<runtime::StateManager>> states;
+  std::vector<std::unique_ptr<state::StateManager>> states;
   // Last, so tasks are destroyed first: closing a processor may still send
   // records to this collector.
   std::vector<std::unique_ptr<runtime::StreamTask>> tasks;

@@ -1,10 +1,10 @@
-#include "runtime/changelog_reader.h"
+#include "state/changelog_reader.h"
 
 #include <chrono>
 
 #include "log/log.h"
 
-namespace rill::runtime {
+namespace rill::state {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -38,7 +38,7 @@ ChangelogReader::~ChangelogReader() {
   rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }
 
-void ChangelogReader::submit(std::shared_ptr<ActiveTask> task) {
+void ChangelogReader::submit(std::shared_ptr<RestoringTask> task) {
   {
     std::lock_guard lock(mutex_);
     restore_requests_.push_back(std::move(task));
@@ -64,7 +64,7 @@ void ChangelogReader::wait_for_turn(std::unique_lock<std::mutex>& lock, uint64_t
     log::get().warn("the changelog reader is still busy with a task it is asked to let go of");
 }
 
-void ChangelogReader::wait_idle(const ActiveTask& task) {
+void ChangelogReader::wait_idle(const RestoringTask& task) {
   std::unique_lock lock(mutex_);
   std::erase_if(restore_requests_, [&](const auto& queued) { return queued.get() == &task; });
   removals_.insert(&task);
@@ -89,7 +89,7 @@ void ChangelogReader::run() {
   held.reserve(kBatch);
   kafka::QueuePtr queue(rd_kafka_queue_get_consumer(consumer_.get()));
   while (true) {
-    std::vector<std::shared_ptr<ActiveTask>> restores;
+    std::vector<std::shared_ptr<RestoringTask>> restores;
     std::vector<std::shared_ptr<StandbyTask>> standbys;
     {
       std::unique_lock lock(mutex_);
@@ -170,7 +170,7 @@ void ChangelogReader::run() {
   }
 }
 
-void ChangelogReader::start_restores(const std::vector<std::shared_ptr<ActiveTask>>& tasks) {
+void ChangelogReader::start_restores(const std::vector<std::shared_ptr<RestoringTask>>& tasks) {
   std::vector<Key> changelogs;
   for (const auto& task : tasks)
     for (const auto& changelog : task->state().changelogs())
@@ -199,7 +199,7 @@ void ChangelogReader::start_restores(const std::vector<std::shared_ptr<ActiveTas
   }
 }
 
-void ChangelogReader::start_restore(const std::shared_ptr<ActiveTask>& task,
+void ChangelogReader::start_restore(const std::shared_ptr<RestoringTask>& task,
                                     std::span<const std::pair<int64_t, int64_t>> offsets) {
   std::vector<Key> started;
   for (std::size_t i = 0; i < offsets.size(); ++i) {
@@ -293,7 +293,7 @@ void ChangelogReader::finish(Reading& reading) {
   complete(*reading.task);
 }
 
-void ChangelogReader::complete(ActiveTask& task) {
+void ChangelogReader::complete(RestoringTask& task) {
   log::get().info("task {}: restore complete", task.id().to_string());
   task.report_restored();
   on_restored_();
@@ -315,4 +315,4 @@ void ChangelogReader::report(Reading& reading) {
   if (listener_) listener_(reading.progress);
 }
 
-}  // namespace rill::runtime
+}  // namespace rill::state

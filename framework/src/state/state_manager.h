@@ -24,7 +24,7 @@ namespace rill::metrics {
 struct TaskMetrics;
 }
 
-namespace rill::runtime {
+namespace rill::state {
 
 class StateManager {
  public:
@@ -112,4 +112,4 @@ class StateManager {
   std::vector<Changelog> changelogs_;
 };
 
-}  // namespace rill::runtime
+}  // namespace rill::state

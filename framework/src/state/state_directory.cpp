@@ -1,6 +1,8 @@
-#include "runtime/checkpoint.h"
+#include "state/state_directory.h"
 
 #include <fstream>
+#include <iomanip>
+#include <random>
 #include <sstream>
 
 #include <fcntl.h>
@@ -9,7 +11,9 @@
 
 #include "rill/internal/bytes_store.h"
 
-namespace rill::runtime {
+#include "log/log.h"
+
+namespace rill::state {
 
 CheckpointOffsets read_checkpoint(const std::filesystem::path& directory) {
   CheckpointOffsets offsets;
@@ -51,4 +55,31 @@ int lock_state_directory(const std::filesystem::path& directory) {
   return fd;
 }
 
-}  // namespace rill::runtime
+ProcessId claim_process_id(const std::filesystem::path& directory) {
+  ProcessId claimed;
+  std::random_device random;
+  std::ostringstream fresh;
+  for (int i = 0; i < 4; ++i) fresh << std::hex << std::setw(8) << std::setfill('0') << random();
+  claimed.id = fresh.str();
+  std::error_code error;
+  std::filesystem::create_directories(directory, error);
+  const auto path = directory / "rill-process-id";
+  const int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (fd >= 0) ::close(fd);
+    log::get().info("{} is in use by another instance; this one is {}", path.string(), claimed.id);
+    return claimed;
+  }
+  claimed.lock_fd = fd;
+  char stored[64] = {};
+  const ssize_t length = ::pread(fd, stored, sizeof stored - 1, 0);
+  if (length == 32) {
+    claimed.id.assign(stored, 32);
+  } else if (::pwrite(fd, claimed.id.data(), claimed.id.size(), 0) !=
+             static_cast<ssize_t>(claimed.id.size())) {
+    log::get().warn("cannot write {}", path.string());
+  }
+  return claimed;
+}
+
+}  // namespace rill::state

@@ -1,18 +1,18 @@
-#include "runtime/state_manager.h"
+#include "state/state_manager.h"
 
 #include <rocksdb/db.h>
 #include <unistd.h>
 
 #include "log/log.h"
 #include "metrics/task_metrics.h"
-#include "runtime/checkpoint.h"
 #include "state/caching_stores.h"
 #include "state/metered_stores.h"
 #include "state/rocksdb_key_value_store.h"
 #include "state/session_store.h"
+#include "state/state_directory.h"
 #include "state/window_store.h"
 
-namespace rill::runtime {
+namespace rill::state {
 StateManager::StateManager(const Topology& topology, const Topology::Subtopology& subtopology,
                            TaskId task, std::string application_id,
                            std::filesystem::path task_directory, state::RocksDbResources* resources)
@@ -167,4 +167,4 @@ std::vector<StateManager::StoreMetrics> StateManager::store_metrics() const {
   return sizes;
 }
 
-}  // namespace rill::runtime
+}  // namespace rill::state

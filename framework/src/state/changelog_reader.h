@@ -23,17 +23,30 @@
 
 #include "kafka/fetch_hold_back.h"
 #include "kafka/handles.h"
-#include "runtime/active_task.h"
-#include "runtime/state_manager.h"
+#include "state/state_manager.h"
 
-namespace rill::runtime {
+namespace rill::state {
 
 using RestoreProgress = KafkaStreams::RestoreProgress;
+
+// What the reader restores stores for: an active task (the runtime's
+// ActiveTask). The reader only reports to it; the task's owner decides.
+class RestoringTask {
+ public:
+  virtual ~RestoringTask() = default;
+  virtual TaskId id() const = 0;
+  virtual StateManager& state() = 0;
+  // The stores could not be restored; `by_cluster` when the broker, not the
+  // changelog's records, is the cause.
+  virtual void report_failure(std::string reason, bool by_cluster) = 0;
+  // The reader is done with the task's stores, restored or not.
+  virtual void report_restored() = 0;
+};
 
 // A standby replica of a task: its stores, fed from the changelog only.
 struct StandbyTask {
   StandbyTask(const Topology& topology, TaskId task, std::string application_id,
-              std::filesystem::path directory, state::RocksDbResources* resources)
+              std::filesystem::path directory, RocksDbResources* resources)
       : id(task),
         state(topology, topology.subtopologies().at(static_cast<std::size_t>(task.subtopology)),
               task, std::move(application_id), std::move(directory), resources) {}
@@ -52,10 +65,10 @@ class ChangelogReader {
   ChangelogReader(kafka::KafkaPtr consumer, Listener listener, std::function<void()> on_restored);
   ~ChangelogReader();
 
-  // Restores `task`'s stores, then clears its `restoring` flag.
-  void submit(std::shared_ptr<ActiveTask> task);
+  // Restores `task`'s stores, then reports it restored.
+  void submit(std::shared_ptr<RestoringTask> task);
   // Stops restoring `task` and waits until the reader no longer touches it.
-  void wait_idle(const ActiveTask& task);
+  void wait_idle(const RestoringTask& task);
   // Keeps `standby`'s stores following their changelogs until removed.
   void add_standby(std::shared_ptr<StandbyTask> standby);
   // Stops following and waits until the reader no longer touches it; the
@@ -70,7 +83,7 @@ class ChangelogReader {
   struct Reading {
     StateManager* state = nullptr;
     std::string store;
-    std::shared_ptr<ActiveTask> task;      // restoring
+    std::shared_ptr<RestoringTask> task;   // restoring
     std::shared_ptr<StandbyTask> standby;  // or following
     int64_t next_offset = 0;
     int64_t end = -1;  // restoring: the changelog's end when the restore began
@@ -82,9 +95,9 @@ class ChangelogReader {
   using Key = std::pair<std::string, int32_t>;
 
   void run();
-  void start_restores(const std::vector<std::shared_ptr<ActiveTask>>& tasks);
+  void start_restores(const std::vector<std::shared_ptr<RestoringTask>>& tasks);
   // `offsets`: the low and high watermarks of the task's changelogs, in order.
-  void start_restore(const std::shared_ptr<ActiveTask>& task,
+  void start_restore(const std::shared_ptr<RestoringTask>& task,
                      std::span<const std::pair<int64_t, int64_t>> offsets);
   void start_standby(const std::shared_ptr<StandbyTask>& standby);
   // Queues a changelog record for the store; write_pending() writes the queue.
@@ -92,7 +105,7 @@ class ChangelogReader {
   void write_pending(Reading& reading);
   void finish(Reading& reading);
   // The task's stores are all up to date: it may process.
-  void complete(ActiveTask& task);
+  void complete(RestoringTask& task);
   void assign();
   void report(Reading& reading);
   // Waits until the reader's turn after `turn` has ended.
@@ -105,7 +118,7 @@ class ChangelogReader {
   // Commands from other threads, taken by the reader at each turn.
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::vector<std::shared_ptr<ActiveTask>> restore_requests_;
+  std::vector<std::shared_ptr<RestoringTask>> restore_requests_;
   std::vector<std::shared_ptr<StandbyTask>> standby_requests_;
   std::set<const void*> removals_;  // tasks or standbys to let go
   uint64_t turn_ = 0;
@@ -121,4 +134,4 @@ class ChangelogReader {
   std::thread thread_;
 };
 
-}  // namespace rill::runtime
+}  // namespace rill::state

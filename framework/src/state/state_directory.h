@@ -1,7 +1,7 @@
 // The .checkpoint file of a state directory: for each changelog partition,
 // the next offset the local stores have not seen, one "topic partition
 // offset" line each. Tasks keep one for their changelogs; the global stores
-// one for their topics. And the lock of a state directory.
+// one for their topics. And the locks of state directories.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +10,7 @@
 #include <string>
 #include <utility>
 
-namespace rill::runtime {
+namespace rill::state {
 
 using CheckpointOffsets = std::map<std::pair<std::string, int32_t>, int64_t>;
 
@@ -27,4 +27,16 @@ void write_checkpoint(const std::filesystem::path& directory, const CheckpointOf
 // close to release it. Throws StateStoreError when another holds it.
 int lock_state_directory(const std::filesystem::path& directory);
 
-}  // namespace rill::runtime
+// The id of the instance using `directory` (the application's state
+// directory): kept in its rill-process-id file so that it survives a
+// restart, which lets a restarted instance's transactional producer fence
+// and abort what its previous run left open. An instance sharing the
+// directory with a running one (which holds the file's lock) gets a fresh
+// id. `lock_fd` holds the lock until closed; -1 when another instance has it.
+struct ProcessId {
+  std::string id;
+  int lock_fd = -1;
+};
+ProcessId claim_process_id(const std::filesystem::path& directory);
+
+}  // namespace rill::state
