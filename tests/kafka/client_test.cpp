@@ -8,7 +8,7 @@
 using namespace rill::testing;
 using Catch::Matchers::Contains;
 
-TEST_CASE("watermarks of many partitions come back in order, in one call", "[kafka][client]") {
+TEST_CASE("watermarks of many partitions come back in order", "[kafka][client]") {
   const std::string first = unique_name("watermarks-a");
   const std::string second = unique_name("watermarks-b");
   create_topic(first, 3);

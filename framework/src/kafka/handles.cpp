@@ -110,74 +110,37 @@ bool is_producer_state_error(rd_kafka_resp_err_t err) {
   }
 }
 
-namespace {
-
-// Sets offsets[i] to the offset `which` (RD_KAFKA_OFFSET_BEGINNING or END)
-// of partitions[i], retrying the partitions that failed transiently.
-void list_offsets(rd_kafka_t* rk, const std::vector<std::pair<std::string, int32_t>>& partitions,
-                  int64_t which, std::chrono::steady_clock::time_point deadline,
-                  std::vector<int64_t>& offsets) {
-  using Clock = std::chrono::steady_clock;
-  std::vector<std::size_t> pending(partitions.size());
-  for (std::size_t i = 0; i < pending.size(); ++i) pending[i] = i;
-  auto backoff = std::chrono::milliseconds(50);
-  while (!pending.empty()) {
-    PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(pending.size())));
-    for (std::size_t i : pending)
-      rd_kafka_topic_partition_list_add(list.get(), partitions[i].first.c_str(),
-                                        partitions[i].second)
-          ->offset = which;
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    // Special timestamps (-2, -1) ask for the log start and end offsets.
-    const rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(
-        rk, list.get(), static_cast<int>(std::clamp<int64_t>(left.count(), 1, 5000)));
-    auto fail = [&](std::size_t i, rd_kafka_resp_err_t error) {
-      throw std::runtime_error("cannot read the offsets of " + partitions[i].first + "[" +
-                               std::to_string(partitions[i].second) +
-                               "]: " + rd_kafka_err2str(error));
-    };
-    std::vector<std::size_t> again;
-    rd_kafka_resp_err_t failure = err;
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      for (int k = 0; k < list->cnt; ++k) {
-        const rd_kafka_topic_partition_t& result = list->elems[k];
-        const std::size_t i = pending[static_cast<std::size_t>(k)];
-        if (result.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-          offsets[i] = result.offset;
-        } else if (is_retriable(result.err)) {
-          failure = result.err;
-          again.push_back(i);
-        } else {
-          fail(i, result.err);
-        }
-      }
-    } else if (is_retriable(err)) {
-      again = pending;
-    } else {
-      fail(pending.front(), err);
-    }
-    if (again.empty()) return;
-    if (Clock::now() + backoff >= deadline) fail(again.front(), failure);
-    std::this_thread::sleep_for(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
-    pending = std::move(again);
-  }
-}
-
-}  // namespace
-
 std::vector<std::pair<int64_t, int64_t>> watermarks(
     rd_kafka_t* rk, const std::vector<std::pair<std::string, int32_t>>& partitions,
     std::chrono::milliseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  // One partition at a time: librdkafka 2.0.2's rd_kafka_offsets_for_times,
+  // which asks each leader once for many partitions, reports a partition's
+  // first answer even when its retry to a moved leader succeeded, so after a
+  // leader moves it says "not leader" for as long as that broker is down.
   std::vector<std::pair<int64_t, int64_t>> result(partitions.size());
-  if (partitions.empty()) return result;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::vector<int64_t> low(partitions.size()), high(partitions.size());
-  // Two rounds: a request may not name a partition twice.
-  list_offsets(rk, partitions, RD_KAFKA_OFFSET_BEGINNING, deadline, low);
-  list_offsets(rk, partitions, RD_KAFKA_OFFSET_END, deadline, high);
-  for (std::size_t i = 0; i < partitions.size(); ++i) result[i] = {low[i], high[i]};
+  for (std::size_t i = 0; i < partitions.size(); ++i) {
+    const auto& [topic, partition] = partitions[i];
+    const auto deadline = Clock::now() + timeout;
+    auto backoff = std::chrono::milliseconds(50);
+    while (true) {
+      int64_t low = 0, high = 0;
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+          rk, topic.c_str(), partition, &low, &high,
+          static_cast<int>(std::clamp<int64_t>(left.count(), 1, 5000)));
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        result[i] = {low, high};
+        break;
+      }
+      if (!is_retriable(err) || Clock::now() + backoff >= deadline)
+        throw std::runtime_error("cannot read the offsets of " + topic + "[" +
+                                 std::to_string(partition) + "]: " + rd_kafka_err2str(err));
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+    }
+  }
   return result;
 }
 

@@ -62,12 +62,10 @@ bool is_retriable(rd_kafka_resp_err_t err);
 // flight is in doubt, and the producer may have to be replaced.
 bool is_producer_state_error(rd_kafka_resp_err_t err);
 
-// The low and high watermarks of each partition, in order: two requests per
-// leader for all of them rather than two round trips per partition, so a
-// task with many changelogs, or a leader that moves, costs one wait and not
-// one each. Transient errors are retried until `timeout`; otherwise throws
-// std::runtime_error naming the partition. Under read_committed the high
-// watermark is the last stable offset.
+// The low and high watermarks of each partition, in order, retrying
+// transient errors for up to `timeout` per partition; throws
+// std::runtime_error naming the partition otherwise. Under read_committed the
+// high watermark is the last stable offset.
 std::vector<std::pair<int64_t, int64_t>> watermarks(
     rd_kafka_t* rk, const std::vector<std::pair<std::string, int32_t>>& partitions,
     std::chrono::milliseconds timeout);

@@ -171,31 +171,23 @@ void ChangelogReader::run() {
 }
 
 void ChangelogReader::start_restores(const std::vector<std::shared_ptr<RestoringTask>>& tasks) {
-  std::vector<Key> changelogs;
-  for (const auto& task : tasks)
+  for (const auto& task : tasks) {
+    std::vector<Key> changelogs;
     for (const auto& changelog : task->state().changelogs())
       changelogs.emplace_back(changelog.topic, changelog.partition);
-  std::vector<std::pair<int64_t, int64_t>> offsets;
-  try {
-    // One query for every task a rebalance hands over: after a broker
-    // failover, leaders are learnt once rather than once per changelog.
-    // Leaders of changelogs created moments ago may not be known yet.
-    offsets = kafka::watermarks(consumer_.get(), changelogs, kEndOffsetsTimeout);
-  } catch (const std::exception& e) {
-    // The broker, not the tasks: they go back to the last commit and retry.
-    for (const auto& task : tasks) {
+    std::vector<std::pair<int64_t, int64_t>> offsets;
+    try {
+      // Leaders of changelogs created moments ago may not be known yet.
+      offsets = kafka::watermarks(consumer_.get(), changelogs, kEndOffsetsTimeout);
+    } catch (const std::exception& e) {
+      // The broker, not the task: it goes back to the last commit and retries.
       task->report_failure(
           "task " + task->id().to_string() + ": restoring state failed: " + e.what(), true);
       task->report_restored();
       on_restored_();
+      continue;
     }
-    return;
-  }
-  auto next = offsets.cbegin();
-  for (const auto& task : tasks) {
-    const std::size_t count = task->state().changelogs().size();
-    start_restore(task, {next, next + static_cast<std::ptrdiff_t>(count)});
-    next += static_cast<std::ptrdiff_t>(count);
+    start_restore(task, offsets);
   }
 }
 
