@@ -198,8 +198,10 @@ TEST_CASE("every example runs on the embedded default, fed by its generator",
                                                       // Its windows close a minute and a half after
                                                       // they start: it prints nothing this soon.
                                                       {"page-views.yaml", ""}};
-  for (const auto& [name, expected] : printed) {
+  for (const auto& [name, printing] : printed) {
     INFO(name);
+    // Not the binding itself: clang 14 (the TSan build's) captures no structured binding.
+    const std::string& expected = printing;
     ::unsetenv("KAFKA_BOOTSTRAP");
     ChildProcess rill({test_binary("../rill"), "run", example(name)},
                       log_file(unique_name("embedded")));
