@@ -160,7 +160,7 @@ void StreamTask::record_dropped(std::string_view reason) {
 }
 
 bool StreamTask::take_commit_request() {
-  return std::exchange(commit_requested_, false);
+  return commit_requested_.exchange(false, std::memory_order_relaxed);
 }
 
 }  // namespace rill::runtime

@@ -4,6 +4,7 @@
 // records through it; it knows nothing of librdkafka.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -67,7 +68,7 @@ class StreamTask final : public internal::TaskContext {
   int64_t system_time() const override { return clock_(); }
   Cancellable schedule(std::chrono::milliseconds interval, PunctuationType type,
                        std::function<void(int64_t)> punctuate) override;
-  void request_commit() override { commit_requested_ = true; }
+  void request_commit() override { commit_requested_.store(true, std::memory_order_relaxed); }
   StateStore* state_store(const internal::ProcessorNode& node, std::string_view name) override;
   void record_dropped(std::string_view reason) override;
   internal::RecordCollector& collector() override { return collector_; }
@@ -102,7 +103,9 @@ class StreamTask final : public internal::TaskContext {
   std::vector<Punctuation> punctuations_;
   std::optional<RecordMetadata> metadata_;
   int64_t stream_time_ = -1;
-  bool commit_requested_ = false;
+  // Set by the task's worker, taken by the polling thread while the task may
+  // be running.
+  std::atomic<bool> commit_requested_{false};
   bool initialized_ = false;
   uint64_t processed_ = 0;
   uint64_t dropped_ = 0;
