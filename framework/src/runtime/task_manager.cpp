@@ -396,27 +396,23 @@ std::optional<std::string> TaskManager::update(const KafkaStreams::ExceptionHand
     if (task->task_state() == TaskState::kFailed && !task->scheduled.load()) failed.push_back(task);
   for (auto& task : failed) {
     if (task->task_state() == TaskState::kClosed) continue;  // rewound with an earlier one
-    if (task->failed_by_cluster()) {
-      close_gate();
-      if (settings_.exactly_once)
-        rewind_all(task->failure(), false, false);
-      else
-        rewind({task}, task->failure(), false);
-      open_gate();
-      continue;
+    const bool by_cluster = task->failed_by_cluster();
+    if (!by_cluster) {
+      FatalError error(task->failure());
+      const KafkaStreams::ExceptionResponse response =
+          handler ? handler(error) : KafkaStreams::ExceptionResponse::kShutdownClient;
+      shared_.counters.failed_tasks.fetch_add(1, std::memory_order_relaxed);
+      if (response == KafkaStreams::ExceptionResponse::kShutdownClient) return task->failure();
+      log::get().warn("{}: restarting task {} after: {}", settings_.application_id,
+                      task->id().to_string(), task->failure());
     }
-    FatalError error(task->failure());
-    const KafkaStreams::ExceptionResponse response =
-        handler ? handler(error) : KafkaStreams::ExceptionResponse::kShutdownClient;
-    shared_.counters.failed_tasks.fetch_add(1, std::memory_order_relaxed);
-    if (response == KafkaStreams::ExceptionResponse::kShutdownClient) return task->failure();
-    log::get().warn("{}: restarting task {} after: {}", settings_.application_id,
-                    task->id().to_string(), task->failure());
-    // Under exactly-once the failed task's outputs are in the open
-    // transaction, with the other tasks' since the last commit.
+    // Back to the last commit. Under exactly-once the failed task's outputs
+    // are in the open transaction with every other task's since the last
+    // commit, so all go back; after a fault of the cluster, tasks that failed
+    // on their records stay for the handler.
     close_gate();
     if (settings_.exactly_once)
-      rewind_all(task->failure(), false, true);
+      rewind_all(task->failure(), false, /*including_failed=*/!by_cluster);
     else
       rewind({task}, task->failure(), false);
     open_gate();
