@@ -94,6 +94,20 @@ std::map<std::string, int64_t> committed_counts(const std::string& output,
   return counts;
 }
 
+// The last `count` warnings, errors and critical lines of an instance's log.
+std::deque<std::string> last_complaints(const std::string& log, std::size_t count) {
+  std::istringstream lines(log);
+  std::deque<std::string> complaints;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(" warning ") == std::string::npos && line.find(" error ") == std::string::npos &&
+        line.find(" critical ") == std::string::npos)
+      continue;
+    complaints.push_back(line.substr(0, 400));
+    if (complaints.size() > count) complaints.pop_front();
+  }
+  return complaints;
+}
+
 std::string report_file() {
   const char* path = std::getenv("RILL_FAULT_REPORT");
   return path != nullptr && *path != '\0' ? path : test_binary("../fault-report.txt");
@@ -253,16 +267,33 @@ void CountApplication::note_failure(std::size_t index, const std::string& what) 
   std::ofstream report(report_file(), std::ios::app);
   report << application_id_ << " | " << guarantee_ << " | instance " << index << " " << what
          << " after " << seconds(after) << "; its last warnings and errors:\n";
-  std::istringstream log(instances_[index]->log_tail(64 * 1024));
-  std::deque<std::string> complaints;
-  for (std::string line; std::getline(log, line);) {
-    if (line.find(" warning ") == std::string::npos && line.find(" error ") == std::string::npos &&
-        line.find(" critical ") == std::string::npos)
-      continue;
-    complaints.push_back(line.substr(0, 400));
-    if (complaints.size() > 12) complaints.pop_front();
+  for (const auto& line : last_complaints(instances_[index]->log_tail(64 * 1024), 12))
+    report << "    " << line << "\n";
+}
+
+std::string CountApplication::diagnosis() {
+  std::vector<int64_t> readable;
+  read_to_end(
+      output_, [](const TestRecord&) {}, 60s, &readable);
+  const auto output_ends = end_offsets_by_partition(output_);
+  const auto committed = committed_offsets_by_partition(application_id_, input_);
+  const auto input_ends = end_offsets_by_partition(input_);
+  std::ostringstream text;
+  // A read_committed reader stops at the first open transaction: readable
+  // short of the end is a transaction that was neither committed nor aborted.
+  text << "output readable/end per partition:";
+  for (std::size_t p = 0; p < output_ends.size(); ++p)
+    text << " " << (p < readable.size() ? readable[p] : -1) << "/" << output_ends[p];
+  text << "; input committed/end per partition:";
+  for (std::size_t p = 0; p < input_ends.size(); ++p)
+    text << " " << (p < committed.size() ? committed[p] : -1) << "/" << input_ends[p];
+  for (std::size_t index = 0; index < instances_.size(); ++index) {
+    text << "\n    instance " << index << " reports " << reported_state(index)
+         << "; its last warnings and errors:";
+    for (const auto& line : last_complaints(instances_[index]->log_tail(64 * 1024), 12))
+      text << "\n      " << line;
   }
-  for (const auto& line : complaints) report << "    " << line << "\n";
+  return text.str();
 }
 
 void CountApplication::supervise() {
@@ -457,6 +488,12 @@ void FaultRun::finish() {
       previous[i] = std::move(counts);
     }
     run_for(1s);
+  }
+  for (std::size_t i = 0; i < applications_.size(); ++i) {
+    if (settled[i]) continue;
+    report(
+        scenario_ + " | " + applications_[i].guarantee() +
+        " | did not settle within 180 s after the input stopped: " + applications_[i].diagnosis());
   }
 
   for (auto& application : applications_) {

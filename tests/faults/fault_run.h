@@ -87,6 +87,10 @@ class CountApplication {
   std::vector<std::optional<int>> stop();
   // The end of every instance's log, for failure messages.
   std::string log_tails(std::size_t bytes) const;
+  // Why the counts do not settle: how far the output is readable and the
+  // input committed, per partition, and each instance's state and last
+  // complaints.
+  std::string diagnosis();
 
  private:
   ChildProcess start(int index);

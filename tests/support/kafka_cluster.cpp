@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <set>
 #include <thread>
@@ -274,9 +275,10 @@ std::vector<TestRecord> consume(const std::string& topic, std::size_t count,
 }
 
 bool read_to_end(const std::string& topic, const std::function<void(const TestRecord&)>& on_record,
-                 std::chrono::milliseconds timeout) {
+                 std::chrono::milliseconds timeout, std::vector<int64_t>* stable_ends) {
   std::size_t partitions = 0;
   auto consumer = reader(topic, true, true, partitions);
+  if (stable_ends != nullptr) stable_ends->assign(partitions, -1);
   // A partition's end is reported once each time the reader catches up with it.
   std::set<int32_t> at_end;
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -285,6 +287,8 @@ bool read_to_end(const std::string& topic, const std::function<void(const TestRe
     if (message->err() == RdKafka::ERR__TIMED_OUT) continue;
     if (message->err() == RdKafka::ERR__PARTITION_EOF) {
       at_end.insert(message->partition());
+      if (stable_ends != nullptr && message->partition() < static_cast<int32_t>(partitions))
+        (*stable_ends)[static_cast<std::size_t>(message->partition())] = message->offset();
       continue;
     }
     REQUIRE(message->err() == RdKafka::ERR_NO_ERROR);
@@ -295,22 +299,28 @@ bool read_to_end(const std::string& topic, const std::function<void(const TestRe
   return at_end.size() == partitions;
 }
 
-int64_t end_offsets(const std::string& topic) {
+std::vector<int64_t> end_offsets_by_partition(const std::string& topic) {
   auto conf = client_conf();
   std::string error;
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
   REQUIRE(producer);
-  int64_t total = 0;
+  std::vector<int64_t> ends;
   for (int32_t id : partition_ids(*producer, topic)) {
     int64_t low = 0, high = 0;
     REQUIRE(producer->query_watermark_offsets(topic, id, &low, &high, 10000) ==
             RdKafka::ERR_NO_ERROR);
-    total += high;
+    ends.push_back(high);
   }
-  return total;
+  return ends;
 }
 
-int64_t committed_offsets(const std::string& group, const std::string& topic) {
+int64_t end_offsets(const std::string& topic) {
+  const auto ends = end_offsets_by_partition(topic);
+  return std::accumulate(ends.begin(), ends.end(), int64_t{0});
+}
+
+std::vector<int64_t> committed_offsets_by_partition(const std::string& group,
+                                                    const std::string& topic) {
   auto conf = client_conf();
   set(*conf, "group.id", group);
   std::string error;
@@ -322,14 +332,19 @@ int64_t committed_offsets(const std::string& group, const std::string& topic) {
     partitions.push_back(RdKafka::TopicPartition::create(topic, id));
   // Only reads the group's offsets: the consumer never joins it.
   const auto err = consumer->committed(partitions, 10000);
-  int64_t total = 0;
+  std::vector<int64_t> offsets;
   for (auto* partition : partitions) {
-    if (partition->offset() >= 0) total += partition->offset();
+    offsets.push_back(std::max<int64_t>(partition->offset(), 0));
     delete partition;
   }
   REQUIRE(err == RdKafka::ERR_NO_ERROR);
   consumer->close();
-  return total;
+  return offsets;
+}
+
+int64_t committed_offsets(const std::string& group, const std::string& topic) {
+  const auto offsets = committed_offsets_by_partition(group, topic);
+  return std::accumulate(offsets.begin(), offsets.end(), int64_t{0});
 }
 
 std::map<std::string, std::string> topic_configs(const std::string& topic) {

@@ -62,16 +62,20 @@ std::vector<TestRecord> consume(const std::string& topic, std::size_t count,
 // Reads every committed record of `topic` with a fresh, group-less
 // read_committed consumer, from the beginning until each partition's end (its
 // last stable offset), handing each to `on_record`; false when `timeout`
-// passed first.
+// passed first. `stable_ends` (optional) receives, per partition, the offset
+// where the reader found its end (-1: never).
 bool read_to_end(const std::string& topic, const std::function<void(const TestRecord&)>& on_record,
-                 std::chrono::milliseconds timeout);
+                 std::chrono::milliseconds timeout, std::vector<int64_t>* stable_ends = nullptr);
 
-// Sum over partitions of the end offsets of `topic` (records ever written,
-// including markers).
+// The end offsets of `topic` per partition (records ever written, including
+// markers), and their sum.
+std::vector<int64_t> end_offsets_by_partition(const std::string& topic);
 int64_t end_offsets(const std::string& topic);
 
-// Sum over partitions of the offsets consumer group `group` committed for
-// `topic` (a partition without a commit counts 0).
+// The offsets consumer group `group` committed for `topic` per partition (0
+// without a commit), and their sum.
+std::vector<int64_t> committed_offsets_by_partition(const std::string& group,
+                                                    const std::string& topic);
 int64_t committed_offsets(const std::string& group, const std::string& topic);
 
 // The configs the broker reports for `topic` that were set on the topic itself
