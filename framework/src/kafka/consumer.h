@@ -13,6 +13,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "kafka/handles.h"
+
 namespace rill::kafka {
 
 // A partition of a topic, with an offset or the error a request gave it.
@@ -23,17 +25,6 @@ struct TopicPartition {
   rd_kafka_resp_err_t error = RD_KAFKA_RESP_ERR_NO_ERROR;
 
   std::string to_string() const { return topic + "[" + std::to_string(partition) + "]"; }
-};
-
-// A client request that failed as a whole, with librdkafka's code.
-class Error : public std::runtime_error {
- public:
-  Error(rd_kafka_resp_err_t code, const std::string& what)
-      : std::runtime_error(what + ": " + rd_kafka_err2str(code)), code_(code) {}
-  rd_kafka_resp_err_t code() const { return code_; }
-
- private:
-  rd_kafka_resp_err_t code_;
 };
 
 class Consumer {

@@ -135,8 +135,8 @@ std::vector<std::pair<int64_t, int64_t>> watermarks(
         break;
       }
       if (!is_retriable(err) || Clock::now() + backoff >= deadline)
-        throw std::runtime_error("cannot read the offsets of " + topic + "[" +
-                                 std::to_string(partition) + "]: " + rd_kafka_err2str(err));
+        throw Error(err,
+                    "cannot read the offsets of " + topic + "[" + std::to_string(partition) + "]");
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
     }

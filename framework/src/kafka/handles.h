@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,17 @@ using TopicPtr = std::unique_ptr<rd_kafka_topic_t, TopicDeleter>;
 using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
 using QueuePtr = std::unique_ptr<rd_kafka_queue_t, QueueDeleter>;
 using PartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+
+// A client request that failed as a whole, with librdkafka's code.
+class Error : public std::runtime_error {
+ public:
+  Error(rd_kafka_resp_err_t code, const std::string& what)
+      : std::runtime_error(what + ": " + rd_kafka_err2str(code)), code_(code) {}
+  rd_kafka_resp_err_t code() const { return code_; }
+
+ private:
+  rd_kafka_resp_err_t code_;
+};
 
 // A librdkafka configuration from properties; throws ConfigError naming the
 // property librdkafka rejects.

@@ -10,10 +10,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kBatch = 1000;
 constexpr int kPollMs = 100;
-// Short: a restore that cannot learn its changelog's end fails its task, which
-// the runtime rewinds and retries with backoff, and the reader's turn (which
-// closing a task waits for) stays short.
+// A restore that cannot learn its changelogs' ends within kEndOffsetsTimeout
+// fails its task, which the runtime rewinds and retries with backoff. Each
+// turn of the reader asks for at most kEndOffsetsAttempt per waiting task, so
+// that tasks whose changelog leaders answer start at once while a dead leader
+// is still being replaced, and the turn (which closing a task waits for)
+// stays short.
 constexpr std::chrono::seconds kEndOffsetsTimeout(10);
+constexpr std::chrono::seconds kEndOffsetsAttempt(1);
 
 }  // namespace
 
@@ -89,18 +93,21 @@ void ChangelogReader::run() {
   held.reserve(kBatch);
   kafka::QueuePtr queue(rd_kafka_queue_get_consumer(consumer_.get()));
   while (true) {
-    std::vector<std::shared_ptr<RestoringTask>> restores;
     std::vector<std::shared_ptr<StandbyTask>> standbys;
     {
       std::unique_lock lock(mutex_);
       ++turn_;
       changed_.notify_all();
-      if (readings_.empty() && restore_requests_.empty() && standby_requests_.empty() &&
-          removals_.empty())
+      if (readings_.empty() && waiting_.empty() && restore_requests_.empty() &&
+          standby_requests_.empty() && removals_.empty())
         changed_.wait_for(lock, std::chrono::milliseconds(kPollMs));
       if (stopping_) return;
-      restores.swap(restore_requests_);
+      for (auto& task : restore_requests_) waiting_.push_back({std::move(task), Clock::now()});
+      restore_requests_.clear();
       standbys.swap(standby_requests_);
+      std::erase_if(waiting_, [&](const WaitingRestore& waiting) {
+        return removals_.contains(static_cast<const void*>(waiting.task.get()));
+      });
       for (auto it = readings_.begin(); it != readings_.end();) {
         const void* owner = it->second.task ? static_cast<const void*>(it->second.task.get())
                                             : static_cast<const void*>(it->second.standby.get());
@@ -113,7 +120,7 @@ void ChangelogReader::run() {
       }
       removals_.clear();
     }
-    start_restores(restores);
+    start_restores();
     for (auto& standby : standbys) start_standby(standby);
     if (assignment_changed_) assign();
     if (readings_.empty()) continue;
@@ -170,24 +177,36 @@ void ChangelogReader::run() {
   }
 }
 
-void ChangelogReader::start_restores(const std::vector<std::shared_ptr<RestoringTask>>& tasks) {
-  for (const auto& task : tasks) {
+void ChangelogReader::start_restores() {
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    const std::shared_ptr<RestoringTask>& task = it->task;
     std::vector<Key> changelogs;
     for (const auto& changelog : task->state().changelogs())
       changelogs.emplace_back(changelog.topic, changelog.partition);
     std::vector<std::pair<int64_t, int64_t>> offsets;
+    std::string failure;
     try {
       // Leaders of changelogs created moments ago may not be known yet.
-      offsets = kafka::watermarks(consumer_.get(), changelogs, kEndOffsetsTimeout);
+      offsets = kafka::watermarks(consumer_.get(), changelogs, kEndOffsetsAttempt);
+    } catch (const kafka::Error& e) {
+      if (kafka::is_retriable(e.code()) && Clock::now() - it->since < kEndOffsetsTimeout) {
+        ++it;  // asked again next turn
+        continue;
+      }
+      failure = e.what();
     } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (failure.empty()) {
+      start_restore(task, offsets);
+    } else {
       // The broker, not the task: it goes back to the last commit and retries.
       task->report_failure(
-          "task " + task->id().to_string() + ": restoring state failed: " + e.what(), true);
+          "task " + task->id().to_string() + ": restoring state failed: " + failure, true);
       task->report_restored();
       on_restored_();
-      continue;
     }
-    start_restore(task, offsets);
+    it = waiting_.erase(it);
   }
 }
 

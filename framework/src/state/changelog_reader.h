@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -95,7 +96,8 @@ class ChangelogReader {
   using Key = std::pair<std::string, int32_t>;
 
   void run();
-  void start_restores(const std::vector<std::shared_ptr<RestoringTask>>& tasks);
+  // Starts the waiting restores whose changelogs' ends the broker tells.
+  void start_restores();
   // `offsets`: the low and high watermarks of the task's changelogs, in order.
   void start_restore(const std::shared_ptr<RestoringTask>& task,
                      std::span<const std::pair<int64_t, int64_t>> offsets);
@@ -125,6 +127,11 @@ class ChangelogReader {
   bool stopping_ = false;
 
   // The reader thread's own.
+  struct WaitingRestore {
+    std::shared_ptr<RestoringTask> task;
+    std::chrono::steady_clock::time_point since;  // first asked for its ends
+  };
+  std::vector<WaitingRestore> waiting_;  // restores that do not know their ends yet
   std::map<Key, Reading> readings_;
   bool assignment_changed_ = false;
   kafka::FetchHoldBack hold_back_{kQueuedRecords};
