@@ -1,7 +1,11 @@
 // The client layer's requests against the real broker: what the runtime asks
 // of the cluster outside the consumer group protocol.
+#include <chrono>
+#include <set>
+
 #include <catch2/catch.hpp>
 
+#include "kafka/group.h"
 #include "kafka/handles.h"
 #include "support/kafka_cluster.h"
 
@@ -38,4 +42,48 @@ TEST_CASE("watermarks of many partitions come back in order", "[kafka][client]")
       Contains(first + "[7]"));
   delete_topic(first);
   delete_topic(second);
+}
+
+TEST_CASE("a subscribed consumer finds itself and its partitions in its group's description",
+          "[kafka][client]") {
+  const std::string topic = unique_name("group-described");
+  create_topic(topic, 3);
+  const std::map<std::string, std::string> properties = {{"bootstrap.servers", bootstrap_servers()},
+                                                         {"group.id", topic}};
+  auto consumer = rill::kafka::make_client(RD_KAFKA_CONSUMER, rill::kafka::make_conf(properties));
+  rd_kafka_poll_set_consumer(consumer.get());
+  CHECK(rill::kafka::member_id(consumer.get()).empty());
+  rill::kafka::subscribe(consumer.get(), {topic});
+
+  // Joined once the group has handed it every partition.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  auto assigned = [&] {
+    rd_kafka_topic_partition_list_t* assignment = nullptr;
+    REQUIRE(rd_kafka_assignment(consumer.get(), &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    const int count = assignment->cnt;
+    rd_kafka_topic_partition_list_destroy(assignment);
+    return count == 3;
+  };
+  while (!assigned() && std::chrono::steady_clock::now() < deadline)
+    if (rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer.get(), 100))
+      rd_kafka_message_destroy(message);
+  REQUIRE(assigned());
+  const std::string me = rill::kafka::member_id(consumer.get());
+  CHECK_FALSE(me.empty());
+
+  auto admin = rill::kafka::make_client(
+      RD_KAFKA_PRODUCER, rill::kafka::make_conf({{"bootstrap.servers", bootstrap_servers()}}));
+  const auto members = rill::kafka::describe_group(admin.get(), topic, std::chrono::seconds(30));
+  REQUIRE(members.has_value());
+  REQUIRE(members->size() == 1);
+  CHECK(members->front().member_id == me);
+  std::set<int32_t> partitions;
+  for (const auto& tp : members->front().partitions) {
+    CHECK(tp.topic == topic);
+    partitions.insert(tp.partition);
+  }
+  CHECK(partitions == std::set<int32_t>{0, 1, 2});
+
+  rd_kafka_consumer_close(consumer.get());
+  delete_topic(topic);
 }

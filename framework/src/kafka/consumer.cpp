@@ -5,23 +5,6 @@
 namespace rill::kafka {
 namespace {
 
-PartitionListPtr to_list(const std::vector<TopicPartition>& partitions) {
-  PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
-  for (const TopicPartition& tp : partitions)
-    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
-        tp.offset;
-  return list;
-}
-
-std::vector<TopicPartition> from_list(const rd_kafka_topic_partition_list_t& list) {
-  std::vector<TopicPartition> partitions;
-  partitions.reserve(static_cast<std::size_t>(list.cnt));
-  for (int i = 0; i < list.cnt; ++i)
-    partitions.push_back(
-        {list.elems[i].topic, list.elems[i].partition, list.elems[i].offset, list.elems[i].err});
-  return partitions;
-}
-
 class LibrdkafkaConsumer final : public Consumer {
  public:
   explicit LibrdkafkaConsumer(rd_kafka_t* handle) : handle_(handle) {}
@@ -67,6 +50,23 @@ class LibrdkafkaConsumer final : public Consumer {
 };
 
 }  // namespace
+
+PartitionListPtr to_list(const std::vector<TopicPartition>& partitions) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (const TopicPartition& tp : partitions)
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
+        tp.offset;
+  return list;
+}
+
+std::vector<TopicPartition> from_list(const rd_kafka_topic_partition_list_t& list) {
+  std::vector<TopicPartition> partitions;
+  partitions.reserve(static_cast<std::size_t>(list.cnt));
+  for (int i = 0; i < list.cnt; ++i)
+    partitions.push_back(
+        {list.elems[i].topic, list.elems[i].partition, list.elems[i].offset, list.elems[i].err});
+  return partitions;
+}
 
 std::unique_ptr<Consumer> consumer_of(rd_kafka_t* handle) {
   return std::make_unique<LibrdkafkaConsumer>(handle);

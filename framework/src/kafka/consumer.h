@@ -50,4 +50,9 @@ class Consumer {
 // The Consumer of a librdkafka consumer handle, which it does not own.
 std::unique_ptr<Consumer> consumer_of(rd_kafka_t* handle);
 
+// Between TopicPartition values and librdkafka's lists, offsets and errors
+// included.
+PartitionListPtr to_list(const std::vector<TopicPartition>& partitions);
+std::vector<TopicPartition> from_list(const rd_kafka_topic_partition_list_t& list);
+
 }  // namespace rill::kafka

@@ -29,6 +29,12 @@ struct MessageDeleter {
 struct QueueDeleter {
   void operator()(rd_kafka_queue_t* queue) const { rd_kafka_queue_destroy(queue); }
 };
+struct EventDeleter {
+  void operator()(rd_kafka_event_t* event) const { rd_kafka_event_destroy(event); }
+};
+struct ErrorDeleter {
+  void operator()(rd_kafka_error_t* error) const { rd_kafka_error_destroy(error); }
+};
 struct PartitionListDeleter {
   void operator()(rd_kafka_topic_partition_list_t* list) const {
     rd_kafka_topic_partition_list_destroy(list);
@@ -41,12 +47,17 @@ using TopicPtr = std::unique_ptr<rd_kafka_topic_t, TopicDeleter>;
 using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
 using QueuePtr = std::unique_ptr<rd_kafka_queue_t, QueueDeleter>;
 using PartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+using EventPtr = std::unique_ptr<rd_kafka_event_t, EventDeleter>;
+using ErrorPtr = std::unique_ptr<rd_kafka_error_t, ErrorDeleter>;
 
 // A client request that failed as a whole, with librdkafka's code.
 class Error : public std::runtime_error {
  public:
   Error(rd_kafka_resp_err_t code, const std::string& what)
       : std::runtime_error(what + ": " + rd_kafka_err2str(code)), code_(code) {}
+  Error(const ErrorPtr& error, const std::string& what)
+      : std::runtime_error(what + ": " + rd_kafka_error_string(error.get())),
+        code_(rd_kafka_error_code(error.get())) {}
   rd_kafka_resp_err_t code() const { return code_; }
 
  private:

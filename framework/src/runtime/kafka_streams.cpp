@@ -20,6 +20,7 @@
 
 #include "kafka/consumer.h"
 #include "kafka/fetch_hold_back.h"
+#include "kafka/group.h"
 #include "kafka/handles.h"
 #include "kafka/producer.h"
 #include "log/log.h"
@@ -322,15 +323,14 @@ struct KafkaStreams::Impl {
   }
 
   // Partitions of driving topics, with the partitions that follow them.
-  kafka::PartitionListPtr with_followers(const rd_kafka_topic_partition_list_t& driving) const {
-    kafka::PartitionListPtr all(rd_kafka_topic_partition_list_new(driving.cnt * 2));
-    for (int i = 0; i < driving.cnt; ++i) {
-      const rd_kafka_topic_partition_t& tp = driving.elems[i];
-      rd_kafka_topic_partition_list_add(all.get(), tp.topic, tp.partition);
+  std::vector<kafka::TopicPartition> with_followers(
+      const std::vector<kafka::TopicPartition>& driving) const {
+    std::vector<kafka::TopicPartition> all;
+    for (const kafka::TopicPartition& tp : driving) {
+      all.push_back({tp.topic, tp.partition});
       if (auto it = followers.find(tp.topic); it != followers.end())
         for (const auto& [topic, count] : it->second)
-          if (tp.partition < count)
-            rd_kafka_topic_partition_list_add(all.get(), topic.c_str(), tp.partition);
+          if (tp.partition < count) all.push_back({topic, tp.partition});
     }
     return all;
   }
@@ -422,15 +422,7 @@ struct KafkaStreams::Impl {
     global_thread->start();
   }
 
-  void subscribe() {
-    kafka::PartitionListPtr topics(
-        rd_kafka_topic_partition_list_new(static_cast<int>(driving_topics.size())));
-    for (const auto& topic : driving_topics)
-      rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer.get(), topics.get());
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-      throw std::runtime_error(std::string("cannot subscribe: ") + rd_kafka_err2str(err));
-  }
+  void subscribe() { kafka::subscribe(consumer.get(), driving_topics); }
 
   // ---- state -------------------------------------------------------------
 
@@ -542,7 +534,7 @@ struct KafkaStreams::Impl {
   void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                     rd_kafka_topic_partition_list_t* partitions) {
     try {
-      rebalance(rk, err, partitions);
+      rebalance(rk, err, kafka::from_list(*partitions));
     } catch (const std::exception& e) {
       fail(std::string("rebalance: ") + e.what());
       stopping.store(true);
@@ -551,28 +543,25 @@ struct KafkaStreams::Impl {
   }
 
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                 rd_kafka_topic_partition_list_t* driving) {
+                 const std::vector<kafka::TopicPartition>& driving) {
     const auto rebalance_start = Clock::now();
     // The group moves driving partitions; their followers move with them.
-    const kafka::PartitionListPtr moving = with_followers(*driving);
-    rd_kafka_topic_partition_list_t* partitions = moving.get();
-    std::vector<kafka::TopicPartition> changed;
-    for (int i = 0; i < partitions->cnt; ++i)
-      changed.push_back({partitions->elems[i].topic, partitions->elems[i].partition});
+    const std::vector<kafka::TopicPartition> changed = with_followers(driving);
     set_state(State::kRebalancing);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       received_assignment = true;
       task_manager->assign(changed);
-      if (rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, partitions)) {
-        fail(std::string("assigning partitions failed: ") + rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
+      try {
+        kafka::incremental_assign(rk, changed);
+      } catch (const kafka::Error& e) {
+        fail(e.what());
       }
     } else {
-      task_manager->revoke(changed, rd_kafka_assignment_lost(rk) != 0);
-      if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions)) {
-        log::get().warn("{}: unassigning partitions: {}", application_id,
-                        rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
+      task_manager->revoke(changed, kafka::assignment_lost(rk));
+      try {
+        kafka::incremental_unassign(rk, changed);
+      } catch (const kafka::Error& e) {
+        log::get().warn("{}: {}", application_id, e.what());
       }
     }
     publish_gauges();
@@ -584,7 +573,7 @@ struct KafkaStreams::Impl {
             .count());
     log::get().info("{}: {} {} partitions; {} tasks [{}]", application_id,
                     err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked",
-                    partitions->cnt, task_manager->tasks().size(), task_manager->task_ids());
+                    changed.size(), task_manager->tasks().size(), task_manager->task_ids());
   }
 
   // ---- standby replicas --------------------------------------------------
@@ -602,31 +591,15 @@ struct KafkaStreams::Impl {
   // The group's members and the driving partitions each was assigned, as
   // every instance sees them.
   std::optional<std::vector<runtime::GroupMember>> describe_group() {
-    const char* group = application_id.c_str();
-    rd_kafka_t* admin = task_manager->producer();
-    kafka::QueuePtr queue(rd_kafka_queue_new(admin));
-    rd_kafka_DescribeConsumerGroups(admin, &group, 1, nullptr, queue.get());
-    rd_kafka_event_t* event = rd_kafka_queue_poll(queue.get(), 10'000);
-    if (event == nullptr) return std::nullopt;
-    std::optional<std::vector<runtime::GroupMember>> members;
-    const auto* result = rd_kafka_event_DescribeConsumerGroups_result(event);
-    size_t count = 0;
-    const auto** groups =
-        result ? rd_kafka_DescribeConsumerGroups_result_groups(result, &count) : nullptr;
-    if (rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR_NO_ERROR && count == 1 &&
-        rd_kafka_ConsumerGroupDescription_error(groups[0]) == nullptr) {
-      members.emplace();
-      for (size_t i = 0; i < rd_kafka_ConsumerGroupDescription_member_count(groups[0]); ++i) {
-        const auto* member = rd_kafka_ConsumerGroupDescription_member(groups[0], i);
-        std::set<runtime::TopicPartitionId> owned;
-        const auto* partitions =
-            rd_kafka_MemberAssignment_partitions(rd_kafka_MemberDescription_assignment(member));
-        for (int j = 0; partitions != nullptr && j < partitions->cnt; ++j)
-          owned.emplace(partitions->elems[j].topic, partitions->elems[j].partition);
-        members->push_back({rd_kafka_MemberDescription_consumer_id(member), std::move(owned)});
-      }
+    const auto described =
+        kafka::describe_group(task_manager->producer(), application_id, std::chrono::seconds(10));
+    if (!described) return std::nullopt;
+    std::vector<runtime::GroupMember> members;
+    for (const auto& member : *described) {
+      std::set<runtime::TopicPartitionId> owned;
+      for (const auto& tp : member.partitions) owned.emplace(tp.topic, tp.partition);
+      members.push_back({member.member_id, std::move(owned)});
     }
-    rd_kafka_event_destroy(event);
     return members;
   }
 
@@ -638,9 +611,7 @@ struct KafkaStreams::Impl {
   void refresh_standbys() {
     const auto group = describe_group();
     if (!group) return;
-    char* raw_id = rd_kafka_memberid(consumer.get());
-    const std::string me = raw_id ? raw_id : "";
-    rd_kafka_mem_free(consumer.get(), raw_id);
+    const std::string me = kafka::member_id(consumer.get());
     if (std::none_of(group->begin(), group->end(),
                      [&](const runtime::GroupMember& member) { return member.id == me; }))
       return;  // not in the group's view yet

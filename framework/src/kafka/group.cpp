@@ -1,0 +1,65 @@
+#include "kafka/group.h"
+
+#include "kafka/handles.h"
+
+namespace rill::kafka {
+
+void subscribe(rd_kafka_t* consumer, const std::vector<std::string>& topics) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
+  for (const std::string& topic : topics)
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
+  if (const rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer, list.get());
+      err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw Error(err, "cannot subscribe");
+}
+
+void incremental_assign(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions) {
+  if (ErrorPtr error{rd_kafka_incremental_assign(consumer, to_list(partitions).get())})
+    throw Error(error, "cannot assign partitions");
+}
+
+void incremental_unassign(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions) {
+  if (ErrorPtr error{rd_kafka_incremental_unassign(consumer, to_list(partitions).get())})
+    throw Error(error, "cannot unassign partitions");
+}
+
+bool assignment_lost(rd_kafka_t* consumer) {
+  return rd_kafka_assignment_lost(consumer) != 0;
+}
+
+std::string member_id(rd_kafka_t* consumer) {
+  char* id = rd_kafka_memberid(consumer);
+  std::string result = id != nullptr ? id : "";
+  rd_kafka_mem_free(consumer, id);
+  return result;
+}
+
+std::optional<std::vector<MemberAssignment>> describe_group(rd_kafka_t* client,
+                                                            const std::string& group,
+                                                            std::chrono::milliseconds timeout) {
+  const char* name = group.c_str();
+  QueuePtr queue(rd_kafka_queue_new(client));
+  rd_kafka_DescribeConsumerGroups(client, &name, 1, nullptr, queue.get());
+  EventPtr event(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count())));
+  if (!event || rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return std::nullopt;
+  const auto* result = rd_kafka_event_DescribeConsumerGroups_result(event.get());
+  size_t count = 0;
+  const auto** groups =
+      result != nullptr ? rd_kafka_DescribeConsumerGroups_result_groups(result, &count) : nullptr;
+  if (count != 1 || rd_kafka_ConsumerGroupDescription_error(groups[0]) != nullptr)
+    return std::nullopt;
+  std::vector<MemberAssignment> members;
+  for (size_t i = 0; i < rd_kafka_ConsumerGroupDescription_member_count(groups[0]); ++i) {
+    const auto* member = rd_kafka_ConsumerGroupDescription_member(groups[0], i);
+    MemberAssignment assignment{rd_kafka_MemberDescription_consumer_id(member), {}};
+    const auto* partitions =
+        rd_kafka_MemberAssignment_partitions(rd_kafka_MemberDescription_assignment(member));
+    for (int j = 0; partitions != nullptr && j < partitions->cnt; ++j)
+      assignment.partitions.push_back({partitions->elems[j].topic, partitions->elems[j].partition});
+    members.push_back(std::move(assignment));
+  }
+  return members;
+}
+
+}  // namespace rill::kafka

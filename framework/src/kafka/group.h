@@ -1,0 +1,44 @@
+// An instance's membership of its consumer group: joining it, taking on and
+// giving up partitions inside a rebalance, and how the group's members share
+// its partitions.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+
+#include "kafka/consumer.h"
+
+namespace rill::kafka {
+
+// Joins the group for `topics`; throws Error.
+void subscribe(rd_kafka_t* consumer, const std::vector<std::string>& topics);
+
+// Inside a cooperative rebalance: adds `partitions` to the assignment, or
+// removes them from it; throws Error.
+void incremental_assign(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions);
+void incremental_unassign(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions);
+
+// Whether the partitions being revoked were lost (the group moved on without
+// this member) rather than handed over.
+bool assignment_lost(rd_kafka_t* consumer);
+
+// The member id the group coordinator gave this consumer ("" before it joined).
+std::string member_id(rd_kafka_t* consumer);
+
+struct MemberAssignment {
+  std::string member_id;
+  std::vector<TopicPartition> partitions;
+};
+
+// Every member of `group` with the partitions the group assigned it, or
+// nullopt when the broker gives no answer within `timeout` or the group
+// cannot be described.
+std::optional<std::vector<MemberAssignment>> describe_group(rd_kafka_t* client,
+                                                            const std::string& group,
+                                                            std::chrono::milliseconds timeout);
+
+}  // namespace rill::kafka
