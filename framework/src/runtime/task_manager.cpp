@@ -243,7 +243,11 @@ bool TaskManager::commit_offsets() {
   for (auto& [id, task] : tasks_) {
     if (task->task_state() != TaskState::kRunning) continue;
     try {
-      task->state().flush();
+      // Exactly-once writes no checkpoint while running (below).
+      if (settings_.exactly_once)
+        task->state().hand_on_cached();
+      else
+        task->state().flush();
     } catch (const TaskCorruptedError& e) {
       task->report_failure("task " + id.to_string() + ": flushing state: " + e.what(), true);
     } catch (const std::exception& e) {

@@ -110,8 +110,11 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   CachingKeyValueStore& operator=(const CachingKeyValueStore&) = delete;
 
   // Hands on every entry, least recently updated first.
-  void flush() override {
+  void hand_on() override {
     while (oldest_ != nullptr) evict_oldest();
+  }
+  void flush() override {
+    hand_on();
     inner_->flush();
   }
   // Without a flush: what the cache holds is lost, as the records since the
@@ -213,7 +216,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   }
 
   void disable() override {
-    while (oldest_ != nullptr) evict_oldest();
+    hand_on();
     enabled_ = false;
   }
   std::size_t cached_entries() const override { return entries_.size(); }

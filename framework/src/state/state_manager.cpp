@@ -67,8 +67,10 @@ void StateManager::open(internal::RecordCollector* collector, std::function<int6
         bytes = state::with_changelog(std::move(bytes), spec.kind, *open_store.writer);
       }
     }
-    if (cache != nullptr && cache->max_bytes() > 0)
+    if (cache != nullptr && cache->max_bytes() > 0) {
       bytes = state::with_record_cache(std::move(bytes), spec.kind, *cache);
+      open_store.cache = dynamic_cast<state::CachingKeyValueBytesStore*>(bytes.get());
+    }
     open_store.store = builder.wrap(std::move(bytes));
     stores_.emplace(name, std::move(open_store));
   }
@@ -95,6 +97,11 @@ void StateManager::restored(const std::string& store, int64_t next_offset) {
 
 void StateManager::flush() {
   for (auto& [name, open_store] : stores_) open_store.store->flush();
+}
+
+void StateManager::hand_on_cached() {
+  for (auto& [name, open_store] : stores_)
+    if (open_store.cache != nullptr) open_store.cache->hand_on();
 }
 
 void StateManager::checkpoint() {

@@ -71,8 +71,14 @@ class StateManager {
 
   // Flushes every store: record caches hand on their entries (which writes
   // changelog records and forwards results), then the stores persist. First
-  // step of a commit.
+  // step of a commit that writes a checkpoint.
   void flush();
+  // Only the record caches hand on their entries; the stores keep what they
+  // hold in memory. First step of a commit that writes no checkpoint
+  // (exactly-once), where persisting would make files for nothing: RocksDB
+  // flushes its memtables when they fill, and a store without a checkpoint
+  // is restored in full after a crash.
+  void hand_on_cached();
   // Writes the checkpoint: for each changelog, the offset after the last
   // acknowledged record. Call after flush() and the producer's flush.
   void checkpoint();
@@ -94,7 +100,8 @@ class StateManager {
  private:
   struct OpenStore {
     std::unique_ptr<StateStore> store;
-    state::BytesStore* inner = nullptr;  // the unlogged store, for restore
+    state::BytesStore* inner = nullptr;                 // the unlogged store, for restore
+    state::CachingKeyValueBytesStore* cache = nullptr;  // its record cache, if any
     std::unique_ptr<state::ChangelogWriter> writer;
     StoreKind kind = StoreKind::kKeyValue;
     Changelog* changelog = nullptr;

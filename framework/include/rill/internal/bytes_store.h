@@ -116,6 +116,8 @@ class CachingKeyValueBytesStore : public KeyValueBytesStore {
   // get() without copying a cached value: the view stays valid until the next
   // write to the store. A value read from the store below lands in `buffer`.
   virtual std::optional<std::string_view> read(std::string_view key, std::string& buffer) const = 0;
+  // Hands on what the cache holds, without flushing the store below.
+  virtual void hand_on() = 0;
   // Hands on what the cache holds; from then on put_cached writes through.
   virtual void disable() = 0;
   virtual std::size_t cached_entries() const = 0;
