@@ -100,6 +100,45 @@ TEST_CASE("the record caches of 32 tasks stay within the instance's budget",
   CHECK(budget.bytes() == 0);
 }
 
+TEST_CASE("handing on the caches leaves RocksDB's memtables unflushed; a flush persists them",
+          "[unit][state][cache]") {
+  Topology topology = testing::processor_count_topology("in", "out", "counts");
+  topology.build();
+  TempDir directory;
+  state::CacheBudget budget(1 << 20);
+  const TaskId id{0, 0};
+  state::StateManager task(topology, topology.subtopologies().at(0), id, "app",
+                           directory.path() / id.to_string(), nullptr);
+  task.open(
+      nullptr, [] { return int64_t{0}; }, &budget);
+  auto& counts = dynamic_cast<KeyValueStore<std::string, int64_t>&>(*task.get("counts"));
+  int handed_on = 0;
+  counts.set_flush_listener(
+      [&](const std::string&, const std::optional<int64_t>&, int64_t) { ++handed_on; });
+  for (int key = 0; key < 100; ++key)
+    counts.put("key-" + std::to_string(key), std::optional<int64_t>(key), key);
+  auto sst_files = [&] {
+    int files = 0;
+    for (const auto& entry : fs::recursive_directory_iterator(directory.path()))
+      if (entry.path().extension() == ".sst") ++files;
+    return files;
+  };
+
+  // An exactly-once commit: every entry reaches the store and the listener,
+  // and the store writes no file.
+  task.hand_on_cached();
+  CHECK(handed_on == 100);
+  CHECK(counts.cached_entries() == 0);
+  CHECK(budget.bytes() == 0);
+  CHECK(counts.get("key-42") == 42);
+  CHECK(sst_files() == 0);
+
+  // An at-least-once commit persists the store before its checkpoint.
+  task.flush();
+  CHECK(sst_files() > 0);
+  task.close(true);
+}
+
 TEST_CASE("a store evicts only its own entries, however full the budget", "[unit][state][cache]") {
   state::CacheBudget budget(4096);
   CachedStrings full(budget);
