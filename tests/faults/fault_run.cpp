@@ -125,10 +125,12 @@ class SteadyProducer::Delivery : public RdKafka::DeliveryReportCb {
       ++owner_.acknowledged_;
       return;
     }
+    // The expected counts come from the input topic itself, so a record
+    // whose delivery failed (written or not) is counted as the topic has it.
     std::lock_guard lock(owner_.error_mutex_);
-    if (owner_.error_.empty())
-      owner_.error_ = "delivery to partition " + std::to_string(message.partition()) +
-                      " failed: " + message.errstr();
+    if (owner_.failed_deliveries_++ == 0)
+      owner_.first_failed_delivery_ =
+          "partition " + std::to_string(message.partition()) + ": " + message.errstr();
   }
 
  private:
@@ -137,7 +139,8 @@ class SteadyProducer::Delivery : public RdKafka::DeliveryReportCb {
 
 SteadyProducer::SteadyProducer(const std::string& topic, int keys, int per_second)
     : delivery_(std::make_unique<Delivery>(*this)) {
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  conf_.reset(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  RdKafka::Conf* conf = conf_.get();
   std::string error;
   for (const auto& [key, value] : std::map<std::string, std::string>{
            {"bootstrap.servers", bootstrap_servers()},
@@ -152,7 +155,7 @@ SteadyProducer::SteadyProducer(const std::string& topic, int keys, int per_secon
     REQUIRE(conf->set(key, value, error) == RdKafka::Conf::CONF_OK);
   }
   REQUIRE(conf->set("dr_cb", delivery_.get(), error) == RdKafka::Conf::CONF_OK);
-  producer_.reset(RdKafka::Producer::create(conf.get(), error));
+  producer_.reset(RdKafka::Producer::create(conf, error));
   INFO(error);
   REQUIRE(producer_);
   thread_ = std::thread([this, topic, keys, per_second] { run(topic, keys, per_second); });
@@ -178,6 +181,13 @@ void SteadyProducer::run(const std::string& topic, int keys, int per_second) {
         producer_->poll(10);
         continue;
       }
+      if (result == RdKafka::ERR__FATAL) {
+        // librdkafka 2.0.2's idempotent producer can lose its sequence state
+        // when a broker is killed ("out of order sequence number") and then
+        // refuses every record: a fresh producer keeps the input flowing.
+        if (!replace_producer()) return;
+        continue;
+      }
       if (result != RdKafka::ERR_NO_ERROR) {
         std::lock_guard lock(error_mutex_);
         if (error_.empty()) error_ = "produce failed: " + RdKafka::err2str(result);
@@ -187,6 +197,29 @@ void SteadyProducer::run(const std::string& topic, int keys, int per_second) {
     }
     producer_->poll(5);  // delivery reports; and the pace
   }
+}
+
+bool SteadyProducer::replace_producer() {
+  std::string reason;
+  producer_->fatal_error(reason);
+  producer_->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
+  producer_->poll(0);
+  std::string error;
+  producer_.reset(RdKafka::Producer::create(conf_.get(), error));
+  std::lock_guard lock(error_mutex_);
+  replacements_.push_back(reason);
+  if (!producer_) error_ = "cannot create a producer after a fatal error: " + error;
+  return producer_ != nullptr;
+}
+
+std::string SteadyProducer::troubles() const {
+  std::lock_guard lock(error_mutex_);
+  std::string text;
+  if (failed_deliveries_ > 0)
+    text += std::to_string(failed_deliveries_) + " deliveries failed, the first on " +
+            first_failed_delivery_ + "; ";
+  for (const auto& reason : replacements_) text += "producer replaced after: " + reason + "; ";
+  return text;
 }
 
 void SteadyProducer::stop(std::chrono::milliseconds timeout) {
@@ -452,6 +485,8 @@ void FaultRun::report(const std::string& line) {
 void FaultRun::finish() {
   const int64_t input_end_ms = now_ms();
   producer_->stop(120s);
+  if (const std::string troubles = producer_->troubles(); !troubles.empty())
+    report(scenario_ + " | input | " + troubles);
   INFO("input producer: " << producer_->error());
   CHECK(producer_->error().empty());
 

@@ -23,8 +23,9 @@
 #include "support/process.h"
 
 namespace RdKafka {
+class Conf;
 class Producer;
-}
+}  // namespace RdKafka
 
 namespace rill::testing {
 
@@ -42,21 +43,30 @@ class SteadyProducer {
   void stop(std::chrono::milliseconds timeout);
   int64_t sent() const { return sent_.load(); }
   int64_t acknowledged() const { return acknowledged_.load(); }
-  // The first delivery failure ("" when none): after one, the test cannot know
-  // what the input holds.
+  // Why the input stopped flowing ("" when it did not).
   std::string error() const;
+  // Failed deliveries and producers replaced after a fatal error ("" when
+  // none). The test counts the input as the topic holds it, so they are
+  // reported, not failures.
+  std::string troubles() const;
 
  private:
   class Delivery;
   void run(const std::string& topic, int keys, int per_second);
+  // A new producer in place of one in a fatal state; false when none can be made.
+  bool replace_producer();
 
   std::unique_ptr<Delivery> delivery_;
+  std::unique_ptr<RdKafka::Conf> conf_;
   std::unique_ptr<RdKafka::Producer> producer_;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> sent_{0};
   std::atomic<int64_t> acknowledged_{0};
   mutable std::mutex error_mutex_;
   std::string error_;
+  int64_t failed_deliveries_ = 0;
+  std::string first_failed_delivery_;
+  std::vector<std::string> replacements_;
   std::thread thread_;
 };
 
