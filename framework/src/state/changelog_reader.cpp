@@ -11,13 +11,15 @@ using Clock = std::chrono::steady_clock;
 constexpr int kBatch = 1000;
 constexpr int kPollMs = 100;
 // A restore that cannot learn its changelogs' ends within kEndOffsetsTimeout
-// fails its task, which the runtime rewinds and retries with backoff. Each
-// turn of the reader asks for at most kEndOffsetsAttempt per waiting task, so
-// that tasks whose changelog leaders answer start at once while a dead leader
-// is still being replaced, and the turn (which closing a task waits for)
-// stays short.
+// fails its task, which the runtime rewinds and retries with backoff. A turn
+// of the reader asks for them for kEndOffsetsTurn at most, kEndOffsetsAttempt
+// per waiting task, and puts the tasks that got no answer behind the others:
+// tasks whose changelog leaders answer start at once while a dead leader is
+// still being replaced, and the turn (which closing a task waits for) stays
+// short however many tasks wait.
 constexpr std::chrono::seconds kEndOffsetsTimeout(10);
-constexpr std::chrono::seconds kEndOffsetsAttempt(1);
+constexpr std::chrono::milliseconds kEndOffsetsAttempt(250);
+constexpr std::chrono::seconds kEndOffsetsTurn(1);
 
 }  // namespace
 
@@ -59,7 +61,7 @@ void ChangelogReader::add_standby(std::shared_ptr<StandbyTask> standby) {
 }
 
 // Asks the reader to let go of `owner` and waits one full turn of its loop.
-// The reader's turn may be in a call to the broker (kEndOffsetsTimeout at
+// The reader's turn may be in a call to the broker (about kEndOffsetsTurn at
 // most): letting go of the task before the turn ends would leave the reader
 // writing to a closed store.
 void ChangelogReader::wait_for_turn(std::unique_lock<std::mutex>& lock, uint64_t turn) {
@@ -178,7 +180,9 @@ void ChangelogReader::run() {
 }
 
 void ChangelogReader::start_restores() {
-  for (auto it = waiting_.begin(); it != waiting_.end();) {
+  const auto turn_end = Clock::now() + kEndOffsetsTurn;
+  std::vector<WaitingRestore> unanswered;
+  for (auto it = waiting_.begin(); it != waiting_.end() && Clock::now() < turn_end;) {
     const std::shared_ptr<RestoringTask>& task = it->task;
     std::vector<Key> changelogs;
     for (const auto& changelog : task->state().changelogs())
@@ -190,7 +194,8 @@ void ChangelogReader::start_restores() {
       offsets = kafka::watermarks(consumer_.get(), changelogs, kEndOffsetsAttempt);
     } catch (const kafka::Error& e) {
       if (kafka::is_retriable(e.code()) && Clock::now() - it->since < kEndOffsetsTimeout) {
-        ++it;  // asked again next turn
+        unanswered.push_back(std::move(*it));  // asked again after the others
+        it = waiting_.erase(it);
         continue;
       }
       failure = e.what();
@@ -208,6 +213,7 @@ void ChangelogReader::start_restores() {
     }
     it = waiting_.erase(it);
   }
+  for (auto& waiting : unanswered) waiting_.push_back(std::move(waiting));
 }
 
 void ChangelogReader::start_restore(const std::shared_ptr<RestoringTask>& task,
