@@ -21,14 +21,16 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
-#include <librdkafka/rdkafka.h>
 #include <unistd.h>
 
 #include "rill/kafka_streams.h"
 #include "rill/pipeline/pipeline.h"
 
-#include "embedded_cluster.h"
+#include "kafka/consumer.h"
+#include "kafka/group.h"
 #include "kafka/handles.h"
+#include "kafka/mock_cluster.h"
+#include "kafka/producer.h"
 
 namespace {
 
@@ -92,6 +94,7 @@ class GeneratorThread {
     properties["bootstrap.servers"] = config.get_string(rill::config::kBootstrapServers);
     properties["linger.ms"] = "5";
     producer_ = rill::kafka::make_client(RD_KAFKA_PRODUCER, rill::kafka::make_conf(properties));
+    topic_ = rill::kafka::open_topic(producer_.get(), generator_.topic);
     thread_ = std::thread([this] { run(); });
   }
   ~GeneratorThread() {
@@ -101,7 +104,7 @@ class GeneratorThread {
     }
     wake_.notify_all();
     thread_.join();
-    rd_kafka_flush(producer_.get(), 5000);
+    rill::kafka::flush(producer_.get(), std::chrono::seconds(5));
   }
   GeneratorThread(const GeneratorThread&) = delete;
   GeneratorThread& operator=(const GeneratorThread&) = delete;
@@ -134,28 +137,19 @@ class GeneratorThread {
     std::string key_bytes, value_bytes;
     const bool has_key = generator_.key_serde->serialize(key, key_bytes);
     const bool has_value = generator_.value_serde->serialize(value, value_bytes);
-    rd_kafka_vu_t fields[5];
-    fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-    fields[0].u.cstr = generator_.topic.c_str();
-    fields[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-    fields[1].u.i = RD_KAFKA_MSG_F_COPY;
-    fields[2].vtype = RD_KAFKA_VTYPE_KEY;
-    fields[2].u.mem = {has_key ? key_bytes.data() : nullptr, has_key ? key_bytes.size() : 0};
-    fields[3].vtype = RD_KAFKA_VTYPE_VALUE;
-    fields[3].u.mem = {has_value ? value_bytes.data() : nullptr,
-                       has_value ? value_bytes.size() : 0};
-    fields[4].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
-    fields[4].u.i64 = now;
-    if (rd_kafka_error_t* error = rd_kafka_produceva(producer_.get(), fields, 5)) {
-      const std::string reason = rd_kafka_error_string(error);
-      rd_kafka_error_destroy(error);
-      throw std::runtime_error("cannot produce to '" + generator_.topic + "': " + reason);
-    }
-    rd_kafka_poll(producer_.get(), 0);
+    rill::kafka::HeadersPtr no_headers;
+    if (const rill::kafka::ErrorPtr error =
+            rill::kafka::produce(producer_.get(), topic_.get(), -1,
+                                 has_key ? std::string_view(key_bytes) : std::string_view(),
+                                 has_value ? std::string_view(value_bytes) : std::string_view(),
+                                 now, no_headers, nullptr))
+      throw rill::kafka::Error(error, "cannot produce to '" + generator_.topic + "'");
+    rill::kafka::serve(producer_.get(), 0);
   }
 
   rill::pipeline::Generator generator_;
   rill::kafka::KafkaPtr producer_;
+  rill::kafka::TopicPtr topic_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
@@ -176,22 +170,26 @@ class ClusterProbe {
     consumer_ = rill::kafka::make_client(RD_KAFKA_CONSUMER, rill::kafka::make_conf(properties));
     for (const auto& use : pipeline.topics) (use.source ? sources_ : sinks_).push_back(use.topic);
   }
-  ~ClusterProbe() { rd_kafka_consumer_close(consumer_.get()); }
+  ~ClusterProbe() { rill::kafka::close_consumer(consumer_.get()); }
   ClusterProbe(const ClusterProbe&) = delete;
   ClusterProbe& operator=(const ClusterProbe&) = delete;
 
   // Records not yet committed, or nullopt when the cluster did not answer.
   std::optional<int64_t> lag() {
-    const rill::kafka::PartitionListPtr partitions = partitions_of(sources_);
-    if (rd_kafka_committed(consumer_.get(), partitions.get(), kProbeTimeoutMs) !=
-        RD_KAFKA_RESP_ERR_NO_ERROR)
+    std::vector<rill::kafka::TopicPartition> committed;
+    try {
+      committed =
+          rill::kafka::consumer_of(consumer_.get())
+              ->committed(partitions_of(sources_), std::chrono::milliseconds(kProbeTimeoutMs));
+    } catch (const rill::kafka::Error&) {
       return std::nullopt;
-    const auto ends = watermarks(*partitions);
+    }
+    const auto ends = watermarks(committed);
     if (!ends) return std::nullopt;
     int64_t total = 0;
-    for (int i = 0; i < partitions->cnt; ++i) {
-      const auto [low, high] = (*ends)[static_cast<std::size_t>(i)];
-      total += high - std::max(partitions->elems[i].offset, low);
+    for (std::size_t i = 0; i < committed.size(); ++i) {
+      const auto [low, high] = (*ends)[i];
+      total += high - std::max(committed[i].offset, low);
     }
     return total;
   }
@@ -199,7 +197,7 @@ class ClusterProbe {
   // The end offsets of the output topics, summed: their growth is the rate
   // of records written.
   std::optional<int64_t> written() {
-    const auto ends = watermarks(*partitions_of(sinks_));
+    const auto ends = watermarks(partitions_of(sinks_));
     if (!ends) return std::nullopt;
     int64_t total = 0;
     for (const auto& [low, high] : *ends) total += high;
@@ -210,8 +208,8 @@ class ClusterProbe {
   static constexpr int kProbeTimeoutMs = 2000;
 
   // Every partition of `topics` the cluster knows of.
-  rill::kafka::PartitionListPtr partitions_of(const std::vector<std::string>& topics) {
-    rill::kafka::PartitionListPtr partitions(rd_kafka_topic_partition_list_new(8));
+  std::vector<rill::kafka::TopicPartition> partitions_of(const std::vector<std::string>& topics) {
+    std::vector<rill::kafka::TopicPartition> partitions;
     for (const std::string& topic : topics) {
       std::optional<int32_t> count;
       try {
@@ -220,18 +218,17 @@ class ClusterProbe {
       } catch (const std::runtime_error&) {
         // Not answering: the topic counts for nothing this time.
       }
-      for (int32_t p = 0; p < count.value_or(0); ++p)
-        rd_kafka_topic_partition_list_add(partitions.get(), topic.c_str(), p);
+      for (int32_t p = 0; p < count.value_or(0); ++p) partitions.push_back({topic, p});
     }
     return partitions;
   }
 
   // The low and high watermarks of each partition, in order.
   std::optional<std::vector<std::pair<int64_t, int64_t>>> watermarks(
-      const rd_kafka_topic_partition_list_t& list) {
+      const std::vector<rill::kafka::TopicPartition>& list) {
     std::vector<std::pair<std::string, int32_t>> partitions;
-    for (int i = 0; i < list.cnt; ++i)
-      partitions.emplace_back(list.elems[i].topic, list.elems[i].partition);
+    for (const rill::kafka::TopicPartition& tp : list)
+      partitions.emplace_back(tp.topic, tp.partition);
     try {
       return rill::kafka::watermarks(consumer_.get(), partitions,
                                      std::chrono::milliseconds(kProbeTimeoutMs));
@@ -327,10 +324,10 @@ class TemporaryDirectory {
 int run(const std::string& file) {
   Pipeline pipeline = rill::pipeline::load_file(file);
   rill::StreamsConfig config = pipeline.config;
-  std::unique_ptr<rill::cli::EmbeddedCluster> cluster;
+  std::unique_ptr<rill::kafka::MockCluster> cluster;
   std::unique_ptr<TemporaryDirectory> state_dir;
   if (pipeline.embedded) {
-    cluster = std::make_unique<rill::cli::EmbeddedCluster>();
+    cluster = std::make_unique<rill::kafka::MockCluster>();
     config.set(std::string(rill::config::kBootstrapServers), cluster->bootstrap_servers());
     // State from an earlier run would refer to offsets of a cluster that is gone.
     state_dir = std::make_unique<TemporaryDirectory>();

@@ -10,7 +10,6 @@
 #include <set>
 #include <sstream>
 
-#include <librdkafka/rdkafka.h>
 #include <yaml-cpp/yaml.h>
 
 #include "rill/pipeline/declaration.h"
@@ -19,6 +18,7 @@
 #include "rill/windows.h"
 
 #include "aggregations.h"
+#include "kafka/handles.h"
 #include "secret_values.h"
 #include "suggest.h"
 
@@ -563,12 +563,9 @@ class Loader {
     std::string property = key;
     for (std::string_view prefix : {"consumer.", "producer.", "admin."})
       if (property.starts_with(prefix)) property = property.substr(prefix.size());
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    char error[512] = {0};
-    const rd_kafka_conf_res_t result =
-        rd_kafka_conf_set(conf, property.c_str(), value.c_str(), error, sizeof error);
-    rd_kafka_conf_destroy(conf);
-    if (result == RD_KAFKA_CONF_UNKNOWN) {
+    std::string error;
+    const kafka::PropertyCheck result = kafka::check_property(property, value, error);
+    if (result == kafka::PropertyCheck::kUnknown) {
       // A misspelt secret key is no longer recognised as secret: a value
       // the error is not about is not shown.
       const YAML::Mark mark = value_node.Mark();
@@ -581,11 +578,10 @@ class Loader {
                                 "a librdkafka property" +
                                 suggestion(key, names));
     }
-    if (result == RD_KAFKA_CONF_INVALID)
+    if (result == kafka::PropertyCheck::kInvalid)
       // librdkafka's message may quote the value.
-      fail(value_node.Mark(),
-           "configuration key '" + key +
-               "': " + (is_secret_key(key) ? std::string("invalid value") : std::string(error)));
+      fail(value_node.Mark(), "configuration key '" + key + "': " +
+                                  (is_secret_key(key) ? std::string("invalid value") : error));
   }
 
   void load_sources(const YAML::Node& node) {

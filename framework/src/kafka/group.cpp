@@ -4,6 +4,29 @@
 
 namespace rill::kafka {
 
+void redirect_events_to_consumer(rd_kafka_t* consumer) {
+  rd_kafka_poll_set_consumer(consumer);
+}
+
+rd_kafka_resp_err_t close_consumer(rd_kafka_t* consumer) {
+  return rd_kafka_consumer_close(consumer);
+}
+
+void destroy_unclosed(KafkaPtr consumer) {
+  if (consumer) rd_kafka_destroy_flags(consumer.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+void assign(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions) {
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (partitions.empty()) {
+    err = rd_kafka_assign(consumer, nullptr);
+  } else {
+    PartitionListPtr list = to_list(partitions);
+    err = rd_kafka_assign(consumer, list.get());
+  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) throw Error(err, "cannot assign partitions");
+}
+
 void subscribe(rd_kafka_t* consumer, const std::vector<std::string>& topics) {
   PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
   for (const std::string& topic : topics)

@@ -14,6 +14,22 @@
 
 namespace rill::kafka {
 
+// Makes the consumer's queue the one where the client's events (errors,
+// statistics) arrive too, so that one poll serves them all.
+void redirect_events_to_consumer(rd_kafka_t* consumer);
+
+// Leaves the group: revokes the assignment through the rebalance callback and
+// commits nothing of its own. Returns librdkafka's error, if any.
+rd_kafka_resp_err_t close_consumer(rd_kafka_t* consumer);
+
+// Destroys a consumer without leaving its group (its assignment was already
+// dropped, or it never joined one).
+void destroy_unclosed(KafkaPtr consumer);
+
+// Fetches exactly `partitions` from their offsets, outside any group
+// rebalance; an empty list stops fetching. Throws Error.
+void assign(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions);
+
 // Joins the group for `topics`; throws Error.
 void subscribe(rd_kafka_t* consumer, const std::vector<std::string>& topics);
 

@@ -21,6 +21,23 @@ ConfPtr make_conf(const std::map<std::string, std::string>& properties) {
   return conf;
 }
 
+PropertyCheck check_property(const std::string& property, const std::string& value,
+                             std::string& reason) {
+  ConfPtr conf(rd_kafka_conf_new());
+  char error[512] = {0};
+  switch (rd_kafka_conf_set(conf.get(), property.c_str(), value.c_str(), error, sizeof error)) {
+    case RD_KAFKA_CONF_OK:
+      return PropertyCheck::kAccepted;
+    case RD_KAFKA_CONF_UNKNOWN:
+      reason = error;
+      return PropertyCheck::kUnknown;
+    case RD_KAFKA_CONF_INVALID:
+      break;
+  }
+  reason = error;
+  return PropertyCheck::kInvalid;
+}
+
 KafkaPtr make_client(rd_kafka_type_t type, ConfPtr conf) {
   char error[512];
   rd_kafka_t* rk = rd_kafka_new(type, conf.get(), error, sizeof error);

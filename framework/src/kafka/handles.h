@@ -68,8 +68,45 @@ class Error : public std::runtime_error {
 // property librdkafka rejects.
 ConfPtr make_conf(const std::map<std::string, std::string>& properties);
 
+// Whether librdkafka knows `property` and takes `value` for it; when it does
+// not, `reason` gets librdkafka's words, which may quote the value.
+enum class PropertyCheck { kAccepted, kUnknown, kInvalid };
+PropertyCheck check_property(const std::string& property, const std::string& value,
+                             std::string& reason);
+
 // Creates a client; throws ConfigError with librdkafka's reason.
 KafkaPtr make_client(rd_kafka_type_t type, ConfPtr conf);
+
+// Callbacks a client's configuration carries; they run on librdkafka's
+// threads, or in serve() for the delivery reports, with the configuration's
+// opaque.
+using LogCallback = void (*)(const rd_kafka_t*, int level, const char* facility,
+                             const char* message);
+using StatisticsCallback = int (*)(rd_kafka_t*, char* json, std::size_t size, void* opaque);
+using DeliveryCallback = void (*)(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque);
+using RebalanceCallback = void (*)(rd_kafka_t*, rd_kafka_resp_err_t,
+                                   rd_kafka_topic_partition_list_t* partitions, void* opaque);
+inline void set_opaque(rd_kafka_conf_t* conf, void* opaque) {
+  rd_kafka_conf_set_opaque(conf, opaque);
+}
+inline void on_log(rd_kafka_conf_t* conf, LogCallback callback) {
+  rd_kafka_conf_set_log_cb(conf, callback);
+}
+inline void on_statistics(rd_kafka_conf_t* conf, StatisticsCallback callback) {
+  rd_kafka_conf_set_stats_cb(conf, callback);
+}
+inline void on_delivery(rd_kafka_conf_t* conf, DeliveryCallback callback) {
+  rd_kafka_conf_set_dr_msg_cb(conf, callback);
+}
+inline void on_rebalance(rd_kafka_conf_t* conf, RebalanceCallback callback) {
+  rd_kafka_conf_set_rebalance_cb(conf, callback);
+}
+
+// Serves the client's queued callbacks (delivery reports, statistics),
+// waiting up to `timeout_ms` for one.
+inline void serve(rd_kafka_t* rk, int timeout_ms) {
+  rd_kafka_poll(rk, timeout_ms);
+}
 
 // Partition count of a topic, or nullopt when it does not exist. Throws
 // std::runtime_error when the broker cannot be reached in time.

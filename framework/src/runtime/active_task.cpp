@@ -26,26 +26,24 @@ InputPartition::InputPartition(rd_kafka_t* consumer, std::string topic_name, int
       partition(partition_id),
       source(source_node),
       on_arrival(std::move(arrival)),
-      queue(rd_kafka_queue_get_partition(consumer, topic.c_str(), partition)),
+      queue(kafka::MessageQueue::of_partition(consumer, topic, partition)),
       batch(batch_capacity),
       hold_back(hold_back_records),
       hold_backs(hold_back_count) {
-  rd_kafka_queue_forward(queue.get(), nullptr);
-  rd_kafka_queue_cb_event_enable(queue.get(), on_records_arrived, this);
+  queue.on_arrival(on_records_arrived, this);
 }
 
 InputPartition::~InputPartition() {
-  rd_kafka_queue_cb_event_enable(queue.get(), nullptr, nullptr);
-  for (std::size_t i = next; i < size; ++i) rd_kafka_message_destroy(batch[i]);
+  queue.on_arrival(nullptr, nullptr);
+  kafka::destroy_messages(batch.data(), next, size);
 }
 
 bool InputPartition::take() {
-  const ssize_t taken = rd_kafka_consume_batch_queue(queue.get(), 0, batch.data(), batch.size());
   next = 0;
-  size = taken > 0 ? static_cast<std::size_t>(taken) : 0;
+  size = queue.take(batch.data(), batch.size(), 0);
   may_have_more = size == batch.size();
   if (size == 0) return false;
-  switch (hold_back.observe(rd_kafka_queue_length(queue.get()))) {
+  switch (hold_back.observe(queue.length())) {
     case kafka::FetchHoldBack::Change::kHeldBack:
       hold_backs.fetch_add(1, std::memory_order_relaxed);
       break;
@@ -59,7 +57,7 @@ bool InputPartition::take() {
 }
 
 std::size_t InputPartition::waiting() const {
-  return unprocessed.load(std::memory_order_relaxed) + rd_kafka_queue_length(queue.get());
+  return unprocessed.load(std::memory_order_relaxed) + queue.length();
 }
 
 ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string application_id,
@@ -177,7 +175,7 @@ InputPartition* ActiveTask::next_input() {
       if (!input->may_have_more || !input->take()) continue;
       if (metrics_ != nullptr) metrics_->consumed.add(input->size);
     }
-    int64_t timestamp = rd_kafka_message_timestamp(input->batch[input->next], nullptr);
+    int64_t timestamp = kafka::timestamp_of(*input->batch[input->next]);
     if (best == nullptr || timestamp < best_timestamp) {
       best = input.get();
       best_timestamp = timestamp;
@@ -211,7 +209,7 @@ bool ActiveTask::run(int64_t now) {
           // range) come through its queue; librdkafka handles them.
           if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             log::get().warn("task {}: {}[{}]: {}", id_.to_string(), input->topic, input->partition,
-                            rd_kafka_message_errstr(message.get()));
+                            kafka::error_of(*message));
           continue;
         }
         const internal::RawRecord raw = raw_record_of(*message, input->topic, headers_);

@@ -12,6 +12,7 @@
 
 #include "kafka/fetch_hold_back.h"
 #include "kafka/handles.h"
+#include "kafka/records.h"
 #include "runtime/producer_collector.h"
 #include "runtime/stream_task.h"
 #include "state/changelog_reader.h"
@@ -48,7 +49,7 @@ struct InputPartition {
   const int32_t partition;
   internal::SourceNodeBase* const source;
   const std::function<void()> on_arrival;
-  kafka::QueuePtr queue;
+  kafka::MessageQueue queue;
   // Worker: records taken from the queue; batch[next] is the next to process.
   std::vector<rd_kafka_message_t*> batch;
   std::size_t next = 0, size = 0;
@@ -74,24 +75,18 @@ struct InputPartition {
 inline internal::RawRecord raw_record_of(rd_kafka_message_t& message, const std::string& topic,
                                          Headers& headers) {
   internal::RawRecord raw;
-  if (message.key != nullptr)
-    raw.key = std::string_view(static_cast<const char*>(message.key), message.key_len);
-  if (message.payload != nullptr)
-    raw.value = std::string_view(static_cast<const char*>(message.payload), message.len);
-  raw.timestamp = rd_kafka_message_timestamp(&message, nullptr);
+  if (message.key != nullptr) raw.key = kafka::key_of(message);
+  if (message.payload != nullptr) raw.value = kafka::value_of(message);
+  raw.timestamp = kafka::timestamp_of(message);
   raw.metadata = {topic, message.partition, message.offset};
-  rd_kafka_headers_t* kafka_headers = nullptr;
-  if (rd_kafka_message_headers(&message, &kafka_headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    headers = Headers();
-    const char* name = nullptr;
-    const void* value = nullptr;
-    size_t size = 0;
-    for (size_t i = 0; rd_kafka_header_get_all(kafka_headers, i, &name, &value, &size) ==
-                       RD_KAFKA_RESP_ERR_NO_ERROR;
-         ++i)
-      headers.add(name, value ? std::optional<std::string>(
-                                    std::string(static_cast<const char*>(value), size))
-                              : std::nullopt);
+  bool cleared = false;
+  if (kafka::for_each_header(message, [&](const char* name, const char* value, std::size_t size) {
+        if (!cleared) headers = Headers();
+        cleared = true;
+        headers.add(name,
+                    value ? std::optional<std::string>(std::string(value, size)) : std::nullopt);
+      })) {
+    if (!cleared) headers = Headers();
     raw.headers = &headers;
   }
   return raw;

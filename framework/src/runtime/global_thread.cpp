@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "kafka/group.h"
+#include "kafka/producer.h"
 #include "log/log.h"
 #include "runtime/active_task.h"
 
@@ -33,7 +35,7 @@ GlobalThread::GlobalThread(const Topology& topology, const std::string& applicat
                    .count();
              }),
       consumer_(std::move(consumer)),
-      queue_(rd_kafka_queue_get_consumer(consumer_.get())),
+      queue_(kafka::MessageQueue::of_consumer(consumer_.get())),
       checkpoint_interval_(checkpoint_interval),
       timeout_(timeout),
       stall_timeout_(stall_timeout),
@@ -47,15 +49,19 @@ GlobalThread::~GlobalThread() {
     // A destructor must not throw; closing the stores logged what failed.
   }
   queue_.reset();
-  rd_kafka_assign(consumer_.get(), nullptr);
+  try {
+    kafka::assign(consumer_.get(), {});
+  } catch (const kafka::Error&) {
+    // Destroying the consumer stops its fetches anyway.
+  }
   // The consumer never joined its group nor committed: there is nothing to
   // leave, and librdkafka's close could wait on a coordinator for nothing.
-  rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  kafka::destroy_unclosed(std::move(consumer_));
 }
 
 void GlobalThread::restore() {
   state_.open();
-  kafka::PartitionListPtr assignment(rd_kafka_topic_partition_list_new(8));
+  std::vector<kafka::TopicPartition> assignment;
   std::vector<std::pair<std::string, int32_t>> topic_partitions;
   for (const std::string& topic : state_.topics()) {
     auto count = kafka::partition_count(consumer_.get(), topic, timeout_);
@@ -78,14 +84,17 @@ void GlobalThread::restore() {
     partition.position = &state_.position(topic, p);
     *partition.position = from;
     partition.progress = {store, topic, p, 0, static_cast<uint64_t>(high - from), false};
-    rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset = from;
+    assignment.push_back({topic, p, from});
     if (from < high)
       log::get().info("global store {}: restoring {}[{}] offsets {} to {}", store, topic, p, from,
                       high);
   }
-  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), assignment.get()))
+  try {
+    kafka::assign(consumer_.get(), assignment);
+  } catch (const kafka::Error& e) {
     throw std::runtime_error(std::string("assigning the global topics' partitions failed: ") +
-                             rd_kafka_err2str(err));
+                             e.what());
+  }
   for (auto& [key, partition] : partitions_)
     if (listener_) listener_(partition.progress);
 
@@ -123,21 +132,19 @@ void GlobalThread::restore() {
 }
 
 std::size_t GlobalThread::poll_once(int timeout_ms) {
-  const ssize_t count =
-      rd_kafka_consume_batch_queue(queue_.get(), timeout_ms, batch_.data(), batch_.size());
+  const std::size_t count = queue_->take(batch_.data(), batch_.size(), timeout_ms);
   std::size_t applied = 0;
   // Consecutive records mostly come from one partition: look it up once.
   rd_kafka_topic_t* last_topic = nullptr;
   int32_t last_partition = -1;
   std::pair<const Key, Partition>* partition = nullptr;
-  for (ssize_t i = 0; i < count; ++i) {
-    kafka::MessagePtr message(batch_[static_cast<std::size_t>(i)]);
+  for (std::size_t i = 0; i < count; ++i) {
+    kafka::MessagePtr message(batch_[i]);
     if (message->err == RD_KAFKA_RESP_ERR__FATAL)
-      throw std::runtime_error(std::string("global consumer: ") +
-                               rd_kafka_message_errstr(message.get()));
+      throw std::runtime_error("global consumer: " + kafka::error_of(*message));
     if (message->rkt == nullptr) continue;
     if (message->rkt != last_topic || message->partition != last_partition) {
-      auto it = partitions_.find({rd_kafka_topic_name(message->rkt), message->partition});
+      auto it = partitions_.find({kafka::topic_of(*message), message->partition});
       last_topic = message->rkt;
       last_partition = message->partition;
       partition = it == partitions_.end() ? nullptr : &*it;
@@ -152,7 +159,7 @@ std::size_t GlobalThread::poll_once(int timeout_ms) {
     }
     if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       log::get().warn("reading global topic {}[{}]: {}", topic, message->partition,
-                      rd_kafka_message_errstr(message.get()));
+                      kafka::error_of(*message));
       continue;
     }
     state_.process(raw_record_of(*message, topic, headers_));
@@ -198,7 +205,7 @@ void GlobalThread::stop() {
   stopping_.store(true);
   if (thread_.joinable()) thread_.join();
   state_.close(true);
-  if (dead_letter_producer_) rd_kafka_flush(dead_letter_producer_.get(), 30'000);
+  if (dead_letter_producer_) kafka::flush(dead_letter_producer_.get(), std::chrono::seconds(30));
 }
 
 }  // namespace rill::runtime

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "rill/kafka_streams.h"
 
 #include "kafka/handles.h"
+#include "kafka/records.h"
 #include "runtime/global_state_manager.h"
 #include "runtime/producer_collector.h"
 
@@ -85,7 +87,7 @@ class GlobalThread {
   std::unique_ptr<ProducerCollector> dead_letters_;
   GlobalStateManager state_;
   kafka::KafkaPtr consumer_;
-  kafka::QueuePtr queue_;
+  std::optional<kafka::MessageQueue> queue_;
   std::chrono::milliseconds checkpoint_interval_;
   std::chrono::milliseconds timeout_;
   std::chrono::milliseconds stall_timeout_;

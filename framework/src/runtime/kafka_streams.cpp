@@ -23,6 +23,7 @@
 #include "kafka/group.h"
 #include "kafka/handles.h"
 #include "kafka/producer.h"
+#include "kafka/records.h"
 #include "log/log.h"
 #include "metrics/http_server.h"
 #include "metrics/registry.h"
@@ -147,7 +148,7 @@ struct KafkaStreams::Impl {
                        application_id);
       [[maybe_unused]] rd_kafka_t* left = consumer.release();
     }
-    if (consumer) rd_kafka_destroy_flags(consumer.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    kafka::destroy_unclosed(std::move(consumer));
     if (process_id_fd >= 0) ::close(process_id_fd);
   }
 
@@ -167,14 +168,13 @@ struct KafkaStreams::Impl {
     if (statistics && metrics_enabled)
       properties.emplace("statistics.interval.ms", kStatisticsIntervalMs);
     kafka::ConfPtr conf = kafka::make_conf(properties);
-    rd_kafka_conf_set_log_cb(conf.get(), log_callback);
-    rd_kafka_conf_set_opaque(conf.get(), this);
+    kafka::on_log(conf.get(), log_callback);
+    kafka::set_opaque(conf.get(), this);
     if (statistics && metrics_enabled)
-      rd_kafka_conf_set_stats_cb(
-          conf.get(), [](rd_kafka_t*, char* json, size_t size, void* opaque) {
-            static_cast<Impl*>(opaque)->metrics->on_statistics(std::string_view(json, size));
-            return 0;  // librdkafka frees the JSON
-          });
+      kafka::on_statistics(conf.get(), [](rd_kafka_t*, char* json, size_t size, void* opaque) {
+        static_cast<Impl*>(opaque)->metrics->on_statistics(std::string_view(json, size));
+        return 0;  // librdkafka frees the JSON
+      });
     return conf;
   }
 
@@ -206,10 +206,10 @@ struct KafkaStreams::Impl {
         std::errc())
       delivery_timeout = std::chrono::milliseconds(timeout_ms);
     kafka::ConfPtr producer_conf = conf_for(producer_properties, true);
-    rd_kafka_conf_set_dr_msg_cb(producer_conf.get(),
-                                [](rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
-                                  static_cast<Impl*>(opaque)->deliveries.on_delivery(*message);
-                                });
+    kafka::on_delivery(producer_conf.get(),
+                       [](rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+                         static_cast<Impl*>(opaque)->deliveries.on_delivery(*message);
+                       });
     return kafka::make_client(RD_KAFKA_PRODUCER, std::move(producer_conf));
   }
 
@@ -240,14 +240,14 @@ struct KafkaStreams::Impl {
     consumer_properties.emplace("session.timeout.ms",
                                 std::to_string(config.get_int(config::kSessionTimeoutMs)));
     kafka::ConfPtr consumer_conf = conf_for(consumer_properties, true);
-    rd_kafka_conf_set_rebalance_cb(
+    kafka::on_rebalance(
         consumer_conf.get(),
         [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
            void* opaque) { static_cast<Impl*>(opaque)->on_rebalance(rk, err, partitions); });
     consumer = kafka::make_client(RD_KAFKA_CONSUMER, std::move(consumer_conf));
     group_consumer = kafka::consumer_of(consumer.get());
-    rd_kafka_poll_set_consumer(consumer.get());
-    consumer_queue.reset(rd_kafka_queue_get_consumer(consumer.get()));
+    kafka::redirect_events_to_consumer(consumer.get());
+    consumer_queue = kafka::MessageQueue::of_consumer(consumer.get());
   }
 
   // Source topics must exist; internal topics are created here with the
@@ -387,7 +387,7 @@ struct KafkaStreams::Impl {
           if (restore_listener) restore_listener(progress);
         },
         [this] {
-          if (consumer_queue) rd_kafka_queue_yield(consumer_queue.get());
+          if (consumer_queue) consumer_queue->wake();
         });
     published_reader.store(changelog_reader.get(), std::memory_order_release);
   }
@@ -478,7 +478,7 @@ struct KafkaStreams::Impl {
                     .count()));
       if (!gate.closed.load() && task->has_waiting()) schedule(task);
       // It handles failures and wakes fetchers.
-      if (wake_poll_thread) rd_kafka_queue_yield(consumer_queue.get());
+      if (wake_poll_thread) consumer_queue->wake();
     });
   }
 
@@ -655,13 +655,12 @@ struct KafkaStreams::Impl {
 
   // Records arrive in each partition's own queue; what reaches the consumer's
   // queue is errors and events.
-  void handle_event(rd_kafka_message_t* message) {
+  void handle_event(kafka::MessagePtr message) {
     if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
         message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      log::get().warn("{}: consumer: {}", application_id, rd_kafka_message_errstr(message));
-      if (message->err == RD_KAFKA_RESP_ERR__FATAL) fail(rd_kafka_message_errstr(message));
+      log::get().warn("{}: consumer: {}", application_id, kafka::error_of(*message));
+      if (message->err == RD_KAFKA_RESP_ERR__FATAL) fail(kafka::error_of(*message));
     }
-    rd_kafka_message_destroy(message);
   }
 
   // Restored tasks start; failed ones are rewound, or the uncaught exception
@@ -682,10 +681,10 @@ struct KafkaStreams::Impl {
     try {
       while (!stopping.load()) {
         // Serves the rebalance callback too. Workers yield it when a task fails.
-        const ssize_t count = rd_kafka_consume_batch_queue(consumer_queue.get(), kPollTimeoutMs,
-                                                           events.data(), events.size());
-        for (ssize_t i = 0; i < count; ++i) handle_event(events[static_cast<std::size_t>(i)]);
-        rd_kafka_poll(task_manager->producer(), 0);
+        const std::size_t count =
+            consumer_queue->take(events.data(), events.size(), kPollTimeoutMs);
+        for (std::size_t i = 0; i < count; ++i) handle_event(kafka::MessagePtr(events[i]));
+        kafka::serve(task_manager->producer(), 0);
         task_manager->wake_fetchers();
         update_tasks();
         if (global_thread && global_thread->failed() && error_message.empty())
@@ -837,13 +836,13 @@ struct KafkaStreams::Impl {
     // Leaving the group revokes our partitions through on_rebalance, which
     // commits again (nothing new) and closes the tasks.
     stopping.store(true);
-    rd_kafka_consumer_close(consumer.get());
+    kafka::close_consumer(consumer.get());
     // Tasks the revocation left: failed ones, or all when the consumer could
     // not leave the group.
     task_manager->close_all(!failed_stop);
     for (auto& [id, standby] : standbys) close_standby(*standby);
     standbys.clear();
-    rd_kafka_flush(task_manager->producer(), 30'000);
+    kafka::flush(task_manager->producer(), std::chrono::seconds(30));
     pool->join();
     // No task reads the global stores any more.
     if (global_thread) global_thread->stop();
@@ -870,7 +869,7 @@ struct KafkaStreams::Impl {
   kafka::KafkaPtr consumer;
   // The calls on `consumer` whose outcome the runtime decides on.
   std::unique_ptr<kafka::Consumer> group_consumer;
-  kafka::QueuePtr consumer_queue;
+  std::optional<kafka::MessageQueue> consumer_queue;
   std::unique_ptr<boost::asio::thread_pool> pool;
   std::thread poll_thread;
 

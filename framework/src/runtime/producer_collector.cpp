@@ -4,6 +4,8 @@
 #include <thread>
 #include <utility>
 
+#include "kafka/producer.h"
+#include "kafka/records.h"
 #include "log/log.h"
 #include "runtime/error_handling.h"
 
@@ -33,7 +35,7 @@ void DeliveryTracker::on_delivery(const rd_kafka_message_t& message) {
       break;
   }
   std::string error = std::string("the broker refused a record for topic ") +
-                      rd_kafka_topic_name(message.rkt) + ": " + rd_kafka_err2str(message.err);
+                      kafka::topic_of(message) + ": " + kafka::describe(message.err);
   if (kafka::is_retriable(message.err) || kafka::is_producer_state_error(message.err)) {
     std::lock_guard lock(mutex_);
     if (!rewind_.exchange(true)) rewind_reason_ = std::move(error);
@@ -69,12 +71,8 @@ std::string DeliveryTracker::take_rewind_reason() {
 
 int ProducerCollector::register_topic(const std::string& topic) {
   for (std::size_t i = 0; i < topics_.size(); ++i)
-    if (topic == rd_kafka_topic_name(topics_[i].get())) return static_cast<int>(i);
-  rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_, topic.c_str(), nullptr);
-  if (handle == nullptr)
-    throw std::runtime_error("cannot open topic '" + topic +
-                             "': " + rd_kafka_err2str(rd_kafka_last_error()));
-  topics_.emplace_back(handle);
+    if (topic == kafka::topic_name(topics_[i].get())) return static_cast<int>(i);
+  topics_.push_back(kafka::open_topic(producer_, topic));
   partition_counts_.push_back(-1);
   return static_cast<int>(topics_.size() - 1);
 }
@@ -82,7 +80,7 @@ int ProducerCollector::register_topic(const std::string& topic) {
 int32_t ProducerCollector::partition_count(int topic) {
   auto index = static_cast<std::size_t>(topic);
   if (partition_counts_[index] < 0) {
-    const std::string name = rd_kafka_topic_name(topics_[index].get());
+    const std::string name = kafka::topic_name(topics_[index].get());
     auto count = kafka::partition_count(producer_, name, metadata_timeout_);
     if (!count) throw std::runtime_error("output topic '" + name + "' does not exist");
     partition_counts_[index] = *count;
@@ -92,15 +90,15 @@ int32_t ProducerCollector::partition_count(int topic) {
 
 void ProducerCollector::send(int topic, int32_t partition, NullableBytes key, NullableBytes value,
                              int64_t timestamp, const Headers& headers) {
-  rd_kafka_headers_t* kafka_headers = nullptr;
+  kafka::HeadersPtr kafka_headers;
   if (!headers.empty()) {
-    kafka_headers = rd_kafka_headers_new(headers.size());
+    kafka_headers = kafka::make_headers(headers.size());
     for (const Header& header : headers)
-      rd_kafka_header_add(kafka_headers, header.key.data(), static_cast<ssize_t>(header.key.size()),
-                          header.value ? header.value->data() : nullptr,
-                          header.value ? static_cast<ssize_t>(header.value->size()) : 0);
+      kafka::add_header(kafka_headers.get(), header.key,
+                        header.value ? header.value->data() : nullptr,
+                        header.value ? header.value->size() : 0);
   }
-  produce(topic, partition, key, value, timestamp, kafka_headers, nullptr);
+  produce(topic, partition, key, value, timestamp, std::move(kafka_headers), nullptr);
   if (metrics_ != nullptr) {
     metrics_->produced.add();
     if (timed_ && now_ms_ > 0) {
@@ -117,7 +115,7 @@ void ProducerCollector::send(int topic, int32_t partition, NullableBytes key, Nu
 
 std::atomic<int64_t>& ProducerCollector::acknowledged_offset(int topic, int32_t partition) {
   return deliveries_.acknowledged_offset(
-      rd_kafka_topic_name(topics_[static_cast<std::size_t>(topic)].get()), partition);
+      kafka::topic_name(topics_[static_cast<std::size_t>(topic)].get()), partition);
 }
 
 void ProducerCollector::send_changelog(int topic, int32_t partition, NullableBytes key,
@@ -127,51 +125,26 @@ void ProducerCollector::send_changelog(int topic, int32_t partition, NullableByt
 }
 
 void ProducerCollector::produce(int topic, int32_t partition, NullableBytes key,
-                                NullableBytes value, int64_t timestamp,
-                                rd_kafka_headers_t* kafka_headers, void* opaque) {
+                                NullableBytes value, int64_t timestamp, kafka::HeadersPtr headers,
+                                void* opaque) {
   rd_kafka_topic_t* handle = topics_[static_cast<std::size_t>(topic)].get();
-  rd_kafka_vu_t fields[8];
-  fields[0].vtype = RD_KAFKA_VTYPE_RKT;
-  fields[0].u.rkt = handle;
-  fields[1].vtype = RD_KAFKA_VTYPE_PARTITION;
-  fields[1].u.i32 = partition < 0 ? RD_KAFKA_PARTITION_UA : partition;
-  fields[2].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-  fields[2].u.i = RD_KAFKA_MSG_F_COPY;
-  fields[3].vtype = RD_KAFKA_VTYPE_KEY;
-  fields[3].u.mem = {const_cast<char*>(key ? key->data() : nullptr), key ? key->size() : 0};
-  fields[4].vtype = RD_KAFKA_VTYPE_VALUE;
-  fields[4].u.mem = {const_cast<char*>(value ? value->data() : nullptr), value ? value->size() : 0};
-  fields[5].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
-  fields[5].u.i64 = timestamp;
-  fields[6].vtype = RD_KAFKA_VTYPE_OPAQUE;
-  fields[6].u.ptr = opaque;
-  fields[7].vtype = RD_KAFKA_VTYPE_HEADERS;
-  fields[7].u.headers = kafka_headers;
-  const std::size_t field_count = kafka_headers != nullptr ? 8 : 7;
-  while (true) {
-    rd_kafka_error_t* error = rd_kafka_produceva(producer_, fields, field_count);
-    if (error == nullptr) return;  // librdkafka owns the headers now.
-    rd_kafka_resp_err_t code = rd_kafka_error_code(error);
-    if (code != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      std::string reason = std::string("cannot produce to topic '") + rd_kafka_topic_name(handle) +
-                           "': " + rd_kafka_error_string(error);
-      rd_kafka_error_destroy(error);
-      if (kafka_headers != nullptr) rd_kafka_headers_destroy(kafka_headers);
-      if (code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
-        throw RecordTooLargeError(
-            reason + " (" + std::to_string((key ? key->size() : 0) + (value ? value->size() : 0)) +
-            " bytes of key and value)");
-      // A partition the topic lacks comes from the topology's partitioner.
-      if (code == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) throw std::runtime_error(reason);
-      // The producer refuses any record (a transaction that must abort, a
-      // fatal idempotence error): not this record's fault.
-      throw TaskCorruptedError(reason);
-    }
-    rd_kafka_error_destroy(error);
-    // The producer's queue is full: wait for deliveries, which is the
-    // backpressure from a slow broker.
-    rd_kafka_poll(producer_, 1);
-  }
+  const kafka::ErrorPtr error =
+      kafka::produce(producer_, handle, partition, key.value_or(std::string_view()),
+                     value.value_or(std::string_view()), timestamp, headers, opaque);
+  if (!error) return;
+  const kafka::Error refusal(
+      error, std::string("cannot produce to topic '") + kafka::topic_name(handle) + "'");
+  if (refusal.code() == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+    throw RecordTooLargeError(
+        std::string(refusal.what()) + " (" +
+        std::to_string((key ? key->size() : 0) + (value ? value->size() : 0)) +
+        " bytes of key and value)");
+  // A partition the topic lacks comes from the topology's partitioner.
+  if (refusal.code() == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
+    throw std::runtime_error(refusal.what());
+  // The producer refuses any record (a transaction that must abort, a fatal
+  // idempotence error): not this record's fault.
+  throw TaskCorruptedError(refusal.what());
 }
 
 }  // namespace rill::runtime

@@ -12,6 +12,7 @@
 #include "rill/internal/node.h"
 
 #include "kafka/handles.h"
+#include "kafka/producer.h"
 #include "metrics/task_metrics.h"
 
 namespace rill::runtime {
@@ -78,7 +79,7 @@ class ProducerCollector final : public internal::RecordCollector {
 
  private:
   void produce(int topic, int32_t partition, NullableBytes key, NullableBytes value,
-               int64_t timestamp, rd_kafka_headers_t* headers, void* opaque);
+               int64_t timestamp, kafka::HeadersPtr headers, void* opaque);
 
   rd_kafka_t* producer_;
   DeliveryTracker& deliveries_;

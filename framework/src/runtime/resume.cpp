@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "kafka/records.h"
+
 namespace rill::runtime {
 
 std::vector<kafka::TopicPartition> seek_to_committed(kafka::Consumer& consumer,
@@ -13,12 +15,12 @@ std::vector<kafka::TopicPartition> seek_to_committed(kafka::Consumer& consumer,
   for (kafka::TopicPartition& tp : positions) {
     if (tp.error != RD_KAFKA_RESP_ERR_NO_ERROR)
       throw std::runtime_error("cannot read the committed offset of " + tp.to_string() + ": " +
-                               rd_kafka_err2str(tp.error));
+                               kafka::describe(tp.error));
     if (tp.offset < 0) tp.offset = RD_KAFKA_OFFSET_BEGINNING;
   }
   for (const kafka::TopicPartition& tp : consumer.seek(positions, timeout))
     if (tp.error != RD_KAFKA_RESP_ERR_NO_ERROR)
-      throw std::runtime_error("cannot seek " + tp.to_string() + ": " + rd_kafka_err2str(tp.error));
+      throw std::runtime_error("cannot seek " + tp.to_string() + ": " + kafka::describe(tp.error));
   return positions;
 }
 

@@ -5,6 +5,8 @@
 
 #include "rill/state.h"
 
+#include "kafka/producer.h"
+#include "kafka/records.h"
 #include "log/log.h"
 #include "metrics/registry.h"
 #include "runtime/error_handling.h"
@@ -255,12 +257,11 @@ bool TaskManager::commit_offsets() {
     }
   }
   take_reports();
-  const rd_kafka_resp_err_t flushed =
-      rd_kafka_flush(producer(), static_cast<int>(settings_.delivery_timeout.count()));
+  const rd_kafka_resp_err_t flushed = kafka::flush(producer(), settings_.delivery_timeout);
   if (flushed != RD_KAFKA_RESP_ERR_NO_ERROR) {
     note_stall("outputs not acknowledged within " +
                std::to_string(settings_.delivery_timeout.count()) +
-               " ms: " + rd_kafka_err2str(flushed));
+               " ms: " + kafka::describe(flushed));
     return false;
   }
   if (std::string refused = shared_.deliveries.fatal_error(); !refused.empty()) {
@@ -339,7 +340,7 @@ std::vector<kafka::TopicPartition> TaskManager::collect_offsets(
   for (auto& [id, task] : tasks_) {
     if (task->task_state() == TaskState::kFailed) continue;
     for (auto& input : task->inputs()) {
-      if (input->next == input->size && rd_kafka_queue_length(input->queue.get()) == 0) {
+      if (input->next == input->size && input->queue.length() == 0) {
         drained.push_back({input->topic, input->partition});
         drained_inputs.push_back(input.get());
       }
@@ -481,8 +482,7 @@ void TaskManager::recover_when_due(Clock::time_point now) {
 // failure the next attempt waits longer, up to kMaxRecoveryBackoff.
 void TaskManager::recover() {
   try {
-    if (rd_kafka_fatal_error(producer(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
-      recovery_.new_producer = true;
+    if (kafka::fatal_error(producer())) recovery_.new_producer = true;
     if (recovery_.new_producer && !tasks_.empty()) {
       // Tasks still running hold the producer that is about to go.
       std::vector<std::shared_ptr<ActiveTask>> running;
@@ -504,8 +504,7 @@ void TaskManager::recover() {
     if (settings_.exactly_once) {
       if (!transactions_->ready()) transactions_->init(settings_.call_timeout);
       if (!transactions_->transaction_open()) transactions_->begin();
-    } else if (rd_kafka_flush(producer(), static_cast<int>(settings_.call_timeout.count())) !=
-               RD_KAFKA_RESP_ERR_NO_ERROR) {
+    } else if (kafka::flush(producer(), settings_.call_timeout) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       throw std::runtime_error("outputs in flight are not settled yet");
     }
     // Refusals of outputs that were aborted or will be produced again.

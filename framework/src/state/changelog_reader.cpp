@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "kafka/group.h"
+#include "kafka/records.h"
 #include "log/log.h"
 
 namespace rill::state {
@@ -37,11 +39,15 @@ ChangelogReader::~ChangelogReader() {
   }
   changed_.notify_all();
   thread_.join();
-  rd_kafka_assign(consumer_.get(), nullptr);
+  try {
+    kafka::assign(consumer_.get(), {});
+  } catch (const kafka::Error&) {
+    // Destroying the consumer stops its fetches anyway.
+  }
   // The reader's consumer never joined its group nor committed, so there is
   // no group to leave; librdkafka's close could wait on a coordinator for
   // nothing (seen after the process was stopped past its session timeout).
-  rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  kafka::destroy_unclosed(std::move(consumer_));
 }
 
 void ChangelogReader::submit(std::shared_ptr<RestoringTask> task) {
@@ -93,7 +99,7 @@ void ChangelogReader::run() {
   // A batch's messages stay alive until its records are written.
   std::vector<kafka::MessagePtr> held;
   held.reserve(kBatch);
-  kafka::QueuePtr queue(rd_kafka_queue_get_consumer(consumer_.get()));
+  kafka::MessageQueue queue = kafka::MessageQueue::of_consumer(consumer_.get());
   while (true) {
     std::vector<std::shared_ptr<StandbyTask>> standbys;
     {
@@ -127,16 +133,16 @@ void ChangelogReader::run() {
     if (assignment_changed_) assign();
     if (readings_.empty()) continue;
 
-    ssize_t count = rd_kafka_consume_batch_queue(queue.get(), kPollMs, batch.data(), batch.size());
+    const std::size_t count = queue.take(batch.data(), batch.size(), kPollMs);
     // Consecutive records mostly come from one partition: look it up once.
     rd_kafka_topic_t* last_topic = nullptr;
     int32_t last_partition = -1;
     Reading* last_reading = nullptr;
-    for (ssize_t i = 0; i < count; ++i) {
-      held.emplace_back(batch[static_cast<std::size_t>(i)]);
+    for (std::size_t i = 0; i < count; ++i) {
+      held.emplace_back(batch[i]);
       const rd_kafka_message_t& message = *held.back();
       if (message.rkt != last_topic || message.partition != last_partition) {
-        auto it = readings_.find({rd_kafka_topic_name(message.rkt), message.partition});
+        auto it = readings_.find({kafka::topic_of(message), message.partition});
         last_topic = message.rkt;
         last_partition = message.partition;
         last_reading = it == readings_.end() ? nullptr : &it->second;
@@ -151,15 +157,14 @@ void ChangelogReader::run() {
         continue;
       }
       if (message.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log::get().warn("reading changelog {}[{}]: {}", rd_kafka_topic_name(message.rkt),
-                        message.partition, rd_kafka_message_errstr(&message));
+        log::get().warn("reading changelog {}[{}]: {}", kafka::topic_of(message), message.partition,
+                        kafka::error_of(message));
         continue;
       }
       if (!reading.done) apply(reading, message);
     }
     for (auto& [key, reading] : readings_) write_pending(reading);
-    if (hold_back_.observe(rd_kafka_queue_length(queue.get())) ==
-        kafka::FetchHoldBack::Change::kDrained)
+    if (hold_back_.observe(queue.length()) == kafka::FetchHoldBack::Change::kDrained)
       for (const auto& [key, reading] : readings_)
         kafka::wake_fetcher(consumer_.get(), key.first, key.second);
     held.clear();
@@ -264,10 +269,8 @@ void ChangelogReader::start_standby(const std::shared_ptr<StandbyTask>& standby)
 
 void ChangelogReader::apply(Reading& reading, const rd_kafka_message_t& message) {
   std::optional<std::string_view> value;
-  if (message.payload != nullptr)
-    value = std::string_view(static_cast<const char*>(message.payload), message.len);
-  reading.pending.push_back(
-      {std::string_view(static_cast<const char*>(message.key), message.key_len), value});
+  if (message.payload != nullptr) value = kafka::value_of(message);
+  reading.pending.push_back({kafka::key_of(message), value});
   reading.next_offset = message.offset + 1;
 }
 
@@ -318,14 +321,16 @@ void ChangelogReader::complete(RestoringTask& task) {
 
 void ChangelogReader::assign() {
   assignment_changed_ = false;
-  kafka::PartitionListPtr partitions(
-      rd_kafka_topic_partition_list_new(static_cast<int>(readings_.size())));
+  std::vector<kafka::TopicPartition> partitions;
+  partitions.reserve(readings_.size());
   for (const auto& [key, reading] : readings_)
-    rd_kafka_topic_partition_list_add(partitions.get(), key.first.c_str(), key.second)->offset =
-        reading.next_offset;
+    partitions.push_back({key.first, key.second, reading.next_offset});
   // A plain assignment: the reader's consumer belongs to no group it joins.
-  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), partitions.get()))
-    log::get().error("assigning changelog partitions: {}", rd_kafka_err2str(err));
+  try {
+    kafka::assign(consumer_.get(), partitions);
+  } catch (const kafka::Error& e) {
+    log::get().error("assigning changelog partitions: {}", e.what());
+  }
 }
 
 void ChangelogReader::report(Reading& reading) {
