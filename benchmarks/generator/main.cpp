@@ -184,17 +184,16 @@ int run(const bench::Args& args) {
         {"queue.buffering.max.kbytes", "1048576"},
     };
     rill::kafka::ConfPtr conf = rill::kafka::make_conf(properties);
-    rd_kafka_conf_set_dr_msg_cb(conf.get(),
-                                [](rd_kafka_t*, const rd_kafka_message_t* message, void*) {
-                                  if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-                                    failed_deliveries.fetch_add(1);
-                                });
+    rill::kafka::on_delivery(conf.get(), [](rd_kafka_t*, const rd_kafka_message_t* message, void*) {
+      if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) failed_deliveries.fetch_add(1);
+    });
     producer = rill::kafka::make_client(RD_KAFKA_PRODUCER, std::move(conf));
-    topic.reset(rd_kafka_topic_new(producer.get(), args.str("topic").c_str(), nullptr));
+    topic = rill::kafka::open_topic(producer.get(), args.str("topic"));
     bench::kafka::existing_partitions(producer.get(), args.str("topic"));
   }
 
   Expected expected(expected_file.empty() ? 1 : spec.keys);
+  rill::kafka::HeadersPtr no_headers;
   char key[32];
   char value[512];
   const int64_t start_us = bench::now_us();
@@ -205,7 +204,7 @@ int run(const bench::Args& args) {
       // Record i is due at start + i/rate; wait for it, serving deliveries.
       int64_t due_us = start_us + static_cast<int64_t>(i * 1'000'000 / static_cast<uint64_t>(rate));
       while (bench::now_us() < due_us) {
-        if (producer) rd_kafka_poll(producer.get(), 0);
+        if (producer) rill::kafka::serve(producer.get(), 0);
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
       send_ms = bench::now_ms();
@@ -219,21 +218,15 @@ int run(const bench::Args& args) {
     auto [key_len, value_len] = format(e, key, value);
     if (!expected_file.empty()) expected.add(e, std::string_view(key, key_len));
     if (dry_run) continue;
-    while (rd_kafka_error_t* error = bench::kafka::produce_copy(
-               producer.get(), topic.get(), std::string_view(key, key_len),
-               std::string_view(value, value_len), send_ms)) {
-      bool full = rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL;
-      std::string reason = rd_kafka_error_string(error);
-      rd_kafka_error_destroy(error);
-      if (!full) throw std::runtime_error("produce: " + reason);
-      rd_kafka_poll(producer.get(), 5);
-    }
-    if ((i & 1023) == 0) rd_kafka_poll(producer.get(), 0);
+    if (const rill::kafka::ErrorPtr error =
+            rill::kafka::produce(producer.get(), topic.get(), -1, std::string_view(key, key_len),
+                                 std::string_view(value, value_len), send_ms, no_headers, nullptr))
+      throw rill::kafka::Error(error, "produce");
+    if ((i & 1023) == 0) rill::kafka::serve(producer.get(), 0);
   }
   if (producer) {
-    rd_kafka_resp_err_t err = rd_kafka_flush(producer.get(), 120'000);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-      throw std::runtime_error(std::string("flush: ") + rd_kafka_err2str(err));
+    if (rd_kafka_resp_err_t err = rill::kafka::flush(producer.get(), std::chrono::minutes(2)))
+      throw rill::kafka::Error(err, "flush");
     if (failed_deliveries.load() != 0)
       throw std::runtime_error(std::to_string(failed_deliveries.load()) +
                                " records were not delivered");

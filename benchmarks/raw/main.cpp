@@ -128,6 +128,7 @@ void run_worker(Worker& worker, rd_kafka_t* consumer, rd_kafka_t* producer,
   std::vector<rd_kafka_message_t*> batch(kBatch);
   W1Transform transform;
   std::string value;
+  rill::kafka::HeadersPtr no_headers;
   int64_t next_commit = bench::now_ms() + kCommitIntervalMs;
   while (!stopping.load(std::memory_order_relaxed)) {
     // Whatever is queued, without waiting for a full batch; when nothing is,
@@ -146,13 +147,10 @@ void run_worker(Worker& worker, rd_kafka_t* consumer, rd_kafka_t* producer,
       if (m->payload != nullptr && transform(static_cast<const char*>(m->payload), m->len, value)) {
         std::string_view key(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
         int64_t timestamp = rd_kafka_message_timestamp(m.get(), nullptr);
-        while (rd_kafka_error_t* error =
-                   bench::kafka::produce_copy(producer, output, key, value, timestamp)) {
-          bool full = rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL;
-          if (!full) std::cerr << "bench_raw: produce: " << rd_kafka_error_string(error) << "\n";
-          rd_kafka_error_destroy(error);
-          if (!full) std::exit(1);
-          rd_kafka_poll(producer, 1);
+        if (const rill::kafka::ErrorPtr error = rill::kafka::produce(
+                producer, output, -1, key, value, timestamp, no_headers, nullptr)) {
+          std::cerr << "bench_raw: produce: " << rd_kafka_error_string(error.get()) << "\n";
+          std::exit(1);
         }
       }
       auto partition = static_cast<std::size_t>(m->partition);

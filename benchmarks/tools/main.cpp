@@ -49,19 +49,16 @@ KafkaPtr make_consumer(const std::string& bootstrap,
   for (auto& [k, v] : extra) properties[k] = v;
   KafkaPtr consumer =
       rill::kafka::make_client(RD_KAFKA_CONSUMER, rill::kafka::make_conf(properties));
-  rd_kafka_poll_set_consumer(consumer.get());
+  rill::kafka::redirect_events_to_consumer(consumer.get());
   return consumer;
 }
 
 // Assigns every partition of `topic` from the beginning; returns their count.
 int assign_all(rd_kafka_t* consumer, const std::string& topic) {
   const int partitions = bench::kafka::existing_partitions(consumer, topic);
-  rill::kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
-  for (int p = 0; p < partitions; ++p)
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
-  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer, list.get()))
-    throw std::runtime_error(std::string("assign: ") + rd_kafka_err2str(err));
+  std::vector<rill::kafka::TopicPartition> list;
+  for (int p = 0; p < partitions; ++p) list.push_back({topic, p, RD_KAFKA_OFFSET_BEGINNING});
+  rill::kafka::assign(consumer, list);
   return partitions;
 }
 
@@ -97,14 +94,12 @@ int offsets(const bench::Args& args) {
   KafkaPtr consumer = make_consumer(args.str("bootstrap"));
   const std::string topic = args.str("topic");
   const int partitions = bench::kafka::existing_partitions(consumer.get(), topic);
+  std::vector<std::pair<std::string, int32_t>> list;
+  for (int p = 0; p < partitions; ++p) list.emplace_back(topic, p);
   int64_t total = 0;
-  for (int p = 0; p < partitions; ++p) {
-    int64_t low = 0, high = 0;
-    if (rd_kafka_resp_err_t err =
-            rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), p, &low, &high, 10'000))
-      throw std::runtime_error(std::string("watermarks: ") + rd_kafka_err2str(err));
+  for (const auto& [low, high] :
+       rill::kafka::watermarks(consumer.get(), list, std::chrono::seconds(10)))
     total += high - low;
-  }
   bench::JsonLine().add("records", total).add("partitions", partitions).print();
   return 0;
 }
@@ -117,9 +112,9 @@ class Verifier {
   }
 
   void add(const rd_kafka_message_t& m) {
-    std::string_view key(static_cast<const char*>(m.key), m.key ? m.key_len : 0);
+    std::string_view key = rill::kafka::key_of(m);
     ++records_;
-    int64_t ts = rd_kafka_message_timestamp(&m, nullptr);
+    int64_t ts = rill::kafka::timestamp_of(m);
     first_ts_ = records_ == 1 ? ts : std::min(first_ts_, ts);
     last_ts_ = std::max(last_ts_, ts);
     if (workload_ == "w1") {
@@ -242,16 +237,16 @@ int verify(const bench::Args& args) {
   KafkaPtr consumer = make_consumer(args.str("bootstrap"), {{"fetch.max.bytes", "104857600"}});
   int partitions = assign_all(consumer.get(), args.str("topic"));
   Verifier verifier(args.str("workload"));
-  rill::kafka::QueuePtr queue(rd_kafka_queue_get_consumer(consumer.get()));
+  auto queue = rill::kafka::MessageQueue::of_consumer(consumer.get());
   std::vector<rd_kafka_message_t*> batch(10'000);
   int at_end = 0;
   const int64_t deadline = bench::now_ms() + args.num("timeout-s", 300) * 1000;
   std::vector<bool> ended(static_cast<std::size_t>(partitions), false);
   while (at_end < partitions) {
     if (bench::now_ms() > deadline) throw std::runtime_error("verify: timed out reading the topic");
-    ssize_t n = rd_kafka_consume_batch_queue(queue.get(), 500, batch.data(), batch.size());
-    for (ssize_t i = 0; i < n; ++i) {
-      rill::kafka::MessagePtr m(batch[static_cast<std::size_t>(i)]);
+    const std::size_t n = queue.take(batch.data(), batch.size(), 500);
+    for (std::size_t i = 0; i < n; ++i) {
+      rill::kafka::MessagePtr m(batch[i]);
       if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         if (!ended[static_cast<std::size_t>(m->partition)]) {
           ended[static_cast<std::size_t>(m->partition)] = true;
@@ -260,11 +255,11 @@ int verify(const bench::Args& args) {
         continue;
       }
       if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        throw std::runtime_error(std::string("verify: ") + rd_kafka_message_errstr(m.get()));
+        throw std::runtime_error("verify: " + rill::kafka::error_of(*m));
       verifier.add(*m);
     }
   }
-  rd_kafka_consumer_close(consumer.get());
+  rill::kafka::close_consumer(consumer.get());
   std::cout << verifier.json(args.optional("dump")) << std::endl;
   return 0;
 }
@@ -281,17 +276,20 @@ int latency(const bench::Args& args) {
   uint64_t received = 0;
   int64_t first_ts = -1;
   // One message at a time: a batch call would wait for its batch to fill.
+  auto queue = rill::kafka::MessageQueue::of_consumer(consumer.get());
   while (received < expected && bench::now_ms() < deadline) {
-    rill::kafka::MessagePtr m(rd_kafka_consumer_poll(consumer.get(), 100));
-    if (!m || m->err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    rd_kafka_message_t* taken = nullptr;
+    if (queue.take(&taken, 1, 100) == 0) continue;
+    const rill::kafka::MessagePtr m(taken);
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
     const int64_t now = bench::now_us();
     ++received;
-    int64_t ts = rd_kafka_message_timestamp(m.get(), nullptr);
+    int64_t ts = rill::kafka::timestamp_of(*m);
     if (first_ts < 0) first_ts = ts;
     if (ts < first_ts + skip_ms) continue;  // warm-up
     latencies_us.push_back(now - ts * 1000);
   }
-  rd_kafka_consumer_close(consumer.get());
+  rill::kafka::close_consumer(consumer.get());
   std::sort(latencies_us.begin(), latencies_us.end());
   auto percentile = [&](double p) {
     if (latencies_us.empty()) return 0.0;

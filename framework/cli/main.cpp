@@ -28,6 +28,7 @@
 
 #include "kafka/consumer.h"
 #include "kafka/group.h"
+#include "kafka/admin.h"
 #include "kafka/handles.h"
 #include "kafka/mock_cluster.h"
 #include "kafka/producer.h"

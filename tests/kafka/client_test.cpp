@@ -7,6 +7,7 @@
 
 #include "kafka/group.h"
 #include "kafka/handles.h"
+#include "kafka/records.h"
 #include "support/kafka_cluster.h"
 
 using namespace rill::testing;
@@ -51,22 +52,17 @@ TEST_CASE("a subscribed consumer finds itself and its partitions in its group's 
   const std::map<std::string, std::string> properties = {{"bootstrap.servers", bootstrap_servers()},
                                                          {"group.id", topic}};
   auto consumer = rill::kafka::make_client(RD_KAFKA_CONSUMER, rill::kafka::make_conf(properties));
-  rd_kafka_poll_set_consumer(consumer.get());
+  rill::kafka::redirect_events_to_consumer(consumer.get());
+  auto events = rill::kafka::MessageQueue::of_consumer(consumer.get());
   CHECK(rill::kafka::member_id(consumer.get()).empty());
   rill::kafka::subscribe(consumer.get(), {topic});
 
   // Joined once the group has handed it every partition.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  auto assigned = [&] {
-    rd_kafka_topic_partition_list_t* assignment = nullptr;
-    REQUIRE(rd_kafka_assignment(consumer.get(), &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR);
-    const int count = assignment->cnt;
-    rd_kafka_topic_partition_list_destroy(assignment);
-    return count == 3;
-  };
+  auto assigned = [&] { return rill::kafka::assignment(consumer.get()).size() == 3; };
+  rd_kafka_message_t* event = nullptr;
   while (!assigned() && std::chrono::steady_clock::now() < deadline)
-    if (rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer.get(), 100))
-      rd_kafka_message_destroy(message);
+    if (events.take(&event, 1, 100) == 1) rill::kafka::MessagePtr discarded(event);
   REQUIRE(assigned());
   const std::string me = rill::kafka::member_id(consumer.get());
   CHECK_FALSE(me.empty());
@@ -84,6 +80,6 @@ TEST_CASE("a subscribed consumer finds itself and its partitions in its group's 
   }
   CHECK(partitions == std::set<int32_t>{0, 1, 2});
 
-  rd_kafka_consumer_close(consumer.get());
+  rill::kafka::close_consumer(consumer.get());
   delete_topic(topic);
 }

@@ -14,6 +14,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
+#include "kafka/admin.h"
 #include "support/command.h"
 
 namespace rill::testing {
@@ -111,29 +112,8 @@ void create_topic(const std::string& topic, int partitions,
   std::string error;
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
   REQUIRE(producer);
-  rd_kafka_t* rk = producer->c_ptr();
-  char errstr[512];
-  rd_kafka_NewTopic_t* new_topic =
-      rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, errstr, sizeof errstr);
-  REQUIRE(new_topic != nullptr);
-  for (const auto& [key, value] : configs)
-    rd_kafka_NewTopic_set_config(new_topic, key.c_str(), value.c_str());
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
-  rd_kafka_CreateTopics(rk, &new_topic, 1, nullptr, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
-  REQUIRE(event != nullptr);
-  const rd_kafka_CreateTopics_result_t* result = rd_kafka_event_CreateTopics_result(event);
-  REQUIRE(result != nullptr);
-  size_t count = 0;
-  const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(result, &count);
-  REQUIRE(count == 1);
-  rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[0]);
-  std::string message = err ? rd_kafka_topic_result_error_string(results[0]) : "";
-  rd_kafka_event_destroy(event);
-  rd_kafka_queue_destroy(queue);
-  rd_kafka_NewTopic_destroy(new_topic);
-  INFO("creating topic " << topic << ": " << message);
-  REQUIRE((err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS));
+  rill::kafka::create_topics(producer->c_ptr(), {{topic, partitions, -1, configs}},
+                             std::chrono::seconds(30));
 
   // The controller answers before every broker has the metadata, and a
   // client asks whichever broker it likes: wait until each one, asked alone,
@@ -173,14 +153,7 @@ void delete_topic(const std::string& topic) {
   std::string error;
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
   REQUIRE(producer);
-  rd_kafka_t* rk = producer->c_ptr();
-  rd_kafka_DeleteTopic_t* del = rd_kafka_DeleteTopic_new(topic.c_str());
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
-  rd_kafka_DeleteTopics(rk, &del, 1, nullptr, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
-  if (event != nullptr) rd_kafka_event_destroy(event);
-  rd_kafka_queue_destroy(queue);
-  rd_kafka_DeleteTopic_destroy(del);
+  rill::kafka::delete_topics(producer->c_ptr(), {topic}, std::chrono::seconds(30));
 }
 
 void produce(const std::string& topic, const std::vector<TestRecord>& records) {
@@ -352,30 +325,7 @@ std::map<std::string, std::string> topic_configs(const std::string& topic) {
   std::string error;
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
   REQUIRE(producer);
-  rd_kafka_t* rk = producer->c_ptr();
-  rd_kafka_ConfigResource_t* resource =
-      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
-  rd_kafka_DescribeConfigs(rk, &resource, 1, nullptr, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 10000);
-  std::map<std::string, std::string> configs;
-  REQUIRE(event != nullptr);
-  REQUIRE(rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR_NO_ERROR);
-  size_t resource_count = 0;
-  const rd_kafka_ConfigResource_t** resources = rd_kafka_DescribeConfigs_result_resources(
-      rd_kafka_event_DescribeConfigs_result(event), &resource_count);
-  REQUIRE(resource_count == 1);
-  size_t entry_count = 0;
-  const rd_kafka_ConfigEntry_t** entries =
-      rd_kafka_ConfigResource_configs(resources[0], &entry_count);
-  for (size_t i = 0; i < entry_count; ++i)
-    if (rd_kafka_ConfigEntry_source(entries[i]) == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG &&
-        rd_kafka_ConfigEntry_value(entries[i]) != nullptr)
-      configs[rd_kafka_ConfigEntry_name(entries[i])] = rd_kafka_ConfigEntry_value(entries[i]);
-  rd_kafka_event_destroy(event);
-  rd_kafka_queue_destroy(queue);
-  rd_kafka_ConfigResource_destroy(resource);
-  return configs;
+  return rill::kafka::topic_configs(producer->c_ptr(), topic, std::chrono::seconds(10));
 }
 
 }  // namespace rill::testing

@@ -13,6 +13,7 @@
 #include "rill/streams_builder.h"
 #include "rill/test_driver.h"
 
+#include "kafka/producer.h"
 #include "runtime/producer_collector.h"
 #include "state/logging_stores.h"
 
@@ -257,7 +258,7 @@ TEST_CASE(
     "[unit][errors]") {
   // No broker: delivery reports are made up below.
   const kafka::KafkaPtr producer = unconnected_producer();
-  kafka::TopicPtr topic(rd_kafka_topic_new(producer.get(), "out", nullptr));
+  const kafka::TopicPtr topic = kafka::open_topic(producer.get(), "out");
   auto refused = [&](rd_kafka_resp_err_t err) {
     rd_kafka_message_t message{};
     message.err = err;
@@ -288,19 +289,20 @@ TEST_CASE("a changelog record acknowledged after its task closed counts for the 
 
   // The task writes through its collector and closes before the broker answers.
   rd_kafka_message_t acknowledged{};
+  kafka::TopicPtr changelog_topic;
   {
     runtime::ProducerCollector collector(producer.get(), tracker, std::chrono::seconds(1));
     const int changelog = collector.register_topic("app-counts-changelog");
     state::ChangelogWriter writer(collector, changelog, 3, [] { return int64_t{0}; });
     writer.write("key", std::string_view("value"));
     CHECK(writer.delivered_offset() == -1);
-    acknowledged.rkt = rd_kafka_topic_new(producer.get(), "app-counts-changelog", nullptr);
+    changelog_topic = kafka::open_topic(producer.get(), "app-counts-changelog");
+    acknowledged.rkt = changelog_topic.get();
     acknowledged.partition = 3;
     acknowledged.offset = 41;
     acknowledged._private = &collector.acknowledged_offset(changelog, 3);
   }
   tracker.on_delivery(acknowledged);
-  rd_kafka_topic_destroy(acknowledged.rkt);
 
   runtime::ProducerCollector reopened(producer.get(), tracker, std::chrono::seconds(1));
   state::ChangelogWriter next(reopened, reopened.register_topic("app-counts-changelog"), 3,

@@ -16,6 +16,14 @@ void destroy_unclosed(KafkaPtr consumer) {
   if (consumer) rd_kafka_destroy_flags(consumer.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }
 
+std::vector<TopicPartition> assignment(rd_kafka_t* consumer) {
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  if (rd_kafka_resp_err_t err = rd_kafka_assignment(consumer, &list))
+    throw Error(err, "cannot read the assignment");
+  const PartitionListPtr owned(list);
+  return from_list(*owned);
+}
+
 void assign(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions) {
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
   if (partitions.empty()) {

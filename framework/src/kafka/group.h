@@ -30,6 +30,9 @@ void destroy_unclosed(KafkaPtr consumer);
 // rebalance; an empty list stops fetching. Throws Error.
 void assign(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions);
 
+// The partitions the consumer fetches now; throws Error.
+std::vector<TopicPartition> assignment(rd_kafka_t* consumer);
+
 // Joins the group for `topics`; throws Error.
 void subscribe(rd_kafka_t* consumer, const std::vector<std::string>& topics);
 

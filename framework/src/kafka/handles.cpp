@@ -63,22 +63,6 @@ std::optional<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
   return count;
 }
 
-std::map<std::string, int32_t> topic_partitions(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
-  const rd_kafka_metadata_t* metadata = nullptr;
-  rd_kafka_resp_err_t err =
-      rd_kafka_metadata(rk, 1, nullptr, &metadata, static_cast<int>(timeout.count()));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    throw std::runtime_error(std::string("cannot read the cluster's topics: ") +
-                             rd_kafka_err2str(err));
-  std::map<std::string, int32_t> topics;
-  for (int i = 0; i < metadata->topic_cnt; ++i)
-    if (metadata->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        metadata->topics[i].partition_cnt > 0)
-      topics[metadata->topics[i].topic] = metadata->topics[i].partition_cnt;
-  rd_kafka_metadata_destroy(metadata);
-  return topics;
-}
-
 bool is_retriable(rd_kafka_resp_err_t err) {
   switch (err) {
     case RD_KAFKA_RESP_ERR__TIMED_OUT:
@@ -159,48 +143,6 @@ std::vector<std::pair<int64_t, int64_t>> watermarks(
     }
   }
   return result;
-}
-
-void create_topics(rd_kafka_t* rk, const std::vector<NewTopic>& topics,
-                   std::chrono::milliseconds timeout) {
-  if (topics.empty()) return;
-  std::vector<rd_kafka_NewTopic_t*> requests;
-  char error[512];
-  for (const auto& topic : topics) {
-    rd_kafka_NewTopic_t* request = rd_kafka_NewTopic_new(
-        topic.name.c_str(), topic.partitions, topic.replication_factor, error, sizeof error);
-    if (request == nullptr)
-      throw std::runtime_error("cannot create topic '" + topic.name + "': " + error);
-    for (const auto& [key, value] : topic.configs)
-      rd_kafka_NewTopic_set_config(request, key.c_str(), value.c_str());
-    requests.push_back(request);
-  }
-  QueuePtr queue(rd_kafka_queue_new(rk));
-  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout.count()), error,
-                                              sizeof error);
-  rd_kafka_CreateTopics(rk, requests.data(), requests.size(), options, queue.get());
-  rd_kafka_event_t* event =
-      rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 5000);
-  rd_kafka_AdminOptions_destroy(options);
-  rd_kafka_NewTopic_destroy_array(requests.data(), requests.size());
-  if (event == nullptr) throw std::runtime_error("creating internal topics timed out");
-  std::string failure;
-  if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    failure = std::string("creating internal topics failed: ") + rd_kafka_event_error_string(event);
-  } else {
-    size_t count = 0;
-    const rd_kafka_topic_result_t** results =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
-    for (size_t i = 0; i < count && failure.empty(); ++i) {
-      rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[i]);
-      if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-        failure = std::string("cannot create topic '") + rd_kafka_topic_result_name(results[i]) +
-                  "': " + rd_kafka_topic_result_error_string(results[i]);
-    }
-  }
-  rd_kafka_event_destroy(event);
-  if (!failure.empty()) throw std::runtime_error(failure);
 }
 
 }  // namespace rill::kafka

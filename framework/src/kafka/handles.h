@@ -130,22 +130,4 @@ std::vector<std::pair<int64_t, int64_t>> watermarks(
     rd_kafka_t* rk, const std::vector<std::pair<std::string, int32_t>>& partitions,
     std::chrono::milliseconds timeout);
 
-struct NewTopic {
-  std::string name;
-  int32_t partitions = 1;
-  int32_t replication_factor = -1;
-  std::map<std::string, std::string> configs;
-};
-
-// Every topic on the cluster with its partition count. Asks for all topics
-// rather than naming them, so that no broker auto-creates a topic by being
-// asked about it. Throws std::runtime_error when the cluster cannot be reached
-// in time.
-std::map<std::string, int32_t> topic_partitions(rd_kafka_t* rk, std::chrono::milliseconds timeout);
-
-// Creates topics that do not exist yet (an existing one is fine). Throws
-// std::runtime_error naming the topic the broker refused.
-void create_topics(rd_kafka_t* rk, const std::vector<NewTopic>& topics,
-                   std::chrono::milliseconds timeout);
-
 }  // namespace rill::kafka

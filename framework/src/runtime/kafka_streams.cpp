@@ -21,6 +21,7 @@
 #include "kafka/consumer.h"
 #include "kafka/fetch_hold_back.h"
 #include "kafka/group.h"
+#include "kafka/admin.h"
 #include "kafka/handles.h"
 #include "kafka/producer.h"
 #include "kafka/records.h"

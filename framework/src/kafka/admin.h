@@ -1,0 +1,43 @@
+// Topic management through the admin API: which topics exist, creating and
+// deleting them, and the configs set on them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+
+namespace rill::kafka {
+
+struct NewTopic {
+  std::string name;
+  int32_t partitions = 1;
+  int32_t replication_factor = -1;
+  std::map<std::string, std::string> configs;
+};
+
+// Every topic on the cluster with its partition count. Asks for all topics
+// rather than naming them, so that no broker auto-creates a topic by being
+// asked about it. Throws std::runtime_error when the cluster cannot be reached
+// in time.
+std::map<std::string, int32_t> topic_partitions(rd_kafka_t* rk, std::chrono::milliseconds timeout);
+
+// Creates topics that do not exist yet (an existing one is fine). Throws
+// std::runtime_error naming the topic the broker refused.
+void create_topics(rd_kafka_t* rk, const std::vector<NewTopic>& topics,
+                   std::chrono::milliseconds timeout);
+
+// Deletes `topics`; one that does not exist is fine. Throws Error naming the
+// topic the broker refused, or when it does not answer within `timeout`.
+void delete_topics(rd_kafka_t* rk, const std::vector<std::string>& topics,
+                   std::chrono::milliseconds timeout);
+
+// The configs set on `topic` itself (not the broker's defaults). Throws Error
+// when the broker refuses or does not answer within `timeout`.
+std::map<std::string, std::string> topic_configs(rd_kafka_t* rk, const std::string& topic,
+                                                 std::chrono::milliseconds timeout);
+
+}  // namespace rill::kafka
