@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "rill/json.h"
 #include "rill/serde.h"
 
 namespace bench::rill_workloads {

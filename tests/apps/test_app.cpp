@@ -11,6 +11,7 @@
 //   keys: input, output, and any StreamsConfig key.
 #include <iostream>
 
+#include "rill/json.h"
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
 

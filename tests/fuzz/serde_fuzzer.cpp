@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "rill/json.h"
 #include "rill/pipeline/pipeline.h"
 #include "rill/serde.h"
 #include "rill/value_and_timestamp.h"

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include "rill/json.h"
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
 

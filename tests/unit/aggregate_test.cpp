@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "rill/json.h"
 #include "rill/rill.h"
 #include "rill/test_driver.h"
 

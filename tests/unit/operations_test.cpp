@@ -12,6 +12,7 @@
 #include <prometheus/text_serializer.h>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include "rill/json.h"
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
 

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "rill/json.h"
+
 using namespace rill;
 
 namespace {

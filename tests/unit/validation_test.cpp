@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "rill/config.h"
+#include "rill/json.h"
 #include "rill/processor.h"
 #include "rill/streams_builder.h"
 #include "rill/test_driver.h"

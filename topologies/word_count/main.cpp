@@ -11,8 +11,11 @@
 #include <cctype>
 #include <iostream>
 
+// Only the headers it uses, not the umbrella rill/rill.h: it compiles faster.
 #include "rill/kafka_streams.h"
-#include "rill/rill.h"
+#include "rill/kgrouped_stream.h"
+#include "rill/ktable.h"
+#include "rill/streams_builder.h"
 
 namespace {
 

@@ -2,7 +2,8 @@
 //
 // Built-in serdes write what Kafka's Java serializers write, so rill and Java
 // applications can share topics: integers are big-endian, strings are UTF-8,
-// JSON is UTF-8 text.
+// JSON is UTF-8 text. The JSON serde lives in rill/json.h, so that only
+// programs that use JSON compile nlohmann/json.
 #pragma once
 
 #include <cstdint>
@@ -12,8 +13,6 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-
-#include <nlohmann/json.hpp>
 
 namespace rill {
 
@@ -63,19 +62,16 @@ SerdePtr<double> float64();
 template <class T>
 SerdePtr<std::optional<T>> nullable(SerdePtr<T> inner);
 
-// JSON text. T is nlohmann::json or any type with nlohmann `to_json`/`from_json`.
-template <class T = nlohmann::json>
-SerdePtr<T> json();
-
 // A serde from two functions, for user-defined formats.
 template <class T, class SerializeFn, class DeserializeFn>
 SerdePtr<T> from_functions(std::string name, SerializeFn serialize, DeserializeFn deserialize);
 
 }  // namespace serdes
 
-// The serde used when none is given: string, int32, int64, double, nlohmann::json
-// and std::optional of those have one; other types return nullptr, and a topology
-// that needs a serde for them fails validation naming the node.
+// The serde used when none is given: string, int32, int64, double,
+// nlohmann::json (with rill/json.h included) and std::optional of those have
+// one; other types return nullptr, and a topology that needs a serde for them
+// fails validation naming the node.
 template <class T>
 SerdePtr<T> default_serde();
 
@@ -101,37 +97,6 @@ class NullableSerde final : public Serde<std::optional<T>> {
  private:
   SerdePtr<T> inner_;
   std::string name_;
-};
-
-template <class T>
-class JsonSerde final : public Serde<T> {
- public:
-  bool serialize(const T& value, std::string& out) const override {
-    if constexpr (std::is_same_v<T, nlohmann::json>) {
-      if (value.is_null()) return false;
-      out += value.dump();
-    } else {
-      out += nlohmann::json(value).dump();
-    }
-    return true;
-  }
-  T deserialize(NullableBytes bytes) const override {
-    if (!bytes) {
-      if constexpr (std::is_same_v<T, nlohmann::json>) return nullptr;
-      throw SerdeError("json: null where a value was expected");
-    }
-    try {
-      auto parsed = nlohmann::json::parse(bytes->begin(), bytes->end());
-      if constexpr (std::is_same_v<T, nlohmann::json>) {
-        return parsed;
-      } else {
-        return parsed.template get<T>();
-      }
-    } catch (const nlohmann::json::exception& e) {
-      throw SerdeError(std::string("json: ") + e.what());
-    }
-  }
-  std::string_view name() const override { return "json"; }
 };
 
 template <class T, class SerializeFn, class DeserializeFn>
@@ -178,10 +143,6 @@ template <>
 struct DefaultSerde<double> {
   static SerdePtr<double> get() { return serdes::float64(); }
 };
-template <>
-struct DefaultSerde<nlohmann::json> {
-  static SerdePtr<nlohmann::json> get() { return serdes::json<nlohmann::json>(); }
-};
 template <class T>
 struct DefaultSerde<std::optional<T>> {
   static SerdePtr<std::optional<T>> get() {
@@ -195,11 +156,6 @@ struct DefaultSerde<std::optional<T>> {
 template <class T>
 SerdePtr<std::optional<T>> serdes::nullable(SerdePtr<T> inner) {
   return std::make_shared<detail::NullableSerde<T>>(std::move(inner));
-}
-
-template <class T>
-SerdePtr<T> serdes::json() {
-  return std::make_shared<detail::JsonSerde<T>>();
 }
 
 template <class T, class SerializeFn, class DeserializeFn>

@@ -14,8 +14,6 @@
 #include <type_traits>
 #include <utility>
 
-#include <nlohmann/json.hpp>
-
 #include "rill/change.h"
 #include "rill/processor.h"
 #include "rill/record.h"
@@ -35,13 +33,13 @@ inline constexpr bool kIsOptional = false;
 template <class T>
 inline constexpr bool kIsOptional<std::optional<T>> = true;
 
-// Whether a key or value is null: an empty std::optional or a JSON null.
-// Other types are never null.
+// Whether a key or value is null: an empty std::optional, or a value that
+// says it is (a JSON null: nlohmann::json::is_null). Other types are never null.
 template <class T>
 bool is_null(const T& value) {
   if constexpr (kIsOptional<T>) {
     return !value.has_value();
-  } else if constexpr (std::is_same_v<T, nlohmann::json>) {
+  } else if constexpr (requires { value.is_null(); }) {
     return value.is_null();
   } else {
     (void)value;

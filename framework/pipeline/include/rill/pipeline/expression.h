@@ -27,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rill/json.h"
 #include "rill/record.h"
 
 namespace rill::pipeline {
