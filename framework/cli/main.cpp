@@ -25,10 +25,11 @@
 
 #include "rill/kafka_streams.h"
 #include "rill/pipeline/pipeline.h"
+#include "rill/version.h"
 
+#include "kafka/admin.h"
 #include "kafka/consumer.h"
 #include "kafka/group.h"
-#include "kafka/admin.h"
 #include "kafka/handles.h"
 #include "kafka/mock_cluster.h"
 #include "kafka/producer.h"
@@ -442,7 +443,7 @@ int main(int argc, char** argv) {
 
   try {
     if (version_command->parsed()) {
-      std::cout << "rill " << RILL_VERSION << "\n";
+      std::cout << "rill " << RILL_VERSION_STRING << "\n";
       return 0;
     }
     if (validate_command->parsed()) return validate(file);
