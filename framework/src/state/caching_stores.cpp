@@ -88,9 +88,19 @@ struct Entry {
   int64_t timestamp = 0;
   // Counted against the budget: key, value and kEntryOverhead.
   std::size_t size = 0;
-  // The order of updates, through the map's nodes (which never move).
+  // Not yet handed on. A clean entry holds what the store below holds, kept
+  // for reads only.
+  bool dirty = true;
+  // The order of updates among the dirty or among the clean entries, through
+  // the map's nodes (which never move).
   Node* older = nullptr;
   Node* newer = nullptr;
+};
+
+// The dirty or the clean entries, least recently updated first.
+struct Order {
+  Node* oldest = nullptr;
+  Node* newest = nullptr;
 };
 
 // What an entry costs beyond its key and value bytes, counted as Kafka
@@ -109,9 +119,13 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   CachingKeyValueStore(const CachingKeyValueStore&) = delete;
   CachingKeyValueStore& operator=(const CachingKeyValueStore&) = delete;
 
-  // Hands on every entry, least recently updated first.
+  // Hands on every dirty entry, least recently updated first. What was
+  // handed on stays as a clean entry while the budget is at most half full, so
+  // that the keys of the next commit interval are read from memory, not from
+  // the store below (as Kafka Streams' cache keeps flushed entries); the other
+  // half stays free for updates.
   void hand_on() override {
-    while (oldest_ != nullptr) evict_oldest();
+    while (dirty_.oldest != nullptr) evict_oldest(/*keep_clean=*/enabled_);
   }
   void flush() override {
     hand_on();
@@ -141,10 +155,12 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   // Writes without a timestamp go straight to the store below; a cached entry
   // of the key is dropped, since the write supersedes it.
   void put(std::string_view key, std::string_view value) override {
+    ++writes_;
     discard(key);
     inner_->put(key, value);
   }
   std::optional<std::string> put_if_absent(std::string_view key, std::string_view value) override {
+    ++writes_;
     auto it = entries_.find(key);
     if (it == entries_.end()) return inner_->put_if_absent(key, value);
     if (it->second.value) return it->second.value;
@@ -154,14 +170,17 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     return std::nullopt;
   }
   void remove(std::string_view key) override {
+    ++writes_;
     discard(key);
     inner_->remove(key);
   }
   void write_all(std::span<const BytesWrite> writes) override {
+    ++writes_;
     for (const BytesWrite& write : writes) discard(write.key);
     inner_->write_all(writes);
   }
   void remove_range(std::string_view from, std::string_view to_exclusive) override {
+    ++writes_;
     if (compare_bytes(from, to_exclusive) < 0) {
       for (auto it = entries_.lower_bound(from);
            it != entries_.end() && compare_bytes(it->first, to_exclusive) < 0;)
@@ -190,6 +209,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
 
   void put_cached(std::string_view key, std::optional<std::string_view> value,
                   int64_t timestamp) override {
+    ++writes_;
     if (!enabled_) {
       hand_on(key, value, timestamp);
       return;
@@ -201,6 +221,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     else
       unlink(*it);
     Entry& entry = it->second;
+    entry.dirty = true;
     if (!value)
       entry.value.reset();
     else if (entry.value)
@@ -211,15 +232,19 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     link_newest(*it);
     resize(entry, kEntryOverhead + key.size() + (value ? value->size() : 0));
     // `key` and `value` may point into buffers that handing on reuses: not
-    // read from here on.
-    while (budget_.exceeded() && oldest_ != nullptr) evict_oldest();
+    // read from here on. Clean entries go first: they cost no write.
+    while (budget_.exceeded() && clean_.oldest != nullptr)
+      erase(entries_.find(clean_.oldest->first));
+    while (budget_.exceeded() && dirty_.oldest != nullptr) evict_oldest(false);
   }
 
   void disable() override {
-    hand_on();
+    while (dirty_.oldest != nullptr) evict_oldest(false);
+    drop_entries();
     enabled_ = false;
   }
-  std::size_t cached_entries() const override { return entries_.size(); }
+  // The entries not yet handed on.
+  std::size_t cached_entries() const override { return dirty_entries_; }
   uint64_t hits() const override { return hits_.load(std::memory_order_relaxed); }
   uint64_t misses() const override { return misses_.load(std::memory_order_relaxed); }
 
@@ -251,7 +276,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     for (auto it = entries_.lower_bound(from);
          it != entries_.end() && (!to_exclusive || compare_bytes(it->first, *to_exclusive) < 0);
          ++it)
-      cached.emplace_back(it->first, it->second.value);
+      if (it->second.dirty) cached.emplace_back(it->first, it->second.value);
     if (cached.empty()) return store;
     return std::make_unique<MergedIterator>(std::move(store), std::move(cached), open_);
   }
@@ -262,16 +287,21 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     entry.size = size;
   }
 
+  Order& order_of(const Entry& entry) { return entry.dirty ? dirty_ : clean_; }
   void link_newest(Node& node) {
-    node.second.older = newest_;
+    Order& order = order_of(node.second);
+    node.second.older = order.newest;
     node.second.newer = nullptr;
-    (newest_ != nullptr ? newest_->second.newer : oldest_) = &node;
-    newest_ = &node;
+    (order.newest != nullptr ? order.newest->second.newer : order.oldest) = &node;
+    order.newest = &node;
+    if (node.second.dirty) ++dirty_entries_;
   }
   void unlink(Node& node) {
     Entry& entry = node.second;
-    (entry.older != nullptr ? entry.older->second.newer : oldest_) = entry.newer;
-    (entry.newer != nullptr ? entry.newer->second.older : newest_) = entry.older;
+    Order& order = order_of(entry);
+    (entry.older != nullptr ? entry.older->second.newer : order.oldest) = entry.newer;
+    (entry.newer != nullptr ? entry.newer->second.older : order.newest) = entry.older;
+    if (entry.dirty) --dirty_entries_;
   }
 
   Entries::iterator erase(Entries::iterator it) {
@@ -285,20 +315,31 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     if (it != entries_.end()) erase(it);
   }
   void drop_entries() {
-    while (oldest_ != nullptr) erase(entries_.find(oldest_->first));
+    for (Order* order : {&dirty_, &clean_})
+      while (order->oldest != nullptr) erase(entries_.find(order->oldest->first));
   }
 
   // Taken out of the map before it is handed on, so that the listener's
-  // processors may write to this store again.
-  void evict_oldest() {
-    Node& oldest = *oldest_;
+  // processors may write to this store again. With `keep_clean` it goes back
+  // as a clean entry, unless the listener wrote to this store meanwhile or
+  // the budget is more than half full.
+  void evict_oldest(bool keep_clean) {
+    Node& oldest = *dirty_.oldest;
     unlink(oldest);
+    const std::size_t size = oldest.second.size;
     resize(oldest.second, 0);
     auto node = entries_.extract(oldest.first);
     if (node.empty()) return;  // never: tells GCC 12 the handle holds a node
-    const Entry& entry = node.mapped();
+    Entry& entry = node.mapped();
+    const uint64_t writes = writes_;
     hand_on(node.key(), entry.value ? std::optional<std::string_view>(*entry.value) : std::nullopt,
             entry.timestamp);
+    if (!keep_clean || writes_ != writes || budget_.bytes() + size > budget_.max_bytes() / 2)
+      return;
+    entry.dirty = false;
+    auto inserted = entries_.insert(std::move(node));
+    link_newest(*inserted.position);
+    resize(inserted.position->second, size);
   }
   void hand_on(std::string_view key, std::optional<std::string_view> value, int64_t timestamp) {
     std::optional<std::string> old_value;
@@ -317,8 +358,12 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   bool read_old_values_ = false;
   bool enabled_ = true;
   Entries entries_;
-  Node* oldest_ = nullptr;
-  Node* newest_ = nullptr;
+  Order dirty_;
+  Order clean_;
+  std::size_t dirty_entries_ = 0;
+  // Writes to this store, so that handing on an entry sees whether its
+  // listener wrote to it.
+  uint64_t writes_ = 0;
   // Read by the iterators, which read as exhausted once the store is closed.
   std::shared_ptr<bool> open_ = std::make_shared<bool>(true);
   mutable std::atomic<uint64_t> hits_{0};
