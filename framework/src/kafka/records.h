@@ -38,23 +38,26 @@ inline std::string error_of(const rd_kafka_message_t& message) {
   return rd_kafka_message_errstr(&message);
 }
 
-// Calls `each(name, value, size)` for every header of `message`, in order; a
-// null header value has a null `value`. Returns whether the message has
-// headers at all.
-template <typename Each>
-bool for_each_header(const rd_kafka_message_t& message, Each&& each) {
+// A fetched record's headers, or nullptr when it has none. They are parsed
+// into the message on first access, hence the cast.
+inline const rd_kafka_headers_t* headers_of(const rd_kafka_message_t& message) {
   rd_kafka_headers_t* headers = nullptr;
-  // The headers are parsed into the message on first access, hence the cast.
   if (rd_kafka_message_headers(const_cast<rd_kafka_message_t*>(&message), &headers) !=
       RD_KAFKA_RESP_ERR_NO_ERROR)
-    return false;
+    return nullptr;
+  return headers;
+}
+
+// Calls `each(name, value, size)` for every header, in order; a null header
+// value has a null `value`.
+template <typename Each>
+void for_each_header(const rd_kafka_headers_t* headers, Each&& each) {
   const char* name = nullptr;
   const void* value = nullptr;
   std::size_t size = 0;
   for (std::size_t i = 0;
        rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
     each(name, static_cast<const char*>(value), size);
-  return true;
 }
 
 // Frees the messages of batch[from, to), taken from a queue and not handed on.

@@ -79,14 +79,13 @@ inline internal::RawRecord raw_record_of(rd_kafka_message_t& message, const std:
   if (message.payload != nullptr) raw.value = kafka::value_of(message);
   raw.timestamp = kafka::timestamp_of(message);
   raw.metadata = {topic, message.partition, message.offset};
-  bool cleared = false;
-  if (kafka::for_each_header(message, [&](const char* name, const char* value, std::size_t size) {
-        if (!cleared) headers = Headers();
-        cleared = true;
-        headers.add(name,
-                    value ? std::optional<std::string>(std::string(value, size)) : std::nullopt);
-      })) {
-    if (!cleared) headers = Headers();
+  if (const rd_kafka_headers_t* kafka_headers = kafka::headers_of(message)) {
+    headers = Headers();
+    kafka::for_each_header(
+        kafka_headers, [&](const char* name, const char* value, std::size_t size) {
+          headers.add(name,
+                      value ? std::optional<std::string>(std::string(value, size)) : std::nullopt);
+        });
     raw.headers = &headers;
   }
   return raw;

@@ -18,10 +18,10 @@
 #include <prometheus/text_serializer.h>
 #include <unistd.h>
 
+#include "kafka/admin.h"
 #include "kafka/consumer.h"
 #include "kafka/fetch_hold_back.h"
 #include "kafka/group.h"
-#include "kafka/admin.h"
 #include "kafka/handles.h"
 #include "kafka/producer.h"
 #include "kafka/records.h"
