@@ -280,6 +280,25 @@ TEST_CASE(
   CHECK_THAT(tracker.fatal_error(), Contains("topic out"));
 }
 
+// A producer replaced after a fault, or closed, reports what it still held as
+// destroyed; those outputs are past the last commit and produced again.
+TEST_CASE("a record in flight when its producer is destroyed neither stops nor rewinds",
+          "[unit][errors]") {
+  const kafka::KafkaPtr producer = unconnected_producer();
+  const kafka::TopicPtr topic = kafka::open_topic(producer.get(), "out");
+  rd_kafka_message_t destroyed{};
+  destroyed.err = RD_KAFKA_RESP_ERR__DESTROY;
+  destroyed.rkt = topic.get();
+
+  for (const bool continue_on_error : {false, true}) {
+    runtime::DeliveryTracker tracker(continue_on_error);
+    tracker.on_delivery(destroyed);
+    CHECK(tracker.fatal_error().empty());
+    CHECK(tracker.take_rewind_reason().empty());
+    CHECK(tracker.skipped() == 0);
+  }
+}
+
 // An unclean close (a failed commit, lost partitions) drops a task while its
 // changelog records are still in flight; their acknowledgements arrive later.
 TEST_CASE("a changelog record acknowledged after its task closed counts for the next one",

@@ -145,7 +145,12 @@ void ActiveTask::close(bool clean) {
       error = e.what();
     }
   }
-  state_.close(clean);
+  try {
+    state_.close(clean);
+  } catch (const std::exception& e) {
+    if (error.empty()) error = e.what();
+  }
+  collector_.release_topics();
   if (!error.empty()) throw FatalError(error);
 }
 

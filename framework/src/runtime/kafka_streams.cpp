@@ -75,6 +75,8 @@ constexpr const char* kStatisticsIntervalMs = "1000";
 // Recovery from faults of the cluster: how long one call to the cluster may
 // block the polling thread.
 constexpr auto kRecoveryCallTimeout = std::chrono::milliseconds(10'000);
+// How long the polling thread waits for topic metadata it asks for again.
+constexpr auto kMetadataRefreshTimeout = std::chrono::milliseconds(2'000);
 
 int64_t wall_clock_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -423,7 +425,32 @@ struct KafkaStreams::Impl {
     global_thread->start();
   }
 
-  void subscribe() { kafka::subscribe(consumer.get(), driving_topics); }
+  // The consumer learns of topics from whichever broker it asks, and right
+  // after an internal topic is created another broker may not know it yet. A
+  // subscription to a topic the consumer thinks missing is looked at again
+  // only after topic.metadata.refresh.interval.ms (5 minutes), so the consumer
+  // first asks until it sees every topic itself.
+  void subscribe() {
+    const auto timeout = config.get_duration(config::kTopicWaitMs);
+    const auto deadline = Clock::now() + timeout;
+    for (const std::string& topic : driving_topics)
+      while (!kafka::partition_count(consumer.get(), topic, timeout) && Clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    kafka::subscribe(consumer.get(), driving_topics);
+  }
+
+  // After a broker said a subscribed topic does not exist, which one that has
+  // not heard of it yet may say: the consumer asks again now rather than at
+  // its next periodic refresh.
+  void refresh_subscribed_topics() {
+    for (const std::string& topic : driving_topics) {
+      try {
+        kafka::partition_count(consumer.get(), topic, kMetadataRefreshTimeout);
+      } catch (const std::exception&) {
+        // Asked again at the next such error.
+      }
+    }
+  }
 
   // ---- state -------------------------------------------------------------
 
@@ -661,6 +688,9 @@ struct KafkaStreams::Impl {
         message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       log::get().warn("{}: consumer: {}", application_id, kafka::error_of(*message));
       if (message->err == RD_KAFKA_RESP_ERR__FATAL) fail(kafka::error_of(*message));
+      if (message->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+          message->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+        refresh_subscribed_topics();
     }
   }
 

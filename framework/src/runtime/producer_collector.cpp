@@ -24,7 +24,12 @@ void DeliveryTracker::on_delivery(const rd_kafka_message_t& message) {
   }
   // Under exactly-once, a record purged by an abort or refused to a fenced
   // producer belongs to a transaction that is aborted and redone: not lost.
+  // A record still in flight when its producer is destroyed, for a new one
+  // after a fault or at a close, is past the last commit under either
+  // guarantee (at least once commits only acknowledged outputs): the tasks
+  // produce it again from there.
   switch (message.err) {
+    case RD_KAFKA_RESP_ERR__DESTROY:
     case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
     case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
     case RD_KAFKA_RESP_ERR__FENCED:
@@ -67,6 +72,11 @@ std::string DeliveryTracker::take_rewind_reason() {
   std::lock_guard lock(mutex_);
   rewind_.store(false);
   return std::exchange(rewind_reason_, {});
+}
+
+void ProducerCollector::release_topics() {
+  topics_.clear();
+  partition_counts_.clear();
 }
 
 int ProducerCollector::register_topic(const std::string& topic) {

@@ -63,6 +63,10 @@ class ProducerCollector final : public internal::RecordCollector {
   void send_changelog(int topic, int32_t partition, NullableBytes key, NullableBytes value,
                       int64_t timestamp, std::atomic<int64_t>* delivered_offset) override;
   std::atomic<int64_t>& acknowledged_offset(int topic, int32_t partition) override;
+  // Lets go of the topic handles, once the task sends nothing more. librdkafka
+  // requires them gone before their producer is destroyed, and a closed task
+  // can outlive the producer: a run posted before its close still holds it.
+  void release_topics();
 
   // Counts outputs into `metrics` and, when `timed`, their end-to-end latency.
   void record_into(metrics::TaskMetrics* metrics, bool timed) {

@@ -257,6 +257,13 @@ bool TaskManager::commit_offsets() {
     }
   }
   take_reports();
+  // A producer in a fatal state (fenced, or its idempotence sequence broken)
+  // never delivers what it holds: waiting for the flush would only stall
+  // until the records time out.
+  if (std::optional<std::string> fatal = kafka::fatal_error(producer())) {
+    rewind_all("the producer failed: " + *fatal, true);
+    return false;
+  }
   const rd_kafka_resp_err_t flushed = kafka::flush(producer(), settings_.delivery_timeout);
   if (flushed != RD_KAFKA_RESP_ERR_NO_ERROR) {
     note_stall("outputs not acknowledged within " +
