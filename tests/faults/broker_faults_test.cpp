@@ -53,7 +53,7 @@ TEST_CASE("instances SIGKILLed while a broker is down or paused lose and duplica
           "[faults][instance-kill]") {
   FaultRun run("instance-kill", kKeys, kPerSecond, kInstances);
   run.run_for(5s);
-  cluster_command("wait-in-sync");
+  wait_in_sync();
   run.fault("broker 1 SIGKILLed for 15.0 s, instance 0 of each application SIGKILLed 5 s in", [&] {
     cluster_command("kill-node 1");
     run.run_for(5s);
@@ -62,7 +62,7 @@ TEST_CASE("instances SIGKILLed while a broker is down or paused lose and duplica
     cluster_command("start-node 1");
   });
   run.run_for(5s);
-  cluster_command("wait-in-sync");
+  wait_in_sync();
   run.fault("broker 2 paused for 20.0 s, instance 1 of each application SIGKILLed 5 s in", [&] {
     cluster_command("pause-node 2");
     run.run_for(5s);

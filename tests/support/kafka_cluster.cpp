@@ -156,6 +156,45 @@ void delete_topic(const std::string& topic) {
   rill::kafka::delete_topics(producer->c_ptr(), {topic}, std::chrono::seconds(30));
 }
 
+void delete_topics_with_prefixes(const std::vector<std::string>& prefixes) {
+  auto conf = client_conf();
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  REQUIRE(producer);
+  std::vector<std::string> doomed;
+  for (const auto& [topic, partitions] :
+       rill::kafka::topic_partitions(producer->c_ptr(), std::chrono::seconds(30)))
+    for (const auto& prefix : prefixes)
+      if (topic.starts_with(prefix)) {
+        doomed.push_back(topic);
+        break;
+      }
+  rill::kafka::delete_topics(producer->c_ptr(), doomed, std::chrono::seconds(30));
+}
+
+void wait_in_sync(std::chrono::seconds timeout) {
+  auto conf = client_conf();
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  REQUIRE(producer);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<std::string> lagging;
+  while (true) {
+    try {
+      lagging =
+          rill::kafka::under_replicated_partitions(producer->c_ptr(), std::chrono::seconds(10));
+      if (lagging.empty()) return;
+    } catch (const std::exception& e) {
+      lagging = {e.what()};
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  std::string behind;
+  for (std::size_t i = 0; i < lagging.size() && i < 20; ++i) behind += "\n  " + lagging[i];
+  FAIL("partitions still under-replicated after " << timeout.count() << " s:" << behind);
+}
+
 void produce(const std::string& topic, const std::vector<TestRecord>& records) {
   auto conf = client_conf();
   set(*conf, "enable.idempotence", "true");

@@ -28,6 +28,13 @@ std::string unique_name(const std::string& prefix);
 void create_topic(const std::string& topic, int partitions,
                   const std::map<std::string, std::string>& configs = {});
 void delete_topic(const std::string& topic);
+// Deletes every topic whose name starts with one of `prefixes`.
+void delete_topics_with_prefixes(const std::vector<std::string>& prefixes);
+
+// Waits until every partition's replicas are in sync, asking the cluster
+// through a client (no tool JVM to start); fails the test, naming the
+// partitions still behind, after `timeout`.
+void wait_in_sync(std::chrono::seconds timeout = std::chrono::seconds(120));
 
 // Nodes of the cluster scripts/kafka runs from RILL_KAFKA_STATE_DIR; fails
 // the test when that is unset or no cluster was started there.

@@ -31,6 +31,29 @@ std::map<std::string, int32_t> topic_partitions(rd_kafka_t* rk, std::chrono::mil
   return topics;
 }
 
+std::vector<std::string> under_replicated_partitions(rd_kafka_t* rk,
+                                                     std::chrono::milliseconds timeout) {
+  const rd_kafka_metadata_t* metadata = nullptr;
+  rd_kafka_resp_err_t err =
+      rd_kafka_metadata(rk, 1, nullptr, &metadata, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw std::runtime_error(std::string("cannot read the cluster's topics: ") +
+                             rd_kafka_err2str(err));
+  std::vector<std::string> lagging;
+  for (int i = 0; i < metadata->topic_cnt; ++i) {
+    const rd_kafka_metadata_topic_t& topic = metadata->topics[i];
+    for (int p = 0; p < topic.partition_cnt; ++p) {
+      const rd_kafka_metadata_partition_t& partition = topic.partitions[p];
+      if (partition.isr_cnt < partition.replica_cnt)
+        lagging.push_back(std::string(topic.topic) + " [" + std::to_string(partition.id) +
+                          "]: " + std::to_string(partition.isr_cnt) + " of " +
+                          std::to_string(partition.replica_cnt) + " replicas in sync");
+    }
+  }
+  rd_kafka_metadata_destroy(metadata);
+  return lagging;
+}
+
 void create_topics(rd_kafka_t* rk, const std::vector<NewTopic>& topics,
                    std::chrono::milliseconds timeout) {
   if (topics.empty()) return;

@@ -25,6 +25,13 @@ struct NewTopic {
 // in time.
 std::map<std::string, int32_t> topic_partitions(rd_kafka_t* rk, std::chrono::milliseconds timeout);
 
+// The partitions whose in-sync replicas are fewer than their replicas, as
+// "topic [partition]: i of r replicas in sync", per the metadata of the broker
+// that answers; empty when every replica is in sync. Throws std::runtime_error
+// when the cluster cannot be reached in time.
+std::vector<std::string> under_replicated_partitions(rd_kafka_t* rk,
+                                                     std::chrono::milliseconds timeout);
+
 // Creates topics that do not exist yet (an existing one is fine). Throws
 // std::runtime_error naming the topic the broker refused.
 void create_topics(rd_kafka_t* rk, const std::vector<NewTopic>& topics,
