@@ -2,6 +2,7 @@
 // (docs/yaml-reference.md).
 //
 //   rill run orders.yaml               # on the cluster of bootstrap.servers, or embedded
+//   rill run orders.yaml --set bootstrap.servers=kafka:9092 --until-idle 10s
 //   rill validate orders.yaml          # exit code 2 with file:line:column on a mistake
 //   rill describe orders.yaml --format dot | dot -Tsvg > orders.svg
 //
@@ -19,11 +20,19 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <vector>
 
+// CLI::detail::split, used for repeated options, trips GCC 12's
+// -Wnull-dereference inside std::vector's reallocation: a false positive in
+// library code, silenced for CLI11's own definitions only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <CLI/CLI.hpp>
+#pragma GCC diagnostic pop
 #include <unistd.h>
 
 #include "rill/kafka_streams.h"
+#include "rill/pipeline/declaration.h"
 #include "rill/pipeline/pipeline.h"
 #include "rill/version.h"
 
@@ -323,9 +332,38 @@ class TemporaryDirectory {
   std::string path_;
 };
 
-int run(const std::string& file) {
-  Pipeline pipeline = rill::pipeline::load_file(file);
+// What `rill run` takes besides the file.
+struct RunOptions {
+  rill::pipeline::Settings overrides;
+  std::optional<int> metrics_port;
+  rill::RunLimits limits;
+};
+
+// host:port with the port replaced, or the port alone (which binds 127.0.0.1).
+std::string with_port(const std::string& address, int port) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos) return std::to_string(port);
+  return address.substr(0, colon + 1) + std::to_string(port);
+}
+
+// What operators dropped or handlers skipped, said once at the end: drops
+// that are right (late records, records without a key) still surprise.
+void print_summary(const rill::KafkaStreams::Stats& stats) {
+  std::cerr << "rill: processed " << stats.processed_records << " records; dropped "
+            << stats.dropped_records
+            << " (later than their window's grace period, or without the key an aggregation "
+               "needs); skipped "
+            << stats.skipped_records << " bad records; dead-lettered "
+            << stats.dead_lettered_records << "\n";
+}
+
+int run(const std::string& file, const RunOptions& options) {
+  Pipeline pipeline =
+      rill::pipeline::load_file(file, rill::pipeline::process_environment(), options.overrides);
   rill::StreamsConfig config = pipeline.config;
+  if (options.metrics_port)
+    config.set(std::string(rill::config::kMetricsAddress),
+               with_port(config.get_string(rill::config::kMetricsAddress), *options.metrics_port));
   std::unique_ptr<rill::kafka::MockCluster> cluster;
   std::unique_ptr<TemporaryDirectory> state_dir;
   if (pipeline.embedded) {
@@ -366,10 +404,11 @@ int run(const std::string& file) {
   if (isatty(STDERR_FILENO) != 0)
     status =
         std::make_unique<StatusLine>(streams, std::make_unique<ClusterProbe>(pipeline, config));
-  const int code = rill::run_until_signal(streams);
+  const int code = rill::run_until_signal(streams, options.limits);
   status.reset();
   generators.clear();
   streams.close();
+  print_summary(streams.stats());
   return code;
 }
 
@@ -425,6 +464,26 @@ int main(int argc, char** argv) {
                          "Run a pipeline until SIGINT or SIGTERM (then commit and close). "
                          "Without bootstrap.servers it runs on an embedded cluster.");
   run_command->add_option("FILE", file, "The pipeline file")->required();
+  std::vector<std::string> settings;
+  run_command->add_option("--set", settings,
+                          "KEY=VALUE: an application setting that replaces the file's "
+                          "(repeatable; any key of docs/configuration.md or librdkafka)");
+  std::string run_for;
+  run_command->add_option("--for", run_for,
+                          "Commit and close after this long (500ms, 30s, 5m, 1h, 1d)");
+  std::string until_idle;
+  run_command->add_option("--until-idle", until_idle,
+                          "Commit and close once the input is drained and no record arrived "
+                          "for this long: a bounded input processed, for CI jobs and replays");
+  std::optional<int> metrics_port;
+  run_command
+      ->add_option("--metrics-port", metrics_port,
+                   "The port of /metrics, /healthz and /readyz (the host of metrics.address "
+                   "stays; 127.0.0.1 without one); 0 picks a free port")
+      ->check(CLI::Range(0, 65535));
+  std::string log_level;
+  run_command->add_option("--log-level", log_level, "Log level, as the key log.level (replaces it)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   CLI::App* validate_command =
       app.add_subcommand("validate", "Check a pipeline file; exit code 2 on a mistake.");
   validate_command->add_option("FILE", file, "The pipeline file")->required();
@@ -448,7 +507,33 @@ int main(int argc, char** argv) {
     }
     if (validate_command->parsed()) return validate(file);
     if (describe_command->parsed()) return describe(file, format);
-    return run(file);
+    RunOptions options;
+    for (const std::string& setting : settings) {
+      const auto equals = setting.find('=');
+      if (equals == std::string::npos || equals == 0) {
+        std::cerr << "rill run: --set " << setting << ": expected KEY=VALUE\n";
+        return kPipelineMistake;
+      }
+      options.overrides.emplace_back(setting.substr(0, equals), setting.substr(equals + 1));
+    }
+    if (!log_level.empty()) options.overrides.emplace_back(rill::config::kLogLevel, log_level);
+    options.metrics_port = metrics_port;
+    auto duration = [](const char* option, const std::string& text) {
+      try {
+        return std::chrono::milliseconds(text.empty() ? 0
+                                                      : rill::pipeline::parse_duration_ms(text));
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string("rill run: ") + option + ": " + e.what());
+      }
+    };
+    try {
+      options.limits.duration = duration("--for", run_for);
+      options.limits.idle = duration("--until-idle", until_idle);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << e.what() << "\n";
+      return kPipelineMistake;
+    }
+    return run(file, options);
   } catch (const PipelineError& e) {
     std::cerr << e.report();
     return kPipelineMistake;

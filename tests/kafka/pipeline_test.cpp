@@ -174,3 +174,73 @@ flows:
   CHECK(missing_code == 2);
   CHECK_THAT(missing, Catch::Contains("does not exist on"));
 }
+
+// A bounded input, as a CI job or a replay has: `--until-idle` closes the
+// instance once it is drained, and the summary tells what the window dropped
+// as late. The file has no bootstrap.servers; `--set` points it at the broker.
+TEST_CASE("rill run --until-idle exits 0 once a bounded input is processed and sums up drops",
+          "[kafka][rill-command]") {
+  const std::string app = unique_name("rill-idle"), input = unique_name("idle-in"),
+                    output = unique_name("idle-out");
+  create_topic(input, 1);
+  create_topic(output, 1);
+  const std::string state_dir =
+      (std::filesystem::temp_directory_path() / unique_name("rill-state")).string();
+  const std::string file = write_file(app + ".yaml", R"(
+application:
+  application.id: )" + app + R"(
+  statestore.cache.max.bytes: 0
+  state.dir: )" + state_dir + R"(
+sources:
+  events:
+    topic: )" + input + R"(
+    timestamp: value.at
+    fields: [k, at]
+flows:
+  - from: events
+    steps:
+      - group_by: value.k
+      - aggregate:
+          name: per-minute
+          window: {type: tumbling, size: 1m, grace: 0s}
+          value: count()
+      - to: )" + output + "\n");
+
+  // 100 records in one minute over 5 keys, then 7 for a window that closed
+  // long before: those are dropped as late.
+  const int64_t base = (now_ms() / 60000 - 30) * 60000;
+  std::vector<TestRecord> records;
+  for (int i = 0; i < 100; ++i)
+    records.push_back(
+        {std::nullopt,
+         nlohmann::json{{"k", "k" + std::to_string(i % 5)}, {"at", base + 600000}}.dump(),
+         -1,
+         -1,
+         now_ms(),
+         {}});
+  for (int i = 0; i < 7; ++i)
+    records.push_back(
+        {std::nullopt, nlohmann::json{{"k", "k0"}, {"at", base}}.dump(), -1, -1, now_ms(), {}});
+  produce(input, records);
+
+  ChildProcess rill({rill_binary(), "run", file, "--set",
+                     "bootstrap.servers=" + bootstrap_servers(), "--until-idle", "3s"},
+                    write_file(app + ".log", ""));
+  INFO(rill.log_tail());
+  REQUIRE(rill.wait(120s) == 0);
+  CHECK_THAT(rill.log(), Catch::Contains("input drained and idle for 3000 ms"));
+  // Each record is processed twice: before and after the repartitioning.
+  CHECK_THAT(rill.log(), Catch::Contains("rill: processed 214 records; dropped 7 "));
+
+  std::map<std::string, int64_t> last_count;
+  REQUIRE(read_to_end(
+      output,
+      [&](const TestRecord& record) {
+        last_count[nlohmann::json::parse(*record.key)["key"].get<std::string>()] =
+            std::stoll(*record.value);
+      },
+      60s));
+  CHECK(last_count ==
+        std::map<std::string, int64_t>{{"k0", 20}, {"k1", 20}, {"k2", 20}, {"k3", 20}, {"k4", 20}});
+  std::filesystem::remove_all(state_dir);
+}

@@ -83,6 +83,40 @@ TEST_CASE("rill reports a missing or unreadable file and bad arguments with exit
   CHECK(rill("").exit_code == 2);
 }
 
+TEST_CASE("rill run refuses wrong options with exit code 2, naming the option",
+          "[unit][rill-command]") {
+  const std::string file = example("word-count.yaml");
+  const Result misspelt = rill("run " + file + " --set comit.interval.ms=100");
+  CHECK(misspelt.exit_code == 2);
+  CHECK_THAT(misspelt.output,
+             Catch::Contains("--set comit.interval.ms=*****: unknown configuration key"));
+  const Result bad_value = rill("run " + file + " --set commit.interval.ms=soon");
+  CHECK(bad_value.exit_code == 2);
+  CHECK_THAT(bad_value.output, Catch::Contains("--set commit.interval.ms=soon: "));
+  const Result no_value = rill("run " + file + " --set commit.interval.ms");
+  CHECK(no_value.exit_code == 2);
+  CHECK_THAT(no_value.output, Catch::Contains("--set commit.interval.ms: expected KEY=VALUE"));
+  const Result bad_duration = rill("run " + file + " --until-idle soon");
+  CHECK(bad_duration.exit_code == 2);
+  CHECK_THAT(bad_duration.output,
+             Catch::Contains("--until-idle: found 'soon', expected a duration such as 500ms"));
+  CHECK(rill("run " + file + " --metrics-port 70000").exit_code == 2);
+  CHECK(rill("run " + file + " --log-level chatty").exit_code == 2);
+}
+
+TEST_CASE("rill run --for closes after that long and sums up what it processed",
+          "[unit][rill-command]") {
+  // The embedded cluster, fed by the example's generator.
+  const Result result =
+      rill("run " + example("word-count.yaml") + " --for 4s --metrics-port 0 --log-level info");
+  INFO(result.output);
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.output, Catch::Contains("ran for 4000 ms; closing"));
+  CHECK_THAT(result.output, Catch::Contains("metrics and probes on http://127.0.0.1:"));
+  CHECK_THAT(result.output, Catch::Contains("rill: processed "));
+  CHECK_THAT(result.output, !Catch::Contains("rill: processed 0 records"));
+}
+
 TEST_CASE("rill has help on each command and a version", "[unit][rill-command]") {
   for (const std::string command : {"", "run ", "validate ", "describe ", "version "}) {
     const Result help = rill(command + "--help");

@@ -96,6 +96,11 @@ class KafkaStreams {
     // exactly_once_v2: transactions aborted (each took every task back to
     // the last commit).
     uint64_t aborted_transactions = 0;
+    // Records of the instance's input partitions not processed yet, up to
+    // each partition's end as its last fetch reported it; updated about once
+    // a second, and -1 while an end or position is not known yet. 0 with no
+    // partitions assigned.
+    int64_t pending_input_records = -1;
   };
   Stats stats() const;
 
@@ -110,9 +115,20 @@ class KafkaStreams {
 
 std::string_view to_string(KafkaStreams::State state);
 
-// Blocks until SIGINT or SIGTERM arrives (then closes `streams` cleanly) or the
-// instance stops by itself. Returns a process exit code: 0 after a clean close,
-// 1 when the instance ended in ERROR (its error is printed on stderr).
-int run_until_signal(KafkaStreams& streams);
+// When run_until_signal closes the instance by itself; zero: no such limit.
+struct RunLimits {
+  // Close after this long.
+  std::chrono::milliseconds duration{0};
+  // Close once the input is drained (Stats::pending_input_records is 0, the
+  // instance RUNNING) and no record was processed for this long: a bounded
+  // input processed, as CI jobs and replays want.
+  std::chrono::milliseconds idle{0};
+};
+
+// Blocks until SIGINT or SIGTERM arrives, a limit is reached (then closes
+// `streams` cleanly) or the instance stops by itself. Returns a process exit
+// code: 0 after a clean close, 1 when the instance ended in ERROR (its error is
+// printed on stderr).
+int run_until_signal(KafkaStreams& streams, const RunLimits& limits = {});
 
 }  // namespace rill

@@ -2,6 +2,11 @@
 // rendered from it.
 #include "rill/pipeline/declaration.h"
 
+#include <cctype>
+#include <charconv>
+#include <map>
+#include <stdexcept>
+
 #include <nlohmann/json.hpp>
 
 #include "rill/config.h"
@@ -344,6 +349,26 @@ const std::vector<FieldSpec>& document_fields() {
 const std::vector<OperatorSpec>& operators() {
   static const std::vector<OperatorSpec> kOperators = declare_operators();
   return kOperators;
+}
+
+int64_t parse_duration_ms(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])) != 0)
+    ++digits;
+  const std::string_view unit = text.substr(digits);
+  static const std::map<std::string_view, int64_t> kUnits = {
+      {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+  const auto it = kUnits.find(unit);
+  if (digits == 0 || it == kUnits.end())
+    throw std::invalid_argument("found '" + std::string(text) +
+                                "', expected a duration such as 500ms, 30s, 5m, 1h or 1d");
+  int64_t count = 0;
+  if (std::from_chars(text.data(), text.data() + digits, count).ec != std::errc() ||
+      count > kMaxDurationMs / it->second)
+    throw std::invalid_argument("found '" + std::string(text) +
+                                "', expected a duration of at most " +
+                                std::to_string(kMaxDurationDays) + "d (100 years)");
+  return count * it->second;
 }
 
 const OperatorSpec* find_operator(std::string_view name) {

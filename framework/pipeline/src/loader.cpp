@@ -144,10 +144,12 @@ Stream add_step(const Stream& in, std::string_view prefix, std::string name, boo
 
 class Loader {
  public:
-  Loader(std::string text, std::string file, const Environment& environment)
+  Loader(std::string text, std::string file, const Environment& environment,
+         const Settings& overrides)
       : text_(std::move(text)),
         file_(std::move(file)),
         environment_(environment),
+        overrides_(overrides),
         lines_(split_lines(text_)),
         secrets_(lines_) {}
 
@@ -306,24 +308,11 @@ class Loader {
   }
 
   int64_t parse_duration(const YAML::Node& node) const {
-    const std::string text = scalar(node);
-    std::size_t digits = 0;
-    while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])) != 0)
-      ++digits;
-    const std::string unit = text.substr(digits);
-    static const std::map<std::string, int64_t> kUnits = {
-        {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-    auto it = kUnits.find(unit);
-    if (digits == 0 || it == kUnits.end())
-      fail(node.Mark(), "found '" + text +
-                            "', expected a duration such as 500ms, 30s, 5m, 1h "
-                            "or 1d");
-    int64_t count = 0;
-    if (std::from_chars(text.data(), text.data() + digits, count).ec != std::errc() ||
-        count > kMaxDurationMs / it->second)
-      fail(node.Mark(), "found '" + text + "', expected a duration of at most " +
-                            std::to_string(kMaxDurationDays) + "d (100 years)");
-    return count * it->second;
+    try {
+      return parse_duration_ms(scalar(node));
+    } catch (const std::invalid_argument& e) {
+      fail(node.Mark(), e.what());
+    }
   }
 
   int64_t parse_integer(const YAML::Node& node) const {
@@ -524,28 +513,45 @@ class Loader {
   // --- sections --------------------------------------------------------------
 
   void load_application(const YAML::Node& node) {
+    std::map<std::string, std::string> settings;
     for (auto it = node.begin(); it != node.end(); ++it) {
       const std::string key = it->first.Scalar();
       const std::string value = scalar(it->second);
       if (is_secret_key(key)) secrets_.add(value);
-      if (key == config::kBootstrapServers && (value.empty() || value == "embedded")) {
-        pipeline_.embedded = true;
-        continue;
-      }
-      const bool declared = std::any_of(config_keys().begin(), config_keys().end(),
-                                        [&](const ConfigKey& k) { return k.name == key; });
-      if (declared) {
-        try {
-          StreamsConfig::check_value(key, value);
-        } catch (const ConfigError& e) {
-          fail(it->second.Mark(), e.what());
+      if (!runs_embedded(key, value)) {
+        if (is_declared_key(key)) {
+          try {
+            StreamsConfig::check_value(key, value);
+          } catch (const ConfigError& e) {
+            fail(it->second.Mark(), e.what());
+          }
+        } else {
+          check_librdkafka_property(it->first, key, value, it->second);
         }
-      } else {
-        check_librdkafka_property(it->first, key, value, it->second);
       }
-      pipeline_.config.set(key, value);
+      settings[key] = value;
       if (key == config::kDeadLetterTopic && !value.empty())
         pipeline_.topics.push_back(TopicUse{value, position(it->second.Mark()), false});
+    }
+    for (const auto& [key, value] : overrides_) {
+      if (is_secret_key(key)) secrets_.add(value);
+      check_override(key, value);
+      if (key == config::kDeadLetterTopic) {
+        // The file's dead-letter topic, if any, is no longer written.
+        if (auto file_topic = settings.find(key); file_topic != settings.end())
+          std::erase_if(pipeline_.topics, [&](const TopicUse& use) {
+            return !use.source && use.topic == file_topic->second;
+          });
+        if (!value.empty())
+          pipeline_.topics.push_back(TopicUse{value, Position{file_, 0, 0}, false});
+      }
+      settings[key] = value;
+    }
+    for (const auto& [key, value] : settings) {
+      if (runs_embedded(key, value))
+        pipeline_.embedded = true;
+      else
+        pipeline_.config.set(key, value);
     }
     if (!pipeline_.config.contains(config::kBootstrapServers)) pipeline_.embedded = true;
     StreamsConfig whole = pipeline_.config;
@@ -557,26 +563,70 @@ class Loader {
     }
   }
 
-  // Keys rill does not read go to librdkafka, which must know them.
-  void check_librdkafka_property(const YAML::Node& key_node, const std::string& key,
-                                 const std::string& value, const YAML::Node& value_node) const {
+  static bool runs_embedded(const std::string& key, const std::string& value) {
+    return key == config::kBootstrapServers && (value.empty() || value == "embedded");
+  }
+
+  static bool is_declared_key(const std::string& key) {
+    return std::any_of(config_keys().begin(), config_keys().end(),
+                       [&](const ConfigKey& k) { return k.name == key; });
+  }
+
+  // A setting from the command line, checked as one in the file is; its
+  // error names the option, with every secret value masked.
+  void check_override(const std::string& key, const std::string& value) const {
+    if (runs_embedded(key, value)) return;
+    auto refuse = [&](bool show_value, const std::string& why) {
+      throw ConfigError(
+          secrets_.mask("--set " + key + "=" + (show_value ? value : "*****") + ": " + why));
+    };
+    if (is_declared_key(key)) {
+      try {
+        StreamsConfig::check_value(key, value);
+      } catch (const ConfigError& e) {
+        if (is_secret_key(key)) refuse(false, "invalid value");
+        refuse(true, e.what());
+      }
+      return;
+    }
+    std::string error;
+    const kafka::PropertyCheck result = check_client_property(key, value, error);
+    // A misspelt secret key is no longer recognised as secret: its value is
+    // not shown.
+    if (result == kafka::PropertyCheck::kUnknown) refuse(false, unknown_key_message(key, ""));
+    if (result == kafka::PropertyCheck::kInvalid)
+      refuse(!is_secret_key(key), is_secret_key(key) ? std::string("invalid value") : error);
+  }
+
+  // How librdkafka takes a key rill does not read; its message in `error`.
+  static kafka::PropertyCheck check_client_property(const std::string& key,
+                                                    const std::string& value, std::string& error) {
     std::string property = key;
     for (std::string_view prefix : {"consumer.", "producer.", "admin."})
       if (property.starts_with(prefix)) property = property.substr(prefix.size());
+    return kafka::check_property(property, value, error);
+  }
+
+  static std::string unknown_key_message(const std::string& key, const std::string& where) {
+    std::vector<std::string_view> names;
+    for (const ConfigKey& k : config_keys()) names.push_back(k.name);
+    return "unknown configuration key '" + key + "'" + where +
+           ", expected a key of docs/configuration.md or a librdkafka property" +
+           suggestion(key, names);
+  }
+
+  // Keys rill does not read go to librdkafka, which must know them.
+  void check_librdkafka_property(const YAML::Node& key_node, const std::string& key,
+                                 const std::string& value, const YAML::Node& value_node) const {
     std::string error;
-    const kafka::PropertyCheck result = kafka::check_property(property, value, error);
+    const kafka::PropertyCheck result = check_client_property(key, value, error);
     if (result == kafka::PropertyCheck::kUnknown) {
       // A misspelt secret key is no longer recognised as secret: a value
       // the error is not about is not shown.
       const YAML::Mark mark = value_node.Mark();
       secrets_.hide_rest_of_line(mark.line + 1, mark.column + 1);
       secrets_.add(value);
-      std::vector<std::string_view> names;
-      for (const ConfigKey& k : config_keys()) names.push_back(k.name);
-      fail(key_node.Mark(), "unknown configuration key '" + key +
-                                "' in application, expected a key of docs/configuration.md or "
-                                "a librdkafka property" +
-                                suggestion(key, names));
+      fail(key_node.Mark(), unknown_key_message(key, " in application"));
     }
     if (result == kafka::PropertyCheck::kInvalid)
       // librdkafka's message may quote the value.
@@ -1158,6 +1208,7 @@ class Loader {
   std::string text_;
   std::string file_;
   const Environment& environment_;
+  const Settings& overrides_;
   std::vector<std::string> lines_;
   // Learns secret values as they are read (${VAR} expansions), for the
   // errors that follow.
@@ -1172,9 +1223,9 @@ class Loader {
 }  // namespace
 
 Pipeline load_text(const std::string& text, const std::string& file_name,
-                   const Environment& environment) {
+                   const Environment& environment, const Settings& overrides) {
   try {
-    return Loader(text, file_name, environment).load();
+    return Loader(text, file_name, environment, overrides).load();
   } catch (const YAML::Exception& e) {
     // A YAML shape the checks above did not foresee: still one error, placed.
     throw PipelineError(Position{file_name, e.mark.line + 1, e.mark.column + 1},
@@ -1182,12 +1233,13 @@ Pipeline load_text(const std::string& text, const std::string& file_name,
   }
 }
 
-Pipeline load_file(const std::string& path, const Environment& environment) {
+Pipeline load_file(const std::string& path, const Environment& environment,
+                   const Settings& overrides) {
   std::ifstream in(path);
   if (!in) throw PipelineError(Position{path, 0, 0}, "cannot read the file");
   std::stringstream text;
   text << in.rdbuf();
-  return load_text(text.str(), path, environment);
+  return load_text(text.str(), path, environment, overrides);
 }
 
 }  // namespace rill::pipeline

@@ -274,6 +274,12 @@ std::string config_reference_markdown() {
       "`replication.factor: 3` matches a cluster of three brokers. What a store sets for its\n"
       "changelog (its cleanup policy, a window store's retention, its own log config) wins;\n"
       "`cleanup.policy` cannot be set, since each topic's role decides it.\n\n"
+      "A new application, or one whose group has committed nothing for a partition, reads\n"
+      "that partition from its earliest record, as Kafka Streams does\n"
+      "(`consumer.auto.offset.reset: latest` starts at the end instead). Once the group has\n"
+      "committed, it resumes after the last commit.\n\n"
+      "The `rill` command takes any key on its command line too: `rill run FILE --set\n"
+      "key=value` replaces the file's value, checked as the file's is.\n\n"
       "| key | type | default | description |\n|---|---|---|---|\n";
   for (const auto& key : kKeys) {
     std::string default_value = key.required ? "required" : std::string(key.default_value);

@@ -35,6 +35,16 @@ void assign(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions)
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) throw Error(err, "cannot assign partitions");
 }
 
+std::optional<Watermarks> fetched_watermarks(rd_kafka_t* consumer, const std::string& topic,
+                                             int32_t partition) {
+  Watermarks marks;
+  if (rd_kafka_get_watermark_offsets(consumer, topic.c_str(), partition, &marks.low, &marks.high) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR ||
+      marks.low < 0 || marks.high < 0)
+    return std::nullopt;
+  return marks;
+}
+
 void subscribe(rd_kafka_t* consumer, const std::vector<std::string>& topics) {
   PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
   for (const std::string& topic : topics)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,6 +33,16 @@ void assign(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions)
 
 // The partitions the consumer fetches now; throws Error.
 std::vector<TopicPartition> assignment(rd_kafka_t* consumer);
+
+struct Watermarks {
+  int64_t low = 0;
+  int64_t high = 0;
+};
+// A partition's first and end offsets as the consumer's last fetch of it
+// reported them (the end is the high watermark), without asking the broker;
+// nullopt before the first fetch.
+std::optional<Watermarks> fetched_watermarks(rd_kafka_t* consumer, const std::string& topic,
+                                             int32_t partition);
 
 // Joins the group for `topics`; throws Error.
 void subscribe(rd_kafka_t* consumer, const std::vector<std::string>& topics);

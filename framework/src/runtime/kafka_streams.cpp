@@ -777,8 +777,46 @@ struct KafkaStreams::Impl {
     all_restored.store(restored, std::memory_order_relaxed);
   }
 
+  // See Stats::pending_input_records. A partition the application has taken
+  // nothing from in this run has no position yet: what its fetches brought
+  // waits in its queue, and only that counts.
+  void publish_pending_input() {
+    std::vector<kafka::TopicPartition> assigned;
+    std::vector<const runtime::InputPartition*> inputs;
+    for (const auto& [id, task] : task_manager->tasks())
+      for (const auto& input : task->inputs()) {
+        assigned.push_back({input->topic, input->partition});
+        inputs.push_back(input.get());
+      }
+    int64_t pending = 0;
+    if (!assigned.empty()) {
+      try {
+        assigned = group_consumer->position(std::move(assigned));
+      } catch (const kafka::Error&) {
+        pending_input.store(-1, std::memory_order_relaxed);
+        return;
+      }
+    }
+    for (std::size_t i = 0; i < assigned.size(); ++i) {
+      const runtime::InputPartition& input = *inputs[i];
+      const auto marks = kafka::fetched_watermarks(consumer.get(), input.topic, input.partition);
+      if (!marks) {
+        pending = -1;
+        break;
+      }
+      const kafka::TopicPartition& position = assigned[i];
+      if (position.error == RD_KAFKA_RESP_ERR_NO_ERROR && position.offset >= 0)
+        pending += std::max<int64_t>(0, marks->high - position.offset) +
+                   static_cast<int64_t>(input.unprocessed.load(std::memory_order_relaxed));
+      else
+        pending += static_cast<int64_t>(input.waiting());
+    }
+    pending_input.store(pending, std::memory_order_relaxed);
+  }
+
   void publish_gauges() {
     update_restored();
+    publish_pending_input();
     standby_tasks.store(standbys.size(), std::memory_order_relaxed);
     if (!metrics_enabled) return;
     std::vector<metrics::PartitionGauges> partitions;
@@ -913,6 +951,7 @@ struct KafkaStreams::Impl {
   std::size_t worker_threads = 1;
   std::atomic<std::size_t> next_worker_index{0};
   std::atomic<bool> all_restored{true};
+  std::atomic<int64_t> pending_input{-1};
   Clock::time_point next_gauges = Clock::now();
 
   std::filesystem::path state_directory;
@@ -1033,6 +1072,7 @@ KafkaStreams::Stats KafkaStreams::stats() const {
     stats.standby_records = impl_->changelog_reader->standby_records();
   }
   if (impl_->global_thread) stats.global_records = impl_->global_thread->state().applied_records();
+  stats.pending_input_records = impl_->pending_input.load(std::memory_order_relaxed);
   return stats;
 }
 
@@ -1044,12 +1084,32 @@ namespace {
 std::atomic<int> received_signal{0};
 }
 
-int run_until_signal(KafkaStreams& streams) {
+int run_until_signal(KafkaStreams& streams, const RunLimits& limits) {
   received_signal.store(0);
   auto on_signal = [](int signal) { received_signal.store(signal); };
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  const auto started = Clock::now();
+  auto last_progress = started;
+  uint64_t processed = 0;
   while (received_signal.load() == 0 && !streams.wait_for_stop(std::chrono::milliseconds(100))) {
+    const auto now = Clock::now();
+    if (limits.duration.count() > 0 && now - started >= limits.duration) {
+      log::get().info("ran for {} ms; closing", limits.duration.count());
+      break;
+    }
+    if (limits.idle.count() > 0) {
+      const KafkaStreams::Stats stats = streams.stats();
+      if (stats.processed_records != processed || stats.pending_input_records != 0 ||
+          streams.state() != KafkaStreams::State::kRunning) {
+        processed = stats.processed_records;
+        last_progress = now;
+      } else if (now - last_progress >= limits.idle) {
+        log::get().info("input drained and idle for {} ms after {} records; closing",
+                        limits.idle.count(), processed);
+        break;
+      }
+    }
   }
   if (received_signal.load() != 0)
     log::get().info("received signal {}; closing", received_signal.load());

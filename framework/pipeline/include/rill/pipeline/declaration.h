@@ -17,6 +17,11 @@ namespace rill::pipeline {
 inline constexpr int64_t kMaxDurationDays = 36500;  // 100 years
 inline constexpr int64_t kMaxDurationMs = kMaxDurationDays * 86'400'000;
 
+// A kDuration as pipelines and the `rill` command's options write it: digits,
+// then ms, s, m, h, d or nothing (milliseconds). Throws std::invalid_argument
+// saying what was found and what was expected.
+int64_t parse_duration_ms(std::string_view text);
+
 enum class FieldType {
   kString,
   kInteger,

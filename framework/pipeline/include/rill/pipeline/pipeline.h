@@ -14,6 +14,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "rill/config.h"
@@ -84,10 +85,17 @@ struct Pipeline {
   std::vector<Generator> generators;
 };
 
+// Application settings that replace the file's, in order (`rill run --set
+// key=value`). They are checked as the file's are; a mistake in one throws
+// ConfigError naming it.
+using Settings = std::vector<std::pair<std::string, std::string>>;
+
 // Throws PipelineError.
-Pipeline load_file(const std::string& path, const Environment& environment = process_environment());
+Pipeline load_file(const std::string& path, const Environment& environment = process_environment(),
+                   const Settings& overrides = {});
 Pipeline load_text(const std::string& text, const std::string& file_name,
-                   const Environment& environment = process_environment());
+                   const Environment& environment = process_environment(),
+                   const Settings& overrides = {});
 
 // The serde of a record format (json, string, bytes, int64) over JSON values.
 SerdePtr<Json> format_serde(std::string_view format);
