@@ -10,13 +10,17 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include "rill/rill.h"
 #include "rill/test_driver.h"
+
+#include "log/log.h"
 
 using namespace rill;
 using namespace std::chrono_literals;
@@ -112,6 +116,46 @@ class CapturingContext final : public ProcessorContext<K, V> {
 };
 
 }  // namespace
+
+TEST_CASE("a task logs its first drop, then sums up drops at most once a minute and at close",
+          "[unit][windows][log]") {
+  std::ostringstream captured;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
+  log::get().sinks().push_back(sink);
+  auto lines_with = [&](const std::string& text) {
+    std::istringstream lines(captured.str());
+    std::vector<std::string> found;
+    for (std::string line; std::getline(lines, line);)
+      if (line.find(text) != std::string::npos) found.push_back(line);
+    return found;
+  };
+  {
+    WindowedCount test(
+        [](auto grouped) {
+          return grouped.windowed_by(TimeWindows::of_size_with_no_grace(10ms))
+              .count(Materialized<std::string, int64_t>::as("counts"));
+        },
+        serdes::time_windowed(serdes::string(), 10ms));
+    test.pipe("a", 100);
+    for (int64_t late : {1, 2, 3}) test.pipe("a", late);
+    CHECK(lines_with("dropped the record at in-0 offset 1: expired window").size() == 1);
+    CHECK(lines_with("more records").empty());
+
+    test.driver->advance_wall_clock_time(60s);
+    test.pipe("a", 4);
+    const auto summary = lines_with("more records");
+    REQUIRE(summary.size() == 1);
+    CHECK_THAT(summary[0], Catch::Contains("dropped 3 more records in the last 60 s (3 expired "
+                                           "window)"));
+    test.pipe("a", 5);
+    CHECK(lines_with("more records").size() == 1);
+    CHECK(test.driver->dropped_records() == 5);
+  }  // closing the task says what the last summary did not
+  log::get().sinks().pop_back();
+  const auto summaries = lines_with("more records");
+  REQUIRE(summaries.size() == 2);
+  CHECK_THAT(summaries[1], Catch::Contains("dropped 1 more records in the last 0 s"));
+}
 
 TEST_CASE("tumbling windows count out-of-order records until stream time passes end + grace",
           "[unit][windows]") {

@@ -7,6 +7,12 @@
 #include "runtime/global_state_manager.h"
 
 namespace rill::runtime {
+namespace {
+
+// How often, at most, a task sums up the records its processors dropped.
+constexpr int64_t kDropSummaryIntervalMs = 60'000;
+
+}  // namespace
 
 StreamTask::StreamTask(const Topology& topology, TaskId id, std::string application_id,
                        internal::RecordCollector& collector, ErrorHandling& errors, Clock clock,
@@ -61,6 +67,7 @@ void StreamTask::init() {
 void StreamTask::close() {
   if (!initialized_) return;
   initialized_ = false;
+  log_drop_summary(clock_());
   std::string first_error;
   for (auto& node : nodes_) {
     try {
@@ -150,13 +157,45 @@ StateStore* StreamTask::state_store(const internal::ProcessorNode& node, std::st
 void StreamTask::record_dropped(std::string_view reason) {
   ++dropped_;
   if (metrics_ != nullptr) metrics_->dropped.add();
-  // Debug only: a late stream can drop many records, and the count is what
-  // operators watch.
+  auto drops = std::find_if(drops_.begin(), drops_.end(),
+                            [&](const Drops& known) { return known.reason == reason; });
+  if (drops != drops_.end()) {
+    ++drops->since_summary;
+    if (metadata_)
+      log::get().debug("task {}: dropped the record at {}-{} offset {}: {}", id_.to_string(),
+                       metadata_->topic, metadata_->partition, metadata_->offset, reason);
+    if (const int64_t now = clock_(); now - last_drop_summary_ms_ >= kDropSummaryIntervalMs)
+      log_drop_summary(now);
+    return;
+  }
+  drops_.push_back({std::string(reason), 0});
+  if (drops_.size() == 1) last_drop_summary_ms_ = clock_();
   if (metadata_)
-    log::get().debug("task {}: dropped the record at {}-{} offset {}: {}", id_.to_string(),
-                     metadata_->topic, metadata_->partition, metadata_->offset, reason);
+    log::get().info(
+        "task {}: dropped the record at {}-{} offset {}: {}; drops are counted "
+        "(rill_dropped_records_total) and summed up here at most once a minute",
+        id_.to_string(), metadata_->topic, metadata_->partition, metadata_->offset, reason);
   else
-    log::get().debug("task {}: dropped a record: {}", id_.to_string(), reason);
+    log::get().info(
+        "task {}: dropped a record: {}; drops are counted (rill_dropped_records_total) and "
+        "summed up here at most once a minute",
+        id_.to_string(), reason);
+}
+
+void StreamTask::log_drop_summary(int64_t now) {
+  uint64_t total = 0;
+  std::string by_reason;
+  for (Drops& drops : drops_) {
+    if (drops.since_summary == 0) continue;
+    total += drops.since_summary;
+    by_reason +=
+        (by_reason.empty() ? "" : ", ") + std::to_string(drops.since_summary) + " " + drops.reason;
+    drops.since_summary = 0;
+  }
+  if (total > 0)
+    log::get().info("task {}: dropped {} more records in the last {} s ({})", id_.to_string(),
+                    total, (now - last_drop_summary_ms_) / 1000, by_reason);
+  last_drop_summary_ms_ = now;
 }
 
 bool StreamTask::take_commit_request() {

@@ -83,6 +83,8 @@ class StreamTask final : public internal::TaskContext {
     std::shared_ptr<bool> cancelled;
   };
   void run_due(PunctuationType type, int64_t now);
+  // Logs the drops since the last summary, by reason, if there were any.
+  void log_drop_summary(int64_t now);
 
   const Topology& topology_;
   TaskId id_;
@@ -109,6 +111,15 @@ class StreamTask final : public internal::TaskContext {
   bool initialized_ = false;
   uint64_t processed_ = 0;
   uint64_t dropped_ = 0;
+  // Drops by reason. A drop is right (a late record, one without a key) and
+  // so never a warning, but it must not go unseen: the first of each reason
+  // is logged at info, then a summary at most once a minute, and at close.
+  struct Drops {
+    std::string reason;
+    uint64_t since_summary = 0;
+  };
+  std::vector<Drops> drops_;
+  int64_t last_drop_summary_ms_ = 0;
 };
 
 }  // namespace rill::runtime
