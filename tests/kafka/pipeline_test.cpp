@@ -10,6 +10,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/command.h"
+#include "support/counts.h"
 #include "support/kafka_cluster.h"
 #include "support/process.h"
 
@@ -184,8 +186,7 @@ TEST_CASE("rill run --until-idle exits 0 once a bounded input is processed and s
                     output = unique_name("idle-out");
   create_topic(input, 1);
   create_topic(output, 1);
-  const std::string state_dir =
-      (std::filesystem::temp_directory_path() / unique_name("rill-state")).string();
+  const std::string state_dir = temp_state_dir(app);
   const std::string file = write_file(app + ".yaml", R"(
 application:
   application.id: )" + app + R"(
@@ -242,5 +243,75 @@ flows:
       60s));
   CHECK(last_count ==
         std::map<std::string, int64_t>{{"k0", 20}, {"k1", 20}, {"k2", 20}, {"k3", 20}, {"k4", 20}});
+  std::filesystem::remove_all(state_dir);
+}
+
+// Keys other Kafka clients agree with: a YAML group_by writes a string key as
+// Kafka's StringSerializer does, so it lands on the partition Java's producer
+// picks for the same key, and other consumers read the plain string.
+TEST_CASE("a key repartitioned by a YAML group_by lands where Java's producer puts it",
+          "[kafka][rill-command][partitioning]") {
+  constexpr int kPartitions = 6;
+  constexpr int kKeys = 40;
+  const std::string app = unique_name("rill-keys"), java_topic = unique_name("java-keyed"),
+                    input = unique_name("keys-in"), output = unique_name("keys-out");
+  create_topic(java_topic, kPartitions);
+  create_topic(input, kPartitions);
+  create_topic(output, kPartitions);
+
+  // The Java producer's choice for each key: Kafka's console producer.
+  std::string lines;
+  for (int i = 0; i < kKeys; ++i) lines += "key-" + std::to_string(i) + ":v\n";
+  const CommandResult java =
+      run_command("printf '" + lines + "' | " + std::string(RILL_SOURCE_DIR) +
+                  "/scripts/kafka tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server " +
+                  bootstrap_servers() + " --topic " + java_topic +
+                  " --property parse.key=true --property key.separator=:");
+  INFO(java.output);
+  REQUIRE(java.exit_code == 0);
+  std::map<std::string, int32_t> java_partition;
+  REQUIRE(read_to_end(
+      java_topic, [&](const TestRecord& r) { java_partition[*r.key] = r.partition; }, 60s));
+  REQUIRE(java_partition.size() == kKeys);
+
+  // The same keys as a field of unkeyed JSON records, grouped by the field.
+  std::vector<TestRecord> records;
+  for (int i = 0; i < kKeys; ++i)
+    records.push_back({std::nullopt,
+                       nlohmann::json{{"k", "key-" + std::to_string(i)}}.dump(),
+                       i % kPartitions,
+                       -1,
+                       now_ms(),
+                       {}});
+  produce(input, records);
+  const std::string state_dir = temp_state_dir(app);
+  const std::string file = write_file(app + ".yaml", R"(
+application:
+  application.id: )" + app + R"(
+  bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
+  state.dir: )" + state_dir + R"(
+sources:
+  events: {topic: )" + input + R"(}
+flows:
+  - from: events
+    steps:
+      - group_by: {key: value.k, name: by-k}
+      - aggregate: {value: count(), name: counts}
+      - to: )" + output + "\n");
+  ChildProcess rill({rill_binary(), "run", file, "--until-idle", "3s"},
+                    write_file(app + ".log", ""));
+  INFO(rill.log_tail());
+  REQUIRE(rill.wait(120s) == 0);
+
+  std::map<std::string, int32_t> repartitioned;
+  REQUIRE(read_to_end(
+      app + "-by-k-repartition", [&](const TestRecord& r) { repartitioned[*r.key] = r.partition; },
+      60s));
+  CHECK(repartitioned == java_partition);
+  std::map<std::string, std::string> counts;
+  REQUIRE(read_to_end(
+      output, [&](const TestRecord& r) { counts[*r.key] = *r.value; }, 60s));
+  CHECK(counts.size() == kKeys);
+  CHECK(counts.at("key-7") == "1");
   std::filesystem::remove_all(state_dir);
 }

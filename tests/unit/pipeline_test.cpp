@@ -93,6 +93,50 @@ flows:
   CHECK(run.driver.get_state_store("counts") != nullptr);
 }
 
+TEST_CASE("group_by writes keys as other Kafka clients do, JSON only when declared",
+          "[unit][pipeline][keys]") {
+  auto with_format = [](const std::string& key_format) {
+    return R"(
+application: {application.id: app}
+sources:
+  orders: {topic: orders}
+flows:
+  - from: orders
+    steps:
+      - group_by: {key: value.customer, name: by-customer)" +
+           (key_format.empty() ? "" : ", key_format: " + key_format) + R"(}
+      - aggregate: {value: count(), name: counts}
+      - to: out
+)";
+  };
+
+  Run plain(with_format(""));
+  plain.pipe("orders", std::nullopt, R"({"customer": "c-7"})");
+  plain.pipe("orders", std::nullopt, R"({"customer": 42})");
+  // The plain string's bytes, as Kafka's StringSerializer writes it; a number
+  // as its text.
+  CHECK(plain.read("app-by-customer-repartition") ==
+        Records{{"c-7", R"({"customer":"c-7"})"}, {"42", R"({"customer":42})"}});
+  CHECK(plain.read("app-counts-changelog").size() == 2);
+  CHECK(plain.read("out") == Records{{"c-7", "1"}, {"42", "1"}});
+
+  Run json(with_format("json"));
+  json.pipe("orders", std::nullopt, R"({"customer": "c-7"})");
+  json.pipe("orders", std::nullopt, R"({"customer": {"id": 7}})");
+  CHECK(
+      json.read("app-by-customer-repartition") ==
+      Records{{R"("c-7")", R"({"customer":"c-7"})"}, {R"({"id":7})", R"({"customer":{"id":7}})"}});
+  CHECK(json.read("out") == Records{{"c-7", "1"}, {R"({"id":7})", "1"}});
+
+  // An object key has no plain-string form: the record is a processing error,
+  // which the default handler (log-and-fail) stops on.
+  Run objects(with_format(""));
+  CHECK_THROWS_WITH(
+      objects.pipe("orders", std::nullopt, R"({"customer": {"id": 7}})"),
+      Catch::Contains("key format string: cannot write the key {\"id\":7}, expected a string or a "
+                      "number (declare key_format: json"));
+}
+
 TEST_CASE("filter, map and select_key see the value, timestamp and headers", "[unit][pipeline]") {
   Run run(R"(
 application: {application.id: orders}

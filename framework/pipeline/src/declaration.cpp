@@ -79,6 +79,12 @@ std::vector<OperatorSpec> declare_operators() {
        "value out of its group and adds the new one to its group.",
        "key",
        {{"key", T::kExpression, true, "The grouping key; `key` keeps the record's key."},
+        {"key_format", T::kEnum, false,
+         "How the repartition topic and the store write the key. string writes a string as "
+         "its plain bytes, as Kafka's StringSerializer does, so the key lands on the "
+         "partition other Kafka clients pick for it and joins with their topics; a number "
+         "becomes its text. json keeps numbers, objects and arrays as they are.",
+         kFormats, "string"},
         name_field("Names the repartition topic. Default: the aggregation's store name.")},
        "- group_by: value.user.id"},
       {"aggregate",
@@ -108,11 +114,16 @@ std::vector<OperatorSpec> declare_operators() {
           {"size", T::kDuration, false,
            "Window size (tumbling, hopping), or the time difference of sliding windows."},
           {"advance", T::kDuration, false, "How far hopping windows move (at most the size)."},
-          {"gap", T::kDuration, false, "The inactivity gap that ends a session."},
+          {"gap", T::kDuration, false,
+           "The inactivity gap that ends a session. A session ends at its last record's time; "
+           "a record that merges sessions deletes them downstream (a null value for each "
+           "old session's key) before the merged result."},
           {"grace",
            T::kDuration,
            false,
-           "How long after its end a window still takes late records.",
+           "How long after its end a window still takes late records. Sessions, as in Kafka "
+           "Streams, close at end + gap + grace. Dropped late records are counted and logged "
+           "(docs/state.md).",
            {},
            "0"},
           {"emit",

@@ -30,6 +30,33 @@ class TextSerde final : public Serde<Json> {
   std::string_view name_;
 };
 
+// The key of a repartition topic and a store in the string format: what
+// Kafka's StringSerializer writes for the same key, so that a key lands on the
+// partition a Java or librdkafka producer keyed by the plain string picks. A
+// number is written as its text (and read back as a string); an object or
+// array has no such form.
+class StringKeySerde final : public Serde<Json> {
+ public:
+  bool serialize(const Json& key, std::string& out) const override {
+    if (key.is_null()) return false;
+    if (key.is_string()) {
+      out += key.get_ref<const std::string&>();
+    } else if (key.is_structured()) {
+      throw SerdeError("key format string: cannot write the key " + key.dump() +
+                       ", expected a string or a number (declare key_format: json for "
+                       "object and array keys)");
+    } else {
+      out += key.dump();
+    }
+    return true;
+  }
+  Json deserialize(NullableBytes bytes) const override {
+    if (!bytes) return nullptr;
+    return std::string(*bytes);
+  }
+  std::string_view name() const override { return "string"; }
+};
+
 // Kafka's LongSerializer: 8 big-endian bytes.
 class Int64Serde final : public Serde<Json> {
  public:
@@ -57,6 +84,11 @@ SerdePtr<Json> format_serde(std::string_view format) {
   if (format == "bytes") return std::make_shared<TextSerde>("bytes");
   if (format == "int64") return std::make_shared<Int64Serde>();
   throw std::invalid_argument("unknown format '" + std::string(format) + "'");
+}
+
+SerdePtr<Json> key_format_serde(std::string_view format) {
+  if (format == "string") return std::make_shared<StringKeySerde>();
+  return format_serde(format);
 }
 
 }  // namespace rill::pipeline

@@ -943,15 +943,15 @@ class Loader {
           [e](const Json& key, const Json& value) {
             return KeyValue<Json, Json>{e.evaluate(EvalContext{key, value, 0, nullptr}), value};
           },
-          Grouped<Json, Json>{name, serdes::json<Json>(), serdes::json<Json>()});
+          Grouped<Json, Json>{name, group_key_serde(step, e), serdes::json<Json>()});
       state.table.reset();
       state.grouped_mark = step.mark;
     } else if (op == "group_by") {
       Expression e = expression(step.at("key"), scope);
       Stream keyed = e.is_key() ? state.stream : select_key(state.stream, e, {});
       state.group_name = name;
-      state.grouped =
-          keyed.group_by_key(Grouped<Json, Json>{name, serdes::json<Json>(), serdes::json<Json>()});
+      state.grouped = keyed.group_by_key(
+          Grouped<Json, Json>{name, group_key_serde(step, e), serdes::json<Json>()});
       state.grouped_mark = step.mark;
     } else if (op == "aggregate") {
       if (!state.grouped && !state.grouped_table)
@@ -975,6 +975,17 @@ class Loader {
                                 ctx.forward(r);
                               });
     }
+  }
+
+  // The serde of a group_by's keys in its declared key format; an object or
+  // array key needs json, which the expression's type may already tell.
+  SerdePtr<Json> group_key_serde(const Step& step, const Expression& key) const {
+    const std::string format = scalar_field(step, "key_format", "string");
+    if (format == "string" && (key.type() == ValueType::kObject || key.type() == ValueType::kArray))
+      fail_in_scalar(step.at("key"), 0,
+                     "found " + std::string(to_string(key.type())) +
+                         " key, which key_format string cannot write; declare key_format: json");
+    return key_format_serde(format);
   }
 
   static void print_record(const Record<Json, Json>& r) {

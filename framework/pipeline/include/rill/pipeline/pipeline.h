@@ -99,5 +99,9 @@ Pipeline load_text(const std::string& text, const std::string& file_name,
 
 // The serde of a record format (json, string, bytes, int64) over JSON values.
 SerdePtr<Json> format_serde(std::string_view format);
+// The serde a group_by's repartition topic and its aggregation's store use for
+// keys in `format`: as format_serde, except that string refuses object and
+// array keys, which only json can carry.
+SerdePtr<Json> key_format_serde(std::string_view format);
 
 }  // namespace rill::pipeline
