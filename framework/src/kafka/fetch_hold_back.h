@@ -44,7 +44,9 @@ class FetchHoldBack {
 };
 
 // Wakes the broker thread that fetches `partition` with the cheapest request
-// to its leader, a watermark query. Blocks for one round trip at most a second.
+// to its leader, a watermark query. Blocks for one round trip: librdkafka
+// 2.0.2 waits for the answer up to the consumer's socket.timeout.ms whatever
+// timeout it is given, so a consumer that wakes fetchers bounds that.
 inline void wake_fetcher(rd_kafka_t* consumer, const std::string& topic, int32_t partition) {
   int64_t low = 0, high = 0;
   rd_kafka_query_watermark_offsets(consumer, topic.c_str(), partition, &low, &high, 1000);

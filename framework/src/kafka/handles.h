@@ -125,7 +125,9 @@ bool is_producer_state_error(rd_kafka_resp_err_t err);
 // The low and high watermarks of each partition, in order, retrying
 // transient errors for up to `timeout` per partition; throws
 // std::runtime_error naming the partition otherwise. Under read_committed the
-// high watermark is the last stable offset.
+// high watermark is the last stable offset. One query to a leader that died
+// waits up to the client's socket.timeout.ms, whatever `timeout` says
+// (librdkafka 2.0.2).
 std::vector<std::pair<int64_t, int64_t>> watermarks(
     rd_kafka_t* rk, const std::vector<std::pair<std::string, int32_t>>& partitions,
     std::chrono::milliseconds timeout);

@@ -75,6 +75,10 @@ constexpr const char* kStatisticsIntervalMs = "1000";
 // Recovery from faults of the cluster: how long one call to the cluster may
 // block the polling thread.
 constexpr auto kRecoveryCallTimeout = std::chrono::milliseconds(10'000);
+// socket.timeout.ms of the consumers whose threads ask the broker while they
+// serve others (the polling thread, the changelog reader): long enough for a
+// loaded broker to answer, short enough that a dead one costs seconds.
+constexpr const char* kBoundedRequestTimeoutMs = "10000";
 // How long the polling thread waits for topic metadata it asks for again.
 constexpr auto kMetadataRefreshTimeout = std::chrono::milliseconds(2'000);
 
@@ -235,6 +239,10 @@ struct KafkaStreams::Impl {
     consumer_properties["enable.auto.commit"] = "false";
     consumer_properties["enable.auto.offset.store"] = "false";
     consumer_properties.emplace("auto.offset.reset", "earliest");
+    // The polling thread wakes a partition's fetcher with a watermark query
+    // (see kafka::wake_fetcher), which waits up to this long for a leader
+    // that died: not librdkafka's default minute.
+    consumer_properties.emplace("socket.timeout.ms", kBoundedRequestTimeoutMs);
     // Each partition's queue is its buffer: librdkafka fetches a partition
     // while fewer records than this wait in its queue.
     consumer_properties.emplace("queued.min.messages", std::to_string(buffer_capacity));
@@ -375,6 +383,12 @@ struct KafkaStreams::Impl {
     // The reader also asks this broker connection for changelog ends, which
     // wait behind a pending fetch: keep fetches from lingering.
     properties.emplace("fetch.wait.max.ms", "50");
+    // librdkafka 2.0.2's watermark query waits for its answer up to
+    // socket.timeout.ms (60 s by default), whatever timeout it is given. The
+    // reader asks the ends of changelogs whose leader may have just died, and
+    // a revocation waits for the reader's turn: a dead leader must not hold
+    // that turn, and the rebalance behind it, for a minute.
+    properties.emplace("socket.timeout.ms", kBoundedRequestTimeoutMs);
     properties.emplace("auto.offset.reset", "earliest");
     properties["queued.min.messages"] = std::to_string(state::ChangelogReader::kQueuedRecords);
     // A store restored under exactly-once holds committed writes only.
