@@ -13,32 +13,40 @@ EventPtr await_result(rd_kafka_queue_t* queue, std::chrono::milliseconds timeout
   return EventPtr(rd_kafka_queue_poll(queue, static_cast<int>(timeout.count())));
 }
 
-}  // namespace
+struct MetadataDeleter {
+  void operator()(const rd_kafka_metadata_t* metadata) const {
+    rd_kafka_metadata_destroy(metadata);
+  }
+};
+using MetadataPtr = std::unique_ptr<const rd_kafka_metadata_t, MetadataDeleter>;
 
-std::map<std::string, int32_t> topic_partitions(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
+// The metadata of every topic on the cluster. Asking for all topics rather
+// than naming them keeps any broker from auto-creating one by being asked.
+MetadataPtr all_topics(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
   const rd_kafka_metadata_t* metadata = nullptr;
-  rd_kafka_resp_err_t err =
+  const rd_kafka_resp_err_t err =
       rd_kafka_metadata(rk, 1, nullptr, &metadata, static_cast<int>(timeout.count()));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     throw std::runtime_error(std::string("cannot read the cluster's topics: ") +
                              rd_kafka_err2str(err));
+  return MetadataPtr(metadata);
+}
+
+}  // namespace
+
+std::map<std::string, int32_t> topic_partitions(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
+  const MetadataPtr metadata = all_topics(rk, timeout);
   std::map<std::string, int32_t> topics;
   for (int i = 0; i < metadata->topic_cnt; ++i)
     if (metadata->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
         metadata->topics[i].partition_cnt > 0)
       topics[metadata->topics[i].topic] = metadata->topics[i].partition_cnt;
-  rd_kafka_metadata_destroy(metadata);
   return topics;
 }
 
 std::vector<std::string> under_replicated_partitions(rd_kafka_t* rk,
                                                      std::chrono::milliseconds timeout) {
-  const rd_kafka_metadata_t* metadata = nullptr;
-  rd_kafka_resp_err_t err =
-      rd_kafka_metadata(rk, 1, nullptr, &metadata, static_cast<int>(timeout.count()));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    throw std::runtime_error(std::string("cannot read the cluster's topics: ") +
-                             rd_kafka_err2str(err));
+  const MetadataPtr metadata = all_topics(rk, timeout);
   std::vector<std::string> lagging;
   for (int i = 0; i < metadata->topic_cnt; ++i) {
     const rd_kafka_metadata_topic_t& topic = metadata->topics[i];
@@ -50,7 +58,6 @@ std::vector<std::string> under_replicated_partitions(rd_kafka_t* rk,
                           std::to_string(partition.replica_cnt) + " replicas in sync");
     }
   }
-  rd_kafka_metadata_destroy(metadata);
   return lagging;
 }
 

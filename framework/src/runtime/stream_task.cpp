@@ -161,7 +161,8 @@ void StreamTask::record_dropped(std::string_view reason) {
                             [&](const Drops& known) { return known.reason == reason; });
   if (drops != drops_.end()) {
     ++drops->since_summary;
-    if (metadata_)
+    // The task id is formatted only when debug lines are written.
+    if (metadata_ && log::get().should_log(spdlog::level::debug))
       log::get().debug("task {}: dropped the record at {}-{} offset {}: {}", id_.to_string(),
                        metadata_->topic, metadata_->partition, metadata_->offset, reason);
     if (const int64_t now = clock_(); now - last_drop_summary_ms_ >= kDropSummaryIntervalMs)
