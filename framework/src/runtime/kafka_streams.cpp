@@ -391,13 +391,23 @@ struct KafkaStreams::Impl {
     properties.emplace("socket.timeout.ms", kBoundedRequestTimeoutMs);
     properties.emplace("auto.offset.reset", "earliest");
     properties["queued.min.messages"] = std::to_string(state::ChangelogReader::kQueuedRecords);
-    // A store restored under exactly-once holds committed writes only.
-    if (exactly_once) properties["isolation.level"] = "read_committed";
+    // A store restored under exactly-once holds committed writes only, and
+    // its restore ends at the high watermark, which only a client reading
+    // uncommitted records is told.
+    kafka::KafkaPtr ends;
+    if (exactly_once) {
+      properties["isolation.level"] = "read_committed";
+      auto ends_properties = properties;
+      ends_properties["client.id"] += "-ends";
+      ends_properties["isolation.level"] = "read_uncommitted";
+      ends_properties.erase("queued.min.messages");
+      ends = kafka::make_client(RD_KAFKA_CONSUMER, conf_for(ends_properties));
+    }
     // librdkafka wants a group even for a consumer that only assigns; this one
     // never joins it nor commits to it.
     properties["group.id"] = application_id + "-restore";
     changelog_reader = std::make_unique<state::ChangelogReader>(
-        kafka::make_client(RD_KAFKA_CONSUMER, conf_for(properties)),
+        kafka::make_client(RD_KAFKA_CONSUMER, conf_for(properties)), std::move(ends),
         [this](const RestoreProgress& progress) {
           metrics->on_restore_progress(progress.store, progress.topic, progress.partition,
                                        progress.restored, progress.total, progress.done);

@@ -25,9 +25,10 @@ constexpr std::chrono::seconds kEndOffsetsTurn(1);
 
 }  // namespace
 
-ChangelogReader::ChangelogReader(kafka::KafkaPtr consumer, Listener listener,
+ChangelogReader::ChangelogReader(kafka::KafkaPtr consumer, kafka::KafkaPtr ends, Listener listener,
                                  std::function<void()> on_restored)
     : consumer_(std::move(consumer)),
+      ends_(std::move(ends)),
       listener_(std::move(listener)),
       on_restored_(std::move(on_restored)),
       thread_([this] { run(); }) {}
@@ -48,6 +49,7 @@ ChangelogReader::~ChangelogReader() {
   // no group to leave; librdkafka's close could wait on a coordinator for
   // nothing (seen after the process was stopped past its session timeout).
   kafka::destroy_unclosed(std::move(consumer_));
+  kafka::destroy_unclosed(std::move(ends_));
 }
 
 void ChangelogReader::submit(std::shared_ptr<RestoringTask> task) {
@@ -149,8 +151,12 @@ void ChangelogReader::run() {
       }
       if (last_reading == nullptr) continue;
       Reading& reading = *last_reading;
+      // The end of what the consumer may read: the high watermark, or under
+      // exactly-once the last stable offset, which stops before a transaction
+      // still open. Past the restore's end it ends the restore even when the
+      // changelog's last records were compacted away or are markers.
       if (message.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        if (reading.task && !reading.done) {
+        if (reading.task && !reading.done && message.offset >= reading.end) {
           write_pending(reading);
           if (!reading.done) finish(reading);
         }
@@ -184,6 +190,18 @@ void ChangelogReader::run() {
   }
 }
 
+// A restore reads up to the changelog's high watermark when it starts, even
+// under exactly-once, where the consumer's own end is the last stable offset.
+// A transaction of the task's previous owner may still be open there: the
+// group moved the task on while that instance was cut off, and it had sent
+// the transaction's input offsets before the move (after it, the group
+// refuses them), so the transaction may yet commit. The task then resumes
+// from those offsets, and its store must hold that transaction's writes,
+// which all lie below the high watermark (an instance sends offsets only
+// once its writes are acknowledged). Stopping at the stable offset lost them.
+// The restore ends when the transaction does: a commit hands on its records,
+// an abort lets the stable offset pass them (see the end-of-partition rule in
+// run()).
 void ChangelogReader::start_restores() {
   const auto turn_end = Clock::now() + kEndOffsetsTurn;
   std::vector<WaitingRestore> unanswered;
@@ -196,7 +214,8 @@ void ChangelogReader::start_restores() {
     std::string failure;
     try {
       // Leaders of changelogs created moments ago may not be known yet.
-      offsets = kafka::watermarks(consumer_.get(), changelogs, kEndOffsetsAttempt);
+      offsets =
+          kafka::watermarks(ends_ ? ends_.get() : consumer_.get(), changelogs, kEndOffsetsAttempt);
     } catch (const kafka::Error& e) {
       if (kafka::is_retriable(e.code()) && Clock::now() - it->since < kEndOffsetsTimeout) {
         unanswered.push_back(std::move(*it));  // asked again after the others

@@ -63,7 +63,12 @@ class ChangelogReader {
   // Records the reader's consumer fetches ahead (its queued.min.messages).
   static constexpr std::size_t kQueuedRecords = 100'000;
 
-  ChangelogReader(kafka::KafkaPtr consumer, Listener listener, std::function<void()> on_restored);
+  // `ends` answers the reader's questions for changelogs' ends: nullptr when
+  // `consumer` reads uncommitted records (at-least-once), else a client that
+  // does, as the end of a restore under exactly-once is the high watermark,
+  // not the last stable offset (see start_restores).
+  ChangelogReader(kafka::KafkaPtr consumer, kafka::KafkaPtr ends, Listener listener,
+                  std::function<void()> on_restored);
   ~ChangelogReader();
 
   // Restores `task`'s stores, then reports it restored.
@@ -87,7 +92,7 @@ class ChangelogReader {
     std::shared_ptr<RestoringTask> task;   // restoring
     std::shared_ptr<StandbyTask> standby;  // or following
     int64_t next_offset = 0;
-    int64_t end = -1;  // restoring: the changelog's end when the restore began
+    int64_t end = -1;  // restoring: the changelog's high watermark when the restore began
     RestoreProgress progress;
     bool done = false;
     // Records of the current batch not yet written to the store.
@@ -114,6 +119,7 @@ class ChangelogReader {
   void wait_for_turn(std::unique_lock<std::mutex>& lock, uint64_t turn);
 
   kafka::KafkaPtr consumer_;
+  kafka::KafkaPtr ends_;
   Listener listener_;
   std::function<void()> on_restored_;
 
