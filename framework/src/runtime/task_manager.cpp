@@ -178,6 +178,7 @@ void TaskManager::open_task(ActiveTask& task) {
 
 void TaskManager::close_partitions(const std::vector<kafka::TopicPartition>& partitions,
                                    bool clean) {
+  std::vector<std::shared_ptr<ActiveTask>> emptied;
   for (const auto& tp : partitions) {
     std::erase_if(recovery_.partitions, [&](const kafka::TopicPartition& waiting) {
       return waiting.topic == tp.topic && waiting.partition == tp.partition;
@@ -189,32 +190,44 @@ void TaskManager::close_partitions(const std::vector<kafka::TopicPartition>& par
     std::erase_if(task->inputs(), [&](const std::unique_ptr<InputPartition>& input) {
       return input->topic == tp.topic && input->partition == tp.partition;
     });
-    if (task->inputs().empty()) close_task(task, clean);
+    if (task->inputs().empty()) emptied.push_back(std::move(task));
   }
+  close_tasks(emptied, clean);
 }
 
-void TaskManager::close_task(const std::shared_ptr<ActiveTask>& task, bool clean) {
-  // A run posted before does nothing from now on.
-  const bool was_running = task->task_state() == TaskState::kRunning;
-  task->transition_to(TaskState::kClosed);
-  // First: a partition's arrival callback holds the task while it runs, and
-  // must never be the last to let go of it.
-  for (const auto& input : task->inputs()) inputs_.erase({input->topic, input->partition});
-  task->inputs().clear();
-  // Only a task still restoring is in the reader's hands.
-  if (task->in_restore()) shared_.changelog_reader->wait_idle(*task);
-  try {
-    task->close(clean && was_running && !task->failure_reported());
-  } catch (const std::exception& e) {
-    log::get().warn("{}: {}", settings_.application_id, e.what());
+void TaskManager::close_tasks(const std::vector<std::shared_ptr<ActiveTask>>& closing, bool clean) {
+  std::vector<bool> was_running;
+  std::vector<const state::RestoringTask*> restoring;
+  for (const auto& task : closing) {
+    // A run posted before does nothing from now on.
+    was_running.push_back(task->task_state() == TaskState::kRunning);
+    task->transition_to(TaskState::kClosed);
+    // First: a partition's arrival callback holds the task while it runs, and
+    // must never be the last to let go of it.
+    for (const auto& input : task->inputs()) inputs_.erase({input->topic, input->partition});
+    task->inputs().clear();
+    // Only a task still restoring is in the reader's hands.
+    if (task->in_restore()) restoring.push_back(task.get());
   }
-  log::get().info("{}: closed task {}{}", settings_.application_id, task->id().to_string(),
-                  clean ? "" : " without a checkpoint: its stores restore in full");
-  if (task->metrics() != nullptr) {
-    task->metrics()->assigned.store(false, std::memory_order_relaxed);
-    task->metrics()->restoring.store(false, std::memory_order_relaxed);
+  // One turn of the reader lets go of them all: a turn may wait on a broker
+  // for up to a second, and a revocation after a broker fault closes many
+  // restoring tasks at once.
+  if (!restoring.empty()) shared_.changelog_reader->wait_idle(restoring);
+  for (std::size_t i = 0; i < closing.size(); ++i) {
+    const auto& task = closing[i];
+    try {
+      task->close(clean && was_running[i] && !task->failure_reported());
+    } catch (const std::exception& e) {
+      log::get().warn("{}: {}", settings_.application_id, e.what());
+    }
+    log::get().info("{}: closed task {}{}", settings_.application_id, task->id().to_string(),
+                    clean ? "" : " without a checkpoint: its stores restore in full");
+    if (task->metrics() != nullptr) {
+      task->metrics()->assigned.store(false, std::memory_order_relaxed);
+      task->metrics()->restoring.store(false, std::memory_order_relaxed);
+    }
+    tasks_.erase(task->id());
   }
-  tasks_.erase(task->id());
   shared_.counters.active_tasks.store(tasks_.size(), std::memory_order_relaxed);
 }
 
@@ -223,7 +236,9 @@ void TaskManager::close_all(bool try_commit) {
   // Tasks the revocation left (failed ones, or all when the consumer could
   // not leave the group) keep a checkpoint only under a commit.
   const bool committed = try_commit && !tasks_.empty() && commit_offsets();
-  while (!tasks_.empty()) close_task(tasks_.begin()->second, committed);
+  std::vector<std::shared_ptr<ActiveTask>> closing;
+  for (auto& [id, task] : tasks_) closing.push_back(task);
+  close_tasks(closing, committed);
 }
 
 // ---- commit ----------------------------------------------------------------

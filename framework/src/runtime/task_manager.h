@@ -203,7 +203,7 @@ class TaskManager {
   void open_task(ActiveTask& task);
   // Closes the tasks of `partitions`; `clean` after they committed.
   void close_partitions(const std::vector<kafka::TopicPartition>& partitions, bool clean);
-  void close_task(const std::shared_ptr<ActiveTask>& task, bool clean);
+  void close_tasks(const std::vector<std::shared_ptr<ActiveTask>>& closing, bool clean);
 
   void note_stall(const std::string& reason);
   // Closes `rewound` without committing and reopens their partitions from the

@@ -78,10 +78,12 @@ void ChangelogReader::wait_for_turn(std::unique_lock<std::mutex>& lock, uint64_t
     log::get().warn("the changelog reader is still busy with a task it is asked to let go of");
 }
 
-void ChangelogReader::wait_idle(const RestoringTask& task) {
+void ChangelogReader::wait_idle(const std::vector<const RestoringTask*>& tasks) {
   std::unique_lock lock(mutex_);
-  std::erase_if(restore_requests_, [&](const auto& queued) { return queued.get() == &task; });
-  removals_.insert(&task);
+  for (const RestoringTask* task : tasks) {
+    std::erase_if(restore_requests_, [&](const auto& queued) { return queued.get() == task; });
+    removals_.insert(task);
+  }
   const uint64_t turn = turn_;
   changed_.notify_all();
   wait_for_turn(lock, turn);

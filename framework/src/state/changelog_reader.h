@@ -73,8 +73,8 @@ class ChangelogReader {
 
   // Restores `task`'s stores, then reports it restored.
   void submit(std::shared_ptr<RestoringTask> task);
-  // Stops restoring `task` and waits until the reader no longer touches it.
-  void wait_idle(const RestoringTask& task);
+  // Stops restoring `tasks` and waits until the reader no longer touches them.
+  void wait_idle(const std::vector<const RestoringTask*>& tasks);
   // Keeps `standby`'s stores following their changelogs until removed.
   void add_standby(std::shared_ptr<StandbyTask> standby);
   // Stops following and waits until the reader no longer touches it; the
