@@ -138,6 +138,19 @@ std::vector<std::pair<int64_t, int64_t>> watermarks(
       if (!is_retriable(err) || Clock::now() + backoff >= deadline)
         throw Error(err,
                     "cannot read the offsets of " + topic + "[" + std::to_string(partition) + "]");
+      // librdkafka 2.0.2 does not learn a new leader from this refusal: a
+      // client that only asks for offsets, and fetches nothing, would ask
+      // the old leader until its next periodic metadata refresh (5 minutes).
+      // Asking for the topic's metadata updates its leaders.
+      if (err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+          err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+          err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        try {
+          partition_count(rk, topic, std::max(left, std::chrono::milliseconds(100)));
+        } catch (const std::runtime_error&) {
+          // Asked again at the next attempt.
+        }
+      }
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
     }
