@@ -579,354 +579,371 @@ std::string uppered(std::string s) {
 const std::vector<Function>& functions() {
   using T = ValueType;
   static const std::vector<Function> kFunctions = {
-      {"lower",
-       1,
-       1,
-       {T::kString},
-       T::kString,
-       true,
-       [](const Args& a, std::size_t, Json& out) { out = lowered(str(*a[0], "lower")); },
-       "lower(s)",
-       "s in lower case (ASCII)."},
-      {"upper",
-       1,
-       1,
-       {T::kString},
-       T::kString,
-       true,
-       [](const Args& a, std::size_t, Json& out) { out = uppered(str(*a[0], "upper")); },
-       "upper(s)",
-       "s in upper case (ASCII)."},
-      {"trim",
-       1,
-       1,
-       {T::kString},
-       T::kString,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         const std::string& s = str(*a[0], "trim");
-         const auto first = s.find_first_not_of(" \t\r\n");
-         out = first == std::string::npos
-                   ? std::string()
-                   : s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
-       },
-       "trim(s)",
-       "s without leading and trailing white space."},
-      {"length",
-       1,
-       1,
-       {T::kAny},
-       T::kNumber,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         const Json& v = *a[0];
-         if (v.is_string())
-           out = static_cast<int64_t>(v.get_ref<const std::string&>().size());
-         else if (v.is_array() || v.is_object())
-           out = static_cast<int64_t>(v.size());
-         else
-           throw EvalError("length() expects a string, an array or an object, found " +
-                           std::string(type_of(v)));
-       },
-       "length(x)",
-       "Bytes of a string, elements of an array, fields of an object."},
-      {"substr",
-       2,
-       3,
-       {T::kString, T::kNumber, T::kNumber},
-       T::kString,
-       true,
-       [](const Args& a, std::size_t n, Json& out) {
-         const std::string& s = str(*a[0], "substr");
-         const int64_t size = static_cast<int64_t>(s.size());
-         const int64_t start = std::clamp<int64_t>(integer(*a[1], "substr"), 0, size);
-         const int64_t length =
-             n == 3 ? std::clamp<int64_t>(integer(*a[2], "substr"), 0, size - start) : size - start;
-         out = s.substr(static_cast<std::size_t>(start), static_cast<std::size_t>(length));
-       },
-       "substr(s, start[, length])",
-       "The part of s from byte `start` (0-based)."},
-      {"concat",
-       1,
-       kMaxArgs,
-       {T::kAny},
-       T::kString,
-       false,
-       [](const Args& a, std::size_t n, Json& out) {
-         std::string s;
-         for (std::size_t i = 0; i < n; ++i)
-           if (!a[i]->is_null()) s += text_of(*a[i]);
-         out = std::move(s);
-       },
-       "concat(x, ...)",
-       "The arguments as text, joined; nulls are skipped."},
-      {"contains",
-       2,
-       2,
-       {T::kAny, T::kAny},
-       T::kBool,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         if (a[0]->is_array()) {
-           out = std::find(a[0]->begin(), a[0]->end(), *a[1]) != a[0]->end();
-         } else {
-           out = str(*a[0], "contains").find(str(*a[1], "contains")) != std::string::npos;
-         }
-       },
-       "contains(s, part)",
-       "Whether string s contains part, or array s contains the value part."},
-      {"starts_with",
-       2,
-       2,
-       {T::kString, T::kString},
-       T::kBool,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         out = str(*a[0], "starts_with").starts_with(str(*a[1], "starts_with"));
-       },
-       "starts_with(s, prefix)",
-       "Whether s starts with prefix."},
-      {"ends_with",
-       2,
-       2,
-       {T::kString, T::kString},
-       T::kBool,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         out = str(*a[0], "ends_with").ends_with(str(*a[1], "ends_with"));
-       },
-       "ends_with(s, suffix)",
-       "Whether s ends with suffix."},
-      {"replace",
-       3,
-       3,
-       {T::kString, T::kString, T::kString},
-       T::kString,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         std::string s = str(*a[0], "replace");
-         const std::string& from = str(*a[1], "replace");
-         const std::string& to = str(*a[2], "replace");
-         if (!from.empty())
-           for (std::size_t at = s.find(from); at != std::string::npos;
-                at = s.find(from, at + to.size()))
-             s.replace(at, from.size(), to);
-         out = std::move(s);
-       },
-       "replace(s, from, to)",
-       "s with every `from` replaced by `to`."},
-      {"split",
-       2,
-       2,
-       {T::kString, T::kString},
-       T::kArray,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         const std::string& s = str(*a[0], "split");
-         const std::string& separator = str(*a[1], "split");
-         out = Json::array();
-         if (separator.empty()) throw EvalError("split() expects a non-empty separator");
-         std::size_t start = 0;
-         for (std::size_t at = s.find(separator); at != std::string::npos;
-              at = s.find(separator, start)) {
-           out.push_back(s.substr(start, at - start));
-           start = at + separator.size();
-         }
-         out.push_back(s.substr(start));
-       },
-       "split(s, separator)",
-       "The parts of s between separators, as an array."},
-      {"to_string",
-       1,
-       1,
-       {T::kAny},
-       T::kString,
-       true,
-       [](const Args& a, std::size_t, Json& out) { out = text_of(*a[0]); },
-       "to_string(x)",
-       "x as text: strings unchanged, anything else as JSON."},
-      {"to_number",
-       1,
-       1,
-       {T::kAny},
-       T::kNumber,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         const Json& v = *a[0];
-         if (v.is_number()) {
-           out = v;
-           return;
-         }
-         const std::string& s = str(v, "to_number");
-         Json parsed = Json::parse(s, nullptr, false);
-         if (!parsed.is_number()) throw EvalError("to_number(): '" + s + "' is not a number");
-         out = std::move(parsed);
-       },
-       "to_number(x)",
-       "A number, or a string holding one, as a number."},
-      {"round",
-       1,
-       2,
-       {T::kNumber, T::kNumber},
-       T::kNumber,
-       true,
-       [](const Args& a, std::size_t n, Json& out) {
-         const double scale = n == 2 ? std::pow(10.0, integer(*a[1], "round")) : 1.0;
-         out = number_result(std::round(num(*a[0], "round") * scale) / scale);
-       },
-       "round(x[, digits])",
-       "x rounded half away from zero, to `digits` decimals (default 0)."},
-      {"floor",
-       1,
-       1,
-       {T::kNumber},
-       T::kNumber,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         out = number_result(std::floor(num(*a[0], "floor")));
-       },
-       "floor(x)",
-       "The largest whole number not above x."},
-      {"ceil",
-       1,
-       1,
-       {T::kNumber},
-       T::kNumber,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         out = number_result(std::ceil(num(*a[0], "ceil")));
-       },
-       "ceil(x)",
-       "The smallest whole number not below x."},
-      {"abs",
-       1,
-       1,
-       {T::kNumber},
-       T::kNumber,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         if (const std::optional<int64_t> x = exact_integer(*a[0])) {
-           if (*x == std::numeric_limits<int64_t>::min())
-             throw EvalError("abs(): integer overflow: abs(" + std::to_string(*x) +
-                             ") does not fit in 64 bits");
-           out = *x < 0 ? -*x : *x;
-         } else {
-           out = std::fabs(num(*a[0], "abs"));
-         }
-       },
-       "abs(x)",
-       "x without its sign."},
-      {"is_null",
-       1,
-       1,
-       {T::kAny},
-       T::kBool,
-       false,
-       [](const Args& a, std::size_t, Json& out) { out = a[0]->is_null(); },
-       "is_null(x)",
-       "Whether x is null (a missing field is null)."},
-      {"now",
-       0,
-       0,
-       {},
-       T::kNumber,
-       false,
-       [](const Args&, std::size_t, Json& out) {
-         out = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
-       },
-       "now()",
-       "The wall-clock time, in milliseconds since the epoch."},
-      {"format_time",
-       2,
-       2,
-       {T::kNumber, T::kString},
-       T::kString,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         const int64_t ms = integer(*a[0], "format_time");
-         // Rounded down: -1 ms is in the second before the epoch.
-         const std::time_t seconds = static_cast<std::time_t>(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
-         std::tm tm{};
-         if (gmtime_r(&seconds, &tm) == nullptr)
-           throw EvalError("format_time(): time " + std::to_string(ms) +
-                           " ms is beyond the calendar");
-         char buffer[256];
-         const std::size_t size =
-             std::strftime(buffer, sizeof buffer, str(*a[1], "format_time").c_str(), &tm);
-         out = std::string(buffer, size);
-       },
-       "format_time(ms, format)",
-       "Time `ms` (since the epoch) in UTC, by strftime's format."},
-      {"parse_time",
-       2,
-       2,
-       {T::kString, T::kString},
-       T::kNumber,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         const std::string& s = str(*a[0], "parse_time");
-         std::tm tm{};
-         const char* end = strptime(s.c_str(), str(*a[1], "parse_time").c_str(), &tm);
-         if (end == nullptr || *end != '\0')
-           throw EvalError("parse_time(): '" + s + "' does not match the format");
-         int64_t ms = 0;
-         if (__builtin_mul_overflow(static_cast<int64_t>(timegm(&tm)), 1000, &ms))
-           throw EvalError("parse_time(): '" + s + "' is beyond 64-bit milliseconds");
-         out = ms;
-       },
-       "parse_time(s, format)",
-       "Time s in UTC, read by strptime's format, in ms since the epoch."},
-      {"random",
-       2,
-       2,
-       {T::kNumber, T::kNumber},
-       T::kNumber,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         thread_local std::mt19937_64 generator{std::random_device{}()};
-         const int64_t lo = integer(*a[0], "random");
-         const int64_t hi = integer(*a[1], "random");
-         if (hi < lo) throw EvalError("random() expects lo <= hi");
-         out = std::uniform_int_distribution<int64_t>(lo, hi)(generator);
-       },
-       "random(lo, hi)",
-       "A random integer from lo to hi (both included); for generators."},
-      {"pick",
-       1,
-       1,
-       {T::kArray},
-       T::kAny,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         thread_local std::mt19937_64 generator{std::random_device{}()};
-         if (!a[0]->is_array() || a[0]->empty())
-           throw EvalError("pick() expects a non-empty array");
-         out = (*a[0])[std::uniform_int_distribution<std::size_t>(0, a[0]->size() - 1)(generator)];
-       },
-       "pick(array)",
-       "A random element of the array; for generators."},
-      {"window_start",
-       2,
-       2,
-       {T::kNumber, T::kNumber},
-       T::kNumber,
-       true,
-       [](const Args& a, std::size_t, Json& out) {
-         const int64_t ms = integer(*a[0], "window_start");
-         const int64_t size = integer(*a[1], "window_start");
-         if (size <= 0) throw EvalError("window_start() expects a positive size");
-         int64_t into_window = ms % size;
-         if (into_window < 0) into_window += size;
-         int64_t start = 0;
-         if (__builtin_sub_overflow(ms, into_window, &start))
-           throw EvalError("window_start(): the window of time " + std::to_string(ms) +
-                           " ms starts before the earliest 64-bit time");
-         out = start;
-       },
-       "window_start(ms, size_ms)",
-       "The start of the `size_ms` window that holds time `ms`."},
+      {.name = "lower",
+       .min_args = 1,
+       .max_args = 1,
+       .arg_types = {T::kString},
+       .result = T::kString,
+       .null_in_null_out = true,
+       .impl = [](const Args& a, std::size_t, Json& out) { out = lowered(str(*a[0], "lower")); },
+       .signature = "lower(s)",
+       .description = "s in lower case (ASCII)."},
+      {.name = "upper",
+       .min_args = 1,
+       .max_args = 1,
+       .arg_types = {T::kString},
+       .result = T::kString,
+       .null_in_null_out = true,
+       .impl = [](const Args& a, std::size_t, Json& out) { out = uppered(str(*a[0], "upper")); },
+       .signature = "upper(s)",
+       .description = "s in upper case (ASCII)."},
+      {.name = "trim",
+       .min_args = 1,
+       .max_args = 1,
+       .arg_types = {T::kString},
+       .result = T::kString,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             const std::string& s = str(*a[0], "trim");
+             const auto first = s.find_first_not_of(" \t\r\n");
+             out = first == std::string::npos
+                       ? std::string()
+                       : s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+           },
+       .signature = "trim(s)",
+       .description = "s without leading and trailing white space."},
+      {.name = "length",
+       .min_args = 1,
+       .max_args = 1,
+       .arg_types = {T::kAny},
+       .result = T::kNumber,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             const Json& v = *a[0];
+             if (v.is_string())
+               out = static_cast<int64_t>(v.get_ref<const std::string&>().size());
+             else if (v.is_array() || v.is_object())
+               out = static_cast<int64_t>(v.size());
+             else
+               throw EvalError("length() expects a string, an array or an object, found " +
+                               std::string(type_of(v)));
+           },
+       .signature = "length(x)",
+       .description = "Bytes of a string, elements of an array, fields of an object."},
+      {.name = "substr",
+       .min_args = 2,
+       .max_args = 3,
+       .arg_types = {T::kString, T::kNumber, T::kNumber},
+       .result = T::kString,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t n, Json& out) {
+             const std::string& s = str(*a[0], "substr");
+             const int64_t size = static_cast<int64_t>(s.size());
+             const int64_t start = std::clamp<int64_t>(integer(*a[1], "substr"), 0, size);
+             const int64_t length =
+                 n == 3 ? std::clamp<int64_t>(integer(*a[2], "substr"), 0, size - start)
+                        : size - start;
+             out = s.substr(static_cast<std::size_t>(start), static_cast<std::size_t>(length));
+           },
+       .signature = "substr(s, start[, length])",
+       .description = "The part of s from byte `start` (0-based)."},
+      {.name = "concat",
+       .min_args = 1,
+       .max_args = kMaxArgs,
+       .arg_types = {T::kAny},
+       .result = T::kString,
+       .null_in_null_out = false,
+       .impl =
+           [](const Args& a, std::size_t n, Json& out) {
+             std::string s;
+             for (std::size_t i = 0; i < n; ++i)
+               if (!a[i]->is_null()) s += text_of(*a[i]);
+             out = std::move(s);
+           },
+       .signature = "concat(x, ...)",
+       .description = "The arguments as text, joined; nulls are skipped."},
+      {.name = "contains",
+       .min_args = 2,
+       .max_args = 2,
+       .arg_types = {T::kAny, T::kAny},
+       .result = T::kBool,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             if (a[0]->is_array()) {
+               out = std::find(a[0]->begin(), a[0]->end(), *a[1]) != a[0]->end();
+             } else {
+               out = str(*a[0], "contains").find(str(*a[1], "contains")) != std::string::npos;
+             }
+           },
+       .signature = "contains(s, part)",
+       .description = "Whether string s contains part, or array s contains the value part."},
+      {.name = "starts_with",
+       .min_args = 2,
+       .max_args = 2,
+       .arg_types = {T::kString, T::kString},
+       .result = T::kBool,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             out = str(*a[0], "starts_with").starts_with(str(*a[1], "starts_with"));
+           },
+       .signature = "starts_with(s, prefix)",
+       .description = "Whether s starts with prefix."},
+      {.name = "ends_with",
+       .min_args = 2,
+       .max_args = 2,
+       .arg_types = {T::kString, T::kString},
+       .result = T::kBool,
+       .null_in_null_out = true,
+       .impl = [](const Args& a, std::size_t,
+                  Json& out) { out = str(*a[0], "ends_with").ends_with(str(*a[1], "ends_with")); },
+       .signature = "ends_with(s, suffix)",
+       .description = "Whether s ends with suffix."},
+      {.name = "replace",
+       .min_args = 3,
+       .max_args = 3,
+       .arg_types = {T::kString, T::kString, T::kString},
+       .result = T::kString,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             std::string s = str(*a[0], "replace");
+             const std::string& from = str(*a[1], "replace");
+             const std::string& to = str(*a[2], "replace");
+             if (!from.empty())
+               for (std::size_t at = s.find(from); at != std::string::npos;
+                    at = s.find(from, at + to.size()))
+                 s.replace(at, from.size(), to);
+             out = std::move(s);
+           },
+       .signature = "replace(s, from, to)",
+       .description = "s with every `from` replaced by `to`."},
+      {.name = "split",
+       .min_args = 2,
+       .max_args = 2,
+       .arg_types = {T::kString, T::kString},
+       .result = T::kArray,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             const std::string& s = str(*a[0], "split");
+             const std::string& separator = str(*a[1], "split");
+             out = Json::array();
+             if (separator.empty()) throw EvalError("split() expects a non-empty separator");
+             std::size_t start = 0;
+             for (std::size_t at = s.find(separator); at != std::string::npos;
+                  at = s.find(separator, start)) {
+               out.push_back(s.substr(start, at - start));
+               start = at + separator.size();
+             }
+             out.push_back(s.substr(start));
+           },
+       .signature = "split(s, separator)",
+       .description = "The parts of s between separators, as an array."},
+      {.name = "to_string",
+       .min_args = 1,
+       .max_args = 1,
+       .arg_types = {T::kAny},
+       .result = T::kString,
+       .null_in_null_out = true,
+       .impl = [](const Args& a, std::size_t, Json& out) { out = text_of(*a[0]); },
+       .signature = "to_string(x)",
+       .description = "x as text: strings unchanged, anything else as JSON."},
+      {.name = "to_number",
+       .min_args = 1,
+       .max_args = 1,
+       .arg_types = {T::kAny},
+       .result = T::kNumber,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             const Json& v = *a[0];
+             if (v.is_number()) {
+               out = v;
+               return;
+             }
+             const std::string& s = str(v, "to_number");
+             Json parsed = Json::parse(s, nullptr, false);
+             if (!parsed.is_number()) throw EvalError("to_number(): '" + s + "' is not a number");
+             out = std::move(parsed);
+           },
+       .signature = "to_number(x)",
+       .description = "A number, or a string holding one, as a number."},
+      {.name = "round",
+       .min_args = 1,
+       .max_args = 2,
+       .arg_types = {T::kNumber, T::kNumber},
+       .result = T::kNumber,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t n, Json& out) {
+             const double scale = n == 2 ? std::pow(10.0, integer(*a[1], "round")) : 1.0;
+             out = number_result(std::round(num(*a[0], "round") * scale) / scale);
+           },
+       .signature = "round(x[, digits])",
+       .description = "x rounded half away from zero, to `digits` decimals (default 0)."},
+      {.name = "floor",
+       .min_args = 1,
+       .max_args = 1,
+       .arg_types = {T::kNumber},
+       .result = T::kNumber,
+       .null_in_null_out = true,
+       .impl = [](const Args& a, std::size_t,
+                  Json& out) { out = number_result(std::floor(num(*a[0], "floor"))); },
+       .signature = "floor(x)",
+       .description = "The largest whole number not above x."},
+      {.name = "ceil",
+       .min_args = 1,
+       .max_args = 1,
+       .arg_types = {T::kNumber},
+       .result = T::kNumber,
+       .null_in_null_out = true,
+       .impl = [](const Args& a, std::size_t,
+                  Json& out) { out = number_result(std::ceil(num(*a[0], "ceil"))); },
+       .signature = "ceil(x)",
+       .description = "The smallest whole number not below x."},
+      {.name = "abs",
+       .min_args = 1,
+       .max_args = 1,
+       .arg_types = {T::kNumber},
+       .result = T::kNumber,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             if (const std::optional<int64_t> x = exact_integer(*a[0])) {
+               if (*x == std::numeric_limits<int64_t>::min())
+                 throw EvalError("abs(): integer overflow: abs(" + std::to_string(*x) +
+                                 ") does not fit in 64 bits");
+               out = *x < 0 ? -*x : *x;
+             } else {
+               out = std::fabs(num(*a[0], "abs"));
+             }
+           },
+       .signature = "abs(x)",
+       .description = "x without its sign."},
+      {.name = "is_null",
+       .min_args = 1,
+       .max_args = 1,
+       .arg_types = {T::kAny},
+       .result = T::kBool,
+       .null_in_null_out = false,
+       .impl = [](const Args& a, std::size_t, Json& out) { out = a[0]->is_null(); },
+       .signature = "is_null(x)",
+       .description = "Whether x is null (a missing field is null)."},
+      {.name = "now",
+       .min_args = 0,
+       .max_args = 0,
+       .arg_types = {},
+       .result = T::kNumber,
+       .null_in_null_out = false,
+       .impl =
+           [](const Args&, std::size_t, Json& out) {
+             out = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+           },
+       .signature = "now()",
+       .description = "The wall-clock time, in milliseconds since the epoch."},
+      {.name = "format_time",
+       .min_args = 2,
+       .max_args = 2,
+       .arg_types = {T::kNumber, T::kString},
+       .result = T::kString,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             const int64_t ms = integer(*a[0], "format_time");
+             // Rounded down: -1 ms is in the second before the epoch.
+             const std::time_t seconds =
+                 static_cast<std::time_t>(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
+             std::tm tm{};
+             if (gmtime_r(&seconds, &tm) == nullptr)
+               throw EvalError("format_time(): time " + std::to_string(ms) +
+                               " ms is beyond the calendar");
+             char buffer[256];
+             const std::size_t size =
+                 std::strftime(buffer, sizeof buffer, str(*a[1], "format_time").c_str(), &tm);
+             out = std::string(buffer, size);
+           },
+       .signature = "format_time(ms, format)",
+       .description = "Time `ms` (since the epoch) in UTC, by strftime's format."},
+      {.name = "parse_time",
+       .min_args = 2,
+       .max_args = 2,
+       .arg_types = {T::kString, T::kString},
+       .result = T::kNumber,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             const std::string& s = str(*a[0], "parse_time");
+             std::tm tm{};
+             const char* end = strptime(s.c_str(), str(*a[1], "parse_time").c_str(), &tm);
+             if (end == nullptr || *end != '\0')
+               throw EvalError("parse_time(): '" + s + "' does not match the format");
+             int64_t ms = 0;
+             if (__builtin_mul_overflow(static_cast<int64_t>(timegm(&tm)), 1000, &ms))
+               throw EvalError("parse_time(): '" + s + "' is beyond 64-bit milliseconds");
+             out = ms;
+           },
+       .signature = "parse_time(s, format)",
+       .description = "Time s in UTC, read by strptime's format, in ms since the epoch."},
+      {.name = "random",
+       .min_args = 2,
+       .max_args = 2,
+       .arg_types = {T::kNumber, T::kNumber},
+       .result = T::kNumber,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             thread_local std::mt19937_64 generator{std::random_device{}()};
+             const int64_t lo = integer(*a[0], "random");
+             const int64_t hi = integer(*a[1], "random");
+             if (hi < lo) throw EvalError("random() expects lo <= hi");
+             out = std::uniform_int_distribution<int64_t>(lo, hi)(generator);
+           },
+       .signature = "random(lo, hi)",
+       .description = "A random integer from lo to hi (both included); for generators."},
+      {.name = "pick",
+       .min_args = 1,
+       .max_args = 1,
+       .arg_types = {T::kArray},
+       .result = T::kAny,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             thread_local std::mt19937_64 generator{std::random_device{}()};
+             if (!a[0]->is_array() || a[0]->empty())
+               throw EvalError("pick() expects a non-empty array");
+             out = (*a[0])[std::uniform_int_distribution<std::size_t>(0,
+                                                                      a[0]->size() - 1)(generator)];
+           },
+       .signature = "pick(array)",
+       .description = "A random element of the array; for generators."},
+      {.name = "window_start",
+       .min_args = 2,
+       .max_args = 2,
+       .arg_types = {T::kNumber, T::kNumber},
+       .result = T::kNumber,
+       .null_in_null_out = true,
+       .impl =
+           [](const Args& a, std::size_t, Json& out) {
+             const int64_t ms = integer(*a[0], "window_start");
+             const int64_t size = integer(*a[1], "window_start");
+             if (size <= 0) throw EvalError("window_start() expects a positive size");
+             int64_t into_window = ms % size;
+             if (into_window < 0) into_window += size;
+             int64_t start = 0;
+             if (__builtin_sub_overflow(ms, into_window, &start))
+               throw EvalError("window_start(): the window of time " + std::to_string(ms) +
+                               " ms starts before the earliest 64-bit time");
+             out = start;
+           },
+       .signature = "window_start(ms, size_ms)",
+       .description = "The start of the `size_ms` window that holds time `ms`."},
   };
   return kFunctions;
 }
