@@ -422,6 +422,12 @@ int validate(const std::string& file) {
   for (const auto& use : pipeline.topics)
     if (!use.source) std::cout << " " << use.topic;
   std::cout << "\n";
+  if (pipeline.config.get_string(rill::config::kDeserializationHandler) == "log-and-fail" ||
+      pipeline.config.get_string(rill::config::kProcessingHandler) == "log-and-fail")
+    std::cout << file
+              << ": note: the first record that does not parse or whose expression fails stops "
+                 "the pipeline (log-and-fail); to set such records aside in a dead-letter "
+                 "topic, see \"Bad records\" in docs/yaml-reference.md\n";
   if (pipeline.embedded) return 0;
   // Topics and partition counts are checked where the cluster can be reached;
   // a file is still valid where it cannot (validated before deployment).

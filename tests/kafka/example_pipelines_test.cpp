@@ -114,6 +114,7 @@ TEST_CASE("the shop-orders example runs on the broker", "[kafka][examples]") {
   const std::string events = topic_for(env, "EVENTS_TOPIC", "shop-events");
   const std::string inventory = topic_for(env, "INVENTORY_TOPIC", "inventory");
   const std::string shipping = topic_for(env, "SHIPPING_TOPIC", "shipping");
+  topic_for(env, "DEAD_LETTER_TOPIC", "shop-dead");
   produce(events,
           {value_record(std::nullopt, R"({"type":"restocked","product":"tea","qty":2})"),
            value_record(std::nullopt, R"({"type":"order_placed","order_id":"o-1","customer":"ada",)"
@@ -140,6 +141,7 @@ TEST_CASE("the page-views example runs on the broker", "[kafka][examples]") {
   env.set("APP_ID", unique_name("page-views"));
   const std::string views = topic_for(env, "VIEWS_TOPIC", "page-views");
   const std::string output = topic_for(env, "OUTPUT_TOPIC", "views-per-minute");
+  const std::string dead = topic_for(env, "DEAD_LETTER_TOPIC", "page-views-dead");
   // Event times in whole minutes a few minutes ago, so the windows are known.
   const int64_t base = (now_ms() / 60000 - 5) * 60000;
   auto view = [&](const std::string& user, const std::string& page, int64_t at) {
@@ -147,9 +149,9 @@ TEST_CASE("the page-views example runs on the broker", "[kafka][examples]") {
         std::nullopt,
         nlohmann::json{{"user", user}, {"page", page}, {"viewed_at", base + at}}.dump());
   };
-  produce(views,
-          {view("ada", "/", 1000), view("ada", "/docs", 20000), view("bob", "/", 59000),
-           view("ada", "/docs", 75000), view("ada", "/blog", 50000), view("bob", "/", 95000)});
+  produce(views, {view("ada", "/", 1000), view("ada", "/docs", 20000), view("bob", "/", 59000),
+                  view("ada", "/docs", 75000), view("ada", "/blog", 50000), view("bob", "/", 95000),
+                  value_record(std::nullopt, R"({"user":"cy","page":"/","viewed_at":"noon"})")});
   ChildProcess rill({test_binary("../rill"), "run", example("page-views.yaml")},
                     log_file(unique_name("page-views")));
   auto key = [&](const std::string& user) {
@@ -158,6 +160,8 @@ TEST_CASE("the page-views example runs on the broker", "[kafka][examples]") {
   INFO(rill.log_tail());
   CHECK(key_values(consume(output, 2, 90s)) == Records{{key("ada"), R"({"pages":3,"views":3})"},
                                                        {key("bob"), R"({"pages":1,"views":1})"}});
+  CHECK(key_values(consume(dead, 1, 30s)) ==
+        Records{{"<null>", R"({"user":"cy","page":"/","viewed_at":"noon"})"}});
   stop(rill);
 }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -313,5 +314,80 @@ flows:
       output, [&](const TestRecord& r) { counts[*r.key] = *r.value; }, 60s));
   CHECK(counts.size() == kKeys);
   CHECK(counts.at("key-7") == "1");
+  std::filesystem::remove_all(state_dir);
+}
+
+// A source's time comes from the record before any step runs, so no filter
+// can screen out a bad one: the source says where such records go.
+TEST_CASE("records whose timestamp expression fails go to the dead-letter topic, and only they",
+          "[kafka][rill-command]") {
+  const std::string app = unique_name("rill-bad-time"), input = unique_name("bad-time-in"),
+                    output = unique_name("bad-time-out"),
+                    dead_letters = unique_name("bad-time-dlq");
+  create_topic(input, 1);
+  create_topic(output, 1);
+  create_topic(dead_letters, 1);
+  const std::string state_dir = temp_state_dir(app);
+  const std::string file = write_file(app + ".yaml", R"(
+application:
+  application.id: )" + app + R"(
+  state.dir: )" + state_dir + R"(
+  errors.dead.letter.queue.topic.name: )" + dead_letters +
+                                                         R"(
+sources:
+  events:
+    topic: )" + input + R"(
+    timestamp: {expression: value.at, on_error: dead_letter}
+flows:
+  - from: events
+    steps:
+      - to: )" + output + "\n");
+
+  // Every fourth record's time is text, and every fourth is an array, whose
+  // fields cannot be read; the others are good.
+  const int64_t base = now_ms();
+  std::vector<TestRecord> records;
+  std::set<std::string> bad;
+  for (int i = 0; i < 40; ++i) {
+    nlohmann::json value = {{"n", i}, {"at", base + i}};
+    if (i % 4 == 1) value["at"] = "yesterday";
+    std::string text = value.dump();
+    if (i % 4 == 3) text = nlohmann::json::array({value}).dump();
+    if (i % 4 == 1 || i % 4 == 3) bad.insert(text);
+    records.push_back({"k" + std::to_string(i), text, -1, -1, base, {}});
+  }
+  produce(input, records);
+
+  ChildProcess rill({rill_binary(), "run", file, "--set",
+                     "bootstrap.servers=" + bootstrap_servers(), "--until-idle", "3s"},
+                    write_file(app + ".log", ""));
+  INFO(rill.log_tail());
+  REQUIRE(rill.wait(120s) == 0);
+
+  std::set<std::string> dead_lettered;
+  REQUIRE(read_to_end(
+      dead_letters,
+      [&](const TestRecord& record) {
+        dead_lettered.insert(*record.value);
+        bool names_error = false;
+        for (const auto& [name, value] : record.headers)
+          names_error = names_error || (name == "__streams.errors.message" &&
+                                        value.find("timestamp 'value.at'") != std::string::npos);
+        CHECK(names_error);
+      },
+      60s));
+  CHECK(dead_lettered == bad);
+  std::map<int64_t, int64_t> time_of_n;
+  REQUIRE(read_to_end(
+      output,
+      [&](const TestRecord& record) {
+        time_of_n[nlohmann::json::parse(*record.value)["n"].get<int64_t>()] = record.timestamp;
+      },
+      60s));
+  CHECK(time_of_n.size() == 20);
+  for (const auto& [n, timestamp] : time_of_n) {
+    CHECK(n % 2 == 0);
+    CHECK(timestamp == base + n);
+  }
   std::filesystem::remove_all(state_dir);
 }

@@ -88,6 +88,18 @@ const std::vector<BadPipeline> kCases = {
      "application:\n  application.id: app\n  deserialization.exception.handler: "
      "dead-letter\nsources:\n  in: {topic: t}\nflows:\n  - from: in\n    steps: [stdout]\n",
      2, 3, "errors.dead.letter.queue.topic.name' is required"},
+    {"dead_letter timestamps without a topic",
+     "application: {application.id: app}\nsources:\n  in:\n    topic: t\n    timestamp: "
+     "{expression: value.at, on_error: dead_letter}\nflows:\n  - from: in\n    steps: [stdout]\n",
+     5, 49, "expected 'errors.dead.letter.queue.topic.name' in application"},
+    {"unknown timestamp on_error",
+     "application: {application.id: app}\nsources:\n  in:\n    topic: t\n    timestamp: "
+     "{expression: value.at, on_error: dead_leter}\nflows:\n  - from: in\n    steps: [stdout]\n",
+     5, 49, "did you mean 'dead_letter'?"},
+    {"timestamp mapping without its expression",
+     "application: {application.id: app}\nsources:\n  in:\n    topic: t\n    timestamp: "
+     "{on_error: skip}\nflows:\n  - from: in\n    steps: [stdout]\n",
+     5, 16, "missing field 'expression'"},
     {"source without a topic",
      "application: {application.id: app}\nsources:\n  in: {value_format: json}\nflows:\n  - "
      "from: in\n    steps: [stdout]\n",
@@ -172,9 +184,11 @@ const std::vector<BadPipeline> kCases = {
     {"aggregation with a bad argument",
      with_steps("      - group_by: key\n      - aggregate: {value: sum(value.x +)}\n"), 9, 41,
      "bad aggregation"},
-    {"aggregation reading the timestamp",
-     with_steps("      - group_by: key\n      - aggregate: {value: max(timestamp)}\n"), 9, 28,
-     "aggregations see the key and value only"},
+    {"table group_by reading the timestamp",
+     "application: {application.id: app}\nsources:\n  rows: {topic: t, type: table}\nflows:\n"
+     "  - from: rows\n    steps:\n      - group_by: timestamp\n      - aggregate: {value: "
+     "count()}\n      - stdout\n",
+     7, 19, "a table's group_by sees a row's key and value only"},
     {"aggregate with value and fields",
      with_steps(
          "      - group_by: key\n      - aggregate: {value: count(), fields: {n: count()}}\n"),

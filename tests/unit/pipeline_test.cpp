@@ -5,6 +5,7 @@
 #include "rill/pipeline/pipeline.h"
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -233,6 +234,51 @@ flows:
   CHECK(Json::parse(out[1].second)["mean"] == 1.0);
 }
 
+TEST_CASE("aggregations read the record's time and headers, per key and per window",
+          "[unit][pipeline]") {
+  const std::string body = R"(
+sources:
+  clicks: {topic: clicks}
+flows:
+  - from: clicks
+    steps:
+      - group_by: value.user
+      - aggregate:
+          WINDOW
+          fields:
+            first_seen: min(timestamp)
+            last_seen: max(timestamp)
+            traces: count_distinct(headers.trace)
+            last_trace: last(headers.trace)
+      - to: seen
+)";
+  auto pipe_clicks = [](Run& run) {
+    run.pipe("clicks", std::nullopt, R"({"user":"ada"})", 5000, rill::Headers{{"trace", "t1"}});
+    run.pipe("clicks", std::nullopt, R"({"user":"ada"})", 3000, rill::Headers{{"trace", "t2"}});
+    run.pipe("clicks", std::nullopt, R"({"user":"ada"})", 9000, rill::Headers{{"trace", "t1"}});
+  };
+  const Json expected =
+      Json::parse(R"({"first_seen":3000,"last_seen":9000,"traces":2,"last_trace":"t1"})");
+  SECTION("over all time") {
+    std::string yaml = "application: {application.id: seen}\n" + body;
+    yaml.replace(yaml.find("WINDOW"), 6, "");
+    Run run(yaml);
+    pipe_clicks(run);
+    const Records out = run.read("seen");
+    REQUIRE(out.size() == 3);
+    CHECK(Json::parse(out.back().second) == expected);
+  }
+  SECTION("per window") {
+    std::string yaml = "application: {application.id: seen}\n" + body;
+    yaml.replace(yaml.find("WINDOW"), 6, "window: {type: tumbling, size: 1m}");
+    Run run(yaml);
+    pipe_clicks(run);
+    const Records out = run.read("seen");
+    REQUIRE(out.size() == 3);
+    CHECK(Json::parse(out.back().second) == expected);
+  }
+}
+
 TEST_CASE("tumbling windows with grace emit one final result per window", "[unit][pipeline]") {
   Run run(R"(
 application: {application.id: views}
@@ -409,6 +455,56 @@ flows:
     run.pipe("in", "b", R"({"at":5})");
     CHECK(run.read("bad-times") == Records{{"a", R"({"at":"yesterday"})"}});
     CHECK(run.read("out") == Records{{"b", R"({"at":5})"}});
+  }
+  SECTION("a source's on_error decides for bad event times, whatever the handler says") {
+    auto run_with = [](const std::string& on_error) {
+      return std::make_unique<Run>(R"(
+application:
+  application.id: chosen
+  processing.exception.handler: log-and-fail
+  errors.dead.letter.queue.topic.name: bad-times
+sources:
+  in:
+    topic: in
+    timestamp: {expression: value.at, on_error: )" +
+                                   on_error + R"(}
+flows:
+  - from: in
+    steps:
+      - to: out
+)");
+    };
+    auto pipe_three = [](Run& run) {
+      run.pipe("in", "a", R"({"at":"yesterday"})", 1000);
+      run.pipe("in", "b", R"([{"at":7}])", 2000);
+      run.pipe("in", "c", R"({"at":5})", 3000);
+    };
+    {
+      auto run = run_with("dead_letter");
+      pipe_three(*run);
+      CHECK(run->read("bad-times") ==
+            Records{{"a", R"({"at":"yesterday"})"}, {"b", R"([{"at":7}])"}});
+      CHECK(run->read("out") == Records{{"c", R"({"at":5})"}});
+    }
+    {
+      auto run = run_with("record_time");
+      pipe_three(*run);
+      std::vector<int64_t> times;
+      while (auto record = run->driver.read_raw("out")) times.push_back(record->timestamp);
+      CHECK(times == std::vector<int64_t>{1000, 2000, 5});
+    }
+    {
+      auto run = run_with("skip");
+      pipe_three(*run);
+      CHECK(run->read("out") == Records{{"c", R"({"at":5})"}});
+      CHECK(run->read("bad-times").empty());
+      CHECK(run->driver.skipped_records() == 2);
+    }
+    {
+      auto run = run_with("fail");
+      CHECK_THROWS_WITH(run->pipe("in", "a", R"({"at":"yesterday"})"),
+                        Catch::Contains("timestamp 'value.at' gave \"yesterday\""));
+    }
   }
   SECTION("integer overflow and event times beyond 64 bits are processing errors") {
     Run run(R"(

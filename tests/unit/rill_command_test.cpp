@@ -70,7 +70,16 @@ TEST_CASE("rill validate accepts every example and names its topics", "[unit][ri
   CHECK(result.exit_code == 0);
   CHECK(result.output == example("word-count.yaml") +
                              ": ok, 2 sub-topologies, 1 state stores, reads lines, writes "
-                             "word-counts\n");
+                             "word-counts\n" +
+                             example("word-count.yaml") +
+                             ": note: the first record that does not parse or whose expression "
+                             "fails stops the pipeline (log-and-fail); to set such records "
+                             "aside in a dead-letter topic, see \"Bad records\" in "
+                             "docs/yaml-reference.md\n");
+  // A pipeline that sets bad records aside gets no such note.
+  const Result routed = rill("validate " + example("payments-router.yaml"));
+  CHECK(routed.exit_code == 0);
+  CHECK_THAT(routed.output, !Catch::Contains("note:"));
 }
 
 TEST_CASE("rill reports a missing or unreadable file and bad arguments with exit code 2",

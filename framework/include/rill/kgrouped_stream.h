@@ -114,10 +114,14 @@ inline int64_t store_retention(const std::optional<std::chrono::milliseconds>& r
   return retention->count();
 }
 
-// Calls f(key, value, aggregate) or f(value, aggregate).
+// Calls f(key, value, aggregate, record), f(key, value, aggregate) or
+// f(value, aggregate).
 template <class F, class K, class V, class VA>
-VA call_aggregator(F& f, const K& key, const V& value, const VA& aggregate) {
-  if constexpr (std::is_invocable_v<F&, const K&, const V&, const VA&>) {
+VA call_aggregator(F& f, const K& key, const V& value, const VA& aggregate,
+                   const RecordContext& record) {
+  if constexpr (std::is_invocable_v<F&, const K&, const V&, const VA&, const RecordContext&>) {
+    return f(key, value, aggregate, record);
+  } else if constexpr (std::is_invocable_v<F&, const K&, const V&, const VA&>) {
     return f(key, value, aggregate);
   } else {
     return f(value, aggregate);
@@ -139,8 +143,9 @@ operators::Aggregation<K, V, VA> user_aggregation(Init initializer, Agg aggregat
                 "the initializer must return the aggregate type");
   return operators::aggregating<K, V, VA>(
       [initializer]() mutable -> VA { return initializer(); },
-      [aggregator](const K& key, const V& value, const VA& aggregate) mutable -> VA {
-        return call_aggregator(aggregator, key, value, aggregate);
+      [aggregator](const K& key, const V& value, const VA& aggregate,
+                   const RecordContext& record) mutable -> VA {
+        return call_aggregator(aggregator, key, value, aggregate, record);
       });
 }
 
@@ -172,7 +177,9 @@ class KGroupedStream {
                              std::move(materialized), source_.value_serde);
   }
   // initializer() -> VA starts each key's aggregate; aggregator(key, value,
-  // aggregate) -> VA (or aggregator(value, aggregate)) folds in each record.
+  // aggregate) -> VA (or aggregator(value, aggregate)) folds in each record;
+  // aggregator(key, value, aggregate, RecordContext) also sees its time and
+  // headers.
   template <class Init, class Agg, class VA = std::decay_t<std::invoke_result_t<Init&>>>
   KTable<K, VA> aggregate(Init initializer, Agg aggregator,
                           Materialized<K, VA> materialized = {}) const {
@@ -382,8 +389,8 @@ class KGroupedTable {
   KTable<K, int64_t> count(Materialized<K, int64_t> materialized = {}) const {
     return aggregate_with<int64_t>(
         "KTABLE-AGGREGATE", operators::counting<K, V>(),
-        [](const K&, const V&, const int64_t& count) { return count - 1; }, std::move(materialized),
-        serdes::int64());
+        [](const K&, const V&, const int64_t& count, const RecordContext&) { return count - 1; },
+        std::move(materialized), serdes::int64());
   }
   // adder(aggregate, value) -> V combines a row into its group (a group's
   // first row is its first result); subtractor(aggregate, value) -> V takes
@@ -392,9 +399,8 @@ class KGroupedTable {
   KTable<K, V> reduce(Add adder, Subtract subtractor, Materialized<K, V> materialized = {}) const {
     return aggregate_with<V>(
         "KTABLE-REDUCE", internal::user_reduction<K, V>(std::move(adder)),
-        [subtractor](const K&, const V& value, const V& aggregate) mutable -> V {
-          return subtractor(aggregate, value);
-        },
+        [subtractor](const K&, const V& value, const V& aggregate,
+                     const RecordContext&) mutable -> V { return subtractor(aggregate, value); },
         std::move(materialized), value_serde_);
   }
   // initializer() -> VA starts each group's aggregate; adder(key, value,
@@ -408,8 +414,9 @@ class KGroupedTable {
     return aggregate_with<VA>(
         "KTABLE-AGGREGATE",
         internal::user_aggregation<K, V, VA>(std::move(initializer), std::move(adder)),
-        [subtractor](const K& key, const V& value, const VA& aggregate) mutable -> VA {
-          return internal::call_aggregator(subtractor, key, value, aggregate);
+        [subtractor](const K& key, const V& value, const VA& aggregate,
+                     const RecordContext& record) mutable -> VA {
+          return internal::call_aggregator(subtractor, key, value, aggregate, record);
         },
         std::move(materialized), default_serde<VA>());
   }

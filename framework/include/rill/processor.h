@@ -132,4 +132,22 @@ class ProcessingError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Thrown by a processor or a timestamp extractor that knows what must happen
+// to its record, whatever the processing exception handler would choose: a
+// YAML source's `timestamp: {on_error: dead_letter}`, for one.
+class RecordError : public ProcessingError {
+ public:
+  enum class Handling {
+    kSkip,        // log, count, and go on (log-and-continue)
+    kDeadLetter,  // to errors.dead.letter.queue.topic.name, then go on
+    kFail,        // stop the application (log-and-fail)
+  };
+  RecordError(Handling handling, const std::string& message)
+      : ProcessingError(message), handling_(handling) {}
+  Handling handling() const { return handling_; }
+
+ private:
+  Handling handling_;
+};
+
 }  // namespace rill

@@ -59,6 +59,13 @@ struct KeyValue {
 template <class K, class V>
 KeyValue(K, V) -> KeyValue<K, V>;
 
+// What an aggregator may read of the record it folds in besides its key and
+// value: its time and headers.
+struct RecordContext {
+  int64_t timestamp = 0;
+  const Headers* headers = nullptr;
+};
+
 // A typed record flowing between processors. `timestamp` is event time in
 // milliseconds since the epoch.
 template <class K, class V>

@@ -96,7 +96,8 @@ std::vector<OperatorSpec> declare_operators() {
        "value",
        {{"value", T::kAggregation, false,
          "One aggregation; the result is its value: `count()`, `sum(x)`, `min(x)`, `max(x)`, "
-         "`avg(x)`, `first(x)`, `last(x)`, `count_distinct(x)`. Nulls are skipped. After a "
+         "`avg(x)`, `first(x)`, `last(x)`, `count_distinct(x)`; `x` reads the record's key, "
+         "value, timestamp and headers (`max(timestamp)`). Nulls are skipped. After a "
          "table's group_by: `count()`, `sum(x)` and `avg(x)`, which can take a row out."},
         {"fields", T::kAggregations, false,
          "Several aggregations; the result is an object with these fields."},
@@ -179,10 +180,27 @@ std::vector<FieldSpec> declare_document() {
        "starts from a global table: joins, which will read it, are not supported yet.",
        {"stream", "table", "global_table"},
        "stream"},
-      {"timestamp", T::kExpression, false,
-       "Event time, in ms since the epoch, from the record (e.g. `value.ts` or "
-       "`parse_time(value.at, \"%Y-%m-%dT%H:%M:%S\")`); null keeps the record's timestamp. "
-       "Default: the record's timestamp."},
+      {"timestamp",
+       T::kObject,
+       false,
+       "Event time, in ms since the epoch, from the record. An expression (`value.ts` or "
+       "`parse_time(value.at, \"%Y-%m-%dT%H:%M:%S\")`) is short for `{expression: ...}`. "
+       "It is computed as the record is read, before any step, so a filter cannot screen "
+       "out records whose time is bad: `on_error` says what happens to them. Default: the "
+       "record's timestamp.",
+       {},
+       {},
+       {{"expression", T::kExpression, true, "The event time; null keeps the record's timestamp."},
+        {"on_error",
+         T::kEnum,
+         false,
+         "What happens to a record whose expression fails (a type error, a field of an "
+         "array, a time that is not a number): `record_time` keeps the record with its "
+         "Kafka timestamp, `skip` logs, counts and drops it, `dead_letter` sends it to "
+         "`errors.dead.letter.queue.topic.name` (which must be set), `fail` stops the "
+         "pipeline. Default: `processing.exception.handler` decides.",
+         {"record_time", "skip", "dead_letter", "fail"}}},
+       "expression"},
       {"fields", T::kStringList, false,
        "The value's fields. When given, a reference to another `value.<field>` is an error "
        "when the pipeline loads."},
@@ -250,6 +268,9 @@ std::string type_text(const FieldSpec& field) {
     case T::kConfig:
       return "mapping of config keys";
     case T::kObject:
+      if (!field.shorthand.empty())
+        for (const FieldSpec& nested : field.fields)
+          if (nested.name == field.shorthand) return type_text(nested) + " or mapping";
       return "mapping";
     case T::kNamedObjects:
       return "mapping of names to mappings";
@@ -334,6 +355,12 @@ nlohmann::json schema_of(const FieldSpec& field) {
       break;
     case T::kObject:
       schema = object_schema(field.fields);
+      for (const FieldSpec& nested : field.fields)
+        if (!field.shorthand.empty() && nested.name == field.shorthand) {
+          nlohmann::json scalar = schema_of(nested);
+          scalar.erase("description");
+          schema = {{"oneOf", {scalar, schema}}};
+        }
       break;
     case T::kNamedObjects:
       schema = {{"type", "object"}, {"additionalProperties", object_schema(field.fields)}};
@@ -435,6 +462,25 @@ std::string reference_markdown() {
       "  JSON text.\n"
       "- `bytes`: the raw bytes, as a string.\n"
       "- `int64`: 8 big-endian bytes (Kafka's LongSerializer), as a number.\n\n"
+      "## Bad records\n\n"
+      "A record that does not parse in its source's format goes to\n"
+      "`deserialization.exception.handler`; one whose expression fails (a type error, a\n"
+      "field of an array, a number beyond 64 bits) to `processing.exception.handler`. Both\n"
+      "default to `log-and-fail`, as in Kafka Streams: the first such record stops the\n"
+      "pipeline, which then stops at it again on every restart. A pipeline that reads data\n"
+      "it does not control should set such records aside in a dead-letter topic, with\n"
+      "headers naming the error, topic, partition and offset:\n\n"
+      "```yaml\n"
+      "application:\n"
+      "  deserialization.exception.handler: dead-letter\n"
+      "  processing.exception.handler: dead-letter\n"
+      "  errors.dead.letter.queue.topic.name: orders-dead-letters\n"
+      "```\n\n"
+      "`log-and-continue` logs, counts and skips them instead. A source's `timestamp` is\n"
+      "computed before any step, so no filter can screen out a record whose time is bad:\n"
+      "its `on_error` chooses for those records alone (`record_time`, `skip`,\n"
+      "`dead_letter`, `fail`). `rill validate` points here while a pipeline stops at the\n"
+      "first bad record.\n\n"
       "## Steps\n\n"
       "Each step is a mapping with one operator; an operator with a shorthand field also\n"
       "takes that field's value directly (`- filter: value.ok`), and one with no required\n"
@@ -451,9 +497,11 @@ std::string reference_markdown() {
       "\n## Expressions\n\n"
       "Names: `key`, `value`, `timestamp` (event time, ms since the epoch) and `headers`\n"
       "(`headers.trace` is the last header `trace`, as a string). `value.user.id` reads\n"
-      "nested fields, `value.items[0]` and `value[\"odd name\"]` index. A missing field is\n"
-      "null. Literals: numbers (`42`, `2.5`), strings (`\"a\"` or `'a'`), `true`, `false`,\n"
-      "`null`, arrays (`[1, 2]`).\n\n"
+      "nested fields, `value.items[0]` and `value[\"odd name\"]` index. A missing field, and\n"
+      "a field of null, is null; a field of an array, a string or a number is an error (see\n"
+      "Bad records), as the data is not what the pipeline expects: `value.items[0].id`\n"
+      "reads into an array. Literals: numbers (`42`, `2.5`), strings (`\"a\"` or `'a'`),\n"
+      "`true`, `false`, `null`, arrays (`[1, 2]`).\n\n"
       "Operators, loosest first: `??` (the left side unless it is null); `or` `||`; `and`\n"
       "`&&`; `not` `!`; `==` `!=`; `<` `<=` `>` `>=`; `+` `-`; `*` `/` `%`; unary `-`.\n"
       "Arithmetic on integers stays integral except `/`; `+` also joins two strings.\n"

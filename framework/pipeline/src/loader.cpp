@@ -297,6 +297,10 @@ class Loader {
       case FieldType::kConfig:
         return "a mapping of configuration keys to values";
       case FieldType::kObject:
+        for (const FieldSpec& nested : field.fields)
+          if (!field.shorthand.empty() && nested.name == field.shorthand)
+            return kind_expected(nested) + " or a mapping";
+        return "a mapping";
       case FieldType::kNamedObjects:
         return "a mapping";
       case FieldType::kObjectList:
@@ -396,6 +400,11 @@ class Loader {
           if (!item.IsScalar()) wrong();
         break;
       case FieldType::kObject:
+        if (value.IsScalar() && !field.shorthand.empty()) {
+          for (const FieldSpec& nested : field.fields)
+            if (nested.name == field.shorthand) check_value(value, nested, where);
+          break;
+        }
         if (!value.IsMap()) wrong();
         check_fields(value, field.fields, what);
         break;
@@ -479,10 +488,6 @@ class Loader {
     } catch (const ExpressionError& e) {
       fail_in_scalar(node, e.offset(), std::string("bad aggregation: ") + e.what());
     }
-    if (call.argument && call.argument->reads_metadata())
-      fail_in_scalar(node, 0,
-                     "aggregations see the key and value only, found a reference to "
-                     "timestamp or headers; copy it into the value with map first");
     return call;
   }
 
@@ -634,6 +639,47 @@ class Loader {
                                   (is_secret_key(key) ? std::string("invalid value") : error));
   }
 
+  // A source's `timestamp`: its expression, and what becomes of a record
+  // whose expression fails.
+  TimestampExtractor<Json, Json> timestamp_extractor(const YAML::Node& node, const Scope& scope) {
+    const YAML::Node text = node.IsMap() ? node["expression"] : node;
+    Expression e = expression(text, scope);
+    if (e.type() != ValueType::kNumber && e.type() != ValueType::kAny)
+      fail_in_scalar(text, 0,
+                     "found " + std::string(to_string(e.type())) +
+                         " expression, expected a time in ms since the epoch");
+    std::optional<RecordError::Handling> handling;
+    bool record_time = false;
+    if (node.IsMap() && node["on_error"]) {
+      const std::string on_error = scalar(node["on_error"]);
+      if (on_error == "record_time") record_time = true;
+      if (on_error == "skip") handling = RecordError::Handling::kSkip;
+      if (on_error == "fail") handling = RecordError::Handling::kFail;
+      if (on_error == "dead_letter") {
+        handling = RecordError::Handling::kDeadLetter;
+        if (pipeline_.config.get_string(config::kDeadLetterTopic).empty())
+          fail(node["on_error"].Mark(), "found on_error: dead_letter, expected '" +
+                                            std::string(config::kDeadLetterTopic) +
+                                            "' in application, the topic the records go to");
+      }
+    }
+    return [e, handling, record_time](const Record<Json, Json>& r) {
+      std::string error;
+      try {
+        const Json t = e.evaluate(context_of(r));
+        if (t.is_null()) return r.timestamp;
+        if (const std::optional<int64_t> ms = integer_value(t)) return *ms;
+        error = "timestamp '" + e.text() + "' gave " + t.dump() +
+                ", expected a number of ms within 64 bits";
+      } catch (const EvalError& failed) {
+        error = "timestamp '" + e.text() + "': " + failed.what();
+      }
+      if (record_time) return r.timestamp;
+      if (handling) throw RecordError(*handling, error);
+      throw EvalError(error);
+    };
+  }
+
   void load_sources(const YAML::Node& node) {
     for (auto it = node.begin(); it != node.end(); ++it) {
       const std::string name = it->first.Scalar();
@@ -653,22 +699,8 @@ class Loader {
                                     format_serde(scalar_field(fields, "value_format", "json")),
                                     {},
                                     name};
-      if (fields.has("timestamp")) {
-        Expression e = expression(fields.at("timestamp"), scope);
-        if (e.type() != ValueType::kNumber && e.type() != ValueType::kAny)
-          fail_in_scalar(fields.at("timestamp"), 0,
-                         "found " + std::string(to_string(e.type())) +
-                             " expression, expected a time in ms since the epoch");
-        consumed.timestamp_extractor = [e](const Record<Json, Json>& r) {
-          const Json t = e.evaluate(context_of(r));
-          if (t.is_null()) return r.timestamp;
-          const std::optional<int64_t> ms = integer_value(t);
-          if (!ms)
-            throw EvalError("timestamp '" + e.text() + "' gave " + t.dump() +
-                            ", expected a number of ms within 64 bits");
-          return *ms;
-        };
-      }
+      if (fields.has("timestamp"))
+        consumed.timestamp_extractor = timestamp_extractor(fields.at("timestamp"), scope);
       const std::string type = scalar_field(fields, "type", "stream");
       if (type == "global_table" && fields.has("timestamp"))
         fail(fields.at("timestamp").Mark(),
@@ -939,6 +971,11 @@ class Loader {
       merge_into(state, others, name);
     } else if (op == "group_by" && state.table) {
       Expression e = expression(step.at("key"), scope);
+      // A row's change carries no time or headers of its own to group by.
+      if (e.reads_metadata())
+        fail_in_scalar(step.at("key"), 0,
+                       "a table's group_by sees a row's key and value only, found a reference "
+                       "to timestamp or headers");
       state.grouped_table = state.table->group_by(
           [e](const Json& key, const Json& value) {
             return KeyValue<Json, Json>{e.evaluate(EvalContext{key, value, 0, nullptr}), value};
@@ -1115,8 +1152,9 @@ class Loader {
     }
     std::shared_ptr<const Aggregations> aggs = aggregations;
     auto initializer = [aggs] { return aggs->initial(); };
-    auto aggregator = [aggs](const Json& key, const Json& value, const Json& aggregate) {
-      return aggs->add(EvalContext{key, value, 0, nullptr}, aggregate);
+    auto aggregator = [aggs](const Json& key, const Json& value, const Json& aggregate,
+                             const RecordContext& record) {
+      return aggs->add(EvalContext{key, value, record.timestamp, record.headers}, aggregate);
     };
     Materialized<Json, Json> materialized;
     materialized.store_name = name;
@@ -1136,8 +1174,9 @@ class Loader {
                "found " + std::string(to_string(call.function)) +
                    "() after a table's group_by, expected count(), sum(x) or avg(x), which "
                    "can take out a row that changed or left");
-      auto subtractor = [aggs](const Json& key, const Json& value, const Json& aggregate) {
-        return aggs->subtract(EvalContext{key, value, 0, nullptr}, aggregate);
+      auto subtractor = [aggs](const Json& key, const Json& value, const Json& aggregate,
+                               const RecordContext& record) {
+        return aggs->subtract(EvalContext{key, value, record.timestamp, record.headers}, aggregate);
       };
       state.stream = results(
           state.grouped_table->aggregate(initializer, aggregator, subtractor, materialized));

@@ -32,9 +32,28 @@ ErrorHandling::ErrorHandling(const StreamsConfig& config)
 
 void ErrorHandling::handle(ErrorKind kind, const internal::RawRecord& record,
                            std::string_view exception_type, const std::string& error,
-                           internal::RecordCollector& collector, int dead_letter_topic) {
-  const Action action = kind == ErrorKind::kDeserialization ? deserialization_ : processing_;
+                           internal::RecordCollector& collector, int dead_letter_topic,
+                           std::optional<RecordError::Handling> chosen) {
+  Action action = kind == ErrorKind::kDeserialization ? deserialization_ : processing_;
   const char* what = kind == ErrorKind::kDeserialization ? "deserialization" : "processing";
+  if (chosen) {
+    switch (*chosen) {
+      case RecordError::Handling::kSkip:
+        action = Action::kContinue;
+        dead_letter_topic = -1;  // skipped, as chosen, even with a dead-letter topic
+        break;
+      case RecordError::Handling::kDeadLetter:
+        action = Action::kDeadLetter;
+        if (dead_letter_topic < 0)
+          throw FatalError(std::string(what) + " error at " + where(record) + ": " + error +
+                           "; the record is to be dead-lettered, but '" +
+                           std::string(config::kDeadLetterTopic) + "' is not set");
+        break;
+      case RecordError::Handling::kFail:
+        action = Action::kFail;
+        break;
+    }
+  }
   if (dead_letter_topic >= 0) {
     Headers headers;
     if (record.headers != nullptr) headers = *record.headers;

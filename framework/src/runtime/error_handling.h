@@ -5,11 +5,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "rill/config.h"
 #include "rill/internal/node.h"
+#include "rill/processor.h"
 
 namespace rill::runtime {
 
@@ -64,11 +66,12 @@ class ErrorHandling {
  public:
   explicit ErrorHandling(const StreamsConfig& config);
 
-  // Applies the handler for `kind` to a record that failed with `error`.
-  // Returns to continue with the next record; throws FatalError to stop.
+  // Applies the handler for `kind`, or `chosen` when the failing code chose
+  // (RecordError), to a record that failed with `error`. Returns to continue
+  // with the next record; throws FatalError to stop.
   void handle(ErrorKind kind, const internal::RawRecord& record, std::string_view exception_type,
-              const std::string& error, internal::RecordCollector& collector,
-              int dead_letter_topic);
+              const std::string& error, internal::RecordCollector& collector, int dead_letter_topic,
+              std::optional<RecordError::Handling> chosen = {});
 
   bool has_dead_letter_topic() const { return !dead_letter_topic_.empty(); }
   const std::string& dead_letter_topic() const { return dead_letter_topic_; }

@@ -99,6 +99,9 @@ void StreamTask::process(internal::SourceNodeBase& source, const internal::RawRe
     throw;
   } catch (const TaskCorruptedError&) {
     throw;  // the producer's trouble, not the record's
+  } catch (const RecordError& e) {
+    errors_.handle(ErrorKind::kProcessing, record, "RecordError", e.what(), collector_,
+                   dead_letter_topic_, e.handling());
   } catch (const std::exception& e) {
     errors_.handle(ErrorKind::kProcessing, record, internal::demangle(typeid(e)), e.what(),
                    collector_, dead_letter_topic_);

@@ -52,12 +52,14 @@ bool is_null(const T& value) {
 // `initializer` gives the aggregate before the first record, or std::nullopt
 // for a reduction, whose first value becomes the aggregate. `aggregator` folds
 // a value into the aggregate; it sees std::nullopt only when the initializer
-// gives it. `merger` combines a session's aggregate into the aggregate of the
-// sessions merged so far (session windows only).
+// gives it, and the record's time and headers besides. `merger` combines a session's aggregate into
+// the aggregate of the sessions merged so far (session windows only).
 template <class K, class V, class VA>
 struct Aggregation {
   std::function<std::optional<VA>()> initializer;
-  std::function<VA(const K& key, const V& value, const std::optional<VA>& aggregate)> aggregator;
+  std::function<VA(const K& key, const V& value, const std::optional<VA>& aggregate,
+                   const RecordContext& record)>
+      aggregator;
   std::function<VA(const K& key, const std::optional<VA>& aggregate, const VA& session)> merger;
 };
 
@@ -65,7 +67,9 @@ struct Aggregation {
 template <class K, class V>
 Aggregation<K, V, int64_t> counting() {
   return {[] { return std::optional<int64_t>(0); },
-          [](const K&, const V&, const std::optional<int64_t>& count) { return *count + 1; },
+          [](const K&, const V&, const std::optional<int64_t>& count, const RecordContext&) {
+            return *count + 1;
+          },
           [](const K&, const std::optional<int64_t>& count, const int64_t& session) {
             return *count + session;
           }};
@@ -75,27 +79,31 @@ Aggregation<K, V, int64_t> counting() {
 // its aggregate. Merged sessions are combined with the reducer too.
 template <class K, class V>
 Aggregation<K, V, V> reducing(std::function<V(const V& aggregate, const V& value)> reducer) {
-  return {[] { return std::optional<V>(); },
-          [reducer](const K&, const V& value, const std::optional<V>& aggregate) {
-            return aggregate ? reducer(*aggregate, value) : value;
-          },
-          [reducer](const K&, const std::optional<V>& aggregate, const V& session) {
-            return aggregate ? reducer(*aggregate, session) : session;
-          }};
+  return {
+      [] { return std::optional<V>(); },
+      [reducer](const K&, const V& value, const std::optional<V>& aggregate, const RecordContext&) {
+        return aggregate ? reducer(*aggregate, value) : value;
+      },
+      [reducer](const K&, const std::optional<V>& aggregate, const V& session) {
+        return aggregate ? reducer(*aggregate, session) : session;
+      }};
 }
 
-// initializer() -> VA; aggregator(key, value, aggregate) -> VA; for sessions,
-// merger(key, aggregate, other_aggregate) -> VA.
+// initializer() -> VA; aggregator(key, value, aggregate, record) -> VA; for
+// sessions, merger(key, aggregate, other_aggregate) -> VA.
 template <class K, class V, class VA>
 Aggregation<K, V, VA> aggregating(
     std::function<VA()> initializer,
-    std::function<VA(const K& key, const V& value, const VA& aggregate)> aggregator,
+    std::function<VA(const K& key, const V& value, const VA& aggregate,
+                     const RecordContext& record)>
+        aggregator,
     std::function<VA(const K& key, const VA& aggregate, const VA& other)> merger = {}) {
   Aggregation<K, V, VA> aggregation;
   aggregation.initializer = [initializer] { return std::optional<VA>(initializer()); };
   aggregation.aggregator = [aggregator](const K& key, const V& value,
-                                        const std::optional<VA>& aggregate) {
-    return aggregator(key, value, *aggregate);
+                                        const std::optional<VA>& aggregate,
+                                        const RecordContext& record) {
+    return aggregator(key, value, *aggregate, record);
   };
   if (merger)
     aggregation.merger = [merger](const K& key, const std::optional<VA>& aggregate,
@@ -170,8 +178,10 @@ class StreamAggregateProcessor final : public Processor<K, V, K, Change<VA>> {
       aggregate = aggregation_.initializer();
     }
     store_->put(record.key,
-                ValueAndTimestamp<VA>{aggregation_.aggregator(record.key, record.value, aggregate),
-                                      timestamp},
+                ValueAndTimestamp<VA>{
+                    aggregation_.aggregator(record.key, record.value, aggregate,
+                                            RecordContext{record.timestamp, &record.headers}),
+                    timestamp},
                 timestamp);
   }
 

@@ -217,7 +217,8 @@ template <class K, class V, class VA>
 class TableAggregateProcessor final : public Processor<K, Change<V>, K, Change<VA>> {
  public:
   using Store = KeyValueStore<K, ValueAndTimestamp<VA>>;
-  using Subtractor = std::function<VA(const K& key, const V& value, const VA& aggregate)>;
+  using Subtractor = std::function<VA(const K& key, const V& value, const VA& aggregate,
+                                      const RecordContext& record)>;
 
   TableAggregateProcessor(std::string store, Aggregation<K, V, VA> adding, Subtractor subtractor,
                           bool caching = true, bool send_old_values = false)
@@ -238,18 +239,19 @@ class TableAggregateProcessor final : public Processor<K, Change<V>, K, Change<V
       return;
     }
     const std::optional<ValueAndTimestamp<VA>> old = store_->get(record.key);
+    const RecordContext context{record.timestamp, &record.headers};
     std::optional<VA> aggregate;
     int64_t timestamp = record.timestamp;
     if (old) {
       aggregate = old->value;
       if (record.value.old_value) {
-        aggregate = subtractor_(record.key, *record.value.old_value, *aggregate);
+        aggregate = subtractor_(record.key, *record.value.old_value, *aggregate, context);
         timestamp = std::max(timestamp, old->timestamp);
       }
     }
     if (record.value.new_value) {
       if (!aggregate) aggregate = adding_.initializer();
-      aggregate = adding_.aggregator(record.key, *record.value.new_value, aggregate);
+      aggregate = adding_.aggregator(record.key, *record.value.new_value, aggregate, context);
       if (old) timestamp = std::max(timestamp, old->timestamp);
     }
     store_->put(record.key,

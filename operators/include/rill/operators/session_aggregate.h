@@ -88,7 +88,8 @@ class SessionWindowAggregateProcessor final : public Processor<K, V, Windowed<K>
             session.key, {std::nullopt, std::nullopt}, session.key.window.end, {}});
       }
     }
-    VA result = aggregation_.aggregator(record.key, record.value, aggregate);
+    VA result = aggregation_.aggregator(record.key, record.value, aggregate,
+                                        RecordContext{record.timestamp, &record.headers});
     Windowed<K> session_key{record.key, merged_window};
     if (!store_->put(session_key, result)) context_->record_dropped(kExpiredWindow);
     context_->forward(Record<Windowed<K>, Change<VA>>{

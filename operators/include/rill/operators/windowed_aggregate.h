@@ -70,7 +70,8 @@ class TimeWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, C
       } else {
         aggregate = aggregation_.initializer();
       }
-      VA result = aggregation_.aggregator(record.key, record.value, aggregate);
+      VA result = aggregation_.aggregator(record.key, record.value, aggregate,
+                                          RecordContext{record.timestamp, &record.headers});
       if (!store_->put(record.key, ValueAndTimestamp<VA>{result, timestamp}, window.start))
         context_->record_dropped(kExpiredWindow);
       context_->forward(Record<Windowed<K>, Change<VA>>{Windowed<K>{record.key, window},
@@ -275,7 +276,8 @@ class SlidingWindowAggregateProcessor final : public Processor<K, V, Windowed<K>
       aggregate = current->value;
       timestamp = std::max(timestamp, current->timestamp);
     }
-    VA result = aggregation_.aggregator(record.key, record.value, aggregate);
+    VA result = aggregation_.aggregator(record.key, record.value, aggregate,
+                                        RecordContext{record.timestamp, &record.headers});
     if (!store_->put(record.key, Aggregate{result, timestamp}, window.start))
       context_->record_dropped(kExpiredWindow);
     context_->forward(Record<Windowed<K>, Change<VA>>{Windowed<K>{record.key, window},

@@ -64,6 +64,9 @@ struct FieldSpec {
   std::vector<std::string_view> allowed = {};
   std::string_view default_value = {};
   std::vector<FieldSpec> fields = {};
+  // kObject: the field of `fields` a scalar sets (`timestamp: value.ts` is
+  // `timestamp: {expression: value.ts}`); empty when a scalar is refused.
+  std::string_view shorthand = {};
 };
 
 struct OperatorSpec {
