@@ -154,6 +154,19 @@ TEST_CASE("at least once, a commit sends each partition's next offset to the gro
   CHECK(harness.group.commits.size() == 1);
 }
 
+TEST_CASE("a position past records no task processed is never committed", "[unit][task-manager]") {
+  Harness harness(false);
+  harness.manager->assign(kTwoPartitions);
+  harness.processed(0, 5);
+  // The consumer says it handed on records up to 40, but the task processed
+  // up to 5: committing 41 would lose 6 to 40 if another instance took over.
+  harness.group.fetch_positions = {{"orders", 0, 41}};
+  REQUIRE(harness.manager->commit());
+  REQUIRE(harness.group.commits.size() == 1);
+  REQUIRE(harness.group.commits[0].size() == 1);
+  CHECK(harness.group.commits[0][0].offset == 5);
+}
+
 TEST_CASE("a commit the group refuses is retried later and counts toward task.timeout.ms",
           "[unit][task-manager]") {
   Harness harness(false);
