@@ -708,6 +708,18 @@ struct KafkaStreams::Impl {
   // Records arrive in each partition's own queue; what reaches the consumer's
   // queue is errors and events.
   void handle_event(kafka::MessagePtr message) {
+    // Records come through their partitions' own queues; one that reaches
+    // the consumer's queue is not processed here, and its offset is not
+    // committed (see TaskManager::collect_offsets): it is read again after
+    // the partition's next assignment.
+    if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (stray_records_logged.emplace(kafka::topic_of(*message), message->partition).second)
+        log::get().warn(
+            "{}: records of {}[{}] from offset {} reached the consumer's queue, not their "
+            "task's; they are read again after the partition's next assignment",
+            application_id, kafka::topic_of(*message), message->partition, message->offset);
+      return;
+    }
     if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
         message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       log::get().warn("{}: consumer: {}", application_id, kafka::error_of(*message));
@@ -1000,6 +1012,8 @@ struct KafkaStreams::Impl {
 
   std::atomic<bool> stopping{false};
   bool failed_stop = false;
+  // Partitions whose records reached the consumer's queue (see handle_event).
+  std::set<std::pair<std::string, int32_t>> stray_records_logged;
   // Whether the group ever assigned this consumer partitions (see ~Impl).
   bool received_assignment = false;
   mutable std::mutex state_mutex;
