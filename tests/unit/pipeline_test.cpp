@@ -252,27 +252,16 @@ flows:
             last_trace: last(headers.trace)
       - to: seen
 )";
-  auto pipe_clicks = [](Run& run) {
+  const Json expected =
+      Json::parse(R"({"first_seen":3000,"last_seen":9000,"traces":2,"last_trace":"t1"})");
+  for (const std::string window : {"", "window: {type: tumbling, size: 1m}"}) {
+    INFO("window: " << window);
+    std::string yaml = "application: {application.id: seen}\n" + body;
+    yaml.replace(yaml.find("WINDOW"), 6, window);
+    Run run(yaml);
     run.pipe("clicks", std::nullopt, R"({"user":"ada"})", 5000, rill::Headers{{"trace", "t1"}});
     run.pipe("clicks", std::nullopt, R"({"user":"ada"})", 3000, rill::Headers{{"trace", "t2"}});
     run.pipe("clicks", std::nullopt, R"({"user":"ada"})", 9000, rill::Headers{{"trace", "t1"}});
-  };
-  const Json expected =
-      Json::parse(R"({"first_seen":3000,"last_seen":9000,"traces":2,"last_trace":"t1"})");
-  SECTION("over all time") {
-    std::string yaml = "application: {application.id: seen}\n" + body;
-    yaml.replace(yaml.find("WINDOW"), 6, "");
-    Run run(yaml);
-    pipe_clicks(run);
-    const Records out = run.read("seen");
-    REQUIRE(out.size() == 3);
-    CHECK(Json::parse(out.back().second) == expected);
-  }
-  SECTION("per window") {
-    std::string yaml = "application: {application.id: seen}\n" + body;
-    yaml.replace(yaml.find("WINDOW"), 6, "window: {type: tumbling, size: 1m}");
-    Run run(yaml);
-    pipe_clicks(run);
     const Records out = run.read("seen");
     REQUIRE(out.size() == 3);
     CHECK(Json::parse(out.back().second) == expected);
