@@ -246,3 +246,23 @@ TEST_CASE("rill run on a terminal shows a status line with rates and lag",
   CHECK(shown());
   CHECK_THAT(script.log(), Catch::Contains("\r\033[K"));
 }
+
+TEST_CASE("a crash names its signal and the crashing thread's stack, then dies of the signal",
+          "[kafka][examples][embedded]") {
+  ::unsetenv("KAFKA_BOOTSTRAP");
+  ChildProcess rill({test_binary("../rill"), "run", example("word-count.yaml")},
+                    log_file(unique_name("crash-report")));
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  auto running = [&] { return rill.log().find("REBALANCING -> RUNNING") != std::string::npos; };
+  while (!running() && rill.running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(200ms);
+  REQUIRE(running());
+  // The handler runs on whichever thread takes the signal: the report is the
+  // same as for a fault of its own.
+  rill.signal(SIGSEGV);
+  CHECK(rill.wait(60s) == 128 + SIGSEGV);
+  INFO(rill.log_tail());
+  CHECK_THAT(rill.log(), Catch::Contains("rill: fatal signal 11 (Segmentation fault); stack of "
+                                         "the crashing thread:\n"));
+  CHECK_THAT(rill.log(), Catch::Contains("rill("));
+}

@@ -128,7 +128,8 @@ struct RunLimits {
 // Blocks until SIGINT or SIGTERM arrives, a limit is reached (then closes
 // `streams` cleanly) or the instance stops by itself. Returns a process exit
 // code: 0 after a clean close, 1 when the instance ended in ERROR (its error is
-// printed on stderr).
+// printed on stderr). A crash (SIGSEGV, SIGABRT...) prints the signal and the
+// crashing thread's stack on stderr before the process dies of it.
 int run_until_signal(KafkaStreams& streams, const RunLimits& limits = {});
 
 }  // namespace rill

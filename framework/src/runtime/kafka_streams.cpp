@@ -25,6 +25,7 @@
 #include "kafka/handles.h"
 #include "kafka/producer.h"
 #include "kafka/records.h"
+#include "log/crash_report.h"
 #include "log/log.h"
 #include "metrics/http_server.h"
 #include "metrics/registry.h"
@@ -1127,6 +1128,7 @@ int run_until_signal(KafkaStreams& streams, const RunLimits& limits) {
   auto on_signal = [](int signal) { received_signal.store(signal); };
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  log::install_crash_report();
   const auto started = Clock::now();
   auto last_progress = started;
   uint64_t processed = 0;
