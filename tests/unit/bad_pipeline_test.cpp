@@ -303,3 +303,26 @@ TEST_CASE("a pipeline error shows the line with a caret under the column",
           "                                ^\n");
   }
 }
+
+TEST_CASE("the whole file is checked against the declaration before any stream or expression is",
+          "[unit][pipeline-errors]") {
+  // The first flow reads a stream no one defines; the second misspells an
+  // operator. Checking the file's shape is a phase of its own, so the
+  // misspelling is the error, wherever it is.
+  const std::string yaml = kHead +
+                           "    steps: [stdout]\n"           // 7
+                           "  - from: nowhere\n"             // 8
+                           "    steps: [stdout]\n"           // 9
+                           "  - from: in\n"                  // 10
+                           "    steps:\n"                    // 11
+                           "      - filtre: value.n > 1\n";  // 12
+  try {
+    rill::pipeline::load_text(yaml, "bad.yaml",
+                              [](const std::string&) { return std::optional<std::string>(); });
+    FAIL("loaded");
+  } catch (const rill::pipeline::PipelineError& e) {
+    CHECK(e.position().line == 12);
+    CHECK(e.position().column == 9);
+    CHECK_THAT(e.message(), Catch::StartsWith("unknown operator 'filtre'"));
+  }
+}

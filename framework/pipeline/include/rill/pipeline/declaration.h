@@ -83,7 +83,6 @@ struct OperatorSpec {
 const std::vector<FieldSpec>& document_fields();
 // Every operator a step may use, in the order of the reference.
 const std::vector<OperatorSpec>& operators();
-const OperatorSpec* find_operator(std::string_view name);
 
 // docs/yaml-reference.md.
 std::string reference_markdown();

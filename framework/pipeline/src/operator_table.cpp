@@ -1,0 +1,179 @@
+#include "operator_table.h"
+
+#include "declaration_parts.h"
+#include "planner.h"
+
+namespace rill::pipeline {
+
+using T = FieldType;
+
+const std::vector<Operator>& operator_table() {
+  static const std::vector<Operator> kTable = {
+      {.declaration = {"filter",
+                       "Keeps the records for which the condition is true (null counts as false).",
+                       "if",
+                       {{"if", T::kCondition, true, "The condition."},
+                        name_field("Names the processor node.")},
+                       "- filter: value.amount > 100 and value.currency == \"EUR\""},
+       .apply = &Planner::apply_filter},
+      {.declaration =
+           {"map",
+            "Builds a new value, and optionally a new key, from expressions. A mapping builds an "
+            "object; nested mappings build nested objects. `map: {user: value.u}` is short for "
+            "`map: {value: {user: value.u}}`: a mapping whose keys are all fields of map (value, "
+            "key, name) sets those fields instead.",
+            "value",
+            {{"value", T::kValueBuilder, false, "The new value. Default: the value unchanged."},
+             {"key", T::kExpression, false,
+              "The new key. Changing it makes a later group_by repartition."},
+             name_field("Names the processor node.")},
+            "- map:\n    value:\n      user: value.user.id\n      cents: value.amount * 100"},
+       .apply = &Planner::apply_map},
+      {.declaration =
+           {"flat_map",
+            "One record per element of an array (`explode`) or per part of a string (`split`), "
+            "with the key unchanged.",
+            "explode",
+            {{"explode", T::kExpression, false,
+              "An expression giving an array; null gives no record."},
+             {"split", T::kExpression, false,
+              "An expression giving a string, split by `separator`."},
+             {"separator", T::kString, false,
+              "What `split` splits on. Default: runs of white space, empty parts dropped."},
+             name_field("Names the processor node.")},
+            "- flat_map: {split: lower(value)}"},
+       .apply = &Planner::apply_flat_map},
+      {.declaration = {"select_key",
+                       "Sets the key from an expression; a later group_by on `key` repartitions.",
+                       "key",
+                       {{"key", T::kExpression, true, "The new key."},
+                        name_field("Names the processor node.")},
+                       "- select_key: value.user.id"},
+       .apply = &Planner::apply_select_key},
+      {.declaration =
+           {"branch",
+            "Routes each record to the first route whose condition is true; each route becomes a "
+            "stream later flows read with `from`. Ends the flow.",
+            "",
+            {{"routes", T::kRoutes, true, "Route names and their conditions, tried in order."},
+             {"default", T::kString, false,
+              "The stream of records no route takes. Default: none, such records are dropped."},
+             name_field("Names the split node.")},
+            "- branch:\n    routes:\n      large: value.amount >= 1000\n    default: small"},
+       .apply = &Planner::apply_branch},
+      {.declaration = {"merge",
+                       "Interleaves the records of other streams into this one.",
+                       "streams",
+                       {{"streams", T::kStreamNames, true,
+                         "The streams to merge in (sources or routes)."},
+                        name_field("Names the merge node.")},
+                       "- merge: [web-orders, shop-orders]"},
+       .apply = &Planner::apply_merge},
+      {.declaration =
+           {"group_by",
+            "Groups records by a key for the `aggregate` step that must follow. Grouping by an "
+            "expression other than `key` goes through the repartition topic "
+            "`<application.id>-<name>-repartition`. Grouping a table's rows always does: each "
+            "change of a row carries its old and its new value, so the aggregate takes the old "
+            "value out of its group and adds the new one to its group.",
+            "key",
+            {{"key", T::kExpression, true, "The grouping key; `key` keeps the record's key."},
+             {"key_format", T::kEnum, false,
+              "How the repartition topic and the store write the key. string writes a string as "
+              "its plain bytes, as Kafka's StringSerializer does, so the key lands on the "
+              "partition other Kafka clients pick for it and joins with their topics; a number "
+              "becomes its text. json keeps numbers, objects and arrays as they are.",
+              kFormats, "string"},
+             name_field("Names the repartition topic. Default: the aggregation's store name.")},
+            "- group_by: value.user.id"},
+       .apply = &Planner::apply_group_by},
+      {.declaration =
+           {"aggregate",
+            "Aggregates the grouped records per key, over all time or per window, in a state store "
+            "changelogged to `<application.id>-<name>-changelog`. Emits the key's new result for "
+            "each record (folded by the record cache between commits), or with `emit: final` one "
+            "result per window once it closes. A windowed result's key is "
+            "`{\"key\": ..., \"start\": ms, \"end\": ms}`.",
+            "value",
+            {{"value", T::kAggregation, false,
+              "One aggregation; the result is its value: `count()`, `sum(x)`, `min(x)`, `max(x)`, "
+              "`avg(x)`, `first(x)`, `last(x)`, `count_distinct(x)`; `x` reads the record's key, "
+              "value, timestamp and headers (`max(timestamp)`). Nulls are skipped. After a "
+              "table's group_by: `count()`, `sum(x)` and `avg(x)`, which can take a row out."},
+             {"fields", T::kAggregations, false,
+              "Several aggregations; the result is an object with these fields."},
+             {"window",
+              T::kObject,
+              false,
+              "Aggregates per window of event time.",
+              {},
+              {},
+              {{"type",
+                T::kEnum,
+                true,
+                "The kind of window.",
+                {"tumbling", "hopping", "sliding", "session"}},
+               {"size", T::kDuration, false,
+                "Window size (tumbling, hopping), or the time difference of sliding windows."},
+               {"advance", T::kDuration, false, "How far hopping windows move (at most the size)."},
+               {"gap", T::kDuration, false,
+                "The inactivity gap that ends a session. A session ends at its last record's time; "
+                "a record that merges sessions deletes them downstream (a null value for each "
+                "old session's key) before the merged result."},
+               {"grace",
+                T::kDuration,
+                false,
+                "How long after its end a window still takes late records. Sessions, as in Kafka "
+                "Streams, close at end + gap + grace. Dropped late records are counted and logged "
+                "(docs/state.md).",
+                {},
+                "0"},
+               {"emit",
+                T::kEnum,
+                false,
+                "changes: every update of a window's result; final: one result when it closes.",
+                {"changes", "final"},
+                "changes"}}},
+             {"name", T::kString, false,
+              "Names the state store (and so its changelog topic). Default: generated."}},
+            "- aggregate:\n    window: {type: tumbling, size: 1m, grace: 10s, emit: final}\n"
+            "    fields:\n      views: count()\n      pages: count_distinct(value.page)"},
+       .apply = &Planner::apply_aggregate},
+      {.declaration =
+           {"to",
+            "Writes the stream to a Kafka topic; the stream goes on for further steps.",
+            "topic",
+            {{"topic", T::kString, true, "The topic."},
+             {"key_format", T::kEnum, false, "How keys are written.", kFormats, "string"},
+             {"value_format", T::kEnum, false, "How values are written.", kFormats, "json"},
+             name_field("Names the sink node.")},
+            "- to: {topic: large-orders, value_format: json}"},
+       .apply = &Planner::apply_to},
+      {.declaration =
+           {"stdout",
+            "Prints each record as `key<TAB>value` (value as JSON) on standard output, for trying "
+            "pipelines out; the stream goes on.",
+            "",
+            {name_field("Names the processor node.")},
+            "- stdout"},
+       .apply = &Planner::apply_stdout},
+  };
+  return kTable;
+}
+
+const Operator* operator_named(std::string_view name) {
+  for (const Operator& op : operator_table())
+    if (op.declaration.name == name) return &op;
+  return nullptr;
+}
+
+const std::vector<OperatorSpec>& operators() {
+  static const std::vector<OperatorSpec> kDeclarations = [] {
+    std::vector<OperatorSpec> declarations;
+    for (const Operator& op : operator_table()) declarations.push_back(op.declaration);
+    return declarations;
+  }();
+  return kDeclarations;
+}
+
+}  // namespace rill::pipeline
