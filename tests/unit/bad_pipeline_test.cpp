@@ -264,6 +264,19 @@ const std::vector<BadPipeline> kCases = {
      "missing field 'routes' in 'branch'"},
     {"merge of an unknown stream", with_steps("      - merge: [others]\n"), 8, 17,
      "unknown stream 'others'"},
+    {"join with an unknown table", with_steps("      - join: {with: clients, value: right}\n"), 8,
+     22, "unknown table 'clients', expected a source of type table or global_table: (none)"},
+    {"join with a stream", with_steps("      - join: {with: in, value: right}\n"), 8, 22,
+     "'in' is a stream, expected a source of type table or global_table"},
+    {"join without its value", with_steps("      - join: {with: in}\n"), 8, 15,
+     "missing field 'value' in 'join'"},
+    {"the joined row outside a join", with_steps("      - map: right.name\n"), 8, 14,
+     "'right' is known only in a join's value"},
+    {"join key reading the time",
+     "application: {application.id: app}\nsources:\n  in: {topic: input}\n"
+     "  t: {topic: t, type: table}\nflows:\n  - from: in\n    steps:\n"
+     "      - join: {with: t, key: timestamp, value: right}\n",
+     8, 30, "a join's key sees the record's key and value only"},
 };
 
 }  // namespace

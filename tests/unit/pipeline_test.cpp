@@ -634,3 +634,62 @@ flows:
   run.pipe("orders", "o1", R"({"customer":"c1"})");
   CHECK(run.read("copied").size() == 1);
 }
+
+TEST_CASE("a join step enriches a stream from a table, by the record's key or a new one",
+          "[unit][pipeline][join]") {
+  Run run(R"(
+application: {application.id: enrich}
+sources:
+  customers: {topic: customers, type: table}
+  orders: {topic: orders}
+flows:
+  - from: orders
+    steps:
+      - join:
+          with: customers
+          key: value.customer
+          type: left
+          value:
+            order: left.id
+            customer: right.name
+            at: timestamp
+      - to: enriched
+)");
+  // The new key sends the orders through a repartition topic named after the
+  // flow's node, into the task of the customer's row.
+  CHECK_THAT(run.pipeline.topology.describe(), Catch::Contains("-repartition]"));
+  run.pipe("customers", "c1", R"({"name":"Ada"})", 1);
+  run.pipe("orders", "o1", R"({"id":"o1","customer":"c1"})", 2);
+  run.pipe("orders", "o2", R"({"id":"o2","customer":"c2"})", 3);
+  run.pipe("customers", "c1", R"({"name":"Ada L."})", 4);  // emits nothing
+  run.pipe("orders", "o3", R"({"id":"o3","customer":"c1"})", 5);
+  CHECK(run.read("enriched") == Records{{"c1", R"({"at":2,"customer":"Ada","order":"o1"})"},
+                                        {"c2", R"({"at":3,"customer":null,"order":"o2"})"},
+                                        {"c1", R"({"at":5,"customer":"Ada L.","order":"o3"})"}});
+}
+
+TEST_CASE("a join step looks rows up in a global table, inner or left", "[unit][pipeline][join]") {
+  const std::string type = GENERATE(std::string("inner"), std::string("left"));
+  INFO(type);
+  Run run(R"(
+application: {application.id: enrich}
+sources:
+  products: {topic: products, type: global_table, value_format: string}
+  orders: {topic: orders}
+flows:
+  - from: orders
+    steps:
+      - join: {with: products, key: value.product, type: )" +
+          type + R"(, value: {qty: left.qty, product: right}}
+      - to: lines
+)");
+  CHECK(run.pipeline.topology.subtopologies().size() == 1);
+  run.pipe("products", "p1", "pen");
+  run.pipe("orders", "o1", R"({"product":"p1","qty":"2"})");
+  run.pipe("orders", "o2", R"({"product":"p9","qty":"1"})");
+  const Records joined{{"o1", R"({"product":"pen","qty":"2"})"}};
+  if (type == "inner")
+    CHECK(run.read("lines") == joined);
+  else
+    CHECK(run.read("lines") == Records{joined[0], {"o2", R"({"product":null,"qty":"1"})"}});
+}

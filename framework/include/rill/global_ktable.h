@@ -18,6 +18,7 @@
 #include <string>
 #include <utility>
 
+#include "rill/ktable.h"
 #include "rill/operators/ktable_ops.h"
 #include "rill/serde.h"
 #include "rill/state.h"
@@ -68,6 +69,51 @@ GlobalKTable<K, V> StreamsBuilder::global_table(std::string topic, Consumed<K, V
         return std::make_unique<operators::TableSourceProcessor<K, V>>(store, false);
       });
   return GlobalKTable<K, V>(names.store, names.key_serde, names.value_serde);
+}
+
+template <class K, class V>
+template <class KG, class VG, class S, class F, class VR>
+KStream<K, VR> KStream<K, V>::join(const GlobalKTable<KG, VG>& table, S key_selector, F joiner,
+                                   std::string name) const {
+  return join_global<KG, VG, VR>(
+      table, false, std::move(key_selector),
+      [joiner](const K& key, const V& value, const std::optional<VG>& row,
+               const RecordContext& record) mutable {
+        return internal::call_joiner(joiner, key, value, *row, record);
+      },
+      std::move(name));
+}
+
+template <class K, class V>
+template <class KG, class VG, class S, class F, class VR>
+KStream<K, VR> KStream<K, V>::left_join(const GlobalKTable<KG, VG>& table, S key_selector, F joiner,
+                                        std::string name) const {
+  return join_global<KG, VG, VR>(
+      table, true, std::move(key_selector),
+      [joiner](const K& key, const V& value, const std::optional<VG>& row,
+               const RecordContext& record) mutable {
+        return internal::call_joiner(joiner, key, value, row, record);
+      },
+      std::move(name));
+}
+
+template <class K, class V>
+template <class KG, class VG, class VR, class S, class J>
+KStream<K, VR> KStream<K, V>::join_global(const GlobalKTable<KG, VG>& table, bool left,
+                                          S key_selector, J joiner, std::string name) const {
+  // Global stores are read by name, without a connection.
+  return add_join<KG, VG, VR>(
+      builder_->name_or_new(std::move(name), left ? "KSTREAM-LEFTJOIN" : "KSTREAM-JOIN"), left,
+      [key_selector](const K& key, const V& value) mutable -> std::optional<KG> {
+        auto selected = key_selector(key, value);
+        if (operators::is_null(selected)) return std::nullopt;
+        if constexpr (operators::kIsOptional<decltype(selected)>) {
+          return std::move(*selected);
+        } else {
+          return selected;
+        }
+      },
+      std::move(joiner), internal::rows_of_store<KG, VG>(table.queryable_store_name())->reader, {});
 }
 
 }  // namespace rill

@@ -68,6 +68,29 @@ struct IsWindowed<Windowed<K>> : std::true_type {
   using Key = K;
 };
 
+// How a processor reads a table's current rows, as Kafka Streams'
+// KTableValueGetterSupplier: the stores to connect it to, and the reader to
+// make in its init(): from the table's store, or through the operations
+// between the table and the nearest store.
+template <class K, class V>
+struct TableRows {
+  std::vector<std::string> stores;
+  operators::RowReaderFactory<K, V> reader;
+};
+
+template <class K, class V>
+std::shared_ptr<const TableRows<K, V>> rows_of_store(const std::string& store) {
+  return std::make_shared<const TableRows<K, V>>(TableRows<K, V>{
+      {store}, [store](ProcessingContext& context) -> operators::RowReader<K, V> {
+        auto* rows = &context.state_store<KeyValueStore<K, ValueAndTimestamp<V>>>(store);
+        return [rows](const K& key) -> std::optional<V> {
+          std::optional<ValueAndTimestamp<V>> row = rows->get(key);
+          if (!row) return std::nullopt;
+          return std::move(row->value);
+        };
+      }});
+}
+
 }  // namespace internal
 
 template <class K, class V>
@@ -87,7 +110,10 @@ class KTable {
         value_serde_(std::move(value_serde)),
         store_(std::move(store)),
         close_delay_ms_(close_delay_ms),
-        old_values_(std::move(old_values)) {}
+        old_values_(std::move(old_values)) {
+    if (!store_.empty() && !internal::IsWindowed<K>::value)
+      rows_ = internal::rows_of_store<K, V>(store_);
+  }
 
   // The table's updates as a stream; a deletion is a record whose value is
   // std::nullopt, written as null by a sink.
@@ -118,8 +144,18 @@ class KTable {
               old_values && old_values->enabled);
         },
         {node_});
-    return KTable<K, V2>(builder_, node, key_serde_, internal::serde_if_same<V2, V>(value_serde_),
+    KTable<K, V2> mapped(builder_, node, key_serde_, internal::serde_if_same<V2, V>(value_serde_),
                          {}, close_delay_ms_, old_values);
+    if (rows_)
+      mapped.rows_ = std::make_shared<const internal::TableRows<K, V2>>(internal::TableRows<K, V2>{
+          rows_->stores, [f, parent = rows_](ProcessingContext& context) {
+            return [f, read = parent->reader(context)](const K& key) mutable -> std::optional<V2> {
+              std::optional<V> row = read(key);
+              if (!row) return std::nullopt;
+              return internal::call_with_value(f, key, *row);
+            };
+          }});
+    return mapped;
   }
 
   // Keeps the rows for which predicate(value) (or predicate(key, value)) is
@@ -188,8 +224,13 @@ class KTable {
   const SerdePtr<K>& key_serde() const { return key_serde_; }
   const SerdePtr<V>& value_serde() const { return value_serde_; }
   StreamsBuilder* builder() const { return builder_; }
+  // How joins read the table's rows; null for windowed tables and suppress.
+  const std::shared_ptr<const internal::TableRows<K, V>>& rows() const { return rows_; }
 
  private:
+  template <class K2, class V2>
+  friend class KTable;
+
   template <class F>
   KTable add_filter(F predicate, bool keep_when, std::string name) const {
     std::string node = builder_->name_or_new(std::move(name), "KTABLE-FILTER");
@@ -204,7 +245,20 @@ class KTable {
               keep_when, old_values && old_values->enabled);
         },
         {node_});
-    return KTable(builder_, node, key_serde_, value_serde_, {}, close_delay_ms_, old_values);
+    KTable filtered(builder_, node, key_serde_, value_serde_, {}, close_delay_ms_, old_values);
+    if (rows_)
+      filtered.rows_ = std::make_shared<const internal::TableRows<K, V>>(internal::TableRows<K, V>{
+          rows_->stores, [predicate, keep_when, parent = rows_](ProcessingContext& context) {
+            return [predicate, keep_when,
+                    read = parent->reader(context)](const K& key) mutable -> std::optional<V> {
+              std::optional<V> row = read(key);
+              if (row &&
+                  static_cast<bool>(internal::call_with_value(predicate, key, *row)) != keep_when)
+                return std::nullopt;
+              return row;
+            };
+          }});
+    return filtered;
   }
 
   // A node computed from this table's updates, without a store of its own,
@@ -221,6 +275,7 @@ class KTable {
   std::string store_;
   std::optional<int64_t> close_delay_ms_;
   std::shared_ptr<internal::SendOldValues> old_values_;
+  std::shared_ptr<const internal::TableRows<K, V>> rows_;
 };
 
 // ---------------------------------------------------------------------------
@@ -277,6 +332,55 @@ KTable<K, VT> KStream<K, V>::to_table(std::string name, Materialized<K, VT> mate
         return std::make_unique<operators::TableSourceProcessor<K, VT, V>>(table_store, caching,
                                                                            send_old_values);
       });
+}
+
+template <class K, class V>
+template <class VT, class F, class VR>
+KStream<K, VR> KStream<K, V>::join(const KTable<K, VT>& table, F joiner,
+                                   Joined<K, V> joined) const {
+  return join_table<VT, VR>(
+      table, false,
+      [joiner](const K& key, const V& value, const std::optional<VT>& row,
+               const RecordContext& record) mutable {
+        return internal::call_joiner(joiner, key, value, *row, record);
+      },
+      std::move(joined));
+}
+
+template <class K, class V>
+template <class VT, class F, class VR>
+KStream<K, VR> KStream<K, V>::left_join(const KTable<K, VT>& table, F joiner,
+                                        Joined<K, V> joined) const {
+  return join_table<VT, VR>(
+      table, true,
+      [joiner](const K& key, const V& value, const std::optional<VT>& row,
+               const RecordContext& record) mutable {
+        return internal::call_joiner(joiner, key, value, row, record);
+      },
+      std::move(joined));
+}
+
+template <class K, class V>
+template <class VT, class VR, class J>
+KStream<K, VR> KStream<K, V>::join_table(const KTable<K, VT>& table, bool left, J joiner,
+                                         Joined<K, V> joined) const {
+  std::string node = builder_->name_or_new(joined.name, left ? "KSTREAM-LEFTJOIN" : "KSTREAM-JOIN");
+  if (!table.rows())
+    throw TopologyError("join '" + node + "' with table '" + table.node_name() +
+                        "': the table's rows cannot be read (a windowed or suppressed table)");
+  // The stream's records must reach the task of their key's row.
+  const KStream input =
+      repartition_required_
+          ? repartition(Repartitioned<K, V>{joined.name.empty() ? node_ : joined.name, std::nullopt,
+                                            joined.key_serde, joined.value_serde})
+          : *this;
+  return input.template add_join<K, VT, VR>(
+      std::move(node), left,
+      [](const K& key, const V&) -> std::optional<K> {
+        if (operators::is_null(key)) return std::nullopt;
+        return key;
+      },
+      std::move(joiner), table.rows()->reader, table.rows()->stores);
 }
 
 template <class K, class V>

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "rill/operators/stream_table_join.h"
 #include "rill/processor.h"
 #include "rill/record.h"
 #include "rill/serde.h"
@@ -72,6 +73,17 @@ struct Repartitioned {
 template <class K, class V>
 struct Grouped {
   // Default: the name of the aggregation's store, as Kafka Streams does.
+  std::string name = {};
+  SerdePtr<K> key_serde = nullptr;    // Default: the stream's key serde.
+  SerdePtr<V> value_serde = nullptr;  // Default: the stream's value serde.
+};
+
+// How a stream is joined with a table, as Kafka Streams' Joined: names the
+// join node, and the topic "<application.id>-<name>-repartition" the stream
+// goes through first when its key changed upstream (without a name, the
+// topic takes the name of the stream's last node).
+template <class K, class V>
+struct Joined {
   std::string name = {};
   SerdePtr<K> key_serde = nullptr;    // Default: the stream's key serde.
   SerdePtr<V> value_serde = nullptr;  // Default: the stream's value serde.
@@ -305,6 +317,24 @@ template <class F, class K, class V>
 using ValueResult = std::decay_t<decltype(call_with_value(
     std::declval<F&>(), std::declval<const K&>(), std::declval<const V&>()))>;
 
+// Calls f(key, value, other, record), f(key, value, other) or f(value, other),
+// whichever f accepts.
+template <class F, class K, class V, class O>
+decltype(auto) call_joiner(F& f, const K& key, const V& value, const O& other,
+                           const RecordContext& record) {
+  if constexpr (std::is_invocable_v<F&, const K&, const V&, const O&, const RecordContext&>) {
+    return f(key, value, other, record);
+  } else if constexpr (std::is_invocable_v<F&, const K&, const V&, const O&>) {
+    return f(key, value, other);
+  } else {
+    return f(value, other);
+  }
+}
+template <class F, class K, class V, class O>
+using JoinResult = std::decay_t<decltype(call_joiner(
+    std::declval<F&>(), std::declval<const K&>(), std::declval<const V&>(),
+    std::declval<const O&>(), std::declval<const RecordContext&>()))>;
+
 template <class T>
 struct KeyValueTypes;
 template <class K, class V>
@@ -527,6 +557,33 @@ class KStream {
   // Groups the records by their key for an aggregation; they are repartitioned
   // first only when the key changed upstream.
   KGroupedStream<K, V> group_by_key(Grouped<K, V> grouped = {}) const;
+
+  // Joins each record with the table's row for its key, as Kafka Streams'
+  // KStream#join(KTable): joiner(value, row), joiner(key, value, row) or
+  // joiner(key, value, row, RecordContext) gives the value; the key and
+  // timestamp stay the record's. A record without a
+  // row, or with a null key or value, goes no further; the table's updates
+  // emit nothing. The stream and the table must be co-partitioned: when the
+  // stream's key changed upstream it is repartitioned first (see Joined).
+  template <class VT, class F, class VR = internal::JoinResult<F, K, V, VT>>
+  KStream<K, VR> join(const KTable<K, VT>& table, F joiner, Joined<K, V> joined = {}) const;
+  // As join, but a record without a row, or with a null key, goes on too: the
+  // joiner's row is a std::optional<VT>, empty then.
+  template <class VT, class F, class VR = internal::JoinResult<F, K, V, std::optional<VT>>>
+  KStream<K, VR> left_join(const KTable<K, VT>& table, F joiner, Joined<K, V> joined = {}) const;
+  // Joins each record with the global table's row for key_selector(key,
+  // value), as Kafka Streams' KStream#join(GlobalKTable). Every instance holds
+  // the whole table: no co-partitioning, no repartition. A selector giving
+  // null (an empty std::optional, a JSON null) drops the record.
+  template <class KG, class VG, class S, class F, class VR = internal::JoinResult<F, K, V, VG>>
+  KStream<K, VR> join(const GlobalKTable<KG, VG>& table, S key_selector, F joiner,
+                      std::string name = {}) const;
+  // As join, but a record without a row, or whose selector gives null, goes on
+  // too, with an empty std::optional<VG> as the row.
+  template <class KG, class VG, class S, class F,
+            class VR = internal::JoinResult<F, K, V, std::optional<VG>>>
+  KStream<K, VR> left_join(const GlobalKTable<KG, VG>& table, S key_selector, F joiner,
+                           std::string name = {}) const;
   // Groups the records by selector(key, value); always repartitions. The key
   // selection node takes the grouped name when there is one.
   template <class F, class K2 = std::decay_t<std::invoke_result_t<F&, const K&, const V&>>>
@@ -588,6 +645,32 @@ class KStream {
         {node_});
     return KStream<K2, V2>(builder_, node, default_serde_if_same<K2, K>(key_serde_),
                            default_serde_if_same<V2, V>(value_serde_), repartition_required);
+  }
+
+  template <class VT, class VR, class J>
+  KStream<K, VR> join_table(const KTable<K, VT>& table, bool left, J joiner,
+                            Joined<K, V> joined) const;
+  template <class KG, class VG, class VR, class S, class J>
+  KStream<K, VR> join_global(const GlobalKTable<KG, VG>& table, bool left, S key_selector, J joiner,
+                             std::string name) const;
+  // Adds the join node `node` (inner or left) reading rows through `rows`,
+  // connected to `stores`.
+  template <class KT, class VT, class VR>
+  KStream<K, VR> add_join(
+      std::string node, bool left,
+      typename operators::StreamTableJoinProcessor<K, V, KT, VT, VR>::JoinKey join_key,
+      typename operators::StreamTableJoinProcessor<K, V, KT, VT, VR>::Joiner joiner,
+      operators::RowReaderFactory<KT, VT> rows, std::vector<std::string> stores) const {
+    builder_->topology().add_processor(
+        node,
+        [left, join_key, joiner, rows] {
+          return std::make_unique<operators::StreamTableJoinProcessor<K, V, KT, VT, VR>>(
+              rows, join_key, joiner, left);
+        },
+        {node_});
+    if (!stores.empty()) builder_->topology().connect_processor_and_stores(node, std::move(stores));
+    return KStream<K, VR>(builder_, node, key_serde_, default_serde_if_same<VR, V>(value_serde_),
+                          repartition_required_);
   }
 
   void add_sink(std::string name, TopicRef topic, SerdePtr<K> key_serde, SerdePtr<V> value_serde,

@@ -351,7 +351,8 @@ std::string reference_markdown() {
   out +=
       "\n## Expressions\n\n"
       "Names: `key`, `value`, `timestamp` (event time, ms since the epoch) and `headers`\n"
-      "(`headers.trace` is the last header `trace`, as a string). `value.user.id` reads\n"
+      "(`headers.trace` is the last header `trace`, as a string); in a join's `value`, also\n"
+      "`left` (the record's value) and `right` (the row joined to it). `value.user.id` reads\n"
       "nested fields, `value.items[0]` and `value[\"odd name\"]` index. A missing field, and\n"
       "a field of null, is null; a field of an array, a string or a number is an error (see\n"
       "Bad records), as the data is not what the pipeline expects: `value.items[0].id`\n"

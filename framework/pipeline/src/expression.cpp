@@ -14,6 +14,7 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <span>
 #include <utility>
 
 #include "suggest.h"
@@ -162,9 +163,10 @@ class Literal final : public Node {
   Json value_;
 };
 
-enum class Root { kKey, kValue, kTimestamp, kHeaders };
+enum class Root { kKey, kValue, kTimestamp, kHeaders, kLeft, kRight };
 
-// key, value, timestamp or headers, then `.name` steps.
+// key, value, timestamp, headers, or in a join's value left and right, then
+// `.name` steps.
 class Path final : public Node {
  public:
   Path(Root root, std::vector<std::string> fields, std::string text)
@@ -182,7 +184,12 @@ class Path final : public Node {
         current = &context.key;
         break;
       case Root::kValue:
+      case Root::kLeft:
         current = &context.value;
+        break;
+      case Root::kRight:
+        if (context.right == nullptr) return null_json();
+        current = context.right;
         break;
       case Root::kTimestamp:
         scratch = context.timestamp;
@@ -1144,7 +1151,8 @@ ExpressionError too_deep(std::size_t offset) {
                                      "alternatives with contains([...], x)");
 }
 
-constexpr std::string_view kRoots[] = {"key", "value", "timestamp", "headers"};
+// In the order of Root.
+constexpr std::string_view kRoots[] = {"key", "value", "timestamp", "headers", "left", "right"};
 constexpr std::string_view kAggregates[] = {"count", "sum",   "min",  "max",
                                             "avg",   "first", "last", "count_distinct"};
 
@@ -1402,11 +1410,19 @@ class Parser {
     if (name == "null") return std::make_shared<Literal>(Json(), ValueType::kNull);
     if (peek().kind == Token::kSymbol && peek().text == "(") return parse_call(token);
     const auto root = std::find(std::begin(kRoots), std::end(kRoots), name);
+    const bool side = root != std::end(kRoots) && (*root == "left" || *root == "right");
+    if (side && !scope_.join_sides)
+      throw ExpressionError(token.offset, "'" + name +
+                                              "' is known only in a join's value, expected key, "
+                                              "value, timestamp, headers, a literal or a "
+                                              "function call");
     if (root == std::end(kRoots))
-      throw ExpressionError(token.offset, "unknown name '" + name +
-                                              "', expected key, value, timestamp, headers, a "
-                                              "literal or a function call" +
-                                              suggestion(name, kRoots));
+      throw ExpressionError(token.offset,
+                            "unknown name '" + name + "', expected key, value, timestamp, " +
+                                (scope_.join_sides ? "headers, left, right" : "headers") +
+                                ", a literal or a function call" +
+                                suggestion(name, std::span<const std::string_view>(
+                                                     kRoots, scope_.join_sides ? 6 : 4)));
     std::vector<std::string> fields;
     std::string path = name;
     while (peek().kind == Token::kSymbol && peek().text == ".") {
@@ -1415,12 +1431,12 @@ class Parser {
       if (field.kind != Token::kName)
         throw ExpressionError(field.offset,
                               "expected a field name after '.', found " + describe(field));
-      if (*root == "value" && fields.empty() && scope_.value_fields &&
+      if ((*root == "value" || *root == "left") && fields.empty() && scope_.value_fields &&
           !scope_.value_fields->contains(field.text)) {
         std::string known;
         for (const std::string& f : *scope_.value_fields) known += (known.empty() ? "" : ", ") + f;
         throw ExpressionError(field.offset,
-                              "unknown field 'value." + field.text +
+                              "unknown field '" + std::string(*root) + "." + field.text +
                                   "', expected one of: " + (known.empty() ? "(none)" : known) +
                                   suggestion(field.text, *scope_.value_fields));
       }

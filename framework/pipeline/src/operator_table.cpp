@@ -70,6 +70,37 @@ const std::vector<Operator>& operator_table() {
                        "- merge: [web-orders, shop-orders]"},
        .apply = &Planner::apply_merge},
       {.declaration =
+           {"join",
+            "Joins each record with the current row of a table or a global table, as Kafka "
+            "Streams' stream-table and stream-global-table joins: the record keeps its key and "
+            "time, and its value becomes `value`. Updates of the table emit nothing. A table must "
+            "be co-partitioned with the stream (the same partition count; the stream goes "
+            "through `<application.id>-<name>-repartition` first when its key changed); a "
+            "global table is held whole by every instance and needs neither. Records with a null "
+            "value are dropped and counted, and so are records without a join key in an inner "
+            "join.",
+            "",
+            {{"with", T::kString, true, "The source of type table or global_table to join with."},
+             {"type",
+              T::kEnum,
+              false,
+              "inner: a record goes on only when it finds a row; left: every record goes on, "
+              "with `right` null when it finds none.",
+              {"inner", "left"},
+              "inner"},
+             {"key", T::kExpression, false,
+              "The join key, from the record's key and value. With a table, a key other than "
+              "`key` becomes the record's key (as select_key does) and the stream is "
+              "repartitioned; with a global table, the key of the row to look up. Default: "
+              "`key`."},
+             {"value", T::kValueBuilder, true,
+              "The joined value, built like map's: `left` is the record's value (as `value`), "
+              "`right` the row joined to it (null when a left join finds none)."},
+             name_field("Names the join node, and the repartition topic when there is one.")},
+            "- join:\n    with: customers\n    type: left\n    value:\n      order: left\n"
+            "      customer: right.name"},
+       .apply = &Planner::apply_join},
+      {.declaration =
            {"group_by",
             "Groups records by a key for the `aggregate` step that must follow. Grouping by an "
             "expression other than `key` goes through the repartition topic "

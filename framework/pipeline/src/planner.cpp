@@ -189,8 +189,8 @@ void Planner::plan_source(const SourceSpec& spec) {
   NamedStream named{{}, scope};
   try {
     if (type == "global_table") {
-      builder_.global_table<Json, Json>(topic, consumed, Materialized<Json, Json>::as(name));
-      global_tables_.insert(name);
+      global_tables_.emplace(name, builder_.global_table<Json, Json>(
+                                       topic, consumed, Materialized<Json, Json>::as(name)));
     } else {
       named.stream = builder_.stream<Json, Json>(topic, consumed);
     }
@@ -236,7 +236,7 @@ const NamedStream& Planner::named_stream(const YAML::Node& node) const {
     document_.fail(node.Mark(),
                    "'" + name +
                        "' is a global table, expected a stream or a table: no flow starts "
-                       "from a global table (joins, which read it, are not supported yet)");
+                       "from a global table (a join step reads it)");
   auto it = streams_.find(name);
   if (it == streams_.end()) {
     std::vector<std::string_view> names;
@@ -369,6 +369,59 @@ void Planner::apply_merge(FlowState& state, const StepSpec& step) {
   else
     others.push_back(streams);
   merge_into(state, others, step_name(step));
+}
+
+void Planner::apply_join(FlowState& state, const StepSpec& step) {
+  const std::string name = step_name(step);
+  const YAML::Node& with = step.at("with");
+  const std::string other = document_.scalar(with);
+  const bool left = step.text(document_, "type", "inner") == "left";
+  std::optional<Expression> join_key;
+  if (step.has("key")) {
+    join_key = expression(step.at("key"), state.scope);
+    if (join_key->reads_metadata())
+      document_.fail_in_scalar(step.at("key"), 0,
+                               "a join's key sees the record's key and value only, found a "
+                               "reference to timestamp or headers");
+  }
+  Scope sides = state.scope;
+  sides.join_sides = true;
+  std::set<std::string> fields;
+  const Builder value = value_builder(step.at("value"), sides, &fields);
+  auto joiner = [value](const Json& key, const Json& record_value, const std::optional<Json>& row,
+                        const RecordContext& record) {
+    return value(
+        EvalContext{key, record_value, record.timestamp, record.headers, row ? &*row : nullptr});
+  };
+  if (auto global = global_tables_.find(other); global != global_tables_.end()) {
+    auto row_key = [join_key](const Json& key, const Json& record_value) {
+      return join_key ? join_key->evaluate(EvalContext{key, record_value}) : key;
+    };
+    state.stream = left ? state.stream.left_join(global->second, row_key, joiner, name)
+                        : state.stream.join(global->second, row_key, joiner, name);
+  } else {
+    auto named = streams_.find(other);
+    if (named == streams_.end() || !named->second.table) {
+      std::vector<std::string_view> tables;
+      for (const auto& [known, stream] : streams_)
+        if (stream.table) tables.push_back(known);
+      for (const auto& [known, table] : global_tables_) tables.push_back(known);
+      document_.fail(with.Mark(),
+                     (named == streams_.end() ? "unknown table '" + other + "'"
+                                              : "'" + other + "' is a stream") +
+                         ", expected a source of type table or global_table: " +
+                         (tables.empty() ? std::string("(none)") : list_names(tables)) +
+                         suggestion(other, tables));
+    }
+    if (join_key && !join_key->is_key()) state.stream = select_key(state.stream, *join_key, {});
+    // Repartitioned keys must land where the table's topic has them.
+    const KTable<Json, Json>& table = *named->second.table;
+    Joined<Json, Json> joined{name, table.key_serde(), nullptr};
+    state.stream = left ? state.stream.left_join(table, joiner, joined)
+                        : state.stream.join(table, joiner, joined);
+  }
+  state.scope = Scope{};
+  if (step.at("value").IsMap()) state.scope.value_fields = fields;
 }
 
 void Planner::apply_group_by(FlowState& state, const StepSpec& step) {

@@ -13,6 +13,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "rill/global_ktable.h"
+#include "rill/ktable.h"
 #include "rill/pipeline/expression.h"
 #include "rill/pipeline/pipeline.h"
 #include "rill/streams_builder.h"
@@ -59,6 +61,7 @@ class Planner {
   void apply_select_key(FlowState& state, const StepSpec& step);
   void apply_branch(FlowState& state, const StepSpec& step);
   void apply_merge(FlowState& state, const StepSpec& step);
+  void apply_join(FlowState& state, const StepSpec& step);
   void apply_group_by(FlowState& state, const StepSpec& step);
   void apply_aggregate(FlowState& state, const StepSpec& step);
   void apply_to(FlowState& state, const StepSpec& step);
@@ -95,8 +98,8 @@ class Planner {
   PipelineSpec spec_;
   StreamsBuilder builder_;
   std::map<std::string, NamedStream> streams_;
-  // Sources of type global_table: declared and loaded; no flow reads them yet.
-  std::set<std::string> global_tables_;
+  // Sources of type global_table, which only join steps read.
+  std::map<std::string, GlobalKTable<Json, Json>> global_tables_;
   Pipeline pipeline_;
 };
 

@@ -40,6 +40,8 @@ struct EvalContext {
   const Json& value;
   int64_t timestamp = 0;
   const Headers* headers = nullptr;
+  // In a join's value: the row joined to the record; nullptr when there is none.
+  const Json* right = nullptr;
 };
 
 // How deep one expression may nest: each pair of parentheses or brackets,
@@ -87,6 +89,9 @@ struct Scope {
   // object, after an aggregation, or as a source's declared fields). When
   // set, `value.<name>` of another name is an error at load time.
   std::optional<std::set<std::string>> value_fields;
+  // In a join's value: `left` (the record's value, as `value`) and `right`
+  // (the row joined to it, null when a left join finds none) are known.
+  bool join_sides = false;
 };
 
 namespace detail {
