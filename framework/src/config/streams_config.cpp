@@ -77,6 +77,12 @@ const std::vector<ConfigKey> kKeys = {
      "transaction that must abort) before it fails: each fault takes every task back to the "
      "last commit and retries with backoff, and only when no commit has succeeded for this "
      "long does the instance stop in ERROR."},
+    {config::kMaxTaskIdleMs, ConfigType::kInt, "0",
+     "How a task reading several partitions (a join, a merge into an aggregate) waits for one "
+     "of them that has nothing fetched, so that it processes their records in timestamp order "
+     "(Kafka Streams' setting): 0 waits only while the partition's records are still being "
+     "fetched, never for new ones; N also waits N ms for records to be written once the "
+     "partition is read to its end; -1 never waits."},
     {config::kNumStandbyReplicas, ConfigType::kInt, "0",
      "Warm copies kept of each stateful task on other instances, following its changelog, so "
      "that on failover only the tail after their checkpoint is restored."},
@@ -172,6 +178,7 @@ Range range_of(const ConfigKey& key) {
   if (key.name == config::kNumStreamThreads) return {1, 1024};
   if (key.name == config::kNumStandbyReplicas) return {0, 1024};
   if (key.name == config::kBufferedRecordsPerPartition) return {1, kInt32Max};
+  if (key.name == config::kMaxTaskIdleMs) return {-1, kInt32Max};
   if (key.type == ConfigType::kDuration) return {0, kInt32Max};
   return {0, std::numeric_limits<int64_t>::max()};
 }

@@ -62,7 +62,7 @@ std::size_t InputPartition::waiting() const {
 
 ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string application_id,
                        rd_kafka_t* producer, DeliveryTracker& deliveries, ErrorHandling& errors,
-                       TaskGate& gate, std::size_t max_batch,
+                       TaskGate& gate, std::size_t max_batch, int64_t max_idle_ms,
                        std::chrono::milliseconds metadata_timeout,
                        std::filesystem::path task_directory, state::RocksDbResources* resources)
     : id_(id),
@@ -78,7 +78,8 @@ ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string applicat
           },
           &state_),
       gate_(gate),
-      max_batch_(max_batch) {}
+      max_batch_(max_batch),
+      max_idle_ms_(max_idle_ms) {}
 
 void ActiveTask::record_into(std::shared_ptr<metrics::TaskMetrics> metrics, bool timed,
                              bool timed_stores) {
@@ -189,6 +190,25 @@ InputPartition* ActiveTask::next_input() {
   return best;
 }
 
+bool ActiveTask::ready_to_process(int64_t now) {
+  if (inputs_.size() < 2 || max_idle_ms_ < 0) return true;
+  bool idle_input = false;
+  for (const auto& input : inputs_) {
+    if (input->next < input->size || input->queue.length() > 0) continue;
+    if (!input->at_end) {
+      idle_since_ = -1;
+      return false;
+    }
+    idle_input = true;
+  }
+  if (!idle_input) {
+    idle_since_ = -1;
+    return true;
+  }
+  if (idle_since_ < 0) idle_since_ = now;
+  return now - idle_since_ >= max_idle_ms_;
+}
+
 bool ActiveTask::run(int64_t now) {
   bool wake_poll_thread = false;
   // Dekker-style handshake with the poll thread: announce running, then look at
@@ -205,18 +225,22 @@ bool ActiveTask::run(int64_t now) {
       task_.punctuate_wall_clock(now);
       if (timed_) collector_.set_now_ms(ProducerCollector::kNotSampled);
       for (auto& input : inputs_) input->may_have_more = true;
-      while (done < max_batch_ && !gate_.closed.load(std::memory_order_relaxed)) {
+      while (done < max_batch_ && !gate_.closed.load(std::memory_order_relaxed) &&
+             ready_to_process(now)) {
         InputPartition* input = next_input();
         if (input == nullptr) break;
         kafka::MessagePtr message(input->batch[input->next++]);
         if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
           // Fetch errors of the partition (end of partition, offset out of
           // range) come through its queue; librdkafka handles them.
-          if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+          if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            input->at_end = true;
+          else
             log::get().warn("task {}: {}[{}]: {}", id_.to_string(), input->topic, input->partition,
                             kafka::error_of(*message));
           continue;
         }
+        input->at_end = false;
         const internal::RawRecord raw = raw_record_of(*message, input->topic, headers_);
         // A clock read costs as much as a light processor: time one record
         // in kLatencySampleEvery, and its outputs' end-to-end latency with it.

@@ -64,6 +64,9 @@ struct InputPartition {
   std::atomic<bool> fetch_wanted{false};
   // Counts the times a queue was held back (the application's count).
   std::atomic<uint64_t>& hold_backs;
+  // Worker: the partition's last event was the end of what the broker holds
+  // (lag 0), not a record.
+  bool at_end = false;
   // Written by the worker, read by the polling thread only while every task
   // is stopped at the commit gate.
   int64_t next_offset = -1;
@@ -118,7 +121,7 @@ class ActiveTask final : public state::RestoringTask {
  public:
   ActiveTask(const Topology& topology, TaskId id, std::string application_id, rd_kafka_t* producer,
              DeliveryTracker& deliveries, ErrorHandling& errors, TaskGate& gate,
-             std::size_t max_batch, std::chrono::milliseconds metadata_timeout,
+             std::size_t max_batch, int64_t max_idle_ms, std::chrono::milliseconds metadata_timeout,
              std::filesystem::path task_directory, state::RocksDbResources* resources);
 
   // Where the task records its metrics; call before open(). `timed` adds the
@@ -177,6 +180,13 @@ class ActiveTask final : public state::RestoringTask {
 
  private:
   InputPartition* next_input();
+  // Whether the task may process its next record now, as Kafka Streams'
+  // PartitionGroup decides with max.task.idle.ms: when every input has a
+  // record buffered, or an input that has none is read to its end (lag 0)
+  // and has been for max_idle_ms. An input whose records are still being
+  // fetched, or whose lag is not known yet, is waited for: its next record may
+  // be older than the others'. A task of one input never waits.
+  bool ready_to_process(int64_t now);
 
   TaskId id_;
   ProducerCollector collector_;
@@ -185,6 +195,9 @@ class ActiveTask final : public state::RestoringTask {
   bool initialized_ = false;
   TaskGate& gate_;
   std::size_t max_batch_;
+  int64_t max_idle_ms_;
+  // When an input read to its end was first seen empty; -1 when none is.
+  int64_t idle_since_ = -1;
   std::shared_ptr<metrics::TaskMetrics> metrics_;
   bool timed_ = false;
   uint32_t records_since_sample_ = 0;

@@ -240,6 +240,9 @@ struct KafkaStreams::Impl {
     consumer_properties["enable.auto.commit"] = "false";
     consumer_properties["enable.auto.offset.store"] = "false";
     consumer_properties.emplace("auto.offset.reset", "earliest");
+    // A partition read to its end says so through its queue: a task reading
+    // several knows it waits for no record there (max.task.idle.ms).
+    consumer_properties["enable.partition.eof"] = "true";
     // The polling thread wakes a partition's fetcher with a watermark query
     // (see kafka::wake_fetcher), which waits up to this long for a leader
     // that died: not librdkafka's default minute.
@@ -549,6 +552,7 @@ struct KafkaStreams::Impl {
     settings.call_timeout = kRecoveryCallTimeout;
     settings.metadata_timeout = config.get_duration(config::kTopicWaitMs);
     settings.task_timeout = task_timeout;
+    settings.max_task_idle_ms = config.get_int(config::kMaxTaskIdleMs);
     settings.state_directory = state_directory;
     settings.metrics_enabled = metrics_enabled;
     runtime::TaskManager::Clients clients;

@@ -128,8 +128,8 @@ void TaskManager::create_tasks(const std::vector<kafka::TopicPartition>& partiti
       if (shared_.before_create) shared_.before_create(id);
       task = std::make_shared<ActiveTask>(
           shared_.topology, id, settings_.application_id, producer(), shared_.deliveries,
-          shared_.errors, shared_.gate, settings_.max_batch, settings_.metadata_timeout,
-          settings_.state_directory / id.to_string(), shared_.rocksdb);
+          shared_.errors, shared_.gate, settings_.max_batch, settings_.max_task_idle_ms,
+          settings_.metadata_timeout, settings_.state_directory / id.to_string(), shared_.rocksdb);
       if (shared_.global_stores != nullptr)
         task->stream_task().use_global_stores(shared_.global_stores);
       if (settings_.metrics_enabled) {

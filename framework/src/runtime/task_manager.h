@@ -70,6 +70,8 @@ class TaskManager {
     std::chrono::milliseconds metadata_timeout{30000};
     // task.timeout.ms: how long faults may keep the instance from committing.
     std::chrono::milliseconds task_timeout{300000};
+    // max.task.idle.ms: see ActiveTask::ready_to_process; negative never waits.
+    int64_t max_task_idle_ms = 0;
     std::filesystem::path state_directory;
     bool metrics_enabled = true;
   };
