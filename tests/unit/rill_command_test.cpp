@@ -117,10 +117,10 @@ TEST_CASE("rill run --for closes after that long and sums up what it processed",
           "[unit][rill-command]") {
   // The embedded cluster, fed by the example's generator.
   const Result result =
-      rill("run " + example("word-count.yaml") + " --for 4s --metrics-port 0 --log-level info");
+      rill("run " + example("word-count.yaml") + " --for 8s --metrics-port 0 --log-level info");
   INFO(result.output);
   CHECK(result.exit_code == 0);
-  CHECK_THAT(result.output, Catch::Contains("ran for 4000 ms; closing"));
+  CHECK_THAT(result.output, Catch::Contains("ran for 8000 ms; closing"));
   CHECK_THAT(result.output, Catch::Contains("metrics and probes on http://127.0.0.1:"));
   CHECK_THAT(result.output, Catch::Contains("rill: processed "));
   CHECK_THAT(result.output, !Catch::Contains("rill: processed 0 records"));

@@ -238,7 +238,7 @@ std::vector<MetricFamily> Registry::Collect() const {
 
   std::lock_guard lock(mutex_);
   auto& consumed = out.family("rill_records_consumed_total",
-                              "Records fetched from input partitions for the task.", T::Counter);
+                              "Records the task took from its input partitions.", T::Counter);
   auto& processed =
       out.family("rill_records_processed_total", "Input records the task processed.", T::Counter);
   auto& produced = out.family("rill_records_produced_total",

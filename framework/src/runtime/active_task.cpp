@@ -179,7 +179,6 @@ InputPartition* ActiveTask::next_input() {
   for (auto& input : inputs_) {
     if (input->next == input->size) {
       if (!input->may_have_more || !input->take()) continue;
-      if (metrics_ != nullptr) metrics_->consumed.add(input->size);
     }
     int64_t timestamp = kafka::timestamp_of(*input->batch[input->next]);
     if (best == nullptr || timestamp < best_timestamp) {
@@ -216,6 +215,8 @@ bool ActiveTask::run(int64_t now) {
   gate_.running.fetch_add(1);
   if (!gate_.closed.load() && task_state() == TaskState::kRunning && !failure_reported()) {
     std::size_t done = 0;
+    // Records taken out of the batches; the partitions' end events are not.
+    std::size_t taken = 0;
     const uint64_t dropped_before = task_.dropped();
     try {
       if (!initialized_) {
@@ -241,6 +242,7 @@ bool ActiveTask::run(int64_t now) {
           continue;
         }
         input->at_end = false;
+        ++taken;
         const internal::RawRecord raw = raw_record_of(*message, input->topic, headers_);
         // A clock read costs as much as a light processor: time one record
         // in kLatencySampleEvery, and its outputs' end-to-end latency with it.
@@ -270,7 +272,10 @@ bool ActiveTask::run(int64_t now) {
     gate_.processed.fetch_add(done, std::memory_order_relaxed);
     if (const uint64_t dropped = task_.dropped() - dropped_before; dropped > 0)
       gate_.dropped.fetch_add(dropped, std::memory_order_relaxed);
-    if (metrics_ != nullptr) metrics_->processed.add(done);
+    if (metrics_ != nullptr) {
+      metrics_->consumed.add(taken);
+      metrics_->processed.add(done);
+    }
     for (auto& input : inputs_) {
       input->unprocessed.store(input->size - input->next, std::memory_order_relaxed);
       wake_poll_thread = wake_poll_thread || input->fetch_wanted.load(std::memory_order_relaxed);
