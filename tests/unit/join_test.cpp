@@ -248,3 +248,107 @@ TEST_CASE("a join with a windowed table is refused when the topology is built", 
       orders.join(windowed, [](const std::string& v, int64_t n) { return v + std::to_string(n); }),
       Catch::Contains("the table's rows cannot be read"));
 }
+
+TEST_CASE("table-table joins follow Kafka Streams' semantics record for record", "[unit][join]") {
+  enum Kind { kInner, kLeft, kOuter };
+  const Kind kind = GENERATE(kInner, kLeft, kOuter);
+  const std::string cache = GENERATE(std::string("0"), std::string("10485760"));
+  INFO("kind " << kind << ", cache " << cache);
+  StreamsBuilder builder;
+  auto left = builder.table("left", serdes::string(), serdes::string());
+  auto right = builder.table("right", serdes::string(), serdes::string());
+  auto text = [](const std::optional<std::string>& v) { return v ? *v : std::string("null"); };
+  const Materialized<std::string, std::string> store =
+      Materialized<std::string, std::string>::as("joined");
+  KTable<std::string, std::string> joined;
+  if (kind == kInner)
+    joined = left.join(
+        right, [](const std::string& l, const std::string& r) { return l + "/" + r; }, store);
+  else if (kind == kLeft)
+    joined = left.left_join(
+        right,
+        [text](const std::string& l, const std::optional<std::string>& r) {
+          return l + "/" + text(r);
+        },
+        store);
+  else
+    joined = left.outer_join(
+        right,
+        [text](const std::optional<std::string>& l, const std::optional<std::string>& r) {
+          return text(l) + "/" + text(r);
+        },
+        store);
+  joined.to_stream().to("out", serdes::string(), serdes::string());
+
+  TopologyTestDriver driver(builder.build(), StreamsConfig{{"application.id", "app"},
+                                                           {"statestore.cache.max.bytes", cache}});
+  auto left_in =
+      driver.create_input_topic("left", serdes::string(), serdes::nullable(serdes::string()));
+  auto right_in =
+      driver.create_input_topic("right", serdes::string(), serdes::nullable(serdes::string()));
+  auto out =
+      driver.create_output_topic("out", serdes::string(), serdes::nullable(serdes::string()));
+  // Kafka Streams' table of table-table join semantics, all on key "k".
+  left_in.pipe_input("k", std::nullopt, 1);
+  right_in.pipe_input("k", std::nullopt, 2);
+  left_in.pipe_input("k", "A", 3);
+  right_in.pipe_input("k", "a", 4);
+  left_in.pipe_input("k", "B", 5);
+  right_in.pipe_input("k", "b", 6);
+  left_in.pipe_input("k", std::nullopt, 7);
+  right_in.pipe_input("k", std::nullopt, 8);
+  left_in.pipe_input("k", "C", 9);
+  right_in.pipe_input("k", "c", 10);
+  right_in.pipe_input("k", std::nullopt, 11);
+  left_in.pipe_input("k", std::nullopt, 12);
+  right_in.pipe_input("k", std::nullopt, 13);
+  right_in.pipe_input("k", "d", 14);
+  left_in.pipe_input("k", "D", 15);
+
+  using Row = std::pair<int64_t, std::optional<std::string>>;
+  std::vector<Row> rows;
+  for (const auto& r : out.read_records_to_list()) rows.emplace_back(r.timestamp, r.value);
+  const std::optional<std::string> deleted;
+  std::vector<Row> expected;
+  if (kind == kInner)
+    expected = {{4, "A/a"},  {5, "B/a"},    {6, "B/b"}, {7, deleted},
+                {10, "C/c"}, {11, deleted}, {15, "D/d"}};
+  else if (kind == kLeft)
+    expected = {{3, "A/null"}, {4, "A/a"},  {5, "B/a"},     {6, "B/b"},    {7, deleted},
+                {9, "C/null"}, {10, "C/c"}, {11, "C/null"}, {12, deleted}, {15, "D/d"}};
+  else
+    expected = {{3, "A/null"},  {4, "A/a"},    {5, "B/a"},     {6, "B/b"},
+                {7, "null/b"},  {8, deleted},  {9, "C/null"},  {10, "C/c"},
+                {11, "C/null"}, {12, deleted}, {14, "null/d"}, {15, "D/d"}};
+  CHECK(rows == expected);
+  // The joined table's store holds the last row.
+  auto& kept = driver.get_timestamped_key_value_store<std::string, std::string>("joined");
+  CHECK(kept.get("k") == ValueAndTimestamp<std::string>{"D/d", 15});
+}
+
+TEST_CASE("a joined table without a store is read through both tables", "[unit][join]") {
+  StreamsBuilder builder;
+  auto names = builder.table("names", serdes::string(), serdes::string());
+  auto cities = builder.table("cities", serdes::string(), serdes::string());
+  auto people = names.join(cities, [](const std::string& name, const std::string& city) {
+    return name + " of " + city;
+  });
+  CHECK(people.queryable_store_name().empty());
+  builder.stream("greetings", serdes::string(), serdes::string())
+      .left_join(people,
+                 [](const std::string& greeting, const std::optional<std::string>& person) {
+                   return greeting + ", " + row_or_none(person);
+                 })
+      .to("out", serdes::string(), serdes::string());
+  TopologyTestDriver driver(builder.build(), StreamsConfig{{"application.id", "app"}});
+  auto names_in = driver.create_input_topic("names", serdes::string(), serdes::string());
+  auto cities_in = driver.create_input_topic("cities", serdes::string(), serdes::string());
+  auto greetings = driver.create_input_topic("greetings", serdes::string(), serdes::string());
+  auto out = driver.create_output_topic("out", serdes::string(), serdes::string());
+  names_in.pipe_input("p1", "Ada", 1);
+  greetings.pipe_input("p1", "hello", 2);  // no city yet: no joined row
+  cities_in.pipe_input("p1", "Paris", 3);
+  greetings.pipe_input("p1", "bonjour", 4);
+  CHECK(read_all(out) ==
+        std::vector<Output>{{"p1", "hello, none", 2}, {"p1", "bonjour, Ada of Paris", 4}});
+}

@@ -31,6 +31,7 @@
 #include "rill/change.h"
 #include "rill/operators/ktable_ops.h"
 #include "rill/operators/suppress.h"
+#include "rill/operators/table_table_join.h"
 #include "rill/serde.h"
 #include "rill/state.h"
 #include "rill/streams_builder.h"
@@ -83,11 +84,7 @@ std::shared_ptr<const TableRows<K, V>> rows_of_store(const std::string& store) {
   return std::make_shared<const TableRows<K, V>>(TableRows<K, V>{
       {store}, [store](ProcessingContext& context) -> operators::RowReader<K, V> {
         auto* rows = &context.state_store<KeyValueStore<K, ValueAndTimestamp<V>>>(store);
-        return [rows](const K& key) -> std::optional<V> {
-          std::optional<ValueAndTimestamp<V>> row = rows->get(key);
-          if (!row) return std::nullopt;
-          return std::move(row->value);
-        };
+        return [rows](const K& key) { return rows->get(key); };
       }});
 }
 
@@ -149,10 +146,13 @@ class KTable {
     if (rows_)
       mapped.rows_ = std::make_shared<const internal::TableRows<K, V2>>(internal::TableRows<K, V2>{
           rows_->stores, [f, parent = rows_](ProcessingContext& context) {
-            return [f, read = parent->reader(context)](const K& key) mutable -> std::optional<V2> {
-              std::optional<V> row = read(key);
+            return [f, read = parent->reader(context)](
+                       const K& key) mutable -> std::optional<ValueAndTimestamp<V2>> {
+              std::optional<ValueAndTimestamp<V>> row = read(key);
               if (!row) return std::nullopt;
-              return internal::call_with_value(f, key, *row);
+              std::optional<V2> value = internal::call_with_value(f, key, row->value);
+              if (!value) return std::nullopt;
+              return ValueAndTimestamp<V2>{std::move(*value), row->timestamp};
             };
           }});
     return mapped;
@@ -168,6 +168,48 @@ class KTable {
   template <class F>
   KTable filter_not(F predicate, std::string name = {}) const {
     return add_filter(std::move(predicate), false, std::move(name));
+  }
+
+  // Joins this table with `other` row by row, as Kafka Streams'
+  // KTable#join(KTable): the joined table has a row for each key both tables
+  // hold, joiner(value, other_value), at the later of the two rows' times. An update of either
+  // table updates the row; a deletion in either deletes it. The tables must be co-partitioned. With
+  // a named Materialized the joined rows are kept in that store (changelogged as any); without one,
+  // the table is read through both.
+  template <class VO, class F, class VJ = internal::TableJoinResult<F, V, VO>>
+  KTable<K, VJ> join(const KTable<K, VO>& other, F joiner, Materialized<K, VJ> materialized = {},
+                     std::string name = {}) const {
+    return join_tables<VO, VJ>(
+        other, operators::TableJoinKind::kInner,
+        [joiner](const std::optional<V>& value, const std::optional<VO>& other_value) mutable {
+          return joiner(*value, *other_value);
+        },
+        std::move(materialized), std::move(name));
+  }
+  // As join, with a row for each key of this table: other_value is a
+  // std::optional<VO>, empty when `other` has no row for the key.
+  template <class VO, class F, class VJ = internal::TableJoinResult<F, V, std::optional<VO>>>
+  KTable<K, VJ> left_join(const KTable<K, VO>& other, F joiner,
+                          Materialized<K, VJ> materialized = {}, std::string name = {}) const {
+    return join_tables<VO, VJ>(
+        other, operators::TableJoinKind::kLeft,
+        [joiner](const std::optional<V>& value, const std::optional<VO>& other_value) mutable {
+          return joiner(*value, other_value);
+        },
+        std::move(materialized), std::move(name));
+  }
+  // As join, with a row for each key of either table: both values are
+  // std::optional, one of them possibly empty.
+  template <class VO, class F,
+            class VJ = internal::TableJoinResult<F, std::optional<V>, std::optional<VO>>>
+  KTable<K, VJ> outer_join(const KTable<K, VO>& other, F joiner,
+                           Materialized<K, VJ> materialized = {}, std::string name = {}) const {
+    return join_tables<VO, VJ>(
+        other, operators::TableJoinKind::kOuter,
+        [joiner](const std::optional<V>& value, const std::optional<VO>& other_value) mutable {
+          return joiner(value, other_value);
+        },
+        std::move(materialized), std::move(name));
   }
 
   // Windowed tables from a windowed aggregation only: holds each window's
@@ -231,6 +273,10 @@ class KTable {
   template <class K2, class V2>
   friend class KTable;
 
+  template <class VO, class VJ, class J>
+  KTable<K, VJ> join_tables(const KTable<K, VO>& other, operators::TableJoinKind kind, J joiner,
+                            Materialized<K, VJ> materialized, std::string name) const;
+
   template <class F>
   KTable add_filter(F predicate, bool keep_when, std::string name) const {
     std::string node = builder_->name_or_new(std::move(name), "KTABLE-FILTER");
@@ -249,11 +295,11 @@ class KTable {
     if (rows_)
       filtered.rows_ = std::make_shared<const internal::TableRows<K, V>>(internal::TableRows<K, V>{
           rows_->stores, [predicate, keep_when, parent = rows_](ProcessingContext& context) {
-            return [predicate, keep_when,
-                    read = parent->reader(context)](const K& key) mutable -> std::optional<V> {
-              std::optional<V> row = read(key);
-              if (row &&
-                  static_cast<bool>(internal::call_with_value(predicate, key, *row)) != keep_when)
+            return [predicate, keep_when, read = parent->reader(context)](
+                       const K& key) mutable -> std::optional<ValueAndTimestamp<V>> {
+              std::optional<ValueAndTimestamp<V>> row = read(key);
+              if (row && static_cast<bool>(internal::call_with_value(predicate, key, row->value)) !=
+                             keep_when)
                 return std::nullopt;
               return row;
             };
@@ -332,6 +378,106 @@ KTable<K, VT> KStream<K, V>::to_table(std::string name, Materialized<K, VT> mate
         return std::make_unique<operators::TableSourceProcessor<K, VT, V>>(table_store, caching,
                                                                            send_old_values);
       });
+}
+
+template <class K, class V>
+template <class VO, class VJ, class J>
+KTable<K, VJ> KTable<K, V>::join_tables(const KTable<K, VO>& other, operators::TableJoinKind kind,
+                                        J joiner, Materialized<K, VJ> materialized,
+                                        std::string name) const {
+  using operators::TableJoinKind;
+  // Kafka Streams' names: KTABLE-JOINTHIS / -JOINOTHER, LEFTTHIS, OUTERTHIS...
+  const std::string kind_name = kind == TableJoinKind::kInner  ? "JOIN"
+                                : kind == TableJoinKind::kLeft ? "LEFT"
+                                                               : "OUTER";
+  const std::string this_node = builder_->new_name("KTABLE-" + kind_name + "THIS");
+  const std::string other_node = builder_->new_name("KTABLE-" + kind_name + "OTHER");
+  const std::string merge_node = builder_->name_or_new(std::move(name), "KTABLE-MERGE");
+  if (!rows_ || !other.rows() || !old_values_ || !other.old_values_)
+    throw TopologyError("join '" + merge_node + "' of tables '" + node_ + "' and '" +
+                        other.node_name() +
+                        "': a table's rows cannot be read (a windowed or suppressed table)");
+  // The joined row of a key, from both sides' rows (either may be absent).
+  const operators::RowJoiner<V, VO, VJ> rows_joined =
+      [joiner](const std::optional<V>& left,
+               const std::optional<VO>& right) mutable -> std::optional<VJ> {
+    return joiner(left, right);
+  };
+  // A side that loses its row must say which row it had, or the joined row of
+  // an outer or left join would never be deleted: both tables send old
+  // values, whatever the joined table's children need.
+  old_values_->enable();
+  other.old_values_->enable();
+  auto result_old_values = std::make_shared<internal::SendOldValues>();
+  const auto this_rows = rows_;
+  const auto other_rows = other.rows();
+  builder_->topology().add_processor(
+      this_node,
+      [kind, rows_joined, other_rows, result_old_values] {
+        return std::make_unique<operators::TableJoinSideProcessor<K, V, VO, VJ>>(
+            other_rows->reader,
+            [kind, rows_joined](const std::optional<V>& mine, const std::optional<VO>& theirs) {
+              return operators::join_rows(kind, rows_joined, mine, theirs);
+            },
+            kind == TableJoinKind::kInner, result_old_values->enabled);
+      },
+      {node_});
+  builder_->topology().connect_processor_and_stores(this_node, other_rows->stores);
+  builder_->topology().add_processor(
+      other_node,
+      [kind, rows_joined, this_rows, result_old_values] {
+        return std::make_unique<operators::TableJoinSideProcessor<K, VO, V, VJ>>(
+            this_rows->reader,
+            [kind, rows_joined](const std::optional<VO>& mine, const std::optional<V>& theirs) {
+              return operators::join_rows(kind, rows_joined, theirs, mine);
+            },
+            kind != TableJoinKind::kOuter, result_old_values->enabled);
+      },
+      {other.node_name()});
+  builder_->topology().connect_processor_and_stores(other_node, this_rows->stores);
+  const std::string store = materialized.store_name;
+  builder_->topology().add_processor(
+      merge_node,
+      [store] { return std::make_unique<operators::TableJoinMergeProcessor<K, VJ>>(store); },
+      {this_node, other_node});
+  SerdePtr<VJ> value_serde =
+      materialized.value_serde ? materialized.value_serde : default_serde<VJ>();
+  KTable<K, VJ> joined(builder_, merge_node, key_serde_, value_serde, store, std::nullopt,
+                       result_old_values);
+  if (!store.empty()) {
+    if (!value_serde)
+      throw TopologyError("join '" + merge_node + "': no value serde for type " +
+                          internal::demangle(typeid(VJ)) + " to keep the joined rows with");
+    builder_->topology().add_state_store(
+        internal::materialize(
+            Stores::key_value<K, ValueAndTimestamp<VJ>>(
+                store, materialized.key_serde ? materialized.key_serde : key_serde_,
+                serdes::value_and_timestamp<VJ>(value_serde)),
+            materialized),
+        {merge_node});
+  } else {
+    joined.rows_ = std::make_shared<const internal::TableRows<K, VJ>>(internal::TableRows<K, VJ>{
+        [&] {
+          std::vector<std::string> stores = this_rows->stores;
+          stores.insert(stores.end(), other_rows->stores.begin(), other_rows->stores.end());
+          return stores;
+        }(),
+        [kind, rows_joined, this_rows, other_rows](ProcessingContext& context) {
+          return [kind, rows_joined, left = this_rows->reader(context),
+                  right = other_rows->reader(context)](
+                     const K& key) mutable -> std::optional<ValueAndTimestamp<VJ>> {
+            const std::optional<ValueAndTimestamp<V>> l = left(key);
+            const std::optional<ValueAndTimestamp<VO>> r = right(key);
+            std::optional<VJ> row = operators::join_rows(
+                kind, rows_joined, l ? std::optional<V>(l->value) : std::nullopt,
+                r ? std::optional<VO>(r->value) : std::nullopt);
+            if (!row) return std::nullopt;
+            return ValueAndTimestamp<VJ>{std::move(*row),
+                                         std::max(l ? l->timestamp : 0, r ? r->timestamp : 0)};
+          };
+        }});
+  }
+  return joined;
 }
 
 template <class K, class V>

@@ -135,10 +135,13 @@ namespace internal {
 struct SendOldValues {
   bool enabled = false;
   std::shared_ptr<SendOldValues> parent = nullptr;
+  // A join's second parent.
+  std::shared_ptr<SendOldValues> other_parent = nullptr;
 
   void enable() {
     enabled = true;
     if (parent) parent->enable();
+    if (other_parent) other_parent->enable();
   }
 };
 
@@ -334,6 +337,9 @@ template <class F, class K, class V, class O>
 using JoinResult = std::decay_t<decltype(call_joiner(
     std::declval<F&>(), std::declval<const K&>(), std::declval<const V&>(),
     std::declval<const O&>(), std::declval<const RecordContext&>()))>;
+
+template <class F, class V, class O>
+using TableJoinResult = std::decay_t<std::invoke_result_t<F&, const V&, const O&>>;
 
 template <class T>
 struct KeyValueTypes;

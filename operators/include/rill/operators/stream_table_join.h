@@ -13,14 +13,16 @@
 #include "rill/operators/aggregate.h"
 #include "rill/processor.h"
 #include "rill/record.h"
+#include "rill/value_and_timestamp.h"
 
 namespace rill::operators {
 
-// Reads a table's current row for a key: from its store, or through the
-// table operations between it and the nearest store (Kafka Streams'
-// KTableValueGetter). Made in the joining processor's init().
+// Reads a table's current row for a key, with the time of its last update:
+// from its store, or through the table operations between it and the nearest
+// store (Kafka Streams' KTableValueGetter). Made in the joining processor's
+// init().
 template <class K, class V>
-using RowReader = std::function<std::optional<V>(const K& key)>;
+using RowReader = std::function<std::optional<ValueAndTimestamp<V>>(const K& key)>;
 template <class K, class V>
 using RowReaderFactory = std::function<RowReader<K, V>(ProcessingContext& context)>;
 
@@ -58,7 +60,10 @@ class StreamTableJoinProcessor final : public Processor<K, V, K, VR> {
       context_->record_dropped(kNullJoinKeyOrValue);
       return;
     }
-    const std::optional<VT> row = join_key ? row_(*join_key) : std::nullopt;
+    std::optional<VT> row;
+    if (join_key)
+      if (std::optional<ValueAndTimestamp<VT>> found = row_(*join_key))
+        row = std::move(found->value);
     if (!row && !left_) return;
     context_->forward(Record<K, VR>{
         record.key,
