@@ -8,6 +8,8 @@
 //     topology "repartition": source -> select_key(value) -> repartition -> map_values -> sink
 //     topology "json":        like echo, but values are JSON objects {"id": ...} (others are
 //     poison)
+//     topology "join":        input=orders,customers: each order (keyed by customer) left-joined
+//                             with the customers table, as "order|row" ("order|none" without)
 //   keys: input, output, and any StreamsConfig key.
 #include <iostream>
 
@@ -19,7 +21,7 @@
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: rill_test_app count|echo|repartition|json key=value...\n";
+    std::cerr << "usage: rill_test_app count|echo|repartition|json|join key=value...\n";
     return 2;
   }
   std::string kind = argv[1];
@@ -52,7 +54,17 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (kind == "json") {
+  if (kind == "join") {
+    const std::string orders = input.substr(0, input.find(','));
+    const std::string customers = input.substr(input.find(',') + 1);
+    auto rows = builder.table(customers, rill::serdes::string(), rill::serdes::string());
+    builder.stream(orders, rill::serdes::string(), rill::serdes::string())
+        .left_join(rows,
+                   [](const std::string& order, const std::optional<std::string>& row) {
+                     return order + "|" + (row ? *row : std::string("none"));
+                   })
+        .to(output);
+  } else if (kind == "json") {
     builder.stream(input, rill::serdes::string(), rill::serdes::json())
         .map_values([](const std::string& key, const nlohmann::json& value) {
           return key + "|" + value.at("id").get<std::string>();

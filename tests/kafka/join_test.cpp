@@ -5,14 +5,18 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <signal.h>
 
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
 
+#include "support/counts.h"
 #include "support/kafka_cluster.h"
+#include "support/process.h"
 
 using namespace rill;
 using namespace rill::testing;
@@ -111,4 +115,91 @@ TEST_CASE("a stream-global-table join on the broker enriches every order", "[kaf
   const auto out = consume(output, 3, 90s);
   REQUIRE(streams.close(30s));
   CHECK(key_values(out) == std::set<std::string>{"o1 p1=pen", "o2 p2=pad", "o4 p1=pen"});
+}
+
+TEST_CASE(
+    "a stream-table join on three instances, one killed and a fourth added, enriches every order "
+    "exactly once",
+    "[kafka][join][assignment]") {
+  const std::string app = unique_name("app-join");
+  const std::string orders = unique_name("join-orders"), customers = unique_name("join-customers");
+  const std::string output = unique_name("join-out");
+  constexpr int kPartitions = 6, kCustomers = 60, kOrdersPerPhase = 5;
+  create_topic(orders, kPartitions);
+  create_topic(customers, kPartitions);
+  create_topic(output, kPartitions);
+  // The rows come first, and the orders after them in time: every order finds
+  // its customer's row, whichever instance has the task and however it got
+  // its store (created, or restored after the owner was killed).
+  std::vector<TestRecord> rows;
+  for (int c = 0; c < kCustomers; ++c)
+    rows.push_back({"c" + std::to_string(c), "row" + std::to_string(c), -1, -1, now_ms(), {}});
+  produce(customers, rows);
+  int placed = 0;
+  std::set<std::string> expected;
+  auto produce_phase = [&] {
+    std::vector<TestRecord> batch;
+    for (int i = 0; i < kOrdersPerPhase; ++i) {
+      for (int c = 0; c < kCustomers; ++c) {
+        const std::string order = "o" + std::to_string(placed++);
+        batch.push_back({"c" + std::to_string(c), order, -1, -1, now_ms(), {}});
+        expected.insert("c" + std::to_string(c) + " " + order + "|row" + std::to_string(c));
+      }
+    }
+    produce(orders, batch);
+  };
+  auto start = [&](const std::string& name) {
+    return ChildProcess(
+        {test_binary("rill_test_app"), "join", "input=" + orders + "," + customers,
+         "output=" + output, "application.id=" + app, "bootstrap.servers=" + bootstrap_servers(),
+         "processing.guarantee=exactly_once_v2", "session.timeout.ms=6000",
+         "commit.interval.ms=200",
+         // A killed instance's open transaction blocks readers until it times out.
+         "producer.transaction.timeout.ms=10000", "state.dir=" + temp_state_dir(app + "-" + name)},
+        "/tmp/" + app + "-" + name + ".log");
+  };
+  auto outputs = [&] {
+    std::vector<std::string> seen;
+    read_to_end(
+        output, [&](const TestRecord& r) { seen.push_back(*r.key + " " + *r.value); }, 30s);
+    return seen;
+  };
+  auto all_enriched = [&] {
+    const auto deadline = std::chrono::steady_clock::now() + 180s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (outputs().size() >= expected.size()) return true;
+      std::this_thread::sleep_for(500ms);
+    }
+    return false;
+  };
+
+  std::map<std::string, std::optional<ChildProcess>> instances;
+  for (const std::string name : {"a", "b", "c"}) instances[name].emplace(start(name));
+  produce_phase();
+  REQUIRE(all_enriched());
+  produce_phase();
+  instances["a"]->signal(SIGKILL);
+  REQUIRE(instances["a"]->wait(30s).has_value());
+  instances.erase("a");
+  instances["d"].emplace(start("d"));
+  // The fourth instance takes tasks over (the killed one's, once the group
+  // drops it), with their table stores restored from the changelog.
+  const auto deadline = std::chrono::steady_clock::now() + 90s;
+  while (tasks_held(*instances["d"]) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(200ms);
+  CHECK(tasks_held(*instances["d"]) > 0);
+  produce_phase();
+  const bool reached = all_enriched();
+  std::string log_tails;
+  for (auto& [name, instance] : instances) {
+    instance->signal(SIGTERM);
+    CHECK(instance->wait(60s) == 0);
+    log_tails += name + ":\n" + instance->log_tail(2000) + "\n";
+  }
+  INFO(log_tails);
+  REQUIRE(reached);
+  // Exactly once: every order once, with its customer's row, nothing else.
+  const std::vector<std::string> seen = outputs();
+  CHECK(seen.size() == expected.size());
+  CHECK(std::set<std::string>(seen.begin(), seen.end()) == expected);
 }

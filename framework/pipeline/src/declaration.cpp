@@ -42,7 +42,7 @@ std::vector<FieldSpec> declare_document() {
        "are deleted. global_table: as table, but every instance keeps the whole topic (all "
        "partitions) in a global store named after the source, restored before the "
        "instance processes anything and kept up to date; the topic is its changelog. No flow "
-       "starts from a global table: joins, which will read it, are not supported yet.",
+       "starts from a global table: a flow's join step reads it, as it reads a table.",
        {"stream", "table", "global_table"},
        "stream"},
       {"timestamp",
