@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <librdkafka/rdkafkacpp.h>
@@ -98,13 +99,22 @@ std::map<std::string, int64_t> committed_counts(const std::string& output,
 std::deque<std::string> last_complaints(const std::string& log, std::size_t count) {
   std::istringstream lines(log);
   std::deque<std::string> complaints;
+  std::vector<std::string> crash_report;
   for (std::string line; std::getline(lines, line);) {
+    // A crash report (framework/src/log/crash_report.cpp) is kept whole: its
+    // stack is what says where the instance died.
+    if (line.starts_with("rill: fatal signal")) crash_report.clear();
+    if (!crash_report.empty() || line.starts_with("rill: fatal signal")) {
+      if (crash_report.size() < 40) crash_report.push_back(line.substr(0, 400));
+      continue;
+    }
     if (line.find(" warning ") == std::string::npos && line.find(" error ") == std::string::npos &&
         line.find(" critical ") == std::string::npos)
       continue;
     complaints.push_back(line.substr(0, 400));
     if (complaints.size() > count) complaints.pop_front();
   }
+  complaints.insert(complaints.end(), crash_report.begin(), crash_report.end());
   return complaints;
 }
 
