@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "rill/operators/stream_stream_join.h"
 #include "rill/operators/stream_table_join.h"
 #include "rill/processor.h"
 #include "rill/record.h"
@@ -87,6 +88,30 @@ struct Joined {
   std::string name = {};
   SerdePtr<K> key_serde = nullptr;    // Default: the stream's key serde.
   SerdePtr<V> value_serde = nullptr;  // Default: the stream's value serde.
+};
+
+// How two streams are joined, as Kafka Streams' StreamJoined. `name` names the
+// join's nodes ("<name>-this-join", "<name>-other-join", "<name>-merge", ...)
+// and the topics "<application.id>-<name>-left-repartition" and
+// "-right-repartition" a side goes through first when its key changed
+// upstream (without a name, the topic takes the name of the side's last
+// node). `store_name` names the window stores "<store_name>-this-join-store"
+// and "<store_name>-other-join-store" and the store of unjoined records
+// "<store_name>-left-shared-join-store" (or outer-); without it they are named
+// after the join nodes, as Kafka Streams does.
+template <class K, class V, class VO>
+struct StreamJoined {
+  std::string name = {};
+  std::string store_name = {};
+  SerdePtr<K> key_serde = nullptr;           // Default: the stream's key serde.
+  SerdePtr<V> value_serde = nullptr;         // Default: this stream's value serde.
+  SerdePtr<VO> other_value_serde = nullptr;  // Default: the other stream's value serde.
+  // Keep the stores in memory rather than in RocksDB. Default: false.
+  bool in_memory = false;
+  // Write every change to the stores' changelog topics. Default: true.
+  bool logging_enabled = true;
+  // Changelog topic configs, over the defaults. Default: none.
+  std::map<std::string, std::string> log_config = {};
 };
 
 // The state store an aggregation or a table keeps its results in, as Kafka
@@ -590,6 +615,59 @@ class KStream {
             class VR = internal::JoinResult<F, K, V, std::optional<VG>>>
   KStream<K, VR> left_join(const GlobalKTable<KG, VG>& table, S key_selector, F joiner,
                            std::string name = {}) const;
+  // Joins the records of two streams with the same key whose timestamps are
+  // within `windows` of each other, as Kafka Streams' KStream#join(KStream,
+  // JoinWindows): each pair goes on with joiner(value, other_value),
+  // joiner(key, value, other_value) or joiner(key, value, other_value,
+  // RecordContext), at the later of the two timestamps. Records with a null key
+  // or value join nothing. Both sides are kept in changelogged window stores for
+  // before + after + grace. The streams must be co-partitioned: a side whose key
+  // changed upstream is repartitioned first (see StreamJoined).
+  template <class VO, class F, class VR = internal::JoinResult<F, K, V, VO>>
+  KStream<K, VR> join(const KStream<K, VO>& other, F joiner, JoinWindows windows,
+                      StreamJoined<K, V, VO> joined = {}) const {
+    return join_streams<VO, VR>(
+        other, false, false,
+        [joiner](const K& key, const V* value, const VO* other_value,
+                 const RecordContext& record) mutable {
+          return internal::call_joiner(joiner, key, *value, *other_value, record);
+        },
+        windows, std::move(joined));
+  }
+  // As join, and a record of this stream that joined nothing goes on once its
+  // window has closed (stream time past its time + after + grace), with an
+  // empty std::optional<VO> as the other value. A record with a null key goes
+  // on at once.
+  template <class VO, class F, class VR = internal::JoinResult<F, K, V, std::optional<VO>>>
+  KStream<K, VR> left_join(const KStream<K, VO>& other, F joiner, JoinWindows windows,
+                           StreamJoined<K, V, VO> joined = {}) const {
+    return join_streams<VO, VR>(
+        other, true, false,
+        [joiner](const K& key, const V* value, const VO* other_value,
+                 const RecordContext& record) mutable {
+          return internal::call_joiner(joiner, key, *value,
+                                       other_value ? std::optional<VO>(*other_value) : std::nullopt,
+                                       record);
+        },
+        windows, std::move(joined));
+  }
+  // As left_join, for the records of both streams: the joiner takes a
+  // std::optional of each value, one of them empty for a record that joined
+  // nothing.
+  template <class VO, class F,
+            class VR = internal::JoinResult<F, K, std::optional<V>, std::optional<VO>>>
+  KStream<K, VR> outer_join(const KStream<K, VO>& other, F joiner, JoinWindows windows,
+                            StreamJoined<K, V, VO> joined = {}) const {
+    return join_streams<VO, VR>(
+        other, true, true,
+        [joiner](const K& key, const V* value, const VO* other_value,
+                 const RecordContext& record) mutable {
+          return internal::call_joiner(joiner, key, value ? std::optional<V>(*value) : std::nullopt,
+                                       other_value ? std::optional<VO>(*other_value) : std::nullopt,
+                                       record);
+        },
+        windows, std::move(joined));
+  }
   // Groups the records by selector(key, value); always repartitions. The key
   // selection node takes the grouped name when there is one.
   template <class F, class K2 = std::decay_t<std::invoke_result_t<F&, const K&, const V&>>>
@@ -628,6 +706,8 @@ class KStream {
 
  private:
   friend class BranchedKStream<K, V>;
+  template <class, class>
+  friend class KStream;
 
   struct Forward {
     void operator()(const Record<K, V>& r, ProcessorContext<K, V>& ctx) const { ctx.forward(r); }
@@ -659,6 +739,10 @@ class KStream {
   template <class KG, class VG, class VR, class S, class J>
   KStream<K, VR> join_global(const GlobalKTable<KG, VG>& table, bool left, S key_selector, J joiner,
                              std::string name) const;
+  template <class VO, class VR>
+  KStream<K, VR> join_streams(const KStream<K, VO>& other, bool left_outer, bool right_outer,
+                              typename operators::StreamJoinSpec<K, V, VO, VR>::Joiner joiner,
+                              JoinWindows windows, StreamJoined<K, V, VO> joined) const;
   // Adds the join node `node` (inner or left) reading rows through `rows`,
   // connected to `stores`.
   template <class KT, class VT, class VR>
@@ -715,6 +799,144 @@ KStream<K, V> KStream<K, V>::repartition(Repartitioned<K, V> options) const {
   builder_->topology().template add_source<K, V>(source, {}, key_serde, value_serde);
   builder_->topology().mutable_node(source).topics.push_back(topic);
   return KStream<K, V>(builder_, source, key_serde, value_serde, false);
+}
+
+template <class K, class V>
+template <class VO, class VR>
+KStream<K, VR> KStream<K, V>::join_streams(
+    const KStream<K, VO>& other, bool left_outer, bool right_outer,
+    typename operators::StreamJoinSpec<K, V, VO, VR>::Joiner joiner, JoinWindows windows,
+    StreamJoined<K, V, VO> joined) const {
+  // Kafka Streams' names: the counters advance even when the nodes are named.
+  const std::string this_windowed = builder_->new_name("KSTREAM-WINDOWED");
+  const std::string other_windowed = builder_->new_name("KSTREAM-WINDOWED");
+  const std::string this_join =
+      builder_->new_name(right_outer ? "KSTREAM-OUTERTHIS" : "KSTREAM-JOINTHIS");
+  const std::string other_join =
+      builder_->new_name(left_outer ? "KSTREAM-OUTEROTHER" : "KSTREAM-JOINOTHER");
+  const std::string merge = builder_->new_name("KSTREAM-MERGE");
+  const std::string& name = joined.name;
+  const std::string this_windowed_node = name.empty() ? this_windowed : name + "-this-windowed";
+  const std::string other_windowed_node = name.empty() ? other_windowed : name + "-other-windowed";
+  const std::string this_join_node =
+      name.empty() ? this_join : name + (right_outer ? "-outer-this-join" : "-this-join");
+  const std::string other_join_node =
+      name.empty() ? other_join : name + (left_outer ? "-outer-other-join" : "-other-join");
+  const std::string merge_node = name.empty() ? merge : name + "-merge";
+
+  const std::string& stores = joined.store_name;
+  operators::StreamJoinSpec<K, V, VO, VR> spec;
+  spec.left_store = stores.empty()
+                        ? this_join + "-store"
+                        : stores + (right_outer ? "-outer-this-join-store" : "-this-join-store");
+  spec.right_store = stores.empty()
+                         ? other_join + "-store"
+                         : stores + (left_outer ? "-outer-other-join-store" : "-other-join-store");
+  if (left_outer)
+    spec.unjoined_store =
+        stores.empty()
+            ? "KSTREAM-OUTERSHARED-" + this_join.substr(this_join.rfind('-') + 1) + "-store"
+            : stores + (right_outer ? "-outer-shared-join-store" : "-left-shared-join-store");
+  spec.before = windows.before_ms();
+  spec.after = windows.after_ms();
+  spec.grace = windows.grace_ms();
+  spec.left_outer = left_outer;
+  spec.right_outer = right_outer;
+  spec.joiner = std::move(joiner);
+  spec.times = std::make_shared<operators::JoinTimes>();
+
+  const std::string what =
+      "join '" + merge_node + "' of streams '" + node_ + "' and '" + other.node_ + "'";
+  const SerdePtr<K> key_serde = joined.key_serde ? joined.key_serde : key_serde_;
+  const SerdePtr<V> value_serde = joined.value_serde ? joined.value_serde : value_serde_;
+  const SerdePtr<VO> other_value_serde =
+      joined.other_value_serde ? joined.other_value_serde : other.value_serde_;
+  if (!key_serde || !value_serde || !other_value_serde)
+    throw TopologyError(what + ": no serde for its " +
+                        (!key_serde     ? "key"
+                         : !value_serde ? "value"
+                                        : "other value") +
+                        "; give StreamJoined one");
+
+  // Both sides' records of a key must reach the same task.
+  const KStream input = repartition_required_
+                            ? repartition(Repartitioned<K, V>{name.empty() ? node_ : name + "-left",
+                                                              std::nullopt, key_serde, value_serde})
+                            : *this;
+  KStream<K, VO> other_input = other;
+  if (other.repartition_required_) {
+    if constexpr (std::is_same_v<V, VO>) {
+      // A self-join reads its one repartitioned copy on both sides.
+      if (other.node_ == node_ && name.empty()) other_input = input;
+    }
+    if (other_input.node_ == other.node_)
+      other_input =
+          other.repartition(Repartitioned<K, VO>{name.empty() ? other.node_ : name + "-right",
+                                                 std::nullopt, key_serde, other_value_serde});
+  }
+
+  // Window size: the span a record's partners are looked up in; at least 1 ms
+  // for a store (a window of before = after = 0 joins equal timestamps).
+  const auto window_size = std::chrono::milliseconds(std::max<int64_t>(1, windows.size_ms()));
+  const auto retention =
+      std::max(window_size, std::chrono::milliseconds(windows.size_ms() + windows.grace_ms()));
+  auto configured = [&joined](StoreBuilder store) {
+    if (joined.in_memory) store.in_memory();
+    if (joined.logging_enabled) {
+      store.with_logging_enabled(joined.log_config);
+    } else {
+      store.with_logging_disabled();
+    }
+    return store;
+  };
+  Topology& topology = builder_->topology();
+  topology.add_processor(this_windowed_node,
+                         [store = spec.left_store] {
+                           return std::make_unique<operators::JoinWindowProcessor<K, V>>(store);
+                         },
+                         {input.node_});
+  topology.add_processor(other_windowed_node,
+                         [store = spec.right_store] {
+                           return std::make_unique<operators::JoinWindowProcessor<K, VO>>(store);
+                         },
+                         {other_input.node_});
+  topology.add_processor(
+      this_join_node,
+      [spec] {
+        return std::make_unique<
+            operators::StreamStreamJoinProcessor<operators::JoinSide::kLeft, K, V, VO, VR>>(spec);
+      },
+      {this_windowed_node});
+  topology.add_processor(
+      other_join_node,
+      [spec] {
+        return std::make_unique<
+            operators::StreamStreamJoinProcessor<operators::JoinSide::kRight, K, V, VO, VR>>(spec);
+      },
+      {other_windowed_node});
+  topology.add_processor(
+      merge_node,
+      [] {
+        using Merged = typename KStream<K, VR>::Forward;
+        return std::make_unique<internal::FunctionProcessor<K, VR, K, VR, Merged>>(Merged{});
+      },
+      {this_join_node, other_join_node});
+  topology.add_state_store(configured(Stores::window<K, std::vector<V>>(
+                               spec.left_store, window_size, retention, key_serde,
+                               operators::record_list_serde(value_serde))),
+                           {this_windowed_node, other_join_node});
+  topology.add_state_store(configured(Stores::window<K, std::vector<VO>>(
+                               spec.right_store, window_size, retention, key_serde,
+                               operators::record_list_serde(other_value_serde))),
+                           {other_windowed_node, this_join_node});
+  if (left_outer)
+    topology.add_state_store(
+        configured(Stores::key_value<operators::UnjoinedKey<K>, operators::UnjoinedRecords<V, VO>>(
+            spec.unjoined_store, operators::unjoined_key_serde(key_serde),
+            operators::unjoined_records_serde(value_serde, other_value_serde))),
+        {this_join_node, other_join_node});
+  return KStream<K, VR>(builder_, merge_node, key_serde_,
+                        default_serde_if_same<VR, V>(value_serde_), false);
 }
 
 template <class K, class V>

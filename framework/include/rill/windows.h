@@ -1,5 +1,6 @@
 // Window definitions for windowed aggregations, as Kafka Streams' TimeWindows,
-// SlidingWindows and SessionWindows, and the serdes of windowed keys.
+// SlidingWindows and SessionWindows, the JoinWindows of stream-stream joins,
+// and the serdes of windowed keys.
 //
 // Windows follow event time. A window closes when the stream time (the largest
 // record timestamp the aggregation has seen) passes its end by the grace
@@ -140,6 +141,63 @@ class SessionWindows {
  private:
   SessionWindows(int64_t gap, int64_t grace) : gap_(gap), grace_(grace) {}
   int64_t gap_;
+  int64_t grace_;
+};
+
+// How far apart in time two records of a stream-stream join may be, as Kafka
+// Streams' JoinWindows: a left record at t joins the right records from
+// t - before to t + after (both inclusive); a right record at t joins the left
+// records from t - after to t + before. A record arriving once stream time has
+// passed its window's end by the grace period joins the records still kept;
+// left and outer joins emit a record without a partner only once its window
+// has closed (stream time > its time + after, or + before for a right record,
+// + grace).
+class JoinWindows {
+ public:
+  // before = after = difference.
+  static JoinWindows of_time_difference_with_no_grace(std::chrono::milliseconds difference) {
+    return of_time_difference_and_grace(difference, std::chrono::milliseconds(0));
+  }
+  static JoinWindows of_time_difference_and_grace(std::chrono::milliseconds difference,
+                                                  std::chrono::milliseconds grace) {
+    const int64_t ms =
+        internal::window_duration("join windows", "time difference", difference, false);
+    return JoinWindows(ms, ms,
+                       internal::window_duration("join windows", "grace period", grace, false));
+  }
+  // Either bound may be negative (a window wholly after or before the
+  // record), as long as before + after >= 0.
+  JoinWindows before(std::chrono::milliseconds before) const {
+    return JoinWindows(bound("before", before), after_, grace_);
+  }
+  JoinWindows after(std::chrono::milliseconds after) const {
+    return JoinWindows(before_, bound("after", after), grace_);
+  }
+
+  int64_t before_ms() const { return before_; }
+  int64_t after_ms() const { return after_; }
+  int64_t grace_ms() const { return grace_; }
+  // before + after.
+  int64_t size_ms() const { return before_ + after_; }
+
+ private:
+  JoinWindows(int64_t before, int64_t after, int64_t grace)
+      : before_(before), after_(after), grace_(grace) {
+    if (before_ + after_ < 0)
+      throw std::invalid_argument("join windows: before + after must not be negative, got " +
+                                  std::to_string(before_) + " ms + " + std::to_string(after_) +
+                                  " ms");
+  }
+  static int64_t bound(std::string_view which, std::chrono::milliseconds ms) {
+    if (ms.count() < -kMaxWindowDuration.count() || ms.count() > kMaxWindowDuration.count())
+      throw std::invalid_argument("join windows: " + std::string(which) + " must be within " +
+                                  std::to_string(kMaxWindowDuration.count()) +
+                                  " ms (100 years) of 0, got " + std::to_string(ms.count()) +
+                                  " ms");
+    return ms.count();
+  }
+  int64_t before_;
+  int64_t after_;
   int64_t grace_;
 };
 
