@@ -264,10 +264,25 @@ const std::vector<BadPipeline> kCases = {
      "missing field 'routes' in 'branch'"},
     {"merge of an unknown stream", with_steps("      - merge: [others]\n"), 8, 17,
      "unknown stream 'others'"},
-    {"join with an unknown table", with_steps("      - join: {with: clients, value: right}\n"), 8,
-     22, "unknown table 'clients', expected a source of type table or global_table: (none)"},
-    {"join with a stream", with_steps("      - join: {with: in, value: right}\n"), 8, 22,
-     "'in' is a stream, expected a source of type table or global_table"},
+    {"join with an unknown stream", with_steps("      - join: {with: clients, value: right}\n"), 8,
+     22,
+     "unknown stream or table 'clients', expected a stream or a source of type table or "
+     "global_table: in"},
+    {"join with a stream without a window", with_steps("      - join: {with: in, value: right}\n"),
+     8, 9, "a join with stream 'in' needs a window"},
+    {"join with a table given a window",
+     "application: {application.id: app}\nsources:\n  in: {topic: input}\n"
+     "  t: {topic: t, type: table}\nflows:\n  - from: in\n    steps:\n"
+     "      - join: {with: t, window: {difference: 1m}, value: right}\n",
+     8, 33, "a window applies to a join with a stream; 't' is a table"},
+    {"outer join with a table",
+     "application: {application.id: app}\nsources:\n  in: {topic: input}\n"
+     "  t: {topic: t, type: table}\nflows:\n  - from: in\n    steps:\n"
+     "      - join: {with: t, type: outer, value: right}\n",
+     8, 31, "an outer join needs a stream on both sides; 't' is a table"},
+    {"join window without a difference",
+     with_steps("      - join: {with: in, window: {before: 1m}, value: right}\n"), 8, 34,
+     "a join window needs 'difference', or both 'before' and 'after'"},
     {"join without its value", with_steps("      - join: {with: in}\n"), 8, 15,
      "missing field 'value' in 'join'"},
     {"the joined row outside a join", with_steps("      - map: right.name\n"), 8, 14,

@@ -693,3 +693,46 @@ flows:
   else
     CHECK(run.read("lines") == Records{joined[0], {"o2", R"({"product":null,"qty":"1"})"}});
 }
+
+TEST_CASE("a join step pairs a stream's records with another's within a window",
+          "[unit][pipeline][join]") {
+  const std::string type =
+      GENERATE(std::string("inner"), std::string("left"), std::string("outer"));
+  INFO(type);
+  Run run(R"(
+application: {application.id: payments}
+sources:
+  orders: {topic: orders}
+  payments: {topic: payments}
+flows:
+  - from: orders
+    steps:
+      - join:
+          with: payments
+          type: )" +
+          type + R"(
+          key: value.order
+          window: {difference: 10s, grace: 1s}
+          value: {order: left.id, paid: right.amount, at: timestamp}
+      - to: paid
+)");
+  // The orders are keyed anew, so they go through a repartition topic named
+  // after the key-changing node (or "<name>-left-repartition" with a name).
+  CHECK_THAT(run.pipeline.topology.describe(),
+             Catch::Contains("topics: [KSTREAM-KEY-SELECT-0000000000-repartition]"));
+  run.pipe("orders", "x", R"({"id":"o1","order":"o1"})", 1000);
+  run.pipe("payments", "o1", R"({"amount":5})", 4000);  // within 10 s: joins
+  run.pipe("orders", "y", R"({"id":"o2","order":"o2"})", 5000);
+  run.pipe("payments", "o3", R"({"amount":7})", 6000);   // no order o3
+  run.pipe("payments", "o2", R"({"amount":9})", 20000);  // 15 s after o2: too late
+  // Stream time 20 s closes the windows of o2 (5 + 10 + 1 s) and o3 (6 + 10 + 1 s).
+  const Records joined{{"o1", R"({"at":4000,"order":"o1","paid":5})"}};
+  const Records o2_alone{{"o2", R"({"at":5000,"order":"o2","paid":null})"}};
+  const Records o3_alone{{"o3", R"({"at":6000,"order":null,"paid":7})"}};
+  if (type == "inner")
+    CHECK(run.read("paid") == joined);
+  else if (type == "left")
+    CHECK(run.read("paid") == Records{joined[0], o2_alone[0]});
+  else
+    CHECK(run.read("paid") == Records{joined[0], o2_alone[0], o3_alone[0]});
+}

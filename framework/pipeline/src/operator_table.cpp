@@ -71,34 +71,63 @@ const std::vector<Operator>& operator_table() {
        .apply = &Planner::apply_merge},
       {.declaration =
            {"join",
-            "Joins each record with the current row of a table or a global table, as Kafka "
-            "Streams' stream-table and stream-global-table joins: the record keeps its key and "
-            "time, and its value becomes `value`. Updates of the table emit nothing. A table must "
-            "be co-partitioned with the stream (the same partition count; the stream goes "
-            "through `<application.id>-<name>-repartition` first when its key changed); a "
-            "global table is held whole by every instance and needs neither. Records with a null "
-            "value are dropped and counted, and so are records without a join key in an inner "
-            "join.",
+            "Joins each record with the records of another stream within a time window, or "
+            "with the current row of a table or a global table, as Kafka Streams' joins; the "
+            "value becomes `value`. With a stream, each pair of records with the same key whose "
+            "times are within the window goes on, at the later time; both streams are kept in "
+            "window stores for the window and its grace period, and left and outer joins emit a "
+            "record that found no partner once its window has closed. With a table, the record "
+            "keeps its key and time, and updates of the table emit nothing. A stream or a table "
+            "must be co-partitioned with this stream (the same partition count; a stream goes "
+            "through `<application.id>-<name>-repartition` first when its key changed, or "
+            "`<name>-left-repartition` in a stream-stream join); a global table is held whole "
+            "by every instance and needs neither. Records with a null value are dropped and "
+            "counted, and so are records without a join key in an inner join.",
             "",
-            {{"with", T::kString, true, "The source of type table or global_table to join with."},
+            {{"with", T::kString, true,
+              "The stream (a source or a route), or the source of type table or global_table, "
+              "to join with."},
              {"type",
               T::kEnum,
               false,
-              "inner: a record goes on only when it finds a row; left: every record goes on, "
-              "with `right` null when it finds none.",
-              {"inner", "left"},
+              "inner: a record goes on only when it finds a partner or row; left: every record "
+              "goes on, with `right` null when it finds none; outer (streams only): the other "
+              "stream's records too, with `left` null.",
+              {"inner", "left", "outer"},
               "inner"},
+             {"window",
+              T::kObject,
+              false,
+              "Joining a stream (and only then): how far apart in time two records may be, as "
+              "Kafka Streams' JoinWindows. A record at t joins the other stream's records from "
+              "t - before to t + after.",
+              {},
+              {},
+              {{"difference", T::kDuration, false, "Sets both before and after."},
+               {"before", T::kDuration, false, "How much earlier the other record may be."},
+               {"after", T::kDuration, false, "How much later the other record may be."},
+               {"grace",
+                T::kDuration,
+                false,
+                "How long after its window a record still joins, and a record without a partner "
+                "waits before a left or outer join emits it.",
+                {},
+                "0"}}},
              {"key", T::kExpression, false,
-              "The join key, from the record's key and value. With a table, a key other than "
-              "`key` becomes the record's key (as select_key does) and the stream is "
+              "The join key, from the record's key and value. With a stream or a table, a key "
+              "other than `key` becomes the record's key (as select_key does) and the stream is "
               "repartitioned; with a global table, the key of the row to look up. Default: "
               "`key`."},
              {"value", T::kValueBuilder, true,
               "The joined value, built like map's: `left` is the record's value (as `value`), "
-              "`right` the row joined to it (null when a left join finds none)."},
-             name_field("Names the join node, and the repartition topic when there is one.")},
+              "`right` the other stream's record or the table's row (null when a left join finds "
+              "none; `left` is null for the other stream's records an outer join emits "
+              "alone)."},
+             name_field("Names the join's nodes, and the repartition topic when there is one.")},
             "- join:\n    with: customers\n    type: left\n    value:\n      order: left\n"
-            "      customer: right.name"},
+            "      customer: right.name\n"
+            "- join:\n    with: payments\n    window: {difference: 10m, grace: 1m}\n"
+            "    value: {order: left, paid: right.amount}"},
        .apply = &Planner::apply_join},
       {.declaration =
            {"group_by",

@@ -375,7 +375,8 @@ void Planner::apply_join(FlowState& state, const StepSpec& step) {
   const std::string name = step_name(step);
   const YAML::Node& with = step.at("with");
   const std::string other = document_.scalar(with);
-  const bool left = step.text(document_, "type", "inner") == "left";
+  const std::string type = step.text(document_, "type", "inner");
+  const bool left = type != "inner";
   std::optional<Expression> join_key;
   if (step.has("key")) {
     join_key = expression(step.at("key"), state.scope);
@@ -393,26 +394,65 @@ void Planner::apply_join(FlowState& state, const StepSpec& step) {
     return value(
         EvalContext{key, record_value, record.timestamp, record.headers, row ? &*row : nullptr});
   };
-  if (auto global = global_tables_.find(other); global != global_tables_.end()) {
+  const auto global = global_tables_.find(other);
+  const auto named = streams_.find(other);
+  if (global == global_tables_.end() && named == streams_.end()) {
+    std::vector<std::string_view> known;
+    for (const auto& [candidate, stream] : streams_) known.push_back(candidate);
+    for (const auto& [candidate, table] : global_tables_) known.push_back(candidate);
+    document_.fail(with.Mark(), "unknown stream or table '" + other +
+                                    "', expected a stream or a source of type table or "
+                                    "global_table: " +
+                                    (known.empty() ? std::string("(none)") : list_names(known)) +
+                                    suggestion(other, known));
+  }
+  const bool with_stream = global == global_tables_.end() && !named->second.table;
+  if (with_stream) {
+    if (!step.has("window"))
+      document_.fail(step.mark, "a join with stream '" + other +
+                                    "' needs a window: how far apart in time two records may "
+                                    "be, such as window: {difference: 10m}");
+  } else {
+    if (step.has("window"))
+      document_.fail(step.at("window").Mark(),
+                     "a window applies to a join with a stream; '" + other + "' is a " +
+                         (global != global_tables_.end() ? "global table" : "table"));
+    if (type == "outer")
+      document_.fail(step.at("type").Mark(),
+                     "an outer join needs a stream on both sides; '" + other + "' is a " +
+                         (global != global_tables_.end() ? "global table" : "table") +
+                         ", expected inner or left");
+  }
+  if (global != global_tables_.end()) {
     auto row_key = [join_key](const Json& key, const Json& record_value) {
       return join_key ? join_key->evaluate(EvalContext{key, record_value}) : key;
     };
     state.stream = left ? state.stream.left_join(global->second, row_key, joiner, name)
                         : state.stream.join(global->second, row_key, joiner, name);
+  } else if (with_stream) {
+    if (join_key && !join_key->is_key()) state.stream = select_key(state.stream, *join_key, {});
+    const Stream& partner = named->second.stream;
+    // A repartitioned side must land where the other stream's topic has its keys.
+    StreamJoined<Json, Json, Json> joined{.name = name, .key_serde = partner.key_serde()};
+    const JoinWindows windows = join_windows(step.at("window"));
+    auto joined_value = [joiner](const Json& key, const std::optional<Json>& left_value,
+                                 const std::optional<Json>& right_value,
+                                 const RecordContext& record) {
+      return joiner(key, left_value ? *left_value : Json(), right_value, record);
+    };
+    if (type == "outer")
+      state.stream = state.stream.outer_join(partner, joined_value, windows, joined);
+    else if (left)
+      state.stream = state.stream.left_join(partner, joiner, windows, joined);
+    else
+      state.stream = state.stream.join(
+          partner,
+          [joiner](const Json& key, const Json& left_value, const Json& right_value,
+                   const RecordContext& record) {
+            return joiner(key, left_value, right_value, record);
+          },
+          windows, joined);
   } else {
-    auto named = streams_.find(other);
-    if (named == streams_.end() || !named->second.table) {
-      std::vector<std::string_view> tables;
-      for (const auto& [known, stream] : streams_)
-        if (stream.table) tables.push_back(known);
-      for (const auto& [known, table] : global_tables_) tables.push_back(known);
-      document_.fail(with.Mark(),
-                     (named == streams_.end() ? "unknown table '" + other + "'"
-                                              : "'" + other + "' is a stream") +
-                         ", expected a source of type table or global_table: " +
-                         (tables.empty() ? std::string("(none)") : list_names(tables)) +
-                         suggestion(other, tables));
-    }
     if (join_key && !join_key->is_key()) state.stream = select_key(state.stream, *join_key, {});
     // Repartitioned keys must land where the table's topic has them.
     const KTable<Json, Json>& table = *named->second.table;
@@ -422,6 +462,24 @@ void Planner::apply_join(FlowState& state, const StepSpec& step) {
   }
   state.scope = Scope{};
   if (step.at("value").IsMap()) state.scope.value_fields = fields;
+}
+
+JoinWindows Planner::join_windows(const YAML::Node& window) const {
+  auto duration = [&](const char* field) -> std::optional<std::chrono::milliseconds> {
+    if (!window[field]) return std::nullopt;
+    return std::chrono::milliseconds(document_.parse_duration(window[field]));
+  };
+  const auto difference = duration("difference");
+  const auto before = duration("before");
+  const auto after = duration("after");
+  if (!difference && !(before && after))
+    document_.fail(window.Mark(), "a join window needs 'difference', or both 'before' and 'after'");
+  JoinWindows windows = JoinWindows::of_time_difference_and_grace(
+      difference.value_or(std::chrono::milliseconds(0)),
+      duration("grace").value_or(std::chrono::milliseconds(0)));
+  if (before) windows = windows.before(*before);
+  if (after) windows = windows.after(*after);
+  return windows;
 }
 
 void Planner::apply_group_by(FlowState& state, const StepSpec& step) {

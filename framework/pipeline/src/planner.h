@@ -90,6 +90,8 @@ class Planner {
   void plan_flow(const FlowSpec& flow);
   void merge_into(FlowState& state, const std::vector<YAML::Node>& others, std::string name);
   std::string step_name(const StepSpec& step) const;
+  // A join step's `window`: difference (or before and after) and grace.
+  JoinWindows join_windows(const YAML::Node& window) const;
   // The serde of a group_by's keys in its declared key format; an object or
   // array key needs json, which the expression's type may already tell.
   SerdePtr<Json> group_key_serde(const StepSpec& step, const Expression& key) const;
