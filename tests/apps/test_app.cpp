@@ -10,6 +10,9 @@
 //     poison)
 //     topology "join":        input=orders,customers: each order (keyed by customer) left-joined
 //                             with the customers table, as "order|row" ("order|none" without)
+//     topology "stream-join": input=orders,payments: each order left-joined with the payments
+//                             of its key within 2 s, as "order|payment" ("order|none" once
+//                             its window closed without one)
 //   keys: input, output, and any StreamsConfig key.
 #include <iostream>
 
@@ -21,7 +24,7 @@
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: rill_test_app count|echo|repartition|json|join key=value...\n";
+    std::cerr << "usage: rill_test_app count|echo|repartition|json|join|stream-join key=value...\n";
     return 2;
   }
   std::string kind = argv[1];
@@ -63,6 +66,17 @@ int main(int argc, char** argv) {
                    [](const std::string& order, const std::optional<std::string>& row) {
                      return order + "|" + (row ? *row : std::string("none"));
                    })
+        .to(output);
+  } else if (kind == "stream-join") {
+    const std::string orders = input.substr(0, input.find(','));
+    const std::string payments = input.substr(input.find(',') + 1);
+    builder.stream(orders, rill::serdes::string(), rill::serdes::string())
+        .left_join(
+            builder.stream(payments, rill::serdes::string(), rill::serdes::string()),
+            [](const std::string& order, const std::optional<std::string>& payment) {
+              return order + "|" + (payment ? *payment : std::string("none"));
+            },
+            rill::JoinWindows::of_time_difference_with_no_grace(std::chrono::seconds(2)))
         .to(output);
   } else if (kind == "json") {
     builder.stream(input, rill::serdes::string(), rill::serdes::json())

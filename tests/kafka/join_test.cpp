@@ -2,6 +2,8 @@
 // timestamp order (max.task.idle.ms), so each order sees its customer's row
 // as of the order's time; a stream-global-table join enriches from a table
 // every instance holds whole.
+#include <algorithm>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -199,6 +201,109 @@ TEST_CASE(
   INFO(log_tails);
   REQUIRE(reached);
   // Exactly once: every order once, with its customer's row, nothing else.
+  const std::vector<std::string> seen = outputs();
+  CHECK(seen.size() == expected.size());
+  CHECK(std::set<std::string>(seen.begin(), seen.end()) == expected);
+}
+
+TEST_CASE(
+    "a stream-stream left join on three instances under exactly-once, one killed and a fourth "
+    "added, emits every match once and every unmatched order once after its window",
+    "[kafka][join][stream-join]") {
+  const std::string app = unique_name("app-sjoin");
+  const std::string orders = unique_name("sjoin-orders"), payments = unique_name("sjoin-payments");
+  const std::string output = unique_name("sjoin-out");
+  constexpr int kPartitions = 6, kOrdersPerPhase = 300;
+  create_topic(orders, kPartitions);
+  create_topic(payments, kPartitions);
+  create_topic(output, kPartitions);
+  // Four orders in five are paid half a second after them, within the 2 s
+  // window; the fifth is emitted with no payment once stream time passes its
+  // time + 2 s, which the next phase's records (or the last ticks) bring.
+  int placed = 0, paid = 0;
+  std::set<std::string> expected;
+  auto produce_phase = [&] {
+    const int64_t at = now_ms();
+    std::vector<TestRecord> order_batch, payment_batch;
+    for (int i = 0; i < kOrdersPerPhase; ++i, ++placed) {
+      const std::string order = "o" + std::to_string(placed);
+      order_batch.push_back({order, order, -1, -1, at, {}});
+      if (placed % 5 == 0) {
+        expected.insert(order + " " + order + "|none");
+        continue;
+      }
+      const std::string payment = "p" + std::to_string(placed);
+      payment_batch.push_back({order, payment, -1, -1, at + 500, {}});
+      expected.insert(order + " " + order + "|" + payment);
+      ++paid;
+    }
+    produce(orders, order_batch);
+    produce(payments, payment_batch);
+  };
+  auto start = [&](const std::string& name) {
+    return ChildProcess(
+        {test_binary("rill_test_app"), "stream-join", "input=" + orders + "," + payments,
+         "output=" + output, "application.id=" + app, "bootstrap.servers=" + bootstrap_servers(),
+         "processing.guarantee=exactly_once_v2", "session.timeout.ms=6000",
+         "commit.interval.ms=200", "producer.transaction.timeout.ms=10000",
+         "state.dir=" + temp_state_dir(app + "-" + name)},
+        "/tmp/" + app + "-" + name + ".log");
+  };
+  auto outputs = [&] {
+    std::vector<std::string> seen;
+    read_to_end(
+        output, [&](const TestRecord& r) { seen.push_back(*r.key + " " + *r.value); }, 30s);
+    return seen;
+  };
+  // Waits until `enough` says the committed output is complete.
+  auto await_output = [&](auto enough) {
+    const auto deadline = std::chrono::steady_clock::now() + 180s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (enough(outputs())) return true;
+      std::this_thread::sleep_for(500ms);
+    }
+    return false;
+  };
+  auto matches_reach = [&](int count) {
+    return [count](const std::vector<std::string>& seen) {
+      return std::count_if(seen.begin(), seen.end(), [](const std::string& line) {
+               return !line.ends_with("|none");
+             }) >= count;
+    };
+  };
+
+  std::map<std::string, std::optional<ChildProcess>> instances;
+  for (const std::string name : {"a", "b", "c"}) instances[name].emplace(start(name));
+  produce_phase();
+  REQUIRE(await_output(matches_reach(paid)));
+  produce_phase();
+  instances["a"]->signal(SIGKILL);
+  REQUIRE(instances["a"]->wait(30s).has_value());
+  instances.erase("a");
+  instances["d"].emplace(start("d"));
+  const auto deadline = std::chrono::steady_clock::now() + 90s;
+  while (tasks_held(*instances["d"]) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(200ms);
+  CHECK(tasks_held(*instances["d"]) > 0);
+  produce_phase();
+  REQUIRE(await_output(matches_reach(paid)));
+  // A payment a minute later on every partition closes the last windows.
+  std::vector<TestRecord> ticks;
+  for (int p = 0; p < kPartitions; ++p)
+    ticks.push_back({"tick" + std::to_string(p), "tick", p, -1, now_ms() + 60'000, {}});
+  produce(payments, ticks);
+  const bool reached = await_output(
+      [&](const std::vector<std::string>& seen) { return seen.size() >= expected.size(); });
+  std::string log_tails;
+  for (auto& [name, instance] : instances) {
+    instance->signal(SIGTERM);
+    CHECK(instance->wait(60s) == 0);
+    log_tails += name + ":\n" + instance->log_tail(2000) + "\n";
+  }
+  INFO(log_tails);
+  REQUIRE(reached);
+  // Exactly once: every match once, every unpaid order once with no payment,
+  // nothing else.
   const std::vector<std::string> seen = outputs();
   CHECK(seen.size() == expected.size());
   CHECK(std::set<std::string>(seen.begin(), seen.end()) == expected);
