@@ -1,7 +1,8 @@
 // Joins on the real broker: a stream-table join reads its two partitions in
 // timestamp order (max.task.idle.ms), so each order sees its customer's row
 // as of the order's time; a stream-global-table join enriches from a table
-// every instance holds whole.
+// every instance holds whole; stream-table and stream-stream joins stay exact
+// under exactly-once while instances are killed and added.
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -273,9 +274,22 @@ TEST_CASE(
   };
 
   std::map<std::string, std::optional<ChildProcess>> instances;
+  // What is missing or unexpected, and the instances' logs.
+  auto diagnosis = [&] {
+    std::string text;
+    const std::vector<std::string> seen = outputs();
+    const std::set<std::string> seen_set(seen.begin(), seen.end());
+    int shown = 0;
+    for (const std::string& line : expected)
+      if (!seen_set.contains(line) && ++shown <= 10) text += "missing: " + line + "\n";
+    for (const std::string& line : seen_set)
+      if (!expected.contains(line) && ++shown <= 20) text += "unexpected: " + line + "\n";
+    for (auto& [name, instance] : instances) text += name + ":\n" + instance->log_tail(4000) + "\n";
+    return text;
+  };
   for (const std::string name : {"a", "b", "c"}) instances[name].emplace(start(name));
   produce_phase();
-  REQUIRE(await_output(matches_reach(paid)));
+  if (!await_output(matches_reach(paid))) FAIL("the first phase's matches: " << diagnosis());
   produce_phase();
   instances["a"]->signal(SIGKILL);
   REQUIRE(instances["a"]->wait(30s).has_value());
@@ -286,7 +300,8 @@ TEST_CASE(
     std::this_thread::sleep_for(200ms);
   CHECK(tasks_held(*instances["d"]) > 0);
   produce_phase();
-  REQUIRE(await_output(matches_reach(paid)));
+  if (!await_output(matches_reach(paid)))
+    FAIL("the matches after an instance was killed: " << diagnosis());
   // A payment a minute later on every partition closes the last windows.
   std::vector<TestRecord> ticks;
   for (int p = 0; p < kPartitions; ++p)
