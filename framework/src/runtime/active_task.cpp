@@ -178,7 +178,10 @@ InputPartition* ActiveTask::next_input() {
   int64_t best_timestamp = 0;
   for (auto& input : inputs_) {
     if (input->next == input->size) {
-      if (!input->may_have_more || !input->take()) continue;
+      // A partial take leaves may_have_more false, but records may have
+      // arrived since: ready_to_process counted them, so they must be taken.
+      if (!input->may_have_more && input->queue.length() == 0) continue;
+      if (!input->take()) continue;
     }
     int64_t timestamp = kafka::timestamp_of(*input->batch[input->next]);
     if (best == nullptr || timestamp < best_timestamp) {
@@ -192,8 +195,12 @@ InputPartition* ActiveTask::next_input() {
 bool ActiveTask::ready_to_process(int64_t now) {
   if (inputs_.size() < 2 || max_idle_ms_ < 0) return true;
   bool idle_input = false;
-  for (const auto& input : inputs_) {
-    if (input->next < input->size || input->queue.length() > 0) continue;
+  for (auto& input : inputs_) {
+    if (input->next < input->size) continue;
+    // Taken now, so that next_input() sees what made the input count as
+    // buffered: a queue may hold events that are not records (a fetch
+    // barrier after a seek), which a take drops.
+    if (input->queue.length() > 0 && input->take()) continue;
     if (!input->at_end) {
       idle_since_ = -1;
       return false;
