@@ -38,6 +38,93 @@ std::set<std::string> key_values(const std::vector<TestRecord>& records) {
   return out;
 }
 
+// Instances of rill_test_app running one join topology under exactly-once,
+// started, killed and replaced by name, and the join's committed output.
+class JoinInstances {
+ public:
+  JoinInstances(std::string topology, std::string inputs, std::string output)
+      : topology_(std::move(topology)),
+        inputs_(std::move(inputs)),
+        output_(std::move(output)),
+        app_(unique_name("app-" + topology_)) {}
+
+  void start(const std::string& name) {
+    instances_[name].emplace(ChildProcess(
+        {test_binary("rill_test_app"), topology_, "input=" + inputs_, "output=" + output_,
+         "application.id=" + app_, "bootstrap.servers=" + bootstrap_servers(),
+         "processing.guarantee=exactly_once_v2", "session.timeout.ms=6000",
+         "commit.interval.ms=200",
+         // A killed instance's open transaction blocks readers until it times out.
+         "producer.transaction.timeout.ms=10000", "state.dir=" + temp_state_dir(app_ + "-" + name)},
+        "/tmp/" + app_ + "-" + name + ".log"));
+  }
+
+  // SIGKILLs `killed` and starts `added`, which must take tasks over (the
+  // killed one's, once the group drops it), their stores restored from the
+  // changelogs.
+  void kill_and_add(const std::string& killed, const std::string& added) {
+    instances_.at(killed)->signal(SIGKILL);
+    REQUIRE(instances_.at(killed)->wait(30s).has_value());
+    instances_.erase(killed);
+    start(added);
+    const auto deadline = std::chrono::steady_clock::now() + 90s;
+    while (tasks_held(*instances_[added]) == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(200ms);
+    CHECK(tasks_held(*instances_[added]) > 0);
+  }
+
+  // "key value" of each committed output record.
+  std::vector<std::string> outputs() const {
+    std::vector<std::string> seen;
+    read_to_end(
+        output_, [&](const TestRecord& r) { seen.push_back(*r.key + " " + *r.value); }, 30s);
+    return seen;
+  }
+
+  // Waits up to 180 s for the committed output to satisfy `enough`.
+  template <class Enough>
+  bool await_output(Enough enough) const {
+    const auto deadline = std::chrono::steady_clock::now() + 180s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (enough(outputs())) return true;
+      std::this_thread::sleep_for(500ms);
+    }
+    return false;
+  }
+
+  // What the output misses or has beyond `expected`, and the instances' logs.
+  std::string diagnosis(const std::set<std::string>& expected) const {
+    const std::vector<std::string> seen = outputs();
+    const std::set<std::string> seen_set(seen.begin(), seen.end());
+    std::string text;
+    int missing = 0, unexpected = 0;
+    for (const std::string& line : expected)
+      if (!seen_set.contains(line) && ++missing <= 10) text += "missing: " + line + "\n";
+    for (const std::string& line : seen_set)
+      if (!expected.contains(line) && ++unexpected <= 10) text += "unexpected: " + line + "\n";
+    text += std::to_string(missing) + " missing, " + std::to_string(unexpected) + " unexpected, " +
+            std::to_string(seen.size()) + " records\n";
+    for (const auto& [name, instance] : instances_)
+      text += name + ":\n" + instance->log_tail(4000) + "\n";
+    return text;
+  }
+
+  // SIGTERMs every instance; each must exit with 0.
+  void stop() {
+    for (auto& [name, instance] : instances_) {
+      instance->signal(SIGTERM);
+      const auto code = instance->wait(60s);
+      INFO(name << ":\n" << instance->log_tail(2000));
+      CHECK(code == 0);
+    }
+    instances_.clear();
+  }
+
+ private:
+  std::string topology_, inputs_, output_, app_;
+  std::map<std::string, std::optional<ChildProcess>> instances_;
+};
+
 }  // namespace
 
 TEST_CASE("a stream-table join on the broker sees each row as of the order's time",
@@ -124,7 +211,6 @@ TEST_CASE(
     "a stream-table join on three instances, one killed and a fourth added, enriches every order "
     "exactly once",
     "[kafka][join][assignment]") {
-  const std::string app = unique_name("app-join");
   const std::string orders = unique_name("join-orders"), customers = unique_name("join-customers");
   const std::string output = unique_name("join-out");
   constexpr int kPartitions = 6, kCustomers = 60, kOrdersPerPhase = 5;
@@ -151,58 +237,23 @@ TEST_CASE(
     }
     produce(orders, batch);
   };
-  auto start = [&](const std::string& name) {
-    return ChildProcess(
-        {test_binary("rill_test_app"), "join", "input=" + orders + "," + customers,
-         "output=" + output, "application.id=" + app, "bootstrap.servers=" + bootstrap_servers(),
-         "processing.guarantee=exactly_once_v2", "session.timeout.ms=6000",
-         "commit.interval.ms=200",
-         // A killed instance's open transaction blocks readers until it times out.
-         "producer.transaction.timeout.ms=10000", "state.dir=" + temp_state_dir(app + "-" + name)},
-        "/tmp/" + app + "-" + name + ".log");
-  };
-  auto outputs = [&] {
-    std::vector<std::string> seen;
-    read_to_end(
-        output, [&](const TestRecord& r) { seen.push_back(*r.key + " " + *r.value); }, 30s);
-    return seen;
-  };
-  auto all_enriched = [&] {
-    const auto deadline = std::chrono::steady_clock::now() + 180s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (outputs().size() >= expected.size()) return true;
-      std::this_thread::sleep_for(500ms);
-    }
-    return false;
+  auto all_enriched = [&](const std::vector<std::string>& seen) {
+    return seen.size() >= expected.size();
   };
 
-  std::map<std::string, std::optional<ChildProcess>> instances;
-  for (const std::string name : {"a", "b", "c"}) instances[name].emplace(start(name));
+  JoinInstances instances("join", orders + "," + customers, output);
+  for (const std::string name : {"a", "b", "c"}) instances.start(name);
   produce_phase();
-  REQUIRE(all_enriched());
+  if (!instances.await_output(all_enriched))
+    FAIL("the first phase: " << instances.diagnosis(expected));
   produce_phase();
-  instances["a"]->signal(SIGKILL);
-  REQUIRE(instances["a"]->wait(30s).has_value());
-  instances.erase("a");
-  instances["d"].emplace(start("d"));
-  // The fourth instance takes tasks over (the killed one's, once the group
-  // drops it), with their table stores restored from the changelog.
-  const auto deadline = std::chrono::steady_clock::now() + 90s;
-  while (tasks_held(*instances["d"]) == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(200ms);
-  CHECK(tasks_held(*instances["d"]) > 0);
+  instances.kill_and_add("a", "d");
   produce_phase();
-  const bool reached = all_enriched();
-  std::string log_tails;
-  for (auto& [name, instance] : instances) {
-    instance->signal(SIGTERM);
-    CHECK(instance->wait(60s) == 0);
-    log_tails += name + ":\n" + instance->log_tail(2000) + "\n";
-  }
-  INFO(log_tails);
-  REQUIRE(reached);
+  if (!instances.await_output(all_enriched))
+    FAIL("after an instance was killed: " << instances.diagnosis(expected));
+  instances.stop();
   // Exactly once: every order once, with its customer's row, nothing else.
-  const std::vector<std::string> seen = outputs();
+  const std::vector<std::string> seen = instances.outputs();
   CHECK(seen.size() == expected.size());
   CHECK(std::set<std::string>(seen.begin(), seen.end()) == expected);
 }
@@ -211,7 +262,6 @@ TEST_CASE(
     "a stream-stream left join on three instances under exactly-once, one killed and a fourth "
     "added, emits every match once and every unmatched order once after its window",
     "[kafka][join][stream-join]") {
-  const std::string app = unique_name("app-sjoin");
   const std::string orders = unique_name("sjoin-orders"), payments = unique_name("sjoin-payments");
   const std::string output = unique_name("sjoin-out");
   constexpr int kPartitions = 6, kOrdersPerPhase = 300;
@@ -241,85 +291,33 @@ TEST_CASE(
     produce(orders, order_batch);
     produce(payments, payment_batch);
   };
-  auto start = [&](const std::string& name) {
-    return ChildProcess(
-        {test_binary("rill_test_app"), "stream-join", "input=" + orders + "," + payments,
-         "output=" + output, "application.id=" + app, "bootstrap.servers=" + bootstrap_servers(),
-         "processing.guarantee=exactly_once_v2", "session.timeout.ms=6000",
-         "commit.interval.ms=200", "producer.transaction.timeout.ms=10000",
-         "state.dir=" + temp_state_dir(app + "-" + name)},
-        "/tmp/" + app + "-" + name + ".log");
-  };
-  auto outputs = [&] {
-    std::vector<std::string> seen;
-    read_to_end(
-        output, [&](const TestRecord& r) { seen.push_back(*r.key + " " + *r.value); }, 30s);
-    return seen;
-  };
-  // Waits until `enough` says the committed output is complete.
-  auto await_output = [&](auto enough) {
-    const auto deadline = std::chrono::steady_clock::now() + 180s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (enough(outputs())) return true;
-      std::this_thread::sleep_for(500ms);
-    }
-    return false;
-  };
-  auto matches_reach = [&](int count) {
-    return [count](const std::vector<std::string>& seen) {
-      return std::count_if(seen.begin(), seen.end(), [](const std::string& line) {
-               return !line.ends_with("|none");
-             }) >= count;
-    };
+  auto all_matches = [&](const std::vector<std::string>& seen) {
+    return std::count_if(seen.begin(), seen.end(),
+                         [](const std::string& line) { return !line.ends_with("|none"); }) >= paid;
   };
 
-  std::map<std::string, std::optional<ChildProcess>> instances;
-  // What is missing or unexpected, and the instances' logs.
-  auto diagnosis = [&] {
-    std::string text;
-    const std::vector<std::string> seen = outputs();
-    const std::set<std::string> seen_set(seen.begin(), seen.end());
-    int shown = 0;
-    for (const std::string& line : expected)
-      if (!seen_set.contains(line) && ++shown <= 10) text += "missing: " + line + "\n";
-    for (const std::string& line : seen_set)
-      if (!expected.contains(line) && ++shown <= 20) text += "unexpected: " + line + "\n";
-    for (auto& [name, instance] : instances) text += name + ":\n" + instance->log_tail(4000) + "\n";
-    return text;
-  };
-  for (const std::string name : {"a", "b", "c"}) instances[name].emplace(start(name));
+  JoinInstances instances("stream-join", orders + "," + payments, output);
+  for (const std::string name : {"a", "b", "c"}) instances.start(name);
   produce_phase();
-  if (!await_output(matches_reach(paid))) FAIL("the first phase's matches: " << diagnosis());
+  if (!instances.await_output(all_matches))
+    FAIL("the first phase's matches: " << instances.diagnosis(expected));
   produce_phase();
-  instances["a"]->signal(SIGKILL);
-  REQUIRE(instances["a"]->wait(30s).has_value());
-  instances.erase("a");
-  instances["d"].emplace(start("d"));
-  const auto deadline = std::chrono::steady_clock::now() + 90s;
-  while (tasks_held(*instances["d"]) == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(200ms);
-  CHECK(tasks_held(*instances["d"]) > 0);
+  instances.kill_and_add("a", "d");
   produce_phase();
-  if (!await_output(matches_reach(paid)))
-    FAIL("the matches after an instance was killed: " << diagnosis());
+  if (!instances.await_output(all_matches))
+    FAIL("the matches after an instance was killed: " << instances.diagnosis(expected));
   // A payment a minute later on every partition closes the last windows.
   std::vector<TestRecord> ticks;
   for (int p = 0; p < kPartitions; ++p)
     ticks.push_back({"tick" + std::to_string(p), "tick", p, -1, now_ms() + 60'000, {}});
   produce(payments, ticks);
-  const bool reached = await_output(
-      [&](const std::vector<std::string>& seen) { return seen.size() >= expected.size(); });
-  std::string log_tails;
-  for (auto& [name, instance] : instances) {
-    instance->signal(SIGTERM);
-    CHECK(instance->wait(60s) == 0);
-    log_tails += name + ":\n" + instance->log_tail(2000) + "\n";
-  }
-  INFO(log_tails);
-  REQUIRE(reached);
+  if (!instances.await_output(
+          [&](const std::vector<std::string>& seen) { return seen.size() >= expected.size(); }))
+    FAIL("the unmatched orders: " << instances.diagnosis(expected));
+  instances.stop();
   // Exactly once: every match once, every unpaid order once with no payment,
   // nothing else.
-  const std::vector<std::string> seen = outputs();
+  const std::vector<std::string> seen = instances.outputs();
   CHECK(seen.size() == expected.size());
   CHECK(std::set<std::string>(seen.begin(), seen.end()) == expected);
 }
