@@ -25,7 +25,8 @@ SYSTEMS = [
 NAMES = {s: n for s, n, _ in SYSTEMS}
 COLORS = {s: c for s, _, c in SYSTEMS}
 SHORT = {"w1": "W1", "w1-json": "W1\nserdes::json", "w1-nometrics": "W1\nmetrics off",
-         "w2": "W2 count", "w3": "W3 window", "w4": "W4 count\nexactly-once", "w5": "W5"}
+         "w2": "W2 count", "w3": "W3 window", "w4": "W4 count\nexactly-once", "w5": "W5",
+         "w6": "W6 stream-\ntable join", "w7": "W7 stream-\nstream join"}
 
 
 def ok_runs(results, kind):

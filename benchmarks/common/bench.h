@@ -30,8 +30,18 @@ namespace bench {
 // W2: count records per key; output key string, value 8-byte big-endian long.
 // W3: sum amount per key per tumbling minute of "ts"; output key = key bytes +
 //     8-byte big-endian window start, value 8-byte big-endian double.
+// W6: join each input record with its user's row in a table of customers
+//     (key "u<N>", value {"name":"customer-<N>","tier":"<tier>"}), loaded with
+//     timestamps before any input record; output under the same key
+//     {"user":...,"amount":...,"tier":...}.
+// W7: orders keyed by order id "o<seq>" (the input's value, timestamped with
+//     its "ts") joined with payments of the same key (value
+//     {"order":"o<seq>","method":"<method>","ts":<ms>}) whose timestamps are
+//     within kJoinWindowMs of each other, inner join; output under the order
+//     id {"user":...,"amount":...,"method":...,"delay_ms":<payment ts - order ts>}.
 inline constexpr double kW1MinAmount = 50.0;
 inline constexpr int64_t kWindowMs = 60'000;
+inline constexpr int64_t kJoinWindowMs = 60'000;
 
 // ---- time --------------------------------------------------------------------
 
@@ -219,6 +229,17 @@ inline std::string w2_line(std::string_view key, int64_t count) {
 inline std::string w3_line(std::string_view key, int64_t window_start, int64_t cents) {
   return "w3|" + std::string(key) + "|" + std::to_string(window_start) + "|" +
          std::to_string(cents);
+}
+
+inline std::string w6_line(std::string_view key, std::string_view user, int64_t cents,
+                           std::string_view tier) {
+  return "w6|" + std::string(key) + "|" + std::string(user) + "|" + std::to_string(cents) + "|" +
+         std::string(tier);
+}
+inline std::string w7_line(std::string_view key, std::string_view user, int64_t cents,
+                           std::string_view method, int64_t delay_ms) {
+  return "w7|" + std::string(key) + "|" + std::string(user) + "|" + std::to_string(cents) + "|" +
+         std::string(method) + "|" + std::to_string(delay_ms);
 }
 
 // Big-endian fixed-width numbers, as Kafka's LongSerializer and DoubleSerializer.

@@ -6,9 +6,10 @@
 //   bench_rill --workload W --bootstrap B --application-id A --input T --output T
 //       [--threads N] [--guarantee at_least_once|exactly_once_v2] [--state-dir DIR]
 //       --expect RECORDS [--timeout-s S] [--ready-file PATH] [--linger-ms MS] [--grace-ms MS]
-//       [--partitions N] [--config key=value,key=value]
+//       [--partitions N] [--config key=value,key=value] [--second-input T]
 //
-// Most workloads stop once RECORDS input records are processed; W5's restore
+// --second-input is the joins' other topic (W6's customers, W7's payments).
+// Most workloads stop once RECORDS input records (of every input) are processed; W5's restore
 // stops once the N changelog partitions of its store are restored.
 //
 // The workloads are in workloads.cpp.
@@ -36,7 +37,8 @@ int run(const bench::Args& args) {
   const int64_t deadline = start_ms + args.num("timeout-s", 600) * 1000;
 
   bench::FirstRecord first_record;
-  bench::rill_workloads::Context context{args.str("input"), args.str("output"), &first_record,
+  bench::rill_workloads::Context context{args.str("input"), args.optional("second-input"),
+                                         args.str("output"), &first_record,
                                          args.num("grace-ms", 10'000)};
   rill::StreamsBuilder builder;
   workload->build(builder, context);

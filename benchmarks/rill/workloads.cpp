@@ -76,6 +76,40 @@ void w3(rill::StreamsBuilder& builder, const Context& context) {
       .to(context.output);
 }
 
+// W6: each purchase enriched with its user's customer tier from a table (a
+// RocksDB store with a changelog, read from the second input), inner join.
+// Every customer is timestamped before every purchase, so each purchase finds
+// its row.
+void w6(rill::StreamsBuilder& builder, const Context& context) {
+  auto customers = builder.table(context.second_input, consumed(customer_serde(), context),
+                                 rill::Materialized<std::string, Customer>::as("customers"));
+  builder.stream(context.input, consumed(purchase_serde(), context))
+      .join(
+          customers,
+          [](const Purchase& p, const Customer& c) {
+            return Enriched{p.user, p.amount, c.tier};
+          },
+          rill::Joined<std::string, Purchase>{.name = "w6-join"})
+      .to(context.output, rill::serdes::string(), enriched_serde());
+}
+
+// W7: orders (keyed by order id, timestamped with their "ts") joined with the
+// payments of the same order within one minute of each other, inner join, on
+// the Kafka timestamps of both.
+void w7(rill::StreamsBuilder& builder, const Context& context) {
+  auto payments = builder.stream(context.second_input, consumed(payment_serde(), context));
+  builder.stream(context.input, consumed(purchase_serde(), context))
+      .join(
+          payments,
+          [](const Purchase& order, const Payment& payment) {
+            return PaidOrder{order.user, order.amount, payment.method, payment.ts - order.ts};
+          },
+          rill::JoinWindows::of_time_difference_with_no_grace(std::chrono::minutes(1)),
+          rill::StreamJoined<std::string, Purchase, Payment>{.name = "w7-join",
+                                                             .store_name = "w7-join"})
+      .to(context.output, rill::serdes::string(), paid_order_serde());
+}
+
 // W4 is w2 run with processing.guarantee=exactly_once_v2 (benchmarks/run
 // passes --guarantee). W5's restore is w2 with Completion::kRestored: bench_rill
 // stops once the restore listener has reported every changelog partition done.
@@ -88,6 +122,10 @@ constexpr std::array kWorkloads{
     Workload{"w3", "tumbling one-minute event-time sum per key", Completion::kProcessed, w3},
     Workload{"w4", "W2 under exactly_once_v2", Completion::kProcessed, w2},
     Workload{"w5-restore", "W2's store restored from its changelog", Completion::kRestored, w2},
+    Workload{"w6", "stream-table join: purchases enriched from a table of customers",
+             Completion::kProcessed, w6},
+    Workload{"w7", "stream-stream join: orders and payments within one minute",
+             Completion::kProcessed, w7},
 };
 
 }  // namespace

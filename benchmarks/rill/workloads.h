@@ -17,6 +17,8 @@ namespace bench::rill_workloads {
 
 struct Context {
   std::string input;
+  // The joins' second input: W6's customers, W7's payments.
+  std::string second_input;
   std::string output;
   // Marked by the source of every workload when the first record arrives.
   FirstRecord* first_record = nullptr;
@@ -26,7 +28,8 @@ struct Context {
 
 // When a run is over.
 enum class Completion {
-  // Every expected input record has been processed (W1-W4).
+  // Every expected input record, of every input topic, has been processed
+  // (W1-W4, W6, W7).
   kProcessed,
   // The stores are restored from their changelogs (W5).
   kRestored,

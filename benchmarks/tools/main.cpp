@@ -1,14 +1,14 @@
 // bench_tool: what benchmarks/run asks of the broker besides loading input.
 //
 //   bench_tool create-topics --bootstrap B --partitions P --topics a,b [--configs k=v,k=v]
-//   bench_tool verify --bootstrap B --topic T --workload w1|w2|w3 [--dump FILE]
+//   bench_tool verify --bootstrap B --topic T --workload w1|w2|w3|w6|w7 [--dump FILE]
 //   bench_tool latency --bootstrap B --topic T --count N [--skip-ms MS] [--timeout-s S]
 //   bench_tool offsets --bootstrap B --topic T
 //
 // verify reads a whole output topic (read_committed) and prints the digest of
 // its final contents, in the canonical form the generator's --expected uses:
-// W1 every record, W2 the last count per key, W3 the last sum per key and
-// window. It also prints the smallest and largest record timestamps; output
+// W1, W6 and W7 every record, W2 the last count per key, W3 the last sum per
+// key and window. It also prints the smallest and largest record timestamps; output
 // topics of throughput runs use LogAppendTime, so the largest is when the last
 // output reached the broker.
 //
@@ -107,8 +107,9 @@ int offsets(const bench::Args& args) {
 class Verifier {
  public:
   explicit Verifier(std::string workload) : workload_(std::move(workload)) {
-    if (workload_ != "w1" && workload_ != "w2" && workload_ != "w3")
-      throw std::invalid_argument("--workload must be w1, w2 or w3");
+    if (workload_ != "w1" && workload_ != "w2" && workload_ != "w3" && workload_ != "w6" &&
+        workload_ != "w7")
+      throw std::invalid_argument("--workload must be w1, w2, w3, w6 or w7");
   }
 
   void add(const rd_kafka_message_t& m) {
@@ -133,6 +134,8 @@ class Verifier {
         return;
       }
       lines_.add(bench::w1_line(key, user, bench::to_cents(amount)));
+    } else if (workload_ == "w6" || workload_ == "w7") {
+      add_join_result(key, m);
     } else if (workload_ == "w2") {
       if (m.payload == nullptr) {
         last_.erase(std::string(key));
@@ -157,6 +160,30 @@ class Verifier {
         last_[id] = bench::to_cents(bench::read_be_double(static_cast<const char*>(m.payload)));
       }
     }
+  }
+
+  // W6: {"user","amount","tier"}; W7: {"user","amount","method","delay_ms"}.
+  void add_join_result(std::string_view key, const rd_kafka_message_t& m) {
+    if (m.payload == nullptr) {
+      ++malformed_;
+      return;
+    }
+    padded_.assign(static_cast<const char*>(m.payload), m.len);
+    padded_.append(simdjson::SIMDJSON_PADDING, ' ');
+    auto doc = parser_.iterate(padded_.data(), m.len, padded_.size());
+    std::string_view user, other;
+    double amount = 0;
+    int64_t delay_ms = 0;
+    const bool w6 = workload_ == "w6";
+    if (doc["user"].get_string().get(user) != simdjson::SUCCESS ||
+        doc["amount"].get_double().get(amount) != simdjson::SUCCESS ||
+        doc[w6 ? "tier" : "method"].get_string().get(other) != simdjson::SUCCESS ||
+        (!w6 && doc["delay_ms"].get_int64().get(delay_ms) != simdjson::SUCCESS)) {
+      ++malformed_;
+      return;
+    }
+    lines_.add(w6 ? bench::w6_line(key, user, bench::to_cents(amount), other)
+                  : bench::w7_line(key, user, bench::to_cents(amount), other, delay_ms));
   }
 
   // A YAML pipeline's windowed result: key {"key": ..., "start": ms, "end": ms}
@@ -193,7 +220,7 @@ class Verifier {
   std::string json(const std::string& dump_file) {
     std::ostringstream dump;
     int64_t total = 0;
-    if (workload_ == "w1") {
+    if (workload_ == "w1" || workload_ == "w6" || workload_ == "w7") {
       total = static_cast<int64_t>(lines_.count);
     } else {
       for (const auto& [id, value] : last_) {

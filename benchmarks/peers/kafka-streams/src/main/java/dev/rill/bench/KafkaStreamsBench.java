@@ -1,7 +1,7 @@
 // The Kafka Streams peer of rill's benchmarks: one program that runs one
 // workload (W1 stateless, W2 keyed count, W3 tumbling-window sum, W4 = W2 run
-// with --guarantee exactly_once_v2, or the restore of W2's store for W5) on a
-// topic the generator loaded, stops by itself once it has processed the
+// with --guarantee exactly_once_v2, the restore of W2's store for W5, W6
+// stream-table join, W7 stream-stream join) on the topics the generator loaded, stops by itself once it has processed the
 // expected number of records (or restored every changelog partition), and
 // prints one JSON line of timings on stdout. The workloads are specified in
 // benchmarks/README.md; benchmarks/rill and benchmarks/raw implement the same
@@ -9,6 +9,7 @@
 package dev.rill.bench;
 
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.annotation.JsonPropertyOrder;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.ObjectReader;
@@ -43,8 +44,13 @@ import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.JoinWindows;
+import org.apache.kafka.streams.kstream.Joined;
+import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.StreamJoined;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
 import org.apache.kafka.streams.processor.StateRestoreListener;
@@ -54,6 +60,7 @@ import org.apache.kafka.streams.state.WindowStore;
 
 public final class KafkaStreamsBench {
   static final long WINDOW_MS = 60_000L;
+  static final long JOIN_WINDOW_MS = 60_000L;
 
   // ---- the input and output records --------------------------------------
 
@@ -75,6 +82,53 @@ public final class KafkaStreamsBench {
     Projection(String user, double amount) {
       this.user = user;
       this.amount = amount;
+    }
+  }
+
+  // W6's table row: {"name":"customer-123","tier":"gold"}.
+  @JsonIgnoreProperties(ignoreUnknown = true)
+  public static final class Customer {
+    public String name;
+    public String tier;
+  }
+
+  // W6's output value: {"user":"u123","amount":12.5,"tier":"gold"}.
+  @JsonPropertyOrder({"user", "amount", "tier"})
+  public static final class Enriched {
+    public String user;
+    public double amount;
+    public String tier;
+
+    Enriched(String user, double amount, String tier) {
+      this.user = user;
+      this.amount = amount;
+      this.tier = tier;
+    }
+  }
+
+  // W7's second input: {"order":"o123","method":"card","ts":...}.
+  @JsonIgnoreProperties(ignoreUnknown = true)
+  public static final class Payment {
+    public String order;
+    public String method;
+    public long ts;
+  }
+
+  // W7's output value: {"user":"u123","amount":12.5,"method":"card","delay_ms":1234}.
+  @JsonPropertyOrder({"user", "amount", "method", "delay_ms"})
+  public static final class PaidOrder {
+    public String user;
+    public double amount;
+    public String method;
+
+    @JsonProperty("delay_ms")
+    public long delayMs;
+
+    PaidOrder(String user, double amount, String method, long delayMs) {
+      this.user = user;
+      this.amount = amount;
+      this.method = method;
+      this.delayMs = delayMs;
     }
   }
 
@@ -150,6 +204,37 @@ public final class KafkaStreamsBench {
                   Produced.with(
                       WindowedSerdes.timeWindowedSerdeFrom(String.class, WINDOW_MS),
                       Serdes.Double()));
+      case "w6" -> { // Each purchase enriched with its user's tier from a table of customers.
+        Serde<Customer> customerSerde = jsonSerde(Customer.class);
+        KTable<String, Customer> customers =
+            builder.table(
+                o.secondInput,
+                Consumed.with(Serdes.String(), customerSerde),
+                Materialized.<String, Customer, KeyValueStore<Bytes, byte[]>>as("customers")
+                    .withKeySerde(Serdes.String())
+                    .withValueSerde(customerSerde));
+        builder.stream(o.input, Consumed.with(Serdes.String(), purchases))
+            .join(
+                customers,
+                (p, c) -> new Enriched(p.user, p.amount, c.tier),
+                Joined.with(Serdes.String(), purchases, customerSerde).withName("w6-join"))
+            .to(o.output, Produced.with(Serdes.String(), jsonSerde(Enriched.class)));
+      }
+      case "w7" -> { // Orders and payments of the same order id within a minute, inner join.
+        Serde<Payment> paymentSerde = jsonSerde(Payment.class);
+        KStream<String, Payment> payments =
+            builder.stream(o.secondInput, Consumed.with(Serdes.String(), paymentSerde));
+        builder.stream(o.input, Consumed.with(Serdes.String(), purchases))
+            .join(
+                payments,
+                (order, payment) ->
+                    new PaidOrder(order.user, order.amount, payment.method, payment.ts - order.ts),
+                JoinWindows.ofTimeDifferenceWithNoGrace(Duration.ofMillis(JOIN_WINDOW_MS)),
+                StreamJoined.with(Serdes.String(), purchases, paymentSerde)
+                    .withName("w7-join")
+                    .withStoreName("w7-join"))
+            .to(o.output, Produced.with(Serdes.String(), jsonSerde(PaidOrder.class)));
+      }
       default -> throw new IllegalArgumentException("unknown workload '" + workload + "'");
     }
     return builder.build();
@@ -233,6 +318,7 @@ public final class KafkaStreamsBench {
     String bootstrap = "127.0.0.1:9092";
     String applicationId;
     String input;
+    String secondInput; // W6's customers, W7's payments
     String output;
     int threads = 1;
     String guarantee = "at_least_once";
@@ -255,6 +341,7 @@ public final class KafkaStreamsBench {
         case "--bootstrap" -> o.bootstrap = v;
         case "--application-id" -> o.applicationId = v;
         case "--input" -> o.input = v;
+        case "--second-input" -> o.secondInput = v;
         case "--output" -> o.output = v;
         case "--threads" -> o.threads = Integer.parseInt(v);
         case "--guarantee" -> o.guarantee = v;
@@ -272,8 +359,9 @@ public final class KafkaStreamsBench {
     if (args.length % 2 != 0) throw new IllegalArgumentException("option without a value");
     if (o.applicationId == null || o.input == null || o.output == null)
       throw new IllegalArgumentException(
-          "usage: --workload w1|w2|w3|w4|w5-restore --bootstrap HOST:PORT --application-id ID"
-              + " --input TOPIC --output TOPIC [--threads N] [--guarantee G] [--state-dir DIR]"
+          "usage: --workload w1|w2|w3|w4|w5-restore|w6|w7 --bootstrap HOST:PORT"
+              + " --application-id ID --input TOPIC [--second-input TOPIC] --output TOPIC"
+              + " [--threads N] [--guarantee G] [--state-dir DIR]"
               + " [--expect RECORDS] [--timeout-s S] [--ready-file PATH] [--partitions N]"
               + " [--grace-ms MS] [--linger-ms MS] [--session-timeout-ms MS]");
     return o;
