@@ -200,12 +200,37 @@ TEST_CASE("the payments-router example runs on the broker", "[kafka][examples]")
   stop(rill);
 }
 
+TEST_CASE("the order-payments example runs on the broker", "[kafka][examples]") {
+  Environment env;
+  env.set("KAFKA_BOOTSTRAP", bootstrap_servers());
+  env.set("APP_ID", unique_name("order-payments"));
+  const std::string orders = topic_for(env, "ORDERS_TOPIC", "orders");
+  const std::string payments = topic_for(env, "PAYMENTS_TOPIC", "payments");
+  const std::string status = topic_for(env, "STATUS_TOPIC", "order-status");
+  // o-1 is paid within its window; o-2 never is, and o-3, placed 12 minutes
+  // later, moves stream time past o-2's window (10 minutes and 1 of grace).
+  const int64_t placed = now_ms() - 3'600'000;
+  produce(orders, {TestRecord{"o-1", R"({"order_id":"o-1","amount":30})", 0, -1, placed, {}},
+                   TestRecord{"o-2", R"({"order_id":"o-2","amount":12})", 0, -1, placed, {}}});
+  produce(payments, {TestRecord{"o-1", R"({"method":"card"})", 0, -1, placed + 60'000, {}}});
+  produce(orders,
+          {TestRecord{"o-3", R"({"order_id":"o-3","amount":5})", 0, -1, placed + 720'000, {}}});
+  ChildProcess rill({test_binary("../rill"), "run", example("order-payments.yaml")},
+                    log_file(unique_name("order-payments")));
+  INFO(rill.log_tail());
+  CHECK(key_values(consume(status, 2, 90s)) ==
+        Records{{"o-1", R"({"amount":30,"method":"card","order_id":"o-1","paid":true})"},
+                {"o-2", R"({"amount":12,"method":null,"order_id":"o-2","paid":false})"}});
+  stop(rill);
+}
+
 TEST_CASE("every example runs on the embedded default, fed by its generator",
           "[kafka][examples][embedded]") {
   // What each example prints once its generator's records went through.
   const std::map<std::string, std::string> printed = {{"word-count.yaml", "the\t"},
                                                       {"shop-orders.yaml", "\t{\"events\":"},
                                                       {"payments-router.yaml", "\t{\"amount\":"},
+                                                      {"order-payments.yaml", "\"paid\":true"},
                                                       // Its windows close a minute and a half after
                                                       // they start: it prints nothing this soon.
                                                       {"page-views.yaml", ""}};

@@ -79,7 +79,7 @@ TEST_CASE("every example pipeline loads and says what it does in its first line"
     CHECK_THAT(first_line, Catch::StartsWith("# "));
     CHECK(load_example(entry.path().filename().string()).embedded);
   }
-  CHECK(count == 4);
+  CHECK(count == 5);
 }
 
 TEST_CASE("the word-count example counts words", "[unit][examples]") {
@@ -148,4 +148,24 @@ TEST_CASE("the payments-router example routes by amount and dead-letters malform
         std::vector<std::pair<std::string, std::string>>{{"3", "{broken"},
                                                          {"4", R"({"id":4,"amount":"lots"})"}});
   CHECK(d.driver.dead_lettered_records() == 2);
+}
+
+TEST_CASE("the order-payments example reports each order paid, or unpaid once its window closed",
+          "[unit][examples]") {
+  Driver d("order-payments.yaml");
+  constexpr int64_t kMinute = 60'000;
+  d.pipe("orders", "o-1", R"({"order_id":"o-1","amount":30})", 0);
+  d.pipe("orders", "o-2", R"({"order_id":"o-2","amount":12})", 0);
+  d.pipe("payments", "o-1", R"({"method":"card"})", 2 * kMinute);
+  d.pipe("payments", "o-9", R"({"method":"card"})", 3 * kMinute);  // no such order
+  using Records = std::vector<std::pair<std::string, std::string>>;
+  CHECK(d.records("order-status") ==
+        Records{{"o-1", R"({"amount":30,"method":"card","order_id":"o-1","paid":true})"}});
+  // o-2's window closes 10 + 1 minutes after it: the next record past that
+  // reports it.
+  d.pipe("orders", "o-3", R"({"order_id":"o-3","amount":5})", 11 * kMinute);
+  CHECK(d.records("order-status").empty());
+  d.pipe("orders", "o-4", R"({"order_id":"o-4","amount":5})", 11 * kMinute + 1);
+  CHECK(d.records("order-status") ==
+        Records{{"o-2", R"({"amount":12,"method":null,"order_id":"o-2","paid":false})"}});
 }
