@@ -169,7 +169,8 @@ class StreamStreamJoinProcessor final
       : spec_(std::move(spec)),
         before_(kLeft ? spec_.before : spec_.after),
         after_(kLeft ? spec_.after : spec_.before),
-        outer_(kLeft ? spec_.left_outer : spec_.right_outer) {}
+        outer_(kLeft ? spec_.left_outer : spec_.right_outer),
+        other_outer_(kLeft ? spec_.right_outer : spec_.left_outer) {}
 
   void init(ProcessorContext<K, VOut>& context) override {
     context_ = &context;
@@ -210,8 +211,9 @@ class StreamStreamJoinProcessor final
     if (from <= to) {
       for (auto partners = other_->fetch(record.key, from, to); partners.valid(); partners.next()) {
         const int64_t partner_time = partners.key();
-        if (unjoined_ != nullptr)
-          unjoined_->remove(UnjoinedKey<K>{partner_time, kOtherSide, record.key});
+        // Only the other side of an outer join (or the left of a left join)
+        // has records waiting.
+        if (other_outer_) unjoined_->remove(UnjoinedKey<K>{partner_time, kOtherSide, record.key});
         const int64_t joined_time = std::max(record.timestamp, partner_time);
         for (const Other& partner : partners.value()) {
           matched = true;
@@ -288,6 +290,7 @@ class StreamStreamJoinProcessor final
   int64_t before_;
   int64_t after_;
   bool outer_;
+  bool other_outer_;
   ProcessorContext<K, VOut>* context_ = nullptr;
   WindowStore<K, std::vector<Other>>* other_ = nullptr;
   Unjoined* unjoined_ = nullptr;
