@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -101,6 +102,13 @@ class CountApplication {
   // input committed, per partition, and each instance's state and last
   // complaints.
   std::string diagnosis();
+  // Where the counts of `wrong` keys went wrong: whether the repartition
+  // topic already holds their extra or missing records, where their committed
+  // output skips or repeats a count (an update that escaped an abort, or a
+  // replay over state that kept it), and each instance's last rewinds.
+  // `began_ms` is the wall clock the times are given from.
+  std::string miscount_diagnosis(const std::map<std::string, int64_t>& expected,
+                                 const std::vector<std::string>& wrong, int64_t began_ms);
 
  private:
   ChildProcess start(int index);
