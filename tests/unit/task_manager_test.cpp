@@ -11,6 +11,7 @@
 
 #include "rill/streams_builder.h"
 
+#include "kafka/producer.h"
 #include "metrics/registry.h"
 #include "runtime/error_handling.h"
 #include "support/scripted_clients.h"
@@ -228,6 +229,37 @@ TEST_CASE("a transaction that cannot commit aborts and takes every task back to 
   CHECK(harness.group.sought[0].offset == 6);
   CHECK(harness.group.sought[1].offset == 2);
   CHECK(harness.manager->tasks().at(TaskId{0, 0})->inputs().front()->committed_offset == 6);
+}
+
+TEST_CASE(
+    "exactly once, a revocation that cannot commit aborts the transaction, which holds the "
+    "closed task's outputs without its offsets",
+    "[unit][task-manager]") {
+  Harness harness(true);
+  harness.manager->assign(kTwoPartitions);
+  const auto* staying = harness.manager->tasks().at(TaskId{0, 1}).get();
+  harness.processed(0, 9);
+  harness.processed(1, 4);
+  harness.group.committed_offsets = {{"orders", 1, 2}};
+  // An output the cluster does not acknowledge in time: the producer never
+  // connects, so the commit's flush gives up after delivery_timeout.
+  kafka::TopicPtr out = kafka::open_topic(harness.manager->producer(), "out");
+  kafka::HeadersPtr no_headers;
+  REQUIRE_FALSE(kafka::produce(harness.manager->producer(), out.get(), 0, "key", "unacknowledged",
+                               0, no_headers, nullptr));
+
+  harness.manager->revoke({{"orders", 0}}, false);
+  // Committed later with partition 1's offsets, the transaction would make
+  // task 0_0's outputs and changelog writes visible while its offsets stay
+  // where they were: the partition's next owner would process them again.
+  CHECK(harness.transactions().calls ==
+        std::vector<std::string>{"init", "begin", "abort", "begin"});
+  CHECK(harness.counters.aborted_transactions.load() == 1);
+  CHECK(harness.manager->task_ids() == "0_1");
+  CHECK(harness.manager->tasks().at(TaskId{0, 1}).get() != staying);
+  REQUIRE(harness.group.sought.size() == 1);
+  CHECK(harness.group.sought[0].to_string() == "orders[1]");
+  CHECK(harness.group.sought[0].offset == 2);
 }
 
 TEST_CASE("a fenced producer is replaced, with new transactions, and the tasks resume",

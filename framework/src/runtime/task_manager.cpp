@@ -112,9 +112,13 @@ void TaskManager::revoke(const std::vector<kafka::TopicPartition>& partitions, b
   // commit did not cover.
   const bool committed = !lost && commit_offsets();
   close_partitions(partitions, committed);
-  // The open transaction holds outputs of the lost tasks: it must not
-  // commit, and the other tasks' share of it goes with it.
-  if (lost && settings_.exactly_once) rewind_all("partitions lost", false, false);
+  // Unless it committed, the open transaction holds outputs and changelog
+  // writes of the tasks just closed, whose offsets no later commit carries:
+  // committed with the other tasks' share, they would be counted again by
+  // the partitions' next owner. It must not commit, and the other tasks go
+  // back with it. A failed commit that already rewound left it to recovery.
+  if (settings_.exactly_once && !committed && (lost || !recovery_.pending))
+    rewind_all(lost ? "partitions lost" : "partitions revoked without a commit", false, false);
   open_gate();
 }
 
