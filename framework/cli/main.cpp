@@ -5,14 +5,18 @@
 //   rill run orders.yaml --set bootstrap.servers=kafka:9092 --until-idle 10s
 //   rill validate orders.yaml          # exit code 2 with file:line:column on a mistake
 //   rill describe orders.yaml --format dot | dot -Tsvg > orders.svg
+//   rill reset orders.yaml --to-datetime 2026-11-01T00:00:00Z --dry-run
 //
 // Exit codes: 0 success, 1 failure while running, 2 a mistake in the
 // pipeline file (or a topic it names that does not exist, or sources that
 // meet in a stateful step with different partition counts).
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -42,6 +46,7 @@
 #include "kafka/handles.h"
 #include "kafka/mock_cluster.h"
 #include "kafka/producer.h"
+#include "reset.h"
 
 namespace {
 
@@ -455,6 +460,106 @@ int describe(const std::string& file, const std::string& format) {
   return 0;
 }
 
+struct ResetOptions {
+  std::string application_id;
+  std::string bootstrap_server;
+  std::vector<std::string> input_topics;
+  std::string to_datetime;
+  std::string by_duration;
+  std::optional<int64_t> to_offset;
+  bool delete_local_state = false;
+  std::string state_dir;
+  bool dry_run = false;
+};
+
+// An ISO 8601 time: 2026-11-01T00:00:00, with optional .sss and a Z or
+// +hh:mm offset (UTC without one).
+int64_t parse_datetime_ms(const std::string& text) {
+  std::tm tm{};
+  const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == nullptr)
+    throw std::invalid_argument("'" + text + "' is not a time like 2026-11-01T00:00:00Z");
+  int64_t ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+  if (*rest == '.') {
+    int64_t fraction = 0, digits = 0;
+    for (++rest; std::isdigit(static_cast<unsigned char>(*rest)); ++rest, ++digits)
+      if (digits < 3) fraction = fraction * 10 + (*rest - '0');
+    for (; digits < 3; ++digits) fraction *= 10;
+    ms += fraction;
+  }
+  if (*rest == 'Z') {
+    ++rest;
+  } else if (*rest == '+' || *rest == '-') {
+    int hours = 0, minutes = 0;
+    if (std::sscanf(rest + 1, "%2d:%2d", &hours, &minutes) != 2)
+      throw std::invalid_argument("'" + text + "': expected an offset like +02:00");
+    ms -= (*rest == '+' ? 1 : -1) * (hours * 60 + minutes) * 60'000LL;
+    rest += 6;
+  }
+  if (*rest != '\0')
+    throw std::invalid_argument("'" + text + "' is not a time like 2026-11-01T00:00:00Z");
+  return ms;
+}
+
+int reset(const std::string& file,
+          const std::vector<std::pair<std::string, std::string>>& overrides,
+          const ResetOptions& options) {
+  rill::cli::ResetPlan plan;
+  if (!file.empty()) {
+    const Pipeline pipeline =
+        rill::pipeline::load_file(file, rill::pipeline::process_environment(), overrides);
+    plan.application_id = pipeline.config.get_string(rill::config::kApplicationId);
+    plan.bootstrap_servers = pipeline.config.get_string(rill::config::kBootstrapServers);
+    plan.client_properties = pipeline.config.client_properties("admin");
+    plan.internal_topics = internal_topics(pipeline);
+    std::set<std::string> inputs;
+    for (const auto& sub : pipeline.topology.subtopologies())
+      for (const auto& topic : sub.source_topics)
+        if (!topic.internal) inputs.insert(topic.name);
+    plan.input_topics.assign(inputs.begin(), inputs.end());
+    if (options.delete_local_state)
+      plan.local_state =
+          std::filesystem::path(pipeline.config.get_string(rill::config::kStateDir)) /
+          plan.application_id;
+  }
+  if (!options.application_id.empty()) plan.application_id = options.application_id;
+  if (!options.bootstrap_server.empty()) plan.bootstrap_servers = options.bootstrap_server;
+  if (!options.input_topics.empty()) plan.input_topics = options.input_topics;
+  if (!options.state_dir.empty() && options.delete_local_state)
+    plan.local_state = std::filesystem::path(options.state_dir) / plan.application_id;
+  if (plan.application_id.empty() || plan.bootstrap_servers.empty()) {
+    std::cerr << "rill reset: which application on which cluster? Give a pipeline file with "
+                 "bootstrap.servers, or --application-id and --bootstrap-server\n";
+    return kPipelineMistake;
+  }
+  if (options.delete_local_state && !plan.local_state) {
+    std::cerr << "rill reset: --delete-local-state needs --state-dir without a pipeline file\n";
+    return kPipelineMistake;
+  }
+  try {
+    if (!options.to_datetime.empty()) {
+      plan.target = rill::cli::ResetPlan::Target::kTime;
+      plan.timestamp_ms = parse_datetime_ms(options.to_datetime);
+    } else if (!options.by_duration.empty()) {
+      plan.target = rill::cli::ResetPlan::Target::kTime;
+      plan.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count() -
+                          rill::pipeline::parse_duration_ms(options.by_duration);
+    } else if (options.to_offset) {
+      plan.target = rill::cli::ResetPlan::Target::kOffset;
+      plan.offset = *options.to_offset;
+    }
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "rill reset: "
+              << (options.to_datetime.empty() ? "--by-duration: " : "--to-datetime: ") << e.what()
+              << "\n";
+    return kPipelineMistake;
+  }
+  plan.dry_run = options.dry_run;
+  return rill::cli::reset_application(plan, std::cout, std::cerr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -497,6 +602,43 @@ int main(int argc, char** argv) {
   describe_command->add_option("FILE", file, "The pipeline file")->required();
   describe_command->add_option("--format", format, "text, dot (Graphviz) or mermaid")
       ->check(CLI::IsMember({"text", "dot", "mermaid"}));
+  CLI::App* reset_command = app.add_subcommand(
+      "reset",
+      "Reset an application so that its next run reprocesses its input: move the group's input "
+      "offsets back, delete its internal topics (changelogs, repartition topics) and, when asked, "
+      "its local state. Refuses while an instance runs.");
+  reset_command->add_option("FILE", file,
+                            "The pipeline file; for a C++ application give --application-id, "
+                            "--bootstrap-server and --input-topics instead");
+  ResetOptions reset_options;
+  reset_command->add_option("--application-id", reset_options.application_id,
+                            "The application.id (replaces the file's)");
+  reset_command->add_option("--bootstrap-server", reset_options.bootstrap_server,
+                            "The cluster (replaces the file's bootstrap.servers)");
+  reset_command
+      ->add_option("--input-topics", reset_options.input_topics,
+                   "The input topics whose offsets move (replaces the file's sources)")
+      ->delimiter(',');
+  bool to_earliest_flag = false;
+  CLI::Option* to_earliest = reset_command->add_flag("--to-earliest", to_earliest_flag,
+                                                     "To the earliest offsets (the default)");
+  CLI::Option* to_datetime = reset_command->add_option(
+      "--to-datetime", reset_options.to_datetime,
+      "To the first record at or after this time (2026-11-01T00:00:00Z; UTC without an offset)");
+  CLI::Option* by_duration =
+      reset_command->add_option("--by-duration", reset_options.by_duration,
+                                "To the first record at or after this long ago (90m, 1d)");
+  CLI::Option* to_offset =
+      reset_command->add_option("--to-offset", reset_options.to_offset, "To this offset");
+  to_earliest->excludes(to_datetime, by_duration, to_offset);
+  to_datetime->excludes(by_duration, to_offset);
+  by_duration->excludes(to_offset);
+  reset_command->add_flag("--delete-local-state", reset_options.delete_local_state,
+                          "Delete the local state directory (state.dir/application.id) too");
+  reset_command->add_option("--state-dir", reset_options.state_dir,
+                            "The state.dir of a C++ application, for --delete-local-state");
+  reset_command->add_flag("--dry-run", reset_options.dry_run, "Print the plan; change nothing");
+  reset_command->add_option("--set", settings, "KEY=VALUE: a setting that replaces the file's");
   CLI::App* version_command = app.add_subcommand("version", "Print rill's version.");
 
   try {
@@ -517,11 +659,12 @@ int main(int argc, char** argv) {
     for (const std::string& setting : settings) {
       const auto equals = setting.find('=');
       if (equals == std::string::npos || equals == 0) {
-        std::cerr << "rill run: --set " << setting << ": expected KEY=VALUE\n";
+        std::cerr << "rill: --set " << setting << ": expected KEY=VALUE\n";
         return kPipelineMistake;
       }
       options.overrides.emplace_back(setting.substr(0, equals), setting.substr(equals + 1));
     }
+    if (reset_command->parsed()) return reset(file, options.overrides, reset_options);
     if (!log_level.empty()) options.overrides.emplace_back(rill::config::kLogLevel, log_level);
     options.metrics_port = metrics_port;
     auto duration = [](const char* option, const std::string& text) {

@@ -93,7 +93,10 @@ std::optional<std::vector<MemberAssignment>> describe_group(rd_kafka_t* client,
   std::vector<MemberAssignment> members;
   for (size_t i = 0; i < rd_kafka_ConsumerGroupDescription_member_count(groups[0]); ++i) {
     const auto* member = rd_kafka_ConsumerGroupDescription_member(groups[0], i);
-    MemberAssignment assignment{rd_kafka_MemberDescription_consumer_id(member), {}};
+    MemberAssignment assignment{rd_kafka_MemberDescription_consumer_id(member),
+                                {},
+                                rd_kafka_MemberDescription_client_id(member),
+                                rd_kafka_MemberDescription_host(member)};
     const auto* partitions =
         rd_kafka_MemberAssignment_partitions(rd_kafka_MemberDescription_assignment(member));
     for (int j = 0; partitions != nullptr && j < partitions->cnt; ++j)

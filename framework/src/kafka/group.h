@@ -62,6 +62,8 @@ std::string member_id(rd_kafka_t* consumer);
 struct MemberAssignment {
   std::string member_id;
   std::vector<TopicPartition> partitions;
+  std::string client_id;
+  std::string host;
 };
 
 // Every member of `group` with the partitions the group assigned it, or

@@ -158,4 +158,27 @@ std::vector<std::pair<int64_t, int64_t>> watermarks(
   return result;
 }
 
+std::vector<int64_t> offsets_for_time(
+    rd_kafka_t* rk, const std::vector<std::pair<std::string, int32_t>>& partitions,
+    int64_t timestamp_ms, std::chrono::milliseconds timeout) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (const auto& [topic, partition] : partitions)
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = timestamp_ms;
+  if (const rd_kafka_resp_err_t err =
+          rd_kafka_offsets_for_times(rk, list.get(), static_cast<int>(timeout.count())))
+    throw Error(err, "cannot look up offsets by time");
+  std::vector<int64_t> offsets;
+  for (int i = 0; i < list->cnt; ++i) {
+    const rd_kafka_topic_partition_t& found = list->elems[i];
+    if (found.err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      throw Error(found.err, std::string("cannot look up offsets by time in ") + found.topic + "[" +
+                                 std::to_string(found.partition) + "]");
+    offsets.push_back(found.offset);
+  }
+  // No record that late: the end, as the broker says with offset -1.
+  for (std::size_t i = 0; i < offsets.size(); ++i)
+    if (offsets[i] < 0) offsets[i] = watermarks(rk, {partitions[i]}, timeout).front().second;
+  return offsets;
+}
+
 }  // namespace rill::kafka

@@ -132,4 +132,13 @@ std::vector<std::pair<int64_t, int64_t>> watermarks(
     rd_kafka_t* rk, const std::vector<std::pair<std::string, int32_t>>& partitions,
     std::chrono::milliseconds timeout);
 
+// For each partition, the first offset whose record's timestamp is
+// `timestamp_ms` or later, in order; the high watermark where no record is
+// that late. Throws Error when a leader refuses or does not answer within
+// `timeout`. Not for the fault-tolerant runtime (see watermarks): a tool's
+// call on a healthy cluster.
+std::vector<int64_t> offsets_for_time(
+    rd_kafka_t* rk, const std::vector<std::pair<std::string, int32_t>>& partitions,
+    int64_t timestamp_ms, std::chrono::milliseconds timeout);
+
 }  // namespace rill::kafka
