@@ -69,6 +69,13 @@ class KafkaStreams {
   bool close(std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // Waits until the instance is NOT_RUNNING or ERROR, or the timeout passes.
   bool wait_for_stop(std::chrono::milliseconds timeout);
+  // Deletes this instance's local state (state.dir/application.id): stores,
+  // checkpoints and global stores, which the next start() restores from the
+  // changelogs. As Kafka Streams' cleanUp(), for a reset (`rill reset`) or a
+  // state suspected corrupt. Only before start() or after close(): throws
+  // std::logic_error otherwise, and StateStoreError when another instance on
+  // the machine uses the directory.
+  void cleanup();
 
   State state() const;
   // The error that put the instance in ERROR state, if any.

@@ -1088,6 +1088,16 @@ bool KafkaStreams::wait_for_stop(std::chrono::milliseconds timeout) {
   });
 }
 
+void KafkaStreams::cleanup() {
+  const State now = state();
+  if (impl_->poll_thread.joinable() || now == State::kRunning || now == State::kRebalancing ||
+      now == State::kPendingShutdown)
+    throw std::logic_error(
+        "KafkaStreams::cleanup() while the instance runs: call it before start() or after "
+        "close()");
+  state::delete_local_state(impl_->state_directory);
+}
+
 KafkaStreams::State KafkaStreams::state() const {
   std::lock_guard lock(impl_->state_mutex);
   return impl_->state;

@@ -55,6 +55,18 @@ int lock_state_directory(const std::filesystem::path& directory) {
   return fd;
 }
 
+void delete_local_state(const std::filesystem::path& directory) {
+  std::error_code error;
+  if (!std::filesystem::exists(directory, error)) return;
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
+    if (entry.path().filename() == "rill-process-id") continue;
+    if (entry.is_directory()) ::close(lock_state_directory(entry.path()));
+    std::filesystem::remove_all(entry.path(), error);
+    if (error)
+      throw StateStoreError("cannot delete " + entry.path().string() + ": " + error.message());
+  }
+}
+
 ProcessId claim_process_id(const std::filesystem::path& directory) {
   ProcessId claimed;
   std::random_device random;

@@ -39,4 +39,12 @@ struct ProcessId {
 };
 ProcessId claim_process_id(const std::filesystem::path& directory);
 
+// Deletes the local state in `directory` (the application's state
+// directory): every task's stores and checkpoint, and the global stores. The
+// instance's process id stays, so that its transactional producer still
+// fences what a crash left open. Throws StateStoreError when another
+// instance on the machine holds one of the directories, or one cannot be
+// deleted.
+void delete_local_state(const std::filesystem::path& directory);
+
 }  // namespace rill::state
