@@ -9,6 +9,7 @@
 #include "kafka/consumer.h"
 #include "kafka/group.h"
 #include "kafka/handles.h"
+#include "state/state_directory.h"
 
 namespace rill::cli {
 namespace {
@@ -183,14 +184,11 @@ int reset_application(const ResetPlan& plan, std::ostream& out, std::ostream& er
     err << "rill reset: " << e.what() << "\n";
     return 1;
   }
-  if (plan.local_state) {
-    std::error_code error;
-    std::filesystem::remove_all(*plan.local_state, error);
-    if (error) {
-      err << "rill reset: cannot delete " << plan.local_state->string() << ": " << error.message()
-          << "\n";
-      return 1;
-    }
+  try {
+    if (plan.local_state) state::delete_local_state(*plan.local_state);
+  } catch (const std::exception& e) {
+    err << "rill reset: " << e.what() << "\n";
+    return 1;
   }
   out << "rill reset: done; the next run of '" << id << "' starts from these offsets\n";
   return 0;

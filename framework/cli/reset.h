@@ -33,8 +33,8 @@ struct ResetPlan {
   int64_t timestamp_ms = 0;  // kTime
   int64_t offset = 0;        // kOffset
 
-  // The application's local state directory (state.dir/application.id), to
-  // delete; nullopt keeps it.
+  // The application's local state directory (state.dir/application.id),
+  // whose state to delete as KafkaStreams::cleanup() does; nullopt keeps it.
   std::optional<std::filesystem::path> local_state;
   // Prints what would be done, and does nothing.
   bool dry_run = false;

@@ -4,6 +4,7 @@
 #include <iomanip>
 #include <random>
 #include <sstream>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -57,13 +58,17 @@ int lock_state_directory(const std::filesystem::path& directory) {
 
 void delete_local_state(const std::filesystem::path& directory) {
   std::error_code error;
-  if (!std::filesystem::exists(directory, error)) return;
-  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
-    if (entry.path().filename() == "rill-process-id") continue;
-    if (entry.is_directory()) ::close(lock_state_directory(entry.path()));
-    std::filesystem::remove_all(entry.path(), error);
-    if (error)
-      throw StateStoreError("cannot delete " + entry.path().string() + ": " + error.message());
+  std::vector<std::filesystem::path> entries;
+  for (std::filesystem::directory_iterator it(directory, error), end; !error && it != end;
+       it.increment(error))
+    if (it->path().filename() != "rill-process-id") entries.push_back(it->path());
+  if (error && error != std::errc::no_such_file_or_directory)
+    throw StateStoreError("cannot read " + directory.string() + ": " + error.message());
+  for (const auto& entry : entries) {
+    // A task directory another instance on the machine holds is in use.
+    if (std::filesystem::is_directory(entry)) ::close(lock_state_directory(entry));
+    std::filesystem::remove_all(entry, error);
+    if (error) throw StateStoreError("cannot delete " + entry.string() + ": " + error.message());
   }
 }
 
