@@ -311,19 +311,35 @@ bool read_to_end(const std::string& topic, const std::function<void(const TestRe
   return at_end.size() == partitions;
 }
 
-std::vector<int64_t> end_offsets_by_partition(const std::string& topic) {
+namespace {
+
+std::vector<std::pair<int64_t, int64_t>> watermarks_by_partition(const std::string& topic) {
   auto conf = client_conf();
   std::string error;
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
   REQUIRE(producer);
-  std::vector<int64_t> ends;
+  std::vector<std::pair<int64_t, int64_t>> watermarks;
   for (int32_t id : partition_ids(*producer, topic)) {
     int64_t low = 0, high = 0;
     REQUIRE(producer->query_watermark_offsets(topic, id, &low, &high, 10000) ==
             RdKafka::ERR_NO_ERROR);
-    ends.push_back(high);
+    watermarks.emplace_back(low, high);
   }
+  return watermarks;
+}
+
+}  // namespace
+
+std::vector<int64_t> end_offsets_by_partition(const std::string& topic) {
+  std::vector<int64_t> ends;
+  for (const auto& [low, high] : watermarks_by_partition(topic)) ends.push_back(high);
   return ends;
+}
+
+std::vector<int64_t> start_offsets_by_partition(const std::string& topic) {
+  std::vector<int64_t> starts;
+  for (const auto& [low, high] : watermarks_by_partition(topic)) starts.push_back(low);
+  return starts;
 }
 
 int64_t end_offsets(const std::string& topic) {

@@ -78,6 +78,9 @@ bool read_to_end(const std::string& topic, const std::function<void(const TestRe
 // markers), and their sum.
 std::vector<int64_t> end_offsets_by_partition(const std::string& topic);
 int64_t end_offsets(const std::string& topic);
+// The log start offsets of `topic` per partition: where the records deleted
+// by retention or DeleteRecords end.
+std::vector<int64_t> start_offsets_by_partition(const std::string& topic);
 
 // The offsets consumer group `group` committed for `topic` per partition (0
 // without a commit), and their sum.

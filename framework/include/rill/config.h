@@ -76,6 +76,7 @@ inline constexpr std::string_view kClientId = "client.id";
 inline constexpr std::string_view kSessionTimeoutMs = "session.timeout.ms";
 inline constexpr std::string_view kTaskTimeoutMs = "task.timeout.ms";
 inline constexpr std::string_view kMaxTaskIdleMs = "max.task.idle.ms";
+inline constexpr std::string_view kRepartitionPurgeIntervalMs = "repartition.purge.interval.ms";
 inline constexpr std::string_view kTopicWaitMs = "source.topic.wait.ms";
 inline constexpr std::string_view kNumStandbyReplicas = "num.standby.replicas";
 inline constexpr std::string_view kCacheMaxBytes = "statestore.cache.max.bytes";

@@ -60,6 +60,18 @@ class KafkaStreams {
   // Called on the restoring thread; keep it short.
   void set_restore_listener(RestoreListener listener);
 
+  // Replays the log up to a point in event time instead of following it
+  // (`rill replay`): each partition of the source topics is processed up to
+  // its last record with a timestamp at or before `until_ms` (milliseconds
+  // since the epoch), where the first later record begins, and nothing after
+  // it. Once all of that, and what went through repartition topics, is
+  // processed and committed, the instance closes by itself (NOT_RUNNING): its
+  // stores and outputs then hold the state as of `until_ms`. Completion is
+  // checked at commits, so a short commit.interval.ms ends it sooner. Give
+  // the replay an application.id and output topics of its own, and run one
+  // instance; global tables are read whole. Set before start().
+  void replay_until(int64_t until_ms);
+
   // Checks the source topics exist, creates internal topics, joins the group and
   // starts processing in the background. Throws std::runtime_error naming a
   // missing source topic or an unreachable cluster.
@@ -108,6 +120,14 @@ class KafkaStreams {
     // a second, and -1 while an end or position is not known yet. 0 with no
     // partitions assigned.
     int64_t pending_input_records = -1;
+    // Under replay_until, records are pending only up to the replay's end.
+    // How far the input has come in event time: the earliest last-processed
+    // timestamp among source partitions with records pending (the latest
+    // when none has any); -1 before any record. Updated as pending is.
+    int64_t event_time_ms = -1;
+    // Under replay_until: the replay is complete (the instance then closes
+    // by itself).
+    bool replayed = false;
   };
   Stats stats() const;
 

@@ -83,6 +83,10 @@ const std::vector<ConfigKey> kKeys = {
      "(Kafka Streams' setting): 0 waits only while the partition's records are still being "
      "fetched, never for new ones; N also waits N ms for records to be written once the "
      "partition is read to its end; -1 never waits."},
+    {config::kRepartitionPurgeIntervalMs, ConfigType::kDuration, "30000",
+     "How often, at most, the records of repartition topics that a commit covered are deleted "
+     "(DeleteRecords), so that these topics stop growing; the deletion runs in the background "
+     "after a commit, and a failed one is retried at the next interval."},
     {config::kNumStandbyReplicas, ConfigType::kInt, "0",
      "Warm copies kept of each stateful task on other instances, following its changelog, so "
      "that on failover only the tail after their checkpoint is restored."},

@@ -155,4 +155,45 @@ std::map<std::string, std::string> topic_configs(rd_kafka_t* rk, const std::stri
   return configs;
 }
 
+RecordDeletion::RecordDeletion(rd_kafka_t* rk) : rk_(rk), queue_(rd_kafka_queue_new(rk)) {}
+
+bool RecordDeletion::start(const std::vector<TopicPartition>& below,
+                           std::chrono::milliseconds timeout) {
+  if (in_flight_ || below.empty()) return false;
+  PartitionListPtr offsets = to_list(below);
+  rd_kafka_DeleteRecords_t* request = rd_kafka_DeleteRecords_new(offsets.get());
+  rd_kafka_AdminOptions_t* options =
+      rd_kafka_AdminOptions_new(rk_, RD_KAFKA_ADMIN_OP_DELETERECORDS);
+  char error[512];
+  rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), error,
+                                            sizeof error);
+  rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout.count()), error,
+                                              sizeof error);
+  rd_kafka_DeleteRecords(rk_, &request, 1, options, queue_.get());
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_DeleteRecords_destroy(request);
+  requested_ = below;
+  in_flight_ = true;
+  return true;
+}
+
+std::optional<std::vector<TopicPartition>> RecordDeletion::take_answer() {
+  if (!in_flight_) return std::nullopt;
+  EventPtr event = await_result(queue_.get(), std::chrono::milliseconds(0));
+  if (!event) return std::nullopt;
+  in_flight_ = false;
+  std::vector<TopicPartition> answer = std::move(requested_);
+  if (const rd_kafka_resp_err_t err = rd_kafka_event_error(event.get())) {
+    for (TopicPartition& tp : answer) tp.error = err;
+    return answer;
+  }
+  const rd_kafka_topic_partition_list_t* offsets =
+      rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(event.get()));
+  if (offsets == nullptr) {
+    for (TopicPartition& tp : answer) tp.error = RD_KAFKA_RESP_ERR__BAD_MSG;
+    return answer;
+  }
+  return from_list(*offsets);
+}
+
 }  // namespace rill::kafka

@@ -5,10 +5,14 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <librdkafka/rdkafka.h>
+
+#include "kafka/consumer.h"
+#include "kafka/handles.h"
 
 namespace rill::kafka {
 
@@ -46,5 +50,29 @@ void delete_topics(rd_kafka_t* rk, const std::vector<std::string>& topics,
 // when the broker refuses or does not answer within `timeout`.
 std::map<std::string, std::string> topic_configs(rd_kafka_t* rk, const std::string& topic,
                                                  std::chrono::milliseconds timeout);
+
+// Deletes the records of partitions below given offsets (DeleteRecords)
+// without blocking the caller, one request at a time: the caller takes the
+// answer at a later turn. The cluster answers each partition with its log
+// start offset after the deletion, or with its own error.
+class RecordDeletion {
+ public:
+  explicit RecordDeletion(rd_kafka_t* rk);
+
+  // Sends a request to delete every record of each partition below its
+  // offset. False, sending nothing, while the previous request has no answer.
+  bool start(const std::vector<TopicPartition>& below, std::chrono::milliseconds timeout);
+  bool in_flight() const { return in_flight_; }
+  // The answer to the request in flight once it came, nullopt before: each
+  // partition with its log start offset or its error (the request's error on
+  // every partition when it failed as a whole).
+  std::optional<std::vector<TopicPartition>> take_answer();
+
+ private:
+  rd_kafka_t* rk_;
+  QueuePtr queue_;
+  std::vector<TopicPartition> requested_;
+  bool in_flight_ = false;
+};
 
 }  // namespace rill::kafka

@@ -165,6 +165,12 @@ void Registry::on_restore_progress(const std::string& store, const std::string& 
   restore_remaining_[{store, topic, partition}] = done || restored >= total ? 0 : total - restored;
 }
 
+void Registry::on_records_purged(const std::string& topic, int32_t partition,
+                                 int64_t log_start_offset) {
+  std::lock_guard lock(mutex_);
+  purged_log_starts_[{topic, partition}] = log_start_offset;
+}
+
 int64_t Registry::consumer_lag(const std::string& topic, int32_t partition) const {
   std::lock_guard lock(mutex_);
   auto it = consumer_lag_.find({topic, partition});
@@ -197,6 +203,11 @@ std::vector<MetricFamily> Registry::Collect() const {
                      "committing and closing them.",
                      T::Histogram),
           {}, rebalance_latency);
+  auto& purges = out.family(
+      "rill_repartition_purges_total",
+      "Deletions of the repartition records that commits covered, by outcome.", T::Counter);
+  out.add(purges, {{"outcome", "ok"}}, static_cast<double>(repartition_purges.value()));
+  out.add(purges, {{"outcome", "failed"}}, static_cast<double>(repartition_purge_failures.value()));
   out.add(out.family("rill_active_tasks", "Tasks assigned to this instance.", T::Gauge), {},
           static_cast<double>(instance.active_tasks));
   out.add(out.family("rill_standby_tasks", "Standby replicas kept by this instance.", T::Gauge), {},
@@ -237,6 +248,14 @@ std::vector<MetricFamily> Registry::Collect() const {
             static_cast<double>(worker_busy_ns_[thread].value()) / kNanosPerSecond);
 
   std::lock_guard lock(mutex_);
+  auto& log_start = out.family("rill_repartition_log_start_offset",
+                               "A repartition partition's first offset after the last purge of "
+                               "its committed records.",
+                               T::Gauge);
+  for (const auto& [partition, offset] : purged_log_starts_)
+    out.add(log_start,
+            {{"topic", partition.first}, {"partition", std::to_string(partition.second)}},
+            static_cast<double>(offset));
   auto& consumed = out.family("rill_records_consumed_total",
                               "Records the task took from its input partitions.", T::Counter);
   auto& processed =

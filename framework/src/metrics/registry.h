@@ -82,6 +82,11 @@ class Registry final : public prometheus::Collectable {
   LatencyHistogram commit_latency{kCommitLatencyBounds};
   Counter rebalances;
   LatencyHistogram rebalance_latency{kCommitLatencyBounds};
+  // Deletions of committed repartition records that succeeded or failed,
+  // and each purged partition's log start offset after its last one.
+  Counter repartition_purges;
+  Counter repartition_purge_failures;
+  void on_records_purged(const std::string& topic, int32_t partition, int64_t log_start_offset);
   // Time each worker thread spent running tasks, written by that thread at
   // the end of each run of a task.
   void set_worker_threads(std::size_t threads) {
@@ -126,6 +131,7 @@ class Registry final : public prometheus::Collectable {
   std::vector<PartitionGauges> partitions_;
   std::vector<StoreGauges> stores_;
   std::map<std::tuple<std::string, std::string, int32_t>, uint64_t> restore_remaining_;
+  std::map<std::pair<std::string, int32_t>, int64_t> purged_log_starts_;
 };
 
 }  // namespace rill::metrics

@@ -40,8 +40,25 @@ InputPartition::~InputPartition() {
 
 bool InputPartition::take() {
   next = 0;
+  size = 0;
+  if (at_end_offset) return false;
   size = queue.take(batch.data(), batch.size(), 0);
   may_have_more = size == batch.size();
+  if (end_offset != kUnbounded) {
+    // A partition's end event carries the offset the partition ends at.
+    for (std::size_t i = 0; i < size; ++i) {
+      const rd_kafka_message_t& message = *batch[i];
+      if ((message.err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+           message.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) &&
+          message.offset >= end_offset) {
+        kafka::destroy_messages(batch.data(), i, size);
+        size = i;
+        at_end_offset = true;
+        may_have_more = false;
+        break;
+      }
+    }
+  }
   if (size == 0) return false;
   switch (hold_back.observe(queue.length())) {
     case kafka::FetchHoldBack::Change::kHeldBack:
@@ -57,7 +74,7 @@ bool InputPartition::take() {
 }
 
 std::size_t InputPartition::waiting() const {
-  return unprocessed.load(std::memory_order_relaxed) + queue.length();
+  return unprocessed.load(std::memory_order_relaxed) + (at_end_offset ? 0 : queue.length());
 }
 
 ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string application_id,
@@ -181,6 +198,7 @@ InputPartition* ActiveTask::next_input() {
       // A partial take leaves may_have_more false, but records may have
       // arrived since: ready_to_process counted them, so they must be taken.
       if (!input->may_have_more && input->queue.length() == 0) continue;
+      if (input->at_end_offset) continue;
       if (!input->take()) continue;
     }
     int64_t timestamp = kafka::timestamp_of(*input->batch[input->next]);
@@ -201,7 +219,7 @@ bool ActiveTask::ready_to_process(int64_t now) {
     // buffered: a queue may hold events that are not records (a fetch
     // barrier after a seek), which a take drops.
     if (input->queue.length() > 0 && input->take()) continue;
-    if (!input->at_end) {
+    if (!input->at_end && !input->at_end_offset) {
       idle_since_ = -1;
       return false;
     }
@@ -266,6 +284,7 @@ bool ActiveTask::run(int64_t now) {
           collector_.set_now_ms(ProducerCollector::kNotSampled);
         }
         input->next_offset = message->offset + 1;
+        input->last_timestamp.store(raw.timestamp, std::memory_order_relaxed);
         ++done;
       }
     } catch (const TaskCorruptedError& e) {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,10 +41,20 @@ struct InputPartition {
   InputPartition& operator=(const InputPartition&) = delete;
 
   // Worker: takes what the queue holds into `batch`. Returns false when the
-  // queue was empty.
+  // queue was empty, or the partition is processed to its end offset.
   bool take();
-  // Records waiting: taken and not processed, plus still in the queue.
+  // Records waiting: taken and not processed, plus still in the queue (none
+  // past the end offset).
   std::size_t waiting() const;
+
+  // A replay processes the partition only below this offset (see
+  // KafkaStreams::replay_until); set before the first take.
+  static constexpr int64_t kUnbounded = std::numeric_limits<int64_t>::max();
+  int64_t end_offset = kUnbounded;
+  // Worker: the partition met its end offset (a record or the partition's
+  // end at or past it). No record past it is processed: those taken are
+  // dropped, the rest stay in the queue, which holds back fetching.
+  bool at_end_offset = false;
 
   const std::string topic;
   const int32_t partition;
@@ -71,6 +82,9 @@ struct InputPartition {
   // is stopped at the commit gate.
   int64_t next_offset = -1;
   int64_t committed_offset = -1;
+  // The timestamp of the last record processed (-1: none yet), for the
+  // progress of a replay; written by the worker, read by the polling thread.
+  std::atomic<int64_t> last_timestamp{-1};
 };
 
 // The RawRecord of a fetched record: views into `message`, valid while it

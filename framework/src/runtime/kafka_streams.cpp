@@ -136,9 +136,12 @@ struct KafkaStreams::Impl {
         static_cast<std::size_t>(config.get_int(config::kBufferedRecordsPerPartition));
     exactly_once = config.get_string(config::kProcessingGuarantee) == "exactly_once_v2";
     state_directory = std::filesystem::path(config.get_string(config::kStateDir)) / application_id;
-    for (const auto& sub : topology.subtopologies())
-      for (const auto& topic : sub.source_topics)
+    for (const auto& sub : topology.subtopologies()) {
+      for (const auto& topic : sub.source_topics) {
         subtopology_of_topic[topic.full_name(application_id)] = sub.id;
+        if (!topic.internal) topology_sources.insert(topic.name);
+      }
+    }
   }
 
   ~Impl() {
@@ -312,6 +315,57 @@ struct KafkaStreams::Impl {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     plan_sources();
+  }
+
+  // Under replay_until: where each source partition's replay ends, the
+  // first offset with a later timestamp; and what retention already took.
+  void plan_replay() {
+    std::vector<std::pair<std::string, int32_t>> partitions;
+    for (const auto& sub : topology.subtopologies())
+      for (const auto& topic : sub.source_topics)
+        if (!topic.internal)
+          for (int32_t p = 0; p < partition_counts.at(topic.name); ++p)
+            partitions.emplace_back(topic.name, p);
+    const auto timeout = config.get_duration(config::kTopicWaitMs);
+    const std::vector<int64_t> ends =
+        kafka::offsets_for_time(producer.get(), partitions, *replay_until_ms + 1, timeout);
+    const auto marks = kafka::watermarks(producer.get(), partitions, timeout);
+    int64_t records = 0;
+    for (std::size_t i = 0; i < partitions.size(); ++i) {
+      replay_end_offsets[partitions[i]] = ends[i];
+      records += std::max<int64_t>(0, ends[i] - marks[i].first);
+      if (marks[i].first > 0 && ends[i] > 0)
+        log::get().warn(
+            "{}: {}[{}] starts at offset {}: the records before it are deleted (retention), "
+            "so the state as of {} ms lacks them",
+            application_id, partitions[i].first, partitions[i].second, marks[i].first,
+            *replay_until_ms);
+    }
+    log::get().info("{}: replaying {} partitions up to {} ms: at most {} records", application_id,
+                    partitions.size(), *replay_until_ms, records);
+  }
+
+  // After a commit under replay_until: closes the instance once the replay
+  // is complete.
+  void finish_replay_when_complete() {
+    bool complete = false;
+    try {
+      complete = task_manager->replay_complete(
+          [this](const std::vector<std::pair<std::string, int32_t>>& partitions) {
+            std::vector<int64_t> ends;
+            for (const auto& [low, high] :
+                 kafka::watermarks(consumer.get(), partitions, kRecoveryCallTimeout))
+              ends.push_back(high);
+            return ends;
+          });
+    } catch (const std::exception& e) {
+      log::get().debug("{}: replay: {}", application_id, e.what());
+    }
+    if (!complete) return;
+    log::get().info("{}: replayed the input up to {} ms; closing", application_id,
+                    *replay_until_ms);
+    replayed.store(true);
+    stopping.store(true);
   }
 
   // The group assigns one topic per sub-topology, its driving topic: its
@@ -553,6 +607,8 @@ struct KafkaStreams::Impl {
     settings.metadata_timeout = config.get_duration(config::kTopicWaitMs);
     settings.task_timeout = task_timeout;
     settings.max_task_idle_ms = config.get_int(config::kMaxTaskIdleMs);
+    settings.repartition_purge_interval = config.get_duration(config::kRepartitionPurgeIntervalMs);
+    settings.input_end_offsets = replay_end_offsets;
     settings.state_directory = state_directory;
     settings.metrics_enabled = metrics_enabled;
     runtime::TaskManager::Clients clients;
@@ -792,7 +848,7 @@ struct KafkaStreams::Impl {
         // Every task's request is taken, so each asks once.
         const bool requested = task_manager->commit_requested();
         if (now >= next_commit || requested) {
-          task_manager->commit();
+          if (task_manager->commit() && replay_until_ms) finish_replay_when_complete();
           next_commit = Clock::now() + commit_interval;
         }
       }
@@ -838,6 +894,9 @@ struct KafkaStreams::Impl {
         return;
       }
     }
+    // Event time: the earliest among source partitions with records
+    // pending, else the latest.
+    int64_t earliest_pending = -1, latest = -1;
     for (std::size_t i = 0; i < assigned.size(); ++i) {
       const runtime::InputPartition& input = *inputs[i];
       const auto marks = kafka::fetched_watermarks(consumer.get(), input.topic, input.partition);
@@ -846,13 +905,21 @@ struct KafkaStreams::Impl {
         break;
       }
       const kafka::TopicPartition& position = assigned[i];
+      int64_t left = 0;
       if (position.error == RD_KAFKA_RESP_ERR_NO_ERROR && position.offset >= 0)
-        pending += std::max<int64_t>(0, marks->high - position.offset) +
-                   static_cast<int64_t>(input.unprocessed.load(std::memory_order_relaxed));
+        left = std::max<int64_t>(0, std::min(marks->high, input.end_offset) - position.offset) +
+               static_cast<int64_t>(input.unprocessed.load(std::memory_order_relaxed));
       else
-        pending += static_cast<int64_t>(input.waiting());
+        left = static_cast<int64_t>(input.waiting());
+      pending += left;
+      const int64_t timestamp = input.last_timestamp.load(std::memory_order_relaxed);
+      if (timestamp < 0 || !topology_sources.contains(input.topic)) continue;
+      latest = std::max(latest, timestamp);
+      if (left > 0 && (earliest_pending < 0 || timestamp < earliest_pending))
+        earliest_pending = timestamp;
     }
     pending_input.store(pending, std::memory_order_relaxed);
+    event_time.store(earliest_pending >= 0 ? earliest_pending : latest, std::memory_order_relaxed);
   }
 
   void publish_gauges() {
@@ -993,10 +1060,17 @@ struct KafkaStreams::Impl {
   std::atomic<std::size_t> next_worker_index{0};
   std::atomic<bool> all_restored{true};
   std::atomic<int64_t> pending_input{-1};
+  std::atomic<int64_t> event_time{-1};
+  // The source topics that are not internal.
+  std::set<std::string> topology_sources;
   Clock::time_point next_gauges = Clock::now();
 
   std::filesystem::path state_directory;
   bool exactly_once = false;
+  // replay_until: the event time, and where each source partition ends.
+  std::optional<int64_t> replay_until_ms;
+  std::atomic<bool> replayed{false};
+  std::map<std::pair<std::string, int32_t>, int64_t> replay_end_offsets;
   // How long an output may wait for the cluster's acknowledgement: the
   // transaction timeout, or message.timeout.ms at least once.
   std::chrono::milliseconds delivery_timeout{60000};
@@ -1054,12 +1128,19 @@ void KafkaStreams::set_uncaught_exception_handler(ExceptionHandler handler) {
   impl_->exception_handler = std::move(handler);
 }
 
+void KafkaStreams::replay_until(int64_t until_ms) {
+  if (state() != State::kCreated)
+    throw std::logic_error("KafkaStreams::replay_until() after start()");
+  impl_->replay_until_ms = until_ms;
+}
+
 void KafkaStreams::start() {
   if (state() != State::kCreated) throw std::logic_error("KafkaStreams::start() called twice");
   log::get().info("{} starting: {}", impl_->application_id, impl_->config.to_log_string());
   impl_->start_endpoint();
   impl_->create_clients();
   impl_->prepare_topics();
+  if (impl_->replay_until_ms) impl_->plan_replay();
   impl_->prepare_state();
   impl_->pool = std::make_unique<boost::asio::thread_pool>(impl_->worker_threads);
   impl_->set_state(State::kRebalancing);
@@ -1126,6 +1207,8 @@ KafkaStreams::Stats KafkaStreams::stats() const {
   }
   if (impl_->global_thread) stats.global_records = impl_->global_thread->state().applied_records();
   stats.pending_input_records = impl_->pending_input.load(std::memory_order_relaxed);
+  stats.event_time_ms = impl_->event_time.load(std::memory_order_relaxed);
+  stats.replayed = impl_->replayed.load();
   return stats;
 }
 

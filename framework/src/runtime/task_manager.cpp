@@ -36,9 +36,14 @@ int64_t since_ms(Clock::time_point start) {
 
 TaskManager::TaskManager(Settings settings, Clients clients, Shared shared)
     : settings_(std::move(settings)), clients_(std::move(clients)), shared_(std::move(shared)) {
-  for (const auto& sub : shared_.topology.subtopologies())
-    for (const auto& topic : sub.source_topics)
+  for (const auto& sub : shared_.topology.subtopologies()) {
+    for (const auto& topic : sub.source_topics) {
       subtopology_of_topic_[topic.full_name(settings_.application_id)] = sub.id;
+      if (topic.internal) repartition_topics_.insert(topic.full_name(settings_.application_id));
+    }
+  }
+  if (!repartition_topics_.empty() && clients_.consumer != nullptr)
+    purge_ = std::make_unique<kafka::RecordDeletion>(clients_.consumer);
   if (settings_.exactly_once) create_transactions();
 }
 
@@ -160,6 +165,9 @@ void TaskManager::create_tasks(const std::vector<kafka::TopicPartition>& partiti
         [this, weak_task = std::weak_ptr<ActiveTask>(task)] {
           if (auto arrived_for = weak_task.lock()) shared_.schedule(arrived_for);
         });
+    if (auto end = settings_.input_end_offsets.find({tp.topic, tp.partition});
+        end != settings_.input_end_offsets.end())
+      input->end_offset = end->second;
     inputs_[{tp.topic, tp.partition}] = {input.get(), task};
     task->inputs().push_back(std::move(input));
   }
@@ -342,6 +350,7 @@ bool TaskManager::commit_offsets() {
     }
   }
   ++shared_.counters.commits;
+  purge_repartition_topics();
   if (stalled_since_) {
     log::get().info("{}: committing again after {} ms of faults", settings_.application_id,
                     since_ms(*stalled_since_));
@@ -406,6 +415,102 @@ bool TaskManager::commit_transaction(const std::vector<kafka::TopicPartition>& o
       transactions_->commit(offsets, !shared_.stopping.load());
   if (result.rewind_reason) rewind_all(*result.rewind_reason, result.replace_producer);
   return result.committed;
+}
+
+// ---- replay ------------------------------------------------------------------
+
+bool TaskManager::replay_complete(const EndOffsets& ends) {
+  if (recovery_.pending) return false;
+  close_gate();
+  bool complete = true;
+  for (const auto& [id, task] : tasks_)
+    complete = complete && task->task_state() == TaskState::kRunning;
+  for (const auto& [partition, end] : settings_.input_end_offsets) {
+    auto it = inputs_.find(partition);
+    const InputPartition* input = it == inputs_.end() ? nullptr : it->second.first;
+    complete = complete && input != nullptr &&
+               (input->at_end_offset || input->next_offset >= end) && input->next == input->size &&
+               input->committed_offset == input->next_offset;
+  }
+  open_gate();
+  // What went through repartition topics: every record written is committed
+  // (the commit flushed every output first, so nothing is still on its way).
+  // The group's offsets, not the tasks': a partition that got nothing since
+  // a restart has its commit from before.
+  std::vector<std::pair<std::string, int32_t>> internal;
+  std::vector<kafka::TopicPartition> asked;
+  for (const auto& [key, entry] : inputs_) {
+    if (!repartition_topics_.contains(key.first)) continue;
+    internal.push_back(key);
+    asked.push_back({key.first, key.second});
+  }
+  if (!complete || internal.empty()) return complete;
+  const std::vector<int64_t> end_offsets = ends(internal);
+  const std::vector<kafka::TopicPartition> committed =
+      clients_.group->committed(std::move(asked), settings_.call_timeout);
+  for (std::size_t i = 0; i < internal.size(); ++i)
+    if (end_offsets[i] > 0 &&
+        (committed[i].error != RD_KAFKA_RESP_ERR_NO_ERROR || committed[i].offset < end_offsets[i]))
+      return false;
+  return true;
+}
+
+// ---- purging repartition topics --------------------------------------------
+
+// Safe under any fault: only records below an offset the group committed go,
+// and every later owner of the partition starts at or after it.
+void TaskManager::purge_repartition_topics() {
+  if (!purge_) return;
+  take_purge_answer();
+  const auto now = Clock::now();
+  if (!purge_ || purge_->in_flight() || now < next_purge_) return;
+  std::vector<kafka::TopicPartition> below;
+  for (const auto& [key, entry] : inputs_) {
+    if (!repartition_topics_.contains(key.first)) continue;
+    const int64_t committed = entry.first->committed_offset;
+    auto purged = purged_below_.find(key);
+    if (committed <= 0 || (purged != purged_below_.end() && purged->second >= committed)) continue;
+    below.push_back({key.first, key.second, committed});
+  }
+  if (below.empty()) return;
+  purge_->start(below, settings_.call_timeout);
+  next_purge_ = now + settings_.repartition_purge_interval;
+}
+
+void TaskManager::take_purge_answer() {
+  std::optional<std::vector<kafka::TopicPartition>> answer = purge_->take_answer();
+  if (!answer) return;
+  std::string failure;
+  for (const kafka::TopicPartition& tp : *answer) {
+    if (tp.error == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      purged_below_[{tp.topic, tp.partition}] = tp.offset;
+      shared_.metrics.on_records_purged(tp.topic, tp.partition, tp.offset);
+      continue;
+    }
+    if (tp.error == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE ||
+        tp.error == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION) {
+      log::get().info(
+          "{}: the cluster cannot delete records ({}): repartition topics keep "
+          "every record",
+          settings_.application_id, kafka::describe(tp.error));
+      purge_.reset();
+      return;
+    }
+    if (failure.empty()) failure = tp.to_string() + ": " + kafka::describe(tp.error);
+  }
+  if (failure.empty()) {
+    shared_.metrics.repartition_purges.add(1);
+    purge_failing_ = false;
+    return;
+  }
+  shared_.metrics.repartition_purge_failures.add(1);
+  // A broker fault fails purges until it passes; say so once, and try again
+  // at the next interval.
+  if (!purge_failing_)
+    log::get().warn("{}: purging committed repartition records failed ({}); retrying every {} ms",
+                    settings_.application_id, failure,
+                    settings_.repartition_purge_interval.count());
+  purge_failing_ = true;
 }
 
 // ---- failures and recovery from faults of the cluster ----------------------

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "rill/kafka_streams.h"
 #include "rill/topology.h"
 
+#include "kafka/admin.h"
 #include "kafka/consumer.h"
 #include "kafka/handles.h"
 #include "kafka/producer.h"
@@ -72,6 +74,12 @@ class TaskManager {
     std::chrono::milliseconds task_timeout{300000};
     // max.task.idle.ms: see ActiveTask::ready_to_process; negative never waits.
     int64_t max_task_idle_ms = 0;
+    // A replay (KafkaStreams::replay_until): each source partition is
+    // processed only below its offset here.
+    std::map<std::pair<std::string, int32_t>, int64_t> input_end_offsets;
+    // repartition.purge.interval.ms: how often, at most, a commit is followed
+    // by the deletion of the repartition records it covered.
+    std::chrono::milliseconds repartition_purge_interval{30000};
     std::filesystem::path state_directory;
     bool metrics_enabled = true;
   };
@@ -163,6 +171,15 @@ class TaskManager {
   // task.timeout.ms: the error it fails with.
   std::optional<std::string> timed_out(std::chrono::steady_clock::time_point now) const;
 
+  // Under a replay: whether every source partition is processed to its end
+  // offset, and everything processed, repartition topics' records included,
+  // is committed. `ends` gives the end (high watermark, or last stable offset
+  // under read_committed) of partitions, for the repartition topics. Call
+  // right after a commit.
+  using EndOffsets = std::function<std::vector<int64_t>(
+      const std::vector<std::pair<std::string, int32_t>>& partitions)>;
+  bool replay_complete(const EndOffsets& ends);
+
   // Closes every task, with a checkpoint only after a commit made now when
   // `try_commit`.
   void close_all(bool try_commit);
@@ -199,6 +216,11 @@ class TaskManager {
   // since the last commit.
   std::vector<kafka::TopicPartition> collect_offsets(std::vector<InputPartition*>& committed);
   bool commit_transaction(const std::vector<kafka::TopicPartition>& offsets);
+  // After a commit: deletes the records of repartition topics below the
+  // committed offsets, as Kafka Streams does, so that they stop growing. The
+  // request runs in the background; its answer is taken at a later commit.
+  void purge_repartition_topics();
+  void take_purge_answer();
   void create_transactions();
 
   void create_tasks(const std::vector<kafka::TopicPartition>& partitions);
@@ -229,6 +251,13 @@ class TaskManager {
   Shared shared_;
   // By source topic: the sub-topology reading it.
   std::map<std::string, int32_t> subtopology_of_topic_;
+  // The source topics that are repartition topics, and the purge of their
+  // committed records: null when the cluster cannot delete records.
+  std::set<std::string> repartition_topics_;
+  std::unique_ptr<kafka::RecordDeletion> purge_;
+  std::map<std::pair<std::string, int32_t>, int64_t> purged_below_;
+  std::chrono::steady_clock::time_point next_purge_{};
+  bool purge_failing_ = false;
   // Under exactly-once: the transactions of the producer.
   std::unique_ptr<StreamsProducer> transactions_;
 
