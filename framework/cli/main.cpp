@@ -6,6 +6,7 @@
 //   rill validate orders.yaml          # exit code 2 with file:line:column on a mistake
 //   rill describe orders.yaml --format dot | dot -Tsvg > orders.svg
 //   rill reset orders.yaml --to-datetime 2026-11-01T00:00:00Z --dry-run
+//   rill replay orders.yaml --until 2026-11-01T00:00:00Z   # the state as of a time
 //
 // Exit codes: 0 success, 1 failure while running, 2 a mistake in the
 // pipeline file (or a topic it names that does not exist, or sources that
@@ -46,6 +47,7 @@
 #include "kafka/handles.h"
 #include "kafka/mock_cluster.h"
 #include "kafka/producer.h"
+#include "replay.h"
 #include "reset.h"
 
 namespace {
@@ -472,35 +474,6 @@ struct ResetOptions {
   bool dry_run = false;
 };
 
-// An ISO 8601 time: 2026-11-01T00:00:00, with optional .sss and a Z or
-// +hh:mm offset (UTC without one).
-int64_t parse_datetime_ms(const std::string& text) {
-  std::tm tm{};
-  const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (rest == nullptr)
-    throw std::invalid_argument("'" + text + "' is not a time like 2026-11-01T00:00:00Z");
-  int64_t ms = static_cast<int64_t>(timegm(&tm)) * 1000;
-  if (*rest == '.') {
-    int64_t fraction = 0, digits = 0;
-    for (++rest; std::isdigit(static_cast<unsigned char>(*rest)); ++rest, ++digits)
-      if (digits < 3) fraction = fraction * 10 + (*rest - '0');
-    for (; digits < 3; ++digits) fraction *= 10;
-    ms += fraction;
-  }
-  if (*rest == 'Z') {
-    ++rest;
-  } else if (*rest == '+' || *rest == '-') {
-    int hours = 0, minutes = 0;
-    if (std::sscanf(rest + 1, "%2d:%2d", &hours, &minutes) != 2)
-      throw std::invalid_argument("'" + text + "': expected an offset like +02:00");
-    ms -= (*rest == '+' ? 1 : -1) * (hours * 60 + minutes) * 60'000LL;
-    rest += 6;
-  }
-  if (*rest != '\0')
-    throw std::invalid_argument("'" + text + "' is not a time like 2026-11-01T00:00:00Z");
-  return ms;
-}
-
 int reset(const std::string& file,
           const std::vector<std::pair<std::string, std::string>>& overrides,
           const ResetOptions& options) {
@@ -539,7 +512,7 @@ int reset(const std::string& file,
   try {
     if (!options.to_datetime.empty()) {
       plan.target = rill::cli::ResetPlan::Target::kTime;
-      plan.timestamp_ms = parse_datetime_ms(options.to_datetime);
+      plan.timestamp_ms = rill::cli::parse_datetime_ms(options.to_datetime);
     } else if (!options.by_duration.empty()) {
       plan.target = rill::cli::ResetPlan::Target::kTime;
       plan.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -558,6 +531,90 @@ int reset(const std::string& file,
   }
   plan.dry_run = options.dry_run;
   return rill::cli::reset_application(plan, std::cout, std::cerr);
+}
+
+struct ReplayOptions {
+  std::string until;
+  std::string application_id;
+};
+
+int replay(const std::string& file,
+           const std::vector<std::pair<std::string, std::string>>& settings,
+           const ReplayOptions& options) {
+  int64_t until_ms = 0;
+  try {
+    until_ms = rill::cli::parse_datetime_ms(options.until);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "rill replay: --until: " << e.what() << "\n";
+    return kPipelineMistake;
+  }
+  const std::string stamp = rill::cli::compact_datetime(until_ms);
+  const auto as_of = [&stamp](const std::string& topic) { return topic + "-as-of-" + stamp; };
+  const Pipeline original =
+      rill::pipeline::load_file(file, rill::pipeline::process_environment(), settings);
+  if (original.embedded) {
+    std::cerr << "rill replay: " << file
+              << ": no bootstrap.servers: a replay reads the log of a Kafka cluster\n";
+    return kPipelineMistake;
+  }
+  // Its own application id, outputs and dead letters: the replay writes
+  // nothing the running application reads or writes. Settings given last win.
+  rill::pipeline::Settings overrides = {
+      {std::string(rill::config::kApplicationId),
+       options.application_id.empty()
+           ? original.config.get_string(rill::config::kApplicationId) + "-replay-" + stamp
+           : options.application_id},
+      {std::string(rill::config::kCommitIntervalMs), "1000"}};
+  const std::string dead_letters = original.config.get_string(rill::config::kDeadLetterTopic);
+  if (!dead_letters.empty())
+    overrides.emplace_back(std::string(rill::config::kDeadLetterTopic), as_of(dead_letters));
+  for (const auto& setting : settings)
+    if (setting.first != rill::config::kApplicationId || options.application_id.empty())
+      overrides.push_back(setting);
+  Pipeline pipeline =
+      rill::pipeline::load_file(file, rill::pipeline::process_environment(), overrides, as_of);
+  rill::StreamsConfig config = pipeline.config;
+
+  rill::cli::ReplayReport report;
+  report.application_id = config.get_string(rill::config::kApplicationId);
+  report.until = rill::cli::format_datetime(until_ms);
+  std::map<std::string, int32_t> topics = cluster_topics(config);
+  // The as-of topics take the partitions of the topics they stand for.
+  std::vector<rill::kafka::NewTopic> to_create;
+  std::set<std::string> originals;
+  for (const auto& use : original.topics)
+    if (!use.source) originals.insert(use.topic);
+  for (const std::string& topic : originals) {
+    const std::string replayed = as_of(topic);
+    if (topic == dead_letters || topics.contains(replayed)) continue;
+    const auto count = topics.find(topic);
+    to_create.push_back({replayed,
+                         count == topics.end() ? 1 : count->second,
+                         static_cast<int32_t>(config.get_int(rill::config::kReplicationFactor)),
+                         {}});
+  }
+  for (const auto& topic : to_create) report.output_topics.push_back(topic.name);
+  if (!dead_letters.empty() && !topics.contains(as_of(dead_letters)))
+    to_create.push_back({as_of(dead_letters),
+                         1,
+                         static_cast<int32_t>(config.get_int(rill::config::kReplicationFactor)),
+                         {}});
+  if (!to_create.empty()) {
+    auto properties = config.client_properties("admin");
+    properties["bootstrap.servers"] = config.get_string(rill::config::kBootstrapServers);
+    const rill::kafka::KafkaPtr admin =
+        rill::kafka::make_client(RD_KAFKA_PRODUCER, rill::kafka::make_conf(properties));
+    rill::kafka::create_topics(admin.get(), to_create, kClusterTimeout);
+    for (const auto& topic : to_create) topics[topic.name] = topic.partitions;
+  }
+  check_against_cluster(pipeline, config, topics);
+  for (const std::string& topic : internal_topics(pipeline))
+    if (topic.ends_with("-changelog")) report.changelog_topics.push_back(topic);
+
+  rill::KafkaStreams streams(pipeline.topology, config);
+  streams.replay_until(until_ms);
+  streams.start();
+  return rill::cli::run_replay(streams, report, isatty(STDERR_FILENO) != 0, std::cout);
 }
 
 }  // namespace
@@ -639,6 +696,22 @@ int main(int argc, char** argv) {
                             "The state.dir of a C++ application, for --delete-local-state");
   reset_command->add_flag("--dry-run", reset_options.dry_run, "Print the plan; change nothing");
   reset_command->add_option("--set", settings, "KEY=VALUE: a setting that replaces the file's");
+  CLI::App* replay_command = app.add_subcommand(
+      "replay",
+      "Rebuild a pipeline's state as of a point in event time: process each input partition up "
+      "to its last record at or before --until, under an application id of its own, writing "
+      "the outputs to <topic>-as-of-<time> topics; then stop. Interrupted, the same command "
+      "continues.");
+  replay_command->add_option("FILE", file, "The pipeline file")->required();
+  ReplayOptions replay_options;
+  replay_command
+      ->add_option("--until", replay_options.until,
+                   "The time (2026-11-01T00:00:00Z; UTC without an offset)")
+      ->required();
+  replay_command->add_option("--application-id", replay_options.application_id,
+                             "The replay's application.id (default: "
+                             "<application.id>-replay-<time>)");
+  replay_command->add_option("--set", settings, "KEY=VALUE: a setting that replaces the file's");
   CLI::App* version_command = app.add_subcommand("version", "Print rill's version.");
 
   try {
@@ -665,6 +738,7 @@ int main(int argc, char** argv) {
       options.overrides.emplace_back(setting.substr(0, equals), setting.substr(equals + 1));
     }
     if (reset_command->parsed()) return reset(file, options.overrides, reset_options);
+    if (replay_command->parsed()) return replay(file, options.overrides, replay_options);
     if (!log_level.empty()) options.overrides.emplace_back(rill::config::kLogLevel, log_level);
     options.metrics_port = metrics_port;
     auto duration = [](const char* option, const std::string& text) {

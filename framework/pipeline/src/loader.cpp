@@ -43,10 +43,13 @@ Environment process_environment() {
 }
 
 Pipeline load_text(const std::string& text, const std::string& file_name,
-                   const Environment& environment, const Settings& overrides) {
+                   const Environment& environment, const Settings& overrides,
+                   const OutputTopics& output_topics) {
   try {
     const Document document(text, file_name, environment);
-    return Planner(document, read_spec(document, overrides)).plan();
+    PipelineSpec spec = read_spec(document, overrides);
+    spec.output_topics = output_topics;
+    return Planner(document, std::move(spec)).plan();
   } catch (const YAML::Exception& e) {
     // A YAML shape the checks did not foresee: still one error, placed.
     throw PipelineError(Position{file_name, e.mark.line + 1, e.mark.column + 1},
@@ -55,12 +58,12 @@ Pipeline load_text(const std::string& text, const std::string& file_name,
 }
 
 Pipeline load_file(const std::string& path, const Environment& environment,
-                   const Settings& overrides) {
+                   const Settings& overrides, const OutputTopics& output_topics) {
   std::ifstream in(path);
   if (!in) throw PipelineError(Position{path, 0, 0}, "cannot read the file");
   std::stringstream text;
   text << in.rdbuf();
-  return load_text(text.str(), path, environment, overrides);
+  return load_text(text.str(), path, environment, overrides, output_topics);
 }
 
 }  // namespace rill::pipeline

@@ -507,9 +507,10 @@ void Planner::apply_group_by(FlowState& state, const StepSpec& step) {
 }
 
 void Planner::apply_to(FlowState& state, const StepSpec& step) {
-  const std::string topic = document_.scalar(step.at("topic"));
+  std::string topic = document_.scalar(step.at("topic"));
   if (topic.empty())
     document_.fail(step.at("topic").Mark(), "found an empty topic, expected a topic name");
+  if (spec_.output_topics) topic = spec_.output_topics(topic);
   state.stream.to(topic,
                   Produced<Json, Json>{format_serde(step.text(document_, "key_format", "string")),
                                        format_serde(step.text(document_, "value_format", "json")),

@@ -64,6 +64,8 @@ struct PipelineSpec {
   std::vector<TopicUse> topics;
   std::vector<SourceSpec> sources;
   std::vector<FlowSpec> flows;
+  // Renames the topics `to` steps write (see load_file).
+  OutputTopics output_topics;
 };
 
 // Throws PipelineError naming the first mistake and its place; ConfigError

@@ -90,12 +90,16 @@ struct Pipeline {
 // ConfigError naming it.
 using Settings = std::vector<std::pair<std::string, std::string>>;
 
+// The topic a `to` step writes, from the name the file gives; empty: that
+// name. `rill replay` writes to "<topic>-as-of-<time>" instead.
+using OutputTopics = std::function<std::string(const std::string& topic)>;
+
 // Throws PipelineError.
 Pipeline load_file(const std::string& path, const Environment& environment = process_environment(),
-                   const Settings& overrides = {});
+                   const Settings& overrides = {}, const OutputTopics& output_topics = {});
 Pipeline load_text(const std::string& text, const std::string& file_name,
                    const Environment& environment = process_environment(),
-                   const Settings& overrides = {});
+                   const Settings& overrides = {}, const OutputTopics& output_topics = {});
 
 // The serde of a record format (json, string, bytes, int64) over JSON values.
 SerdePtr<Json> format_serde(std::string_view format);
