@@ -33,6 +33,7 @@
 #include "rill/record.h"
 #include "rill/serde.h"
 #include "rill/state_options.h"
+#include "rill/versioned_store.h"
 
 namespace rill {
 
@@ -548,8 +549,11 @@ struct StoreSpec {
   // Changelog topic configs, applied over those changelog_topic_config() sets.
   std::map<std::string, std::string> log_config;
   // Window and session stores: how much stream time windows or sessions are
-  // kept for.
+  // kept for; versioned key-value stores: their history retention.
   std::chrono::milliseconds retention{0};
+  // A key-value store that keeps every version of a value for `retention`
+  // (VersionedKeyValueStore); it has no record cache.
+  bool versioned = false;
   // Window stores: the size of the windows, so that a window's end is known.
   std::chrono::milliseconds window_size{0};
   RocksDbOptions rocksdb;
@@ -657,6 +661,31 @@ class Stores {
     return StoreBuilder(std::move(spec),
                         internal::typed_wrapper<KeyValueStore<K, V>, state::KeyValueBytesStore>(
                             StoreKind::kKeyValue, key_serde, value_serde));
+  }
+
+  // Every version of each key's value, kept for `history_retention` of
+  // stream time: see VersionedKeyValueStore.
+  template <class K, class V>
+  static StoreBuilder versioned_key_value(std::string name,
+                                          std::chrono::milliseconds history_retention,
+                                          SerdePtr<K> key_serde = default_serde<K>(),
+                                          SerdePtr<V> value_serde = default_serde<V>()) {
+    StoreSpec spec;
+    spec.name = std::move(name);
+    spec.kind = StoreKind::kKeyValue;
+    spec.versioned = true;
+    spec.retention = history_retention;
+    internal::fill_serde_names(spec, key_serde, value_serde);
+    const int64_t retention_ms = history_retention.count();
+    return StoreBuilder(std::move(spec), [key_serde, value_serde,
+                                          retention_ms](std::unique_ptr<state::BytesStore> store) {
+      if (dynamic_cast<state::KeyValueBytesStore*>(store.get()) == nullptr)
+        internal::throw_store_kind_mismatch(store ? store->name() : "", StoreKind::kKeyValue);
+      std::unique_ptr<state::KeyValueBytesStore> bytes(
+          static_cast<state::KeyValueBytesStore*>(store.release()));
+      return std::unique_ptr<StateStore>(std::make_unique<VersionedKeyValueStore<K, V>>(
+          std::move(bytes), key_serde, value_serde, retention_ms));
+    });
   }
 
   // Windows of `window_size`, kept for `retention` (at least the window size;

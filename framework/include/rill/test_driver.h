@@ -78,7 +78,8 @@ class TopologyTestDriver {
   std::vector<std::string> written_topics() const;
 
   // The store of that name (in any task), or nullptr. Typed access:
-  // get_key_value_store<K, V>(name), get_window_store, get_session_store.
+  // get_key_value_store<K, V>(name), get_window_store, get_session_store,
+  // get_versioned_key_value_store.
   StateStore* get_state_store(const std::string& name) const;
   template <class K, class V>
   KeyValueStore<K, V>& get_key_value_store(const std::string& name) const {
@@ -94,6 +95,10 @@ class TopologyTestDriver {
   }
   // The stores of DSL aggregations and tables, which keep each value with the
   // timestamp of its latest record.
+  template <class K, class V>
+  VersionedKeyValueStore<K, V>& get_versioned_key_value_store(const std::string& name) const {
+    return typed_store<VersionedKeyValueStore<K, V>>(name);
+  }
   template <class K, class V>
   KeyValueStore<K, ValueAndTimestamp<V>>& get_timestamped_key_value_store(
       const std::string& name) const {

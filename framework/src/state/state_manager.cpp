@@ -67,7 +67,7 @@ void StateManager::open(internal::RecordCollector* collector, std::function<int6
         bytes = state::with_changelog(std::move(bytes), spec.kind, *open_store.writer);
       }
     }
-    if (cache != nullptr && cache->max_bytes() > 0) {
+    if (cache != nullptr && cache->max_bytes() > 0 && !spec.versioned) {
       bytes = state::with_record_cache(std::move(bytes), spec.kind, *cache);
       open_store.cache = dynamic_cast<state::CachingKeyValueBytesStore*>(bytes.get());
     }

@@ -39,6 +39,10 @@ void validate(const StoreSpec& spec) {
                                 " of the characters a-z A-Z 0-9 . _ -");
   switch (spec.kind) {
     case StoreKind::kKeyValue:
+      if (spec.versioned && spec.retention.count() < 0)
+        throw std::invalid_argument("versioned store '" + spec.name +
+                                    "': history retention must not be negative, got " +
+                                    std::to_string(spec.retention.count()) + " ms");
       break;
     case StoreKind::kWindow:
       if (spec.window_size.count() <= 0)
