@@ -352,3 +352,62 @@ TEST_CASE("a joined table without a store is read through both tables", "[unit][
   CHECK(read_all(out) ==
         std::vector<Output>{{"p1", "hello, none", 2}, {"p1", "bonjour, Ada of Paris", 4}});
 }
+
+TEST_CASE("a stream-table join reads a versioned table as of each record's timestamp",
+          "[unit][join][versioned-store]") {
+  StreamsBuilder builder;
+  auto prices = builder.table("prices", serdes::string(), serdes::string(),
+                              Materialized<std::string, std::string>::as_versioned(
+                                  "prices", std::chrono::milliseconds(1000)));
+  prices.to_stream().to("price-updates", serdes::string(), serdes::nullable(serdes::string()));
+  builder.stream("orders", serdes::string(), serdes::string())
+      .left_join(prices,
+                 [](const std::string& order, const std::optional<std::string>& price) {
+                   return order + "/" + row_or_none(price);
+                 })
+      .to("out", serdes::string(), serdes::string());
+
+  TopologyTestDriver driver(builder.build(), StreamsConfig{{"application.id", "app"}});
+  auto order_in = driver.create_input_topic("orders", serdes::string(), serdes::string());
+  auto price_in =
+      driver.create_input_topic("prices", serdes::string(), serdes::nullable(serdes::string()));
+  auto out = driver.create_output_topic("out", serdes::string(), serdes::string());
+  auto updates = driver.create_output_topic("price-updates", serdes::string(),
+                                            serdes::nullable(serdes::string()));
+
+  price_in.pipe_input("tea", "4", 100);
+  price_in.pipe_input("tea", "6", 300);
+  price_in.pipe_input("tea", "5", 200);           // late: history only, no update downstream
+  price_in.pipe_input("tea", std::nullopt, 400);  // deleted from 400 on
+  order_in.pipe_input("tea", "o1", 150);          // each order sees the price of its time
+  order_in.pipe_input("tea", "o2", 250);
+  order_in.pipe_input("tea", "o3", 350);
+  order_in.pipe_input("tea", "o4", 50);
+  order_in.pipe_input("tea", "o5", 450);
+  CHECK(read_all(out) == std::vector<Output>{{"tea", "o1/4", 150},
+                                             {"tea", "o2/5", 250},
+                                             {"tea", "o3/6", 350},
+                                             {"tea", "o4/none", 50},
+                                             {"tea", "o5/none", 450}});
+  std::vector<std::optional<std::string>> changes;
+  for (const auto& record : updates.read_records_to_list()) changes.push_back(record.value);
+  CHECK(changes == std::vector<std::optional<std::string>>{"4", "6", std::nullopt});
+
+  // The table's store answers as of any time within its history retention.
+  auto& store = driver.get_versioned_key_value_store<std::string, std::string>("prices");
+  CHECK(store.get("tea", 250) == VersionedRecord<std::string>{"5", 200, 300});
+  CHECK(store.get("tea") == std::nullopt);
+  price_in.pipe_input("tea", "7", 2000);  // stream time 2000: history from 1000 on
+  CHECK(store.get("tea", 250) == std::nullopt);
+  CHECK(store.get("tea", 2500) == VersionedRecord<std::string>{"7", 2000, std::nullopt});
+}
+
+TEST_CASE("only a table read from a topic can be versioned", "[unit][join][versioned-store]") {
+  StreamsBuilder builder;
+  auto counts = [&] {
+    builder.stream("in", serdes::string(), serdes::string())
+        .group_by_key()
+        .count(Materialized<std::string, int64_t>::as_versioned("counts", std::chrono::hours(1)));
+  };
+  CHECK_THROWS_WITH(counts(), Catch::Contains("only a table read from a topic can be versioned"));
+}

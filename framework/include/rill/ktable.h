@@ -83,8 +83,16 @@ template <class K, class V>
 std::shared_ptr<const TableRows<K, V>> rows_of_store(const std::string& store) {
   return std::make_shared<const TableRows<K, V>>(TableRows<K, V>{
       {store}, [store](ProcessingContext& context) -> operators::RowReader<K, V> {
+        if (auto* versions =
+                dynamic_cast<VersionedKeyValueStore<K, V>*>(context.get_state_store(store)))
+          return [versions](const K& key, int64_t as_of) -> std::optional<ValueAndTimestamp<V>> {
+            auto found =
+                as_of == operators::kLatestRow ? versions->get(key) : versions->get(key, as_of);
+            if (!found) return std::nullopt;
+            return ValueAndTimestamp<V>{std::move(found->value), found->timestamp};
+          };
         auto* rows = &context.state_store<KeyValueStore<K, ValueAndTimestamp<V>>>(store);
-        return [rows](const K& key) { return rows->get(key); };
+        return [rows](const K& key, int64_t) { return rows->get(key); };
       }});
 }
 
@@ -146,14 +154,15 @@ class KTable {
     if (rows_)
       mapped.rows_ = std::make_shared<const internal::TableRows<K, V2>>(internal::TableRows<K, V2>{
           rows_->stores, [f, parent = rows_](ProcessingContext& context) {
-            return [f, read = parent->reader(context)](
-                       const K& key) mutable -> std::optional<ValueAndTimestamp<V2>> {
-              std::optional<ValueAndTimestamp<V>> row = read(key);
-              if (!row) return std::nullopt;
-              std::optional<V2> value = internal::call_with_value(f, key, row->value);
-              if (!value) return std::nullopt;
-              return ValueAndTimestamp<V2>{std::move(*value), row->timestamp};
-            };
+            return
+                [f, read = parent->reader(context)](
+                    const K& key, int64_t as_of) mutable -> std::optional<ValueAndTimestamp<V2>> {
+                  std::optional<ValueAndTimestamp<V>> row = read(key, as_of);
+                  if (!row) return std::nullopt;
+                  std::optional<V2> value = internal::call_with_value(f, key, row->value);
+                  if (!value) return std::nullopt;
+                  return ValueAndTimestamp<V2>{std::move(*value), row->timestamp};
+                };
           }});
     return mapped;
   }
@@ -296,8 +305,8 @@ class KTable {
       filtered.rows_ = std::make_shared<const internal::TableRows<K, V>>(internal::TableRows<K, V>{
           rows_->stores, [predicate, keep_when, parent = rows_](ProcessingContext& context) {
             return [predicate, keep_when, read = parent->reader(context)](
-                       const K& key) mutable -> std::optional<ValueAndTimestamp<V>> {
-              std::optional<ValueAndTimestamp<V>> row = read(key);
+                       const K& key, int64_t as_of) mutable -> std::optional<ValueAndTimestamp<V>> {
+              std::optional<ValueAndTimestamp<V>> row = read(key, as_of);
               if (row && static_cast<bool>(internal::call_with_value(predicate, key, row->value)) !=
                              keep_when)
                 return std::nullopt;
@@ -348,6 +357,24 @@ KTable<K, V> StreamsBuilder::table(std::string topic, Consumed<K, V> consumed,
   topology_.add_source<K, std::optional<V>>(names.source, {std::move(topic)},
                                             names.source_key_serde, names.source_value_serde,
                                             extractor);
+  if (materialized.history_retention) {
+    auto old_values = std::make_shared<internal::SendOldValues>();
+    topology_.add_processor(
+        names.node,
+        [store = names.store, old_values] {
+          return std::make_unique<operators::VersionedTableSourceProcessor<K, V>>(
+              store, old_values->enabled);
+        },
+        {names.source});
+    topology_.add_state_store(
+        internal::materialize(
+            Stores::versioned_key_value<K, V>(names.store, *materialized.history_retention,
+                                              names.key_serde, names.value_serde),
+            materialized),
+        {names.node});
+    return KTable<K, V>(this, names.node, names.key_serde, names.value_serde, names.store,
+                        std::nullopt, std::move(old_values));
+  }
   return internal::add_materialized_table(
       *this, names.node, names.source, names.store, names.key_serde, names.value_serde,
       materialized, [](const std::string& name, bool caching, bool send_old_values) {
@@ -465,9 +492,9 @@ KTable<K, VJ> KTable<K, V>::join_tables(const KTable<K, VO>& other, operators::T
         [kind, rows_joined, this_rows, other_rows](ProcessingContext& context) {
           return [kind, rows_joined, left = this_rows->reader(context),
                   right = other_rows->reader(context)](
-                     const K& key) mutable -> std::optional<ValueAndTimestamp<VJ>> {
-            const std::optional<ValueAndTimestamp<V>> l = left(key);
-            const std::optional<ValueAndTimestamp<VO>> r = right(key);
+                     const K& key, int64_t as_of) mutable -> std::optional<ValueAndTimestamp<VJ>> {
+            const std::optional<ValueAndTimestamp<V>> l = left(key, as_of);
+            const std::optional<ValueAndTimestamp<VO>> r = right(key, as_of);
             std::optional<VJ> row = operators::join_rows(
                 kind, rows_joined, l ? std::optional<V>(l->value) : std::nullopt,
                 r ? std::optional<VO>(r->value) : std::nullopt);

@@ -142,10 +142,21 @@ struct Materialized {
   // minimum: window size + grace (sliding windows: 2 x time difference +
   // grace; sessions: inactivity gap + grace).
   std::optional<std::chrono::milliseconds> retention = std::nullopt;
+  // A table read from a topic: keep every version of each row for this long
+  // in a VersionedKeyValueStore (no record cache), so that a stream-table
+  // join reads the row as of each record's timestamp. Default: none (the
+  // latest row only).
+  std::optional<std::chrono::milliseconds> history_retention = std::nullopt;
 
   static Materialized as(std::string name) {
     Materialized materialized;
     materialized.store_name = std::move(name);
+    return materialized;
+  }
+  // A versioned table's store (see history_retention).
+  static Materialized as_versioned(std::string name, std::chrono::milliseconds history_retention) {
+    Materialized materialized = as(std::move(name));
+    materialized.history_retention = history_retention;
     return materialized;
   }
 };
@@ -191,6 +202,9 @@ SerdePtr<T> serde_if_same(const SerdePtr<Old>& old) {
 // Applies a store's Materialized options to its builder.
 template <class K, class V>
 StoreBuilder materialize(StoreBuilder store, const Materialized<K, V>& materialized) {
+  if (materialized.history_retention && !store.spec().versioned)
+    throw TopologyError("store '" + store.name() +
+                        "': only a table read from a topic can be versioned (history_retention)");
   if (materialized.in_memory) store.in_memory();
   if (materialized.logging_enabled)
     store.with_logging_enabled(materialized.log_config);

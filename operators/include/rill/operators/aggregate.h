@@ -26,6 +26,7 @@ namespace rill::operators {
 inline constexpr std::string_view kNullKey = "null key";
 inline constexpr std::string_view kNullKeyOrValue = "null key or value";
 inline constexpr std::string_view kExpiredWindow = "expired window";
+inline constexpr std::string_view kExpiredVersion = "older than the history retention";
 inline constexpr std::string_view kNegativeTimestamp = "negative timestamp";
 inline constexpr std::string_view kNullJoinKeyOrValue = "null join key or value";
 

@@ -80,6 +80,51 @@ class TableSourceProcessor final : public Processor<K, VIn, K, Change<V>> {
   Store* store_ = nullptr;
 };
 
+// Materializes a changelog stream in a versioned store (Kafka Streams'
+// KIP-914): each record becomes its key's version at its timestamp. A record
+// at or after the key's latest version changes the table and is forwarded; an
+// out-of-order one only fills in the history, which as-of reads (a
+// stream-table join) see.
+template <class K, class V, class VIn = std::optional<V>>
+class VersionedTableSourceProcessor final : public Processor<K, VIn, K, Change<V>> {
+ public:
+  using Store = VersionedKeyValueStore<K, V>;
+
+  VersionedTableSourceProcessor(std::string store, bool send_old_values)
+      : store_name_(std::move(store)), send_old_values_(send_old_values) {}
+
+  void init(ProcessorContext<K, Change<V>>& context) override {
+    context_ = &context;
+    store_ = &context.template state_store<Store>(store_name_);
+  }
+
+  void process(const Record<K, VIn>& record) override {
+    if (is_null(record.key)) {
+      context_->record_dropped(kNullKey);
+      return;
+    }
+    std::optional<V> row = row_value<V>(record.value);
+    std::optional<VersionedRecord<V>> latest = store_->get(record.key);
+    const bool in_order = !latest || record.timestamp >= latest->timestamp;
+    if (!store_->put(record.key, row, record.timestamp)) {
+      context_->record_dropped(kExpiredVersion);
+      return;
+    }
+    if (!in_order || (!row && !latest)) return;
+    std::optional<V> old_value;
+    if (send_old_values_ && latest) old_value = std::move(latest->value);
+    context_->forward(Record<K, Change<V>>{record.key,
+                                           Change<V>{std::move(row), std::move(old_value)},
+                                           record.timestamp, record.headers});
+  }
+
+ private:
+  std::string store_name_;
+  bool send_old_values_;
+  ProcessorContext<K, Change<V>>* context_ = nullptr;
+  Store* store_ = nullptr;
+};
+
 // mapper(key, value) -> the new value, or std::nullopt to delete the key.
 // Tombstones pass as tombstones; old values, when sent, are mapped too.
 template <class K, class V, class V2>

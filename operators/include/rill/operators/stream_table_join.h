@@ -1,12 +1,15 @@
 // The join of a stream with a table, as Kafka Streams' KStreamKTableJoin: each
-// stream record looks up the table's current row for its join key and, when
+// stream record looks up the table's row for its join key (current, or as of
+// the record's timestamp in a versioned table) and, when
 // there is one (or always, in a left join), goes on with the joiner's value,
 // its own key and its own timestamp. Updates of the table emit nothing. The
 // same processor joins a stream with a GlobalKTable, whose join key a key
 // selector picks from the record.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -17,12 +20,15 @@
 
 namespace rill::operators {
 
-// Reads a table's current row for a key, with the time of its last update:
-// from its store, or through the table operations between it and the nearest
-// store (Kafka Streams' KTableValueGetter). Made in the joining processor's
-// init().
+// Reads a table's row for a key, with the time of its last update: from its
+// store, or through the table operations between it and the nearest store
+// (Kafka Streams' KTableValueGetter). A versioned table answers with the row
+// as of `as_of`; others with their current row. Made in the joining
+// processor's init().
 template <class K, class V>
-using RowReader = std::function<std::optional<ValueAndTimestamp<V>>(const K& key)>;
+using RowReader = std::function<std::optional<ValueAndTimestamp<V>>(const K& key, int64_t as_of)>;
+// The as-of time that reads a versioned table's latest row.
+inline constexpr int64_t kLatestRow = std::numeric_limits<int64_t>::max();
 template <class K, class V>
 using RowReaderFactory = std::function<RowReader<K, V>(ProcessingContext& context)>;
 
@@ -62,7 +68,7 @@ class StreamTableJoinProcessor final : public Processor<K, V, K, VR> {
     }
     std::optional<VT> row;
     if (join_key)
-      if (std::optional<ValueAndTimestamp<VT>> found = row_(*join_key))
+      if (std::optional<ValueAndTimestamp<VT>> found = row_(*join_key, record.timestamp))
         row = std::move(found->value);
     if (!row && !left_) return;
     context_->forward(Record<K, VR>{

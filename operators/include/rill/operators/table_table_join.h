@@ -77,7 +77,7 @@ class TableJoinSideProcessor final : public Processor<K, Change<V>, K, Change<VJ
       context_->record_dropped(kNullKey);
       return;
     }
-    const std::optional<ValueAndTimestamp<VO>> other = other_(record.key);
+    const std::optional<ValueAndTimestamp<VO>> other = other_(record.key, kLatestRow);
     if (!other && (other_required_ || (!record.value.new_value && !record.value.old_value))) return;
     std::optional<VO> other_value;
     int64_t timestamp = record.timestamp;
