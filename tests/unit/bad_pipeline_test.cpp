@@ -40,6 +40,10 @@ const std::vector<BadPipeline> kCases = {
      "application: {application.id: app}\nsources:\n  g:\n    topic: g\n    type: global_table\n"
      "    timestamp: value.ts\n  in: {topic: in}\nflows:\n  - from: in\n    steps: [stdout]\n",
      6, 16, "found a timestamp on a global_table"},
+    {"history on a stream",
+     "application: {application.id: app}\nsources:\n  in:\n    topic: in\n    history: 1d\n"
+     "flows:\n  - from: in\n    steps: [stdout]\n",
+     5, 14, "found history on a stream, expected it on a table only"},
     {"step other than group_by on a table",
      "application: {application.id: app}\nsources:\n  t: {topic: t, type: table}\nflows:\n"
      "  - from: t\n    steps: [stdout]\n",

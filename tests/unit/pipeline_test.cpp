@@ -668,6 +668,32 @@ flows:
                                         {"c1", R"({"at":5,"customer":"Ada L.","order":"o3"})"}});
 }
 
+TEST_CASE("a join step reads a table with history as it was at each record's time",
+          "[unit][pipeline][join][versioned-store]") {
+  Run run(R"(
+application: {application.id: enrich}
+sources:
+  customers: {topic: customers, type: table, history: 1d}
+  orders: {topic: orders}
+flows:
+  - from: orders
+    steps:
+      - join: {with: customers, type: left, value: {order: left.id, city: right.city}}
+      - to: enriched
+)");
+  run.pipe("customers", "c1", R"({"city":"Paris"})", 100);
+  run.pipe("customers", "c1", R"({"city":"Oslo"})", 300);
+  run.pipe("customers", "c1", R"({"city":"Lima"})", 200);  // late: the city from 200 to 300
+  run.pipe("orders", "c1", R"({"id":"o1"})", 150);
+  run.pipe("orders", "c1", R"({"id":"o2"})", 250);
+  run.pipe("orders", "c1", R"({"id":"o3"})", 350);
+  run.pipe("orders", "c1", R"({"id":"o0"})", 50);
+  CHECK(run.read("enriched") == Records{{"c1", R"({"city":"Paris","order":"o1"})"},
+                                        {"c1", R"({"city":"Lima","order":"o2"})"},
+                                        {"c1", R"({"city":"Oslo","order":"o3"})"},
+                                        {"c1", R"({"city":null,"order":"o0"})"}});
+}
+
 TEST_CASE("a join step looks rows up in a global table, inner or left", "[unit][pipeline][join]") {
   const std::string type = GENERATE(std::string("inner"), std::string("left"));
   INFO(type);

@@ -66,6 +66,11 @@ std::vector<FieldSpec> declare_document() {
          "pipeline. Default: `processing.exception.handler` decides.",
          {"record_time", "skip", "dead_letter", "fail"}}},
        "expression"},
+      {"history", T::kDuration, false,
+       "A table only: keep every version of each row for this long of stream time, in a "
+       "versioned store, so that a join step reads the row as it was at each record's "
+       "time, not as it is when the record is processed; an update older than the table's "
+       "latest row only fills in the history. Default: the latest row only."},
       {"fields", T::kStringList, false,
        "The value's fields. When given, a reference to another `value.<field>` is an error "
        "when the pipeline loads."},

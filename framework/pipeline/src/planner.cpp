@@ -186,15 +186,26 @@ void Planner::plan_source(const SourceSpec& spec) {
     document_.fail(fields.at("timestamp").Mark(),
                    "source '" + name + "': found a timestamp on a global_table, expected none (a " +
                        "global table keeps each key's latest value whatever its time)");
+  if (type != "table" && fields.has("history"))
+    document_.fail(fields.at("history").Mark(),
+                   "source '" + name + "': found history on a " + type +
+                       ", expected it on a table only (the versions of its rows)");
   NamedStream named{{}, scope};
   try {
     if (type == "global_table") {
       global_tables_.emplace(name, builder_.global_table<Json, Json>(
                                        topic, consumed, Materialized<Json, Json>::as(name)));
+    } else if (fields.has("history")) {
+      // A versioned table has no stream of its own: a flow from it starts
+      // with group_by, which reads the table.
+      named.table = builder_.table<Json, Json>(
+          topic, consumed,
+          Materialized<Json, Json>::as_versioned(
+              name, std::chrono::milliseconds(document_.parse_duration(fields.at("history")))));
     } else {
       named.stream = builder_.stream<Json, Json>(topic, consumed);
     }
-    if (type == "table")
+    if (type == "table" && !named.table)
       named.table = named.stream.to_table({}, Materialized<Json, Json>::as(name));
   } catch (const std::exception& e) {
     document_.fail(spec.name.Mark(), "source '" + name + "': " + e.what());
