@@ -633,15 +633,16 @@ void fill_serde_names(StoreSpec& spec, const SerdePtr<K>& key_serde,
 // cause that.
 [[noreturn]] void throw_store_kind_mismatch(std::string_view store, StoreKind expected);
 
-template <class Typed, class Bytes, class K, class V>
-StoreBuilder::Wrapper typed_wrapper(StoreKind kind, SerdePtr<K> key_serde,
-                                    SerdePtr<V> value_serde) {
-  return [kind, key_serde, value_serde](std::unique_ptr<state::BytesStore> store) {
+// `more` goes to the typed store's constructor after the serdes.
+template <class Typed, class Bytes, class K, class V, class... More>
+StoreBuilder::Wrapper typed_wrapper(StoreKind kind, SerdePtr<K> key_serde, SerdePtr<V> value_serde,
+                                    More... more) {
+  return [kind, key_serde, value_serde, more...](std::unique_ptr<state::BytesStore> store) {
     if (dynamic_cast<Bytes*>(store.get()) == nullptr)
       throw_store_kind_mismatch(store ? store->name() : "", kind);
     std::unique_ptr<Bytes> bytes(static_cast<Bytes*>(store.release()));
     return std::unique_ptr<StateStore>(
-        std::make_unique<Typed>(std::move(bytes), key_serde, value_serde));
+        std::make_unique<Typed>(std::move(bytes), key_serde, value_serde, more...));
   };
 }
 
@@ -676,16 +677,10 @@ class Stores {
     spec.versioned = true;
     spec.retention = history_retention;
     internal::fill_serde_names(spec, key_serde, value_serde);
-    const int64_t retention_ms = history_retention.count();
-    return StoreBuilder(std::move(spec), [key_serde, value_serde,
-                                          retention_ms](std::unique_ptr<state::BytesStore> store) {
-      if (dynamic_cast<state::KeyValueBytesStore*>(store.get()) == nullptr)
-        internal::throw_store_kind_mismatch(store ? store->name() : "", StoreKind::kKeyValue);
-      std::unique_ptr<state::KeyValueBytesStore> bytes(
-          static_cast<state::KeyValueBytesStore*>(store.release()));
-      return std::unique_ptr<StateStore>(std::make_unique<VersionedKeyValueStore<K, V>>(
-          std::move(bytes), key_serde, value_serde, retention_ms));
-    });
+    return StoreBuilder(
+        std::move(spec),
+        internal::typed_wrapper<VersionedKeyValueStore<K, V>, state::KeyValueBytesStore>(
+            StoreKind::kKeyValue, key_serde, value_serde, history_retention.count()));
   }
 
   // Windows of `window_size`, kept for `retention` (at least the window size;
