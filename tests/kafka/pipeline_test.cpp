@@ -4,7 +4,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 
@@ -15,6 +14,7 @@
 #include "support/counts.h"
 #include "support/kafka_cluster.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 using namespace rill::testing;
 using namespace std::chrono_literals;
@@ -23,12 +23,6 @@ namespace {
 
 std::string rill_binary() {
   return test_binary("../rill");
-}
-
-std::string write_file(const std::string& name, const std::string& text) {
-  const auto path = std::filesystem::temp_directory_path() / name;
-  std::ofstream(path) << text;
-  return path.string();
 }
 
 std::vector<std::pair<std::string, std::string>> key_values(
@@ -49,7 +43,7 @@ TEST_CASE("rill run aggregates per key and per window on the broker", "[kafka][r
   create_topic(windowed, 1);
   const std::string state_dir =
       (std::filesystem::temp_directory_path() / unique_name("rill-state")).string();
-  const std::string file = write_file(app + ".yaml", R"(
+  const std::string file = write_temp_file(app + ".yaml", R"(
 application:
   application.id: )" + app + R"(
   bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
@@ -92,7 +86,7 @@ flows:
           {order("p1", 2, base + 1000), order("p2", 5, base + 2000), order("p1", 3, base + 30000),
            order("p1", 1, base + 61000), order("p2", 1, base + 125000)});
 
-  ChildProcess rill({rill_binary(), "run", file}, write_file(app + ".log", ""));
+  ChildProcess rill({rill_binary(), "run", file}, write_temp_file(app + ".log", ""));
   const auto total_records = consume(totals, 5, 90s);
   const auto window_records = consume(windowed, 3, 60s);
   INFO(rill.log_tail());
@@ -118,7 +112,7 @@ flows:
 TEST_CASE("rill run stops with exit code 2 naming a topic the broker lacks",
           "[kafka][rill-command]") {
   const std::string app = unique_name("rill-missing"), input = unique_name("missing-in");
-  const std::string file = write_file(app + ".yaml", R"(application:
+  const std::string file = write_temp_file(app + ".yaml", R"(application:
   application.id: )" + app + R"(
   bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
 sources:
@@ -128,7 +122,7 @@ flows:
     steps:
       - stdout
 )");
-  ChildProcess rill({rill_binary(), "run", file}, write_file(app + ".log", ""));
+  ChildProcess rill({rill_binary(), "run", file}, write_temp_file(app + ".log", ""));
   CHECK(rill.wait(60s) == 2);
   CHECK_THAT(rill.log(), Catch::Contains(file + ":5:19: topic '" + input + "' does not exist"));
 }
@@ -140,7 +134,7 @@ TEST_CASE("rill validate checks topics and co-partitioning against a reachable b
   create_topic(web, 4);
   create_topic(shop, 2);
   auto pipeline = [&](const std::string& second) {
-    return write_file(app + "-" + second + ".yaml", R"(application:
+    return write_temp_file(app + "-" + second + ".yaml", R"(application:
   application.id: )" + app + R"(
   bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
 sources:
@@ -155,7 +149,7 @@ flows:
 )");
   };
   auto validate = [&](const std::string& file) {
-    ChildProcess rill({rill_binary(), "validate", file}, write_file(app + ".log", ""));
+    ChildProcess rill({rill_binary(), "validate", file}, write_temp_file(app + ".log", ""));
     const auto exit_code = rill.wait(60s);
     return std::make_pair(exit_code, rill.log());
   };
@@ -188,7 +182,7 @@ TEST_CASE("rill run --until-idle exits 0 once a bounded input is processed and s
   create_topic(input, 1);
   create_topic(output, 1);
   const std::string state_dir = temp_state_dir(app);
-  const std::string file = write_file(app + ".yaml", R"(
+  const std::string file = write_temp_file(app + ".yaml", R"(
 application:
   application.id: )" + app + R"(
   statestore.cache.max.bytes: 0
@@ -227,7 +221,7 @@ flows:
 
   ChildProcess rill({rill_binary(), "run", file, "--set",
                      "bootstrap.servers=" + bootstrap_servers(), "--until-idle", "3s"},
-                    write_file(app + ".log", ""));
+                    write_temp_file(app + ".log", ""));
   INFO(rill.log_tail());
   REQUIRE(rill.wait(120s) == 0);
   CHECK_THAT(rill.log(), Catch::Contains("input drained and idle for 3000 ms"));
@@ -286,7 +280,7 @@ TEST_CASE("a key repartitioned by a YAML group_by lands where Java's producer pu
                        {}});
   produce(input, records);
   const std::string state_dir = temp_state_dir(app);
-  const std::string file = write_file(app + ".yaml", R"(
+  const std::string file = write_temp_file(app + ".yaml", R"(
 application:
   application.id: )" + app + R"(
   bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
@@ -300,7 +294,7 @@ flows:
       - aggregate: {value: count(), name: counts}
       - to: )" + output + "\n");
   ChildProcess rill({rill_binary(), "run", file, "--until-idle", "3s"},
-                    write_file(app + ".log", ""));
+                    write_temp_file(app + ".log", ""));
   INFO(rill.log_tail());
   REQUIRE(rill.wait(120s) == 0);
 
@@ -328,12 +322,12 @@ TEST_CASE("records whose timestamp expression fails go to the dead-letter topic,
   create_topic(output, 1);
   create_topic(dead_letters, 1);
   const std::string state_dir = temp_state_dir(app);
-  const std::string file = write_file(app + ".yaml", R"(
+  const std::string file = write_temp_file(app + ".yaml", R"(
 application:
   application.id: )" + app + R"(
   state.dir: )" + state_dir + R"(
   errors.dead.letter.queue.topic.name: )" + dead_letters +
-                                                         R"(
+                                                              R"(
 sources:
   events:
     topic: )" + input + R"(
@@ -360,7 +354,7 @@ flows:
 
   ChildProcess rill({rill_binary(), "run", file, "--set",
                      "bootstrap.servers=" + bootstrap_servers(), "--until-idle", "3s"},
-                    write_file(app + ".log", ""));
+                    write_temp_file(app + ".log", ""));
   INFO(rill.log_tail());
   REQUIRE(rill.wait(120s) == 0);
 

@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -22,17 +21,12 @@
 #include "support/counts.h"
 #include "support/kafka_cluster.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 using namespace rill::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string write_file(const std::string& name, const std::string& text) {
-  const auto path = std::filesystem::temp_directory_path() / name;
-  std::ofstream(path) << text;
-  return path.string();
-}
 
 // The last count of each key in a topic (read_committed).
 std::map<std::string, int64_t> last_counts(const std::string& topic) {
@@ -91,7 +85,7 @@ TEST_CASE("rill replay rebuilds the state as of a time, from the records no late
   create_topic(input, 3);
   create_topic(output, 2);
   const std::string state_dir = temp_state_dir(app);
-  const std::string file = write_file(app + ".yaml", R"(
+  const std::string file = write_temp_file(app + ".yaml", R"(
 application:
   application.id: )" + app + R"(
   bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
@@ -141,7 +135,7 @@ flows:
   auto replay = [&](const std::string& until, std::vector<std::string> extra) {
     std::vector<std::string> arguments = {test_binary("../rill"), "replay", file, "--until", until};
     arguments.insert(arguments.end(), extra.begin(), extra.end());
-    ChildProcess process(arguments, write_file(app + ".replay.log", ""));
+    ChildProcess process(arguments, write_temp_file(app + ".replay.log", ""));
     const std::optional<int> code = process.wait(180s);
     INFO(process.log_tail());
     REQUIRE(code == 0);
@@ -182,7 +176,7 @@ flows:
 
 TEST_CASE("rill replay refuses a time it cannot read and a pipeline without a cluster",
           "[kafka][rill-command][replay]") {
-  const std::string file = write_file(unique_name("replay-bad") + ".yaml", R"(
+  const std::string file = write_temp_file(unique_name("replay-bad") + ".yaml", R"(
 application:
   application.id: replay-bad
 sources:
@@ -194,11 +188,11 @@ flows:
       - to: out
 )");
   ChildProcess bad_time({test_binary("../rill"), "replay", file, "--until", "yesterday"},
-                        write_file("replay-bad-time.log", ""));
+                        write_temp_file("replay-bad-time.log", ""));
   CHECK(bad_time.wait(30s) == 2);
   CHECK_THAT(bad_time.log(), Catch::Contains("--until") && Catch::Contains("'yesterday'"));
   ChildProcess embedded({test_binary("../rill"), "replay", file, "--until", "2026-11-01T00:00:00Z"},
-                        write_file("replay-embedded.log", ""));
+                        write_temp_file("replay-embedded.log", ""));
   CHECK(embedded.wait(30s) == 2);
   CHECK_THAT(embedded.log(), Catch::Contains("no bootstrap.servers"));
 }

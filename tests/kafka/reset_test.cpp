@@ -5,7 +5,6 @@
 #include <csignal>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -21,17 +20,12 @@
 #include "support/counts.h"
 #include "support/kafka_cluster.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 using namespace rill::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string write_file(const std::string& name, const std::string& text) {
-  const auto path = std::filesystem::temp_directory_path() / name;
-  std::ofstream(path) << text;
-  return path.string();
-}
 
 // Each key's counts in the order the output has them, from `from` on (the
 // end offsets of an earlier run).
@@ -85,7 +79,7 @@ TEST_CASE("rill reset refuses while an instance runs, and a rerun after it recom
   create_topic(input, 2);
   create_topic(output, 2);
   const std::string state_dir = temp_state_dir(app);
-  const std::string file = write_file(app + ".yaml", R"(
+  const std::string file = write_temp_file(app + ".yaml", R"(
 application:
   application.id: )" + app + R"(
   bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
@@ -122,7 +116,7 @@ flows:
   produce(input, records);
   auto rill = [&](std::vector<std::string> arguments, const std::string& log) {
     arguments.insert(arguments.begin(), test_binary("../rill"));
-    return ChildProcess(arguments, write_file(app + "." + log + ".log", ""));
+    return ChildProcess(arguments, write_temp_file(app + "." + log + ".log", ""));
   };
 
   // The first run, still a member of its group while the reset is tried.

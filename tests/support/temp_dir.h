@@ -1,8 +1,10 @@
-// A fresh directory for a test, removed with everything in it at the end.
+// A fresh directory for a test, removed with everything in it at the end;
+// and files written to the system's temporary directory.
 #pragma once
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -27,5 +29,13 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// Writes `text` to the file `name` in the system's temporary directory (a
+// pipeline file, a log file to fill); returns its path.
+inline std::string write_temp_file(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() / name;
+  std::ofstream(path) << text;
+  return path.string();
+}
 
 }  // namespace rill::testing
