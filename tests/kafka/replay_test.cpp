@@ -174,6 +174,47 @@ flows:
   std::filesystem::remove_all(state_dir);
 }
 
+TEST_CASE("rill replay reads global tables up to its time too", "[kafka][rill-command][replay]") {
+  const std::string app = unique_name("rill-replay-global"), names = unique_name("replay-names"),
+                    events = unique_name("replay-events"), output = unique_name("replay-named");
+  create_topic(names, 1);
+  create_topic(events, 2);
+  create_topic(output, 1);
+  const std::string state_dir = temp_state_dir(app);
+  const std::string file = write_temp_file(app + ".yaml", R"(
+application:
+  application.id: )" + app + R"(
+  bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
+  state.dir: )" + state_dir + R"(
+sources:
+  names: {topic: )" + names + R"(, type: global_table}
+  events: {topic: )" + events + R"(}
+flows:
+  - from: events
+    steps:
+      - join: {with: names, type: left, value: {event: value.id, name: right.name}}
+      - to: )" + output + R"(
+)");
+  // The name of k changes from "old" to "new" after the replay's time.
+  const int64_t base = (now_ms() - 3600'000) / 1000 * 1000;
+  produce(names, {{"k", R"({"name":"old"})", 0, -1, base, {}},
+                  {"k", R"({"name":"new"})", 0, -1, base + 200'000, {}}});
+  produce(events, {{"k", R"({"id":1})", -1, -1, base + 100'000, {}},
+                   {"k", R"({"id":2})", -1, -1, base + 300'000, {}}});
+  ChildProcess process(
+      {test_binary("../rill"), "replay", file, "--until", utc_iso_time(base + 150'000)},
+      write_temp_file(app + ".replay.log", ""));
+  const std::optional<int> code = process.wait(120s);
+  INFO(process.log_tail());
+  REQUIRE(code == 0);
+  std::vector<std::string> joined;
+  REQUIRE(read_to_end(
+      output + "-as-of-" + compact_time(base + 150'000),
+      [&](const TestRecord& record) { joined.push_back(record.value.value_or("<null>")); }, 30s));
+  CHECK(joined == std::vector<std::string>{R"({"event":1,"name":"old"})"});
+  std::filesystem::remove_all(state_dir);
+}
+
 TEST_CASE("rill replay refuses a time it cannot read and a pipeline without a cluster",
           "[kafka][rill-command][replay]") {
   const std::string file = write_temp_file(unique_name("replay-bad") + ".yaml", R"(

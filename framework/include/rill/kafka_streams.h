@@ -67,9 +67,9 @@ class KafkaStreams {
   // it. Once all of that, and what went through repartition topics, is
   // processed and committed, the instance closes by itself (NOT_RUNNING): its
   // stores and outputs then hold the state as of `until_ms`. Completion is
-  // checked at commits, so a short commit.interval.ms ends it sooner. Give
-  // the replay an application.id and output topics of its own, and run one
-  // instance; global tables are read whole. Set before start().
+  // checked at commits, so a short commit.interval.ms ends it sooner. Global
+  // tables are read up to `until_ms` too. Give the replay an application.id
+  // and output topics of its own, and run one instance. Set before start().
   void replay_until(int64_t until_ms);
 
   // Checks the source topics exist, creates internal topics, joins the group and

@@ -1,5 +1,6 @@
 #include "runtime/global_thread.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "kafka/group.h"
@@ -59,7 +60,7 @@ GlobalThread::~GlobalThread() {
   kafka::destroy_unclosed(std::move(consumer_));
 }
 
-void GlobalThread::restore() {
+void GlobalThread::restore(std::optional<int64_t> until_ms) {
   state_.open();
   std::vector<kafka::TopicPartition> assignment;
   std::vector<std::pair<std::string, int32_t>> topic_partitions;
@@ -72,15 +73,26 @@ void GlobalThread::restore() {
     for (int32_t p = 0; p < *count; ++p) topic_partitions.emplace_back(topic, p);
   }
   const auto offsets = kafka::watermarks(consumer_.get(), topic_partitions, timeout_);
+  std::vector<int64_t> limits;
+  if (until_ms)
+    limits = kafka::offsets_for_time(consumer_.get(), topic_partitions, *until_ms + 1, timeout_);
   for (std::size_t i = 0; i < topic_partitions.size(); ++i) {
     const auto& [topic, p] = topic_partitions[i];
     const std::string store = state_.store_of(topic);
-    const auto [low, high] = offsets[i];
+    const auto low = offsets[i].first;
+    const auto high = until_ms ? std::min(offsets[i].second, limits[i]) : offsets[i].second;
+    if (until_ms && low > 0 && high > 0)
+      log::get().warn(
+          "global store {}: {}[{}] starts at offset {}: the records before it are deleted "
+          "(retention), so the state as of {} ms lacks them",
+          store, topic, p, low, *until_ms);
     int64_t from = std::max(low, state_.checkpointed(topic, p).value_or(low));
-    if (from > high) from = low;  // the topic was recreated since the checkpoint
+    if (from > offsets[i].second) from = low;  // the topic was recreated since the checkpoint
+    from = std::min(from, high);
     Partition& partition = partitions_[{topic, p}];
     partition.store = store;
     partition.end = high;
+    if (until_ms) partition.limit = limits[i];
     partition.position = &state_.position(topic, p);
     *partition.position = from;
     partition.progress = {store, topic, p, 0, static_cast<uint64_t>(high - from), false};
@@ -160,6 +172,11 @@ std::size_t GlobalThread::poll_once(int timeout_ms) {
     if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       log::get().warn("reading global topic {}[{}]: {}", topic, message->partition,
                       kafka::error_of(*message));
+      continue;
+    }
+    if (message->offset >= state.limit) {
+      // A replay's end reached: the partition counts as read to it.
+      *state.position = std::max(*state.position, state.limit);
       continue;
     }
     state_.process(raw_record_of(*message, topic, headers_));

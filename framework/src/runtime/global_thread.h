@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,8 +53,9 @@ class GlobalThread {
   // Opens the global stores and applies every record of their topics up to
   // the partitions' end offsets read now, from the checkpoint on. Blocks;
   // throws std::runtime_error naming a missing topic, an unreachable cluster
-  // or a record a handler chose to fail on.
-  void restore();
+  // or a record a handler chose to fail on. With `until_ms` (a replay), each
+  // partition ends for good at its first record later than that time.
+  void restore(std::optional<int64_t> until_ms = std::nullopt);
   // Starts the thread that applies new records.
   void start();
   // Stops the thread; then closes the stores, writing their checkpoint.
@@ -70,6 +72,8 @@ class GlobalThread {
   struct Partition {
     std::string store;
     int64_t end = 0;
+    // A replay's end: no record from this offset on is applied.
+    int64_t limit = std::numeric_limits<int64_t>::max();
     // The state manager's position of the partition.
     int64_t* position = nullptr;
     KafkaStreams::RestoreProgress progress;

@@ -503,7 +503,7 @@ struct KafkaStreams::Impl {
                                        progress.restored, progress.total, progress.done);
           if (restore_listener) restore_listener(progress);
         });
-    global_thread->restore();
+    global_thread->restore(replay_until_ms);
     global_thread->start();
   }
 
