@@ -461,7 +461,6 @@ bool TaskManager::replay_complete(const EndOffsets& ends) {
 // and every later owner of the partition starts at or after it.
 void TaskManager::purge_repartition_topics() {
   if (!purge_) return;
-  take_purge_answer();
   const auto now = Clock::now();
   if (!purge_ || purge_->in_flight() || now < next_purge_) return;
   std::vector<kafka::TopicPartition> below;
@@ -529,6 +528,7 @@ void TaskManager::take_reports() {
 
 std::optional<std::string> TaskManager::update(const KafkaStreams::ExceptionHandler& handler) {
   take_reports();
+  if (purge_) take_purge_answer();
   std::vector<std::shared_ptr<ActiveTask>> failed;
   for (auto& [id, task] : tasks_)
     if (task->task_state() == TaskState::kFailed && !task->scheduled.load()) failed.push_back(task);

@@ -218,7 +218,7 @@ class TaskManager {
   bool commit_transaction(const std::vector<kafka::TopicPartition>& offsets);
   // After a commit: deletes the records of repartition topics below the
   // committed offsets, as Kafka Streams does, so that they stop growing. The
-  // request runs in the background; its answer is taken at a later commit.
+  // request runs in the background; update() takes its answer.
   void purge_repartition_topics();
   void take_purge_answer();
   void create_transactions();
