@@ -198,7 +198,6 @@ InputPartition* ActiveTask::next_input() {
       // A partial take leaves may_have_more false, but records may have
       // arrived since: ready_to_process counted them, so they must be taken.
       if (!input->may_have_more && input->queue.length() == 0) continue;
-      if (input->at_end_offset) continue;
       if (!input->take()) continue;
     }
     int64_t timestamp = kafka::timestamp_of(*input->batch[input->next]);
