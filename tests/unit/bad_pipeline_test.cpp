@@ -296,6 +296,10 @@ const std::vector<BadPipeline> kCases = {
      "  t: {topic: t, type: table}\nflows:\n  - from: in\n    steps:\n"
      "      - join: {with: t, key: timestamp, value: right}\n",
      8, 30, "a join's key sees the record's key and value only"},
+    {"to_postgres without a key column",
+     with_steps("      - to_postgres:\n          connection: x\n          table: t\n"
+                "          key_columns: {}\n"),
+     11, 24, "'key_columns' in 'to_postgres': found an empty mapping, expected a mapping"},
 };
 
 }  // namespace

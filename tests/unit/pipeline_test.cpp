@@ -762,3 +762,49 @@ flows:
   else
     CHECK(run.read("paid") == Records{joined[0], o2_alone[0], o3_alone[0]});
 }
+
+TEST_CASE("to_postgres writes each record's row to the sink's topic, a table's deletions as null",
+          "[unit][pipeline][postgres]") {
+  Run run(R"(
+application:
+  application.id: shop
+sources:
+  customers: {topic: customers, type: table}
+  orders: {topic: orders}
+flows:
+  - from: customers
+    steps:
+      - to_postgres:
+          name: customer-rows
+          connection: postgresql://localhost/shop
+          table: customers
+          key_columns:
+            id: {value: key}
+          columns:
+            city: {value: value.city}
+            since: {value: timestamp, type: bigint}
+  - from: orders
+    steps:
+      - to_postgres:
+          connection: postgresql://localhost/shop
+          table: last_order
+          key_columns:
+            customer: {value: value.customer}
+            shop: {value: '"main"'}
+          columns:
+            total: {value: value.qty * value.price}
+      - to: seen
+)");
+  REQUIRE(run.pipeline.topology.postgres_sinks().size() == 2);
+  CHECK(run.pipeline.topology.postgres_sinks()[1].name == "last_order");
+  run.pipe("customers", "ada", R"({"city":"Paris"})", 1000);
+  run.pipe("customers", "ada", std::nullopt, 2000);
+  CHECK(run.read("shop-customer-rows-sink") ==
+        Records{{R"({"id":"ada"})", R"({"city":"Paris","since":1000})"},
+                {R"({"id":"ada"})", "<null>"}});
+  run.pipe("orders", "o1", R"({"customer":"bob","qty":2,"price":1.5})");
+  CHECK(run.read("shop-last_order-sink") ==
+        Records{{R"({"customer":"bob","shop":"main"})", R"({"total":3.0})"}});
+  // The stream goes on after the step.
+  CHECK(run.read("seen").size() == 1);
+}

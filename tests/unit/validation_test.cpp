@@ -200,6 +200,35 @@ TEST_CASE("types without a default serde need one where records become bytes",
   }
 }
 
+TEST_CASE("a PostgreSQL sink must declare its table whole and its key's columns",
+          "[unit][validation][postgres]") {
+  StreamsBuilder builder;
+  auto stream = builder.stream<std::string, std::string>(std::string("in"));
+  PostgresTable table;
+  table.connection = "postgresql://localhost/db";
+  table.table = "t";
+  CHECK_THROWS_WITH(stream.to_postgres("rows", table),
+                    "to_postgres 'rows': no key column: the rows are upserted by key");
+  table.key_columns = {{"id"}};
+  table.value_columns = {{"id"}};
+  CHECK_THROWS_WITH(stream.to_postgres("rows", table),
+                    "to_postgres 'rows': column 'id' appears twice");
+  table.value_columns = {{"text"}};
+  table.connection.clear();
+  CHECK_THROWS_WITH(stream.to_postgres("rows", table), "to_postgres 'rows': no connection string");
+  table.connection = "postgresql://localhost/db";
+  stream.to_postgres("rows", table);
+  CHECK_THROWS_WITH(stream.to_postgres("rows", table),
+                    Contains("a PostgreSQL sink of that name exists already"));
+  struct Point {
+    int x = 0;
+  };
+  auto points = builder.stream<std::string, Point>(
+      std::string("points"), Consumed<std::string, Point>{serdes::string(), nullptr});
+  CHECK_THROWS_WITH(points.to_postgres("points", table),
+                    Contains("the value type has no text of its own; give value_columns"));
+}
+
 TEST_CASE("a built topology cannot change and an empty one cannot build", "[unit][validation]") {
   Topology empty;
   CHECK_THROWS_WITH(empty.build(), "the topology has no nodes");

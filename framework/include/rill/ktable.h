@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -129,6 +130,22 @@ class KTable {
     return KStream<K, std::optional<V>>(builder_, node, key_serde_,
                                         value_serde_ ? serdes::nullable<V>(value_serde_) : nullptr,
                                         false);
+  }
+
+  // Keeps a PostgreSQL table equal to this table (rill/postgres.h): an
+  // update upserts its key's row, a deletion deletes it. The columns as for
+  // KStream::to_postgres.
+  void to_postgres(std::string name, PostgresTable table,
+                   std::function<PostgresValues(const K&)> key_columns = {},
+                   std::function<PostgresValues(const K&, const V&)> value_columns = {}) const {
+    value_columns = internal::value_columns_or_own<K, V>(name, std::move(value_columns));
+    internal::write_postgres_rows(
+        to_stream(name + "-changes"), std::move(name), std::move(table), std::move(key_columns),
+        [value_columns](const K& key,
+                        const std::optional<V>& value) -> std::optional<PostgresValues> {
+          if (!value) return std::nullopt;
+          return value_columns(key, *value);
+        });
   }
 
   // f(value) or f(key, value) -> the new value. A mapper that returns

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <concepts>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -705,6 +706,17 @@ class KStream {
     to(std::move(topic), std::move(key_serde), serdes::nullable<Inner>(std::move(value_serde)));
   }
 
+  // Keeps a PostgreSQL table equal to this stream by key (rill/postgres.h):
+  // each record upserts its key's row. `key_columns(key)` and
+  // `value_columns(key, value)` give the texts of the key columns and of the
+  // value columns, in the order the table declares them; by default the key
+  // and the value themselves, for one column each of a string, number or
+  // bool type. `name` names the sink: its topic
+  // "<application.id>-<name>-sink", its consumer group and its offsets.
+  void to_postgres(std::string name, PostgresTable table,
+                   std::function<PostgresValues(const K&)> key_columns = {},
+                   std::function<PostgresValues(const K&, const V&)> value_columns = {}) const;
+
   // For keyed operations: this stream if its key is unchanged since it was read,
   // otherwise a repartitioned copy named "<name>-repartition".
   KStream repartition_if_required(std::string name) const {
@@ -813,6 +825,78 @@ KStream<K, V> KStream<K, V>::repartition(Repartitioned<K, V> options) const {
   builder_->topology().template add_source<K, V>(source, {}, key_serde, value_serde);
   builder_->topology().mutable_node(source).topics.push_back(topic);
   return KStream<K, V>(builder_, source, key_serde, value_serde, false);
+}
+
+namespace internal {
+
+// The columns of a key or value type that has a text of its own: that text.
+template <class T>
+std::function<PostgresValues(const T&)> own_text_columns() {
+  if constexpr (kHasPostgresText<T>)
+    return [](const T& value) { return PostgresValues{postgres_text(value)}; };
+  else
+    return {};
+}
+
+// `given`, or the value's own text for the one value column.
+template <class K, class V>
+std::function<PostgresValues(const K&, const V&)> value_columns_or_own(
+    const std::string& sink, std::function<PostgresValues(const K&, const V&)> given) {
+  if (given) return given;
+  if (auto own = own_text_columns<V>())
+    return [own](const K&, const V& value) { return own(value); };
+  throw TopologyError("to_postgres '" + sink +
+                      "': the value type has no text of its own; give value_columns");
+}
+
+// Declares a PostgreSQL sink, which throws TopologyError when its table is not
+// declared whole, and returns the topic its rows go to through a sink node
+// named "<name>-sink". On that topic a row's key is a JSON object of the key
+// columns, its value one of the value columns, or null to delete the key's row.
+inline TopicRef declare_postgres_sink(Topology& topology, std::string name, PostgresTable table) {
+  TopicRef topic(name + "-sink", true);
+  topology.add_postgres_sink({std::move(name), topic, std::move(table)});
+  return topic;
+}
+
+// The rows of `stream` on the sink's topic, with a null value where
+// `value_columns` gives nothing (a deletion).
+template <class K, class VS, class ValueColumns>
+void write_postgres_rows(const KStream<K, VS>& stream, std::string name, PostgresTable table,
+                         std::function<PostgresValues(const K&)> key_columns,
+                         ValueColumns value_columns) {
+  if (!key_columns) key_columns = own_text_columns<K>();
+  if (!key_columns)
+    throw TopologyError("to_postgres '" + name +
+                        "': the key type has no text of its own; give key_columns");
+  Topology& topology = stream.builder()->topology();
+  const std::vector<PostgresColumn> keys = table.key_columns, values = table.value_columns;
+  const TopicRef topic = declare_postgres_sink(topology, name, std::move(table));
+  using Row = std::optional<std::string>;
+  auto rows = stream.map(
+      [name, keys, values, key_columns, value_columns](const K& key, const VS& value) {
+        std::optional<PostgresValues> columns = value_columns(key, value);
+        return KeyValue<std::string, Row>{
+            postgres_row_json(name, "key", keys, key_columns(key)),
+            columns ? Row(postgres_row_json(name, "value", values, *columns)) : std::nullopt};
+      },
+      name + "-rows");
+  topology.add_sink<std::string, Row>(name + "-sink", topic, {rows.node_name()}, serdes::string(),
+                                      serdes::nullable<std::string>(serdes::string()));
+}
+
+}  // namespace internal
+
+template <class K, class V>
+void KStream<K, V>::to_postgres(
+    std::string name, PostgresTable table, std::function<PostgresValues(const K&)> key_columns,
+    std::function<PostgresValues(const K&, const V&)> value_columns) const {
+  value_columns = internal::value_columns_or_own<K, V>(name, std::move(value_columns));
+  internal::write_postgres_rows(
+      *this, std::move(name), std::move(table), std::move(key_columns),
+      [value_columns](const K& key, const V& value) -> std::optional<PostgresValues> {
+        return value_columns(key, value);
+      });
 }
 
 template <class K, class V>

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "rill/internal/node.h"
+#include "rill/postgres.h"
 #include "rill/processor.h"
 #include "rill/serde.h"
 #include "rill/state.h"
@@ -98,6 +99,18 @@ class Topology {
                      SerdePtr<V> value_serde = default_serde<V>(),
                      Partitioner<K, V> partitioner = {});
 
+  // A PostgreSQL table kept from the rows on an internal topic, which a sink
+  // node of the topology writes (KStream::to_postgres). Every instance runs
+  // its writer; docs/read-models.md.
+  struct PostgresSink {
+    std::string name;
+    TopicRef topic;
+    PostgresTable table;
+  };
+  // Throws TopologyError naming the sink when its table is not declared whole.
+  Topology& add_postgres_sink(PostgresSink sink);
+  const std::vector<PostgresSink>& postgres_sinks() const { return postgres_sinks_; }
+
   // Adds a state store, connected to the named processors (more can be
   // connected later with connect_processor_and_stores).
   Topology& add_state_store(StoreBuilder store, std::vector<std::string> processors = {});
@@ -165,6 +178,7 @@ class Topology {
   std::vector<StoreBuilder> stores_;
   std::vector<Subtopology> subtopologies_;
   std::vector<GlobalStore> global_stores_;
+  std::vector<PostgresSink> postgres_sinks_;
   bool built_ = false;
 };
 

@@ -141,9 +141,9 @@ std::string describe_node(const YAML::Node& node) {
     case YAML::NodeType::Scalar:
       return "'" + node.Scalar() + "'";
     case YAML::NodeType::Sequence:
-      return "a list";
+      return node.size() == 0 ? "an empty list" : "a list";
     case YAML::NodeType::Map:
-      return "a mapping";
+      return node.size() == 0 ? "an empty mapping" : "a mapping";
     default:
       return "nothing";
   }

@@ -7,6 +7,22 @@ namespace rill::pipeline {
 
 using T = FieldType;
 
+namespace {
+
+// A column of a to_postgres step: its value and its SQL type.
+std::vector<FieldSpec> postgres_column_fields() {
+  return {{"value", T::kExpression, true, "The column's value: `key`, `value.orders`..."},
+          {"type",
+           T::kString,
+           false,
+           "The SQL type, for create_table; values are sent as text and cast to the column's "
+           "type.",
+           {},
+           "text"}};
+}
+
+}  // namespace
+
 const std::vector<Operator>& operator_table() {
   static const std::vector<Operator> kTable = {
       {.declaration = {"filter",
@@ -209,6 +225,66 @@ const std::vector<Operator>& operator_table() {
              name_field("Names the sink node.")},
             "- to: {topic: large-orders, value_format: json}"},
        .apply = &Planner::apply_to},
+      {.declaration =
+           {"to_postgres",
+            "Keeps a PostgreSQL table equal to the stream, by key, exactly once: each record "
+            "upserts its key's row, a record with a null value (a table's deletion) deletes it. "
+            "The rows go through the compacted topic `<application.id>-<name>-sink` to a writer "
+            "on every instance, which commits each batch with the offsets it covers in the table "
+            "`rill_sink_offsets` (docs/read-models.md).",
+            "",
+            {{"connection", T::kString, true,
+              "libpq connection string or URI, usually from the environment: "
+              "`${DATABASE_URL}`."},
+             {"table", T::kString, true,
+              "The table, optionally schema-qualified; used as written, case included."},
+             {"key_columns",
+              T::kNamedObjects,
+              true,
+              "The primary key's columns, by name.",
+              {},
+              {},
+              postgres_column_fields()},
+             {"columns",
+              T::kNamedObjects,
+              false,
+              "The other columns, by name.",
+              {},
+              {},
+              postgres_column_fields()},
+             {"create_table",
+              T::kEnum,
+              false,
+              "true: creates the table, with the key columns as primary key, when it is missing.",
+              {"true", "false"},
+              "false"},
+             {"batch_size",
+              T::kInteger,
+              false,
+              "Rows per database transaction at most.",
+              {},
+              "1000"},
+             {"linger",
+              T::kDuration,
+              false,
+              "How long a batch's first row waits for others.",
+              {},
+              "100ms"},
+             {"on_rejected",
+              T::kEnum,
+              false,
+              "A row PostgreSQL refuses (a constraint or type error): `dead_letter` sends it to "
+              "`errors.dead.letter.queue.topic.name` (else `<application.id>-<name>-dead-letters`)"
+              " with the error in its headers, `log_and_continue` logs and skips it, `fail` stops "
+              "the instance.",
+              {"dead_letter", "log_and_continue", "fail"},
+              "dead_letter"},
+             name_field("Names the sink: its topic, consumer group and offsets. Default: the "
+                        "table's name.")},
+            "- to_postgres:\n    connection: ${DATABASE_URL}\n    table: orders_by_customer\n"
+            "    create_table: true\n    key_columns:\n      customer: {value: key}\n"
+            "    columns:\n      orders: {value: value.orders, type: bigint}"},
+       .apply = &Planner::apply_to_postgres},
       {.declaration =
            {"stdout",
             "Prints each record as `key<TAB>value` (value as JSON) on standard output, for trying "

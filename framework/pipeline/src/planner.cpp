@@ -293,11 +293,11 @@ void Planner::plan_flow(const FlowSpec& flow) {
       document_.fail(step.mark,
                      "found a step after 'branch', expected branch to end the flow "
                      "(read its routes with 'from' in another flow)");
-    if (state.table && op != "group_by")
+    if (state.table && op != "group_by" && op != "to_postgres")
       document_.fail(step.mark, "found '" + std::string(op) + "' on table '" +
                                     document_.scalar(from) +
-                                    "', expected group_by (a table's rows go on through group_by "
-                                    "and aggregate)");
+                                    "', expected group_by or to_postgres (a table's rows go on "
+                                    "through group_by and aggregate, or into PostgreSQL)");
     if ((state.grouped || state.grouped_table) && op != "aggregate")
       document_.fail(step.mark,
                      "found '" + std::string(op) + "' after group_by, expected aggregate");
@@ -528,6 +528,74 @@ void Planner::apply_to(FlowState& state, const StepSpec& step) {
                                        {},
                                        step_name(step)});
   pipeline_.topics.push_back(TopicUse{topic, document_.position(step.at("topic").Mark()), false});
+}
+
+void Planner::apply_to_postgres(FlowState& state, const StepSpec& step) {
+  PostgresTable table;
+  table.connection = document_.scalar(step.at("connection"));
+  table.table = document_.scalar(step.at("table"));
+  std::string name = step_name(step);
+  if (name.empty()) name = table.table;
+  using Columns = std::vector<std::pair<std::string, Expression>>;
+  auto columns = [&](const char* field, std::vector<PostgresColumn>& declared) {
+    Columns out;
+    if (!step.has(field)) return out;
+    for (const auto& entry : step.at(field)) {
+      const YAML::Node& column = entry.second;
+      declared.push_back({entry.first.as<std::string>(),
+                          column["type"] ? document_.scalar(column["type"]) : "text"});
+      out.emplace_back(declared.back().name, expression(column["value"], state.scope));
+    }
+    return out;
+  };
+  const Columns keys = columns("key_columns", table.key_columns);
+  const Columns values = columns("columns", table.value_columns);
+  table.create_table = step.text(document_, "create_table", "false") == "true";
+  if (step.has("batch_size")) {
+    const int64_t size = document_.parse_integer(step.at("batch_size"));
+    if (size < 1)
+      document_.fail(step.at("batch_size").Mark(),
+                     "found batch_size " + std::to_string(size) + ", expected at least 1");
+    table.batch_size = static_cast<std::size_t>(size);
+  }
+  if (step.has("linger"))
+    table.linger = std::chrono::milliseconds(document_.parse_duration(step.at("linger")));
+  const std::string rejected = step.text(document_, "on_rejected", "dead_letter");
+  table.rejected_rows = rejected == "fail"               ? RejectedRows::kFail
+                        : rejected == "log_and_continue" ? RejectedRows::kLogAndContinue
+                                                         : RejectedRows::kDeadLetter;
+  TopicRef topic;
+  try {
+    topic = internal::declare_postgres_sink(builder_.topology(), name, std::move(table));
+  } catch (const TopologyError& e) {
+    document_.fail(step.mark, e.what());
+  }
+  // A table's changes, deletions as null values; after them the flow goes on
+  // with that stream.
+  if (state.table) {
+    state.stream = state.table->to_stream(name + "-changes")
+                       .map_values([](const std::optional<Json>& v) { return v ? *v : Json(); },
+                                   name + "-values");
+    state.table.reset();
+  }
+  // Each record becomes its row: the key columns and the value columns as
+  // JSON objects (sorted by name, so that a key's row always has the same
+  // bytes and compaction keeps its last one); a null value deletes.
+  const Stream rows = add_step(
+      state.stream, "KSTREAM-MAP", name + "-rows", state.stream.repartition_required(),
+      [keys, values](const Record<Json, Json>& r, ProcessorContext<Json, Json>& ctx) {
+        const EvalContext c = context_of(r);
+        Json key = Json::object();
+        for (const auto& [column, e] : keys) key[column] = e.evaluate(c);
+        Json value = nullptr;
+        if (!r.value.is_null()) {
+          value = Json::object();
+          for (const auto& [column, e] : values) value[column] = e.evaluate(c);
+        }
+        ctx.forward(Record<Json, Json>{std::move(key), std::move(value), r.timestamp, r.headers});
+      });
+  builder_.topology().add_sink<Json, Json>(name + "-sink", topic, {rows.node_name()},
+                                           format_serde("json"), format_serde("json"));
 }
 
 void Planner::apply_stdout(FlowState& state, const StepSpec& step) {

@@ -65,6 +65,7 @@ class Planner {
   void apply_group_by(FlowState& state, const StepSpec& step);
   void apply_aggregate(FlowState& state, const StepSpec& step);
   void apply_to(FlowState& state, const StepSpec& step);
+  void apply_to_postgres(FlowState& state, const StepSpec& step);
   void apply_stdout(FlowState& state, const StepSpec& step);
 
  private:

@@ -45,6 +45,29 @@ std::optional<Watermarks> fetched_watermarks(rd_kafka_t* consumer, const std::st
   return marks;
 }
 
+MessagePtr poll_record(rd_kafka_t* consumer, std::chrono::milliseconds timeout) {
+  return MessagePtr(rd_kafka_consumer_poll(consumer, static_cast<int>(timeout.count())));
+}
+
+void pause(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions) {
+  if (partitions.empty()) return;
+  if (rd_kafka_resp_err_t err = rd_kafka_pause_partitions(consumer, to_list(partitions).get()))
+    throw Error(err, "cannot pause partitions");
+}
+
+void resume(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions) {
+  if (partitions.empty()) return;
+  if (rd_kafka_resp_err_t err = rd_kafka_resume_partitions(consumer, to_list(partitions).get()))
+    throw Error(err, "cannot resume partitions");
+}
+
+void commit_async(rd_kafka_t* consumer, const std::vector<TopicPartition>& offsets) {
+  if (offsets.empty()) return;
+  // The answer is not awaited: an error only delays what the group's lag shows.
+  [[maybe_unused]] const rd_kafka_resp_err_t err =
+      rd_kafka_commit(consumer, to_list(offsets).get(), 1);
+}
+
 void subscribe(rd_kafka_t* consumer, const std::vector<std::string>& topics) {
   PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
   for (const std::string& topic : topics)

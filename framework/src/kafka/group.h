@@ -56,6 +56,19 @@ void incremental_unassign(rd_kafka_t* consumer, const std::vector<TopicPartition
 // this member) rather than handed over.
 bool assignment_lost(rd_kafka_t* consumer);
 
+// The next record (or consumer error) of a consumer that polls its own queue
+// (redirect_events_to_consumer), serving rebalance callbacks and client
+// events meanwhile; nullptr when none came within `timeout`.
+MessagePtr poll_record(rd_kafka_t* consumer, std::chrono::milliseconds timeout);
+
+// Stops and restarts fetching of assigned partitions; the position stays.
+void pause(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions);
+void resume(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions);
+
+// Commits `offsets` without waiting for the coordinator's answer: for offsets
+// kept elsewhere and committed to the group only so that its lag shows.
+void commit_async(rd_kafka_t* consumer, const std::vector<TopicPartition>& offsets);
+
 // The member id the group coordinator gave this consumer ("" before it joined).
 std::string member_id(rd_kafka_t* consumer);
 

@@ -1,5 +1,6 @@
 #include "metrics/registry.h"
 
+#include <chrono>
 #include <deque>
 
 #include <nlohmann/json.hpp>
@@ -246,6 +247,45 @@ std::vector<MetricFamily> Registry::Collect() const {
   for (std::size_t thread = 0; thread < worker_threads_; ++thread)
     out.add(busy, {{"thread", std::to_string(thread)}},
             static_cast<double>(worker_busy_ns_[thread].value()) / kNanosPerSecond);
+
+  if (read_sinks_) {
+    const std::vector<SinkValues> sinks = read_sinks_();
+    auto& up = out.family("rill_postgres_sink_up",
+                          "1 while the sink is connected and writing; 0 while its database is "
+                          "away or refuses.",
+                          T::Gauge);
+    auto& rows = out.family("rill_postgres_sink_rows_total",
+                            "Rows the sink wrote, or that the database rejected.", T::Counter);
+    auto& batches = out.family("rill_postgres_sink_batches_total",
+                               "Database transactions that committed a batch.", T::Counter);
+    auto& failures = out.family("rill_postgres_sink_failures_total",
+                                "Attempts to connect or write that failed.", T::Counter);
+    auto& lag = out.family("rill_postgres_sink_lag_records",
+                           "Records of the sink's topic not written yet (-1: unknown).", T::Gauge);
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    auto& down = out.family("rill_postgres_sink_unavailable_seconds",
+                            "How long the sink has not been able to write (0 while it writes).",
+                            T::Gauge);
+    for (const SinkValues& sink : sinks) {
+      const Labels labels{{"sink", sink.sink}, {"table", sink.table}};
+      out.add(up, labels, sink.available ? 1 : 0);
+      auto with = [&](const char* outcome) {
+        Labels l = labels;
+        l.push_back({"outcome", outcome});
+        return l;
+      };
+      out.add(rows, with("written"), static_cast<double>(sink.rows_written));
+      out.add(rows, with("rejected"), static_cast<double>(sink.rows_rejected));
+      out.add(batches, labels, static_cast<double>(sink.batches));
+      out.add(failures, labels, static_cast<double>(sink.failures));
+      out.add(lag, labels, static_cast<double>(sink.lag));
+      out.add(down, labels,
+              sink.available ? 0.0
+                             : static_cast<double>(now_ms - sink.unavailable_since_ms) / 1000.0);
+    }
+  }
 
   std::lock_guard lock(mutex_);
   auto& log_start = out.family("rill_repartition_log_start_offset",

@@ -60,6 +60,24 @@ struct StoreGauges {
   uint64_t cache_misses = 0;
 };
 
+// A sink that keeps a database table (sinks/postgres_sink.h): how it fares.
+struct SinkValues {
+  std::string sink;
+  std::string table;
+  // Connected and writing; false while the database is away or refuses.
+  bool available = false;
+  // When it became unavailable (ms since the epoch), and why.
+  int64_t unavailable_since_ms = 0;
+  std::string last_error;
+  uint64_t rows_written = 0;
+  uint64_t rows_rejected = 0;
+  uint64_t batches = 0;
+  uint64_t failures = 0;
+  // Records of the sink's topic not applied yet over its assigned partitions
+  // (-1: unknown).
+  int64_t lag = -1;
+};
+
 class Registry final : public prometheus::Collectable {
  public:
   // `record_latencies`: metrics.enabled; `record_store_latency`:
@@ -76,6 +94,9 @@ class Registry final : public prometheus::Collectable {
 
   void set_instance_values(std::function<InstanceValues()> read) {
     read_instance_ = std::move(read);
+  }
+  void set_sink_values(std::function<std::vector<SinkValues>()> read) {
+    read_sinks_ = std::move(read);
   }
 
   // Written by the polling thread.
@@ -117,6 +138,7 @@ class Registry final : public prometheus::Collectable {
   const bool record_latencies_;
   const bool record_store_latency_;
   std::function<InstanceValues()> read_instance_;
+  std::function<std::vector<SinkValues>()> read_sinks_;
   std::unique_ptr<Counter[]> worker_busy_ns_;
   std::size_t worker_threads_ = 0;
 

@@ -35,6 +35,7 @@
 #include "runtime/producer_collector.h"
 #include "runtime/standby_placement.h"
 #include "runtime/task_manager.h"
+#include "sinks/postgres_sink.h"
 #include "state/caching_stores.h"
 #include "state/changelog_reader.h"
 #include "state/rocksdb_resources.h"
@@ -127,6 +128,8 @@ struct KafkaStreams::Impl {
         application_id, client_id.empty() ? application_id : client_id, metrics_enabled,
         config.get_string(config::kMetricsRecordingLevel) == "DEBUG");
     metrics->set_instance_values([this] { return instance_values(); });
+    if (!topology.postgres_sinks().empty())
+      metrics->set_sink_values([this] { return sink_values(); });
     worker_threads = static_cast<std::size_t>(config.get_int(config::kNumStreamThreads));
     metrics->set_worker_threads(worker_threads);
     standby_replicas = config.get_int(config::kNumStandbyReplicas);
@@ -292,12 +295,22 @@ struct KafkaStreams::Impl {
 
     const auto replication = static_cast<int32_t>(config.get_int(config::kReplicationFactor));
     std::vector<kafka::NewTopic> to_create;
+    std::set<std::string> row_topics;
+    for (const auto& sink : topology.postgres_sinks()) {
+      row_topics.insert(sink.topic.full_name(application_id));
+      const std::string dead_letters = postgres_dead_letter_topic(sink);
+      if (existing.emplace(dead_letters, 1).second)
+        to_create.push_back({dead_letters, 1, replication, config.topic_configs()});
+    }
     for (const auto& sub : topology.subtopologies()) {
       for (const auto& topic : sub.sink_topics) {
         const std::string name = topic.full_name(application_id);
         if (topic.internal && existing.emplace(name, partition_counts.at(name)).second)
-          to_create.push_back(
-              {name, partition_counts.at(name), replication, repartition_topic_configs()});
+          // A PostgreSQL sink's rows are upserts by key: compacted, the topic
+          // keeps every key's last row however far the database falls behind.
+          to_create.push_back({name, partition_counts.at(name), replication,
+                               row_topics.contains(name) ? row_topic_configs()
+                                                         : repartition_topic_configs()});
       }
       for (const auto& store_name : sub.stores) {
         const StoreSpec& spec = topology.store(store_name).spec();
@@ -411,6 +424,49 @@ struct KafkaStreams::Impl {
                                                {"retention.ms", "-1"}};
     for (auto& [name, value] : config.topic_configs()) configs[name] = value;
     return configs;
+  }
+
+  std::map<std::string, std::string> row_topic_configs() const {
+    std::map<std::string, std::string> configs = config.topic_configs();
+    configs["cleanup.policy"] = "compact";
+    return configs;
+  }
+
+  // Where a PostgreSQL sink's rejected rows go: the application's dead-letter
+  // topic, or one of the sink's own.
+  std::string postgres_dead_letter_topic(const Topology::PostgresSink& sink) const {
+    return errors.has_dead_letter_topic() ? errors.dead_letter_topic()
+                                          : application_id + "-" + sink.name + "-dead-letters";
+  }
+
+  // One writer per PostgreSQL sink, each on its own thread and consumer group.
+  void start_postgres_sinks() {
+    if (topology.postgres_sinks().empty()) return;
+    for (const auto& sink : topology.postgres_sinks()) {
+      sinks::PostgresSinkSettings settings;
+      settings.application_id = application_id;
+      settings.sink = sink.name;
+      settings.topic = sink.topic.full_name(application_id);
+      settings.table = sink.table;
+      settings.dead_letter_topic = postgres_dead_letter_topic(sink);
+      settings.consumer_properties = base_properties("consumer");
+      settings.producer_properties = base_properties("producer");
+      settings.make_conf = [this](const std::map<std::string, std::string>& properties) {
+        return conf_for(properties);
+      };
+      settings.fail = [this](const std::string& reason) { fail(reason); };
+      postgres_sinks.push_back(std::make_unique<sinks::PostgresSink>(std::move(settings)));
+      postgres_sinks.back()->start();
+    }
+    // From here the list stays as it is: the endpoint's threads read it.
+    sinks_started.store(true, std::memory_order_release);
+  }
+
+  std::vector<metrics::SinkValues> sink_values() const {
+    std::vector<metrics::SinkValues> values;
+    if (!sinks_started.load(std::memory_order_acquire)) return values;
+    for (const auto& sink : postgres_sinks) values.push_back(sink->status());
+    return values;
   }
 
   // A changelog's configs: the application's "topic." keys, overridden by
@@ -943,9 +999,20 @@ struct KafkaStreams::Impl {
     metrics->publish_stores(std::move(stores));
   }
 
-  bool ready() const {
-    std::lock_guard lock(state_mutex);
-    return state == State::kRunning && all_restored.load(std::memory_order_relaxed);
+  bool ready() const { return !not_ready_reason(); }
+
+  // Why the instance is not ready, if it is not: its state, stores still
+  // restoring, or a PostgreSQL sink that cannot write.
+  std::optional<std::string> not_ready_reason() const {
+    const State now = state_now();
+    if (now != State::kRunning) return "state " + std::string(to_string(now));
+    if (!all_restored.load(std::memory_order_relaxed)) return std::string("restoring state stores");
+    for (const metrics::SinkValues& status : sink_values()) {
+      if (!status.available)
+        return "PostgreSQL sink '" + status.sink + "' is behind: it cannot write to table '" +
+               status.table + "': " + status.last_error;
+    }
+    return std::nullopt;
   }
 
   metrics::InstanceValues instance_values() const {
@@ -953,8 +1020,8 @@ struct KafkaStreams::Impl {
     {
       std::lock_guard lock(state_mutex);
       values.state = to_string(state);
-      values.ready = state == State::kRunning && all_restored.load(std::memory_order_relaxed);
     }
+    values.ready = ready();
     values.commits = counters.commits.load(std::memory_order_relaxed);
     values.partition_pauses = counters.partition_pauses.load(std::memory_order_relaxed);
     values.skipped_records =
@@ -984,11 +1051,9 @@ struct KafkaStreams::Impl {
       return {200, "text/plain; charset=utf-8", current + "\n"};
     }
     if (path == "/readyz") {
-      if (ready()) return {200, "text/plain; charset=utf-8", "ready\n"};
-      std::string why = state_now() != State::kRunning
-                            ? "state " + std::string(to_string(state_now()))
-                            : std::string("restoring state stores");
-      return {503, "text/plain; charset=utf-8", "not ready: " + why + "\n"};
+      const std::optional<std::string> why = not_ready_reason();
+      if (!why) return {200, "text/plain; charset=utf-8", "ready\n"};
+      return {503, "text/plain; charset=utf-8", "not ready: " + *why + "\n"};
     }
     return {404, "text/plain; charset=utf-8", "not found; try /metrics, /healthz, /readyz\n"};
   }
@@ -1023,6 +1088,7 @@ struct KafkaStreams::Impl {
     pool->join();
     // No task reads the global stores any more.
     if (global_thread) global_thread->stop();
+    for (auto& sink : postgres_sinks) sink->stop();
     set_state(error_message.empty() ? State::kNotRunning : State::kError);
   }
 
@@ -1080,6 +1146,8 @@ struct KafkaStreams::Impl {
   std::unique_ptr<state::RocksDbResources> rocksdb;
   std::unique_ptr<state::ChangelogReader> changelog_reader;
   std::unique_ptr<runtime::GlobalThread> global_thread;
+  std::vector<std::unique_ptr<sinks::PostgresSink>> postgres_sinks;
+  std::atomic<bool> sinks_started{false};
   // The same, for scrapes, which may come while start() creates it.
   std::atomic<const state::ChangelogReader*> published_reader{nullptr};
   std::map<TaskId, std::shared_ptr<state::StandbyTask>> standbys;
@@ -1145,6 +1213,7 @@ void KafkaStreams::start() {
   impl_->pool = std::make_unique<boost::asio::thread_pool>(impl_->worker_threads);
   impl_->set_state(State::kRebalancing);
   impl_->start_global_thread();
+  impl_->start_postgres_sinks();
   impl_->create_task_manager();
   impl_->subscribe();
   impl_->poll_thread = std::thread([this] { impl_->poll_loop(); });

@@ -89,6 +89,31 @@ Topology::Node& Topology::mutable_node(std::string_view name) {
   return const_cast<Node&>(node(name));
 }
 
+Topology& Topology::add_postgres_sink(PostgresSink sink) {
+  require_not_built();
+  auto fail = [&](const std::string& what) {
+    throw TopologyError("to_postgres '" + sink.name + "': " + what);
+  };
+  if (sink.name.empty()) throw TopologyError("to_postgres: the sink needs a name");
+  for (const PostgresSink& existing : postgres_sinks_)
+    if (existing.name == sink.name) fail("a PostgreSQL sink of that name exists already");
+  const PostgresTable& table = sink.table;
+  if (table.connection.empty()) fail("no connection string");
+  if (table.table.empty()) fail("no table");
+  if (table.key_columns.empty()) fail("no key column: the rows are upserted by key");
+  if (table.batch_size == 0) fail("batch_size must be at least 1");
+  std::set<std::string> names;
+  for (const auto* columns : {&table.key_columns, &table.value_columns})
+    for (const PostgresColumn& column : *columns) {
+      if (column.name.empty()) fail("a column without a name");
+      if (!names.insert(column.name).second) fail("column '" + column.name + "' appears twice");
+      if (table.create_table && column.type.empty())
+        fail("column '" + column.name + "' has no type, which create_table needs");
+    }
+  postgres_sinks_.push_back(std::move(sink));
+  return *this;
+}
+
 Topology& Topology::add_state_store(StoreBuilder store, std::vector<std::string> processors) {
   require_not_built();
   for (const StoreBuilder& existing : stores_)
