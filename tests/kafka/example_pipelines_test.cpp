@@ -2,6 +2,8 @@
 // real broker, with topics and application ids set through the examples'
 // ${...} settings, inputs produced and outputs read back by an independent
 // consumer; and on the embedded default, where generators feed them.
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/kafka_cluster.h"
+#include "support/postgres_server.h"
 #include "support/process.h"
 
 using namespace rill::testing;
@@ -115,6 +118,11 @@ TEST_CASE("the shop-orders example runs on the broker", "[kafka][examples]") {
   const std::string inventory = topic_for(env, "INVENTORY_TOPIC", "inventory");
   const std::string shipping = topic_for(env, "SHIPPING_TOPIC", "shipping");
   topic_for(env, "DEAD_LETTER_TOPIC", "shop-dead");
+  // The read model, in a table of this run's own.
+  std::string orders_table = unique_name("orders_by_customer");
+  std::replace(orders_table.begin(), orders_table.end(), '-', '_');
+  env.set("DATABASE_URL", postgres_url());
+  env.set("ORDERS_TABLE", orders_table);
   // The rows the orders are enriched with, written before the events.
   produce(topic_for(env, "CUSTOMERS_TOPIC", "shop-customers"),
           {value_record("ada", R"({"name":"Ada","city":"Paris"})"),
@@ -139,7 +147,18 @@ TEST_CASE("the shop-orders example runs on the broker", "[kafka][examples]") {
                         R"(way to Paris","order_id":"o-1"})"},
                 {"o-2", R"({"customer":"Bob","message":"Your order of 1 x Apricot jam is on its )"
                         R"(way to Oslo","order_id":"o-2"})"}});
+  const std::map<std::string, std::string> orders{{"ada", "1"}, {"bob", "1"}};
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  std::map<std::string, std::string> rows;
+  while (std::chrono::steady_clock::now() < deadline && rows != orders) {
+    std::this_thread::sleep_for(200ms);
+    // The sink creates its table when it first connects.
+    if (!sql("SELECT 1 FROM pg_tables WHERE tablename = '" + orders_table + "'").empty())
+      rows = sql_map("SELECT customer, orders FROM " + orders_table);
+  }
+  CHECK(rows == orders);
   stop(rill);
+  sql("DROP TABLE " + orders_table);
 }
 
 TEST_CASE("the page-views example runs on the broker", "[kafka][examples]") {

@@ -202,7 +202,11 @@ nlohmann::json schema_of(const FieldSpec& field) {
       break;
     case T::kEnum: {
       nlohmann::json values = nlohmann::json::array();
-      for (std::string_view v : field.allowed) values.push_back(std::string(v));
+      for (std::string_view v : field.allowed) {
+        values.push_back(std::string(v));
+        // YAML reads an unquoted true or false as a boolean.
+        if (v == "true" || v == "false") values.push_back(v == "true");
+      }
       schema = {{"enum", values}};
       break;
     }

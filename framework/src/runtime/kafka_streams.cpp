@@ -308,9 +308,9 @@ struct KafkaStreams::Impl {
         if (topic.internal && existing.emplace(name, partition_counts.at(name)).second)
           // A PostgreSQL sink's rows are upserts by key: compacted, the topic
           // keeps every key's last row however far the database falls behind.
-          to_create.push_back({name, partition_counts.at(name), replication,
-                               row_topics.contains(name) ? row_topic_configs()
-                                                         : repartition_topic_configs()});
+          to_create.push_back(
+              {name, partition_counts.at(name), replication,
+               row_topics.contains(name) ? row_topic_configs() : repartition_topic_configs()});
       }
       for (const auto& store_name : sub.stores) {
         const StoreSpec& spec = topology.store(store_name).spec();
@@ -450,6 +450,10 @@ struct KafkaStreams::Impl {
       settings.table = sink.table;
       settings.dead_letter_topic = postgres_dead_letter_topic(sink);
       settings.consumer_properties = base_properties("consumer");
+      // Like the tasks' partitions, a dead instance's sink partitions move
+      // after the application's session timeout.
+      settings.consumer_properties.emplace(
+          "session.timeout.ms", std::to_string(config.get_int(config::kSessionTimeoutMs)));
       settings.producer_properties = base_properties("producer");
       settings.make_conf = [this](const std::map<std::string, std::string>& properties) {
         return conf_for(properties);

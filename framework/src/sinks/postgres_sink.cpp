@@ -107,20 +107,20 @@ class PostgresSink::Loop {
   }
 
   void run() {
-    while (!stopping.load()) {
+    bool failed = false;
+    while (!stopping.load() && !failed) {
       try {
         step();
       } catch (const RejectedRowError& e) {
-        log::get().error("sink {}: {}", settings_.sink, e.what());
         if (settings_.fail) settings_.fail(e.what());
-        break;
+        failed = true;
       } catch (const std::exception& e) {
         // A client call that failed as a whole: the batch goes, the
         // partitions resume from the database's offsets.
         unavailable(e.what());
       }
     }
-    if (writer_.connected() && !batch_.offsets.empty()) {
+    if (!failed && writer_.connected() && !batch_.offsets.empty()) {
       try {
         flush();
       } catch (const std::exception& e) {
