@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <future>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -120,7 +121,7 @@ class PostgresSink::Loop {
         unavailable(e.what());
       }
     }
-    if (!failed && writer_.connected() && !batch_.offsets.empty()) {
+    if (!failed && connected_ && (!batch_.offsets.empty() || in_flight_)) {
       try {
         flush();
       } catch (const std::exception& e) {
@@ -170,9 +171,10 @@ class PostgresSink::Loop {
       else if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
         log::get().debug("sink {}: {}", settings_.sink, kafka::error_of(*message));
     }
+    finish_in_flight(false);
     if (!batch_.offsets.empty() && (taken_ >= settings_.table.batch_size ||
                                     Clock::now() >= batch_started_ + settings_.table.linger))
-      flush();
+      submit();
     update_lag();
   }
 
@@ -182,10 +184,14 @@ class PostgresSink::Loop {
     std::vector<int32_t> unclaimed;
     for (const auto& [partition, state] : partitions_)
       if (!state.claimed) unclaimed.push_back(partition);
-    if (writer_.connected() && unclaimed.empty()) return;
+    if (connected_ && unclaimed.empty()) return;
     if (Clock::now() < next_attempt_) return;
     try {
-      if (!writer_.connected()) writer_.connect();
+      finish_in_flight(true);
+      if (!connected_) {
+        writer_.connect();
+        connected_ = true;
+      }
       claim(unclaimed, true);
     } catch (const DatabaseUnavailable& e) {
       unavailable(e.what());
@@ -226,8 +232,9 @@ class PostgresSink::Loop {
         partitions_[tp.partition] = {};
       }
       std::vector<kafka::TopicPartition> positions;
-      if (writer_.connected()) {
+      if (connected_) {
         try {
+          finish_in_flight(true);
           positions = claim(numbers, false);
         } catch (const DatabaseUnavailable& e) {
           unavailable(e.what());
@@ -246,7 +253,7 @@ class PostgresSink::Loop {
     }
     // What is taken from the partitions is written while they are still
     // ours (a partition lost to another writer is refused by its offsets).
-    if (!closing_ && writer_.connected() && !batch_.offsets.empty()) {
+    if (!closing_ && connected_ && (!batch_.offsets.empty() || in_flight_)) {
       try {
         flush();
       } catch (const RejectedRowError&) {
@@ -324,40 +331,67 @@ class PostgresSink::Loop {
     return {};
   }
 
-  void flush() {
-    // Rows no database would take go to the dead-letter topic first: once the
-    // batch commits, its offsets are past them.
-    for (const auto& bad : undecodable_) reject(bad.row, bad.raw, bad.error);
-    const PostgresWriter::Outcome outcome =
-        writer_.write(batch_, [this](const SinkRow& row, const std::string& error) {
-          ++refused_in_batch_;
-          reject(row, raws_.at(static_cast<std::size_t>(&row - batch_.rows.data())), error);
-        });
+  // Hands the batch to the database on a thread of its own, after the one
+  // before it is written: the next batch fills meanwhile, so that consuming
+  // and writing overlap.
+  void submit() {
+    finish_in_flight(true);
+    if (batch_.offsets.empty()) return;
+    in_flight_ = std::make_unique<InFlight>();
+    InFlight* batch = in_flight_.get();
+    batch->batch = std::move(batch_);
+    batch->raws = std::move(raws_);
+    batch->undecodable = std::move(undecodable_);
+    drop_batch();
+    // Rows taken from here on follow the batch: they expect its offsets.
+    for (const auto& [partition, offsets] : batch->batch.offsets)
+      if (auto it = partitions_.find(partition); it != partitions_.end())
+        it->second.written = offsets.next;
+    written_ = std::async(std::launch::async, [this, batch] {
+      // Rows no database would take go to the dead-letter topic first: once
+      // the batch commits, its offsets are past them.
+      for (const auto& bad : batch->undecodable) reject(bad.row, bad.raw, bad.error);
+      return writer_.write(
+          batch->batch, [this, batch](const SinkRow& row, const std::string& error) {
+            ++batch->refused;
+            reject(row, batch->raws.at(static_cast<std::size_t>(&row - batch->batch.rows.data())),
+                   error);
+          });
+    });
+  }
+
+  // Takes the outcome of the batch in flight, waiting for it when `wait`;
+  // rethrows what its write threw.
+  void finish_in_flight(bool wait) {
+    if (!in_flight_) return;
+    if (!wait && written_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
+    const std::unique_ptr<InFlight> done = std::move(in_flight_);
+    const PostgresWriter::Outcome outcome = written_.get();
     if (outcome == PostgresWriter::Outcome::kStale) {
       log::get().warn(
           "sink {}: another writer moved the database's offsets of partitions this instance "
           "holds (a rebalance in progress); reading them again",
           settings_.sink);
-      std::vector<int32_t> partitions;
-      for (const auto& [partition, offsets] : batch_.offsets)
-        if (partitions_.contains(partition)) partitions.push_back(partition);
+      // What was taken since expects offsets that never were.
       drop_batch();
+      std::vector<int32_t> partitions;
+      for (const auto& [partition, state] : partitions_) partitions.push_back(partition);
       claim(partitions, true);
       return;
     }
     std::vector<kafka::TopicPartition> committed;
-    for (const auto& [partition, offsets] : batch_.offsets) {
-      if (auto it = partitions_.find(partition); it != partitions_.end())
-        it->second.written = offsets.next;
+    for (const auto& [partition, offsets] : done->batch.offsets)
       committed.push_back({settings_.topic, partition, offsets.next});
-    }
     kafka::commit_async(consumer_.get(), committed);
-    {
-      std::lock_guard lock(status_mutex_);
-      status_.rows_written += batch_.rows.size() - refused_in_batch_;
-      status_.batches += 1;
-    }
-    drop_batch();
+    std::lock_guard lock(status_mutex_);
+    status_.rows_written += done->batch.rows.size() - done->refused;
+    status_.batches += 1;
+  }
+
+  // Writes what is taken and waits for it.
+  void flush() {
+    submit();
+    finish_in_flight(true);
   }
 
   void reject(const SinkRow& row, const Raw& raw, const std::string& error) {
@@ -409,13 +443,18 @@ class PostgresSink::Loop {
     raws_.clear();
     undecodable_.clear();
     taken_ = 0;
-    refused_in_batch_ = 0;
   }
 
   // The database is away or refuses: what was taken goes, the partitions wait
   // for their offsets to be read again.
   void unavailable(const std::string& error) {
+    if (in_flight_) {
+      // Its outcome does not matter: the offsets are read again.
+      written_.wait();
+      in_flight_.reset();
+    }
     writer_.disconnect();
+    connected_ = false;
     drop_batch();
     std::vector<kafka::TopicPartition> held;
     for (auto& [partition, state] : partitions_) {
@@ -476,6 +515,15 @@ class PostgresSink::Loop {
     std::string error;
   };
 
+  // A batch the database thread writes.
+  struct InFlight {
+    SinkBatch batch;
+    std::vector<Raw> raws;
+    std::vector<Undecodable> undecodable;
+    // Rows the database refused.
+    std::size_t refused = 0;
+  };
+
   PostgresSinkSettings settings_;
   PostgresWriter writer_;
   kafka::KafkaPtr consumer_;
@@ -489,13 +537,16 @@ class PostgresSink::Loop {
   std::vector<Raw> raws_;
   std::vector<Undecodable> undecodable_;
   std::size_t taken_ = 0;
-  // Rows of batch_.rows the database refused.
-  std::size_t refused_in_batch_ = 0;
+  std::unique_ptr<InFlight> in_flight_;
+  std::future<PostgresWriter::Outcome> written_;
   Clock::time_point batch_started_;
   Clock::time_point next_attempt_;
   Clock::time_point next_lag_update_;
   std::chrono::milliseconds backoff_{0};
   bool closing_ = false;
+  // The loop's view of the writer's connection: the writer itself is the
+  // database thread's while a batch is in flight.
+  bool connected_ = false;
   mutable std::mutex status_mutex_;
   metrics::SinkValues status_;
 };

@@ -154,11 +154,16 @@ void PostgresWriter::connect() {
       const std::string name = c->db.quote_name(columns[i]->name);
       const std::string field = "c" + std::to_string(i);
       names.push_back(name);
-      arrays.push_back("$" + std::to_string(i + 1) + "::text[]");
-      casts.push_back("u." + field + "::" + types.at(columns[i]->name));
+      // An array of the column's type, whose elements PostgreSQL reads
+      // straight from their texts; a column that is an array itself gets a
+      // text[] and a cast, since unnest would flatten an array of arrays.
+      const std::string& type = types.at(columns[i]->name);
+      const bool array_column = type.ends_with("]");
+      arrays.push_back("$" + std::to_string(i + 1) + "::" + (array_column ? "text" : type) + "[]");
+      casts.push_back("u." + field + (array_column ? "::" + type : ""));
       if (i < table_.key_columns.size()) {
         key_names.push_back(name);
-        key_matches.push_back("t." + name + " = u." + field + "::" + types.at(columns[i]->name));
+        key_matches.push_back("t." + name + " = " + casts.back());
       } else {
         updates.push_back(name + " = EXCLUDED." + name);
       }
