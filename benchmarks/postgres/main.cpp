@@ -144,8 +144,10 @@ SinkRun rill_sink(const bench::Args& args, pqxx::connection& db, int64_t rows, i
   pqxx::connection poll(args.str("postgres"));
   // Keys are distinct and the topic is not transactional: the offsets the
   // sink committed add up to the rows it wrote.
-  auto count = [&] {
+  auto count = [&]() -> int64_t {
     pqxx::work work(poll);
+    // The sink creates its offsets table when it first connects.
+    if (work.exec("SELECT to_regclass('rill_sink_offsets') IS NULL")[0][0].as<bool>()) return 0;
     return work
         .exec_params(
             "SELECT coalesce(sum(next_offset), 0) FROM rill_sink_offsets WHERE "
