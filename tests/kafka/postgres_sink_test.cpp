@@ -74,6 +74,18 @@ TestRecord record(std::string key, std::optional<std::string> value) {
   return r;
 }
 
+// Creates `table` (id, amount) with a CHECK that amounts are not negative, and
+// returns the sink's declaration of it.
+PostgresTable amounts_table(const std::string& table) {
+  sql("CREATE TABLE " + table + " (id text PRIMARY KEY, amount bigint CHECK (amount >= 0))");
+  PostgresTable spec;
+  spec.connection = postgres_url();
+  spec.table = table;
+  spec.key_columns = {{"id"}};
+  spec.value_columns = {{"amount"}};
+  return spec;
+}
+
 const sinks::PostgresWriter::RejectedHandler kNoRejection = [](const sinks::SinkRow& r,
                                                                const std::string& error) {
   FAIL("row at offset " << r.offset << " rejected: " << error);
@@ -147,12 +159,7 @@ TEST_CASE(
     "is written",
     "[kafka][postgres]") {
   const std::string table = unique_table("pg_rejects");
-  sql("CREATE TABLE " + table + " (id text PRIMARY KEY, amount bigint CHECK (amount >= 0))");
-  PostgresTable spec;
-  spec.connection = postgres_url();
-  spec.table = table;
-  spec.key_columns = {{"id"}};
-  spec.value_columns = {{"amount"}};
+  const PostgresTable spec = amounts_table(table);
   const std::string app = unique_name("pg-rejects-app");
   sinks::PostgresWriter writer(spec, app, "sink", "topic");
   writer.connect();
@@ -248,13 +255,8 @@ TEST_CASE(
   const std::string table = unique_table("pg_dlq");
   create_topic(input, 2);
   create_topic(dead_letters, 1);
-  sql("CREATE TABLE " + table + " (id text PRIMARY KEY, amount bigint CHECK (amount >= 0))");
+  PostgresTable spec = amounts_table(table);
   StreamsBuilder builder;
-  PostgresTable spec;
-  spec.connection = postgres_url();
-  spec.table = table;
-  spec.key_columns = {{"id"}};
-  spec.value_columns = {{"amount"}};
   builder.stream<std::string, int64_t>(std::vector<std::string>{input})
       .to_postgres("amounts", spec);
   StreamsConfig config{{"application.id", app},
@@ -297,13 +299,8 @@ TEST_CASE("a rejected row stops the instance when the sink is told to fail, nami
   const std::string app = unique_name("pg-fail-app"), input = unique_name("pg-fail-in");
   const std::string table = unique_table("pg_fail");
   create_topic(input, 1);
-  sql("CREATE TABLE " + table + " (id text PRIMARY KEY, amount bigint CHECK (amount >= 0))");
+  PostgresTable spec = amounts_table(table);
   StreamsBuilder builder;
-  PostgresTable spec;
-  spec.connection = postgres_url();
-  spec.table = table;
-  spec.key_columns = {{"id"}};
-  spec.value_columns = {{"amount"}};
   spec.rejected_rows = RejectedRows::kFail;
   builder.stream<std::string, int64_t>(std::vector<std::string>{input}).to_postgres("strict", spec);
   KafkaStreams streams(builder.build(), StreamsConfig{{"application.id", app},
