@@ -265,9 +265,9 @@ std::vector<MetricFamily> Registry::Collect() const {
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-    auto& down = out.family("rill_postgres_sink_unavailable_seconds",
-                            "How long the sink has not been able to write (0 while it writes).",
-                            T::Gauge);
+    auto& down =
+        out.family("rill_postgres_sink_unavailable_seconds",
+                   "How long the sink has not been able to write (0 while it writes).", T::Gauge);
     for (const SinkValues& sink : sinks) {
       const Labels labels{{"sink", sink.sink}, {"table", sink.table}};
       out.add(up, labels, sink.available ? 1 : 0);
@@ -281,9 +281,9 @@ std::vector<MetricFamily> Registry::Collect() const {
       out.add(batches, labels, static_cast<double>(sink.batches));
       out.add(failures, labels, static_cast<double>(sink.failures));
       out.add(lag, labels, static_cast<double>(sink.lag));
-      out.add(down, labels,
-              sink.available ? 0.0
-                             : static_cast<double>(now_ms - sink.unavailable_since_ms) / 1000.0);
+      out.add(
+          down, labels,
+          sink.available ? 0.0 : static_cast<double>(now_ms - sink.unavailable_since_ms) / 1000.0);
     }
   }
 

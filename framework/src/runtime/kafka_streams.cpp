@@ -441,7 +441,6 @@ struct KafkaStreams::Impl {
 
   // One writer per PostgreSQL sink, each on its own thread and consumer group.
   void start_postgres_sinks() {
-    if (topology.postgres_sinks().empty()) return;
     for (const auto& sink : topology.postgres_sinks()) {
       sinks::PostgresSinkSettings settings;
       settings.application_id = application_id;

@@ -82,10 +82,6 @@ PostgresWriter::PostgresWriter(PostgresTable table, std::string application_id, 
 
 PostgresWriter::~PostgresWriter() = default;
 
-bool PostgresWriter::connected() const {
-  return connection_ != nullptr;
-}
-
 void PostgresWriter::disconnect() {
   connection_.reset();
 }
@@ -257,8 +253,7 @@ PostgresWriter::Outcome PostgresWriter::write(const SinkBatch& batch,
     return apply(batch, rows, &rejected);
   } catch (const pqxx::in_doubt_error& e) {
     disconnect();
-    throw DatabaseUnavailable("the commit to the " + description_ + " is in doubt: " + e.what(),
-                              true);
+    throw DatabaseUnavailable("the commit to the " + description_ + " is in doubt: " + e.what());
   } catch (const pqxx::failure& e) {
     disconnect();
     throw DatabaseUnavailable("cannot write to the " + description_ + ": " + e.what());

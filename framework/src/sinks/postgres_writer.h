@@ -16,17 +16,12 @@
 namespace rill::sinks {
 
 // The database cannot take the batch now (connection lost, server shutting
-// down, a deadlock, or a missing table or column): nothing of it was written
-// unless `in_doubt`, and the writer must connect again before the next try.
+// down, a deadlock, or a missing table or column): the writer must connect
+// again, and the offsets table tells what of the batch was written (a commit
+// whose answer was lost may have been).
 class DatabaseUnavailable : public std::runtime_error {
  public:
-  DatabaseUnavailable(const std::string& what, bool in_doubt = false)
-      : std::runtime_error(what), in_doubt_(in_doubt) {}
-  // The commit was sent and its answer lost: the offsets table tells.
-  bool in_doubt() const { return in_doubt_; }
-
- private:
-  bool in_doubt_;
+  using std::runtime_error::runtime_error;
 };
 
 // A row as the sink topic holds it: the texts of the key columns, then of the
@@ -61,7 +56,6 @@ class PostgresWriter {
   // checks that the table has every column, and prepares the statements.
   // Throws DatabaseUnavailable, naming the table and what is wrong.
   void connect();
-  bool connected() const;
   void disconnect();
 
   // Makes sure each partition has its row in the offsets table and returns
