@@ -136,6 +136,17 @@ TEST_CASE(
         std::map<std::string, std::string>{{"a", "10"}, {"b", "2"}, {"c", "3"}});
   // Claiming again, it resumes where the first writer got to.
   CHECK(second.claim({0}) == std::map<int32_t, int64_t>{{0, 3}});
+  // One stale partition refuses the batch whole: the current one's offset
+  // does not move either.
+  sinks::SinkBatch half_stale;
+  half_stale.rows.push_back(row({"y", "1", "stale"}, 0, 3));
+  half_stale.rows.push_back(row({"x", "1", "current"}, 1, 1));
+  half_stale.offsets[0] = {1, 4};
+  half_stale.offsets[1] = {1, 2};
+  CHECK(first.write(half_stale, kNoRejection) == sinks::PostgresWriter::Outcome::kStale);
+  CHECK(first.claim({0, 1}) == std::map<int32_t, int64_t>{{0, 3}, {1, 1}});
+  CHECK(sql_map("SELECT id, amount FROM " + table + " ORDER BY id") ==
+        std::map<std::string, std::string>{{"a", "10"}, {"b", "2"}, {"c", "3"}});
 
   // A deletion deletes; a key deleted and written again in one batch is
   // written (its last row wins).

@@ -1,8 +1,10 @@
 #include "sinks/postgres_sink.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <exception>
-#include <future>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -108,6 +110,7 @@ class PostgresSink::Loop {
   }
 
   void run() {
+    std::thread database([this] { write_batches(); });
     bool failed = false;
     while (!stopping.load() && !failed) {
       try {
@@ -121,7 +124,7 @@ class PostgresSink::Loop {
         unavailable(e.what());
       }
     }
-    if (!failed && connected_ && (!batch_.offsets.empty() || in_flight_)) {
+    if (!failed && connected_ && (!batch_.offsets.empty() || outstanding_ > 0)) {
       try {
         flush();
       } catch (const std::exception& e) {
@@ -129,6 +132,12 @@ class PostgresSink::Loop {
                         e.what());
       }
     }
+    {
+      std::lock_guard lock(queue_mutex_);
+      database_stopping_ = true;
+    }
+    queue_changed_.notify_all();
+    database.join();
     closing_ = true;
     kafka::close_consumer(consumer_.get());
     kafka::flush(producer_.get(), kCallTimeout);
@@ -171,9 +180,12 @@ class PostgresSink::Loop {
       else if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
         log::get().debug("sink {}: {}", settings_.sink, kafka::error_of(*message));
     }
-    finish_in_flight(false);
-    if (!batch_.offsets.empty() && (taken_ >= settings_.table.batch_size ||
-                                    Clock::now() >= batch_started_ + settings_.table.linger))
+    take_written(false);
+    // Rows that came while a batch was being written have waited for the
+    // database already: they go as soon as it is free, however few.
+    if (!batch_.offsets.empty() &&
+        (taken_ >= settings_.table.batch_size || (outstanding_ == 0 && taken_while_writing_) ||
+         Clock::now() >= batch_started_ + settings_.table.linger))
       submit();
     update_lag();
   }
@@ -187,7 +199,7 @@ class PostgresSink::Loop {
     if (connected_ && unclaimed.empty()) return;
     if (Clock::now() < next_attempt_) return;
     try {
-      finish_in_flight(true);
+      take_written(true);
       if (!connected_) {
         writer_.connect();
         connected_ = true;
@@ -234,7 +246,7 @@ class PostgresSink::Loop {
       std::vector<kafka::TopicPartition> positions;
       if (connected_) {
         try {
-          finish_in_flight(true);
+          take_written(true);
           positions = claim(numbers, false);
         } catch (const DatabaseUnavailable& e) {
           unavailable(e.what());
@@ -253,7 +265,7 @@ class PostgresSink::Loop {
     }
     // What is taken from the partitions is written while they are still
     // ours (a partition lost to another writer is refused by its offsets).
-    if (!closing_ && connected_ && (!batch_.offsets.empty() || in_flight_)) {
+    if (!closing_ && connected_ && (!batch_.offsets.empty() || outstanding_ > 0)) {
       try {
         flush();
       } catch (const RejectedRowError&) {
@@ -278,6 +290,7 @@ class PostgresSink::Loop {
     Partition& state = it->second;
     state.position = message.offset + 1;
     if (batch_.offsets.empty()) batch_started_ = Clock::now();
+    if (outstanding_ > 0) taken_while_writing_ = true;
     auto& offsets = batch_.offsets[message.partition];
     if (offsets.next < 0) offsets.expected = state.written;
     offsets.next = message.offset + 1;
@@ -331,14 +344,13 @@ class PostgresSink::Loop {
     return {};
   }
 
-  // Hands the batch to the database on a thread of its own, after the one
-  // before it is written: the next batch fills meanwhile, so that consuming
-  // and writing overlap.
+  // Hands the batch to the database thread, waiting while the one before
+  // it is still queued: the next batch fills while one is written, and the
+  // thread takes the queued one as soon as it is done.
   void submit() {
-    finish_in_flight(true);
+    take_written(false);
     if (batch_.offsets.empty()) return;
-    in_flight_ = std::make_unique<InFlight>();
-    InFlight* batch = in_flight_.get();
+    auto batch = std::make_unique<InFlight>();
     batch->batch = std::move(batch_);
     batch->raws = std::move(raws_);
     batch->undecodable = std::move(undecodable_);
@@ -347,51 +359,96 @@ class PostgresSink::Loop {
     for (const auto& [partition, offsets] : batch->batch.offsets)
       if (auto it = partitions_.find(partition); it != partitions_.end())
         it->second.written = offsets.next;
-    written_ = std::async(std::launch::async, [this, batch] {
-      // Rows no database would take go to the dead-letter topic first: once
-      // the batch commits, its offsets are past them.
-      for (const auto& bad : batch->undecodable) reject(bad.row, bad.raw, bad.error);
-      return writer_.write(
-          batch->batch, [this, batch](const SinkRow& row, const std::string& error) {
-            ++batch->refused;
-            reject(row, batch->raws.at(static_cast<std::size_t>(&row - batch->batch.rows.data())),
-                   error);
-          });
-    });
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_changed_.wait(lock, [this] { return !queued_; });
+      queued_ = std::move(batch);
+    }
+    queue_changed_.notify_all();
+    ++outstanding_;
   }
 
-  // Takes the outcome of the batch in flight, waiting for it when `wait`;
-  // rethrows what its write threw.
-  void finish_in_flight(bool wait) {
-    if (!in_flight_) return;
-    if (!wait && written_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
-    const std::unique_ptr<InFlight> done = std::move(in_flight_);
-    const PostgresWriter::Outcome outcome = written_.get();
-    if (outcome == PostgresWriter::Outcome::kStale) {
-      log::get().warn(
-          "sink {}: another writer moved the database's offsets of partitions this instance "
-          "holds (a rebalance in progress); reading them again",
-          settings_.sink);
-      // What was taken since expects offsets that never were.
-      drop_batch();
-      std::vector<int32_t> partitions;
-      for (const auto& [partition, state] : partitions_) partitions.push_back(partition);
-      claim(partitions, true);
-      return;
+  // The database thread: writes the queued batches in order.
+  void write_batches() {
+    std::unique_lock lock(queue_mutex_);
+    for (;;) {
+      queue_changed_.wait(lock, [this] { return queued_ || database_stopping_; });
+      if (!queued_) return;
+      std::unique_ptr<InFlight> batch = std::move(queued_);
+      writing_ = true;
+      lock.unlock();
+      queue_changed_.notify_all();
+      try {
+        // Rows no database would take go to the dead-letter topic first:
+        // once the batch commits, its offsets are past them.
+        for (const auto& bad : batch->undecodable) reject(bad.row, bad.raw, bad.error);
+        InFlight* written = batch.get();
+        batch->outcome = writer_.write(batch->batch, [this, written](const SinkRow& row,
+                                                                     const std::string& error) {
+          ++written->refused;
+          reject(row, written->raws.at(static_cast<std::size_t>(&row - written->batch.rows.data())),
+                 error);
+        });
+      } catch (...) {
+        batch->error = std::current_exception();
+      }
+      lock.lock();
+      writing_ = false;
+      const bool failed = batch->error != nullptr;
+      written_.push_back(std::move(batch));
+      // The batch after a failed one is not written: the loop reads the
+      // offsets again.
+      if (failed && queued_) {
+        queued_->skipped = true;
+        written_.push_back(std::move(queued_));
+      }
+      queue_changed_.notify_all();
     }
-    std::vector<kafka::TopicPartition> committed;
-    for (const auto& [partition, offsets] : done->batch.offsets)
-      committed.push_back({settings_.topic, partition, offsets.next});
-    kafka::commit_async(consumer_.get(), committed);
-    std::lock_guard lock(status_mutex_);
-    status_.rows_written += done->batch.rows.size() - done->refused;
-    status_.batches += 1;
+  }
+
+  // Takes the outcomes of the batches the database thread has written, after
+  // waiting for every batch handed to it when `wait`; rethrows what a write
+  // threw.
+  void take_written(bool wait) {
+    if (outstanding_ == 0) return;
+    std::deque<std::unique_ptr<InFlight>> done;
+    {
+      std::unique_lock lock(queue_mutex_);
+      if (wait) queue_changed_.wait(lock, [this] { return !queued_ && !writing_; });
+      done.swap(written_);
+    }
+    outstanding_ -= done.size();
+    for (const auto& batch : done) {
+      if (batch->skipped) continue;
+      if (batch->error) std::rethrow_exception(batch->error);
+      if (batch->outcome == PostgresWriter::Outcome::kStale) {
+        log::get().warn(
+            "sink {}: another writer moved the database's offsets of partitions this instance "
+            "holds (a rebalance in progress); reading them again",
+            settings_.sink);
+        // What was taken since expects offsets that never were, and so does
+        // a batch queued behind this one (the database refuses it too).
+        drop_batch();
+        take_written(true);
+        std::vector<int32_t> partitions;
+        for (const auto& [partition, state] : partitions_) partitions.push_back(partition);
+        claim(partitions, true);
+        return;
+      }
+      std::vector<kafka::TopicPartition> committed;
+      for (const auto& [partition, offsets] : batch->batch.offsets)
+        committed.push_back({settings_.topic, partition, offsets.next});
+      kafka::commit_async(consumer_.get(), committed);
+      std::lock_guard lock(status_mutex_);
+      status_.rows_written += batch->batch.rows.size() - batch->refused;
+      status_.batches += 1;
+    }
   }
 
   // Writes what is taken and waits for it.
   void flush() {
     submit();
-    finish_in_flight(true);
+    take_written(true);
   }
 
   void reject(const SinkRow& row, const Raw& raw, const std::string& error) {
@@ -443,15 +500,22 @@ class PostgresSink::Loop {
     raws_.clear();
     undecodable_.clear();
     taken_ = 0;
+    taken_while_writing_ = false;
   }
 
   // The database is away or refuses: what was taken goes, the partitions wait
   // for their offsets to be read again.
   void unavailable(const std::string& error) {
-    if (in_flight_) {
-      // Its outcome does not matter: the offsets are read again.
-      written_.wait();
-      in_flight_.reset();
+    if (outstanding_ > 0) {
+      // Their outcomes do not matter: the offsets are read again.
+      std::unique_lock lock(queue_mutex_);
+      if (queued_) {
+        queued_->skipped = true;
+        written_.push_back(std::move(queued_));
+      }
+      queue_changed_.wait(lock, [this] { return !writing_; });
+      written_.clear();
+      outstanding_ = 0;
     }
     writer_.disconnect();
     connected_ = false;
@@ -522,6 +586,10 @@ class PostgresSink::Loop {
     std::vector<Undecodable> undecodable;
     // Rows the database refused.
     std::size_t refused = 0;
+    PostgresWriter::Outcome outcome = PostgresWriter::Outcome::kWritten;
+    std::exception_ptr error;
+    // Not written: a batch before it failed.
+    bool skipped = false;
   };
 
   PostgresSinkSettings settings_;
@@ -537,8 +605,17 @@ class PostgresSink::Loop {
   std::vector<Raw> raws_;
   std::vector<Undecodable> undecodable_;
   std::size_t taken_ = 0;
-  std::unique_ptr<InFlight> in_flight_;
-  std::future<PostgresWriter::Outcome> written_;
+  bool taken_while_writing_ = false;
+  // Batches handed to the database thread whose outcome the loop has not
+  // taken yet.
+  std::size_t outstanding_ = 0;
+  // Shared with the database thread, under queue_mutex_.
+  std::mutex queue_mutex_;
+  std::condition_variable queue_changed_;
+  std::unique_ptr<InFlight> queued_;
+  bool writing_ = false;
+  std::deque<std::unique_ptr<InFlight>> written_;
+  bool database_stopping_ = false;
   Clock::time_point batch_started_;
   Clock::time_point next_attempt_;
   Clock::time_point next_lag_update_;

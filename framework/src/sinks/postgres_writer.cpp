@@ -13,6 +13,7 @@ namespace {
 constexpr const char* kOffsetsTable = "rill_sink_offsets";
 constexpr const char* kUpsert = "rill_upsert";
 constexpr const char* kDelete = "rill_delete";
+constexpr const char* kBatch = "rill_batch";
 
 // SQLSTATE classes of errors that are the row's fault: data exceptions (22:
 // a value the column's type refuses) and integrity constraint violations
@@ -178,10 +179,48 @@ void PostgresWriter::connect() {
     const std::string remove = "DELETE FROM " + c->quoted_table + " t USING unnest(" +
                                joined(key_arrays, ", ") + ") AS u(" + joined(key_fields, ", ") +
                                ") WHERE " + joined(key_matches, " AND ");
+    // A whole batch in one statement, so one round trip and its own
+    // transaction: lock the batch's offset rows, and only when each holds
+    // what this writer expects, move them and write the rows. A second
+    // writer of a partition waits at the lock, then finds the offset moved
+    // and writes nothing. $1-$6: application, sink, topic, partitions,
+    // expected and next offsets; then the key columns of the deletions, then
+    // every column of the upserts.
+    std::vector<std::string> delete_arrays, upsert_arrays;
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      const std::string array = arrays[i].substr(arrays[i].find("::"));
+      if (i < table_.key_columns.size())
+        delete_arrays.push_back("$" + std::to_string(7 + i) + array);
+      upsert_arrays.push_back("$" + std::to_string(7 + table_.key_columns.size() + i) + array);
+    }
+    const std::string batch =
+        std::string(
+            "WITH locked AS (SELECT o.partition, o.next_offset = m.expected AS matches"
+            " FROM ") +
+        kOffsetsTable +
+        " o JOIN unnest($4::integer[], $5::bigint[]) AS m(p, expected) ON o.partition = m.p"
+        " WHERE o.application_id = $1 AND o.sink = $2 AND o.topic = $3 FOR UPDATE OF o),"
+        " fence AS (SELECT count(*) FILTER (WHERE matches) = cardinality($4::integer[]) AS"
+        " current FROM locked),"
+        " moved AS (UPDATE " +
+        kOffsetsTable +
+        " o SET next_offset = m.next, updated_at = now() FROM unnest($4::integer[],"
+        " $6::bigint[]) AS m(p, next), fence WHERE fence.current AND o.application_id = $1"
+        " AND o.sink = $2 AND o.topic = $3 AND o.partition = m.p),"
+        " deleted AS (DELETE FROM " +
+        c->quoted_table + " t USING unnest(" + joined(delete_arrays, ", ") + ") AS u(" +
+        joined(key_fields, ", ") + "), fence WHERE fence.current AND " +
+        joined(key_matches, " AND ") + "), upserted AS (INSERT INTO " + c->quoted_table + " (" +
+        joined(names, ", ") + ") SELECT " + joined(casts, ", ") + " FROM unnest(" +
+        joined(upsert_arrays, ", ") + ") AS u(" + joined(fields, ", ") +
+        "), fence WHERE fence.current ON CONFLICT (" + joined(key_names, ", ") + ") " +
+        (updates.empty() ? "DO NOTHING" : "DO UPDATE SET " + joined(updates, ", ")) +
+        ") SELECT current FROM fence";
     // Preparing checks them: a key that is not the table's primary key or a
     // unique index fails here, not at the first batch.
     c->db.prepare(kUpsert, upsert);
     c->db.prepare(kDelete, remove);
+    c->db.prepare(kBatch, batch);
     pqxx::work check(c->db);
     std::vector<std::string> empty(columns.size(), "{}");
     check.exec_prepared(kUpsert, pqxx::prepare::make_dynamic_params(empty));
@@ -245,12 +284,12 @@ PostgresWriter::Outcome PostgresWriter::write(const SinkBatch& batch,
   const std::vector<const SinkRow*> rows = last_row_per_key(batch.rows, table_.key_columns.size());
   try {
     try {
-      return apply(batch, rows, nullptr);
+      return apply(batch, rows);
     } catch (const pqxx::sql_error& e) {
       if (!rejects_the_row(e.sqlstate())) throw;
     }
     // A row was refused: again, one row at a time, to find which.
-    return apply(batch, rows, &rejected);
+    return apply_row_by_row(batch, rows, rejected);
   } catch (const pqxx::in_doubt_error& e) {
     disconnect();
     throw DatabaseUnavailable("the commit to the " + description_ + " is in doubt: " + e.what());
@@ -260,9 +299,46 @@ PostgresWriter::Outcome PostgresWriter::write(const SinkBatch& batch,
   }
 }
 
+PostgresWriter::ColumnArrays PostgresWriter::column_arrays(
+    const std::vector<const SinkRow*>& rows) const {
+  static const std::optional<std::string> kNull;
+  std::vector<std::vector<const std::optional<std::string>*>> deletes(table_.key_columns.size()),
+      upserts(connection_->columns);
+  for (const SinkRow* row : rows) {
+    auto& target = row->deletion ? deletes : upserts;
+    for (std::size_t c = 0; c < target.size(); ++c)
+      target[c].push_back(c < row->columns.size() ? &row->columns[c] : &kNull);
+  }
+  ColumnArrays arrays;
+  arrays.deletions = !deletes.empty() && !deletes.front().empty();
+  arrays.upserts = !upserts.empty() && !upserts.front().empty();
+  for (const auto& column : deletes) arrays.texts.push_back(array_literal(column));
+  for (const auto& column : upserts) arrays.texts.push_back(array_literal(column));
+  return arrays;
+}
+
 PostgresWriter::Outcome PostgresWriter::apply(const SinkBatch& batch,
-                                              const std::vector<const SinkRow*>& rows,
-                                              const RejectedHandler* rejected) {
+                                              const std::vector<const SinkRow*>& rows) {
+  std::vector<int32_t> partitions;
+  std::vector<int64_t> expected, next;
+  for (const auto& [partition, offsets] : batch.offsets) {
+    partitions.push_back(partition);
+    expected.push_back(offsets.expected);
+    next.push_back(offsets.next);
+  }
+  std::vector<std::string> params{
+      application_id_,   sink_, topic_, number_array(partitions), number_array(expected),
+      number_array(next)};
+  for (std::string& array : column_arrays(rows).texts) params.push_back(std::move(array));
+  pqxx::nontransaction statement(connection_->db);
+  const pqxx::result current =
+      statement.exec_prepared(kBatch, pqxx::prepare::make_dynamic_params(params));
+  return current[0][0].as<bool>() ? Outcome::kWritten : Outcome::kStale;
+}
+
+PostgresWriter::Outcome PostgresWriter::apply_row_by_row(const SinkBatch& batch,
+                                                         const std::vector<const SinkRow*>& rows,
+                                                         const RejectedHandler& rejected) {
   pqxx::work work(connection_->db);
   std::vector<int32_t> partitions;
   std::vector<int64_t> next;
@@ -283,46 +359,30 @@ PostgresWriter::Outcome PostgresWriter::apply(const SinkBatch& batch,
     auto it = found.find(partition);
     if (it == found.end() || it->second != offsets.expected) return Outcome::kStale;
   }
-
   const std::size_t key_columns = table_.key_columns.size();
-  const std::size_t all_columns = connection_->columns;
-  auto run = [&](pqxx::work& tx, const std::vector<const SinkRow*>& part) {
-    std::vector<std::vector<const std::optional<std::string>*>> upserts(all_columns),
-        deletes(key_columns);
-    static const std::optional<std::string> kNull;
-    for (const SinkRow* row : part) {
-      auto& target = row->deletion ? deletes : upserts;
-      for (std::size_t c = 0; c < target.size(); ++c)
-        target[c].push_back(c < row->columns.size() ? &row->columns[c] : &kNull);
-    }
-    auto exec = [&](const char* statement,
-                    const std::vector<std::vector<const std::optional<std::string>*>>& values) {
-      if (values.empty() || values.front().empty()) return;
-      std::vector<std::string> arrays;
-      arrays.reserve(values.size());
-      for (const auto& column : values) arrays.push_back(array_literal(column));
-      tx.exec_prepared(statement, pqxx::prepare::make_dynamic_params(arrays));
-    };
-    exec(kDelete, deletes);
-    exec(kUpsert, upserts);
-  };
-  if (rejected == nullptr) {
-    run(work, rows);
-  } else {
+  for (const SinkRow* row : rows) {
+    const ColumnArrays arrays = column_arrays({row});
     // Savepoints by hand: libpqxx 6's subtransaction leaves the transaction
     // aborted after a failed statement.
-    for (const SinkRow* row : rows) {
-      work.exec("SAVEPOINT rill_row");
-      try {
-        run(work, {row});
-        work.exec("RELEASE SAVEPOINT rill_row");
-      } catch (const pqxx::sql_error& e) {
-        if (!rejects_the_row(e.sqlstate())) throw;
-        work.exec("ROLLBACK TO SAVEPOINT rill_row");
-        std::string error = e.what();
-        while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
-        (*rejected)(*row, "SQLSTATE " + e.sqlstate() + ": " + error);
-      }
+    work.exec("SAVEPOINT rill_row");
+    try {
+      if (arrays.deletions)
+        work.exec_prepared(kDelete,
+                           pqxx::prepare::make_dynamic_params(
+                               arrays.texts.begin(),
+                               arrays.texts.begin() + static_cast<std::ptrdiff_t>(key_columns)));
+      if (arrays.upserts)
+        work.exec_prepared(kUpsert,
+                           pqxx::prepare::make_dynamic_params(
+                               arrays.texts.begin() + static_cast<std::ptrdiff_t>(key_columns),
+                               arrays.texts.end()));
+      work.exec("RELEASE SAVEPOINT rill_row");
+    } catch (const pqxx::sql_error& e) {
+      if (!rejects_the_row(e.sqlstate())) throw;
+      work.exec("ROLLBACK TO SAVEPOINT rill_row");
+      std::string error = e.what();
+      while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
+      rejected(*row, "SQLSTATE " + e.sqlstate() + ": " + error);
     }
   }
   work.exec_params(std::string("UPDATE ") + kOffsetsTable +

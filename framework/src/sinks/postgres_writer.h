@@ -84,8 +84,21 @@ class PostgresWriter {
  private:
   struct Connection;
 
-  Outcome apply(const SinkBatch& batch, const std::vector<const SinkRow*>& rows,
-                const RejectedHandler* rejected);
+  // Array literals of the rows' columns: the key columns of the deletions,
+  // then every column of the upserts.
+  struct ColumnArrays {
+    std::vector<std::string> texts;
+    bool deletions = false;
+    bool upserts = false;
+  };
+  ColumnArrays column_arrays(const std::vector<const SinkRow*>& rows) const;
+
+  // The batch in one statement.
+  Outcome apply(const SinkBatch& batch, const std::vector<const SinkRow*>& rows);
+  // The batch one row at a time, each in a savepoint: the rows the database
+  // rejects are left out and handed to `rejected`.
+  Outcome apply_row_by_row(const SinkBatch& batch, const std::vector<const SinkRow*>& rows,
+                           const RejectedHandler& rejected);
 
   PostgresTable table_;
   std::string application_id_;
