@@ -20,8 +20,8 @@
 // The three run in turn `--repeats` times, and each figure is the median of
 // its runs: the server's rate varies from one run to the next by a third.
 // Prints one JSON line: {"rows":N,"insert_rows_per_s":...,"copy_rows_per_s":...,
-// "rill_rows_per_s":...,"rill_ok":true}. The rill table is checked row for row
-// (count and sum of v) before its figure counts.
+// "rill_rows_per_s":...,"rill_to_insert_by_round":[...],"rill_ok":true}. The rill table is checked
+// row for row (count and sum of v) before its figure counts.
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -200,11 +200,15 @@ int main(int argc, char** argv) {
       std::sort(values.begin(), values.end());
       return values[values.size() / 2];
     };
+    // Each round's sink against the INSERT beside it: the spread of the ratio.
+    std::string rounds;
+    for (std::size_t i = 0; i < sinks.size(); ++i)
+      rounds += (i > 0 ? "," : "") + std::to_string(sinks[i] / inserts[i]);
     std::cout << "{\"rows\":" << rows << ",\"batch_size\":" << batch
               << ",\"repeats\":" << sinks.size() << ",\"insert_rows_per_s\":" << median(inserts)
               << ",\"copy_rows_per_s\":" << median(copies)
-              << ",\"rill_rows_per_s\":" << median(sinks)
-              << ",\"rill_ok\":" << (ok ? "true" : "false") << "}\n";
+              << ",\"rill_rows_per_s\":" << median(sinks) << ",\"rill_to_insert_by_round\":["
+              << rounds << "],\"rill_ok\":" << (ok ? "true" : "false") << "}\n";
     return ok ? 0 : 3;
   } catch (const std::exception& e) {
     std::cerr << "bench_postgres: " << e.what() << "\n";

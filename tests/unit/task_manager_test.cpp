@@ -5,6 +5,7 @@
 // that never connect: nothing here reaches a broker.
 #include "runtime/task_manager.h"
 
+#include <optional>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -94,6 +95,9 @@ struct Harness {
     };
     TaskManager::Shared shared{topology, deliveries, errors, gate, counters, metrics, stopping};
     shared.schedule = [](const std::shared_ptr<runtime::ActiveTask>&) {};
+    shared.before_create = [this](const TaskId& id) {
+      if (id == refuse_to_create) throw std::runtime_error("task " + id.to_string() + " refused");
+    };
     shared.fail_instance = [this](const std::string& message) { instance_error = message; };
     manager =
         std::make_unique<TaskManager>(std::move(settings), std::move(clients), std::move(shared));
@@ -122,6 +126,8 @@ struct Harness {
   int producers_made = 0;
   std::vector<std::unique_ptr<ScriptedProducer>> transactional;
   std::string instance_error;
+  // Creating this task throws, as a state directory still locked would.
+  std::optional<TaskId> refuse_to_create;
   std::unique_ptr<TaskManager> manager;
 };
 
@@ -311,6 +317,62 @@ TEST_CASE(
   CHECK(harness.manager->task_ids() == "0_0 0_1 0_2");
   REQUIRE(harness.group.sought.size() == 3);
   for (const TopicPartition& tp : harness.group.sought) CHECK(tp.offset > 10);
+}
+
+TEST_CASE(
+    "exactly once, a resume that cannot create every task creates none, and the next attempt "
+    "gives each partition one input",
+    "[unit][task-manager]") {
+  Harness harness(true);
+  harness.manager->assign(kTwoPartitions);
+  harness.processed(0, 9);
+  harness.processed(1, 4);
+  harness.group.committed_offsets = {{"orders", 0, 6}, {"orders", 1, 2}};
+  harness.transactions().answers["commit"] = {kAbortable};
+  harness.refuse_to_create = TaskId{0, 1};
+  const auto failed_at = std::chrono::steady_clock::now();
+  CHECK_FALSE(harness.manager->commit());
+  // Task 0_0 was created before 0_1 failed: left running, it would process
+  // records into the transaction that the next attempt aborts, with its
+  // store keeping them.
+  CHECK(harness.manager->tasks().empty());
+  CHECK(harness.manager->recovery_pending());
+
+  harness.refuse_to_create.reset();
+  harness.manager->recover_when_due(failed_at + 10s);
+  CHECK_FALSE(harness.manager->recovery_pending());
+  REQUIRE(harness.manager->task_ids() == "0_0 0_1");
+  for (const auto& [id, task] : harness.manager->tasks()) {
+    CHECK(task->inputs().size() == 1);
+    CHECK(task->inputs().front()->committed_offset == (id.partition == 0 ? 6 : 2));
+  }
+}
+
+TEST_CASE(
+    "exactly once, a commit whose next transaction cannot begin rewinds to what it just "
+    "committed",
+    "[unit][task-manager]") {
+  Harness harness(true);
+  harness.manager->assign(kTwoPartitions);
+  harness.processed(0, 9);
+  harness.processed(1, 4);
+  harness.transactions().answers["begin"] = {kAbortable};
+  harness.group.committed_offsets = {{"orders", 0, 9}, {"orders", 1, 4}};
+  CHECK(harness.manager->commit());
+  CHECK(harness.transactions().calls ==
+        std::vector<std::string>{"init", "begin", "send_offsets", "commit", "begin", "begin"});
+  REQUIRE(harness.transactions().offsets_sent.size() == 2);
+  CHECK(harness.transactions().offsets_sent[0].offset == 9);
+  CHECK(harness.transactions().offsets_sent[1].offset == 4);
+  // The tasks start again from the commit, on inputs of their own (the
+  // closed ones are gone: nothing may write to them).
+  CHECK_FALSE(harness.manager->recovery_pending());
+  REQUIRE(harness.manager->task_ids() == "0_0 0_1");
+  for (const auto& [id, task] : harness.manager->tasks()) {
+    REQUIRE(task->inputs().size() == 1);
+    CHECK(task->inputs().front()->next_offset == -1);
+    CHECK(task->inputs().front()->committed_offset == (id.partition == 0 ? 9 : 4));
+  }
 }
 
 TEST_CASE("a task its records failed goes to the uncaught exception handler",

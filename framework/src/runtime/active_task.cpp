@@ -266,6 +266,17 @@ bool ActiveTask::run(int64_t now) {
           continue;
         }
         input->at_end = false;
+        if (message->offset < input->next_offset) {
+          // Delivered again below what this input processed: under
+          // exactly-once its outputs would be committed twice.
+          if (!input->redelivery_logged) {
+            input->redelivery_logged = true;
+            log::get().warn("task {}: {}[{}]: offset {} again after {}; skipped", id_.to_string(),
+                            input->topic, input->partition, message->offset,
+                            input->next_offset - 1);
+          }
+          continue;
+        }
         ++taken;
         const internal::RawRecord raw = raw_record_of(*message, input->topic, headers_);
         // A clock read costs as much as a light processor: time one record

@@ -82,6 +82,8 @@ struct InputPartition {
   // is stopped at the commit gate.
   int64_t next_offset = -1;
   int64_t committed_offset = -1;
+  // Worker: a record below next_offset was skipped and said so.
+  bool redelivery_logged = false;
   // The timestamp of the last record processed (-1: none yet), for the
   // progress of a replay; written by the worker, read by the polling thread.
   std::atomic<int64_t> last_timestamp{-1};

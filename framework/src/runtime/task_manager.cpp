@@ -132,8 +132,10 @@ void TaskManager::create_tasks(const std::vector<kafka::TopicPartition>& partiti
     auto sub = subtopology_of_topic_.find(tp.topic);
     if (sub == subtopology_of_topic_.end()) continue;
     TaskId id{sub->second, tp.partition};
-    auto& task = tasks_[id];
+    std::shared_ptr<ActiveTask> task;
+    if (auto found = tasks_.find(id); found != tasks_.end()) task = found->second;
     if (!task) {
+      // Into tasks_ only once open: a task that failed to open is no one's.
       if (shared_.before_create) shared_.before_create(id);
       task = std::make_shared<ActiveTask>(
           shared_.topology, id, settings_.application_id, producer(), shared_.deliveries,
@@ -149,6 +151,7 @@ void TaskManager::create_tasks(const std::vector<kafka::TopicPartition>& partiti
         task->record_into(std::move(task_metrics), true, shared_.metrics.record_store_latency());
       }
       open_task(*task);
+      tasks_[id] = task;
       log::get().info("{}: created task {}", settings_.application_id, id.to_string());
       if (task->state().changelogs().empty()) {
         task->transition_to(TaskState::kRunning);
@@ -322,8 +325,7 @@ bool TaskManager::commit_offsets() {
       rewind_all(task->failure(), false, /*including_failed=*/false);
       return false;
     }
-    if (!commit_transaction(offsets)) return false;
-    for (InputPartition* input : committed) input->committed_offset = input->next_offset;
+    if (!commit_transaction(offsets, committed)) return false;
     // No checkpoint while running: until the next commit the stores take
     // writes that may yet be aborted, so after a crash they are restored in
     // full. A clean close writes it.
@@ -410,9 +412,14 @@ std::vector<kafka::TopicPartition> TaskManager::collect_offsets(
 // transaction cannot commit, nothing of it is visible to read_committed
 // readers: every task goes back to the last commit, with a new producer if
 // this one was fenced or failed.
-bool TaskManager::commit_transaction(const std::vector<kafka::TopicPartition>& offsets) {
+bool TaskManager::commit_transaction(const std::vector<kafka::TopicPartition>& offsets,
+                                     const std::vector<InputPartition*>& inputs) {
   const StreamsProducer::CommitResult result =
       transactions_->commit(offsets, !shared_.stopping.load());
+  // Before a rewind, which closes the inputs (a commit whose next
+  // transaction could not begin).
+  if (result.committed)
+    for (InputPartition* input : inputs) input->committed_offset = input->next_offset;
   if (result.rewind_reason) rewind_all(*result.rewind_reason, result.replace_producer);
   return result.committed;
 }
@@ -660,7 +667,20 @@ void TaskManager::recover() {
 void TaskManager::reopen(const std::vector<kafka::TopicPartition>& partitions) {
   const std::vector<kafka::TopicPartition> positions =
       seek_to_committed(*clients_.group, partitions, settings_.call_timeout);
-  create_tasks(partitions);
+  try {
+    create_tasks(partitions);
+  } catch (...) {
+    // All or none: a task created before the failure would process into the
+    // new transaction while the others wait, and the next attempt, which
+    // seeks every partition back, would give its partitions a second input
+    // and keep its store's updates. It closes dirty and waits with them.
+    const std::vector<kafka::TopicPartition> waiting = partitions;
+    close_partitions(waiting, false);
+    for (const auto& tp : waiting)
+      if (!contains(recovery_.partitions, tp.topic, tp.partition))
+        recovery_.partitions.push_back(tp);
+    throw;
+  }
   for (const kafka::TopicPartition& position : positions) {
     auto it = inputs_.find({position.topic, position.partition});
     if (it != inputs_.end()) it->second.first->committed_offset = position.offset;

@@ -215,7 +215,8 @@ class TaskManager {
   // The next offset to read of every partition whose task processed records
   // since the last commit.
   std::vector<kafka::TopicPartition> collect_offsets(std::vector<InputPartition*>& committed);
-  bool commit_transaction(const std::vector<kafka::TopicPartition>& offsets);
+  bool commit_transaction(const std::vector<kafka::TopicPartition>& offsets,
+                          const std::vector<InputPartition*>& inputs);
   // After a commit: deletes the records of repartition topics below the
   // committed offsets, as Kafka Streams does, so that they stop growing. The
   // request runs in the background; update() takes its answer.
