@@ -13,15 +13,18 @@
 //   - batched INSERT: `--batch-size` rows per statement and transaction;
 //   - COPY: one COPY of every row in one transaction;
 //   - rill: KStream::to_postgres from the input topic, batches of
-//     `--batch-size`, measured from the first batch the sink commits to the
-//     last (start-up and the group join are not the sink's rate), as the
-//     sink's offsets in rill_sink_offsets show them: a single-row read, where
-//     counting the table's rows would take a core from the run.
-// The three run in turn `--repeats` times, and each figure is the median of
-// its runs: the server's rate varies from one run to the next by a third.
+//     `--batch-size`, with one connection and then with two (the partitions
+//     shared by two writers), each measured from the first batch the sink
+//     commits to the last (start-up and the group join are not the sink's
+//     rate), as the sink's offsets in rill_sink_offsets show them: a
+//     single-row read, where counting the table's rows would take a core from
+//     the run.
+// They run in turn `--repeats` times, and each figure is the median of its
+// runs: the server's rate varies from one run to the next by a third.
 // Prints one JSON line: {"rows":N,"insert_rows_per_s":...,"copy_rows_per_s":...,
-// "rill_rows_per_s":...,"rill_to_insert_by_round":[...],"rill_ok":true}. The rill table is checked
-// row for row (count and sum of v) before its figure counts.
+// "rill_rows_per_s":...,"rill_to_insert_by_round":[...],
+// "rill_2_connections_rows_per_s":...,"rill_ok":true}. Each rill table is
+// checked row for row (count and sum of v) before its figure counts.
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -119,7 +122,8 @@ struct SinkRun {
   bool ok = false;
 };
 
-SinkRun rill_sink(const bench::Args& args, pqxx::connection& db, int64_t rows, int64_t batch) {
+SinkRun rill_sink(const bench::Args& args, pqxx::connection& db, int64_t rows, int64_t batch,
+                  std::size_t connections) {
   fresh_table(db, "w8_rill");
   rill::StreamsBuilder builder;
   rill::PostgresTable table;
@@ -128,6 +132,7 @@ SinkRun rill_sink(const bench::Args& args, pqxx::connection& db, int64_t rows, i
   table.key_columns = {{"k", "text"}};
   table.value_columns = {{"v", "bigint"}};
   table.batch_size = static_cast<std::size_t>(batch);
+  table.connections = connections;
   builder.stream<std::string, int64_t>(std::vector<std::string>{args.str("input")})
       .to_postgres("w8", table);
   static int run_number = 0;
@@ -187,14 +192,16 @@ int main(int argc, char** argv) {
     const int64_t batch = args.num("batch-size", 1000);
     load_input(args, keys);
     pqxx::connection db(args.str("postgres"));
-    std::vector<double> inserts, copies, sinks;
+    std::vector<double> inserts, copies, sinks, two_connections;
     bool ok = true;
     for (int64_t round = 0; round < args.num("repeats", 3); ++round) {
       inserts.push_back(batched_insert(db, keys, batch));
       copies.push_back(copy(db, keys));
-      const SinkRun sink = rill_sink(args, db, rows, batch);
+      const SinkRun sink = rill_sink(args, db, rows, batch, 1);
       sinks.push_back(sink.rows_per_s);
-      ok = ok && sink.ok;
+      const SinkRun two = rill_sink(args, db, rows, batch, 2);
+      two_connections.push_back(two.rows_per_s);
+      ok = ok && sink.ok && two.ok;
     }
     auto median = [](std::vector<double> values) {
       std::sort(values.begin(), values.end());
@@ -208,7 +215,8 @@ int main(int argc, char** argv) {
               << ",\"repeats\":" << sinks.size() << ",\"insert_rows_per_s\":" << median(inserts)
               << ",\"copy_rows_per_s\":" << median(copies)
               << ",\"rill_rows_per_s\":" << median(sinks) << ",\"rill_to_insert_by_round\":["
-              << rounds << "],\"rill_ok\":" << (ok ? "true" : "false") << "}\n";
+              << rounds << "],\"rill_2_connections_rows_per_s\":" << median(two_connections)
+              << ",\"rill_ok\":" << (ok ? "true" : "false") << "}\n";
     return ok ? 0 : 3;
   } catch (const std::exception& e) {
     std::cerr << "bench_postgres: " << e.what() << "\n";

@@ -230,6 +230,8 @@ TEST_CASE("KTable::to_postgres keeps a table equal to a changing table, deletion
   spec.key_columns = {{"customer", "text"}};
   spec.value_columns = {{"city", "text"}};
   spec.create_table = true;
+  // Two writers share the topic's partitions.
+  spec.connections = 2;
   builder.table<std::string, std::string>(input).to_postgres("customers", spec);
   StreamsConfig config{{"application.id", app},
                        {"bootstrap.servers", bootstrap_servers()},
@@ -253,6 +255,15 @@ TEST_CASE("KTable::to_postgres keeps a table equal to a changing table, deletion
   produce(input, records);
   CHECK(await_rows("SELECT customer, city FROM " + table, expected) == expected);
   CHECK(topic_configs(app + "-customers-sink").at("cleanup.policy") == "compact");
+  CHECK(sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rill " + app +
+            " customers'")
+            .at(0)
+            .at(0) == std::optional<std::string>("2"));
+  // Every partition applied, whichever writer held it.
+  CHECK(sql("SELECT count(*) FROM rill_sink_offsets WHERE application_id = '" + app +
+            "' AND next_offset > 0")
+            .at(0)
+            .at(0) == std::optional<std::string>("3"));
   REQUIRE(streams.close(30s));
   sql("DROP TABLE " + table);
 }

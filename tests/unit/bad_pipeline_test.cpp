@@ -300,6 +300,10 @@ const std::vector<BadPipeline> kCases = {
      with_steps("      - to_postgres:\n          connection: x\n          table: t\n"
                 "          key_columns: {}\n"),
      11, 24, "'key_columns' in 'to_postgres': found an empty mapping, expected a mapping"},
+    {"to_postgres with no connections",
+     with_steps("      - to_postgres:\n          connection: x\n          table: t\n"
+                "          key_columns: {id: {value: key}}\n          connections: 0\n"),
+     12, 24, "found connections 0, expected at least 1"},
 };
 
 }  // namespace

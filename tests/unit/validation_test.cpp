@@ -214,6 +214,10 @@ TEST_CASE("a PostgreSQL sink must declare its table whole and its key's columns"
   CHECK_THROWS_WITH(stream.to_postgres("rows", table),
                     "to_postgres 'rows': column 'id' appears twice");
   table.value_columns = {{"text"}};
+  table.connections = 0;
+  CHECK_THROWS_WITH(stream.to_postgres("rows", table),
+                    "to_postgres 'rows': connections must be at least 1");
+  table.connections = 2;
   table.connection.clear();
   CHECK_THROWS_WITH(stream.to_postgres("rows", table), "to_postgres 'rows': no connection string");
   table.connection = "postgresql://localhost/db";

@@ -62,6 +62,11 @@ struct PostgresTable {
   std::size_t batch_size = 1000;
   // How long the first row of a batch waits for others. Default: 100 ms.
   std::chrono::milliseconds linger{100};
+  // Writers on each instance, each with its own connection and consumer and
+  // its share of the sink topic's partitions: with more than one, the
+  // database works on several batches at once (a replay catches up faster).
+  // Default: 1.
+  std::size_t connections = 1;
   RejectedRows rejected_rows = RejectedRows::kDeadLetter;
 };
 

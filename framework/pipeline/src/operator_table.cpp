@@ -270,6 +270,13 @@ const std::vector<Operator>& operator_table() {
               "How long a batch's first row waits for others.",
               {},
               "100ms"},
+             {"connections",
+              T::kInteger,
+              false,
+              "Writers on each instance, each with its own connection and share of the "
+              "partitions: more than one lets the database write several batches at once.",
+              {},
+              "1"},
              {"on_rejected",
               T::kEnum,
               false,

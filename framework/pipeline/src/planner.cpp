@@ -560,6 +560,13 @@ void Planner::apply_to_postgres(FlowState& state, const StepSpec& step) {
   }
   if (step.has("linger"))
     table.linger = std::chrono::milliseconds(document_.parse_duration(step.at("linger")));
+  if (step.has("connections")) {
+    const int64_t connections = document_.parse_integer(step.at("connections"));
+    if (connections < 1)
+      document_.fail(step.at("connections").Mark(),
+                     "found connections " + std::to_string(connections) + ", expected at least 1");
+    table.connections = static_cast<std::size_t>(connections);
+  }
   const std::string rejected = step.text(document_, "on_rejected", "dead_letter");
   table.rejected_rows = rejected == "fail"               ? RejectedRows::kFail
                         : rejected == "log_and_continue" ? RejectedRows::kLogAndContinue

@@ -60,8 +60,9 @@ class RejectedRowError : public std::runtime_error {
 
 class PostgresSink::Loop {
  public:
-  explicit Loop(PostgresSinkSettings settings)
+  Loop(PostgresSinkSettings settings, std::size_t number)
       : settings_(std::move(settings)),
+        number_(number),
         writer_(settings_.table, settings_.application_id, settings_.sink, settings_.topic) {
     status_.sink = settings_.sink;
     status_.table = settings_.table.table;
@@ -78,7 +79,7 @@ class PostgresSink::Loop {
     // Only committed rows: under exactly-once the topic holds aborted ones.
     consumer["isolation.level"] = "read_committed";
     consumer["auto.offset.reset"] = "earliest";
-    consumer["client.id"] += "-sink-" + settings_.sink;
+    consumer["client.id"] += client_suffix();
     kafka::ConfPtr conf = settings_.make_conf(consumer);
     kafka::set_opaque(conf.get(), this);
     kafka::on_rebalance(conf.get(), [](rd_kafka_t*, rd_kafka_resp_err_t err,
@@ -95,7 +96,7 @@ class PostgresSink::Loop {
     kafka::redirect_events_to_consumer(consumer_.get());
 
     auto producer = settings_.producer_properties;
-    producer["client.id"] += "-sink-" + settings_.sink;
+    producer["client.id"] += client_suffix();
     producer["enable.idempotence"] = "true";
     kafka::ConfPtr producer_conf = settings_.make_conf(producer);
     kafka::set_opaque(producer_conf.get(), this);
@@ -146,6 +147,10 @@ class PostgresSink::Loop {
   metrics::SinkValues status() const {
     std::lock_guard lock(status_mutex_);
     return status_;
+  }
+
+  std::string client_suffix() const {
+    return "-sink-" + settings_.sink + (number_ > 0 ? "-" + std::to_string(number_) : "");
   }
 
   std::atomic<bool> stopping{false};
@@ -593,6 +598,8 @@ class PostgresSink::Loop {
   };
 
   PostgresSinkSettings settings_;
+  // Which of the instance's writers of the sink (PostgresTable::connections).
+  std::size_t number_;
   PostgresWriter writer_;
   kafka::KafkaPtr consumer_;
   kafka::KafkaPtr producer_;
@@ -628,25 +635,43 @@ class PostgresSink::Loop {
   metrics::SinkValues status_;
 };
 
-PostgresSink::PostgresSink(PostgresSinkSettings settings)
-    : loop_(std::make_unique<Loop>(std::move(settings))) {}
+PostgresSink::PostgresSink(PostgresSinkSettings settings) {
+  for (std::size_t number = 0; number < std::max<std::size_t>(settings.table.connections, 1);
+       ++number)
+    loops_.push_back(std::make_unique<Loop>(settings, number));
+}
 
 PostgresSink::~PostgresSink() {
   stop();
 }
 
 void PostgresSink::start() {
-  loop_->open();
-  thread_ = std::thread([this] { loop_->run(); });
+  for (auto& loop : loops_) loop->open();
+  for (auto& loop : loops_) threads_.emplace_back([&loop] { loop->run(); });
 }
 
 void PostgresSink::stop() {
-  loop_->stopping.store(true);
-  if (thread_.joinable()) thread_.join();
+  for (auto& loop : loops_) loop->stopping.store(true);
+  for (auto& thread : threads_)
+    if (thread.joinable()) thread.join();
 }
 
 metrics::SinkValues PostgresSink::status() const {
-  return loop_->status();
+  metrics::SinkValues all = loops_.front()->status();
+  for (std::size_t i = 1; i < loops_.size(); ++i) {
+    const metrics::SinkValues one = loops_[i]->status();
+    if (!one.available && (all.available || one.unavailable_since_ms < all.unavailable_since_ms)) {
+      all.unavailable_since_ms = one.unavailable_since_ms;
+      all.last_error = one.last_error;
+    }
+    all.available = all.available && one.available;
+    all.rows_written += one.rows_written;
+    all.rows_rejected += one.rows_rejected;
+    all.batches += one.batches;
+    all.failures += one.failures;
+    all.lag = all.lag < 0 || one.lag < 0 ? -1 : all.lag + one.lag;
+  }
+  return all;
 }
 
 }  // namespace rill::sinks

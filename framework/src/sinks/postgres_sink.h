@@ -1,6 +1,7 @@
-// The Kafka side of a PostgreSQL sink: a thread with its own group consumer
-// of the sink's topic, which batches the rows and hands them to a
-// PostgresWriter, resuming each partition from the offset the database holds.
+// The Kafka side of a PostgreSQL sink: for each of its connections, a thread
+// with its own group consumer of the sink's topic, which batches the rows and
+// hands them to a PostgresWriter, resuming each partition from the offset the
+// database holds.
 // Its faults stay its own: while the database is away, the partitions pause
 // and the writer retries with backoff; the topology's tasks go on.
 #pragma once
@@ -13,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "rill/postgres.h"
 
@@ -56,8 +58,10 @@ class PostgresSink {
 
  private:
   class Loop;
-  std::unique_ptr<Loop> loop_;
-  std::thread thread_;
+  // One per connection (PostgresTable::connections), each a member of the
+  // sink's consumer group.
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace rill::sinks

@@ -112,6 +112,11 @@ void PostgresWriter::connect() {
     c->columns = columns.size();
 
     pqxx::work setup(c->db);
+    // Named in pg_stat_activity, unless the connection string names it.
+    setup.exec_params(
+        "SELECT set_config('application_name', $1, false) "
+        "WHERE current_setting('application_name') = ''",
+        "rill " + application_id_ + " " + sink_);
     setup.exec(std::string("CREATE TABLE IF NOT EXISTS ") + kOffsetsTable +
                " (application_id text NOT NULL, sink text NOT NULL, topic text NOT NULL,"
                " partition integer NOT NULL, next_offset bigint NOT NULL,"

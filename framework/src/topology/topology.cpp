@@ -102,6 +102,7 @@ Topology& Topology::add_postgres_sink(PostgresSink sink) {
   if (table.table.empty()) fail("no table");
   if (table.key_columns.empty()) fail("no key column: the rows are upserted by key");
   if (table.batch_size == 0) fail("batch_size must be at least 1");
+  if (table.connections == 0) fail("connections must be at least 1");
   std::set<std::string> names;
   for (const auto* columns : {&table.key_columns, &table.value_columns})
     for (const PostgresColumn& column : *columns) {
