@@ -43,8 +43,7 @@ class ScriptedConsumer final : public kafka::Consumer {
     REQUIRE(partitions.size() == committed_offsets.size());
     return committed_offsets;
   }
-  std::vector<kafka::TopicPartition> seek(std::vector<kafka::TopicPartition> positions,
-                                          std::chrono::milliseconds) override {
+  std::vector<kafka::TopicPartition> seek(std::vector<kafka::TopicPartition> positions) override {
     sought.insert(sought.end(), positions.begin(), positions.end());
     if (seek_error)
       for (kafka::TopicPartition& tp : positions) tp.error = *seek_error;

@@ -20,11 +20,13 @@ class LibrdkafkaConsumer final : public Consumer {
     return from_list(*list);
   }
 
-  std::vector<TopicPartition> seek(std::vector<TopicPartition> positions,
-                                   std::chrono::milliseconds timeout) override {
+  std::vector<TopicPartition> seek(std::vector<TopicPartition> positions) override {
     PartitionListPtr list = to_list(positions);
-    if (rd_kafka_error_t* error =
-            rd_kafka_seek_partitions(handle_, list.get(), static_cast<int>(timeout.count()))) {
+    // No timeout: a seek only changes the client's fetcher state, which takes
+    // microseconds. librdkafka 2.0.2 reads the timeout as microseconds (fixed
+    // in 2.1.0), so a finite one gave up after a thousandth of it, reported
+    // a failure, and left the seek to happen later anyway.
+    if (rd_kafka_error_t* error = rd_kafka_seek_partitions(handle_, list.get(), -1)) {
       const rd_kafka_resp_err_t code = rd_kafka_error_code(error);
       rd_kafka_error_destroy(error);
       throw Error(code, "cannot seek to the committed offsets");

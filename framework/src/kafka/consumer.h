@@ -35,10 +35,10 @@ class Consumer {
   // the group coordinator does not answer within `timeout`.
   virtual std::vector<TopicPartition> committed(std::vector<TopicPartition> partitions,
                                                 std::chrono::milliseconds timeout) = 0;
-  // Moves the fetch position of assigned partitions; each comes back with its
-  // own error, if any. Throws Error when the request fails as a whole.
-  virtual std::vector<TopicPartition> seek(std::vector<TopicPartition> positions,
-                                           std::chrono::milliseconds timeout) = 0;
+  // Moves the fetch position of assigned partitions, waiting until the
+  // client's fetcher has it (a local change); each comes back with its own
+  // error, if any. Throws Error when the request fails as a whole.
+  virtual std::vector<TopicPartition> seek(std::vector<TopicPartition> positions) = 0;
   // Commits `offsets` to the group and waits for the coordinator's answer.
   // Throws Error when it refuses or does not answer.
   virtual void commit(const std::vector<TopicPartition>& offsets) = 0;

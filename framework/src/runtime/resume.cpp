@@ -18,7 +18,7 @@ std::vector<kafka::TopicPartition> seek_to_committed(kafka::Consumer& consumer,
                                kafka::describe(tp.error));
     if (tp.offset < 0) tp.offset = RD_KAFKA_OFFSET_BEGINNING;
   }
-  for (const kafka::TopicPartition& tp : consumer.seek(positions, timeout))
+  for (const kafka::TopicPartition& tp : consumer.seek(positions))
     if (tp.error != RD_KAFKA_RESP_ERR_NO_ERROR)
       throw std::runtime_error("cannot seek " + tp.to_string() + ": " + kafka::describe(tp.error));
   return positions;

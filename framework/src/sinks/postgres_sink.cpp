@@ -232,7 +232,7 @@ class PostgresSink::Loop {
           {settings_.topic, partition, written < 0 ? RD_KAFKA_OFFSET_BEGINNING : written});
     }
     if (assigned) {
-      for (const auto& result : kafka::consumer_of(consumer_.get())->seek(positions, kCallTimeout))
+      for (const auto& result : kafka::consumer_of(consumer_.get())->seek(positions))
         if (result.error != RD_KAFKA_RESP_ERR_NO_ERROR)
           throw std::runtime_error("cannot seek " + result.to_string() + ": " +
                                    kafka::describe(result.error));
@@ -407,6 +407,7 @@ class PostgresSink::Loop {
         queued_->skipped = true;
         written_.push_back(std::move(queued_));
       }
+      any_written_.store(true, std::memory_order_release);
       queue_changed_.notify_all();
     }
   }
@@ -415,12 +416,14 @@ class PostgresSink::Loop {
   // waiting for every batch handed to it when `wait`; rethrows what a write
   // threw.
   void take_written(bool wait) {
-    if (outstanding_ == 0) return;
+    // Called for every record: no lock unless a batch is done.
+    if (outstanding_ == 0 || (!wait && !any_written_.load(std::memory_order_acquire))) return;
     std::deque<std::unique_ptr<InFlight>> done;
     {
       std::unique_lock lock(queue_mutex_);
       if (wait) queue_changed_.wait(lock, [this] { return !queued_ && !writing_; });
       done.swap(written_);
+      any_written_.store(false, std::memory_order_relaxed);
     }
     outstanding_ -= done.size();
     for (const auto& batch : done) {
@@ -520,6 +523,7 @@ class PostgresSink::Loop {
       }
       queue_changed_.wait(lock, [this] { return !writing_; });
       written_.clear();
+      any_written_.store(false, std::memory_order_relaxed);
       outstanding_ = 0;
     }
     writer_.disconnect();
@@ -622,6 +626,8 @@ class PostgresSink::Loop {
   std::unique_ptr<InFlight> queued_;
   bool writing_ = false;
   std::deque<std::unique_ptr<InFlight>> written_;
+  // written_ is not empty: the loop looks without the lock.
+  std::atomic<bool> any_written_{false};
   bool database_stopping_ = false;
   Clock::time_point batch_started_;
   Clock::time_point next_attempt_;
