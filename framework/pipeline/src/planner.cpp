@@ -551,22 +551,18 @@ void Planner::apply_to_postgres(FlowState& state, const StepSpec& step) {
   const Columns keys = columns("key_columns", table.key_columns);
   const Columns values = columns("columns", table.value_columns);
   table.create_table = step.text(document_, "create_table", "false") == "true";
-  if (step.has("batch_size")) {
-    const int64_t size = document_.parse_integer(step.at("batch_size"));
-    if (size < 1)
-      document_.fail(step.at("batch_size").Mark(),
-                     "found batch_size " + std::to_string(size) + ", expected at least 1");
-    table.batch_size = static_cast<std::size_t>(size);
-  }
+  auto count = [&](const char* field, std::size_t& into) {
+    if (!step.has(field)) return;
+    const int64_t value = document_.parse_integer(step.at(field));
+    if (value < 1)
+      document_.fail(step.at(field).Mark(), "found " + std::string(field) + " " +
+                                                std::to_string(value) + ", expected at least 1");
+    into = static_cast<std::size_t>(value);
+  };
+  count("batch_size", table.batch_size);
+  count("connections", table.connections);
   if (step.has("linger"))
     table.linger = std::chrono::milliseconds(document_.parse_duration(step.at("linger")));
-  if (step.has("connections")) {
-    const int64_t connections = document_.parse_integer(step.at("connections"));
-    if (connections < 1)
-      document_.fail(step.at("connections").Mark(),
-                     "found connections " + std::to_string(connections) + ", expected at least 1");
-    table.connections = static_cast<std::size_t>(connections);
-  }
   const std::string rejected = step.text(document_, "on_rejected", "dead_letter");
   table.rejected_rows = rejected == "fail"               ? RejectedRows::kFail
                         : rejected == "log_and_continue" ? RejectedRows::kLogAndContinue
