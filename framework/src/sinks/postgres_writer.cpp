@@ -151,18 +151,18 @@ void PostgresWriter::connect() {
       throw DatabaseUnavailable("the " + description_ + " has no column " + joined(missing, ", "));
     setup.commit();
 
-    std::vector<std::string> names, arrays, casts, updates, key_names, key_matches;
+    std::vector<std::string> names, array_types, casts, updates, key_names, key_matches;
     for (std::size_t i = 0; i < columns.size(); ++i) {
       const std::string name = c->db.quote_name(columns[i]->name);
-      const std::string field = "c" + std::to_string(i);
+      const std::string field = "u.c" + std::to_string(i);
       names.push_back(name);
       // An array of the column's type, whose elements PostgreSQL reads
       // straight from their texts; a column that is an array itself gets a
       // text[] and a cast, since unnest would flatten an array of arrays.
       const std::string& type = types.at(columns[i]->name);
       const bool array_column = type.ends_with("]");
-      arrays.push_back("$" + std::to_string(i + 1) + "::" + (array_column ? "text" : type) + "[]");
-      casts.push_back("u." + field + (array_column ? "::" + type : ""));
+      array_types.push_back((array_column ? "text" : type) + "[]");
+      casts.push_back(field + (array_column ? "::" + type : ""));
       if (i < table_.key_columns.size()) {
         key_names.push_back(name);
         key_matches.push_back("t." + name + " = " + casts.back());
@@ -170,20 +170,30 @@ void PostgresWriter::connect() {
         updates.push_back(name + " = EXCLUDED." + name);
       }
     }
-    std::vector<std::string> fields;
-    for (std::size_t i = 0; i < columns.size(); ++i) fields.push_back("c" + std::to_string(i));
-    const std::string upsert =
-        "INSERT INTO " + c->quoted_table + " (" + joined(names, ", ") + ") SELECT " +
-        joined(casts, ", ") + " FROM unnest(" + joined(arrays, ", ") + ") AS u(" +
-        joined(fields, ", ") + ") ON CONFLICT (" + joined(key_names, ", ") + ") " +
-        (updates.empty() ? "DO NOTHING" : "DO UPDATE SET " + joined(updates, ", "));
-    std::vector<std::string> key_arrays(
-        arrays.begin(), arrays.begin() + static_cast<std::ptrdiff_t>(table_.key_columns.size()));
-    std::vector<std::string> key_fields(
-        fields.begin(), fields.begin() + static_cast<std::ptrdiff_t>(table_.key_columns.size()));
-    const std::string remove = "DELETE FROM " + c->quoted_table + " t USING unnest(" +
-                               joined(key_arrays, ", ") + ") AS u(" + joined(key_fields, ", ") +
-                               ") WHERE " + joined(key_matches, " AND ");
+    // The first `count` columns as rows u(c0, c1, ...), from array
+    // parameters numbered from `first`.
+    auto unnest = [&](std::size_t first, std::size_t count) {
+      std::vector<std::string> arrays, fields;
+      for (std::size_t i = 0; i < count; ++i) {
+        arrays.push_back("$" + std::to_string(first + i) + "::" + array_types[i]);
+        fields.push_back("c" + std::to_string(i));
+      }
+      return "unnest(" + joined(arrays, ", ") + ") AS u(" + joined(fields, ", ") + ")";
+    };
+    // Fenced: inside the batch statement, writing only when its fence holds.
+    auto upsert = [&](std::size_t first, bool fenced) {
+      return "INSERT INTO " + c->quoted_table + " (" + joined(names, ", ") + ") SELECT " +
+             joined(casts, ", ") + " FROM " + unnest(first, columns.size()) +
+             (fenced ? ", fence WHERE fence.current" : "") + " ON CONFLICT (" +
+             joined(key_names, ", ") + ") " +
+             (updates.empty() ? "DO NOTHING" : "DO UPDATE SET " + joined(updates, ", "));
+    };
+    auto remove = [&](std::size_t first, bool fenced) {
+      return "DELETE FROM " + c->quoted_table + " t USING " +
+             unnest(first, table_.key_columns.size()) +
+             (fenced ? ", fence WHERE fence.current AND " : " WHERE ") +
+             joined(key_matches, " AND ");
+    };
     // A whole batch in one statement, so one round trip and its own
     // transaction: lock the batch's offset rows, and only when each holds
     // what this writer expects, move them and write the rows. A second
@@ -191,13 +201,6 @@ void PostgresWriter::connect() {
     // and writes nothing. $1-$6: application, sink, topic, partitions,
     // expected and next offsets; then the key columns of the deletions, then
     // every column of the upserts.
-    std::vector<std::string> delete_arrays, upsert_arrays;
-    for (std::size_t i = 0; i < columns.size(); ++i) {
-      const std::string array = arrays[i].substr(arrays[i].find("::"));
-      if (i < table_.key_columns.size())
-        delete_arrays.push_back("$" + std::to_string(7 + i) + array);
-      upsert_arrays.push_back("$" + std::to_string(7 + table_.key_columns.size() + i) + array);
-    }
     const std::string batch =
         std::string(
             "WITH locked AS (SELECT o.partition, o.next_offset = m.expected AS matches"
@@ -212,19 +215,13 @@ void PostgresWriter::connect() {
         " o SET next_offset = m.next, updated_at = now() FROM unnest($4::integer[],"
         " $6::bigint[]) AS m(p, next), fence WHERE fence.current AND o.application_id = $1"
         " AND o.sink = $2 AND o.topic = $3 AND o.partition = m.p),"
-        " deleted AS (DELETE FROM " +
-        c->quoted_table + " t USING unnest(" + joined(delete_arrays, ", ") + ") AS u(" +
-        joined(key_fields, ", ") + "), fence WHERE fence.current AND " +
-        joined(key_matches, " AND ") + "), upserted AS (INSERT INTO " + c->quoted_table + " (" +
-        joined(names, ", ") + ") SELECT " + joined(casts, ", ") + " FROM unnest(" +
-        joined(upsert_arrays, ", ") + ") AS u(" + joined(fields, ", ") +
-        "), fence WHERE fence.current ON CONFLICT (" + joined(key_names, ", ") + ") " +
-        (updates.empty() ? "DO NOTHING" : "DO UPDATE SET " + joined(updates, ", ")) +
+        " deleted AS (" +
+        remove(7, true) + "), upserted AS (" + upsert(7 + table_.key_columns.size(), true) +
         ") SELECT current FROM fence";
     // Preparing checks them: a key that is not the table's primary key or a
     // unique index fails here, not at the first batch.
-    c->db.prepare(kUpsert, upsert);
-    c->db.prepare(kDelete, remove);
+    c->db.prepare(kUpsert, upsert(1, false));
+    c->db.prepare(kDelete, remove(1, false));
     c->db.prepare(kBatch, batch);
     pqxx::work check(c->db);
     std::vector<std::string> empty(columns.size(), "{}");
