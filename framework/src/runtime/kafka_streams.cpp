@@ -635,8 +635,13 @@ struct KafkaStreams::Impl {
 
   void schedule(const std::shared_ptr<ActiveTask>& task) {
     // A failed task waits for the task manager's update(), which skips a
-    // scheduled one.
-    if (task->failure_reported() || task->scheduled.exchange(true)) return;
+    // scheduled one. A task that is not running yet (restoring) is scheduled
+    // by the task manager when it starts: a run before that would find its
+    // records waiting and post itself again, spinning a worker for the whole
+    // restore.
+    if (task->task_state() != runtime::TaskState::kRunning || task->failure_reported() ||
+        task->scheduled.exchange(true))
+      return;
     boost::asio::post(*pool, [this, task] {
       const auto started = metrics_enabled ? Clock::now() : Clock::time_point();
       const bool wake_poll_thread = task->run(wall_clock_ms());
