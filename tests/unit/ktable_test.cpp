@@ -182,3 +182,27 @@ TEST_CASE("a table's store is named and kept as Materialized says", "[unit][ktab
   CHECK(store.get("a") == ValueAndTimestamp<std::string>{"alice", 1});
   CHECK(driver.queue_size("app-users-changelog") == 1);
 }
+
+TEST_CASE("a commit hands on a cached table's updates through a cached table after it in the task",
+          "[unit][ktable][cache]") {
+  // The downstream store's name sorts before the upstream's: handing on the
+  // caches once, by name, left the update in the downstream cache past the
+  // commit, which then committed the input without it.
+  StreamsBuilder builder;
+  builder
+      .table("in", serdes::string(), serdes::string(),
+             Materialized<std::string, std::string>::as("z-upstream"))
+      .to_stream()
+      .to_table("", Materialized<std::string, std::string>::as("a-downstream"))
+      .to_stream()
+      .to("out", serdes::string(), serdes::nullable(serdes::string()));
+  TopologyTestDriver driver(
+      builder.build(),
+      StreamsConfig{{"application.id", "app"}, {"statestore.cache.max.bytes", "1048576"}});
+  auto in = driver.create_input_topic("in", serdes::string(), serdes::string());
+  auto out = driver.create_output_topic("out", serdes::string(), serdes::string());
+  in.pipe_input("k", "v1", 1);
+  const auto records = out.read_records_to_list();
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].value == "v1");
+}

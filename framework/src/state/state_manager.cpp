@@ -96,12 +96,24 @@ void StateManager::restored(const std::string& store, int64_t next_offset) {
 }
 
 void StateManager::flush() {
+  hand_on_cached();
   for (auto& [name, open_store] : stores_) open_store.store->flush();
 }
 
+// What one cache hands on may land in the cache of a store downstream in the
+// same task (a foreign-key join's result after its table). A commit that left
+// it there would commit the input's offsets without that store's update: hand
+// on until no cache holds anything, whatever order the stores come in.
 void StateManager::hand_on_cached() {
-  for (auto& [name, open_store] : stores_)
-    if (open_store.cache != nullptr) open_store.cache->hand_on();
+  for (std::size_t pass = 0; pass <= stores_.size(); ++pass) {
+    bool handed_on = false;
+    for (auto& [name, open_store] : stores_)
+      if (open_store.cache != nullptr && open_store.cache->cached_entries() > 0) {
+        open_store.cache->hand_on();
+        handed_on = true;
+      }
+    if (!handed_on) return;
+  }
 }
 
 void StateManager::checkpoint() {
