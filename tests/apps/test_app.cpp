@@ -13,6 +13,9 @@
 //     topology "stream-join": input=orders,payments: each order left-joined with the payments
 //                             of its key within 2 s, as "order|payment" ("order|none" once
 //                             its window closed without one)
+//     topology "fk-join":     input=orders,customers: a table of orders "customer|item"
+//                             left-joined by foreign key with the customers table, as
+//                             "item|row" ("item|none" without); deletions as tombstones
 //   keys: input, output, and any StreamsConfig key.
 #include <iostream>
 
@@ -24,7 +27,8 @@
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: rill_test_app count|echo|repartition|json|join|stream-join key=value...\n";
+    std::cerr << "usage: rill_test_app count|echo|repartition|json|join|stream-join|fk-join "
+                 "key=value...\n";
     return 2;
   }
   std::string kind = argv[1];
@@ -78,6 +82,18 @@ int main(int argc, char** argv) {
             },
             rill::JoinWindows::of_time_difference_with_no_grace(std::chrono::seconds(2)))
         .to(output);
+  } else if (kind == "fk-join") {
+    const std::string orders = input.substr(0, input.find(','));
+    const std::string customers = input.substr(input.find(',') + 1);
+    auto rows = builder.table(customers, rill::serdes::string(), rill::serdes::string());
+    builder.table(orders, rill::serdes::string(), rill::serdes::string())
+        .left_join(
+            rows, [](const std::string& order) { return order.substr(0, order.find('|')); },
+            [](const std::string& order, const std::optional<std::string>& row) {
+              return order.substr(order.find('|') + 1) + "|" + row.value_or("none");
+            })
+        .to_stream()
+        .to(output, rill::serdes::string(), rill::serdes::nullable(rill::serdes::string()));
   } else if (kind == "json") {
     builder.stream(input, rill::serdes::string(), rill::serdes::json())
         .map_values([](const std::string& key, const nlohmann::json& value) {

@@ -2,7 +2,9 @@
 // timestamp order (max.task.idle.ms), so each order sees its customer's row
 // as of the order's time; a stream-global-table join enriches from a table
 // every instance holds whole; stream-table and stream-stream joins stay exact
-// under exactly-once while instances are killed and added.
+// under exactly-once while instances are killed and added; a foreign-key join
+// of tables with different partition counts ends with every order joined to
+// its current customer while foreign keys, rows and instances change.
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -320,4 +322,103 @@ TEST_CASE(
   const std::vector<std::string> seen = instances.outputs();
   CHECK(seen.size() == expected.size());
   CHECK(std::set<std::string>(seen.begin(), seen.end()) == expected);
+}
+
+TEST_CASE(
+    "a foreign-key join on three instances follows changing foreign keys, rows and deletions "
+    "while an instance is killed and another added",
+    "[kafka][join][foreign-key]") {
+  const std::string orders = unique_name("fk-orders"), customers = unique_name("fk-customers");
+  const std::string output = unique_name("fk-out");
+  constexpr int kCustomers = 20, kOrders = 200;
+  // Different partition counts: the join needs no co-partitioning.
+  create_topic(orders, 6);
+  create_topic(customers, 3);
+  create_topic(output, 6);
+  std::map<std::string, std::string> customer_rows;  // the current rows
+  std::map<std::string, std::optional<std::string>> order_rows;
+  auto set_customers = [&](const std::string& version) {
+    std::vector<TestRecord> batch;
+    for (int c = 0; c < kCustomers; ++c) {
+      const std::string key = "c" + std::to_string(c);
+      customer_rows[key] = key + "-" + version;
+      batch.push_back({key, customer_rows[key], -1, -1, now_ms(), {}});
+    }
+    produce(customers, batch);
+  };
+  // Order i names customer (i + shift) % (kCustomers + 2): the last two name
+  // no customer.
+  auto set_orders = [&](int shift, int delete_every) {
+    std::vector<TestRecord> batch;
+    for (int i = 0; i < kOrders; ++i) {
+      const std::string key = "o" + std::to_string(i);
+      if (delete_every > 0 && i % delete_every == 0) {
+        order_rows[key] = std::nullopt;
+        batch.push_back({key, std::nullopt, -1, -1, now_ms(), {}});
+        continue;
+      }
+      order_rows[key] =
+          "c" + std::to_string((i + shift) % (kCustomers + 2)) + "|item" + std::to_string(i);
+      batch.push_back({key, order_rows[key], -1, -1, now_ms(), {}});
+    }
+    produce(orders, batch);
+  };
+  // The joined table each order must end with.
+  auto expected = [&] {
+    std::map<std::string, std::optional<std::string>> rows;
+    for (const auto& [key, order] : order_rows) {
+      if (!order) {
+        rows[key] = std::nullopt;
+        continue;
+      }
+      const std::string customer = order->substr(0, order->find('|'));
+      const auto row = customer_rows.find(customer);
+      rows[key] = order->substr(order->find('|') + 1) + "|" +
+                  (row == customer_rows.end() ? std::string("none") : row->second);
+    }
+    return rows;
+  };
+  auto last_rows = [&] {
+    std::map<std::string, std::optional<std::string>> last;
+    read_to_end(
+        output, [&](const TestRecord& r) { last[*r.key] = r.value; }, 30s);
+    return last;
+  };
+  auto await_rows = [&](const std::map<std::string, std::optional<std::string>>& want) {
+    const auto deadline = std::chrono::steady_clock::now() + 180s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (last_rows() == want) return true;
+      std::this_thread::sleep_for(500ms);
+    }
+    return false;
+  };
+  auto differences = [&](const std::map<std::string, std::optional<std::string>>& want) {
+    const auto seen = last_rows();
+    std::string text;
+    int shown = 0;
+    for (const auto& [key, row] : want) {
+      const auto it = seen.find(key);
+      if (it != seen.end() && it->second == row) continue;
+      if (++shown > 10) break;
+      text += key + ": expected " + row.value_or("(deleted)") + ", last " +
+              (it == seen.end() ? std::string("(none)") : it->second.value_or("(deleted)")) + "\n";
+    }
+    return text;
+  };
+
+  JoinInstances instances("fk-join", orders + "," + customers, output);
+  for (const std::string name : {"a", "b", "c"}) instances.start(name);
+  set_customers("v1");
+  set_orders(0, 0);
+  if (!await_rows(expected())) FAIL("the first rows: " << differences(expected()));
+  // Foreign keys change, customer rows change, some orders are deleted, and
+  // an instance dies while the subscriptions and answers are on their way.
+  set_orders(7, 0);
+  set_customers("v2");
+  instances.kill_and_add("a", "d");
+  set_orders(13, 9);
+  set_customers("v3");
+  if (!await_rows(expected()))
+    FAIL("after the changes: " << differences(expected()) << instances.diagnosis({}));
+  instances.stop();
 }

@@ -284,6 +284,21 @@ const std::vector<BadPipeline> kCases = {
      "  t: {topic: t, type: table}\nflows:\n  - from: in\n    steps:\n"
      "      - join: {with: t, type: outer, value: right}\n",
      8, 31, "an outer join needs a stream on both sides; 't' is a table"},
+    {"foreign-key join without its foreign key",
+     "application: {application.id: app}\nsources:\n  o: {topic: o, type: table}\n"
+     "  t: {topic: t, type: table}\nflows:\n  - from: o\n    steps:\n"
+     "      - join: {with: t, value: right}\n      - to: out\n",
+     8, 9, "a join of table rows with table 't' needs key: the foreign key"},
+    {"foreign-key join with a stream",
+     "application: {application.id: app}\nsources:\n  o: {topic: o, type: table}\n"
+     "  s: {topic: s}\nflows:\n  - from: o\n    steps:\n"
+     "      - join: {with: s, key: value.s, value: right}\n      - to: out\n",
+     8, 22, "unknown table 's', expected a source of type table"},
+    {"outer foreign-key join",
+     "application: {application.id: app}\nsources:\n  o: {topic: o, type: table}\n"
+     "  t: {topic: t, type: table}\nflows:\n  - from: o\n    steps:\n"
+     "      - join: {with: t, key: value.t, type: outer, value: right}\n      - to: out\n",
+     8, 45, "a foreign-key join is inner or left, found outer"},
     {"join window without a difference",
      with_steps("      - join: {with: in, window: {before: 1m}, value: right}\n"), 8, 34,
      "a join window needs 'difference', or both 'before' and 'after'"},

@@ -668,6 +668,42 @@ flows:
                                         {"c1", R"({"at":5,"customer":"Ada L.","order":"o3"})"}});
 }
 
+TEST_CASE("a join step in a flow from a table joins the rows of another table by foreign key",
+          "[unit][pipeline][join][foreign-key]") {
+  Run run(R"(
+application: {application.id: shop}
+sources:
+  customers: {topic: customers, type: table}
+  orders: {topic: orders, type: table}
+flows:
+  - from: orders
+    steps:
+      - join:
+          with: customers
+          key: value.customer
+          type: left
+          value: {order: key, product: left.product, customer: right.name}
+      - to: enriched
+)");
+  CHECK_THAT(run.pipeline.topology.describe(),
+             Catch::Contains("KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-"));
+  run.pipe("customers", "c1", R"({"name":"Ada"})", 1);
+  run.pipe("orders", "o1", R"({"customer":"c1","product":"apple"})", 2);
+  run.pipe("orders", "o2", R"({"customer":"c2","product":"pear"})", 3);
+  run.pipe("customers", "c1", R"({"name":"Ada L."})", 4);
+  run.pipe("orders", "o1", R"({"customer":"c2","product":"apple"})", 5);
+  run.pipe("customers", "c2", R"({"name":"Bo"})", 6);
+  run.pipe("orders", "o2", std::nullopt, 7);
+  CHECK(run.read("enriched") ==
+        Records{{"o1", R"({"customer":"Ada","order":"o1","product":"apple"})"},
+                {"o2", R"({"customer":null,"order":"o2","product":"pear"})"},
+                {"o1", R"({"customer":"Ada L.","order":"o1","product":"apple"})"},
+                {"o1", R"({"customer":null,"order":"o1","product":"apple"})"},
+                {"o1", R"({"customer":"Bo","order":"o1","product":"apple"})"},
+                {"o2", R"({"customer":"Bo","order":"o2","product":"pear"})"},
+                {"o2", "<null>"}});
+}
+
 TEST_CASE("a join step reads a table with history as it was at each record's time",
           "[unit][pipeline][join][versioned-store]") {
   Run run(R"(

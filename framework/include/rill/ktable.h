@@ -30,6 +30,7 @@
 #include <utility>
 
 #include "rill/change.h"
+#include "rill/operators/foreign_key_join.h"
 #include "rill/operators/ktable_ops.h"
 #include "rill/operators/suppress.h"
 #include "rill/operators/table_table_join.h"
@@ -238,6 +239,50 @@ class KTable {
         std::move(materialized), std::move(name));
   }
 
+  // Joins each row of this table with the row of `other` that its value
+  // names, as Kafka Streams' foreign-key join (KIP-213): foreign_key(value),
+  // or foreign_key(key, value), gives the key of `other`'s row (a
+  // std::optional<KO> may give none). The joined table, keyed as this one,
+  // holds joiner(value, other_value), or joiner(key, value, other_value), for
+  // each row whose foreign row exists,
+  // and follows updates of either table: a changed foreign key, a deleted row
+  // on either side. The tables need not be co-partitioned: the join sends
+  // subscriptions to `other`'s partitions through
+  // "<application.id>-<name>-subscription-registration-topic" and gets its
+  // answers back through "<application.id>-<name>-subscription-response-topic"
+  // (name: the `name` given, else generated as Kafka Streams generates it).
+  // Both tables need serdes and readable rows; this table must be able to send
+  // old values (not a windowed or suppressed table).
+  template <class KO, class VO, class FK, class F,
+            class VJ = internal::ForeignKeyJoinResult<F, K, V, VO>>
+  requires internal::ForeignKeyExtractor<FK, K, V, KO> KTable<K, VJ> join(
+      const KTable<KO, VO>& other, FK foreign_key, F joiner, Materialized<K, VJ> materialized = {},
+      std::string name = {})
+  const {
+    return join_foreign_key<KO, VO, VJ>(
+        other, internal::foreign_key_function<K, V, KO>(std::move(foreign_key)),
+        [joiner](const K& key, const V& value, const std::optional<VO>& other_value) mutable {
+          return internal::call_foreign_key_joiner(joiner, key, value, *other_value);
+        },
+        false, std::move(materialized), std::move(name));
+  }
+  // As the foreign-key join, with a row for each row of this table: the
+  // joiner's other_value is a std::optional<VO>, empty when the foreign key
+  // is absent or names no row.
+  template <class KO, class VO, class FK, class F,
+            class VJ = internal::ForeignKeyJoinResult<F, K, V, std::optional<VO>>>
+  requires internal::ForeignKeyExtractor<FK, K, V, KO> KTable<K, VJ> left_join(
+      const KTable<KO, VO>& other, FK foreign_key, F joiner, Materialized<K, VJ> materialized = {},
+      std::string name = {})
+  const {
+    return join_foreign_key<KO, VO, VJ>(
+        other, internal::foreign_key_function<K, V, KO>(std::move(foreign_key)),
+        [joiner](const K& key, const V& value, const std::optional<VO>& other_value) mutable {
+          return internal::call_foreign_key_joiner(joiner, key, value, other_value);
+        },
+        true, std::move(materialized), std::move(name));
+  }
+
   // Windowed tables from a windowed aggregation only: holds each window's
   // result back until the window closes, then emits it once. Deletions are
   // never emitted.
@@ -302,6 +347,12 @@ class KTable {
   template <class VO, class VJ, class J>
   KTable<K, VJ> join_tables(const KTable<K, VO>& other, operators::TableJoinKind kind, J joiner,
                             Materialized<K, VJ> materialized, std::string name) const;
+
+  template <class KO, class VO, class VJ>
+  KTable<K, VJ> join_foreign_key(
+      const KTable<KO, VO>& other, std::function<std::optional<KO>(const K&, const V&)> foreign_key,
+      std::function<VJ(const K&, const V&, const std::optional<VO>&)> joiner, bool left,
+      Materialized<K, VJ> materialized, std::string name) const;
 
   template <class F>
   KTable add_filter(F predicate, bool keep_when, std::string name) const {
@@ -571,6 +622,133 @@ KStream<K, VR> KStream<K, V>::join_table(const KTable<K, VT>& table, bool left, 
         return key;
       },
       std::move(joiner), table.rows()->reader, table.rows()->stores);
+}
+
+// The nodes, stores and topics of a foreign-key join, named as Kafka Streams
+// names them (operators/foreign_key_join.h describes how they work together).
+template <class K, class V>
+template <class KO, class VO, class VJ>
+KTable<K, VJ> KTable<K, V>::join_foreign_key(
+    const KTable<KO, VO>& other, std::function<std::optional<KO>(const K&, const V&)> foreign_key,
+    std::function<VJ(const K&, const V&, const std::optional<VO>&)> joiner, bool left,
+    Materialized<K, VJ> materialized, std::string name) const {
+  using namespace operators;
+  const bool named = !name.empty();
+  auto node_name = [&](std::string_view suffix, std::string_view prefix) {
+    return named ? name + std::string(suffix) : builder_->new_name(prefix);
+  };
+  const std::string registration =
+      node_name("-subscription-registration-processor", "KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION");
+  const std::string what = "foreign-key join '" + registration + "' of tables '" + node_ +
+                           "' and '" + other.node_name() + "'";
+  if (!old_values_ || !rows_ || !other.rows())
+    throw TopologyError(what +
+                        ": both tables' rows must be readable (not a windowed or "
+                        "suppressed table)");
+  if (!key_serde_ || !value_serde_ || !other.key_serde() || !other.value_serde())
+    throw TopologyError(what +
+                        ": both tables need key and value serdes; the subscriptions and "
+                        "answers carry their bytes");
+  SerdePtr<VJ> value_serde =
+      materialized.value_serde ? materialized.value_serde : default_serde<VJ>();
+  if (!value_serde)
+    throw TopologyError(what + ": no value serde for type " + internal::demangle(typeid(VJ)) +
+                        " to keep the joined rows with; give Materialized one");
+  // A changed row unsubscribes its old foreign key.
+  old_values_->enable();
+
+  Topology& topology = builder_->topology();
+  const std::string registration_topic =
+      named ? name + "-subscription-registration-topic" : registration + "-topic";
+  const std::string registration_sink = node_name("-subscription-registration-sink", "KTABLE-SINK");
+  const std::string registration_source =
+      node_name("-subscription-registration-source", "KTABLE-SOURCE");
+  const std::string subscriptions =
+      node_name("-subscription-store", "KTABLE-FK-JOIN-SUBSCRIPTION-STATE-STORE");
+  const std::string receive =
+      node_name("-subscription-receive", "KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR");
+  const std::string foreign_updates =
+      node_name("-subscription-join-foreign", "KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR");
+  const std::string response_topic =
+      named ? name + "-subscription-response-topic"
+            : builder_->new_name("KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE") + "-topic";
+  const std::string response_sink = node_name("-subscription-response-sink", "KTABLE-SINK");
+  const std::string response_source = node_name("-subscription-response-source", "KTABLE-SOURCE");
+  const std::string absent = node_name("-no-foreign-key", "KTABLE-FK-JOIN-NO-FOREIGN-KEY");
+  const std::string resolver = node_name("-subscription-response-resolver",
+                                         "KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-RESOLVER-PROCESSOR");
+  const std::string output = node_name("-result", "KTABLE-FK-JOIN-OUTPUT");
+  const std::string store = builder_->name_or_new(std::move(materialized.store_name),
+                                                  "KTABLE-FK-JOIN-OUTPUT-STATE-STORE");
+
+  // Left side: subscriptions out, keyed by foreign key.
+  topology.add_processor(registration,
+                         [foreign_key, key_serde = key_serde_, value_serde = value_serde_,
+                          foreign_key_serde = other.key_serde(), left] {
+                           return std::make_unique<SubscriptionSendProcessor<K, V, KO>>(
+                               foreign_key, key_serde, value_serde, foreign_key_serde, left);
+                         },
+                         {node_});
+  topology.template add_sink<std::string, Subscription>(
+      registration_sink, TopicRef(registration_topic, true), {registration}, serdes::bytes(),
+      subscription_serde());
+
+  // Right side: subscriptions kept and answered, foreign rows' updates sent
+  // to their subscribers; answers keyed by the left key's bytes, to its
+  // partition.
+  topology.template add_source<std::string, Subscription>(registration_source, {}, serdes::bytes(),
+                                                          subscription_serde());
+  topology.mutable_node(registration_source).topics.push_back(TopicRef(registration_topic, true));
+  topology.add_processor(
+      receive,
+      [subscriptions, rows = other.rows()->reader, foreign_key_serde = other.key_serde(),
+       foreign_value_serde = other.value_serde()] {
+        return std::make_unique<SubscriptionReceiveProcessor<KO, VO>>(
+            subscriptions, rows, foreign_key_serde, foreign_value_serde);
+      },
+      {registration_source});
+  topology.connect_processor_and_stores(receive, other.rows()->stores);
+  topology.add_processor(foreign_updates,
+                         [subscriptions, foreign_key_serde = other.key_serde(),
+                          foreign_value_serde = other.value_serde()] {
+                           return std::make_unique<ForeignRowUpdateProcessor<KO, VO>>(
+                               subscriptions, foreign_key_serde, foreign_value_serde);
+                         },
+                         {other.node_name()});
+  topology.add_state_store(
+      Stores::key_value<std::string, ValueAndTimestamp<Subscription>>(
+          subscriptions, serdes::bytes(), serdes::value_and_timestamp(subscription_serde())),
+      {receive, foreign_updates});
+  topology.template add_sink<std::string, SubscriptionResponse>(
+      response_sink, TopicRef(response_topic, true), {receive, foreign_updates}, serdes::bytes(),
+      subscription_response_serde(),
+      [](const std::string&, const SubscriptionResponse& response, int32_t partitions) {
+        return response.primary_partition < partitions ? response.primary_partition : -1;
+      });
+
+  // Left side: answers joined with the rows they were asked for.
+  topology.template add_source<K, SubscriptionResponse>(response_source, {}, key_serde_,
+                                                        subscription_response_serde());
+  topology.mutable_node(response_source).topics.push_back(TopicRef(response_topic, true));
+  topology.add_processor(absent,
+                         [foreign_key, value_serde = value_serde_] {
+                           return std::make_unique<ForeignKeyAbsentProcessor<K, V, KO>>(
+                               foreign_key, value_serde);
+                         },
+                         {node_});
+  topology.add_processor(resolver,
+                         [rows = rows_->reader, value_serde = value_serde_,
+                          foreign_value_serde = other.value_serde(), joiner, left] {
+                           return std::make_unique<SubscriptionResolverProcessor<K, V, VO, VJ>>(
+                               rows, value_serde, foreign_value_serde, joiner, left);
+                         },
+                         {response_source, absent});
+  topology.connect_processor_and_stores(resolver, rows_->stores);
+  return internal::add_materialized_table(
+      *builder_, output, resolver, store, key_serde_, value_serde, materialized,
+      [](const std::string& table_store, bool caching, bool send_old_values) {
+        return std::make_unique<TableSourceProcessor<K, VJ>>(table_store, caching, send_old_values);
+      });
 }
 
 template <class K, class V>

@@ -381,6 +381,41 @@ using JoinResult = std::decay_t<decltype(call_joiner(
 template <class F, class V, class O>
 using TableJoinResult = std::decay_t<std::invoke_result_t<F&, const V&, const O&>>;
 
+// A foreign-key extractor: f(value) or f(key, value) giving KO, or a
+// std::optional<KO> that may give none.
+template <class FK, class K, class V, class KO>
+concept ForeignKeyExtractor =
+    (std::is_invocable_v<FK&, const K&, const V&> &&
+     std::is_convertible_v<std::invoke_result_t<FK&, const K&, const V&>, std::optional<KO>>) ||
+    (std::is_invocable_v<FK&, const V&> &&
+     std::is_convertible_v<std::invoke_result_t<FK&, const V&>, std::optional<KO>>);
+
+// A foreign-key join's joiner: f(key, value, other_value) or f(value,
+// other_value).
+template <class F, class K, class V, class O>
+requires std::is_invocable_v<F&, const K&, const V&, const O&>
+auto call_foreign_key_joiner(F& f, const K& key, const V& value, const O& other) {
+  return f(key, value, other);
+}
+template <class F, class K, class V, class O>
+requires(!std::is_invocable_v<F&, const K&, const V&, const O&> &&
+         std::is_invocable_v<F&, const V&, const O&>) auto call_foreign_key_joiner(F& f, const K&,
+                                                                                   const V& value,
+                                                                                   const O& other) {
+  return f(value, other);
+}
+template <class F, class K, class V, class O>
+using ForeignKeyJoinResult = std::decay_t<decltype(call_foreign_key_joiner(
+    std::declval<F&>(), std::declval<const K&>(), std::declval<const V&>(),
+    std::declval<const O&>()))>;
+
+template <class K, class V, class KO, class FK>
+std::function<std::optional<KO>(const K&, const V&)> foreign_key_function(FK f) {
+  return [f](const K& key, const V& value) mutable -> std::optional<KO> {
+    return call_with_value(f, key, value);
+  };
+}
+
 template <class T>
 struct KeyValueTypes;
 template <class K, class V>

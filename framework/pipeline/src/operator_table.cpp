@@ -98,11 +98,17 @@ const std::vector<Operator>& operator_table() {
             "through `<application.id>-<name>-repartition` first when its key changed, or "
             "`<name>-left-repartition` in a stream-stream join); a global table is held whole "
             "by every instance and needs neither. Records with a null value are dropped and "
-            "counted, and so are records without a join key in an inner join.",
+            "counted, and so are records without a join key in an inner join. In a flow from a "
+            "table, `join` is a foreign-key join with another table (Kafka Streams' KIP-213): "
+            "`key` gives, from each row, the key of the other table's row it names; the flow "
+            "goes on with the joined table, which follows updates and deletions of both tables "
+            "and changes of the foreign key. The tables need no co-partitioning: the join talks "
+            "to the other table's partitions through `<application.id>-<name>-subscription-"
+            "registration-topic` and `-subscription-response-topic`.",
             "",
             {{"with", T::kString, true,
               "The stream (a source or a route), or the source of type table or global_table, "
-              "to join with."},
+              "to join with; in a flow from a table, a source of type table."},
              {"type",
               T::kEnum,
               false,
@@ -133,7 +139,8 @@ const std::vector<Operator>& operator_table() {
               "The join key, from the record's key and value. With a stream or a table, a key "
               "other than `key` becomes the record's key (as select_key does) and the stream is "
               "repartitioned; with a global table, the key of the row to look up. Default: "
-              "`key`."},
+              "`key`. In a flow from a table (required there): the foreign key, the key of the "
+              "other table's row that each row names; null names none."},
              {"value", T::kValueBuilder, true,
               "The joined value, built like map's: `left` is the record's value (as `value`), "
               "`right` the other stream's record or the table's row (null when a left join finds "
@@ -217,7 +224,9 @@ const std::vector<Operator>& operator_table() {
        .apply = &Planner::apply_aggregate},
       {.declaration =
            {"to",
-            "Writes the stream to a Kafka topic; the stream goes on for further steps.",
+            "Writes the stream to a Kafka topic; the stream goes on for further steps. In a flow "
+            "from a table, writes the table's changes, a deletion as a null value (a "
+            "tombstone), and the flow goes on with that stream.",
             "topic",
             {{"topic", T::kString, true, "The topic."},
              {"key_format", T::kEnum, false, "How keys are written.", kFormats, "string"},

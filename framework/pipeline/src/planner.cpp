@@ -293,11 +293,12 @@ void Planner::plan_flow(const FlowSpec& flow) {
       document_.fail(step.mark,
                      "found a step after 'branch', expected branch to end the flow "
                      "(read its routes with 'from' in another flow)");
-    if (state.table && op != "group_by" && op != "to_postgres")
+    if (state.table && op != "group_by" && op != "to_postgres" && op != "join" && op != "to")
       document_.fail(step.mark, "found '" + std::string(op) + "' on table '" +
                                     document_.scalar(from) +
-                                    "', expected group_by or to_postgres (a table's rows go on "
-                                    "through group_by and aggregate, or into PostgreSQL)");
+                                    "', expected group_by, join, to or to_postgres (a table's "
+                                    "rows go on through group_by and aggregate, a foreign-key "
+                                    "join, or as changes to a topic or into PostgreSQL)");
     if ((state.grouped || state.grouped_table) && op != "aggregate")
       document_.fail(step.mark,
                      "found '" + std::string(op) + "' after group_by, expected aggregate");
@@ -314,7 +315,8 @@ void Planner::plan_flow(const FlowSpec& flow) {
                    "group_by ends the flow, expected an aggregate step after it");
   if (state.table)
     document_.fail(from.Mark(), "the flow from table '" + document_.scalar(from) +
-                                    "' has no steps, expected group_by and aggregate");
+                                    "' ends with a table, expected group_by and aggregate, to "
+                                    "or to_postgres");
   if (flow.as) {
     if (state.ended)
       document_.fail(flow.as.Mark(),
@@ -383,6 +385,10 @@ void Planner::apply_merge(FlowState& state, const StepSpec& step) {
 }
 
 void Planner::apply_join(FlowState& state, const StepSpec& step) {
+  if (state.table) {
+    join_tables(state, step);
+    return;
+  }
   const std::string name = step_name(step);
   const YAML::Node& with = step.at("with");
   const std::string other = document_.scalar(with);
@@ -475,6 +481,59 @@ void Planner::apply_join(FlowState& state, const StepSpec& step) {
   if (step.at("value").IsMap()) state.scope.value_fields = fields;
 }
 
+// The rows of a table flow look up the rows of another table whose keys their
+// `key` expression gives: KTable's foreign-key join. The joined table goes on
+// in the flow.
+void Planner::join_tables(FlowState& state, const StepSpec& step) {
+  const YAML::Node& with = step.at("with");
+  const std::string other = document_.scalar(with);
+  const auto named = streams_.find(other);
+  if (named == streams_.end() || !named->second.table) {
+    std::vector<std::string_view> known;
+    for (const auto& [candidate, stream] : streams_)
+      if (stream.table) known.push_back(candidate);
+    document_.fail(with.Mark(), "unknown table '" + other +
+                                    "', expected a source of type table (a table's rows join "
+                                    "other tables' rows): " +
+                                    (known.empty() ? std::string("(none)") : list_names(known)) +
+                                    suggestion(other, known));
+  }
+  if (step.has("window"))
+    document_.fail(
+        step.at("window").Mark(),
+        "a window applies to a join of streams; this flow and '" + other + "' are tables");
+  if (!step.has("key"))
+    document_.fail(step.mark, "a join of table rows with table '" + other +
+                                  "' needs key: the foreign key, the key of the row of '" + other +
+                                  "' that each row names, such as key: value.customer");
+  const std::string type = step.text(document_, "type", "inner");
+  if (type == "outer")
+    document_.fail(step.at("type").Mark(), "a foreign-key join is inner or left, found outer");
+  Expression foreign_key = expression(step.at("key"), state.scope);
+  if (foreign_key.reads_metadata())
+    document_.fail_in_scalar(step.at("key"), 0,
+                             "a foreign key sees the row's key and value only, found a reference "
+                             "to timestamp or headers");
+  Scope sides = state.scope;
+  sides.join_sides = true;
+  std::set<std::string> fields;
+  const Builder value = value_builder(step.at("value"), sides, &fields);
+  auto extract = [foreign_key](const Json& key, const Json& row) -> std::optional<Json> {
+    Json found = foreign_key.evaluate(EvalContext{key, row});
+    if (found.is_null()) return std::nullopt;
+    return found;
+  };
+  auto joiner = [value](const Json& key, const Json& row, const std::optional<Json>& other_row) {
+    return value(EvalContext{key, row, 0, {}, other_row ? &*other_row : nullptr});
+  };
+  const KTable<Json, Json>& table = *named->second.table;
+  const std::string name = step_name(step);
+  state.table = type == "left" ? state.table->left_join(table, extract, joiner, {}, name)
+                               : state.table->join(table, extract, joiner, {}, name);
+  state.scope = Scope{};
+  if (step.at("value").IsMap()) state.scope.value_fields = fields;
+}
+
 JoinWindows Planner::join_windows(const YAML::Node& window) const {
   auto duration = [&](const char* field) -> std::optional<std::chrono::milliseconds> {
     if (!window[field]) return std::nullopt;
@@ -517,7 +576,20 @@ void Planner::apply_group_by(FlowState& state, const StepSpec& step) {
   state.grouped_mark = step.mark;
 }
 
+// A table's changes, deletions as null values; after them the flow goes on
+// with that stream.
+void Planner::to_changes(FlowState& state, const std::string& name) {
+  if (!state.table) return;
+  std::string changes = name.empty() ? std::string() : name + "-changes";
+  std::string values = name.empty() ? std::string() : name + "-values";
+  state.stream = state.table->to_stream(std::move(changes))
+                     .map_values([](const std::optional<Json>& v) { return v ? *v : Json(); },
+                                 std::move(values));
+  state.table.reset();
+}
+
 void Planner::apply_to(FlowState& state, const StepSpec& step) {
+  to_changes(state, step_name(step));
   std::string topic = document_.scalar(step.at("topic"));
   if (topic.empty())
     document_.fail(step.at("topic").Mark(), "found an empty topic, expected a topic name");
@@ -573,14 +645,7 @@ void Planner::apply_to_postgres(FlowState& state, const StepSpec& step) {
   } catch (const TopologyError& e) {
     document_.fail(step.mark, e.what());
   }
-  // A table's changes, deletions as null values; after them the flow goes on
-  // with that stream.
-  if (state.table) {
-    state.stream = state.table->to_stream(name + "-changes")
-                       .map_values([](const std::optional<Json>& v) { return v ? *v : Json(); },
-                                   name + "-values");
-    state.table.reset();
-  }
+  to_changes(state, name);
   // Each record becomes its row: the key columns and the value columns as
   // JSON objects (sorted by name, so that a key's row always has the same
   // bytes and compaction keeps its last one); a null value deletes.

@@ -62,6 +62,10 @@ class Planner {
   void apply_branch(FlowState& state, const StepSpec& step);
   void apply_merge(FlowState& state, const StepSpec& step);
   void apply_join(FlowState& state, const StepSpec& step);
+  // A join in a flow from a table: a foreign-key join with another table.
+  void join_tables(FlowState& state, const StepSpec& step);
+  // A flow's table goes on as its stream of changes, deletions as nulls.
+  void to_changes(FlowState& state, const std::string& name);
   void apply_group_by(FlowState& state, const StepSpec& step);
   void apply_aggregate(FlowState& state, const StepSpec& step);
   void apply_to(FlowState& state, const StepSpec& step);

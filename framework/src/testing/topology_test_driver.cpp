@@ -132,9 +132,14 @@ struct TopologyTestDriver::Impl final : internal::RecordCollector {
 
   // Like Kafka Streams' test driver, a commit after every input record: record
   // caches hand on their entries, so each input's results can be read at once.
+  // What the flush sends through internal topics is processed, and flushed in
+  // turn (a foreign-key join's subscriptions and answers).
   void commit() {
-    for (auto& state : states) state->flush();
-    drain_pending();
+    while (true) {
+      for (auto& state : states) state->flush();
+      if (pending.empty()) return;
+      drain_pending();
+    }
   }
 
   // Records written to topics the topology reads are processed in the order

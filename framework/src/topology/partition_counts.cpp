@@ -74,14 +74,30 @@ std::map<std::string, int32_t> Topology::partition_counts(
   for (std::size_t pass = 0; pass <= subtopologies_.size() + 1; ++pass) {
     for (auto& [topic, writer] : writers)
       if (!fixed.contains(topic) && !pinned.contains(topic)) counts.erase(topic);
-    for (std::size_t round = 0; round <= subtopologies_.size(); ++round)
+    while (true) {
+      for (std::size_t round = 0; round <= subtopologies_.size(); ++round)
+        for (auto& [topic, writer] : writers) {
+          if (counts.contains(topic)) continue;
+          bool known = true;
+          for (const TopicRef& source : writer.first->source_topics)
+            known = known && counts.contains(source.full_name(application_id));
+          if (known) counts[topic] = task_count(*writer.first, application_id, counts);
+        }
+      // Sub-topologies that read each other's topics (a foreign-key join's
+      // subscriptions and answers) wait for each other: one of the topics
+      // takes the count of the sources its writer knows, and co-partitioning
+      // below corrects it.
+      bool guessed = false;
       for (auto& [topic, writer] : writers) {
         if (counts.contains(topic)) continue;
-        bool known = true;
-        for (const TopicRef& source : writer.first->source_topics)
-          known = known && counts.contains(source.full_name(application_id));
-        if (known) counts[topic] = task_count(*writer.first, application_id, counts);
+        const int32_t known = task_count(*writer.first, application_id, counts);
+        if (known == 0) continue;
+        counts[topic] = known;
+        guessed = true;
+        break;
       }
+      if (!guessed) break;
+    }
     for (const auto& [topic, writer] : writers)
       if (!counts.contains(topic))
         throw TopologyError("cannot size internal topic '" + topic +
