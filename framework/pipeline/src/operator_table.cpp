@@ -150,7 +150,10 @@ const std::vector<Operator>& operator_table() {
             "- join:\n    with: customers\n    type: left\n    value:\n      order: left\n"
             "      customer: right.name\n"
             "- join:\n    with: payments\n    window: {difference: 10m, grace: 1m}\n"
-            "    value: {order: left, paid: right.amount}"},
+            "    value: {order: left, paid: right.amount}\n"
+            "# in a flow from a table of orders: each order with its customer's row\n"
+            "- join:\n    with: customers\n    key: value.customer\n    type: left\n"
+            "    value: {order: left, customer: right}"},
        .apply = &Planner::apply_join},
       {.declaration =
            {"group_by",
