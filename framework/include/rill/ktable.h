@@ -681,12 +681,14 @@ KTable<K, VJ> KTable<K, V>::join_foreign_key(
   const std::string store = builder_->name_or_new(std::move(materialized.store_name),
                                                   "KTABLE-FK-JOIN-OUTPUT-STATE-STORE");
 
-  // Left side: subscriptions out, keyed by foreign key.
+  // Left side: subscriptions out, keyed by foreign key; updates that name no
+  // foreign row answered at once.
   topology.add_processor(registration,
                          [foreign_key, key_serde = key_serde_, value_serde = value_serde_,
-                          foreign_key_serde = other.key_serde(), left] {
+                          foreign_key_serde = other.key_serde(), left, registration_sink, absent] {
                            return std::make_unique<SubscriptionSendProcessor<K, V, KO>>(
-                               foreign_key, key_serde, value_serde, foreign_key_serde, left);
+                               foreign_key, key_serde, value_serde, foreign_key_serde, left,
+                               registration_sink, absent);
                          },
                          {node_});
   topology.template add_sink<std::string, Subscription>(
@@ -730,12 +732,10 @@ KTable<K, VJ> KTable<K, V>::join_foreign_key(
   topology.template add_source<K, SubscriptionResponse>(response_source, {}, key_serde_,
                                                         subscription_response_serde());
   topology.mutable_node(response_source).topics.push_back(TopicRef(response_topic, true));
-  topology.add_processor(absent,
-                         [foreign_key, value_serde = value_serde_] {
-                           return std::make_unique<ForeignKeyAbsentProcessor<K, V, KO>>(
-                               foreign_key, value_serde);
-                         },
-                         {node_});
+  topology.add_processor(
+      absent,
+      [key_serde = key_serde_] { return std::make_unique<NoForeignKeyProcessor<K>>(key_serde); },
+      {registration});
   topology.add_processor(resolver,
                          [rows = rows_->reader, value_serde = value_serde_,
                           foreign_value_serde = other.value_serde(), joiner, left] {

@@ -402,10 +402,8 @@ void Planner::apply_join(FlowState& state, const StepSpec& step) {
                                "a join's key sees the record's key and value only, found a "
                                "reference to timestamp or headers");
   }
-  Scope sides = state.scope;
-  sides.join_sides = true;
   std::set<std::string> fields;
-  const Builder value = value_builder(step.at("value"), sides, &fields);
+  const Builder value = join_value(step, state.scope, fields);
   auto joiner = [value](const Json& key, const Json& record_value, const std::optional<Json>& row,
                         const RecordContext& record) {
     return value(
@@ -477,8 +475,7 @@ void Planner::apply_join(FlowState& state, const StepSpec& step) {
     state.stream = left ? state.stream.left_join(table, joiner, joined)
                         : state.stream.join(table, joiner, joined);
   }
-  state.scope = Scope{};
-  if (step.at("value").IsMap()) state.scope.value_fields = fields;
+  state.scope = joined_scope(step, std::move(fields));
 }
 
 // The rows of a table flow look up the rows of another table whose keys their
@@ -514,10 +511,8 @@ void Planner::join_tables(FlowState& state, const StepSpec& step) {
     document_.fail_in_scalar(step.at("key"), 0,
                              "a foreign key sees the row's key and value only, found a reference "
                              "to timestamp or headers");
-  Scope sides = state.scope;
-  sides.join_sides = true;
   std::set<std::string> fields;
-  const Builder value = value_builder(step.at("value"), sides, &fields);
+  const Builder value = join_value(step, state.scope, fields);
   auto extract = [foreign_key](const Json& key, const Json& row) -> std::optional<Json> {
     Json found = foreign_key.evaluate(EvalContext{key, row});
     if (found.is_null()) return std::nullopt;
@@ -530,8 +525,23 @@ void Planner::join_tables(FlowState& state, const StepSpec& step) {
   const std::string name = step_name(step);
   state.table = type == "left" ? state.table->left_join(table, extract, joiner, {}, name)
                                : state.table->join(table, extract, joiner, {}, name);
-  state.scope = Scope{};
-  if (step.at("value").IsMap()) state.scope.value_fields = fields;
+  state.scope = joined_scope(step, std::move(fields));
+}
+
+// A join's value: `left` and `right` are known in it. `fields` gets the
+// fields of a value built as a mapping.
+Planner::Builder Planner::join_value(const StepSpec& step, const Scope& scope,
+                                     std::set<std::string>& fields) const {
+  Scope sides = scope;
+  sides.join_sides = true;
+  return value_builder(step.at("value"), sides, &fields);
+}
+
+// What is known of the values after a join: the fields its value mapping built.
+Scope Planner::joined_scope(const StepSpec& step, std::set<std::string> fields) const {
+  Scope scope;
+  if (step.at("value").IsMap()) scope.value_fields = std::move(fields);
+  return scope;
 }
 
 JoinWindows Planner::join_windows(const YAML::Node& window) const {

@@ -97,6 +97,8 @@ class Planner {
   std::string step_name(const StepSpec& step) const;
   // A join step's `window`: difference (or before and after) and grace.
   JoinWindows join_windows(const YAML::Node& window) const;
+  Builder join_value(const StepSpec& step, const Scope& scope, std::set<std::string>& fields) const;
+  Scope joined_scope(const StepSpec& step, std::set<std::string> fields) const;
   // The serde of a group_by's keys in its declared key format; an object or
   // array key needs json, which the expression's type may already tell.
   SerdePtr<Json> group_key_serde(const StepSpec& step, const Expression& key) const;

@@ -198,20 +198,26 @@ std::optional<uint64_t> row_hash(const SerdePtr<V>& serde, const std::optional<V
   return subscription_hash(buffer);
 }
 
-// Left side: the subscriptions of each left update, keyed by foreign key.
-// Needs the left table's old values.
+// Left side: the subscriptions of each left update, keyed by foreign key, to
+// the registration topic's sink. An update that names no foreign row (a
+// deleted row, or one without a foreign key) has nothing to ask: it goes to
+// the `no_foreign_key` child instead, keyed by nothing. Needs the left
+// table's old values.
 template <class K, class V, class KO>
 class SubscriptionSendProcessor final : public Processor<K, Change<V>, std::string, Subscription> {
  public:
   using ForeignKey = std::function<std::optional<KO>(const K& key, const V& value)>;
 
   SubscriptionSendProcessor(ForeignKey foreign_key, SerdePtr<K> key_serde, SerdePtr<V> value_serde,
-                            SerdePtr<KO> foreign_key_serde, bool left_join)
+                            SerdePtr<KO> foreign_key_serde, bool left_join, std::string sink,
+                            std::string no_foreign_key)
       : foreign_key_(std::move(foreign_key)),
         key_serde_(std::move(key_serde)),
         value_serde_(std::move(value_serde)),
         foreign_key_serde_(std::move(foreign_key_serde)),
-        left_join_(left_join) {}
+        left_join_(left_join),
+        sink_(std::move(sink)),
+        no_foreign_key_(std::move(no_foreign_key)) {}
 
   void init(ProcessorContext<std::string, Subscription>& context) override { context_ = &context; }
 
@@ -220,23 +226,27 @@ class SubscriptionSendProcessor final : public Processor<K, Change<V>, std::stri
       context_->record_dropped(kNullKey);
       return;
     }
-    const std::optional<std::string> new_key =
-        foreign_key_bytes(record.key, record.value.new_value);
-    const std::optional<std::string> old_key =
-        foreign_key_bytes(record.key, record.value.old_value);
-    if (!new_key && !old_key) return;  // answered on the left side (ForeignKeyAbsentProcessor)
+    const Change<V>& change = record.value;
+    const std::optional<std::string> new_key = foreign_key_bytes(record.key, change.new_value);
+    const std::optional<std::string> old_key = foreign_key_bytes(record.key, change.old_value);
     std::string primary_key;
     key_serde_->serialize(record.key, primary_key);
+    const std::optional<uint64_t> hash = row_hash(value_serde_, change.new_value, buffer_);
     if (old_key && old_key != new_key)
-      send(record, *old_key, SubscriptionInstruction::kUnsubscribe, std::nullopt, primary_key);
-    if (!new_key) return;
-    // A new row of an inner join made no joined row that a missing foreign
-    // row must delete.
-    const bool answer_always = left_join_ || record.value.old_value.has_value();
-    send(record, *new_key,
-         answer_always ? SubscriptionInstruction::kSubscribeAnswerAlways
-                       : SubscriptionInstruction::kSubscribeAnswerIfFound,
-         row_hash(value_serde_, record.value.new_value, buffer_), primary_key);
+      send(record, *old_key, SubscriptionInstruction::kUnsubscribe, std::nullopt, primary_key,
+           sink_);
+    if (new_key) {
+      // A new row of an inner join made no joined row that a missing foreign
+      // row must delete.
+      const bool answer_always = left_join_ || change.old_value.has_value();
+      send(record, *new_key,
+           answer_always ? SubscriptionInstruction::kSubscribeAnswerAlways
+                         : SubscriptionInstruction::kSubscribeAnswerIfFound,
+           hash, primary_key, sink_);
+    } else if (change.new_value || change.old_value) {
+      send(record, {}, SubscriptionInstruction::kSubscribeAnswerAlways, hash, primary_key,
+           no_foreign_key_);
+    }
   }
 
  private:
@@ -251,10 +261,11 @@ class SubscriptionSendProcessor final : public Processor<K, Change<V>, std::stri
 
   void send(const Record<K, Change<V>>& record, const std::string& foreign_key,
             SubscriptionInstruction instruction, std::optional<uint64_t> hash,
-            const std::string& primary_key) {
+            const std::string& primary_key, const std::string& child) {
     Subscription subscription{instruction, hash, context_->task_id().partition, primary_key};
     context_->forward(Record<std::string, Subscription>{foreign_key, std::move(subscription),
-                                                        record.timestamp, record.headers});
+                                                        record.timestamp, record.headers},
+                      child);
   }
 
   ForeignKey foreign_key_;
@@ -262,40 +273,31 @@ class SubscriptionSendProcessor final : public Processor<K, Change<V>, std::stri
   SerdePtr<V> value_serde_;
   SerdePtr<KO> foreign_key_serde_;
   bool left_join_;
+  std::string sink_;
+  std::string no_foreign_key_;
   std::string buffer_;
   ProcessorContext<std::string, Subscription>* context_ = nullptr;
 };
 
-// Left side: the answer to an update that names no foreign row (the row was
-// deleted, or has no foreign key), straight to the resolver.
-template <class K, class V, class KO>
-class ForeignKeyAbsentProcessor final : public Processor<K, Change<V>, K, SubscriptionResponse> {
+// Left side: an update that names no foreign row is answered at once, with
+// no foreign row, straight to the resolver.
+template <class K>
+class NoForeignKeyProcessor final
+    : public Processor<std::string, Subscription, K, SubscriptionResponse> {
  public:
-  using ForeignKey = std::function<std::optional<KO>(const K& key, const V& value)>;
-
-  ForeignKeyAbsentProcessor(ForeignKey foreign_key, SerdePtr<V> value_serde)
-      : foreign_key_(std::move(foreign_key)), value_serde_(std::move(value_serde)) {}
+  explicit NoForeignKeyProcessor(SerdePtr<K> key_serde) : key_serde_(std::move(key_serde)) {}
 
   void init(ProcessorContext<K, SubscriptionResponse>& context) override { context_ = &context; }
 
-  void process(const Record<K, Change<V>>& record) override {
-    if (is_null(record.key)) return;  // counted by SubscriptionSendProcessor
-    const std::optional<V>& row = record.value.new_value;
-    if (row) {
-      std::optional<KO> foreign = foreign_key_(record.key, *row);
-      if (foreign && !is_null(*foreign)) return;  // the right side answers
-    } else if (!record.value.old_value) {
-      return;
-    }
+  void process(const Record<std::string, Subscription>& record) override {
     context_->forward(Record<K, SubscriptionResponse>{
-        record.key, SubscriptionResponse{row_hash(value_serde_, row, buffer_), std::nullopt, -1},
-        record.timestamp, record.headers});
+        key_serde_->deserialize(std::string_view(record.value.primary_key)),
+        SubscriptionResponse{record.value.value_hash, std::nullopt, -1}, record.timestamp,
+        record.headers});
   }
 
  private:
-  ForeignKey foreign_key_;
-  SerdePtr<V> value_serde_;
-  std::string buffer_;
+  SerdePtr<K> key_serde_;
   ProcessorContext<K, SubscriptionResponse>* context_ = nullptr;
 };
 
