@@ -20,6 +20,7 @@
 
 #include "support/count_topology.h"
 #include "support/counts.h"
+#include "support/eventually.h"
 #include "support/kafka_cluster.h"
 #include "support/process.h"
 
@@ -83,16 +84,6 @@ int64_t wall_clock_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-template <class Condition>
-bool eventually(Condition condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return condition();
 }
 
 }  // namespace

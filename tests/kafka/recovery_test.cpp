@@ -13,6 +13,7 @@
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
 
+#include "support/eventually.h"
 #include "support/kafka_cluster.h"
 
 using namespace rill;
@@ -39,16 +40,6 @@ std::map<std::string, int64_t> latest_counts(const std::string& output) {
     counts[*record.key] = count;
   }
   return counts;
-}
-
-template <typename Condition>
-bool eventually(Condition condition, std::chrono::seconds timeout = 60s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(200ms);
-  }
-  return true;
 }
 
 }  // namespace

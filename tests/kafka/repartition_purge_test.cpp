@@ -12,6 +12,7 @@
 #include "rill/rill.h"
 
 #include "support/counts.h"
+#include "support/eventually.h"
 #include "support/http_client.h"
 #include "support/kafka_cluster.h"
 
@@ -67,16 +68,6 @@ bool all_counted(const std::string& output, int64_t per_key) {
   for (const auto& [key, count] : counts)
     if (count != per_key) return false;
   return true;
-}
-
-template <class Condition>
-bool eventually(Condition condition, std::chrono::seconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(200ms);
-  }
-  return condition();
 }
 
 }  // namespace

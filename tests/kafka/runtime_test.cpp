@@ -10,6 +10,7 @@
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
 
+#include "support/eventually.h"
 #include "support/kafka_cluster.h"
 #include "support/process.h"
 
@@ -24,16 +25,6 @@ StreamsConfig test_config(const std::string& application_id) {
       {"application.id", application_id}, {"bootstrap.servers", bootstrap_servers()},
       {"commit.interval.ms", "200"},      {"num.stream.threads", "2"},
       {"session.timeout.ms", "6000"},     {"source.topic.wait.ms", "5000"}};
-}
-
-template <class Condition>
-bool eventually(Condition condition, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
 }
 
 std::vector<TestRecord> numbered(int from, int to) {

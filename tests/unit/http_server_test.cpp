@@ -25,6 +25,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/eventually.h"
 #include "support/http_client.h"
 
 using Catch::Contains;
@@ -35,6 +36,7 @@ using rill::metrics::HttpServer;
 using rill::metrics::HttpServerLimits;
 using tcp = boost::asio::ip::tcp;
 using namespace std::chrono_literals;
+using rill::testing::eventually;
 
 namespace {
 
@@ -46,16 +48,6 @@ HttpServer::Handler health(std::atomic<int>* calls = nullptr) {
     if (path == "/healthz") return HttpResponse{200, "text/plain; charset=utf-8", "RUNNING\n"};
     return HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
   };
-}
-
-// Waits until `condition` holds, for at most `timeout`.
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
 }
 
 // Takes every file descriptor the process may open (RLIMIT_NOFILE lowered to
@@ -109,7 +101,7 @@ TEST_CASE("the endpoint pauses accepting when descriptors run out, then serves a
     // needs a descriptor the server cannot get.
     client.connect(endpoint);
     boost::asio::write(client, boost::asio::buffer(kGetHealth));
-    REQUIRE(eventually([&] { return server.stats().accept_errors >= 1; }));
+    REQUIRE(eventually([&] { return server.stats().accept_errors >= 1; }, 5s, 5ms));
 
     // A busy loop fails thousands of times a second; pausing 100 ms, then
     // 200, 400, 800 fails at most four times in a second.
@@ -140,7 +132,8 @@ TEST_CASE("idle connections past the cap do not starve a request", "[unit][http]
     idle.emplace_back(io);
     idle.back().connect(endpoint);
   }
-  REQUIRE(eventually([&] { return server.stats().open_connections == limits.max_connections; }));
+  REQUIRE(eventually([&] { return server.stats().open_connections == limits.max_connections; }, 5s,
+                     5ms));
 
   const auto start = std::chrono::steady_clock::now();
   const std::string response = rill::testing::http_exchange(server.port(), kGetHealth);
