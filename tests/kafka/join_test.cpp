@@ -20,6 +20,7 @@
 #include "rill/rill.h"
 
 #include "support/counts.h"
+#include "support/eventually.h"
 #include "support/kafka_cluster.h"
 #include "support/process.h"
 
@@ -176,6 +177,42 @@ TEST_CASE("a stream-table join on the broker sees each row as of the order's tim
   const auto out = consume(output, placed.size(), 120s);
   REQUIRE(streams.close(30s));
   CHECK(key_values(out) == expected);
+}
+
+// With max.task.idle.ms, a task whose table partition is read to its end
+// waits that long for a row that may still come before it takes an order
+// alone, and goes on once the wait is over although no record arrives.
+TEST_CASE("a stream-table join waits out max.task.idle.ms for an empty table partition",
+          "[kafka][join]") {
+  const std::string customers = unique_name("customers"), orders = unique_name("orders"),
+                    output = unique_name("enriched");
+  create_topic(customers, 1);
+  create_topic(orders, 1);
+  create_topic(output, 1);
+  produce(orders, {{"c1", "first", 0, -1, now_ms(), {}}});
+
+  StreamsBuilder builder;
+  auto table = builder.table(customers, serdes::string(), serdes::string());
+  builder.stream(orders, serdes::string(), serdes::string())
+      .left_join(table,
+                 [](const std::string& order, const std::optional<std::string>& customer) {
+                   return order + "/" + row_or_none(customer);
+                 })
+      .to(output, serdes::string(), serdes::string());
+  constexpr auto kIdle = 2s;
+  StreamsConfig config{{"application.id", unique_name("app-join-idle")},
+                       {"bootstrap.servers", bootstrap_servers()},
+                       {"commit.interval.ms", "500"},
+                       {"max.task.idle.ms", std::to_string(kIdle.count() * 1000)}};
+  KafkaStreams streams(builder.build(), config);
+  streams.start();
+  REQUIRE(eventually([&] { return streams.state() == KafkaStreams::State::kRunning; }));
+  const auto running = std::chrono::steady_clock::now();
+  const auto out = consume(output, 1, 60s);
+  const auto waited = std::chrono::steady_clock::now() - running;
+  REQUIRE(streams.close(30s));
+  CHECK(key_values(out) == std::set<std::string>{"c1 first/none"});
+  CHECK(waited >= kIdle - 200ms);
 }
 
 TEST_CASE("a stream-global-table join on the broker enriches every order", "[kafka][join]") {

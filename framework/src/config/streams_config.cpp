@@ -289,6 +289,10 @@ std::string config_reference_markdown() {
       "that partition from its earliest record, as Kafka Streams does\n"
       "(`consumer.auto.offset.reset: latest` starts at the end instead). Once the group has\n"
       "committed, it resumes after the last commit.\n\n"
+      "The consumer waits at most 50 ms for a fetch that finds no new records\n"
+      "(`consumer.fetch.wait.max.ms`; librdkafka and Kafka Streams wait 500 ms). A task reading\n"
+      "a table beside a stream keeps the table's partitions in every fetch once they are read\n"
+      "to their end: a longer wait would hold back the stream's records behind it.\n\n"
       "The `rill` command takes any key on its command line too: `rill run FILE --set\n"
       "key=value` replaces the file's value, checked as the file's is.\n\n"
       "| key | type | default | description |\n|---|---|---|---|\n";

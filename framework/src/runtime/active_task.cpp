@@ -186,6 +186,11 @@ bool ActiveTask::has_waiting() const {
   return false;
 }
 
+bool ActiveTask::should_run_again() const {
+  if (awaited_input_ != nullptr && awaited_input_->queue.length() == 0) return false;
+  return !idle_wait_ && has_waiting();
+}
+
 // Among partitions with records waiting, the one whose next record is oldest,
 // so a task reading several partitions processes them in timestamp order. A
 // partition whose batch is used up is asked for more only while its last take
@@ -220,6 +225,7 @@ bool ActiveTask::ready_to_process(int64_t now) {
     if (input->queue.length() > 0 && input->take()) continue;
     if (!input->at_end && !input->at_end_offset) {
       idle_since_ = -1;
+      awaited_input_ = input.get();
       return false;
     }
     idle_input = true;
@@ -229,11 +235,14 @@ bool ActiveTask::ready_to_process(int64_t now) {
     return true;
   }
   if (idle_since_ < 0) idle_since_ = now;
-  return now - idle_since_ >= max_idle_ms_;
+  idle_wait_ = now - idle_since_ < max_idle_ms_;
+  return !idle_wait_;
 }
 
 bool ActiveTask::run(int64_t now) {
   bool wake_poll_thread = false;
+  awaited_input_ = nullptr;
+  idle_wait_ = false;
   // Dekker-style handshake with the poll thread: announce running, then look at
   // the gate; the poll thread closes the gate, then waits for running == 0.
   gate_.running.fetch_add(1);

@@ -164,6 +164,12 @@ class ActiveTask final : public state::RestoringTask {
   bool run(int64_t now);
   // Whether records wait in the task's partitions; from any thread.
   bool has_waiting() const;
+  // Worker, after run(): whether another run now would process anything.
+  // Not when the last run stopped for an input it must read first (its
+  // records are still being fetched), nor while it waits out max.task.idle.ms
+  // for an input read to its end: the input's arrival schedules the task, and
+  // so does the polling thread's tick, so a worker does not spin meanwhile.
+  bool should_run_again() const;
 
   // True while a run is posted or executing; the poll thread posts a run only
   // when it flips this from false to true.
@@ -214,6 +220,10 @@ class ActiveTask final : public state::RestoringTask {
   int64_t max_idle_ms_;
   // When an input read to its end was first seen empty; -1 when none is.
   int64_t idle_since_ = -1;
+  // What the last run stopped for (see should_run_again): an input being
+  // fetched, or an idle input's wait.
+  InputPartition* awaited_input_ = nullptr;
+  bool idle_wait_ = false;
   std::shared_ptr<metrics::TaskMetrics> metrics_;
   bool timed_ = false;
   uint32_t records_since_sample_ = 0;

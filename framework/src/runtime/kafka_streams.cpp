@@ -256,6 +256,12 @@ struct KafkaStreams::Impl {
     // Each partition's queue is its buffer: librdkafka fetches a partition
     // while fewer records than this wait in its queue.
     consumer_properties.emplace("queued.min.messages", std::to_string(buffer_capacity));
+    // librdkafka sends one fetch at a time to a broker, and the broker holds a
+    // fetch of partitions without new records for this long. A partition whose
+    // queue is full is left out of fetches, so once a table's partitions are
+    // read to their end, a fetch of them alone would keep the stream beside
+    // them waiting for the default 500 ms each time its queue drains.
+    consumer_properties.emplace("fetch.wait.max.ms", "50");
     // Aborted outputs of an upstream sub-topology must not be processed.
     if (exactly_once) consumer_properties["isolation.level"] = "read_committed";
     consumer_properties.emplace("session.timeout.ms",
@@ -650,7 +656,7 @@ struct KafkaStreams::Impl {
             .add(static_cast<uint64_t>(
                 std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started)
                     .count()));
-      if (!gate.closed.load() && task->has_waiting()) schedule(task);
+      if (!gate.closed.load() && task->should_run_again()) schedule(task);
       // It handles failures and wakes fetchers.
       if (wake_poll_thread) consumer_queue->wake();
     });
