@@ -288,7 +288,10 @@ const std::vector<BadPipeline> kCases = {
      "application: {application.id: app}\nsources:\n  o: {topic: o, type: table}\n"
      "  t: {topic: t, type: table}\nflows:\n  - from: o\n    steps:\n"
      "      - join: {with: t, value: right}\n      - to: out\n",
-     8, 9, "a join of table rows with table 't' needs key: the foreign key"},
+     8, 9,
+     "a join of table rows with table 't' needs key: the foreign key, the key of the row of 't' "
+     "that each row names, such as key: value.customer, or key: key to join rows of the same "
+     "key"},
     {"foreign-key join with a stream",
      "application: {application.id: app}\nsources:\n  o: {topic: o, type: table}\n"
      "  s: {topic: s}\nflows:\n  - from: o\n    steps:\n"

@@ -353,6 +353,34 @@ TEST_CASE("a joined table without a store is read through both tables", "[unit][
         std::vector<Output>{{"p1", "hello, none", 2}, {"p1", "bonjour, Ada of Paris", 4}});
 }
 
+TEST_CASE("a table-table joiner may take the key", "[unit][join]") {
+  StreamsBuilder builder;
+  auto names = builder.table("names", serdes::string(), serdes::string());
+  auto cities = builder.table("cities", serdes::string(), serdes::string());
+  auto people = names.left_join(cities, [](const std::string& id, const std::string& name,
+                                           const std::optional<std::string>& city) {
+    return id + ": " + name + " of " + row_or_none(city);
+  });
+  people.to_stream().to("people", serdes::string(), serdes::string());
+  // Read through both tables, where the joiner needs the key too.
+  builder.stream("greetings", serdes::string(), serdes::string())
+      .join(people, [](const std::string& greeting,
+                       const std::string& person) { return greeting + ", " + person; })
+      .to("out", serdes::string(), serdes::string());
+  TopologyTestDriver driver(builder.build(), StreamsConfig{{"application.id", "app"}});
+  auto names_in = driver.create_input_topic("names", serdes::string(), serdes::string());
+  auto cities_in = driver.create_input_topic("cities", serdes::string(), serdes::string());
+  auto greetings = driver.create_input_topic("greetings", serdes::string(), serdes::string());
+  auto people_out = driver.create_output_topic("people", serdes::string(), serdes::string());
+  auto out = driver.create_output_topic("out", serdes::string(), serdes::string());
+  names_in.pipe_input("p1", "Ada", 1);
+  cities_in.pipe_input("p1", "Paris", 2);
+  greetings.pipe_input("p1", "hello", 3);
+  CHECK(read_all(people_out) ==
+        std::vector<Output>{{"p1", "p1: Ada of none", 1}, {"p1", "p1: Ada of Paris", 2}});
+  CHECK(read_all(out) == std::vector<Output>{{"p1", "hello, p1: Ada of Paris", 3}});
+}
+
 TEST_CASE("a stream-table join reads a versioned table as of each record's timestamp",
           "[unit][join][versioned-store]") {
   StreamsBuilder builder;

@@ -704,6 +704,48 @@ flows:
                 {"o2", "<null>"}});
 }
 
+TEST_CASE("a join step in a flow from a table with key: key joins rows of the same key",
+          "[unit][pipeline][join]") {
+  const std::string type =
+      GENERATE(std::string("inner"), std::string("left"), std::string("outer"));
+  INFO(type);
+  Run run(R"(
+application: {application.id: bank}
+sources:
+  accounts: {topic: accounts, type: table}
+  limits: {topic: limits, type: table}
+flows:
+  - from: accounts
+    steps:
+      - join:
+          with: limits
+          key: key
+          type: )" +
+          type + R"(
+          value: {account: key, balance: left.balance, limit: right.limit}
+      - to: limited
+)");
+  CHECK_THAT(run.pipeline.topology.describe(), !Catch::Contains("SUBSCRIPTION"));
+  run.pipe("accounts", "a1", R"({"balance":10})", 1);
+  run.pipe("limits", "a1", R"({"limit":100})", 2);
+  run.pipe("limits", "a2", R"({"limit":50})", 3);
+  run.pipe("accounts", "a1", std::nullopt, 4);
+  run.pipe("limits", "a2", std::nullopt, 5);
+  const std::pair<std::string, std::string> a1_alone{
+      "a1", R"({"account":"a1","balance":10,"limit":null})"},
+      a1_joined{"a1", R"({"account":"a1","balance":10,"limit":100})"};
+  if (type == "inner")
+    CHECK(run.read("limited") == Records{a1_joined, {"a1", "<null>"}});
+  else if (type == "left")
+    CHECK(run.read("limited") == Records{a1_alone, a1_joined, {"a1", "<null>"}});
+  else
+    CHECK(run.read("limited") == Records{a1_alone,
+                                         a1_joined,
+                                         {"a2", R"({"account":"a2","balance":null,"limit":50})"},
+                                         {"a1", R"({"account":"a1","balance":null,"limit":100})"},
+                                         {"a2", "<null>"}});
+}
+
 TEST_CASE("a join step reads a table with history as it was at each record's time",
           "[unit][pipeline][join][versioned-store]") {
   Run run(R"(

@@ -199,42 +199,46 @@ class KTable {
 
   // Joins this table with `other` row by row, as Kafka Streams'
   // KTable#join(KTable): the joined table has a row for each key both tables
-  // hold, joiner(value, other_value), at the later of the two rows' times. An update of either
+  // hold, joiner(value, other_value) or joiner(key, value, other_value), at
+  // the later of the two rows' times. An update of either
   // table updates the row; a deletion in either deletes it. The tables must be co-partitioned. With
   // a named Materialized the joined rows are kept in that store (changelogged as any); without one,
   // the table is read through both.
-  template <class VO, class F, class VJ = internal::TableJoinResult<F, V, VO>>
+  template <class VO, class F, class VJ = internal::TableJoinResult<F, K, V, VO>>
   KTable<K, VJ> join(const KTable<K, VO>& other, F joiner, Materialized<K, VJ> materialized = {},
                      std::string name = {}) const {
     return join_tables<VO, VJ>(
         other, operators::TableJoinKind::kInner,
-        [joiner](const std::optional<V>& value, const std::optional<VO>& other_value) mutable {
-          return joiner(*value, *other_value);
+        [joiner](const K& key, const std::optional<V>& value,
+                 const std::optional<VO>& other_value) mutable {
+          return internal::call_table_joiner(joiner, key, *value, *other_value);
         },
         std::move(materialized), std::move(name));
   }
   // As join, with a row for each key of this table: other_value is a
   // std::optional<VO>, empty when `other` has no row for the key.
-  template <class VO, class F, class VJ = internal::TableJoinResult<F, V, std::optional<VO>>>
+  template <class VO, class F, class VJ = internal::TableJoinResult<F, K, V, std::optional<VO>>>
   KTable<K, VJ> left_join(const KTable<K, VO>& other, F joiner,
                           Materialized<K, VJ> materialized = {}, std::string name = {}) const {
     return join_tables<VO, VJ>(
         other, operators::TableJoinKind::kLeft,
-        [joiner](const std::optional<V>& value, const std::optional<VO>& other_value) mutable {
-          return joiner(*value, other_value);
+        [joiner](const K& key, const std::optional<V>& value,
+                 const std::optional<VO>& other_value) mutable {
+          return internal::call_table_joiner(joiner, key, *value, other_value);
         },
         std::move(materialized), std::move(name));
   }
   // As join, with a row for each key of either table: both values are
   // std::optional, one of them possibly empty.
   template <class VO, class F,
-            class VJ = internal::TableJoinResult<F, std::optional<V>, std::optional<VO>>>
+            class VJ = internal::TableJoinResult<F, K, std::optional<V>, std::optional<VO>>>
   KTable<K, VJ> outer_join(const KTable<K, VO>& other, F joiner,
                            Materialized<K, VJ> materialized = {}, std::string name = {}) const {
     return join_tables<VO, VJ>(
         other, operators::TableJoinKind::kOuter,
-        [joiner](const std::optional<V>& value, const std::optional<VO>& other_value) mutable {
-          return joiner(value, other_value);
+        [joiner](const K& key, const std::optional<V>& value,
+                 const std::optional<VO>& other_value) mutable {
+          return internal::call_table_joiner(joiner, key, value, other_value);
         },
         std::move(materialized), std::move(name));
   }
@@ -254,7 +258,7 @@ class KTable {
   // Both tables need serdes and readable rows; this table must be able to send
   // old values (not a windowed or suppressed table).
   template <class KO, class VO, class FK, class F,
-            class VJ = internal::ForeignKeyJoinResult<F, K, V, VO>>
+            class VJ = internal::TableJoinResult<F, K, V, VO>>
   requires internal::ForeignKeyExtractor<FK, K, V, KO> KTable<K, VJ> join(
       const KTable<KO, VO>& other, FK foreign_key, F joiner, Materialized<K, VJ> materialized = {},
       std::string name = {})
@@ -262,7 +266,7 @@ class KTable {
     return join_foreign_key<KO, VO, VJ>(
         other, internal::foreign_key_function<K, V, KO>(std::move(foreign_key)),
         [joiner](const K& key, const V& value, const std::optional<VO>& other_value) mutable {
-          return internal::call_foreign_key_joiner(joiner, key, value, *other_value);
+          return internal::call_table_joiner(joiner, key, value, *other_value);
         },
         false, std::move(materialized), std::move(name));
   }
@@ -270,7 +274,7 @@ class KTable {
   // joiner's other_value is a std::optional<VO>, empty when the foreign key
   // is absent or names no row.
   template <class KO, class VO, class FK, class F,
-            class VJ = internal::ForeignKeyJoinResult<F, K, V, std::optional<VO>>>
+            class VJ = internal::TableJoinResult<F, K, V, std::optional<VO>>>
   requires internal::ForeignKeyExtractor<FK, K, V, KO> KTable<K, VJ> left_join(
       const KTable<KO, VO>& other, FK foreign_key, F joiner, Materialized<K, VJ> materialized = {},
       std::string name = {})
@@ -278,7 +282,7 @@ class KTable {
     return join_foreign_key<KO, VO, VJ>(
         other, internal::foreign_key_function<K, V, KO>(std::move(foreign_key)),
         [joiner](const K& key, const V& value, const std::optional<VO>& other_value) mutable {
-          return internal::call_foreign_key_joiner(joiner, key, value, other_value);
+          return internal::call_table_joiner(joiner, key, value, other_value);
         },
         true, std::move(materialized), std::move(name));
   }
@@ -493,10 +497,10 @@ KTable<K, VJ> KTable<K, V>::join_tables(const KTable<K, VO>& other, operators::T
                         other.node_name() +
                         "': a table's rows cannot be read (a windowed or suppressed table)");
   // The joined row of a key, from both sides' rows (either may be absent).
-  const operators::RowJoiner<V, VO, VJ> rows_joined =
-      [joiner](const std::optional<V>& left,
+  const operators::RowJoiner<K, V, VO, VJ> rows_joined =
+      [joiner](const K& key, const std::optional<V>& left,
                const std::optional<VO>& right) mutable -> std::optional<VJ> {
-    return joiner(left, right);
+    return joiner(key, left, right);
   };
   // A side that loses its row must say which row it had, or the joined row of
   // an outer or left join would never be deleted: both tables send old
@@ -511,8 +515,9 @@ KTable<K, VJ> KTable<K, V>::join_tables(const KTable<K, VO>& other, operators::T
       [kind, rows_joined, other_rows, result_old_values] {
         return std::make_unique<operators::TableJoinSideProcessor<K, V, VO, VJ>>(
             other_rows->reader,
-            [kind, rows_joined](const std::optional<V>& mine, const std::optional<VO>& theirs) {
-              return operators::join_rows(kind, rows_joined, mine, theirs);
+            [kind, rows_joined](const K& key, const std::optional<V>& mine,
+                                const std::optional<VO>& theirs) {
+              return operators::join_rows(kind, rows_joined, key, mine, theirs);
             },
             kind == TableJoinKind::kInner, result_old_values->enabled);
       },
@@ -523,8 +528,9 @@ KTable<K, VJ> KTable<K, V>::join_tables(const KTable<K, VO>& other, operators::T
       [kind, rows_joined, this_rows, result_old_values] {
         return std::make_unique<operators::TableJoinSideProcessor<K, VO, V, VJ>>(
             this_rows->reader,
-            [kind, rows_joined](const std::optional<VO>& mine, const std::optional<V>& theirs) {
-              return operators::join_rows(kind, rows_joined, theirs, mine);
+            [kind, rows_joined](const K& key, const std::optional<VO>& mine,
+                                const std::optional<V>& theirs) {
+              return operators::join_rows(kind, rows_joined, key, theirs, mine);
             },
             kind != TableJoinKind::kOuter, result_old_values->enabled);
       },
@@ -564,7 +570,7 @@ KTable<K, VJ> KTable<K, V>::join_tables(const KTable<K, VO>& other, operators::T
             const std::optional<ValueAndTimestamp<V>> l = left(key, as_of);
             const std::optional<ValueAndTimestamp<VO>> r = right(key, as_of);
             std::optional<VJ> row = operators::join_rows(
-                kind, rows_joined, l ? std::optional<V>(l->value) : std::nullopt,
+                kind, rows_joined, key, l ? std::optional<V>(l->value) : std::nullopt,
                 r ? std::optional<VO>(r->value) : std::nullopt);
             if (!row) return std::nullopt;
             return ValueAndTimestamp<VJ>{std::move(*row),

@@ -378,9 +378,6 @@ using JoinResult = std::decay_t<decltype(call_joiner(
     std::declval<F&>(), std::declval<const K&>(), std::declval<const V&>(),
     std::declval<const O&>(), std::declval<const RecordContext&>()))>;
 
-template <class F, class V, class O>
-using TableJoinResult = std::decay_t<std::invoke_result_t<F&, const V&, const O&>>;
-
 // A foreign-key extractor: f(value) or f(key, value) giving KO, or a
 // std::optional<KO> that may give none.
 template <class FK, class K, class V, class KO>
@@ -390,24 +387,23 @@ concept ForeignKeyExtractor =
     (std::is_invocable_v<FK&, const V&> &&
      std::is_convertible_v<std::invoke_result_t<FK&, const V&>, std::optional<KO>>);
 
-// A foreign-key join's joiner: f(key, value, other_value) or f(value,
-// other_value).
+// A table join's joiner: f(key, value, other_value) or f(value, other_value).
 template <class F, class K, class V, class O>
 requires std::is_invocable_v<F&, const K&, const V&, const O&>
-auto call_foreign_key_joiner(F& f, const K& key, const V& value, const O& other) {
+auto call_table_joiner(F& f, const K& key, const V& value, const O& other) {
   return f(key, value, other);
 }
 template <class F, class K, class V, class O>
 requires(!std::is_invocable_v<F&, const K&, const V&, const O&> &&
-         std::is_invocable_v<F&, const V&, const O&>) auto call_foreign_key_joiner(F& f, const K&,
-                                                                                   const V& value,
-                                                                                   const O& other) {
+         std::is_invocable_v<F&, const V&, const O&>) auto call_table_joiner(F& f, const K&,
+                                                                             const V& value,
+                                                                             const O& other) {
   return f(value, other);
 }
 template <class F, class K, class V, class O>
-using ForeignKeyJoinResult = std::decay_t<decltype(call_foreign_key_joiner(
-    std::declval<F&>(), std::declval<const K&>(), std::declval<const V&>(),
-    std::declval<const O&>()))>;
+using TableJoinResult =
+    std::decay_t<decltype(call_table_joiner(std::declval<F&>(), std::declval<const K&>(),
+                                            std::declval<const V&>(), std::declval<const O&>()))>;
 
 template <class K, class V, class KO, class FK>
 std::function<std::optional<KO>(const K&, const V&)> foreign_key_function(FK f) {

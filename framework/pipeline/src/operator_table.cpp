@@ -99,12 +99,15 @@ const std::vector<Operator>& operator_table() {
             "`<name>-left-repartition` in a stream-stream join); a global table is held whole "
             "by every instance and needs neither. Records with a null value are dropped and "
             "counted, and so are records without a join key in an inner join. In a flow from a "
-            "table, `join` is a foreign-key join with another table (Kafka Streams' KIP-213): "
-            "`key` gives, from each row, the key of the other table's row it names; the flow "
-            "goes on with the joined table, which follows updates and deletions of both tables "
-            "and changes of the foreign key. The tables need no co-partitioning: the join talks "
-            "to the other table's partitions through `<application.id>-<name>-subscription-"
-            "registration-topic` and `-subscription-response-topic`.",
+            "table, `join` joins the rows with another table's, and the flow goes on with the "
+            "joined table, which follows updates and deletions of both tables. `key: key` joins "
+            "rows of the same key (Kafka Streams' KTable-KTable join; the tables must be "
+            "co-partitioned). Any other `key` is a foreign-key join (Kafka Streams' KIP-213): it "
+            "gives, from each row, the key of the other table's row it names, and the joined "
+            "row follows changes of the foreign key too. The tables need no co-partitioning: "
+            "the join talks to the other table's partitions through "
+            "`<application.id>-<name>-subscription-registration-topic` and "
+            "`-subscription-response-topic`.",
             "",
             {{"with", T::kString, true,
               "The stream (a source or a route), or the source of type table or global_table, "
@@ -113,8 +116,8 @@ const std::vector<Operator>& operator_table() {
               T::kEnum,
               false,
               "inner: a record goes on only when it finds a partner or row; left: every record "
-              "goes on, with `right` null when it finds none; outer (streams only): the other "
-              "stream's records too, with `left` null.",
+              "goes on, with `right` null when it finds none; outer (streams, and tables joined "
+              "with key: key): the other side's records or rows too, with `left` null.",
               {"inner", "left", "outer"},
               "inner"},
              {"window",
@@ -139,8 +142,9 @@ const std::vector<Operator>& operator_table() {
               "The join key, from the record's key and value. With a stream or a table, a key "
               "other than `key` becomes the record's key (as select_key does) and the stream is "
               "repartitioned; with a global table, the key of the row to look up. Default: "
-              "`key`. In a flow from a table (required there): the foreign key, the key of the "
-              "other table's row that each row names; null names none."},
+              "`key`. In a flow from a table (required there): `key` to join rows of the same "
+              "key, or the foreign key, the key of the other table's row that each row names; "
+              "null names none."},
              {"value", T::kValueBuilder, true,
               "The joined value, built like map's: `left` is the record's value (as `value`), "
               "`right` the other stream's record or the table's row (null when a left join finds "
@@ -153,7 +157,10 @@ const std::vector<Operator>& operator_table() {
             "    value: {order: left, paid: right.amount}\n"
             "# in a flow from a table of orders: each order with its customer's row\n"
             "- join:\n    with: customers\n    key: value.customer\n    type: left\n"
-            "    value: {order: left, customer: right}"},
+            "    value: {order: left, customer: right}\n"
+            "# in a flow from a table of accounts: each account with its limit, if any\n"
+            "- join:\n    with: limits\n    key: key\n    type: outer\n"
+            "    value: {balance: left.balance, limit: right.limit}"},
        .apply = &Planner::apply_join},
       {.declaration =
            {"group_by",

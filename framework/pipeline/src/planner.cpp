@@ -479,8 +479,9 @@ void Planner::apply_join(FlowState& state, const StepSpec& step) {
 }
 
 // The rows of a table flow look up the rows of another table whose keys their
-// `key` expression gives: KTable's foreign-key join. The joined table goes on
-// in the flow.
+// `key` expression gives: KTable's foreign-key join, or its primary-key join
+// when that expression is the row's own key. The joined table goes on in the
+// flow.
 void Planner::join_tables(FlowState& state, const StepSpec& step) {
   const YAML::Node& with = step.at("with");
   const std::string other = document_.scalar(with);
@@ -502,17 +503,34 @@ void Planner::join_tables(FlowState& state, const StepSpec& step) {
   if (!step.has("key"))
     document_.fail(step.mark, "a join of table rows with table '" + other +
                                   "' needs key: the foreign key, the key of the row of '" + other +
-                                  "' that each row names, such as key: value.customer");
+                                  "' that each row names, such as key: value.customer, or "
+                                  "key: key to join rows of the same key");
   const std::string type = step.text(document_, "type", "inner");
-  if (type == "outer")
-    document_.fail(step.at("type").Mark(), "a foreign-key join is inner or left, found outer");
   Expression foreign_key = expression(step.at("key"), state.scope);
+  std::set<std::string> fields;
+  const Builder value = join_value(step, state.scope, fields);
+  const KTable<Json, Json>& table = *named->second.table;
+  const std::string name = step_name(step);
+  if (foreign_key.is_key()) {
+    // Rows of the same key: the tables' primary-key join, co-partitioned.
+    auto joiner = [value](const Json& key, const std::optional<Json>& row,
+                          const std::optional<Json>& other_row) {
+      return value(EvalContext{key, row ? *row : Json(), 0, {}, other_row ? &*other_row : nullptr});
+    };
+    state.table = type == "outer"  ? state.table->outer_join(table, joiner, {}, name)
+                  : type == "left" ? state.table->left_join(table, joiner, {}, name)
+                                   : state.table->join(table, joiner, {}, name);
+    state.scope = joined_scope(step, std::move(fields));
+    return;
+  }
+  if (type == "outer")
+    document_.fail(step.at("type").Mark(),
+                   "a foreign-key join is inner or left, found outer (key: key joins rows of "
+                   "the same key, and may be outer)");
   if (foreign_key.reads_metadata())
     document_.fail_in_scalar(step.at("key"), 0,
                              "a foreign key sees the row's key and value only, found a reference "
                              "to timestamp or headers");
-  std::set<std::string> fields;
-  const Builder value = join_value(step, state.scope, fields);
   auto extract = [foreign_key](const Json& key, const Json& row) -> std::optional<Json> {
     Json found = foreign_key.evaluate(EvalContext{key, row});
     if (found.is_null()) return std::nullopt;
@@ -521,8 +539,6 @@ void Planner::join_tables(FlowState& state, const StepSpec& step) {
   auto joiner = [value](const Json& key, const Json& row, const std::optional<Json>& other_row) {
     return value(EvalContext{key, row, 0, {}, other_row ? &*other_row : nullptr});
   };
-  const KTable<Json, Json>& table = *named->second.table;
-  const std::string name = step_name(step);
   state.table = type == "left" ? state.table->left_join(table, extract, joiner, {}, name)
                                : state.table->join(table, extract, joiner, {}, name);
   state.scope = joined_scope(step, std::move(fields));

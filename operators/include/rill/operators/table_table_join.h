@@ -24,16 +24,17 @@ namespace rill::operators {
 
 enum class TableJoinKind { kInner, kLeft, kOuter };
 
-// The joined row of a left row and a right row, each possibly absent; absent
-// when the join has no row for them. The joiner sees both sides as
+// The joined row of a key's left row and right row, each possibly absent;
+// absent when the join has no row for them. The joiner sees both sides as
 // std::optional; the DSL adapts the user's joiner to that.
-template <class VL, class VR, class VJ>
-using RowJoiner =
-    std::function<std::optional<VJ>(const std::optional<VL>& left, const std::optional<VR>& right)>;
+template <class K, class VL, class VR, class VJ>
+using RowJoiner = std::function<std::optional<VJ>(const K& key, const std::optional<VL>& left,
+                                                  const std::optional<VR>& right)>;
 
-template <class VL, class VR, class VJ>
-std::optional<VJ> join_rows(TableJoinKind kind, const RowJoiner<VL, VR, VJ>& joiner,
-                            const std::optional<VL>& left, const std::optional<VR>& right) {
+template <class K, class VL, class VR, class VJ>
+std::optional<VJ> join_rows(TableJoinKind kind, const RowJoiner<K, VL, VR, VJ>& joiner,
+                            const K& key, const std::optional<VL>& left,
+                            const std::optional<VR>& right) {
   switch (kind) {
     case TableJoinKind::kInner:
       if (!left || !right) return std::nullopt;
@@ -45,7 +46,7 @@ std::optional<VJ> join_rows(TableJoinKind kind, const RowJoiner<VL, VR, VJ>& joi
       if (!left && !right) return std::nullopt;
       break;
   }
-  return joiner(left, right);
+  return joiner(key, left, right);
 }
 
 // One side of the join: updates of this side's table, joined with the other
@@ -57,7 +58,7 @@ std::optional<VJ> join_rows(TableJoinKind kind, const RowJoiner<VL, VR, VJ>& joi
 template <class K, class V, class VO, class VJ>
 class TableJoinSideProcessor final : public Processor<K, Change<V>, K, Change<VJ>> {
  public:
-  using Joiner = std::function<std::optional<VJ>(const std::optional<V>& mine,
+  using Joiner = std::function<std::optional<VJ>(const K& key, const std::optional<V>& mine,
                                                  const std::optional<VO>& other)>;
 
   TableJoinSideProcessor(RowReaderFactory<K, VO> other, Joiner joiner, bool other_required,
@@ -86,10 +87,10 @@ class TableJoinSideProcessor final : public Processor<K, Change<V>, K, Change<VJ
       timestamp = std::max(timestamp, other->timestamp);
     }
     Change<VJ> joined{record.value.new_value || other_value
-                          ? joiner_(record.value.new_value, other_value)
+                          ? joiner_(record.key, record.value.new_value, other_value)
                           : std::nullopt,
                       old_values_ && (record.value.old_value || other_value)
-                          ? joiner_(record.value.old_value, other_value)
+                          ? joiner_(record.key, record.value.old_value, other_value)
                           : std::nullopt};
     context_->forward(
         Record<K, Change<VJ>>{record.key, std::move(joined), timestamp, record.headers});
