@@ -16,6 +16,7 @@
 #include <string>
 
 #include "rill/config.h"
+#include "rill/queries.h"
 #include "rill/topology.h"
 
 namespace rill {
@@ -134,6 +135,18 @@ class KafkaStreams {
   // The port of the endpoint serving /metrics, /healthz and /readyz (see
   // metrics.address), once start() has begun; 0 when there is none.
   int metrics_port() const;
+
+  // A read-only view of the store `name` in this instance's tasks (see
+  // rill/queries.h), of the kind and types `type` names:
+  //   streams.store("counts", QueryableStoreTypes::key_value<std::string, int64_t>())
+  // Throws std::invalid_argument when the topology has no such store of that
+  // kind. Do not read a view from a processor: it waits for the tasks to run.
+  template <class Type>
+  typename Type::Store store(std::string name, Type = {}) const {
+    queries().check_store(name, Type::kKind);
+    return typename Type::Store(queries(), std::move(name));
+  }
+  internal::StoreQueries& queries() const;
 
  private:
   struct Impl;

@@ -286,6 +286,9 @@ class KeyValueStore : public StateStore {
   void close() override { bytes_->close(); }
   bool persistent() const { return bytes_->persistent(); }
   bool is_open() const { return bytes_->is_open(); }
+  // The serdes the store reads and writes with.
+  const SerdePtr<K>& key_serde() const { return serdes_.key_serde(); }
+  const SerdePtr<V>& value_serde() const { return serdes_.value_serde(); }
 
   // The record cache (statestore.cache.max.bytes), for processors that emit
   // what they store, as aggregations do. With a listener set, put(key, value,
@@ -429,6 +432,9 @@ class WindowStore : public StateStore {
   void close() override { bytes_->close(); }
   bool persistent() const { return bytes_->persistent(); }
   bool is_open() const { return bytes_->is_open(); }
+  // The serdes the store reads and writes with.
+  const SerdePtr<K>& key_serde() const { return serdes_.key_serde(); }
+  const SerdePtr<V>& value_serde() const { return serdes_.value_serde(); }
   int64_t window_size() const { return bytes_->window_size(); }
   int64_t retention_period() const { return bytes_->retention_period(); }
 
@@ -487,6 +493,9 @@ class SessionStore : public StateStore {
   void close() override { bytes_->close(); }
   bool persistent() const { return bytes_->persistent(); }
   bool is_open() const { return bytes_->is_open(); }
+  // The serdes the store reads and writes with.
+  const SerdePtr<K>& key_serde() const { return serdes_.key_serde(); }
+  const SerdePtr<V>& value_serde() const { return serdes_.value_serde(); }
   int64_t retention_period() const { return bytes_->retention_period(); }
 
   // Stores the session's aggregate; a value its serde writes as null removes

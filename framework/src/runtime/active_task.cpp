@@ -151,7 +151,12 @@ void ActiveTask::transition_to(TaskState next) {
   if (!allowed)
     throw std::logic_error("task " + id_.to_string() + ": no change from " +
                            std::string(to_string(now)) + " to " + std::string(to_string(next)));
-  task_state_.store(next, std::memory_order_release);
+  {
+    // Under the queries' lock: no query is posted to a task that stopped running.
+    std::lock_guard lock(queries_mutex_);
+    task_state_.store(next, std::memory_order_release);
+  }
+  if (next != TaskState::kRunning) drop_queries();
 }
 
 void ActiveTask::close(bool clean) {
@@ -173,20 +178,53 @@ void ActiveTask::close(bool clean) {
 }
 
 void ActiveTask::report_failure(std::string reason, bool by_cluster) {
-  std::lock_guard lock(failure_mutex_);
-  if (failure_reported()) return;
-  failure_ = std::move(reason);
-  failed_by_cluster_ = by_cluster;
-  failure_reported_.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(failure_mutex_);
+    if (failure_reported()) return;
+    failure_ = std::move(reason);
+    failed_by_cluster_ = by_cluster;
+    std::lock_guard queries_lock(queries_mutex_);
+    failure_reported_.store(true, std::memory_order_release);
+  }
+  drop_queries();
+}
+
+bool ActiveTask::post_query(std::function<void()> query) {
+  std::lock_guard lock(queries_mutex_);
+  if (task_state() != TaskState::kRunning || failure_reported()) return false;
+  queries_.push_back(std::move(query));
+  queries_waiting_.store(true, std::memory_order_release);
+  return true;
+}
+
+void ActiveTask::run_queries() {
+  if (!queries_waiting_.load(std::memory_order_acquire)) return;
+  std::vector<std::function<void()>> queries;
+  {
+    std::lock_guard lock(queries_mutex_);
+    queries.swap(queries_);
+    queries_waiting_.store(false, std::memory_order_relaxed);
+  }
+  for (auto& query : queries) query();
+}
+
+// Dropped queries break their promises: their callers learn the store moved.
+void ActiveTask::drop_queries() {
+  std::vector<std::function<void()>> dropped;
+  std::lock_guard lock(queries_mutex_);
+  dropped.swap(queries_);
+  queries_waiting_.store(false, std::memory_order_relaxed);
 }
 
 bool ActiveTask::has_waiting() const {
+  if (queries_waiting_.load(std::memory_order_acquire)) return true;
   for (const auto& input : inputs_)
     if (input->waiting() > 0) return true;
   return false;
 }
 
 bool ActiveTask::should_run_again() const {
+  if (queries_waiting_.load(std::memory_order_acquire)) return true;
   if (awaited_input_ != nullptr && awaited_input_->queue.length() == 0) return false;
   return !idle_wait_ && has_waiting();
 }
@@ -256,6 +294,7 @@ bool ActiveTask::run(int64_t now) {
         task_.init();
         initialized_ = true;
       }
+      run_queries();
       task_.punctuate_wall_clock(now);
       if (timed_) collector_.set_now_ms(ProducerCollector::kNotSampled);
       for (auto& input : inputs_) input->may_have_more = true;

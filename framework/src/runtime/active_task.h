@@ -171,6 +171,15 @@ class ActiveTask final : public state::RestoringTask {
   // so does the polling thread's tick, so a worker does not spin meanwhile.
   bool should_run_again() const;
 
+  // From any thread: runs `query` on the task's worker at the start of its
+  // next run, between two records, so that it reads the stores (and their
+  // record caches) as processing left them, without a lock on the way of
+  // records. Returns false, and drops the query, when the task is not running
+  // (restoring, failed or closed): its stores cannot be read now. A query the
+  // task closes before running is dropped too; the caller then schedules the
+  // task (see has_waiting).
+  bool post_query(std::function<void()> query);
+
   // True while a run is posted or executing; the poll thread posts a run only
   // when it flips this from false to true.
   std::atomic<bool> scheduled{false};
@@ -202,6 +211,8 @@ class ActiveTask final : public state::RestoringTask {
 
  private:
   InputPartition* next_input();
+  void run_queries();
+  void drop_queries();
   // Whether the task may process its next record now, as Kafka Streams'
   // PartitionGroup decides with max.task.idle.ms: when every input has a
   // record buffered, or an input that has none is read to its end (lag 0)
@@ -229,6 +240,10 @@ class ActiveTask final : public state::RestoringTask {
   uint32_t records_since_sample_ = 0;
   std::vector<std::unique_ptr<InputPartition>> inputs_;
   Headers headers_;
+
+  std::mutex queries_mutex_;
+  std::vector<std::function<void()>> queries_;
+  std::atomic<bool> queries_waiting_{false};
 
   std::atomic<TaskState> task_state_{TaskState::kCreated};
   std::mutex failure_mutex_;

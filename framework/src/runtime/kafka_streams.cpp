@@ -6,11 +6,13 @@
 #include <charconv>
 #include <condition_variable>
 #include <csignal>
+#include <future>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 
 #include <boost/asio/post.hpp>
@@ -70,6 +72,10 @@ using state::StandbyTask;
 constexpr std::size_t kMaxBatch = 500;
 constexpr int kPollTimeoutMs = 50;
 constexpr auto kWallClockTick = std::chrono::milliseconds(100);
+// How long a query waits for the tasks it reads: a task runs its queries
+// before its next batch of records, and waits only while the gate is closed
+// for a commit or a rebalance.
+constexpr auto kQueryTimeout = std::chrono::milliseconds(10'000);
 // How often the polling thread publishes partition and task gauges, and how
 // often librdkafka reports statistics (lag, producer queue) by default.
 constexpr auto kGaugeInterval = std::chrono::seconds(1);
@@ -105,7 +111,7 @@ void log_callback(const rd_kafka_t*, int level, const char* facility, const char
 
 }  // namespace
 
-struct KafkaStreams::Impl {
+struct KafkaStreams::Impl final : internal::StoreQueries {
   Impl(Topology topology_in, StreamsConfig config_in)
       : topology(std::move(topology_in)),
         config(std::move(config_in)),
@@ -144,10 +150,11 @@ struct KafkaStreams::Impl {
         subtopology_of_topic[topic.full_name(application_id)] = sub.id;
         if (!topic.internal) topology_sources.insert(topic.name);
       }
+      for (const auto& store : sub.stores) subtopology_of_store[store] = sub.id;
     }
   }
 
-  ~Impl() {
+  ~Impl() override {
     // Tasks left by a start() that failed read from the consumer's queues.
     task_manager.reset();
     // shutdown() closed the consumer (leaving the group); closing it again
@@ -662,6 +669,97 @@ struct KafkaStreams::Impl {
     });
   }
 
+  // ---- queries -------------------------------------------------------------
+
+  void check_store(std::string_view name, StoreKind kind) const override {
+    std::vector<std::string_view> known;
+    for (const StoreBuilder& store : topology.stores()) {
+      if (topology.is_global_store(store.name())) continue;
+      if (store.name() != name) {
+        known.push_back(store.name());
+        continue;
+      }
+      const StoreSpec& spec = store.spec();
+      if (spec.kind != kind || spec.versioned)
+        throw std::invalid_argument("state store '" + std::string(name) + "' is a " +
+                                    (spec.versioned ? std::string("versioned key-value")
+                                                    : std::string(to_string(spec.kind))) +
+                                    " store, not a " + std::string(to_string(kind)) + " store");
+      return;
+    }
+    std::string names;
+    for (std::string_view store : known) names += (names.empty() ? "" : ", ") + std::string(store);
+    throw std::invalid_argument(
+        "no state store '" + std::string(name) +
+        "' to query; the topology's stores: " + (names.empty() ? std::string("(none)") : names));
+  }
+
+  void for_each_task_store(std::string_view name,
+                           const std::function<void(StateStore&)>& query) override {
+    const std::string store(name);
+    auto unavailable = [&store](const std::string& why) {
+      return StoreUnavailableError("state store '" + store + "' cannot be read now: " + why +
+                                   "; retry later");
+    };
+    {
+      std::lock_guard lock(state_mutex);
+      if (state != State::kRunning)
+        throw unavailable("the instance is " + std::string(to_string(state)) + ", not RUNNING");
+    }
+    const auto subtopology = subtopology_of_store.find(store);
+    if (subtopology == subtopology_of_store.end()) return;
+    // `query` lives on the caller's stack: runs not started when the caller
+    // returns never start, and a return waits for runs under way.
+    struct Guard {
+      std::shared_mutex mutex;
+      bool returned = false;
+    };
+    auto guard = std::make_shared<Guard>();
+    struct Returned {
+      std::shared_ptr<Guard> guard;
+      ~Returned() {
+        std::unique_lock lock(guard->mutex);
+        guard->returned = true;
+      }
+    } returned{guard};
+    std::vector<std::pair<TaskId, std::future<void>>> runs;
+    for (const auto& task : task_manager->published_tasks()) {
+      if (task->id().subtopology != subtopology->second) continue;
+      auto promise = std::make_shared<std::promise<void>>();
+      runs.emplace_back(task->id(), promise->get_future());
+      ActiveTask* const runner = task.get();
+      const bool posted = task->post_query([runner, promise, guard, &store, &query] {
+        std::shared_lock lock(guard->mutex);
+        if (guard->returned) return;
+        try {
+          StateStore* task_store = runner->state().get(store);
+          if (task_store == nullptr)
+            throw std::logic_error("task " + runner->id().to_string() + " has no store '" + store +
+                                   "'");
+          query(*task_store);
+          promise->set_value();
+        } catch (...) {
+          promise->set_exception(std::current_exception());
+        }
+      });
+      if (!posted)
+        throw unavailable("its partition " + std::to_string(task->id().partition) + " is " +
+                          std::string(runtime::to_string(task->task_state())));
+      schedule(task);
+    }
+    const auto deadline = Clock::now() + kQueryTimeout;
+    for (auto& [task, run] : runs) {
+      if (run.wait_until(deadline) != std::future_status::ready)
+        throw unavailable("task " + task.to_string() + " did not answer within " +
+                          std::to_string(kQueryTimeout.count()) + " ms");
+      try {
+        run.get();
+      } catch (const std::future_error&) {
+        throw unavailable("its partition " + std::to_string(task.partition) + " moved or stopped");
+      }
+    }
+  }
+
   // ---- tasks ---------------------------------------------------------------
 
   // Tasks and their commits from here on; the producer goes with them, as
@@ -1167,6 +1265,8 @@ struct KafkaStreams::Impl {
   std::map<TaskId, std::shared_ptr<state::StandbyTask>> standbys;
   // From start(): the active tasks, their commits, and the producer.
   std::unique_ptr<runtime::TaskManager> task_manager;
+  // The sub-topology whose tasks hold each store, for queries.
+  std::map<std::string, int32_t, std::less<>> subtopology_of_store;
   int64_t standby_replicas = 0;
   Clock::time_point next_standby_refresh = Clock::time_point::max();
   RestoreListener restore_listener;
@@ -1293,6 +1393,10 @@ KafkaStreams::Stats KafkaStreams::stats() const {
   stats.event_time_ms = impl_->event_time.load(std::memory_order_relaxed);
   stats.replayed = impl_->replayed.load();
   return stats;
+}
+
+internal::StoreQueries& KafkaStreams::queries() const {
+  return *impl_;
 }
 
 int KafkaStreams::metrics_port() const {

@@ -68,9 +68,23 @@ void TaskManager::close_gate() {
 }
 
 void TaskManager::open_gate() {
+  publish_tasks();
   shared_.gate.closed.store(false);
   for (auto& [id, task] : tasks_)
     if (task->has_waiting()) shared_.schedule(task);
+}
+
+void TaskManager::publish_tasks() {
+  std::vector<std::shared_ptr<ActiveTask>> tasks;
+  tasks.reserve(tasks_.size());
+  for (const auto& [id, task] : tasks_) tasks.push_back(task);
+  std::lock_guard lock(published_mutex_);
+  published_.swap(tasks);
+}
+
+std::vector<std::shared_ptr<ActiveTask>> TaskManager::published_tasks() const {
+  std::lock_guard lock(published_mutex_);
+  return published_;
 }
 
 void TaskManager::schedule_all() {
@@ -243,6 +257,7 @@ void TaskManager::close_tasks(const std::vector<std::shared_ptr<ActiveTask>>& cl
     }
     tasks_.erase(task->id());
   }
+  publish_tasks();
   shared_.counters.active_tasks.store(tasks_.size(), std::memory_order_relaxed);
 }
 

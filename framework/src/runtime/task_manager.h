@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -194,6 +195,10 @@ class TaskManager {
   void wake_fetchers();
 
   const std::map<TaskId, std::shared_ptr<ActiveTask>>& tasks() const { return tasks_; }
+  // From any thread: the tasks as of the last time the gate opened or tasks
+  // closed. Queries reach the tasks through it while the polling thread
+  // changes tasks().
+  std::vector<std::shared_ptr<ActiveTask>> published_tasks() const;
   bool has_task(const TaskId& id) const { return tasks_.contains(id); }
   // "0_1 0_4": the ids of the active tasks, for logs.
   std::string task_ids() const;
@@ -208,6 +213,7 @@ class TaskManager {
 
   void close_gate();
   void open_gate();
+  void publish_tasks();
   // Turns the reports of other threads into task states (see TaskState).
   void take_reports();
   // The commit itself; call with the gate closed.
@@ -263,6 +269,8 @@ class TaskManager {
   std::unique_ptr<StreamsProducer> transactions_;
 
   std::map<TaskId, std::shared_ptr<ActiveTask>> tasks_;
+  mutable std::mutex published_mutex_;
+  std::vector<std::shared_ptr<ActiveTask>> published_;
   std::unordered_map<std::pair<std::string, int32_t>,
                      std::pair<InputPartition*, std::shared_ptr<ActiveTask>>, TopicPartitionHash>
       inputs_;

@@ -1,0 +1,371 @@
+// Interactive queries: reading the state stores of a running application from
+// outside its processors, as Kafka Streams' KafkaStreams#store.
+//
+//   auto counts = streams.store("counts", rill::QueryableStoreTypes::key_value<std::string,
+//                                                                              int64_t>());
+//   std::optional<int64_t> count = counts.get("alice");
+//
+// A view reads the store of every task of this instance that holds it: each
+// task's share is read on the task's own worker, between two of its records,
+// so that a read sees what processing has written, record cache included, and
+// processing takes no lock for it. Results are copied out: ranges come back
+// as vectors, ordered by the serialized keys' bytes (as the stores order
+// them), so give large ones a limit. Stores of timestamped values (those of
+// DSL aggregations and tables) are read as their values.
+//
+// A view answers for the partitions this instance holds: a key of another
+// instance's partition reads as absent (see KafkaStreams::metadata_for_key).
+// While the instance is not RUNNING, or a partition of the store is restoring
+// or moving, a read throws StoreUnavailableError: retry it later. Reads are
+// safe from any thread, for as long as the KafkaStreams instance lives.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "rill/record.h"
+#include "rill/state.h"
+#include "rill/value_and_timestamp.h"
+
+namespace rill {
+
+// The store cannot be read now: the instance is not running, or a partition
+// of the store is restoring or moving to or from this instance. Retry later.
+class StoreUnavailableError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace internal {
+
+// What a view asks of the running instance (implemented by KafkaStreams).
+class StoreQueries {
+ public:
+  virtual ~StoreQueries() = default;
+  // Throws std::invalid_argument naming the stores there are when the
+  // topology has no store `store` of `kind`.
+  virtual void check_store(std::string_view store, StoreKind kind) const = 0;
+  // Runs `query` with the store of each of this instance's tasks that holds
+  // it, on the task's worker, possibly on several workers at once; returns
+  // once every run is done, rethrowing the first exception a run threw.
+  // Throws StoreUnavailableError when the instance is not RUNNING, a task of
+  // the store is not running, or the runs took longer than the query timeout.
+  virtual void for_each_task_store(std::string_view store,
+                                   const std::function<void(StateStore& store)>& query) = 0;
+};
+
+inline constexpr std::size_t kNoLimit = std::numeric_limits<std::size_t>::max();
+
+// Calls f(store, value_of) with the store as Typed<K, V> or, for a store of
+// timestamped values, as Typed<K, ValueAndTimestamp<V>>; value_of gives the
+// plain value of what the store holds. Throws std::invalid_argument when the
+// store holds other types.
+template <template <class, class> class Typed, class K, class V, class F>
+void visit_store(StateStore& store, F&& f) {
+  if (auto* plain = dynamic_cast<Typed<K, V>*>(&store)) {
+    f(*plain, [](const V& value) -> const V& { return value; });
+  } else if (auto* timestamped = dynamic_cast<Typed<K, ValueAndTimestamp<V>>*>(&store)) {
+    f(*timestamped, [](const ValueAndTimestamp<V>& value) -> const V& { return value.value; });
+  } else {
+    throw std::invalid_argument("state store '" + std::string(store.name()) +
+                                "' holds other key or value types than " + demangle(typeid(K)) +
+                                " and " + demangle(typeid(V)));
+  }
+}
+
+// Entries of several tasks, each list ordered by `order`, merged in that
+// order and cut at `limit`. Serialized keys compare as std::string does,
+// which is unsigned byte order, the stores' order.
+template <class Entry, class Less>
+std::vector<Entry> merged(std::vector<std::vector<Entry>> lists, Less order, std::size_t limit) {
+  std::vector<Entry> all;
+  for (auto& list : lists) std::move(list.begin(), list.end(), std::back_inserter(all));
+  std::stable_sort(all.begin(), all.end(), order);
+  if (all.size() > limit) all.resize(limit);
+  return all;
+}
+
+// Runs `collect(store, list)` on each task's store, each task into its own
+// list; returns the lists.
+template <class Entry, class Collect>
+std::vector<std::vector<Entry>> collect_per_task(StoreQueries& queries, std::string_view store,
+                                                 Collect collect) {
+  std::mutex mutex;
+  std::vector<std::vector<Entry>> lists;
+  queries.for_each_task_store(store, [&](StateStore& task_store) {
+    std::vector<Entry> list;
+    collect(task_store, list);
+    std::lock_guard lock(mutex);
+    lists.push_back(std::move(list));
+  });
+  return lists;
+}
+
+template <class K>
+std::string serialized_key(const SerdePtr<K>& serde, const K& key, std::string_view store) {
+  std::string bytes;
+  if (!serde->serialize(key, bytes))
+    throw std::invalid_argument("state store '" + std::string(store) + "': key serialized to null");
+  return bytes;
+}
+
+}  // namespace internal
+
+// A read-only view of a key-value store.
+template <class K, class V>
+class ReadOnlyKeyValueStore {
+ public:
+  ReadOnlyKeyValueStore(internal::StoreQueries& queries, std::string name)
+      : queries_(&queries), name_(std::move(name)) {}
+
+  const std::string& name() const { return name_; }
+
+  std::optional<V> get(const K& key) const {
+    std::mutex mutex;
+    std::optional<V> found;
+    queries_->for_each_task_store(name_, [&](StateStore& store) {
+      internal::visit_store<KeyValueStore, K, V>(store, [&](auto& typed, auto value_of) {
+        if (auto value = typed.get(key)) {
+          std::lock_guard lock(mutex);
+          found = value_of(*value);
+        }
+      });
+    });
+    return found;
+  }
+
+  // Keys from `from` to `to`, both inclusive, at most `limit` of them.
+  std::vector<KeyValue<K, V>> range(const K& from, const K& to,
+                                    std::size_t limit = internal::kNoLimit) const {
+    return scan([&](const auto& typed) { return typed.range(from, to); }, limit);
+  }
+  // As range, from `to` down to `from`: the last `limit` keys of the range.
+  std::vector<KeyValue<K, V>> reverse_range(const K& from, const K& to,
+                                            std::size_t limit = internal::kNoLimit) const {
+    std::vector<KeyValue<K, V>> entries = range(from, to);
+    std::reverse(entries.begin(), entries.end());
+    if (entries.size() > limit) entries.resize(limit);
+    return entries;
+  }
+  std::vector<KeyValue<K, V>> all(std::size_t limit = internal::kNoLimit) const {
+    return scan([](const auto& typed) { return typed.all(); }, limit);
+  }
+  // Keys whose serialized bytes start with the serialized `prefix`.
+  template <class P>
+  std::vector<KeyValue<K, V>> prefix_scan(const P& prefix, const SerdePtr<P>& prefix_serde,
+                                          std::size_t limit = internal::kNoLimit) const {
+    return scan([&](const auto& typed) { return typed.prefix_scan(prefix, prefix_serde); }, limit);
+  }
+  // The sum of every task's estimate.
+  uint64_t approximate_num_entries() const {
+    std::mutex mutex;
+    uint64_t entries = 0;
+    queries_->for_each_task_store(name_, [&](StateStore& store) {
+      internal::visit_store<KeyValueStore, K, V>(store, [&](auto& typed, auto) {
+        const uint64_t task_entries = typed.approximate_num_entries();
+        std::lock_guard lock(mutex);
+        entries += task_entries;
+      });
+    });
+    return entries;
+  }
+
+ private:
+  using Entry = std::pair<std::string, KeyValue<K, V>>;
+
+  // Each task's entries with their serialized keys, merged in their order.
+  template <class Open>
+  std::vector<KeyValue<K, V>> scan(Open open, std::size_t limit) const {
+    auto lists = internal::collect_per_task<
+        Entry>(*queries_, name_, [&](StateStore& store, std::vector<Entry>& list) {
+      internal::visit_store<KeyValueStore, K, V>(store, [&](auto& typed, auto value_of) {
+        for (auto it = open(typed); it.valid() && list.size() < limit; it.next()) {
+          K key = it.key();
+          std::string bytes = internal::serialized_key(typed.key_serde(), key, name_);
+          list.push_back({std::move(bytes), KeyValue<K, V>{std::move(key), value_of(it.value())}});
+        }
+      });
+    });
+    std::vector<Entry> entries = internal::merged(
+        std::move(lists), [](const Entry& a, const Entry& b) { return a.first < b.first; }, limit);
+    std::vector<KeyValue<K, V>> out;
+    out.reserve(entries.size());
+    for (auto& entry : entries) out.push_back(std::move(entry.second));
+    return out;
+  }
+
+  internal::StoreQueries* queries_;
+  std::string name_;
+};
+
+// A read-only view of a window store.
+template <class K, class V>
+class ReadOnlyWindowStore {
+ public:
+  ReadOnlyWindowStore(internal::StoreQueries& queries, std::string name)
+      : queries_(&queries), name_(std::move(name)) {}
+
+  const std::string& name() const { return name_; }
+
+  // The value of `key` in the window that starts at `window_start`.
+  std::optional<V> fetch(const K& key, int64_t window_start) const {
+    std::mutex mutex;
+    std::optional<V> found;
+    queries_->for_each_task_store(name_, [&](StateStore& store) {
+      internal::visit_store<WindowStore, K, V>(store, [&](auto& typed, auto value_of) {
+        if (auto value = typed.fetch(key, window_start)) {
+          std::lock_guard lock(mutex);
+          found = value_of(*value);
+        }
+      });
+    });
+    return found;
+  }
+  // The windows of `key` that start from `time_from` to `time_to`, as
+  // (window start, value), by window start.
+  std::vector<KeyValue<int64_t, V>> fetch(const K& key, int64_t time_from, int64_t time_to) const {
+    using StartAndValue = KeyValue<int64_t, V>;
+    auto lists = internal::collect_per_task<StartAndValue>(
+        *queries_, name_, [&](StateStore& store, std::vector<StartAndValue>& list) {
+          internal::visit_store<WindowStore, K, V>(store, [&](auto& typed, auto value_of) {
+            for (auto it = typed.fetch(key, time_from, time_to); it.valid(); it.next())
+              list.push_back({it.key(), value_of(it.value())});
+          });
+        });
+    return internal::merged(
+        std::move(lists),
+        [](const StartAndValue& a, const StartAndValue& b) { return a.key < b.key; },
+        internal::kNoLimit);
+  }
+  // The windows of every key that start from `time_from` to `time_to`, by
+  // window start and then by serialized key.
+  std::vector<KeyValue<Windowed<K>, V>> fetch_all(int64_t time_from, int64_t time_to,
+                                                  std::size_t limit = internal::kNoLimit) const {
+    return windows([&](const auto& typed) { return typed.fetch_all(time_from, time_to); }, limit);
+  }
+  std::vector<KeyValue<Windowed<K>, V>> all(std::size_t limit = internal::kNoLimit) const {
+    return windows([](const auto& typed) { return typed.all(); }, limit);
+  }
+
+ private:
+  using Entry = std::pair<std::string, KeyValue<Windowed<K>, V>>;
+
+  template <class Open>
+  std::vector<KeyValue<Windowed<K>, V>> windows(Open open, std::size_t limit) const {
+    auto lists = internal::collect_per_task<Entry>(
+        *queries_, name_, [&](StateStore& store, std::vector<Entry>& list) {
+          internal::visit_store<WindowStore, K, V>(store, [&](auto& typed, auto value_of) {
+            for (auto it = open(typed); it.valid(); it.next()) {
+              Windowed<K> key = it.key();
+              std::string bytes = internal::serialized_key(typed.key_serde(), key.key, name_);
+              list.push_back({std::move(bytes), {std::move(key), value_of(it.value())}});
+            }
+          });
+        });
+    std::vector<Entry> entries = internal::merged(
+        std::move(lists),
+        [](const Entry& a, const Entry& b) {
+          if (a.second.key.window.start != b.second.key.window.start)
+            return a.second.key.window.start < b.second.key.window.start;
+          return a.first < b.first;
+        },
+        limit);
+    std::vector<KeyValue<Windowed<K>, V>> out;
+    out.reserve(entries.size());
+    for (auto& entry : entries) out.push_back(std::move(entry.second));
+    return out;
+  }
+
+  internal::StoreQueries* queries_;
+  std::string name_;
+};
+
+// A read-only view of a session store.
+template <class K, class V>
+class ReadOnlySessionStore {
+ public:
+  ReadOnlySessionStore(internal::StoreQueries& queries, std::string name)
+      : queries_(&queries), name_(std::move(name)) {}
+
+  const std::string& name() const { return name_; }
+
+  // Every session of `key`, by session end.
+  std::vector<KeyValue<Windowed<K>, V>> fetch(const K& key) const {
+    return sessions([&](const auto& typed) { return typed.fetch(key); });
+  }
+  // The sessions of `key` that end at or after `earliest_session_end` and
+  // start at or before `latest_session_start`, by session end.
+  std::vector<KeyValue<Windowed<K>, V>> find_sessions(const K& key, int64_t earliest_session_end,
+                                                      int64_t latest_session_start) const {
+    return sessions([&](const auto& typed) {
+      return typed.find_sessions(key, earliest_session_end, latest_session_start);
+    });
+  }
+
+ private:
+  using Entry = KeyValue<Windowed<K>, V>;
+
+  template <class Open>
+  std::vector<Entry> sessions(Open open) const {
+    auto lists = internal::collect_per_task<Entry>(
+        *queries_, name_, [&](StateStore& store, std::vector<Entry>& list) {
+          internal::visit_store<SessionStore, K, V>(store, [&](auto& typed, auto value_of) {
+            for (auto it = open(typed); it.valid(); it.next())
+              list.push_back({it.key(), value_of(it.value())});
+          });
+        });
+    return internal::merged(
+        std::move(lists),
+        [](const Entry& a, const Entry& b) {
+          return std::pair(a.key.window.end, a.key.window.start) <
+                 std::pair(b.key.window.end, b.key.window.start);
+        },
+        internal::kNoLimit);
+  }
+
+  internal::StoreQueries* queries_;
+  std::string name_;
+};
+
+// The kinds of store a query may ask for, as Kafka Streams' QueryableStoreTypes.
+struct QueryableStoreTypes {
+  template <class K, class V>
+  struct KeyValueType {
+    using Store = ReadOnlyKeyValueStore<K, V>;
+    static constexpr StoreKind kKind = StoreKind::kKeyValue;
+  };
+  template <class K, class V>
+  struct WindowType {
+    using Store = ReadOnlyWindowStore<K, V>;
+    static constexpr StoreKind kKind = StoreKind::kWindow;
+  };
+  template <class K, class V>
+  struct SessionType {
+    using Store = ReadOnlySessionStore<K, V>;
+    static constexpr StoreKind kKind = StoreKind::kSession;
+  };
+
+  template <class K, class V>
+  static KeyValueType<K, V> key_value() {
+    return {};
+  }
+  template <class K, class V>
+  static WindowType<K, V> window() {
+    return {};
+  }
+  template <class K, class V>
+  static SessionType<K, V> session() {
+    return {};
+  }
+};
+
+}  // namespace rill

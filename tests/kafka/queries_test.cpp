@@ -1,0 +1,205 @@
+// Interactive queries on the real broker: two instances share the partitions
+// of a count and a windowed count, and their views together answer every
+// key, range and window exactly once and in order; a store being restored
+// answers "not available" and never with part of its data.
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "rill/kafka_streams.h"
+#include "rill/rill.h"
+
+#include "support/counts.h"
+#include "support/eventually.h"
+#include "support/kafka_cluster.h"
+
+using namespace rill;
+using namespace rill::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int64_t kMinute = 60'000;
+
+// Counts per key into "counts", and per key and minute into "minute-counts".
+Topology counting(const std::string& input) {
+  StreamsBuilder builder;
+  auto grouped = builder.stream(input, serdes::string(), serdes::string()).group_by_key();
+  grouped.count(Materialized<std::string, int64_t>::as("counts"));
+  grouped
+      .windowed_by(TimeWindows::of_size_and_grace(std::chrono::minutes(1), std::chrono::hours(1)))
+      .count(Materialized<std::string, int64_t>::as("minute-counts"));
+  return builder.build();
+}
+
+StreamsConfig config_of(const std::string& app, const std::string& instance) {
+  return StreamsConfig{{"application.id", app},
+                       {"bootstrap.servers", bootstrap_servers()},
+                       {"commit.interval.ms", "200"},
+                       {"state.dir", temp_state_dir(app + "-" + instance)}};
+}
+
+using Counts = std::map<std::string, int64_t>;
+
+// Every key's count as `streams` answers it; nullopt while a store cannot be read.
+std::optional<Counts> all_counts(const KafkaStreams& streams) {
+  try {
+    Counts counts;
+    for (const auto& [key, count] :
+         streams.store("counts", QueryableStoreTypes::key_value<std::string, int64_t>()).all())
+      counts[key] = count;
+    return counts;
+  } catch (const StoreUnavailableError&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("two instances answer every key, range and window of their partitions, in order",
+          "[kafka][queries]") {
+  const std::string input = unique_name("events"), app = unique_name("app-queries");
+  create_topic(input, 4);
+  // Key k<i> (i < 20) has i + 1 records in the first minute and 2 in the next.
+  const int64_t base = (now_ms() / kMinute - 10) * kMinute;
+  std::vector<TestRecord> records;
+  Counts expected;
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = "k" + std::to_string(100 + i);
+    for (int n = 0; n <= i; ++n) records.push_back({key, "e", -1, -1, base + n, {}});
+    records.push_back({key, "e", -1, -1, base + kMinute + 1, {}});
+    records.push_back({key, "e", -1, -1, base + kMinute + 2, {}});
+    expected[key] = i + 3;
+  }
+  produce(input, records);
+
+  KafkaStreams first(counting(input), config_of(app, "first"));
+  KafkaStreams second(counting(input), config_of(app, "second"));
+  first.start();
+  second.start();
+  // Both answer for their own partitions only; together, for every key once.
+  std::optional<Counts> of_first, of_second;
+  REQUIRE(eventually(
+      [&] {
+        of_first = all_counts(first);
+        of_second = all_counts(second);
+        if (!of_first || !of_second || of_first->empty() || of_second->empty()) return false;
+        Counts both = *of_first;
+        both.insert(of_second->begin(), of_second->end());
+        return both == expected && of_first->size() + of_second->size() == expected.size();
+      },
+      120s));
+
+  for (KafkaStreams* streams : {&first, &second}) {
+    const bool is_first = streams == &first;
+    const Counts& local = is_first ? *of_first : *of_second;
+    INFO((is_first ? "first" : "second"));
+    auto counts = streams->store("counts", QueryableStoreTypes::key_value<std::string, int64_t>());
+    for (const auto& [key, count] : expected) {
+      const std::optional<int64_t> answer = counts.get(key);
+      CHECK(answer == (local.contains(key) ? std::optional<int64_t>(count) : std::nullopt));
+    }
+    // A range comes back in key order, cut at the limit.
+    std::vector<std::string> in_range;
+    for (const auto& [key, count] : local)
+      if (key >= "k105" && key <= "k114") in_range.push_back(key);
+    std::vector<std::string> answered;
+    for (const auto& entry : counts.range("k105", "k114")) answered.push_back(entry.key);
+    CHECK(answered == in_range);
+    const auto limited = counts.range("k105", "k114", 2);
+    REQUIRE(limited.size() == std::min<std::size_t>(2, in_range.size()));
+    for (std::size_t i = 0; i < limited.size(); ++i) CHECK(limited[i].key == in_range[i]);
+    const auto reversed = counts.reverse_range("k105", "k114");
+    REQUIRE(reversed.size() == in_range.size());
+    for (std::size_t i = 0; i < reversed.size(); ++i)
+      CHECK(reversed[i].key == in_range[in_range.size() - 1 - i]);
+    CHECK(counts.approximate_num_entries() > 0);
+
+    // The windows of a key by start; every key's windows by start, then key.
+    auto windows =
+        streams->store("minute-counts", QueryableStoreTypes::window<std::string, int64_t>());
+    for (const auto& [key, count] : local) {
+      const auto of_key = windows.fetch(key, base - kMinute, base + 2 * kMinute);
+      REQUIRE(of_key.size() == 2);
+      CHECK(of_key[0].key == base);
+      CHECK(of_key[0].value == count - 2);
+      CHECK(of_key[1].key == base + kMinute);
+      CHECK(of_key[1].value == 2);
+      CHECK(windows.fetch(key, base + kMinute) == std::optional<int64_t>(2));
+    }
+    const auto every = windows.fetch_all(base, base + kMinute);
+    REQUIRE(every.size() == 2 * local.size());
+    for (std::size_t i = 0; i < every.size(); ++i) {
+      const auto& [window, count] = every[i];
+      const bool first_minute = i < local.size();
+      CHECK(window.window.start == (first_minute ? base : base + kMinute));
+      CHECK(window.window.end == window.window.start + kMinute);
+      CHECK(window.key == std::next(local.begin(), static_cast<long>(i % local.size()))->first);
+      CHECK(count == (first_minute ? local.at(window.key) - 2 : 2));
+    }
+  }
+
+  // The wrong kind of store, or no such store, is refused by name.
+  CHECK_THROWS_WITH(
+      first.store("minute-counts", QueryableStoreTypes::key_value<std::string, int64_t>()),
+      Catch::Contains("'minute-counts' is a window store, not a key-value store"));
+  CHECK_THROWS_WITH(first.store("count", QueryableStoreTypes::key_value<std::string, int64_t>()),
+                    Catch::Contains("no state store 'count' to query") &&
+                        Catch::Contains("counts, minute-counts"));
+  CHECK_THROWS_WITH(
+      first.store("counts", QueryableStoreTypes::key_value<std::string, std::string>()).all(),
+      Catch::Contains("holds other key or value types"));
+  REQUIRE(first.close(30s));
+  REQUIRE(second.close(30s));
+  // A closed instance answers nothing.
+  CHECK_THROWS_AS(
+      first.store("counts", QueryableStoreTypes::key_value<std::string, int64_t>()).get("k100"),
+      StoreUnavailableError);
+}
+
+TEST_CASE("a store being restored is not available, and never answers with part of its data",
+          "[kafka][queries]") {
+  const std::string input = unique_name("events"), app = unique_name("app-queries-restore");
+  create_topic(input, 2);
+  std::vector<TestRecord> records;
+  Counts expected;
+  const int64_t now = now_ms();
+  for (int i = 0; i < 40'000; ++i) {
+    const std::string key = "k" + std::to_string(i % 2'000);
+    records.push_back({key, "e", -1, -1, now, {}});
+    ++expected[key];
+  }
+  produce(input, records);
+  {
+    KafkaStreams counter(counting(input), config_of(app, "counter"));
+    CHECK_THROWS_AS(all_counts(counter).value(), std::bad_optional_access);  // not started
+    counter.start();
+    REQUIRE(eventually([&] { return all_counts(counter) == expected; }, 120s));
+    REQUIRE(counter.close(30s));
+    counter.cleanup();  // the next instance restores the stores in full
+  }
+  KafkaStreams restored(counting(input), config_of(app, "counter"));
+  restored.start();
+  int unavailable = 0, answered = 0;
+  REQUIRE(eventually(
+      [&] {
+        const std::optional<Counts> counts = all_counts(restored);
+        if (!counts) {
+          ++unavailable;
+          return false;
+        }
+        ++answered;
+        // Whatever it answers is the whole state, never a part of it.
+        CHECK(*counts == expected);
+        return true;
+      },
+      120s, 1ms));
+  INFO(unavailable << " answers said unavailable before the store was restored");
+  CHECK(unavailable > 0);
+  CHECK(restored.stats().restored_records > 0);
+  REQUIRE(restored.close(30s));
+}
