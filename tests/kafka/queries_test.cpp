@@ -36,11 +36,14 @@ Topology counting(const std::string& input) {
   return builder.build();
 }
 
-StreamsConfig config_of(const std::string& app, const std::string& instance) {
-  return StreamsConfig{{"application.id", app},
+StreamsConfig config_of(const std::string& app, const std::string& instance,
+                        const std::string& server = "") {
+  StreamsConfig config{{"application.id", app},
                        {"bootstrap.servers", bootstrap_servers()},
                        {"commit.interval.ms", "200"},
                        {"state.dir", temp_state_dir(app + "-" + instance)}};
+  if (!server.empty()) config.set("application.server", server);
+  return config;
 }
 
 using Counts = std::map<std::string, int64_t>;
@@ -77,8 +80,8 @@ TEST_CASE("two instances answer every key, range and window of their partitions,
   }
   produce(input, records);
 
-  KafkaStreams first(counting(input), config_of(app, "first"));
-  KafkaStreams second(counting(input), config_of(app, "second"));
+  KafkaStreams first(counting(input), config_of(app, "first", "127.0.0.1:7101"));
+  KafkaStreams second(counting(input), config_of(app, "second", "localhost:7102"));
   first.start();
   second.start();
   // Both answer for their own partitions only; together, for every key once.
@@ -93,6 +96,35 @@ TEST_CASE("two instances answer every key, range and window of their partitions,
         return both == expected && of_first->size() + of_second->size() == expected.size();
       },
       120s));
+
+  // Both see both instances, their tasks and stores, once the group settled.
+  const HostInfo first_host{"127.0.0.1", 7101}, second_host{"localhost", 7102};
+  auto settled = [&](const KafkaStreams& streams) {
+    const auto all = streams.all_metadata();
+    if (all.size() != 2 || all[0].host != first_host || all[1].host != second_host) return false;
+    std::set<TaskId> tasks = all[0].active_tasks;
+    tasks.insert(all[1].active_tasks.begin(), all[1].active_tasks.end());
+    return tasks.size() == 4 && all[0].active_tasks.size() == 2 &&
+           all[0].state_stores == std::set<std::string>{"counts", "minute-counts"};
+  };
+  REQUIRE(eventually([&] { return settled(first) && settled(second); }, 60s));
+  CHECK(first.all_metadata_for_store("counts").size() == 2);
+  CHECK(first.all_metadata_for_store("other").empty());
+  // Each key's metadata, the same from both, names the instance that holds it.
+  for (const auto& [key, count] : expected) {
+    INFO(key);
+    const auto metadata = first.metadata_for_key("counts", key, serdes::string());
+    REQUIRE(metadata.has_value());
+    const auto from_second = second.metadata_for_key("counts", key, serdes::string());
+    REQUIRE(from_second.has_value());
+    CHECK(from_second->active_host == metadata->active_host);
+    CHECK(from_second->partition == metadata->partition);
+    CHECK(metadata->standby_hosts.empty());
+    const Counts& holder = metadata->active_host == first_host ? *of_first : *of_second;
+    CHECK(holder.contains(key));
+  }
+  CHECK_THROWS_WITH(first.metadata_for_key("nope", std::string("k1"), serdes::string()),
+                    Catch::Contains("no state store 'nope'"));
 
   for (KafkaStreams* streams : {&first, &second}) {
     const bool is_first = streams == &first;

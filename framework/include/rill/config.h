@@ -73,6 +73,7 @@ inline constexpr std::string_view kProcessingHandler = "processing.exception.han
 inline constexpr std::string_view kProductionHandler = "production.exception.handler";
 inline constexpr std::string_view kDeadLetterTopic = "errors.dead.letter.queue.topic.name";
 inline constexpr std::string_view kClientId = "client.id";
+inline constexpr std::string_view kApplicationServer = "application.server";
 inline constexpr std::string_view kSessionTimeoutMs = "session.timeout.ms";
 inline constexpr std::string_view kTaskTimeoutMs = "task.timeout.ms";
 inline constexpr std::string_view kMaxTaskIdleMs = "max.task.idle.ms";

@@ -148,6 +148,26 @@ class KafkaStreams {
   }
   internal::StoreQueries& queries() const;
 
+  // Where the application's stores live, as of the group's last rebalance
+  // seen here (refreshed every few seconds): every instance that advertises an
+  // application.server, with its tasks and stores. Empty until this instance
+  // has seen the group, and when it advertises no application.server itself.
+  std::vector<StreamsMetadata> all_metadata() const;
+  // The instances with an active or standby task of `store`.
+  std::vector<StreamsMetadata> all_metadata_for_store(std::string_view store) const;
+  // The partition of `key` in `store` (as the producers' murmur2 partitioner
+  // places the key's bytes under `key_serde`), the instance that runs its task
+  // and those that keep standby copies. nullopt while that is not known: no
+  // group seen yet, or the partition has no owner during a rebalance. Throws
+  // std::invalid_argument for an unknown store.
+  template <class K>
+  std::optional<KeyQueryMetadata> metadata_for_key(std::string_view store, const K& key,
+                                                   const SerdePtr<K>& key_serde) const {
+    return metadata_for_key_bytes(store, internal::serialized_key(key_serde, key, store));
+  }
+  std::optional<KeyQueryMetadata> metadata_for_key_bytes(std::string_view store,
+                                                         std::string_view key) const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

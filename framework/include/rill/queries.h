@@ -26,12 +26,14 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "rill/processor.h"
 #include "rill/record.h"
 #include "rill/state.h"
 #include "rill/value_and_timestamp.h"
@@ -43,6 +45,33 @@ namespace rill {
 class StoreUnavailableError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// An instance's query endpoint, its application.server.
+struct HostInfo {
+  std::string host;
+  int port = 0;
+  auto operator<=>(const HostInfo&) const = default;
+  std::string to_string() const { return host + ":" + std::to_string(port); }
+};
+
+// What an instance of the application holds, as the group's members see it:
+// the tasks (sub-topology and partition) it runs and those it keeps standby
+// copies of, and their stores.
+struct StreamsMetadata {
+  HostInfo host;
+  std::set<TaskId> active_tasks;
+  std::set<std::string> state_stores;
+  std::set<TaskId> standby_tasks;
+  std::set<std::string> standby_state_stores;
+};
+
+// Where the partition of a key lives: the instance that runs its task, and
+// those that keep standby copies of its stores.
+struct KeyQueryMetadata {
+  HostInfo active_host;
+  std::vector<HostInfo> standby_hosts;
+  int32_t partition = -1;
 };
 
 namespace internal {

@@ -68,6 +68,11 @@ const std::vector<ConfigKey> kKeys = {
     {config::kDeadLetterTopic, ConfigType::kString, "",
      "Topic that receives records the error handlers give up on: the original key and value "
      "bytes, with headers naming the error, source topic, partition and offset."},
+    {config::kApplicationServer, ConfigType::kString, "",
+     "The host:port where this instance answers queries of its stores, as Kafka Streams' "
+     "application.server. Every instance advertises it to the others through the client id "
+     "of its group consumer, so that KafkaStreams::metadata_for_key and all_metadata name the "
+     "instance that holds a key. Empty: the instance advertises nothing."},
     {config::kClientId, ConfigType::kString, "",
      "Prefix of the librdkafka client ids; defaults to the application id."},
     {config::kSessionTimeoutMs, ConfigType::kDuration, "45000",

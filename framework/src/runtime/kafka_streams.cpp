@@ -111,6 +111,15 @@ void log_callback(const rd_kafka_t*, int level, const char* facility, const char
 
 }  // namespace
 
+// The group as an instance last described it, for metadata queries.
+struct GroupView {
+  std::vector<runtime::GroupMember> members;
+  std::map<std::string, HostInfo> endpoints;         // by member id
+  std::map<std::string, int32_t> subscribed;         // driving topics and partition counts
+  std::map<std::string, int32_t> stateful;           // driving topics of stateful sub-topologies
+  std::map<std::string, std::set<TaskId>> standbys;  // by member id
+};
+
 struct KafkaStreams::Impl final : internal::StoreQueries {
   Impl(Topology topology_in, StreamsConfig config_in)
       : topology(std::move(topology_in)),
@@ -127,6 +136,14 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     topology.build();
     application_id = config.get_string(config::kApplicationId);
     metrics_enabled = config.get_bool(config::kMetricsEnabled);
+    if (std::string server = config.get_string(config::kApplicationServer); !server.empty()) {
+      const auto own = advertised_endpoint("@" + server);
+      if (!own || own->host.empty() || own->port <= 0 || own->port > 65535 ||
+          own->host.find_first_of("@ ") != std::string::npos)
+        throw ConfigError("config 'application.server': invalid value '" + server +
+                          "', expected host:port, the address other instances reach this one at");
+      advertises = true;
+    }
     if (std::string address = config.get_string(config::kMetricsAddress); !address.empty())
       metrics_address = metrics::parse_listen_address(config::kMetricsAddress, address);
     std::string client_id = config.get_string(config::kClientId);
@@ -248,6 +265,11 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     producer = make_producer();
 
     auto consumer_properties = base_properties("consumer");
+    // The other instances read this instance's query endpoint from here
+    // (librdkafka 2.0.2 sends no user data with a cooperative-sticky
+    // subscription; see refresh_group).
+    if (advertises)
+      consumer_properties["client.id"] += "@" + config.get_string(config::kApplicationServer);
     consumer_properties["group.id"] = application_id;
     consumer_properties["partition.assignment.strategy"] = "cooperative-sticky";
     consumer_properties["enable.auto.commit"] = "false";
@@ -760,6 +782,75 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     }
   }
 
+  std::shared_ptr<const GroupView> current_group_view() const {
+    std::lock_guard lock(group_view_mutex);
+    return group_view;
+  }
+
+  // Every member that advertises an endpoint, with its tasks and stores.
+  std::vector<StreamsMetadata> all_metadata() const {
+    const auto view = current_group_view();
+    std::vector<StreamsMetadata> all;
+    if (!view) return all;
+    for (const auto& member : view->members) {
+      const auto advertised = view->endpoints.find(member.id);
+      if (advertised == view->endpoints.end()) continue;
+      StreamsMetadata metadata;
+      metadata.host = advertised->second;
+      for (const auto& sub : topology.subtopologies()) {
+        const std::string& driving = driving_topics.at(static_cast<std::size_t>(sub.id));
+        for (const auto& [topic, partition] : member.owned) {
+          if (topic != driving) continue;
+          metadata.active_tasks.insert(TaskId{sub.id, partition});
+          metadata.state_stores.insert(sub.stores.begin(), sub.stores.end());
+        }
+      }
+      if (auto placed = view->standbys.find(member.id); placed != view->standbys.end()) {
+        for (const TaskId& task : placed->second) {
+          metadata.standby_tasks.insert(task);
+          const auto& stores =
+              topology.subtopologies().at(static_cast<std::size_t>(task.subtopology)).stores;
+          metadata.standby_state_stores.insert(stores.begin(), stores.end());
+        }
+      }
+      all.push_back(std::move(metadata));
+    }
+    std::sort(all.begin(), all.end(),
+              [](const StreamsMetadata& a, const StreamsMetadata& b) { return a.host < b.host; });
+    return all;
+  }
+
+  std::optional<KeyQueryMetadata> metadata_for_key(std::string_view store,
+                                                   std::string_view key) const {
+    const auto subtopology = subtopology_of_store.find(store);
+    if (subtopology == subtopology_of_store.end()) {
+      check_store(store, StoreKind::kKeyValue);  // names the stores there are
+      return std::nullopt;
+    }
+    const auto view = current_group_view();
+    if (!view) return std::nullopt;
+    const std::string& driving = driving_topics.at(static_cast<std::size_t>(subtopology->second));
+    KeyQueryMetadata metadata;
+    metadata.partition = rd_kafka_msg_partitioner_murmur2(
+        nullptr, key.data(), key.size(), view->subscribed.at(driving), nullptr, nullptr);
+    const TaskId task{subtopology->second, metadata.partition};
+    bool owned = false;
+    for (const auto& member : view->members) {
+      const auto advertised = view->endpoints.find(member.id);
+      if (advertised == view->endpoints.end()) continue;
+      if (member.owned.contains({driving, metadata.partition})) {
+        metadata.active_host = advertised->second;
+        owned = true;
+      }
+      if (auto placed = view->standbys.find(member.id);
+          placed != view->standbys.end() && placed->second.contains(task))
+        metadata.standby_hosts.push_back(advertised->second);
+    }
+    if (!owned) return std::nullopt;
+    std::sort(metadata.standby_hosts.begin(), metadata.standby_hosts.end());
+    return metadata;
+  }
+
   // ---- tasks ---------------------------------------------------------------
 
   // Tasks and their commits from here on; the producer goes with them, as
@@ -847,7 +938,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     }
     publish_gauges();
     if (!stopping.load()) set_state(State::kRunning);
-    next_standby_refresh = Clock::now();
+    next_group_refresh = Clock::now();
     metrics->rebalances.add();
     metrics->rebalance_latency.observe_ns(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - rebalance_start)
@@ -869,34 +960,9 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     log::get().info("{}: closed standby task {}", application_id, standby.id.to_string());
   }
 
-  // The group's members and the driving partitions each was assigned, as
-  // every instance sees them.
-  std::optional<std::vector<runtime::GroupMember>> describe_group() {
-    const auto described =
-        kafka::describe_group(task_manager->producer(), application_id, std::chrono::seconds(10));
-    if (!described) return std::nullopt;
-    std::vector<runtime::GroupMember> members;
-    for (const auto& member : *described) {
-      std::set<runtime::TopicPartitionId> owned;
-      for (const auto& tp : member.partitions) owned.emplace(tp.topic, tp.partition);
-      members.push_back({member.member_id, std::move(owned)});
-    }
-    return members;
-  }
-
-  // Places num.standby.replicas copies of each stateful task, the first on
-  // the member predicted to take the task over when its owner dies (see
-  // runtime/standby_placement.h), and makes this instance's share match: new
-  // standbys start following their changelogs, others close (writing their
-  // checkpoint).
-  void refresh_standbys() {
-    const auto group = describe_group();
-    if (!group) return;
-    const std::string me = kafka::member_id(consumer.get());
-    if (std::none_of(group->begin(), group->end(),
-                     [&](const runtime::GroupMember& member) { return member.id == me; }))
-      return;  // not in the group's view yet
-
+  // The group's driving topics and their partition counts, and those of
+  // stateful sub-topologies with the sub-topology's id.
+  std::pair<std::map<std::string, int32_t>, std::map<std::string, int32_t>> group_topics() const {
     std::map<std::string, int32_t> subscribed;
     std::map<std::string, int32_t> stateful;
     for (const auto& sub : topology.subtopologies()) {
@@ -904,9 +970,64 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
       subscribed[driving] = partition_counts.at(driving);
       if (!sub.stores.empty()) stateful[driving] = sub.id;
     }
-    const std::set<TaskId> wanted = runtime::place_standbys(
-        *group, subscribed, stateful,
-        static_cast<std::size_t>(config.get_int(config::kNumStandbyReplicas)))[me];
+    return {subscribed, stateful};
+  }
+
+  // Describes the group as every instance sees it: its members, the driving
+  // partitions each was assigned and the endpoint each advertises, and where
+  // the standbys go. Metadata queries read that view; this instance's
+  // standbys follow it.
+  void refresh_group() {
+    const auto described =
+        kafka::describe_group(task_manager->producer(), application_id, std::chrono::seconds(10));
+    if (!described) return;
+    auto view = std::make_shared<GroupView>();
+    for (const auto& member : *described) {
+      std::set<runtime::TopicPartitionId> owned;
+      for (const auto& tp : member.partitions) owned.emplace(tp.topic, tp.partition);
+      view->members.push_back({member.member_id, std::move(owned)});
+      if (auto server = advertised_endpoint(member.client_id))
+        view->endpoints[member.member_id] = *server;
+    }
+    std::tie(view->subscribed, view->stateful) = group_topics();
+    if (standby_replicas > 0)
+      view->standbys = runtime::place_standbys(view->members, view->subscribed, view->stateful,
+                                               static_cast<std::size_t>(standby_replicas));
+    {
+      std::lock_guard lock(group_view_mutex);
+      group_view = view;
+    }
+    if (standby_replicas > 0 && changelog_reader) refresh_standbys(*view);
+  }
+
+  // The endpoint a member advertises after the last '@' of its consumer's
+  // client id (see create_clients).
+  static std::optional<HostInfo> advertised_endpoint(std::string_view client_id) {
+    const std::size_t at = client_id.rfind('@');
+    if (at == std::string_view::npos) return std::nullopt;
+    const std::string_view endpoint = client_id.substr(at + 1);
+    const std::size_t colon = endpoint.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    int port = 0;
+    const std::string_view digits = endpoint.substr(colon + 1);
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), port).ec != std::errc())
+      return std::nullopt;
+    return HostInfo{std::string(endpoint.substr(0, colon)), port};
+  }
+
+  // Places num.standby.replicas copies of each stateful task, the first on
+  // the member predicted to take the task over when its owner dies (see
+  // runtime/standby_placement.h), and makes this instance's share match: new
+  // standbys start following their changelogs, others close (writing their
+  // checkpoint).
+  void refresh_standbys(const GroupView& group) {
+    const std::string me = kafka::member_id(consumer.get());
+    if (std::none_of(group.members.begin(), group.members.end(),
+                     [&](const runtime::GroupMember& member) { return member.id == me; }))
+      return;  // not in the group's view yet
+    const auto mine = group.standbys.find(me);
+    const std::set<TaskId> wanted =
+        mine != group.standbys.end() ? mine->second : std::set<TaskId>{};
     for (auto it = standbys.begin(); it != standbys.end();) {
       if (!wanted.contains(it->first) || task_manager->has_task(it->first)) {
         close_standby(*it->second);
@@ -1002,9 +1123,10 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
         } else {
           update_restored();
         }
-        if (standby_replicas > 0 && changelog_reader && now >= next_standby_refresh) {
-          refresh_standbys();
-          next_standby_refresh = Clock::now() + std::chrono::seconds(5);
+        if (((standby_replicas > 0 && changelog_reader) || advertises) &&
+            now >= next_group_refresh) {
+          refresh_group();
+          next_group_refresh = Clock::now() + std::chrono::seconds(5);
         }
         task_manager->recover_when_due(now);
         if (std::optional<std::string> timed_out = task_manager->timed_out(now)) {
@@ -1268,7 +1390,11 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   // The sub-topology whose tasks hold each store, for queries.
   std::map<std::string, int32_t, std::less<>> subtopology_of_store;
   int64_t standby_replicas = 0;
-  Clock::time_point next_standby_refresh = Clock::time_point::max();
+  Clock::time_point next_group_refresh = Clock::time_point::max();
+  // Whether this instance advertises an application.server.
+  bool advertises = false;
+  mutable std::mutex group_view_mutex;
+  std::shared_ptr<const GroupView> group_view;
   RestoreListener restore_listener;
 
   std::atomic<bool> stopping{false};
@@ -1397,6 +1523,24 @@ KafkaStreams::Stats KafkaStreams::stats() const {
 
 internal::StoreQueries& KafkaStreams::queries() const {
   return *impl_;
+}
+
+std::vector<StreamsMetadata> KafkaStreams::all_metadata() const {
+  return impl_->all_metadata();
+}
+
+std::vector<StreamsMetadata> KafkaStreams::all_metadata_for_store(std::string_view store) const {
+  std::vector<StreamsMetadata> holding;
+  for (auto& metadata : impl_->all_metadata())
+    if (metadata.state_stores.contains(std::string(store)) ||
+        metadata.standby_state_stores.contains(std::string(store)))
+      holding.push_back(std::move(metadata));
+  return holding;
+}
+
+std::optional<KeyQueryMetadata> KafkaStreams::metadata_for_key_bytes(std::string_view store,
+                                                                     std::string_view key) const {
+  return impl_->metadata_for_key(store, key);
 }
 
 int KafkaStreams::metrics_port() const {
