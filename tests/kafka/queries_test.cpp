@@ -9,10 +9,15 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <netinet/in.h>
+#include <nlohmann/json.hpp>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
 
+#include "support/command.h"
 #include "support/counts.h"
 #include "support/eventually.h"
 #include "support/kafka_cluster.h"
@@ -61,6 +66,39 @@ std::optional<Counts> all_counts(const KafkaStreams& streams) {
   }
 }
 
+// A port nothing listens on now.
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  socklen_t size = sizeof address;
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+struct CurlAnswer {
+  int status = 0;  // 0: no answer
+  nlohmann::json body;
+};
+
+// GET through curl, an HTTP client that is not rill's.
+CurlAnswer curl(int port, const std::string& target) {
+  const CommandResult result = run_command(
+      "curl -s --max-time 20 -w '\\n%{http_code}' "
+      "'http://127.0.0.1:" +
+      std::to_string(port) + target + "'");
+  const std::size_t last = result.output.rfind('\n');
+  CurlAnswer answer;
+  if (last == std::string::npos) return answer;
+  answer.status = std::atoi(result.output.c_str() + last + 1);
+  answer.body = nlohmann::json::parse(result.output.substr(0, last), nullptr, false);
+  return answer;
+}
+
 }  // namespace
 
 TEST_CASE("two instances answer every key, range and window of their partitions, in order",
@@ -80,8 +118,11 @@ TEST_CASE("two instances answer every key, range and window of their partitions,
   }
   produce(input, records);
 
-  KafkaStreams first(counting(input), config_of(app, "first", "127.0.0.1:7101"));
-  KafkaStreams second(counting(input), config_of(app, "second", "localhost:7102"));
+  const int first_port = free_port(), second_port = free_port();
+  KafkaStreams first(counting(input),
+                     config_of(app, "first", "127.0.0.1:" + std::to_string(first_port)));
+  KafkaStreams second(counting(input),
+                      config_of(app, "second", "localhost:" + std::to_string(second_port)));
   first.start();
   second.start();
   // Both answer for their own partitions only; together, for every key once.
@@ -98,7 +139,7 @@ TEST_CASE("two instances answer every key, range and window of their partitions,
       120s));
 
   // Both see both instances, their tasks and stores, once the group settled.
-  const HostInfo first_host{"127.0.0.1", 7101}, second_host{"localhost", 7102};
+  const HostInfo first_host{"127.0.0.1", first_port}, second_host{"localhost", second_port};
   auto settled = [&](const KafkaStreams& streams) {
     const auto all = streams.all_metadata();
     if (all.size() != 2 || all[0].host != first_host || all[1].host != second_host) return false;
@@ -234,4 +275,99 @@ TEST_CASE("a store being restored is not available, and never answers with part 
   CHECK(unavailable > 0);
   CHECK(restored.stats().restored_records > 0);
   REQUIRE(restored.close(30s));
+}
+
+TEST_CASE("every key, range and window answers through every instance over HTTP",
+          "[kafka][queries][http]") {
+  const std::string input = unique_name("events"), app = unique_name("app-queries-http");
+  create_topic(input, 4);
+  const int64_t base = (now_ms() / kMinute - 10) * kMinute;
+  std::vector<TestRecord> records;
+  Counts expected;
+  for (int i = 0; i < 40; ++i) {
+    const std::string key = "k" + std::to_string(100 + i);
+    for (int n = 0; n <= i % 7; ++n) records.push_back({key, "e", -1, -1, base + n, {}});
+    records.push_back({key, "e", -1, -1, base + kMinute + 1, {}});
+    expected[key] = i % 7 + 2;
+  }
+  produce(input, records);
+
+  std::vector<int> ports;
+  std::vector<std::unique_ptr<KafkaStreams>> instances;
+  for (int i = 0; i < 3; ++i) {
+    ports.push_back(free_port());
+    instances.push_back(std::make_unique<KafkaStreams>(
+        counting(input),
+        config_of(app, "i" + std::to_string(i), "127.0.0.1:" + std::to_string(ports.back()))));
+    instances.back()->start();
+  }
+  // Every key through every instance, forwarded to its owner when needed.
+  std::map<std::string, std::string> answered_by;
+  REQUIRE(eventually(
+      [&] {
+        for (const int port : ports) {
+          for (const auto& [key, count] : expected) {
+            const CurlAnswer answer = curl(port, "/v1/stores/counts/keys/" + key);
+            if (answer.status != 200 || answer.body.value("value", -1) != count) return false;
+            answered_by[key] = answer.body.value("host", "");
+            CHECK(answer.body["key"] == key);
+            CHECK(answer.body["stale"] == false);
+          }
+        }
+        return true;
+      },
+      120s, 200ms));
+  // The answer comes from the instance the group gives the key to.
+  for (const auto& [key, host] : answered_by) {
+    const auto owner = instances[0]->metadata_for_key("counts", key, serdes::string());
+    REQUIRE(owner.has_value());
+    CHECK(host == owner->active_host.to_string());
+  }
+
+  // A range through any instance holds every instance's keys, in order.
+  for (const int port : ports) {
+    const CurlAnswer range = curl(port, "/v1/stores/counts/range?from=k105&to=k124");
+    REQUIRE(range.status == 200);
+    std::vector<std::string> keys;
+    for (const auto& entry : range.body["entries"]) {
+      keys.push_back(entry["key"]);
+      CHECK(entry["value"] == expected.at(entry["key"]));
+      CHECK_FALSE(entry.contains("order"));
+    }
+    std::vector<std::string> wanted;
+    for (const auto& [key, count] : expected)
+      if (key >= "k105" && key <= "k124") wanted.push_back(key);
+    CHECK(keys == wanted);
+    const CurlAnswer first_three = curl(port, "/v1/stores/counts/range?from=k105&limit=3");
+    REQUIRE(first_three.status == 200);
+    REQUIRE(first_three.body["entries"].size() == 3);
+    CHECK(first_three.body["entries"][2]["key"] == "k107");
+  }
+  // A key's windows, by start.
+  const CurlAnswer windows = curl(
+      ports[1], "/v1/stores/minute-counts/windows?key=k103&from=" + std::to_string(base - kMinute));
+  REQUIRE(windows.status == 200);
+  REQUIRE(windows.body["windows"].size() == 2);
+  CHECK(windows.body["windows"][0]["start"] == base);
+  CHECK(windows.body["windows"][0]["end"] == base + kMinute);
+  CHECK(windows.body["windows"][0]["value"] == expected.at("k103") - 1);
+  CHECK(windows.body["windows"][1]["start"] == base + kMinute);
+  CHECK(windows.body["windows"][1]["value"] == 1);
+
+  // What cannot be answered says why.
+  const CurlAnswer stores = curl(ports[2], "/v1/stores");
+  REQUIRE(stores.status == 200);
+  CHECK(stores.body["stores"].size() == 2);
+  const CurlAnswer unknown = curl(ports[0], "/v1/stores/nope/keys/k100");
+  CHECK(unknown.status == 404);
+  CHECK_THAT(unknown.body.value("error", ""), Catch::Contains("the stores: counts, minute-counts"));
+  const CurlAnswer absent = curl(ports[0], "/v1/stores/counts/keys/zzz");
+  CHECK(absent.status == 404);
+  CHECK_THAT(absent.body.value("error", ""), Catch::Contains("no value for key 'zzz'"));
+  CHECK(curl(ports[0], "/v1/stores/counts/range?limit=0").status == 400);
+  CHECK(curl(ports[0], "/v1/stores/counts/windows?key=k100").status == 400);
+  CHECK(curl(ports[0], "/v1/stores/minute-counts/windows").status == 400);
+  CHECK(curl(ports[0], "/v1/stores/counts/keys/%zz").status == 400);
+
+  for (auto& instance : instances) REQUIRE(instance->close(30s));
 }

@@ -31,6 +31,7 @@
 using Catch::Contains;
 using Catch::EndsWith;
 using Catch::StartsWith;
+using rill::metrics::HttpRequest;
 using rill::metrics::HttpResponse;
 using rill::metrics::HttpServer;
 using rill::metrics::HttpServerLimits;
@@ -43,9 +44,10 @@ namespace {
 const std::string kGetHealth = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
 HttpServer::Handler health(std::atomic<int>* calls = nullptr) {
-  return [calls](std::string_view path) {
+  return [calls](const HttpRequest& request) {
     if (calls != nullptr) ++*calls;
-    if (path == "/healthz") return HttpResponse{200, "text/plain; charset=utf-8", "RUNNING\n"};
+    if (request.path == "/healthz")
+      return HttpResponse{200, "text/plain; charset=utf-8", "RUNNING\n"};
     return HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
   };
 }

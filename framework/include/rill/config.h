@@ -74,6 +74,7 @@ inline constexpr std::string_view kProductionHandler = "production.exception.han
 inline constexpr std::string_view kDeadLetterTopic = "errors.dead.letter.queue.topic.name";
 inline constexpr std::string_view kClientId = "client.id";
 inline constexpr std::string_view kApplicationServer = "application.server";
+inline constexpr std::string_view kQueryBindHost = "query.bind.host";
 inline constexpr std::string_view kSessionTimeoutMs = "session.timeout.ms";
 inline constexpr std::string_view kTaskTimeoutMs = "task.timeout.ms";
 inline constexpr std::string_view kMaxTaskIdleMs = "max.task.idle.ms";

@@ -13,6 +13,10 @@
 
 #include "rill/record.h"
 
+namespace rill::state {
+class BytesStore;
+}  // namespace rill::state
+
 namespace rill {
 
 // A task processes one partition of one sub-topology: "0_3" is sub-topology 0,
@@ -50,6 +54,9 @@ class StateStore {
  public:
   virtual ~StateStore() = default;
   virtual std::string_view name() const = 0;
+  // The serialized data under the typed store, for reads that do not know
+  // its types (the query endpoint); nullptr for a store without any.
+  virtual state::BytesStore* bytes() { return nullptr; }
   virtual void flush() {}
   virtual void close() {}
   // Reads the record cache answered, and reads that went past it to the

@@ -84,12 +84,15 @@ class StoreQueries {
   // topology has no store `store` of `kind`.
   virtual void check_store(std::string_view store, StoreKind kind) const = 0;
   // Runs `query` with the store of each of this instance's tasks that holds
-  // it, on the task's worker, possibly on several workers at once; returns
-  // once every run is done, rethrowing the first exception a run threw.
-  // Throws StoreUnavailableError when the instance is not RUNNING, a task of
-  // the store is not running, or the runs took longer than the query timeout.
+  // it (only the task of `partition` when it is not -1), on the task's
+  // worker, possibly on several workers at once; returns once every run is
+  // done, rethrowing the first exception a run threw. Throws
+  // StoreUnavailableError when the instance is not RUNNING, a task of the
+  // store is not running, the task of `partition` is not on this instance,
+  // or the runs took longer than the query timeout.
   virtual void for_each_task_store(std::string_view store,
-                                   const std::function<void(StateStore& store)>& query) = 0;
+                                   const std::function<void(StateStore& store)>& query,
+                                   int32_t partition = -1) = 0;
 };
 
 inline constexpr std::size_t kNoLimit = std::numeric_limits<std::size_t>::max();

@@ -29,6 +29,7 @@
 
 #include "rill/internal/bytes_store.h"
 #include "rill/internal/node.h"
+#include "rill/internal/store_codec.h"
 #include "rill/processor.h"
 #include "rill/record.h"
 #include "rill/serde.h"
@@ -289,6 +290,7 @@ class KeyValueStore : public StateStore {
   // The serdes the store reads and writes with.
   const SerdePtr<K>& key_serde() const { return serdes_.key_serde(); }
   const SerdePtr<V>& value_serde() const { return serdes_.value_serde(); }
+  state::BytesStore* bytes() override { return bytes_.get(); }
 
   // The record cache (statestore.cache.max.bytes), for processors that emit
   // what they store, as aggregations do. With a listener set, put(key, value,
@@ -435,6 +437,7 @@ class WindowStore : public StateStore {
   // The serdes the store reads and writes with.
   const SerdePtr<K>& key_serde() const { return serdes_.key_serde(); }
   const SerdePtr<V>& value_serde() const { return serdes_.value_serde(); }
+  state::BytesStore* bytes() override { return bytes_.get(); }
   int64_t window_size() const { return bytes_->window_size(); }
   int64_t retention_period() const { return bytes_->retention_period(); }
 
@@ -496,6 +499,7 @@ class SessionStore : public StateStore {
   // The serdes the store reads and writes with.
   const SerdePtr<K>& key_serde() const { return serdes_.key_serde(); }
   const SerdePtr<V>& value_serde() const { return serdes_.value_serde(); }
+  state::BytesStore* bytes() override { return bytes_.get(); }
   int64_t retention_period() const { return bytes_->retention_period(); }
 
   // Stores the session's aggregate; a value its serde writes as null removes
@@ -592,9 +596,13 @@ class StoreBuilder {
 
   // Throws std::invalid_argument when the spec cannot work (empty name or a
   // name not allowed in a topic name, window size <= 0, retention < window size).
-  StoreBuilder(StoreSpec spec, Wrapper wrapper);
+  StoreBuilder(StoreSpec spec, Wrapper wrapper,
+               std::shared_ptr<const internal::StoreCodec> codec = nullptr);
 
   const StoreSpec& spec() const { return spec_; }
+  // How queries read the store's keys and values without its types; nullptr
+  // when it was built without one.
+  const internal::StoreCodec* codec() const { return codec_.get(); }
   const std::string& name() const { return spec_.name; }
 
   // Keeps the store in memory instead of RocksDB.
@@ -621,6 +629,7 @@ class StoreBuilder {
  private:
   StoreSpec spec_;
   Wrapper wrapper_;
+  std::shared_ptr<const internal::StoreCodec> codec_;
 };
 
 namespace internal {
@@ -670,7 +679,8 @@ class Stores {
     internal::fill_serde_names(spec, key_serde, value_serde);
     return StoreBuilder(std::move(spec),
                         internal::typed_wrapper<KeyValueStore<K, V>, state::KeyValueBytesStore>(
-                            StoreKind::kKeyValue, key_serde, value_serde));
+                            StoreKind::kKeyValue, key_serde, value_serde),
+                        internal::make_store_codec(key_serde, value_serde));
   }
 
   // Every version of each key's value, kept for `history_retention` of
@@ -707,7 +717,8 @@ class Stores {
     internal::fill_serde_names(spec, key_serde, value_serde);
     return StoreBuilder(std::move(spec),
                         internal::typed_wrapper<WindowStore<K, V>, state::WindowBytesStore>(
-                            StoreKind::kWindow, key_serde, value_serde));
+                            StoreKind::kWindow, key_serde, value_serde),
+                        internal::make_store_codec(key_serde, value_serde));
   }
 
   // Sessions kept for `retention` (for a session aggregation, at least the
@@ -723,7 +734,8 @@ class Stores {
     internal::fill_serde_names(spec, key_serde, value_serde);
     return StoreBuilder(std::move(spec),
                         internal::typed_wrapper<SessionStore<K, V>, state::SessionBytesStore>(
-                            StoreKind::kSession, key_serde, value_serde));
+                            StoreKind::kSession, key_serde, value_serde),
+                        internal::make_store_codec(key_serde, value_serde));
   }
 };
 

@@ -72,7 +72,12 @@ const std::vector<ConfigKey> kKeys = {
      "The host:port where this instance answers queries of its stores, as Kafka Streams' "
      "application.server. Every instance advertises it to the others through the client id "
      "of its group consumer, so that KafkaStreams::metadata_for_key and all_metadata name the "
-     "instance that holds a key. Empty: the instance advertises nothing."},
+     "instance that holds a key, and answers queries over HTTP on its port (see "
+     "docs/queries.md). Empty: the instance advertises nothing and serves no queries."},
+    {config::kQueryBindHost, ConfigType::kString, "127.0.0.1",
+     "The address the query endpoint listens on, at the port of application.server. "
+     "127.0.0.1 lets only this machine in; 0.0.0.0 listens on every interface, for instances "
+     "and clients on other machines."},
     {config::kClientId, ConfigType::kString, "",
      "Prefix of the librdkafka client ids; defaults to the application id."},
     {config::kSessionTimeoutMs, ConfigType::kDuration, "45000",

@@ -12,7 +12,9 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #pragma GCC diagnostic pop
@@ -57,11 +59,12 @@ class ConnectionSlot {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const HttpServer::Handler& handler, std::chrono::milliseconds timeout,
-          std::function<void()> on_close)
+          asio::thread_pool* handlers, std::function<void()> on_close)
       : slot_(std::move(on_close)),
         stream_(std::move(socket)),
         handler_(handler),
-        timeout_(timeout) {}
+        timeout_(timeout),
+        handlers_(handlers) {}
 
   void start() {
     stream_.expires_after(timeout_);
@@ -74,19 +77,40 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void answer() {
     const auto& request = parser_.get();
-    const bool head = request.method() == http::verb::head;
-    HttpResponse answer;
-    if (request.method() != http::verb::get && !head) {
-      answer = {405, "text/plain; charset=utf-8", "method not allowed, expected GET or HEAD\n"};
+    if (request.method() != http::verb::get && request.method() != http::verb::head) {
       response_.set(http::field::allow, "GET, HEAD");
-    } else {
-      std::string_view target(request.target().data(), request.target().size());
-      try {
-        answer = handler_(target.substr(0, target.find('?')));
-      } catch (const std::exception& e) {
-        answer = {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};
-      }
+      write({405, "text/plain; charset=utf-8", "method not allowed, expected GET or HEAD\n", {}});
+      return;
     }
+    if (handlers_ == nullptr) {
+      write(handle());
+      return;
+    }
+    // The handler may wait: on a thread of the pool, then back to this one.
+    asio::post(*handlers_, [self = shared_from_this()] {
+      HttpResponse answer = self->handle();
+      asio::post(self->stream_.get_executor(),
+                 [self, answer = std::move(answer)]() mutable { self->write(std::move(answer)); });
+    });
+  }
+
+  HttpResponse handle() {
+    const std::string_view target(parser_.get().target().data(), parser_.get().target().size());
+    const std::size_t mark = target.find('?');
+    HttpRequest request{target.substr(0, mark), mark == std::string_view::npos
+                                                    ? std::string_view()
+                                                    : target.substr(mark + 1)};
+    try {
+      return handler_(request);
+    } catch (const std::exception& e) {
+      return {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n", {}};
+    }
+  }
+
+  void write(HttpResponse answer) {
+    const auto& request = parser_.get();
+    const bool head = request.method() == http::verb::head;
+    for (auto& [field, value] : answer.headers) response_.set(field, value);
     response_.version(request.version());
     response_.result(answer.status);
     response_.set(http::field::content_type, answer.content_type);
@@ -120,6 +144,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   const HttpServer::Handler& handler_;
   std::chrono::milliseconds timeout_;
+  asio::thread_pool* handlers_;
   beast::flat_buffer buffer_;
   http::request_parser<http::empty_body> parser_;
   http::response<http::string_body> response_;
@@ -163,11 +188,15 @@ struct HttpServer::Impl {
     if (error)
       throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " +
                                error.message());
+    if (limits.handler_threads > 0)
+      handlers = std::make_unique<asio::thread_pool>(limits.handler_threads);
     accept();
     thread = std::thread([this] { io.run(); });
   }
 
   ~Impl() {
+    // Handlers under way finish first; what they post back to `io` is dropped.
+    if (handlers) handlers->join();
     io.stop();
     if (thread.joinable()) thread.join();
     // Sessions still queued are destroyed with `io`, after the acceptor.
@@ -191,9 +220,9 @@ struct HttpServer::Impl {
       const int open = open_connections.fetch_add(1, std::memory_order_relaxed) + 1;
       if (open > peak_connections.load(std::memory_order_relaxed))
         peak_connections.store(open, std::memory_order_relaxed);
-      std::make_shared<Session>(std::move(socket), handler, limits.request_timeout, [this] {
-        connection_closed();
-      })->start();
+      std::make_shared<Session>(std::move(socket), handler, limits.request_timeout, handlers.get(),
+                                [this] { connection_closed(); })
+          ->start();
       accept();
     });
   }
@@ -228,6 +257,7 @@ struct HttpServer::Impl {
   bool stopped = false;
   std::chrono::milliseconds backoff{0};
 
+  std::unique_ptr<asio::thread_pool> handlers;
   asio::io_context io;
   tcp::acceptor acceptor;
   asio::steady_timer backoff_timer;

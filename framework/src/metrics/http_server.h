@@ -1,5 +1,5 @@
-// A small HTTP/1.1 server for the metrics endpoint and the health probes, on
-// a thread of its own. Each GET or HEAD gets a fresh answer from `handler` and
+// A small HTTP/1.1 server for the metrics endpoint, the health probes and the
+// query endpoint, on a thread of its own. Each GET or HEAD gets a fresh answer from `handler` and
 // the connection is closed after it, which is all Prometheus and Kubernetes
 // probes need; other methods get 405. It stays bounded under pressure: a cap
 // on open connections, a deadline per request, and a growing pause between
@@ -12,13 +12,31 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace rill::metrics {
 
+struct HttpRequest {
+  std::string_view path;
+  // What follows '?' in the target, undecoded; empty when there is none.
+  std::string_view query;
+};
+
 struct HttpResponse {
-  unsigned status = 200;
-  std::string content_type = "text/plain; charset=utf-8";
+  HttpResponse(unsigned status_in = 200, std::string content_type_in = "text/plain; charset=utf-8",
+               std::string body_in = {},
+               std::vector<std::pair<std::string, std::string>> headers_in = {})
+      : status(status_in),
+        content_type(std::move(content_type_in)),
+        body(std::move(body_in)),
+        headers(std::move(headers_in)) {}
+
+  unsigned status;
+  std::string content_type;
   std::string body;
+  // Further header fields, such as Retry-After.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // "host:port" or a port alone (bound to 127.0.0.1). Port 0 picks a free port.
@@ -37,11 +55,14 @@ struct HttpServerLimits {
   // the answer to be written; idle connections are closed after it, so they
   // cannot hold the connection slots for ever. Default: 10 s.
   std::chrono::milliseconds request_timeout{10000};
+  // Threads that run the handler, for handlers that wait (on other servers,
+  // on tasks); 0 runs it on the server's thread. Default: 0.
+  int handler_threads = 0;
 };
 
 class HttpServer {
  public:
-  using Handler = std::function<HttpResponse(std::string_view path)>;
+  using Handler = std::function<HttpResponse(const HttpRequest& request)>;
 
   // What the server has seen, for tests and diagnostics.
   struct Stats {

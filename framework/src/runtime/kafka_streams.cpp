@@ -31,6 +31,7 @@
 #include "log/log.h"
 #include "metrics/http_server.h"
 #include "metrics/registry.h"
+#include "queries/query_server.h"
 #include "runtime/active_task.h"
 #include "runtime/error_handling.h"
 #include "runtime/global_thread.h"
@@ -716,8 +717,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
         "' to query; the topology's stores: " + (names.empty() ? std::string("(none)") : names));
   }
 
-  void for_each_task_store(std::string_view name,
-                           const std::function<void(StateStore&)>& query) override {
+  void for_each_task_store(std::string_view name, const std::function<void(StateStore&)>& query,
+                           int32_t partition) override {
     const std::string store(name);
     auto unavailable = [&store](const std::string& why) {
       return StoreUnavailableError("state store '" + store + "' cannot be read now: " + why +
@@ -747,6 +748,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     std::vector<std::pair<TaskId, std::future<void>>> runs;
     for (const auto& task : task_manager->published_tasks()) {
       if (task->id().subtopology != subtopology->second) continue;
+      if (partition >= 0 && task->id().partition != partition) continue;
       auto promise = std::make_shared<std::promise<void>>();
       runs.emplace_back(task->id(), promise->get_future());
       ActiveTask* const runner = task.get();
@@ -769,6 +771,9 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
                           std::string(runtime::to_string(task->task_state())));
       schedule(task);
     }
+    if (partition >= 0 && runs.empty())
+      throw unavailable("its partition " + std::to_string(partition) +
+                        " is not on this instance (it moved, or a rebalance is moving it)");
     const auto deadline = Clock::now() + kQueryTimeout;
     for (auto& [task, run] : runs) {
       if (run.wait_until(deadline) != std::future_status::ready)
@@ -1297,17 +1302,62 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     return state;
   }
 
+  // The query endpoint on application.server's port (see queries/query_server.h).
+  void start_query_server() {
+    if (!advertises) return;
+    const std::string server = config.get_string(config::kApplicationServer);
+    queries::QuerySource source;
+    source.stores = this;
+    source.store = [this](std::string_view name) -> const StoreBuilder* {
+      if (!subtopology_of_store.contains(name)) return nullptr;
+      return &topology.store(name);
+    };
+    source.all_stores = [this] {
+      std::vector<const StoreBuilder*> stores;
+      for (const StoreBuilder& store : topology.stores())
+        if (subtopology_of_store.contains(store.name())) stores.push_back(&store);
+      return stores;
+    };
+    source.metadata_for_key = [this](std::string_view store, std::string_view key) {
+      return metadata_for_key(store, key);
+    };
+    source.metadata_for_store = [this](std::string_view store) {
+      std::vector<StreamsMetadata> holding;
+      for (auto& metadata : all_metadata())
+        if (metadata.state_stores.contains(std::string(store)))
+          holding.push_back(std::move(metadata));
+      return holding;
+    };
+    source.partition_of = [this](std::string_view store, std::string_view key) {
+      const int32_t sub = subtopology_of_store.find(store)->second;
+      const int32_t partitions =
+          partition_counts.at(driving_topics.at(static_cast<std::size_t>(sub)));
+      return rd_kafka_msg_partitioner_murmur2(nullptr, key.data(), key.size(), partitions, nullptr,
+                                              nullptr);
+    };
+    source.tasks_of = [this](std::string_view store) {
+      const int32_t sub = subtopology_of_store.find(store)->second;
+      return std::pair(sub, partition_counts.at(driving_topics.at(static_cast<std::size_t>(sub))));
+    };
+    source.self = *advertised_endpoint("@" + server);
+    query_server = std::make_unique<queries::QueryServer>(config.get_string(config::kQueryBindHost),
+                                                          std::move(source));
+    log::get().info("{}: queries on http://{}:{}/v1/stores (advertised as {})", application_id,
+                    config.get_string(config::kQueryBindHost), query_server->port(), server);
+  }
+
   void start_endpoint() {
     if (!metrics_address) return;
     endpoint = std::make_unique<metrics::HttpServer>(
         metrics_address->first, metrics_address->second,
-        [this](std::string_view path) { return serve(path); });
+        [this](const metrics::HttpRequest& request) { return serve(request.path); });
     log::get().info("{}: metrics and probes on http://{}:{}/metrics", application_id,
                     metrics_address->first, endpoint->port());
   }
 
   void shutdown() {
     set_state(State::kPendingShutdown);
+    query_server.reset();    // its queries under way answer "unavailable"
     task_manager->commit();  // skips failed tasks, and refuses after a refused output
     // Leaving the group revokes our partitions through on_rebalance, which
     // commits again (nothing new) and closes the tasks.
@@ -1387,6 +1437,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   std::map<TaskId, std::shared_ptr<state::StandbyTask>> standbys;
   // From start(): the active tasks, their commits, and the producer.
   std::unique_ptr<runtime::TaskManager> task_manager;
+  std::unique_ptr<queries::QueryServer> query_server;
   // The sub-topology whose tasks hold each store, for queries.
   std::map<std::string, int32_t, std::less<>> subtopology_of_store;
   int64_t standby_replicas = 0;
@@ -1455,6 +1506,7 @@ void KafkaStreams::start() {
   impl_->start_global_thread();
   impl_->start_postgres_sinks();
   impl_->create_task_manager();
+  impl_->start_query_server();
   impl_->subscribe();
   impl_->poll_thread = std::thread([this] { impl_->poll_loop(); });
 }

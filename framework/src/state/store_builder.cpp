@@ -111,8 +111,9 @@ void throw_store_kind_mismatch(std::string_view store, StoreKind expected) {
 
 }  // namespace internal
 
-StoreBuilder::StoreBuilder(StoreSpec spec, Wrapper wrapper)
-    : spec_(std::move(spec)), wrapper_(std::move(wrapper)) {
+StoreBuilder::StoreBuilder(StoreSpec spec, Wrapper wrapper,
+                           std::shared_ptr<const internal::StoreCodec> codec)
+    : spec_(std::move(spec)), wrapper_(std::move(wrapper)), codec_(std::move(codec)) {
   validate(spec_);
 }
 
