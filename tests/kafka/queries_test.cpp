@@ -2,10 +2,12 @@
 // of a count and a windowed count, and their views together answer every
 // key, range and window exactly once and in order; a store being restored
 // answers "not available" and never with part of its data.
+#include <atomic>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -66,18 +68,26 @@ std::optional<Counts> all_counts(const KafkaStreams& streams) {
   }
 }
 
-// A port nothing listens on now.
+// A port nothing listens on now, below the range the kernel picks the local
+// ports of outgoing connections from (32768 and up by default): a port of
+// that range, free while its instance restarts, may be taken by a client's
+// connection in the meantime.
 int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  socklen_t size = sizeof address;
-  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0);
-  close(fd);
-  return ntohs(address.sin_port);
+  static std::atomic<int> next{20'000 + static_cast<int>(now_ms() % 10'000)};
+  for (int tries = 0; tries < 2'000; ++tries) {
+    const int port = next.fetch_add(1);
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    close(fd);
+    if (bound) return port;
+  }
+  FAIL("no free port below 32768");
+  return 0;
 }
 
 struct CurlAnswer {
@@ -369,5 +379,94 @@ TEST_CASE("every key, range and window answers through every instance over HTTP"
   CHECK(curl(ports[0], "/v1/stores/minute-counts/windows").status == 400);
   CHECK(curl(ports[0], "/v1/stores/counts/keys/%zz").status == 400);
 
+  for (auto& instance : instances) REQUIRE(instance->close(30s));
+}
+
+TEST_CASE("during a rolling restart of three instances, queries answer right or 503",
+          "[kafka][queries][http]") {
+  const std::string input = unique_name("events"), app = unique_name("app-queries-rolling");
+  create_topic(input, 4);
+  std::vector<TestRecord> records;
+  Counts expected;
+  const int64_t now = now_ms();
+  for (int i = 0; i < 30; ++i) {
+    const std::string key = "k" + std::to_string(100 + i);
+    for (int n = 0; n <= i % 5; ++n) records.push_back({key, "e", -1, -1, now, {}});
+    expected[key] = i % 5 + 1;
+  }
+  produce(input, records);
+
+  std::vector<int> ports;
+  std::vector<StreamsConfig> configs;
+  std::vector<std::unique_ptr<KafkaStreams>> instances;
+  for (int i = 0; i < 3; ++i) {
+    ports.push_back(free_port());
+    configs.push_back(
+        config_of(app, "i" + std::to_string(i), "127.0.0.1:" + std::to_string(ports.back())));
+    instances.push_back(std::make_unique<KafkaStreams>(counting(input), configs.back()));
+    instances.back()->start();
+  }
+  auto all_answer = [&] {
+    for (const int port : ports)
+      for (const auto& [key, count] : expected) {
+        const CurlAnswer answer = curl(port, "/v1/stores/counts/keys/" + key);
+        if (answer.status != 200 || answer.body.value("value", -1) != count) return false;
+      }
+    return true;
+  };
+  REQUIRE(eventually(all_answer, 120s, 200ms));
+
+  // A client asks every instance in turn for every key while each instance
+  // is closed and started again (its stores restored from its checkpoint).
+  std::atomic<bool> restarted{false};
+  std::atomic<int> right{0}, unavailable{0}, refused{0};
+  std::vector<std::string> wrong;
+  struct Joined {
+    std::atomic<bool>& restarted;
+    std::thread& client;
+    ~Joined() {
+      restarted.store(true);
+      if (client.joinable()) client.join();
+    }
+  };
+  std::thread client;
+  const Joined joined{restarted, client};
+  client = std::thread([&] {
+    for (int request = 0; request < 1000 || !restarted.load(); ++request) {
+      const std::string key = "k" + std::to_string(100 + request % 30);
+      const CurlAnswer answer =
+          curl(ports[static_cast<std::size_t>(request % 3)], "/v1/stores/counts/keys/" + key);
+      if (answer.status == 200 && answer.body.value("value", -1) == expected.at(key))
+        ++right;
+      else if (answer.status == 503)
+        ++unavailable;
+      else if (answer.status == 0)
+        ++refused;  // the instance asked was down
+      else
+        wrong.push_back(key + " -> " + std::to_string(answer.status) + " " + answer.body.dump());
+    }
+  });
+  for (std::size_t i = 0; i < instances.size(); ++i) {
+    REQUIRE(instances[i]->close(30s));
+    instances[i] = std::make_unique<KafkaStreams>(counting(input), configs[i]);
+    instances[i]->start();
+    REQUIRE(eventually(
+        [&] {
+          const auto all = instances[i]->all_metadata();
+          std::set<TaskId> tasks;
+          for (const auto& instance : all)
+            tasks.insert(instance.active_tasks.begin(), instance.active_tasks.end());
+          return all.size() == 3 && tasks.size() == 4 &&
+                 instances[i]->state() == KafkaStreams::State::kRunning;
+        },
+        120s));
+  }
+  restarted.store(true);
+  client.join();
+  INFO(right << " right, " << unavailable << " unavailable, " << refused << " refused");
+  for (const std::string& answer : wrong) FAIL_CHECK("a wrong answer: " << answer);
+  CHECK(right + unavailable + refused >= 1000);
+  CHECK(right > 0);
+  REQUIRE(eventually(all_answer, 120s, 200ms));
   for (auto& instance : instances) REQUIRE(instance->close(30s));
 }

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <thread>
 
+#include <fcntl.h>
+
 // GCC sees a possible null thread_info in Asio's reactor once it is inlined
 // here; the pointer is set on every thread that runs the io_context.
 #pragma GCC diagnostic push
@@ -41,6 +43,12 @@ constexpr auto kMaxAcceptBackoff = std::chrono::milliseconds(1000);
 // after the answer: closing with unread bytes would reset it and could lose
 // the answer on the way.
 constexpr auto kLingerTimeout = std::chrono::milliseconds(1000);
+
+// Asio opens sockets without FD_CLOEXEC.
+void close_on_exec(int fd) {
+  const int flags = fcntl(fd, F_GETFD);
+  if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
 
 // Counts a connection as open while it lives, and tells the server when it
 // closes.
@@ -182,6 +190,9 @@ struct HttpServer::Impl {
     tcp::endpoint endpoint(asio::ip::make_address(host), port);
     boost::system::error_code error;
     acceptor.open(endpoint.protocol(), error);
+    // A process the application starts must not inherit the listening socket:
+    // it would keep the port taken after the server closed.
+    if (!error) close_on_exec(acceptor.native_handle());
     if (!error) acceptor.set_option(asio::socket_base::reuse_address(true), error);
     if (!error) acceptor.bind(endpoint, error);
     if (!error) acceptor.listen(asio::socket_base::max_listen_connections, error);
@@ -215,6 +226,7 @@ struct HttpServer::Impl {
         accept_failed(error);
         return;
       }
+      close_on_exec(socket.native_handle());
       if (backoff.count() > 0) log::get().info("metrics endpoint: accepting connections again");
       backoff = {};
       const int open = open_connections.fetch_add(1, std::memory_order_relaxed) + 1;

@@ -1506,8 +1506,8 @@ void KafkaStreams::start() {
   impl_->start_global_thread();
   impl_->start_postgres_sinks();
   impl_->create_task_manager();
-  impl_->start_query_server();
   impl_->subscribe();
+  impl_->start_query_server();  // it reads the driving topics subscribe() chose
   impl_->poll_thread = std::thread([this] { impl_->poll_loop(); });
 }
 
