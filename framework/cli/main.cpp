@@ -7,12 +7,14 @@
 //   rill describe orders.yaml --format dot | dot -Tsvg > orders.svg
 //   rill reset orders.yaml --to-datetime 2026-11-01T00:00:00Z --dry-run
 //   rill replay orders.yaml --until 2026-11-01T00:00:00Z   # the state as of a time
+//   rill query orders.yaml --store totals --key alice       # ask a running deployment
 //
 // Exit codes: 0 success, 1 failure while running, 2 a mistake in the
 // pipeline file (or a topic it names that does not exist, or sources that
 // meet in a stateful step with different partition counts).
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -33,6 +35,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #pragma GCC diagnostic pop
 #include <unistd.h>
 
@@ -47,6 +50,7 @@
 #include "kafka/handles.h"
 #include "kafka/mock_cluster.h"
 #include "kafka/producer.h"
+#include "queries/query_server.h"
 #include "replay.h"
 #include "reset.h"
 
@@ -462,6 +466,93 @@ int describe(const std::string& file, const std::string& format) {
   return 0;
 }
 
+struct QueryOptions {
+  std::string store;
+  std::optional<std::string> key;
+  std::optional<std::string> from;
+  std::optional<std::string> to;
+  std::optional<std::size_t> limit;
+  std::string server;
+};
+
+// Asks a running deployment of the pipeline (the instance at --server, else
+// the file's application.server) for a key, a range or a key's windows, and
+// prints its JSON answer.
+int query(const std::string& file, const rill::pipeline::Settings& overrides,
+          const QueryOptions& options) {
+  Pipeline pipeline =
+      rill::pipeline::load_file(file, rill::pipeline::process_environment(), overrides);
+  const std::string server = options.server.empty()
+                                 ? pipeline.config.get_string(rill::config::kApplicationServer)
+                                 : options.server;
+  const std::size_t colon = server.rfind(':');
+  int port = 0;
+  if (server.empty() || colon == std::string::npos || colon == 0 ||
+      std::from_chars(server.data() + colon + 1, server.data() + server.size(), port).ec !=
+          std::errc() ||
+      port <= 0 || port > 65535) {
+    std::cerr << file << ": "
+              << (server.empty() ? "no application.server to ask: set it in the application "
+                                   "section, or give --server host:port"
+                                 : "--server " + server + ": expected host:port")
+              << "\n";
+    return kPipelineMistake;
+  }
+  const rill::StoreBuilder* store = nullptr;
+  std::string names;
+  for (const rill::StoreBuilder& candidate : pipeline.topology.stores()) {
+    if (pipeline.topology.is_global_store(candidate.name())) continue;
+    if (candidate.name() == options.store) store = &candidate;
+    names += (names.empty() ? "" : ", ") + candidate.name();
+  }
+  if (store == nullptr) {
+    std::cerr << file << ": no store '" << options.store
+              << "' to query; the pipeline's stores: " << (names.empty() ? "(none)" : names)
+              << "\n";
+    return kPipelineMistake;
+  }
+  using rill::queries::encode_url;
+  std::string target = "/v1/stores/" + encode_url(options.store);
+  auto add = [&target](const char* name, const std::string& value) {
+    target += (target.find('?') == std::string::npos ? "?" : "&") + std::string(name) + "=" +
+              encode_url(value);
+  };
+  if (store->spec().kind == rill::StoreKind::kWindow) {
+    if (!options.key) {
+      std::cerr << file << ": store '" << options.store
+                << "' is a window store: give --key, and --from/--to as times in ms\n";
+      return kPipelineMistake;
+    }
+    target += "/windows";
+    add("key", *options.key);
+    if (options.from) add("from", *options.from);
+    if (options.to) add("to", *options.to);
+  } else if (options.key) {
+    target += "/keys/" + encode_url(*options.key);
+  } else {
+    target += "/range";
+    if (options.from) add("from", *options.from);
+    if (options.to) add("to", *options.to);
+    if (options.limit) add("limit", std::to_string(*options.limit));
+  }
+  std::string why;
+  const auto answer = rill::queries::http_get({server.substr(0, colon), port}, target,
+                                              std::chrono::seconds(15), why);
+  if (!answer) {
+    std::cerr << "rill query: " << server << " did not answer: " << why << "\n";
+    return 1;
+  }
+  const nlohmann::json body = nlohmann::json::parse(answer->body, nullptr, false);
+  if (answer->status == 200) {
+    std::cout << (body.is_discarded() ? answer->body : body.dump(2) + "\n");
+    return 0;
+  }
+  std::cerr << "rill query: " << answer->status << ": "
+            << (body.is_object() ? body.value("error", answer->body) : answer->body)
+            << (answer->status == 503 ? " (retry)" : "") << "\n";
+  return 1;
+}
+
 struct ResetOptions {
   std::string application_id;
   std::string bootstrap_server;
@@ -712,6 +803,26 @@ int main(int argc, char** argv) {
                              "The replay's application.id (default: "
                              "<application.id>-replay-<time>)");
   replay_command->add_option("--set", settings, "KEY=VALUE: a setting that replaces the file's");
+  CLI::App* query_command = app.add_subcommand(
+      "query",
+      "Ask a running deployment of a pipeline for a store's key, range of keys, or a key's "
+      "windows, through the query endpoint of one of its instances (docs/queries.md); prints "
+      "the JSON answer.");
+  query_command->add_option("FILE", file, "The pipeline file")->required();
+  QueryOptions query_options;
+  query_command->add_option("--store", query_options.store, "The store: an aggregation's name")
+      ->required();
+  query_command->add_option("--key", query_options.key, "A key (of a window store: its windows)");
+  query_command->add_option("--from", query_options.from,
+                            "The first key of a range; of a window store, the first window "
+                            "start (ms since the epoch)");
+  query_command->add_option("--to", query_options.to,
+                            "The last key of a range; of a window store, the last window start");
+  query_command->add_option("--limit", query_options.limit, "At most this many keys of a range")
+      ->check(CLI::Range(1, 100'000));
+  query_command->add_option("--server", query_options.server,
+                            "host:port of an instance (default: the file's application.server)");
+  query_command->add_option("--set", settings, "KEY=VALUE: a setting that replaces the file's");
   CLI::App* version_command = app.add_subcommand("version", "Print rill's version.");
 
   try {
@@ -739,6 +850,7 @@ int main(int argc, char** argv) {
     }
     if (reset_command->parsed()) return reset(file, options.overrides, reset_options);
     if (replay_command->parsed()) return replay(file, options.overrides, replay_options);
+    if (query_command->parsed()) return query(file, options.overrides, query_options);
     if (!log_level.empty()) options.overrides.emplace_back(rill::config::kLogLevel, log_level);
     options.metrics_port = metrics_port;
     auto duration = [](const char* option, const std::string& text) {

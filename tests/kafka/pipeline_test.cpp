@@ -12,7 +12,9 @@
 
 #include "support/command.h"
 #include "support/counts.h"
+#include "support/eventually.h"
 #include "support/kafka_cluster.h"
+#include "support/ports.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
@@ -106,6 +108,101 @@ flows:
   rill.signal(SIGTERM);
   CHECK(rill.wait(60s) == 0);
   CHECK_THAT(rill.log(), Catch::Contains("NOT_RUNNING"));
+  std::filesystem::remove_all(state_dir);
+}
+
+TEST_CASE("rill run serves its aggregations, and rill query asks for them",
+          "[kafka][rill-command][queries]") {
+  const std::string app = unique_name("rill-query"), input = unique_name("orders"),
+                    totals = unique_name("totals"), per_minute = unique_name("per-minute");
+  create_topic(input, 2);
+  create_topic(totals, 2);
+  create_topic(per_minute, 2);
+  const int port = free_port();
+  const std::string state_dir =
+      (std::filesystem::temp_directory_path() / unique_name("rill-state")).string();
+  const std::string file = write_temp_file(app + ".yaml", R"(
+application:
+  application.id: )" + app + R"(
+  bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
+  application.server: 127.0.0.1:)" + std::to_string(port) + R"(
+  commit.interval.ms: 200
+  state.dir: )" + state_dir + R"(
+sources:
+  orders:
+    topic: )" + input + R"(
+    timestamp: value.at
+    fields: [product, qty, at]
+flows:
+  - from: orders
+    steps:
+      - group_by: value.product
+      - aggregate:
+          name: totals
+          fields:
+            orders: count()
+            quantity: sum(value.qty)
+      - to: )" + totals + R"(
+  - from: orders
+    steps:
+      - group_by: value.product
+      - aggregate:
+          name: per-minute
+          window: {type: tumbling, size: 1m, grace: 1h}
+          value: count()
+      - to: )" + per_minute + "\n");
+  const int64_t base = (now_ms() / 60000 - 5) * 60000;
+  auto order = [&](const std::string& product, int qty, int64_t at) {
+    return TestRecord{
+        std::nullopt, nlohmann::json{{"product", product}, {"qty", qty}, {"at", at}}.dump(),
+        -1,           -1,
+        now_ms(),     {}};
+  };
+  produce(input,
+          {order("p1", 2, base + 1000), order("p2", 5, base + 2000), order("p1", 3, base + 61000)});
+
+  ChildProcess rill({rill_binary(), "run", file}, write_temp_file(app + ".log", ""));
+  const auto query = [&](const std::string& arguments) {
+    return run_command(rill_binary() + " query " + file + " " + arguments);
+  };
+  // Until the instance runs and has counted everything.
+  nlohmann::json answer;
+  REQUIRE(eventually(
+      [&] {
+        const CommandResult result = query("--store totals --key p1");
+        if (result.exit_code != 0) return false;
+        answer = nlohmann::json::parse(result.output, nullptr, false);
+        return answer.is_object() && answer["value"]["orders"] == 2;
+      },
+      90s, 200ms));
+  INFO(rill.log_tail());
+  CHECK(answer["value"] == nlohmann::json{{"orders", 2}, {"quantity", 5}});
+  CHECK(answer["host"] == "127.0.0.1:" + std::to_string(port));
+  const CommandResult range = query("--store totals --from p1 --to p9");
+  REQUIRE(range.exit_code == 0);
+  const auto entries = nlohmann::json::parse(range.output)["entries"];
+  REQUIRE(entries.size() == 2);
+  CHECK(entries[0]["key"] == "p1");
+  CHECK(entries[1] == nlohmann::json{{"key", "p2"}, {"value", {{"orders", 1}, {"quantity", 5}}}});
+  const CommandResult windows = query("--store per-minute --key p1 --from " + std::to_string(base));
+  REQUIRE(windows.exit_code == 0);
+  const auto of_p1 = nlohmann::json::parse(windows.output)["windows"];
+  REQUIRE(of_p1.size() == 2);
+  CHECK(of_p1[0] == nlohmann::json{{"start", base}, {"end", base + 60000}, {"value", 1}});
+  CHECK(of_p1[1]["start"] == base + 60000);
+  // What it cannot answer, it says.
+  const CommandResult absent = query("--store totals --key p7");
+  CHECK(absent.exit_code == 1);
+  CHECK_THAT(absent.output, Catch::Contains("404: no value for key 'p7'"));
+  const CommandResult unknown = query("--store total --key p1");
+  CHECK(unknown.exit_code == 2);
+  CHECK_THAT(unknown.output, Catch::Contains("no store 'total' to query; the pipeline's stores: "
+                                             "totals, per-minute"));
+  rill.signal(SIGTERM);
+  CHECK(rill.wait(60s) == 0);
+  const CommandResult stopped = query("--store totals --key p1");
+  CHECK(stopped.exit_code == 1);
+  CHECK_THAT(stopped.output, Catch::Contains("did not answer"));
   std::filesystem::remove_all(state_dir);
 }
 

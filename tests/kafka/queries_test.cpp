@@ -11,10 +11,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
@@ -23,6 +20,7 @@
 #include "support/counts.h"
 #include "support/eventually.h"
 #include "support/kafka_cluster.h"
+#include "support/ports.h"
 
 using namespace rill;
 using namespace rill::testing;
@@ -66,28 +64,6 @@ std::optional<Counts> all_counts(const KafkaStreams& streams) {
   } catch (const StoreUnavailableError&) {
     return std::nullopt;
   }
-}
-
-// A port nothing listens on now, below the range the kernel picks the local
-// ports of outgoing connections from (32768 and up by default): a port of
-// that range, free while its instance restarts, may be taken by a client's
-// connection in the meantime.
-int free_port() {
-  static std::atomic<int> next{20'000 + static_cast<int>(now_ms() % 10'000)};
-  for (int tries = 0; tries < 2'000; ++tries) {
-    const int port = next.fetch_add(1);
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-    close(fd);
-    if (bound) return port;
-  }
-  FAIL("no free port below 32768");
-  return 0;
 }
 
 struct CurlAnswer {

@@ -609,6 +609,9 @@ class StoreBuilder {
   StoreBuilder& in_memory();
   StoreBuilder& with_logging_enabled(std::map<std::string, std::string> topic_config = {});
   StoreBuilder& with_logging_disabled();
+  // Queries show a stored JSON value as `present` makes it of its text (see
+  // Materialized::query_json).
+  StoreBuilder& with_query_json(std::function<std::string(std::string_view json)> present);
   // Window and session stores only.
   StoreBuilder& with_retention(std::chrono::milliseconds retention);
   StoreBuilder& with_rocksdb_options(const RocksDbOptions& options);

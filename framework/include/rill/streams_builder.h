@@ -148,6 +148,10 @@ struct Materialized {
   // join reads the row as of each record's timestamp. Default: none (the
   // latest row only).
   std::optional<std::chrono::milliseconds> history_retention = std::nullopt;
+  // How the query endpoint shows a stored value that is JSON, from its JSON
+  // text. Default: as stored. (A YAML aggregation stores the states of its
+  // aggregations and shows their result.)
+  std::function<std::string(std::string_view json)> query_json = nullptr;
 
   static Materialized as(std::string name) {
     Materialized materialized;
@@ -207,6 +211,7 @@ StoreBuilder materialize(StoreBuilder store, const Materialized<K, V>& materiali
     throw TopologyError("store '" + store.name() +
                         "': only a table read from a topic can be versioned (history_retention)");
   if (materialized.in_memory) store.in_memory();
+  if (materialized.query_json) store.with_query_json(materialized.query_json);
   if (materialized.logging_enabled)
     store.with_logging_enabled(materialized.log_config);
   else

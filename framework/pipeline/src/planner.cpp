@@ -833,6 +833,10 @@ void Planner::apply_aggregate(FlowState& state, const StepSpec& step) {
   Materialized<Json, Json> materialized;
   materialized.store_name = name;
   materialized.value_serde = serdes::json<Json>();
+  // Queries show the aggregate's result, as the flow emits it, not its states.
+  materialized.query_json = [aggs](std::string_view states) {
+    return aggs->result(Json::parse(states)).dump();
+  };
   auto results = [aggs](const KTable<Json, Json>& table) {
     return table.to_stream().map_values(
         [aggs](const std::optional<Json>& v) { return v ? aggs->result(*v) : Json(); });

@@ -133,44 +133,7 @@ std::size_t limit_parameter(const std::map<std::string, std::string>& params) {
   return value;
 }
 
-// One answer of another instance.
-struct Forwarded {
-  unsigned status = 0;
-  std::string body;
-  std::string retry_after;
-};
-
-// GET http://host:port`target`, bounded by kForwardTimeout; nullopt when the
-// instance cannot be reached or does not answer in time.
-std::optional<Forwarded> forward(const HostInfo& host, const std::string& target,
-                                 std::string& why) {
-  try {
-    asio::io_context io;
-    asio::ip::tcp::resolver resolver(io);
-    beast::tcp_stream stream(io);
-    stream.expires_after(kForwardTimeout);
-    stream.connect(resolver.resolve(host.host, std::to_string(host.port)));
-    http::request<http::empty_body> request(http::verb::get, target, 11);
-    request.set(http::field::host, host.to_string());
-    http::write(stream, request);
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-    http::read(stream, buffer, parser);
-    const auto& response = parser.get();
-    Forwarded answer{response.result_int(), response.body(), ""};
-    if (auto retry = response.find(http::field::retry_after); retry != response.end())
-      answer.retry_after = std::string(retry->value());
-    beast::error_code ignored;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    return answer;
-  } catch (const std::exception& e) {
-    why = e.what();
-    return std::nullopt;
-  }
-}
-
-HttpResponse relayed(const Forwarded& answer) {
+HttpResponse relayed(const HttpAnswer& answer) {
   HttpResponse response{answer.status, std::string(kJsonType), answer.body, {}};
   if (!answer.retry_after.empty()) response.headers.emplace_back("Retry-After", answer.retry_after);
   return response;
@@ -197,6 +160,50 @@ std::optional<std::string> decode_url(std::string_view text, bool plus_is_space)
     }
   }
   return out;
+}
+
+std::string encode_url(std::string_view text) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kDigits[byte >> 4]);
+      out.push_back(kDigits[byte & 0xf]);
+    }
+  }
+  return out;
+}
+
+std::optional<HttpAnswer> http_get(const HostInfo& host, const std::string& target,
+                                   std::chrono::milliseconds timeout, std::string& why) {
+  try {
+    asio::io_context io;
+    asio::ip::tcp::resolver resolver(io);
+    beast::tcp_stream stream(io);
+    stream.expires_after(timeout);
+    stream.connect(resolver.resolve(host.host, std::to_string(host.port)));
+    http::request<http::empty_body> request(http::verb::get, target, 11);
+    request.set(http::field::host, host.to_string());
+    http::write(stream, request);
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    http::read(stream, buffer, parser);
+    const auto& response = parser.get();
+    HttpAnswer answer{response.result_int(), response.body(), ""};
+    if (auto retry = response.find(http::field::retry_after); retry != response.end())
+      answer.retry_after = std::string(retry->value());
+    beast::error_code ignored;
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    return answer;
+  } catch (const std::exception& e) {
+    why = e.what();
+    return std::nullopt;
+  }
 }
 
 struct QueryServer::Impl {
@@ -276,7 +283,7 @@ struct QueryServer::Impl {
           "or not seen yet)");
     if (owner->active_host == source.self) return std::nullopt;
     std::string why;
-    const auto answer = forward(owner->active_host, target, why);
+    const auto answer = http_get(owner->active_host, target, kForwardTimeout, why);
     if (!answer)
       return unavailable("the instance holding this key (" + owner->active_host.to_string() +
                          ") did not answer: " + why);
@@ -290,9 +297,9 @@ struct QueryServer::Impl {
                        " store; read a window store's keys with /windows?key=");
     const std::string key = key_bytes(store, key_text);
     if (!local) {
-      if (auto forwarded = at_owner(
-              store, key,
-              "/v1/stores/" + escaped(store.name()) + "/keys/" + escaped(key_text) + "?local"))
+      if (auto forwarded = at_owner(store, key,
+                                    "/v1/stores/" + encode_url(store.name()) + "/keys/" +
+                                        encode_url(key_text) + "?local"))
         return *forwarded;
     }
     // Only the task of the key's partition: another would not have the key,
@@ -354,14 +361,14 @@ struct QueryServer::Impl {
           std::move(mine.begin(), mine.end(), std::back_inserter(entries));
           continue;
         }
-        std::string target =
-            "/v1/stores/" + escaped(store.name()) + "/range?local&limit=" + std::to_string(limit);
+        std::string target = "/v1/stores/" + encode_url(store.name()) +
+                             "/range?local&limit=" + std::to_string(limit);
         if (auto found = params.find("from"); found != params.end())
-          target += "&from=" + escaped(found->second);
+          target += "&from=" + encode_url(found->second);
         if (auto found = params.find("to"); found != params.end())
-          target += "&to=" + escaped(found->second);
+          target += "&to=" + encode_url(found->second);
         std::string why;
-        const auto answer = forward(holder.host, target, why);
+        const auto answer = http_get(holder.host, target, kForwardTimeout, why);
         if (!answer)
           return unavailable("instance " + holder.host.to_string() + " did not answer: " + why);
         if (answer->status != 200) return relayed(*answer);
@@ -432,8 +439,8 @@ struct QueryServer::Impl {
     const int64_t to = time_parameter(params, "to", std::numeric_limits<int64_t>::max());
     const std::string key = key_bytes(store, key_param->second);
     if (!local) {
-      std::string target = "/v1/stores/" + escaped(store.name()) +
-                           "/windows?local&key=" + escaped(key_param->second);
+      std::string target = "/v1/stores/" + encode_url(store.name()) +
+                           "/windows?local&key=" + encode_url(key_param->second);
       if (params.contains("from")) target += "&from=" + std::to_string(from);
       if (params.contains("to")) target += "&to=" + std::to_string(to);
       if (auto forwarded = at_owner(store, key, target)) return *forwarded;
@@ -459,23 +466,6 @@ struct QueryServer::Impl {
                              {"windows", std::move(list)},
                              {"host", source.self.to_string()},
                              {"stale", false}});
-  }
-
-  // Percent-escapes everything but unreserved characters.
-  static std::string escaped(std::string_view text) {
-    static constexpr char kDigits[] = "0123456789ABCDEF";
-    std::string out;
-    for (const char c : text) {
-      const auto byte = static_cast<unsigned char>(c);
-      if (std::isalnum(byte) || c == '-' || c == '_' || c == '.' || c == '~') {
-        out.push_back(c);
-      } else {
-        out.push_back('%');
-        out.push_back(kDigits[byte >> 4]);
-        out.push_back(kDigits[byte & 0xf]);
-      }
-    }
-    return out;
   }
 
   QuerySource source;

@@ -13,6 +13,7 @@
 // an instance that does not answer). See docs/queries.md.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -62,5 +63,19 @@ class QueryServer {
 
 // "a%20b" -> "a b" ('+' too, in a query string); nullopt for a bad escape.
 std::optional<std::string> decode_url(std::string_view text, bool plus_is_space);
+// Percent-escapes all but unreserved characters, for a path segment or a
+// query parameter.
+std::string encode_url(std::string_view text);
+
+// The answer to a GET, as another instance or `rill query` receives it.
+struct HttpAnswer {
+  unsigned status = 0;
+  std::string body;
+  std::string retry_after;
+};
+// GET http://host:port`target`, bounded by `timeout`; nullopt, with `why`,
+// when the instance cannot be reached or does not answer in time.
+std::optional<HttpAnswer> http_get(const HostInfo& host, const std::string& target,
+                                   std::chrono::milliseconds timeout, std::string& why);
 
 }  // namespace rill::queries

@@ -117,6 +117,14 @@ StoreBuilder::StoreBuilder(StoreSpec spec, Wrapper wrapper,
   validate(spec_);
 }
 
+StoreBuilder& StoreBuilder::with_query_json(
+    std::function<std::string(std::string_view json)> present) {
+  if (codec_)
+    codec_ =
+        std::make_shared<internal::PresentingStoreCodec>(std::move(codec_), std::move(present));
+  return *this;
+}
+
 StoreBuilder& StoreBuilder::in_memory() {
   spec_.persistent = false;
   return *this;

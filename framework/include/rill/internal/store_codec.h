@@ -6,6 +6,7 @@
 #include <charconv>
 #include <concepts>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -131,6 +132,27 @@ class TypedStoreCodec final : public StoreCodec {
  private:
   SerdePtr<K> key_serde_;
   SerdePtr<V> value_serde_;
+};
+
+// Shows JSON values as `present` makes them of their text.
+class PresentingStoreCodec final : public StoreCodec {
+ public:
+  PresentingStoreCodec(std::shared_ptr<const StoreCodec> inner,
+                       std::function<std::string(std::string_view json)> present)
+      : inner_(std::move(inner)), present_(std::move(present)) {}
+  std::string key_from_text(std::string_view text) const override {
+    return inner_->key_from_text(text);
+  }
+  QueryText key_text(std::string_view bytes) const override { return inner_->key_text(bytes); }
+  QueryText value_text(std::string_view bytes) const override {
+    QueryText text = inner_->value_text(bytes);
+    if (text.kind == QueryText::Kind::kJson) text.text = present_(text.text);
+    return text;
+  }
+
+ private:
+  std::shared_ptr<const StoreCodec> inner_;
+  std::function<std::string(std::string_view json)> present_;
 };
 
 template <class K, class V>
