@@ -197,7 +197,8 @@ class ReadOnlyKeyValueStore {
                                           std::size_t limit = internal::kNoLimit) const {
     return scan([&](const auto& typed) { return typed.prefix_scan(prefix, prefix_serde); }, limit);
   }
-  // The sum of every task's estimate.
+  // The sum of every task's estimate (RocksDB's, for a persistent store):
+  // entries the record cache holds until the next commit are not counted.
   uint64_t approximate_num_entries() const {
     std::mutex mutex;
     uint64_t entries = 0;

@@ -206,10 +206,15 @@ struct HttpServer::Impl {
   }
 
   ~Impl() {
-    // Handlers under way finish first; what they post back to `io` is dropped.
-    if (handlers) handlers->join();
     io.stop();
     if (thread.joinable()) thread.join();
+    // No session hands the pool new work now. Handlers under way finish, and
+    // the pool goes before `io`: what it still held would reach into sockets
+    // of `io`. What handlers post back to `io` goes with it.
+    if (handlers) {
+      handlers->join();
+      handlers.reset();
+    }
     // Sessions still queued are destroyed with `io`, after the acceptor.
     stopped = true;
   }
