@@ -142,6 +142,15 @@ std::vector<std::vector<Entry>> collect_per_task(StoreQueries& queries, std::str
   return lists;
 }
 
+// The entries of (serialized key, entry) pairs, once merged in key order.
+template <class Entry>
+std::vector<Entry> without_order(std::vector<std::pair<std::string, Entry>> ordered) {
+  std::vector<Entry> out;
+  out.reserve(ordered.size());
+  for (auto& entry : ordered) out.push_back(std::move(entry.second));
+  return out;
+}
+
 template <class K>
 std::string serialized_key(const SerdePtr<K>& serde, const K& key, std::string_view store) {
   std::string bytes;
@@ -230,10 +239,7 @@ class ReadOnlyKeyValueStore {
     });
     std::vector<Entry> entries = internal::merged(
         std::move(lists), [](const Entry& a, const Entry& b) { return a.first < b.first; }, limit);
-    std::vector<KeyValue<K, V>> out;
-    out.reserve(entries.size());
-    for (auto& entry : entries) out.push_back(std::move(entry.second));
-    return out;
+    return internal::without_order(std::move(entries));
   }
 
   internal::StoreQueries* queries_;
@@ -312,10 +318,7 @@ class ReadOnlyWindowStore {
           return a.first < b.first;
         },
         limit);
-    std::vector<KeyValue<Windowed<K>, V>> out;
-    out.reserve(entries.size());
-    for (auto& entry : entries) out.push_back(std::move(entry.second));
-    return out;
+    return internal::without_order(std::move(entries));
   }
 
   internal::StoreQueries* queries_;

@@ -825,6 +825,16 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     return all;
   }
 
+  // The instances with an active or standby task of `store`.
+  std::vector<StreamsMetadata> all_metadata_for_store(std::string_view store) const {
+    std::vector<StreamsMetadata> holding;
+    for (auto& metadata : all_metadata())
+      if (metadata.state_stores.contains(std::string(store)) ||
+          metadata.standby_state_stores.contains(std::string(store)))
+        holding.push_back(std::move(metadata));
+    return holding;
+  }
+
   std::optional<KeyQueryMetadata> metadata_for_key(std::string_view store,
                                                    std::string_view key) const {
     const auto subtopology = subtopology_of_store.find(store);
@@ -1322,11 +1332,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
       return metadata_for_key(store, key);
     };
     source.metadata_for_store = [this](std::string_view store) {
-      std::vector<StreamsMetadata> holding;
-      for (auto& metadata : all_metadata())
-        if (metadata.state_stores.contains(std::string(store)))
-          holding.push_back(std::move(metadata));
-      return holding;
+      return all_metadata_for_store(store);
     };
     source.partition_of = [this](std::string_view store, std::string_view key) {
       const int32_t sub = subtopology_of_store.find(store)->second;
@@ -1582,12 +1588,7 @@ std::vector<StreamsMetadata> KafkaStreams::all_metadata() const {
 }
 
 std::vector<StreamsMetadata> KafkaStreams::all_metadata_for_store(std::string_view store) const {
-  std::vector<StreamsMetadata> holding;
-  for (auto& metadata : impl_->all_metadata())
-    if (metadata.state_stores.contains(std::string(store)) ||
-        metadata.standby_state_stores.contains(std::string(store)))
-      holding.push_back(std::move(metadata));
-  return holding;
+  return impl_->all_metadata_for_store(store);
 }
 
 std::optional<KeyQueryMetadata> KafkaStreams::metadata_for_key_bytes(std::string_view store,
