@@ -44,6 +44,8 @@ TaskManager::TaskManager(Settings settings, Clients clients, Shared shared)
   }
   if (!repartition_topics_.empty() && clients_.consumer != nullptr)
     purge_ = std::make_unique<kafka::RecordDeletion>(clients_.consumer);
+  // As in Kafka Streams, the first purge waits one interval after the start.
+  next_purge_ = Clock::now() + settings_.repartition_purge_interval;
   if (settings_.exactly_once) create_transactions();
 }
 
@@ -482,7 +484,6 @@ bool TaskManager::replay_complete(const EndOffsets& ends) {
 // Safe under any fault: only records below an offset the group committed go,
 // and every later owner of the partition starts at or after it.
 void TaskManager::purge_repartition_topics() {
-  if (!purge_) return;
   const auto now = Clock::now();
   if (!purge_ || purge_->in_flight() || now < next_purge_) return;
   std::vector<kafka::TopicPartition> below;
