@@ -473,6 +473,7 @@ struct QueryOptions {
   std::optional<std::string> to;
   std::optional<std::size_t> limit;
   std::string server;
+  bool stale = false;
 };
 
 // Asks a running deployment of the pipeline (the instance at --server, else
@@ -535,6 +536,7 @@ int query(const std::string& file, const rill::pipeline::Settings& overrides,
     if (options.to) add("to", *options.to);
     if (options.limit) add("limit", std::to_string(*options.limit));
   }
+  if (options.stale) add("stale", "true");
   std::string why;
   const auto answer = rill::queries::http_get({server.substr(0, colon), port}, target,
                                               std::chrono::seconds(15), why);
@@ -822,6 +824,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100'000));
   query_command->add_option("--server", query_options.server,
                             "host:port of an instance (default: the file's application.server)");
+  query_command->add_flag("--stale", query_options.stale,
+                          "A key or its windows may come from a standby copy when the instance "
+                          "holding them cannot answer (the answer says \"stale\": true)");
   query_command->add_option("--set", settings, "KEY=VALUE: a setting that replaces the file's");
   CLI::App* version_command = app.add_subcommand("version", "Print rill's version.");
 

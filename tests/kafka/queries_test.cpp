@@ -1,7 +1,8 @@
 // Interactive queries on the real broker: two instances share the partitions
 // of a count and a windowed count, and their views together answer every
-// key, range and window exactly once and in order; a store being restored
-// answers "not available" and never with part of its data.
+// key, range and window exactly once and in order; standby copies answer
+// stale reads, also while the instance holding a key is gone; a store being
+// restored answers "not available" and never with part of its data.
 #include <atomic>
 #include <map>
 #include <optional>
@@ -21,6 +22,8 @@
 #include "support/eventually.h"
 #include "support/kafka_cluster.h"
 #include "support/ports.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
 
 using namespace rill;
 using namespace rill::testing;
@@ -219,6 +222,199 @@ TEST_CASE("two instances answer every key, range and window of their partitions,
   CHECK_THROWS_AS(
       first.store("counts", QueryableStoreTypes::key_value<std::string, int64_t>()).get("k100"),
       StoreUnavailableError);
+}
+
+TEST_CASE("with stale stores, an instance's standby copies answer for the other's partitions",
+          "[kafka][queries][standby]") {
+  const std::string input = unique_name("events"), app = unique_name("app-queries-stale");
+  create_topic(input, 4);
+  const int64_t base = (now_ms() / kMinute - 10) * kMinute;
+  std::vector<TestRecord> records;
+  Counts expected;
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = "k" + std::to_string(100 + i);
+    for (int n = 0; n <= i; ++n) records.push_back({key, "e", -1, -1, base + n, {}});
+    expected[key] = i + 1;
+  }
+  produce(input, records);
+
+  const HostInfo first_host{"127.0.0.1", free_port()}, second_host{"127.0.0.1", free_port()};
+  auto with_standbys = [&](const std::string& instance, const HostInfo& host) {
+    StreamsConfig config = config_of(app, instance, host.to_string());
+    config.set("num.standby.replicas", "1");
+    return config;
+  };
+  KafkaStreams first(counting(input), with_standbys("first", first_host));
+  KafkaStreams second(counting(input), with_standbys("second", second_host));
+  first.start();
+  second.start();
+  const StoreQueryOptions stale{.stale_stores = true};
+  auto stale_counts = [&](const KafkaStreams& streams) -> std::optional<Counts> {
+    try {
+      Counts counts;
+      for (const auto& [key, count] :
+           streams.store("counts", QueryableStoreTypes::key_value<std::string, int64_t>(), stale)
+               .all())
+        counts[key] = count;
+      return counts;
+    } catch (const StoreUnavailableError&) {
+      return std::nullopt;
+    }
+  };
+  // Each instance runs two tasks and keeps a standby copy of the other two:
+  // with stale stores, each answers for every key once its copies caught up.
+  REQUIRE(eventually(
+      [&] {
+        const auto all = first.all_metadata();
+        return all.size() == 2 && all[0].active_tasks.size() == 2 &&
+               all[0].standby_tasks.size() == 2 && all[1].standby_tasks.size() == 2 &&
+               stale_counts(first) == expected && stale_counts(second) == expected;
+      },
+      120s));
+
+  for (KafkaStreams* streams : {&first, &second}) {
+    const HostInfo& self = streams == &first ? first_host : second_host;
+    INFO("asking " << self.to_string());
+    auto current = streams->store("counts", QueryableStoreTypes::key_value<std::string, int64_t>());
+    auto copies =
+        streams->store("counts", QueryableStoreTypes::key_value<std::string, int64_t>(), stale);
+    auto windows =
+        streams->store("minute-counts", QueryableStoreTypes::window<std::string, int64_t>(), stale);
+    int elsewhere = 0;
+    for (const auto& [key, count] : expected) {
+      INFO(key);
+      const auto metadata = streams->metadata_for_key("counts", key, serdes::string());
+      REQUIRE(metadata.has_value());
+      const bool mine = metadata->active_host == self;
+      CHECK(metadata->standby_hosts ==
+            std::vector<HostInfo>{mine ? (self == first_host ? second_host : first_host) : self});
+      CHECK(copies.get(key) == std::optional<int64_t>(count));
+      CHECK(windows.fetch(key, base) == std::optional<int64_t>(count));
+      // Without stale stores a key of the other instance reads as absent, and
+      // its partition alone is unavailable here.
+      CHECK(current.get(key) == (mine ? std::optional<int64_t>(count) : std::nullopt));
+      auto partition_only =
+          streams->store("counts", QueryableStoreTypes::key_value<std::string, int64_t>(),
+                         {.stale_stores = false, .partition = metadata->partition});
+      if (mine) {
+        CHECK(partition_only.get(key) == std::optional<int64_t>(count));
+      } else {
+        ++elsewhere;
+        CHECK_THROWS_AS(partition_only.get(key), StoreUnavailableError);
+        auto standby_only =
+            streams->store("counts", QueryableStoreTypes::key_value<std::string, int64_t>(),
+                           {.stale_stores = true, .partition = metadata->partition});
+        CHECK(standby_only.get(key) == std::optional<int64_t>(count));
+      }
+    }
+    CHECK(elsewhere > 0);
+  }
+
+  // New records reach the standby copies through the changelog.
+  produce(input, {{"k100", "e", -1, -1, base + 5, {}}, {"k119", "e", -1, -1, base + 5, {}}});
+  expected["k100"] += 1;
+  expected["k119"] += 1;
+  CHECK(eventually(
+      [&] { return stale_counts(first) == expected && stale_counts(second) == expected; }, 60s));
+  REQUIRE(first.close(30s));
+  REQUIRE(second.close(30s));
+}
+
+TEST_CASE("while the instance holding a key is gone, stale=true answers from a standby copy",
+          "[kafka][queries][standby][http]") {
+  const std::string input = unique_name("events"), app = unique_name("app-queries-failover");
+  create_topic(input, 4);
+  std::vector<TestRecord> records;
+  Counts expected;
+  const int64_t now = now_ms();
+  for (int i = 0; i < 24; ++i) {
+    const std::string key = "k" + std::to_string(100 + i);
+    for (int n = 0; n <= i % 5; ++n) records.push_back({key, "e", -1, -1, now, {}});
+    expected[key] = i % 5 + 1;
+  }
+  produce(input, records);
+  // A long session timeout: the group keeps the killed instance's partitions
+  // with it for the whole test, as after a crash.
+  const std::string file = write_temp_file(app + ".yaml", R"(application:
+  application.id: )" + app + R"(
+  bootstrap.servers: ${RILL_KAFKA_BOOTSTRAP}
+  commit.interval.ms: 200
+  num.standby.replicas: 1
+  session.timeout.ms: 60000
+sources:
+  events: {topic: )" + input + R"(, value_format: string}
+flows:
+  - from: events
+    steps:
+      - group_by: key
+      - aggregate: {value: count(), name: counts}
+)");
+  const std::vector<int> ports{free_port(), free_port()};
+  std::vector<std::unique_ptr<ChildProcess>> instances;
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    const std::string name = app + "-" + std::to_string(i);
+    instances.push_back(std::make_unique<ChildProcess>(
+        std::vector<std::string>{test_binary("../rill"), "run", file, "--set",
+                                 "application.server=127.0.0.1:" + std::to_string(ports[i]),
+                                 "--set", "state.dir=" + temp_state_dir(name)},
+        write_temp_file(name + ".log", "")));
+  }
+  const std::string killed = "127.0.0.1:" + std::to_string(ports[0]);
+  // Every key through both instances; and each instance's own copies, active
+  // or standby, hold every key (stale only where the key is the other's).
+  std::map<std::string, std::string> owner;
+  REQUIRE(eventually(
+      [&] {
+        for (const int port : ports) {
+          const std::string self = "127.0.0.1:" + std::to_string(port);
+          for (const auto& [key, count] : expected) {
+            const CurlAnswer answer = curl(port, "/v1/stores/counts/keys/" + key);
+            if (answer.status != 200 || answer.body.value("value", -1) != count) return false;
+            owner[key] = answer.body.value("host", "");
+            const CurlAnswer copy =
+                curl(port, "/v1/stores/counts/keys/" + key + "?local&stale=true");
+            if (copy.status != 200 || copy.body.value("value", -1) != count) return false;
+            CHECK(copy.body["stale"] == (owner[key] != self));
+          }
+        }
+        return true;
+      },
+      120s, 200ms));
+  INFO(instances[0]->log_tail());
+  int of_killed = 0;
+  for (const auto& [key, host] : owner) of_killed += host == killed ? 1 : 0;
+  REQUIRE(of_killed > 0);
+
+  instances[0]->signal(SIGKILL);
+  REQUIRE(instances[0]->wait(30s).has_value());
+  // The group still gives the dead instance its partitions: their keys are
+  // unavailable, unless a standby copy may answer.
+  for (const auto& [key, count] : expected) {
+    if (owner.at(key) != killed) continue;
+    INFO(key);
+    const CurlAnswer current = curl(ports[1], "/v1/stores/counts/keys/" + key);
+    CHECK(current.status == 503);
+    CHECK_THAT(current.body.value("error", ""), Catch::Contains(killed + ") did not answer"));
+    const CurlAnswer copy = curl(ports[1], "/v1/stores/counts/keys/" + key + "?stale=true");
+    REQUIRE(copy.status == 200);
+    CHECK(copy.body["value"] == count);
+    CHECK(copy.body["stale"] == true);
+    CHECK(copy.body["host"] == "127.0.0.1:" + std::to_string(ports[1]));
+  }
+  const std::string some_key = std::find_if(owner.begin(), owner.end(), [&](const auto& entry) {
+                                 return entry.second == killed;
+                               })->first;
+  const CommandResult cli =
+      run_command(test_binary("../rill") + " query " + file + " --store counts --key " + some_key +
+                  " --stale" + " --server 127.0.0.1:" + std::to_string(ports[1]));
+  REQUIRE(cli.exit_code == 0);
+  const auto printed = nlohmann::json::parse(cli.output, nullptr, false);
+  CHECK(printed["stale"] == true);
+  CHECK(printed["value"] == expected.at(some_key));
+  CHECK(curl(ports[1], "/v1/stores/counts/range?stale=true").status == 400);
+
+  instances[1]->signal(SIGTERM);
+  CHECK(instances[1]->wait(60s) == 0);
 }
 
 TEST_CASE("a store being restored is not available, and never answers with part of its data",

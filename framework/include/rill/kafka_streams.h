@@ -139,12 +139,14 @@ class KafkaStreams {
   // A read-only view of the store `name` in this instance's tasks (see
   // rill/queries.h), of the kind and types `type` names:
   //   streams.store("counts", QueryableStoreTypes::key_value<std::string, int64_t>())
-  // Throws std::invalid_argument when the topology has no such store of that
-  // kind. Do not read a view from a processor: it waits for the tasks to run.
+  // `options` lets the view read standby copies too (stale_stores), or only
+  // one partition. Throws std::invalid_argument when the topology has no such
+  // store of that kind. Do not read a view from a processor: it waits for the
+  // tasks to run.
   template <class Type>
-  typename Type::Store store(std::string name, Type = {}) const {
+  typename Type::Store store(std::string name, Type = {}, StoreQueryOptions options = {}) const {
     queries().check_store(name, Type::kKind);
-    return typename Type::Store(queries(), std::move(name));
+    return typename Type::Store(queries(), std::move(name), options);
   }
   internal::StoreQueries& queries() const;
 

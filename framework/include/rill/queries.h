@@ -16,8 +16,11 @@
 // A view answers for the partitions this instance holds: a key of another
 // instance's partition reads as absent (see KafkaStreams::metadata_for_key).
 // While the instance is not RUNNING, or a partition of the store is restoring
-// or moving, a read throws StoreUnavailableError: retry it later. Reads are
-// safe from any thread, for as long as the KafkaStreams instance lives.
+// or moving, a read throws StoreUnavailableError: retry it later. With
+// StoreQueryOptions::stale_stores, a view also reads the standby copies this
+// instance keeps, during rebalances too, for answers that may lag behind.
+// Reads are safe from any thread, for as long as the KafkaStreams instance
+// lives.
 #pragma once
 
 #include <algorithm>
@@ -74,6 +77,19 @@ struct KeyQueryMetadata {
   int32_t partition = -1;
 };
 
+// Which copies of a store a view reads, as Kafka Streams' StoreQueryParameters.
+struct StoreQueryOptions {
+  // Also read the standby copies of the store this instance keeps (see
+  // num.standby.replicas), for partitions whose active task is elsewhere,
+  // and read while the instance rebalances. A standby follows the changelog
+  // of the active task, so its answer may lag behind by what the active task
+  // has not yet committed; during a failover it answers while the new active
+  // task restores. Active tasks that are restoring are never read.
+  bool stale_stores = false;
+  // Only the task of this partition; -1 for every task of the store.
+  int32_t partition = -1;
+};
+
 namespace internal {
 
 // What a view asks of the running instance (implemented by KafkaStreams).
@@ -84,15 +100,19 @@ class StoreQueries {
   // topology has no store `store` of `kind`.
   virtual void check_store(std::string_view store, StoreKind kind) const = 0;
   // Runs `query` with the store of each of this instance's tasks that holds
-  // it (only the task of `partition` when it is not -1), on the task's
-  // worker, possibly on several workers at once; returns once every run is
-  // done, rethrowing the first exception a run threw. Throws
-  // StoreUnavailableError when the instance is not RUNNING, a task of the
-  // store is not running, the task of `partition` is not on this instance,
+  // it (only the task of options.partition when it is not -1), on the
+  // task's worker, possibly on several workers at once, and with
+  // options.stale_stores with the store of each standby copy of a partition
+  // whose active task is elsewhere, on the caller's thread. Returns once
+  // every run is done, rethrowing the first exception a run threw; returns
+  // whether a standby copy was read (the answer may be stale). Throws
+  // StoreUnavailableError when the instance is not RUNNING (nor REBALANCING
+  // with stale stores), a task of the store is not running, the partition
+  // asked for has neither an active task nor (stale stores) a standby here,
   // or the runs took longer than the query timeout.
-  virtual void for_each_task_store(std::string_view store,
+  virtual bool for_each_task_store(std::string_view store,
                                    const std::function<void(StateStore& store)>& query,
-                                   int32_t partition = -1) = 0;
+                                   const StoreQueryOptions& options = {}) = 0;
 };
 
 inline constexpr std::size_t kNoLimit = std::numeric_limits<std::size_t>::max();
@@ -130,15 +150,19 @@ std::vector<Entry> merged(std::vector<std::vector<Entry>> lists, Less order, std
 // list; returns the lists.
 template <class Entry, class Collect>
 std::vector<std::vector<Entry>> collect_per_task(StoreQueries& queries, std::string_view store,
+                                                 const StoreQueryOptions& options,
                                                  Collect collect) {
   std::mutex mutex;
   std::vector<std::vector<Entry>> lists;
-  queries.for_each_task_store(store, [&](StateStore& task_store) {
-    std::vector<Entry> list;
-    collect(task_store, list);
-    std::lock_guard lock(mutex);
-    lists.push_back(std::move(list));
-  });
+  queries.for_each_task_store(
+      store,
+      [&](StateStore& task_store) {
+        std::vector<Entry> list;
+        collect(task_store, list);
+        std::lock_guard lock(mutex);
+        lists.push_back(std::move(list));
+      },
+      options);
   return lists;
 }
 
@@ -165,22 +189,27 @@ std::string serialized_key(const SerdePtr<K>& serde, const K& key, std::string_v
 template <class K, class V>
 class ReadOnlyKeyValueStore {
  public:
-  ReadOnlyKeyValueStore(internal::StoreQueries& queries, std::string name)
-      : queries_(&queries), name_(std::move(name)) {}
+  ReadOnlyKeyValueStore(internal::StoreQueries& queries, std::string name,
+                        StoreQueryOptions options = {})
+      : queries_(&queries), name_(std::move(name)), options_(options) {}
 
   const std::string& name() const { return name_; }
+  const StoreQueryOptions& options() const { return options_; }
 
   std::optional<V> get(const K& key) const {
     std::mutex mutex;
     std::optional<V> found;
-    queries_->for_each_task_store(name_, [&](StateStore& store) {
-      internal::visit_store<KeyValueStore, K, V>(store, [&](auto& typed, auto value_of) {
-        if (auto value = typed.get(key)) {
-          std::lock_guard lock(mutex);
-          found = value_of(*value);
-        }
-      });
-    });
+    queries_->for_each_task_store(
+        name_,
+        [&](StateStore& store) {
+          internal::visit_store<KeyValueStore, K, V>(store, [&](auto& typed, auto value_of) {
+            if (auto value = typed.get(key)) {
+              std::lock_guard lock(mutex);
+              found = value_of(*value);
+            }
+          });
+        },
+        options_);
     return found;
   }
 
@@ -211,13 +240,16 @@ class ReadOnlyKeyValueStore {
   uint64_t approximate_num_entries() const {
     std::mutex mutex;
     uint64_t entries = 0;
-    queries_->for_each_task_store(name_, [&](StateStore& store) {
-      internal::visit_store<KeyValueStore, K, V>(store, [&](auto& typed, auto) {
-        const uint64_t task_entries = typed.approximate_num_entries();
-        std::lock_guard lock(mutex);
-        entries += task_entries;
-      });
-    });
+    queries_->for_each_task_store(
+        name_,
+        [&](StateStore& store) {
+          internal::visit_store<KeyValueStore, K, V>(store, [&](auto& typed, auto) {
+            const uint64_t task_entries = typed.approximate_num_entries();
+            std::lock_guard lock(mutex);
+            entries += task_entries;
+          });
+        },
+        options_);
     return entries;
   }
 
@@ -228,7 +260,7 @@ class ReadOnlyKeyValueStore {
   template <class Open>
   std::vector<KeyValue<K, V>> scan(Open open, std::size_t limit) const {
     auto lists = internal::collect_per_task<
-        Entry>(*queries_, name_, [&](StateStore& store, std::vector<Entry>& list) {
+        Entry>(*queries_, name_, options_, [&](StateStore& store, std::vector<Entry>& list) {
       internal::visit_store<KeyValueStore, K, V>(store, [&](auto& typed, auto value_of) {
         for (auto it = open(typed); it.valid() && list.size() < limit; it.next()) {
           K key = it.key();
@@ -244,29 +276,35 @@ class ReadOnlyKeyValueStore {
 
   internal::StoreQueries* queries_;
   std::string name_;
+  StoreQueryOptions options_;
 };
 
 // A read-only view of a window store.
 template <class K, class V>
 class ReadOnlyWindowStore {
  public:
-  ReadOnlyWindowStore(internal::StoreQueries& queries, std::string name)
-      : queries_(&queries), name_(std::move(name)) {}
+  ReadOnlyWindowStore(internal::StoreQueries& queries, std::string name,
+                      StoreQueryOptions options = {})
+      : queries_(&queries), name_(std::move(name)), options_(options) {}
 
   const std::string& name() const { return name_; }
+  const StoreQueryOptions& options() const { return options_; }
 
   // The value of `key` in the window that starts at `window_start`.
   std::optional<V> fetch(const K& key, int64_t window_start) const {
     std::mutex mutex;
     std::optional<V> found;
-    queries_->for_each_task_store(name_, [&](StateStore& store) {
-      internal::visit_store<WindowStore, K, V>(store, [&](auto& typed, auto value_of) {
-        if (auto value = typed.fetch(key, window_start)) {
-          std::lock_guard lock(mutex);
-          found = value_of(*value);
-        }
-      });
-    });
+    queries_->for_each_task_store(
+        name_,
+        [&](StateStore& store) {
+          internal::visit_store<WindowStore, K, V>(store, [&](auto& typed, auto value_of) {
+            if (auto value = typed.fetch(key, window_start)) {
+              std::lock_guard lock(mutex);
+              found = value_of(*value);
+            }
+          });
+        },
+        options_);
     return found;
   }
   // The windows of `key` that start from `time_from` to `time_to`, as
@@ -274,7 +312,7 @@ class ReadOnlyWindowStore {
   std::vector<KeyValue<int64_t, V>> fetch(const K& key, int64_t time_from, int64_t time_to) const {
     using StartAndValue = KeyValue<int64_t, V>;
     auto lists = internal::collect_per_task<StartAndValue>(
-        *queries_, name_, [&](StateStore& store, std::vector<StartAndValue>& list) {
+        *queries_, name_, options_, [&](StateStore& store, std::vector<StartAndValue>& list) {
           internal::visit_store<WindowStore, K, V>(store, [&](auto& typed, auto value_of) {
             for (auto it = typed.fetch(key, time_from, time_to); it.valid(); it.next())
               list.push_back({it.key(), value_of(it.value())});
@@ -301,7 +339,7 @@ class ReadOnlyWindowStore {
   template <class Open>
   std::vector<KeyValue<Windowed<K>, V>> windows(Open open, std::size_t limit) const {
     auto lists = internal::collect_per_task<Entry>(
-        *queries_, name_, [&](StateStore& store, std::vector<Entry>& list) {
+        *queries_, name_, options_, [&](StateStore& store, std::vector<Entry>& list) {
           internal::visit_store<WindowStore, K, V>(store, [&](auto& typed, auto value_of) {
             for (auto it = open(typed); it.valid(); it.next()) {
               Windowed<K> key = it.key();
@@ -323,16 +361,19 @@ class ReadOnlyWindowStore {
 
   internal::StoreQueries* queries_;
   std::string name_;
+  StoreQueryOptions options_;
 };
 
 // A read-only view of a session store.
 template <class K, class V>
 class ReadOnlySessionStore {
  public:
-  ReadOnlySessionStore(internal::StoreQueries& queries, std::string name)
-      : queries_(&queries), name_(std::move(name)) {}
+  ReadOnlySessionStore(internal::StoreQueries& queries, std::string name,
+                       StoreQueryOptions options = {})
+      : queries_(&queries), name_(std::move(name)), options_(options) {}
 
   const std::string& name() const { return name_; }
+  const StoreQueryOptions& options() const { return options_; }
 
   // Every session of `key`, by session end.
   std::vector<KeyValue<Windowed<K>, V>> fetch(const K& key) const {
@@ -353,7 +394,7 @@ class ReadOnlySessionStore {
   template <class Open>
   std::vector<Entry> sessions(Open open) const {
     auto lists = internal::collect_per_task<Entry>(
-        *queries_, name_, [&](StateStore& store, std::vector<Entry>& list) {
+        *queries_, name_, options_, [&](StateStore& store, std::vector<Entry>& list) {
           internal::visit_store<SessionStore, K, V>(store, [&](auto& typed, auto value_of) {
             for (auto it = open(typed); it.valid(); it.next())
               list.push_back({it.key(), value_of(it.value())});
@@ -370,6 +411,7 @@ class ReadOnlySessionStore {
 
   internal::StoreQueries* queries_;
   std::string name_;
+  StoreQueryOptions options_;
 };
 
 // The kinds of store a query may ask for, as Kafka Streams' QueryableStoreTypes.

@@ -133,6 +133,21 @@ std::size_t limit_parameter(const std::map<std::string, std::string>& params) {
   return value;
 }
 
+// Whether a request reads only this instance's copies (a request forwarded
+// here), and whether standby copies may answer (stale=true).
+struct Reading {
+  bool local = false;
+  bool stale = false;
+  StoreQueryOptions options(int32_t partition) const { return {stale, partition}; }
+};
+
+bool stale_parameter(const std::map<std::string, std::string>& params) {
+  const auto found = params.find("stale");
+  if (found == params.end() || found->second == "false") return false;
+  if (found->second.empty() || found->second == "true") return true;
+  throw BadRequest("'stale' must be true or false, got '" + found->second + "'");
+}
+
 HttpResponse relayed(const HttpAnswer& answer) {
   HttpResponse response{answer.status, std::string(kJsonType), answer.body, {}};
   if (!answer.retry_after.empty()) response.headers.emplace_back("Retry-After", answer.retry_after);
@@ -232,14 +247,19 @@ struct QueryServer::Impl {
       if (store == nullptr || store->codec() == nullptr) return unknown_store(*store_name);
       const std::string_view route =
           slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
-      const bool local = params->contains("local");
+      const Reading reading{params->contains("local"), stale_parameter(*params)};
       if (route.starts_with("keys/")) {
         const auto key = decode_url(route.substr(5), false);
         if (!key) return error(400, "a bad %-escape in the key");
-        return key_value(*store, *key, local);
+        return key_value(*store, *key, reading);
       }
-      if (route == "range") return range(*store, *params, local);
-      if (route == "windows") return windows(*store, *params, local);
+      if (route == "range") {
+        // A range merges every partition's active copy; standbys stand in for
+        // single keys only.
+        if (reading.stale) throw BadRequest("stale=true reads keys and windows, not ranges");
+        return range(*store, *params, reading.local);
+      }
+      if (route == "windows") return windows(*store, *params, reading);
       return error(404, "no route " + std::string(request.path) + "; a store has keys/{key}, " +
                             "range and windows");
     } catch (const BadRequest& e) {
@@ -272,52 +292,64 @@ struct QueryServer::Impl {
     }
   }
 
-  // The answer of the instance that holds `key`: this one, or the one the
-  // group says, asked with `target` + "local".
+  // The answer of the instance that holds `key`, asked with `target` (a
+  // "local" request); nullopt when this instance is to answer. With stale
+  // reads, when the active instance cannot answer, a standby copy does: this
+  // instance's, or another's asked with `target` + "&stale=true".
   std::optional<HttpResponse> at_owner(const StoreBuilder& store, std::string_view key,
-                                       const std::string& target) {
+                                       const std::string& target, bool stale) {
     const auto owner = source.metadata_for_key(store.name(), key);
-    if (!owner)
+    if (!owner && !stale)
       return unavailable(
           "the partition of this key has no owner now (the group is rebalancing "
           "or not seen yet)");
+    if (!owner) return std::nullopt;  // a standby copy here may answer
     if (owner->active_host == source.self) return std::nullopt;
     std::string why;
     const auto answer = http_get(owner->active_host, target, kForwardTimeout, why);
-    if (!answer)
-      return unavailable("the instance holding this key (" + owner->active_host.to_string() +
-                         ") did not answer: " + why);
-    return relayed(*answer);
+    if (answer && (answer->status != 503 || !stale)) return relayed(*answer);
+    const std::string active_failed = "the instance holding this key (" +
+                                      owner->active_host.to_string() + ") " +
+                                      (answer ? "cannot answer now" : "did not answer: " + why);
+    if (!stale) return unavailable(active_failed);
+    for (const HostInfo& standby : owner->standby_hosts) {
+      if (standby == source.self) return std::nullopt;
+      const auto copy = http_get(standby, target + "&stale=true", kForwardTimeout, why);
+      if (copy && copy->status != 503) return relayed(*copy);
+    }
+    return unavailable(active_failed + ", and no standby copy answered");
   }
 
-  HttpResponse key_value(const StoreBuilder& store, const std::string& key_text, bool local) {
+  HttpResponse key_value(const StoreBuilder& store, const std::string& key_text,
+                         const Reading& reading) {
     if (store.spec().kind != StoreKind::kKeyValue || store.spec().versioned)
       throw BadRequest("store '" + store.name() + "' is a " +
                        std::string(to_string(store.spec().kind)) +
                        " store; read a window store's keys with /windows?key=");
     const std::string key = key_bytes(store, key_text);
-    if (!local) {
-      if (auto forwarded = at_owner(store, key,
-                                    "/v1/stores/" + encode_url(store.name()) + "/keys/" +
-                                        encode_url(key_text) + "?local"))
+    if (!reading.local) {
+      if (auto forwarded = at_owner(
+              store, key,
+              "/v1/stores/" + encode_url(store.name()) + "/keys/" + encode_url(key_text) + "?local",
+              reading.stale))
         return *forwarded;
     }
     // Only the task of the key's partition: another would not have the key,
     // and an instance without that task has to say so rather than "absent".
     std::optional<std::string> value;
-    source.stores->for_each_task_store(
+    const bool stale = source.stores->for_each_task_store(
         store.name(),
         [&](StateStore& task_store) {
           if (auto* bytes = dynamic_cast<state::KeyValueBytesStore*>(task_store.bytes()))
             value = bytes->get(key);
         },
-        source.partition_of(store.name(), key));
+        reading.options(source.partition_of(store.name(), key)));
     if (!value) return error(404, "no value for key '" + key_text + "' in '" + store.name() + "'");
     return json_answer(200, {{"store", store.name()},
                              {"key", rendered(store.codec()->key_text(key))},
                              {"value", rendered(store.codec()->value_text(*value))},
                              {"host", source.self.to_string()},
-                             {"stale", false}});
+                             {"stale", stale}});
   }
 
   // Key order across instances: each instance's entries carry their
@@ -428,7 +460,7 @@ struct QueryServer::Impl {
   }
 
   HttpResponse windows(const StoreBuilder& store, const std::map<std::string, std::string>& params,
-                       bool local) {
+                       const Reading& reading) {
     if (store.spec().kind != StoreKind::kWindow)
       throw BadRequest("store '" + store.name() + "' is a " +
                        std::string(to_string(store.spec().kind)) +
@@ -438,15 +470,15 @@ struct QueryServer::Impl {
     const int64_t from = time_parameter(params, "from", 0);
     const int64_t to = time_parameter(params, "to", std::numeric_limits<int64_t>::max());
     const std::string key = key_bytes(store, key_param->second);
-    if (!local) {
+    if (!reading.local) {
       std::string target = "/v1/stores/" + encode_url(store.name()) +
                            "/windows?local&key=" + encode_url(key_param->second);
       if (params.contains("from")) target += "&from=" + std::to_string(from);
       if (params.contains("to")) target += "&to=" + std::to_string(to);
-      if (auto forwarded = at_owner(store, key, target)) return *forwarded;
+      if (auto forwarded = at_owner(store, key, target, reading.stale)) return *forwarded;
     }
     std::vector<std::pair<int64_t, std::string>> found;  // by start, as the store reads them
-    source.stores->for_each_task_store(
+    const bool stale = source.stores->for_each_task_store(
         store.name(),
         [&](StateStore& task_store) {
           auto* bytes = dynamic_cast<state::WindowBytesStore*>(task_store.bytes());
@@ -454,7 +486,7 @@ struct QueryServer::Impl {
           for (auto it = bytes->fetch(key, from, to); it->valid(); it->next())
             found.emplace_back(it->window_start(), std::string(it->value()));
         },
-        source.partition_of(store.name(), key));
+        reading.options(source.partition_of(store.name(), key)));
     const int64_t size = store.spec().window_size.count();
     Json list = Json::array();
     for (const auto& [start, value] : found)
@@ -465,7 +497,7 @@ struct QueryServer::Impl {
                              {"key", rendered(store.codec()->key_text(key))},
                              {"windows", std::move(list)},
                              {"host", source.self.to_string()},
-                             {"stale", false}});
+                             {"stale", stale}});
   }
 
   QuerySource source;

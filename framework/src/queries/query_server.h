@@ -8,7 +8,8 @@
 //   GET /v1/stores/{store}/windows?key=&from=&to=       a key's windows (window stores)
 //
 // Answers name the instance that answered ("host") and whether the answer may
-// be stale. 400 for a bad key or parameter, 404 for an unknown store or key,
+// be stale: with stale=true, keys and windows are read from a standby copy
+// when the instance that holds them cannot answer. 400 for a bad key or parameter, 404 for an unknown store or key,
 // 503 with Retry-After while a store cannot be read (a rebalance, a restore,
 // an instance that does not answer). See docs/queries.md.
 #pragma once

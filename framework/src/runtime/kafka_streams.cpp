@@ -717,20 +717,23 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
         "' to query; the topology's stores: " + (names.empty() ? std::string("(none)") : names));
   }
 
-  void for_each_task_store(std::string_view name, const std::function<void(StateStore&)>& query,
-                           int32_t partition) override {
+  bool for_each_task_store(std::string_view name, const std::function<void(StateStore&)>& query,
+                           const StoreQueryOptions& options) override {
     const std::string store(name);
+    const int32_t partition = options.partition;
     auto unavailable = [&store](const std::string& why) {
       return StoreUnavailableError("state store '" + store + "' cannot be read now: " + why +
                                    "; retry later");
     };
     {
       std::lock_guard lock(state_mutex);
-      if (state != State::kRunning)
+      const bool readable =
+          state == State::kRunning || (options.stale_stores && state == State::kRebalancing);
+      if (!readable)
         throw unavailable("the instance is " + std::string(to_string(state)) + ", not RUNNING");
     }
     const auto subtopology = subtopology_of_store.find(store);
-    if (subtopology == subtopology_of_store.end()) return;
+    if (subtopology == subtopology_of_store.end()) return false;
     // `query` lives on the caller's stack: runs not started when the caller
     // returns never start, and a return waits for runs under way.
     struct Guard {
@@ -746,9 +749,11 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
       }
     } returned{guard};
     std::vector<std::pair<TaskId, std::future<void>>> runs;
+    std::set<int32_t> active_partitions;
     for (const auto& task : task_manager->published_tasks()) {
       if (task->id().subtopology != subtopology->second) continue;
       if (partition >= 0 && task->id().partition != partition) continue;
+      active_partitions.insert(task->id().partition);
       auto promise = std::make_shared<std::promise<void>>();
       runs.emplace_back(task->id(), promise->get_future());
       ActiveTask* const runner = task.get();
@@ -771,7 +776,10 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
                           std::string(runtime::to_string(task->task_state())));
       schedule(task);
     }
-    if (partition >= 0 && runs.empty())
+    const bool read_standby =
+        options.stale_stores &&
+        read_standbys(store, subtopology->second, partition, active_partitions, query);
+    if (partition >= 0 && runs.empty() && !read_standby)
       throw unavailable("its partition " + std::to_string(partition) +
                         " is not on this instance (it moved, or a rebalance is moving it)");
     const auto deadline = Clock::now() + kQueryTimeout;
@@ -785,6 +793,36 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
         throw unavailable("its partition " + std::to_string(task.partition) + " moved or stopped");
       }
     }
+    return read_standby;
+  }
+
+  // Runs `query` on this instance's standby copies of `store` (of the
+  // partition, when it is not -1) whose partition has no active task here,
+  // on the caller's thread, between two of the changelog reader's writes.
+  // Returns whether there was one.
+  bool read_standbys(const std::string& store, int32_t subtopology, int32_t partition,
+                     const std::set<int32_t>& active_partitions,
+                     const std::function<void(StateStore&)>& query) {
+    std::vector<std::shared_ptr<StandbyTask>> copies;
+    {
+      std::lock_guard lock(standbys_mutex);
+      for (const auto& [id, standby] : standbys)
+        if (id.subtopology == subtopology && (partition < 0 || id.partition == partition) &&
+            !active_partitions.contains(id.partition))
+          copies.push_back(standby);
+    }
+    for (const auto& standby : copies) {
+      std::lock_guard lock(standby->store_mutex);
+      if (!standby->readable)
+        throw StoreUnavailableError("state store '" + store + "' cannot be read now: its standby " +
+                                    standby->id.to_string() + " closed; retry later");
+      StateStore* copy = standby->state.get(store);
+      if (copy == nullptr)
+        throw std::logic_error("standby task " + standby->id.to_string() + " has no store '" +
+                               store + "'");
+      query(*copy);
+    }
+    return !copies.empty();
   }
 
   std::shared_ptr<const GroupView> current_group_view() const {
@@ -903,10 +941,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     shared.before_create = [this](const TaskId& id) {
       // A standby of this task becomes the active one: its stores are warm,
       // so restoring reads only the changelog's tail after its checkpoint.
-      if (auto standby = standbys.find(id); standby != standbys.end()) {
-        close_standby(*standby->second);
-        standbys.erase(standby);
-      }
+      drop_standby(id);
     };
     shared.fail_instance = [this](const std::string& message) { fail(message); };
     task_manager = std::make_unique<runtime::TaskManager>(std::move(settings), std::move(clients),
@@ -966,6 +1001,10 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   // ---- standby replicas --------------------------------------------------
 
   void close_standby(StandbyTask& standby) {
+    {
+      std::lock_guard lock(standby.store_mutex);
+      standby.readable = false;
+    }
     changelog_reader->remove_standby(standby);
     try {
       standby.state.close(true);
@@ -973,6 +1012,19 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
       log::get().warn("{}: standby task {}: {}", application_id, standby.id.to_string(), e.what());
     }
     log::get().info("{}: closed standby task {}", application_id, standby.id.to_string());
+  }
+
+  // Takes the standby of `id`, if any, from those queries see, and closes it.
+  void drop_standby(const TaskId& id) {
+    std::shared_ptr<StandbyTask> standby;
+    {
+      std::lock_guard lock(standbys_mutex);
+      auto found = standbys.find(id);
+      if (found == standbys.end()) return;
+      standby = std::move(found->second);
+      standbys.erase(found);
+    }
+    close_standby(*standby);
   }
 
   // The group's driving topics and their partition counts, and those of
@@ -1043,14 +1095,10 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     const auto mine = group.standbys.find(me);
     const std::set<TaskId> wanted =
         mine != group.standbys.end() ? mine->second : std::set<TaskId>{};
-    for (auto it = standbys.begin(); it != standbys.end();) {
-      if (!wanted.contains(it->first) || task_manager->has_task(it->first)) {
-        close_standby(*it->second);
-        it = standbys.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    std::vector<TaskId> unwanted;
+    for (const auto& [id, standby] : standbys)
+      if (!wanted.contains(id) || task_manager->has_task(id)) unwanted.push_back(id);
+    for (const TaskId& id : unwanted) drop_standby(id);
     for (const TaskId& id : wanted) {
       if (task_manager->has_task(id) || standbys.contains(id)) continue;
       auto standby = std::make_shared<StandbyTask>(topology, id, application_id,
@@ -1064,6 +1112,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
         continue;
       }
       changelog_reader->add_standby(standby);
+      std::lock_guard lock(standbys_mutex);
       standbys.emplace(id, std::move(standby));
     }
   }
@@ -1372,8 +1421,12 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     // Tasks the revocation left: failed ones, or all when the consumer could
     // not leave the group.
     task_manager->close_all(!failed_stop);
-    for (auto& [id, standby] : standbys) close_standby(*standby);
-    standbys.clear();
+    std::map<TaskId, std::shared_ptr<StandbyTask>> closing;
+    {
+      std::lock_guard lock(standbys_mutex);
+      closing.swap(standbys);
+    }
+    for (auto& [id, standby] : closing) close_standby(*standby);
     kafka::flush(task_manager->producer(), std::chrono::seconds(30));
     pool->join();
     // No task reads the global stores any more.
@@ -1440,7 +1493,9 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   std::atomic<bool> sinks_started{false};
   // The same, for scrapes, which may come while start() creates it.
   std::atomic<const state::ChangelogReader*> published_reader{nullptr};
+  // Changed on the owning thread only; queries read it under standbys_mutex.
   std::map<TaskId, std::shared_ptr<state::StandbyTask>> standbys;
+  mutable std::mutex standbys_mutex;
   // From start(): the active tasks, their commits, and the producer.
   std::unique_ptr<runtime::TaskManager> task_manager;
   std::unique_ptr<queries::QueryServer> query_server;

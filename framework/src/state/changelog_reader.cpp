@@ -299,7 +299,12 @@ void ChangelogReader::write_pending(Reading& reading) {
   if (reading.pending.empty()) return;
   const uint64_t written = reading.pending.size();
   try {
-    reading.state->restore(reading.store, reading.pending);
+    if (reading.standby) {
+      std::lock_guard lock(reading.standby->store_mutex);
+      reading.state->restore(reading.store, reading.pending);
+    } else {
+      reading.state->restore(reading.store, reading.pending);
+    }
   } catch (const std::exception& e) {
     reading.pending.clear();
     if (reading.task) {

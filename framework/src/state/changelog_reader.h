@@ -53,6 +53,11 @@ struct StandbyTask {
               task, std::move(application_id), std::move(directory), resources) {}
   TaskId id;
   StateManager state;
+  // Held while the reader writes the stores and while a query reads them
+  // (StoreQueryOptions::stale_stores): the only copies read off their writer's
+  // thread. `readable` turns false, under it, before the stores close.
+  std::mutex store_mutex;
+  bool readable = true;
 };
 
 class ChangelogReader {
