@@ -7,12 +7,20 @@
 //       [--threads N] [--guarantee at_least_once|exactly_once_v2] [--state-dir DIR]
 //       --expect RECORDS [--timeout-s S] [--ready-file PATH] [--linger-ms MS] [--grace-ms MS]
 //       [--partitions N] [--config key=value,key=value] [--second-input T]
+//       [--query-keys K [--query-skip-ms MS]]
 //
 // --second-input is the joins' other topic (W6's customers, W7's payments).
 // Most workloads stop once RECORDS input records (of every input) are processed; W5's restore
 // stops once the N changelog partitions of its store are restored.
 //
+// --query-keys has a thread read random keys "u<0..K-1>" of the store "counts"
+// from the moment the instance runs until the work is done, one at a time, as
+// interactive queries (KafkaStreams::store); the reads after the first MS
+// milliseconds are timed (query_reads, query_p50_ms, query_p99_ms).
+//
 // The workloads are in workloads.cpp.
+#include <algorithm>
+#include <random>
 #include <thread>
 
 #include "rill/kafka_streams.h"
@@ -84,6 +92,33 @@ int run(const bench::Args& args) {
   });
   streams.start();
 
+  // Interactive queries while the workload runs.
+  const auto query_keys = static_cast<uint64_t>(args.num("query-keys", 0));
+  std::atomic<bool> reading{query_keys > 0};
+  std::vector<int64_t> read_us;
+  uint64_t reads_unavailable = 0;
+  std::thread reader;
+  if (query_keys > 0)
+    reader = std::thread([&] {
+      while (reading.load() && running_ms.load() == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      const int64_t timed_from = bench::now_ms() + args.num("query-skip-ms", 0);
+      auto counts =
+          streams.store("counts", rill::QueryableStoreTypes::key_value<std::string, int64_t>());
+      std::mt19937_64 random(7);
+      while (reading.load()) {
+        const std::string key = "u" + std::to_string(random() % query_keys);
+        const int64_t start = bench::now_us();
+        try {
+          (void)counts.get(key);
+        } catch (const rill::StoreUnavailableError&) {
+          ++reads_unavailable;
+          continue;
+        }
+        if (bench::now_ms() >= timed_from) read_us.push_back(bench::now_us() - start);
+      }
+    });
+
   bool timed_out = false;
   std::string error;
   while (true) {
@@ -107,6 +142,8 @@ int run(const bench::Args& args) {
   }
   const int64_t done_ms = bench::now_ms();
   const double done_cpu = bench::cpu_seconds();
+  reading.store(false);
+  if (reader.joinable()) reader.join();
   streams.close();
   const int64_t closed_ms = bench::now_ms();
 
@@ -130,6 +167,19 @@ int run(const bench::Args& args) {
         .add("restore_start_ms", restore_start_ms.load())
         .add("restore_end_ms", restore_end_ms.load())
         .add("restored_partitions", restored_partitions.load());
+  if (query_keys > 0) {
+    std::sort(read_us.begin(), read_us.end());
+    auto percentile_ms = [&](double p) {
+      if (read_us.empty()) return 0.0;
+      return static_cast<double>(
+                 read_us[static_cast<std::size_t>(p * static_cast<double>(read_us.size() - 1))]) /
+             1000.0;
+    };
+    line.add("query_reads", static_cast<uint64_t>(read_us.size()))
+        .add("query_p50_ms", percentile_ms(0.50))
+        .add("query_p99_ms", percentile_ms(0.99))
+        .add("query_unavailable", reads_unavailable);
+  }
   if (!error.empty()) line.add("error", error);
   line.print();
   return timed_out || !error.empty() ? 3 : 0;

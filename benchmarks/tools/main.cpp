@@ -4,6 +4,8 @@
 //   bench_tool verify --bootstrap B --topic T --workload w1|w2|w3|w6|w7 [--dump FILE]
 //   bench_tool latency --bootstrap B --topic T --count N [--skip-ms MS] [--timeout-s S]
 //   bench_tool offsets --bootstrap B --topic T
+//   bench_tool queries --server HOST:PORT --store S --keys K --seconds N [--skip-ms MS]
+//       [--clients C] [--key-prefix u]
 //
 // verify reads a whole output topic (read_committed) and prints the digest of
 // its final contents, in the canonical form the generator's --expected uses:
@@ -15,7 +17,17 @@
 // latency consumes an output topic while a run is going on; output records
 // carry the timestamp of the input they came from (the time the generator sent
 // it), so receive time minus record timestamp is the end-to-end latency.
+//
+// queries asks a running instance's query endpoint (GET
+// /v1/stores/S/keys/K, a new connection each, as curl does) for random keys
+// "<prefix><0..K-1>": for N seconds one request at a time, for latency, then
+// for N seconds with C clients at once, for queries per second. Answers the
+// instance read itself and those it forwarded to another instance (their
+// "host" names that one) are timed apart. The first MS milliseconds are
+// warm-up.
 #include <algorithm>
+#include <atomic>
+#include <random>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -24,6 +36,7 @@
 
 #include "common/bench.h"
 #include "common/kafka.h"
+#include "queries/query_server.h"
 
 namespace {
 
@@ -336,11 +349,104 @@ int latency(const bench::Args& args) {
   return received >= expected ? 0 : 3;
 }
 
+// The p-th fraction of sorted `values` (microseconds), in milliseconds.
+double percentile_ms(const std::vector<int64_t>& sorted, double p) {
+  if (sorted.empty()) return 0.0;
+  auto index = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1));
+  return static_cast<double>(sorted[index]) / 1000.0;
+}
+
+int queries(const bench::Args& args) {
+  const std::string server = args.str("server");
+  const std::size_t colon = server.rfind(':');
+  if (colon == std::string::npos) throw std::invalid_argument("--server wants host:port");
+  const rill::HostInfo host{server.substr(0, colon), std::stoi(server.substr(colon + 1))};
+  const std::string target_prefix =
+      "/v1/stores/" + args.str("store") + "/keys/" + args.str("key-prefix", "u");
+  const auto keys = static_cast<uint64_t>(args.num("keys"));
+  const int64_t seconds = args.num("seconds");
+  const int clients = static_cast<int>(args.num("clients", 4));
+  // An answer this instance read itself names it as the host.
+  const std::string self_host = "\"host\":\"" + server + "\"";
+
+  struct Tally {
+    std::vector<int64_t> local_us, forwarded_us;
+    uint64_t answered = 0, not_found = 0, unavailable = 0, failed = 0;
+  };
+  auto ask = [&](std::mt19937_64& random, Tally& tally, bool timed) {
+    const std::string target = target_prefix + std::to_string(random() % keys);
+    std::string why;
+    const int64_t start = bench::now_us();
+    const auto answer = rill::queries::http_get(host, target, std::chrono::seconds(10), why);
+    const int64_t took = bench::now_us() - start;
+    if (!answer) {
+      ++tally.failed;
+    } else if (answer->status == 200) {
+      ++tally.answered;
+      if (timed)
+        (answer->body.find(self_host) != std::string::npos ? tally.local_us : tally.forwarded_us)
+            .push_back(took);
+    } else if (answer->status == 404) {
+      ++tally.answered;
+      ++tally.not_found;
+    } else if (answer->status == 503) {
+      ++tally.unavailable;
+    } else {
+      ++tally.failed;
+    }
+  };
+
+  std::mt19937_64 random(42);
+  Tally warm_up;
+  for (const int64_t end = bench::now_ms() + args.num("skip-ms", 0); bench::now_ms() < end;)
+    ask(random, warm_up, false);
+  Tally one;
+  for (const int64_t end = bench::now_ms() + seconds * 1000; bench::now_ms() < end;)
+    ask(random, one, true);
+  std::vector<Tally> many(static_cast<std::size_t>(clients));
+  {
+    const int64_t end = bench::now_ms() + seconds * 1000;
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c)
+      threads.emplace_back([&, c] {
+        std::mt19937_64 own(static_cast<uint64_t>(100 + c));
+        while (bench::now_ms() < end) ask(own, many[static_cast<std::size_t>(c)], false);
+      });
+    for (auto& thread : threads) thread.join();
+  }
+  uint64_t answered_by_many = 0, unavailable = one.unavailable, failed = one.failed;
+  for (const Tally& tally : many) {
+    answered_by_many += tally.answered;
+    unavailable += tally.unavailable;
+    failed += tally.failed;
+  }
+  std::sort(one.local_us.begin(), one.local_us.end());
+  std::sort(one.forwarded_us.begin(), one.forwarded_us.end());
+  const auto per_second = [seconds](uint64_t count) {
+    return static_cast<double>(count) / static_cast<double>(seconds);
+  };
+  bench::JsonLine()
+      .add("local", static_cast<uint64_t>(one.local_us.size()))
+      .add("local_p50_ms", percentile_ms(one.local_us, 0.50))
+      .add("local_p99_ms", percentile_ms(one.local_us, 0.99))
+      .add("forwarded", static_cast<uint64_t>(one.forwarded_us.size()))
+      .add("forwarded_p50_ms", percentile_ms(one.forwarded_us, 0.50))
+      .add("forwarded_p99_ms", percentile_ms(one.forwarded_us, 0.99))
+      .add("not_found", one.not_found)
+      .add("qps_one_client", per_second(one.answered))
+      .add("clients", clients)
+      .add("qps_clients", per_second(answered_by_many))
+      .add("unavailable", unavailable)
+      .add("failed", failed)
+      .print();
+  return one.answered > 0 && failed == 0 ? 0 : 3;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: bench_tool create-topics|verify|latency|offsets --name value...\n";
+    std::cerr << "usage: bench_tool create-topics|verify|latency|offsets|queries --name value...\n";
     return 2;
   }
   try {
@@ -350,6 +456,7 @@ int main(int argc, char** argv) {
     if (command == "verify") return verify(args);
     if (command == "latency") return latency(args);
     if (command == "offsets") return offsets(args);
+    if (command == "queries") return queries(args);
     std::cerr << "bench_tool: unknown command '" << command << "'\n";
     return 2;
   } catch (const std::exception& e) {

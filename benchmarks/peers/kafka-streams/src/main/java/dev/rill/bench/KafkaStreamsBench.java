@@ -3,7 +3,10 @@
 // with --guarantee exactly_once_v2, the restore of W2's store for W5, W6
 // stream-table join, W7 stream-stream join) on the topics the generator loaded, stops by itself once it has processed the
 // expected number of records (or restored every changelog partition), and
-// prints one JSON line of timings on stdout. The workloads are specified in
+// prints one JSON line of timings on stdout. With --query-keys K, a thread
+// reads random keys "u<0..K-1>" of the store "counts" from the moment the
+// instance runs, one at a time, as interactive queries, and times the reads
+// after --query-skip-ms (query_reads, query_p50_ms, query_p99_ms). The workloads are specified in
 // benchmarks/README.md; benchmarks/rill and benchmarks/raw implement the same
 // logic so that the outputs can be compared record for record.
 package dev.rill.bench;
@@ -19,7 +22,11 @@ import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
+import java.util.List;
+import java.util.Random;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
@@ -41,7 +48,9 @@ import org.apache.kafka.common.serialization.Serializer;
 import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsBuilder;
+import org.apache.kafka.streams.StoreQueryParameters;
 import org.apache.kafka.streams.StreamsConfig;
+import org.apache.kafka.streams.errors.InvalidStateStoreException;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.JoinWindows;
@@ -56,6 +65,8 @@ import org.apache.kafka.streams.kstream.WindowedSerdes;
 import org.apache.kafka.streams.processor.StateRestoreListener;
 import org.apache.kafka.streams.processor.TimestampExtractor;
 import org.apache.kafka.streams.state.KeyValueStore;
+import org.apache.kafka.streams.state.QueryableStoreTypes;
+import org.apache.kafka.streams.state.ReadOnlyKeyValueStore;
 import org.apache.kafka.streams.state.WindowStore;
 
 public final class KafkaStreamsBench {
@@ -330,6 +341,8 @@ public final class KafkaStreamsBench {
     long graceMs = 10_000;
     String lingerMs;
     String sessionTimeoutMs;
+    long queryKeys = 0;
+    long querySkipMs = 0;
   }
 
   static Options parse(String[] args) {
@@ -353,6 +366,8 @@ public final class KafkaStreamsBench {
         case "--grace-ms" -> o.graceMs = Long.parseLong(v);
         case "--linger-ms" -> o.lingerMs = v;
         case "--session-timeout-ms" -> o.sessionTimeoutMs = v;
+        case "--query-keys" -> o.queryKeys = Long.parseLong(v);
+        case "--query-skip-ms" -> o.querySkipMs = Long.parseLong(v);
         default -> throw new IllegalArgumentException("unknown option " + args[i]);
       }
     }
@@ -363,7 +378,8 @@ public final class KafkaStreamsBench {
               + " --application-id ID --input TOPIC [--second-input TOPIC] --output TOPIC"
               + " [--threads N] [--guarantee G] [--state-dir DIR]"
               + " [--expect RECORDS] [--timeout-s S] [--ready-file PATH] [--partitions N]"
-              + " [--grace-ms MS] [--linger-ms MS] [--session-timeout-ms MS]");
+              + " [--grace-ms MS] [--linger-ms MS] [--session-timeout-ms MS]"
+              + " [--query-keys K [--query-skip-ms MS]]");
     return o;
   }
 
@@ -431,6 +447,39 @@ public final class KafkaStreamsBench {
 
     long startMs = System.currentTimeMillis();
     streams.start();
+
+    // Interactive queries while the workload runs.
+    List<Long> readNanos = new ArrayList<>();
+    AtomicLong readsUnavailable = new AtomicLong();
+    java.util.concurrent.atomic.AtomicBoolean reading =
+        new java.util.concurrent.atomic.AtomicBoolean(o.queryKeys > 0);
+    Thread reader =
+        new Thread(
+            () -> {
+              while (reading.get() && runningMs.get() == 0) sleep(5);
+              long timedFrom = System.currentTimeMillis() + o.querySkipMs;
+              Random random = new Random(7);
+              ReadOnlyKeyValueStore<String, Long> counts = null;
+              while (reading.get()) {
+                String key = "u" + Long.remainderUnsigned(random.nextLong(), o.queryKeys);
+                long start = System.nanoTime();
+                try {
+                  if (counts == null)
+                    counts =
+                        streams.store(
+                            StoreQueryParameters.fromNameAndType(
+                                "counts", QueryableStoreTypes.<String, Long>keyValueStore()));
+                  counts.get(key);
+                } catch (InvalidStateStoreException e) {
+                  readsUnavailable.incrementAndGet();
+                  counts = null;
+                  continue;
+                }
+                if (System.currentTimeMillis() >= timedFrom)
+                  readNanos.add(System.nanoTime() - start);
+              }
+            });
+    if (o.queryKeys > 0) reader.start();
     long deadline = startMs + o.timeoutS * 1000;
     boolean restore = o.workload.equals("w5-restore");
     boolean timedOut = false;
@@ -456,6 +505,8 @@ public final class KafkaStreamsBench {
     }
     long doneMs = System.currentTimeMillis();
     long doneCpu = cpuNanos();
+    reading.set(false);
+    if (o.queryKeys > 0) reader.join();
     streams.close(Duration.ofSeconds(60));
     long closedMs = System.currentTimeMillis();
     long closedCpu = cpuNanos();
@@ -476,9 +527,29 @@ public final class KafkaStreamsBench {
       result.put("restore_end_ms", restores.lastEndMs.get());
       result.put("restored_partitions", restores.ended.size());
     }
+    if (o.queryKeys > 0) {
+      Collections.sort(readNanos);
+      result.put("query_reads", (long) readNanos.size());
+      result.put("query_p50_ms", percentileMs(readNanos, 0.50));
+      result.put("query_p99_ms", percentileMs(readNanos, 0.99));
+      result.put("query_unavailable", readsUnavailable.get());
+    }
     System.out.println(toJson(result));
     System.out.flush();
     System.exit(timedOut || result.containsKey("error") ? 3 : 0);
+  }
+
+  static double percentileMs(List<Long> sortedNanos, double p) {
+    if (sortedNanos.isEmpty()) return 0.0;
+    return sortedNanos.get((int) (p * (sortedNanos.size() - 1))) / 1e6;
+  }
+
+  static void sleep(long ms) {
+    try {
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   static String toJson(Map<String, Object> map) {
