@@ -417,6 +417,75 @@ flows:
   CHECK(instances[1]->wait(60s) == 0);
 }
 
+TEST_CASE("a global store answers on every instance, in process and over HTTP",
+          "[kafka][queries][global]") {
+  const std::string input = unique_name("events"), customers = unique_name("customers"),
+                    app = unique_name("app-queries-global");
+  create_topic(input, 2);
+  create_topic(customers, 1);
+  std::map<std::string, std::string> tiers;
+  std::vector<TestRecord> rows;
+  for (int i = 0; i < 10; ++i) {
+    const std::string key = "c" + std::to_string(i), tier = "tier-" + std::to_string(i % 3);
+    rows.push_back({key, tier, -1, -1, now_ms(), {}});
+    tiers[key] = tier;
+  }
+  produce(customers, rows);
+  auto topology = [&] {
+    StreamsBuilder builder;
+    builder.global_table(customers, serdes::string(), serdes::string(),
+                         Materialized<std::string, std::string>::as("customers"));
+    builder.stream(input, serdes::string(), serdes::string())
+        .group_by_key()
+        .count(Materialized<std::string, int64_t>::as("counts"));
+    return builder.build();
+  };
+  const std::vector<int> ports{free_port(), free_port()};
+  KafkaStreams first(topology(), config_of(app, "first", "127.0.0.1:" + std::to_string(ports[0])));
+  KafkaStreams second(topology(),
+                      config_of(app, "second", "127.0.0.1:" + std::to_string(ports[1])));
+  first.start();
+  second.start();
+  for (KafkaStreams* streams : {&first, &second}) {
+    auto view =
+        streams->store("customers", QueryableStoreTypes::key_value<std::string, std::string>());
+    std::map<std::string, std::string> all;
+    REQUIRE(eventually([&] {
+      try {
+        all.clear();
+        for (const auto& [key, tier] : view.all()) all[key] = tier;
+        return all == tiers;
+      } catch (const StoreUnavailableError&) {
+        return false;
+      }
+    }));
+    CHECK(view.get("c4") == std::optional<std::string>("tier-1"));
+    CHECK(view.get("nobody") == std::nullopt);
+    const auto some = view.range("c2", "c5");
+    REQUIRE(some.size() == 4);
+    CHECK(some.front().key == "c2");
+    CHECK(some.back().key == "c5");
+  }
+  // Each instance answers from its own copy: none forwards.
+  for (const int port : ports) {
+    const std::string self = "127.0.0.1:" + std::to_string(port);
+    const CurlAnswer answer = curl(port, "/v1/stores/customers/keys/c5");
+    REQUIRE(answer.status == 200);
+    CHECK(answer.body["value"] == "tier-2");
+    CHECK(answer.body["host"] == self);
+    const CurlAnswer range = curl(port, "/v1/stores/customers/range?from=c7");
+    REQUIRE(range.status == 200);
+    REQUIRE(range.body["entries"].size() == 3);
+    CHECK(range.body["entries"][0]["key"] == "c7");
+    CHECK(range.body["entries"][2]["value"] == "tier-0");
+    const CurlAnswer stores = curl(port, "/v1/stores");
+    REQUIRE(stores.status == 200);
+    CHECK(stores.body["stores"].size() == 2);
+  }
+  REQUIRE(first.close(30s));
+  REQUIRE(second.close(30s));
+}
+
 TEST_CASE("a store being restored is not available, and never answers with part of its data",
           "[kafka][queries]") {
   const std::string input = unique_name("events"), app = unique_name("app-queries-restore");

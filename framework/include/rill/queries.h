@@ -15,6 +15,7 @@
 //
 // A view answers for the partitions this instance holds: a key of another
 // instance's partition reads as absent (see KafkaStreams::metadata_for_key).
+// A global store is whole on every instance, and read on the caller's thread.
 // While the instance is not RUNNING, or a partition of the store is restoring
 // or moving, a read throws StoreUnavailableError: retry it later. With
 // StoreQueryOptions::stale_stores, a view also reads the standby copies this

@@ -327,7 +327,8 @@ struct QueryServer::Impl {
                        std::string(to_string(store.spec().kind)) +
                        " store; read a window store's keys with /windows?key=");
     const std::string key = key_bytes(store, key_text);
-    if (!reading.local) {
+    const bool global = source.is_global(store.name());
+    if (!reading.local && !global) {
       if (auto forwarded = at_owner(
               store, key,
               "/v1/stores/" + encode_url(store.name()) + "/keys/" + encode_url(key_text) + "?local",
@@ -343,7 +344,7 @@ struct QueryServer::Impl {
           if (auto* bytes = dynamic_cast<state::KeyValueBytesStore*>(task_store.bytes()))
             value = bytes->get(key);
         },
-        reading.options(source.partition_of(store.name(), key)));
+        reading.options(global ? -1 : source.partition_of(store.name(), key)));
     if (!value) return error(404, "no value for key '" + key_text + "' in '" + store.name() + "'");
     return json_answer(200, {{"store", store.name()},
                              {"key", rendered(store.codec()->key_text(key))},
@@ -366,7 +367,7 @@ struct QueryServer::Impl {
       from = key_bytes(store, found->second);
     if (auto found = params.find("to"); found != params.end()) to = key_bytes(store, found->second);
     std::vector<std::pair<std::string, Json>> entries;  // (hex key, entry)
-    if (local) {
+    if (local || source.is_global(store.name())) {
       entries = local_range(store, from, to, limit);
     } else {
       // Every partition must have an instance that answers: a range with a

@@ -9,8 +9,8 @@
 //
 // Answers name the instance that answered ("host") and whether the answer may
 // be stale: with stale=true, keys and windows are read from a standby copy
-// when the instance that holds them cannot answer. 400 for a bad key or parameter, 404 for an unknown store or key,
-// 503 with Retry-After while a store cannot be read (a rebalance, a restore,
+// when the instance that holds them cannot answer. 400 for a bad key or parameter, 404 for an
+// unknown store or key, 503 with Retry-After while a store cannot be read (a rebalance, a restore,
 // an instance that does not answer). See docs/queries.md.
 #pragma once
 
@@ -33,8 +33,10 @@ namespace rill::queries {
 // What the endpoint asks of its instance.
 struct QuerySource {
   internal::StoreQueries* stores = nullptr;
-  // The topology's declaration of a store; nullptr for an unknown or global one.
+  // The topology's declaration of a store; nullptr for an unknown one.
   std::function<const StoreBuilder*(std::string_view store)> store;
+  // A global store: every instance holds all of it, so none forwards.
+  std::function<bool(std::string_view store)> is_global;
   std::function<std::vector<const StoreBuilder*>()> all_stores;
   std::function<std::optional<KeyQueryMetadata>(std::string_view store, std::string_view key)>
       metadata_for_key;

@@ -697,7 +697,6 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   void check_store(std::string_view name, StoreKind kind) const override {
     std::vector<std::string_view> known;
     for (const StoreBuilder& store : topology.stores()) {
-      if (topology.is_global_store(store.name())) continue;
       if (store.name() != name) {
         known.push_back(store.name());
         continue;
@@ -731,6 +730,13 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
           state == State::kRunning || (options.stale_stores && state == State::kRebalancing);
       if (!readable)
         throw unavailable("the instance is " + std::string(to_string(state)) + ", not RUNNING");
+    }
+    if (topology.is_global_store(store) && global_thread) {
+      // Every instance holds the whole of a global store, which is safe to
+      // read beside its writer, the global thread: read it here.
+      const std::unique_ptr<StateStore> view = global_thread->state().task_view(store);
+      query(*view);
+      return false;
     }
     const auto subtopology = subtopology_of_store.find(store);
     if (subtopology == subtopology_of_store.end()) return false;
@@ -1367,16 +1373,20 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     const std::string server = config.get_string(config::kApplicationServer);
     queries::QuerySource source;
     source.stores = this;
-    source.store = [this](std::string_view name) -> const StoreBuilder* {
-      if (!subtopology_of_store.contains(name)) return nullptr;
+    auto queryable = [this](std::string_view name) {
+      return subtopology_of_store.contains(name) || topology.is_global_store(name);
+    };
+    source.store = [this, queryable](std::string_view name) -> const StoreBuilder* {
+      if (!queryable(name)) return nullptr;
       return &topology.store(name);
     };
-    source.all_stores = [this] {
+    source.all_stores = [this, queryable] {
       std::vector<const StoreBuilder*> stores;
       for (const StoreBuilder& store : topology.stores())
-        if (subtopology_of_store.contains(store.name())) stores.push_back(&store);
+        if (queryable(store.name())) stores.push_back(&store);
       return stores;
     };
+    source.is_global = [this](std::string_view name) { return topology.is_global_store(name); };
     source.metadata_for_key = [this](std::string_view store, std::string_view key) {
       return metadata_for_key(store, key);
     };
