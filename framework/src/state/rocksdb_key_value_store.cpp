@@ -7,6 +7,7 @@
 
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include "log/log.h"
@@ -259,6 +260,14 @@ uint64_t RocksDbKeyValueStore::approximate_num_entries() const {
   uint64_t entries = 0;
   if (!db_->GetIntProperty(rocksdb::DB::Properties::kEstimateNumKeys, &entries)) return 0;
   return entries;
+}
+
+void RocksDbKeyValueStore::checkpoint_to(const std::filesystem::path& directory) const {
+  check_open();
+  rocksdb::Checkpoint* created = nullptr;
+  check(rocksdb::Checkpoint::Create(db_.get(), &created), "checkpoint");
+  const std::unique_ptr<rocksdb::Checkpoint> checkpoint(created);
+  check(checkpoint->CreateCheckpoint(directory.string()), "checkpoint into " + directory.string());
 }
 
 }  // namespace rill::state

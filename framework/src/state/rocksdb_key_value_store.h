@@ -50,6 +50,10 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   uint64_t approximate_num_entries() const override;
 
   const std::filesystem::path& directory() const { return directory_; }
+  // Writes a RocksDB checkpoint of the store into `directory`, which must not
+  // exist: its immutable files hard-linked, its memtable flushed first. The
+  // store goes on meanwhile; the checkpoint stays as it was.
+  void checkpoint_to(const std::filesystem::path& directory) const;
   // For metrics (GetIntProperty) and tests. Requires is_open().
   rocksdb::DB& db() const { return *db_; }
 

@@ -1,0 +1,133 @@
+// Snapshots of a task's state in an object store, so that a task that starts
+// without local state downloads the newest one and restores only the
+// changelogs' tail after it, rather than whole changelogs.
+//
+// A snapshot is the RocksDB checkpoints of a task's persistent stores (hard
+// links to their immutable files, taken after a commit wrote the stores and
+// the checkpoint of changelog offsets) and a manifest: the changelog offsets
+// the files cover, and each file's size and SHA-256. Objects live under
+//
+//   <prefix><snapshot id>/files/<store>/<file>
+//   <prefix><snapshot id>/manifest.json
+//
+// with <prefix> "<application.id>/<task>/". The manifest is written last: a
+// snapshot without one (its writer died during the upload) does not exist
+// for readers. Snapshot ids begin with the creation time and end with a
+// random part, so two instances that snapshot one task during a rebalance
+// write apart and never mix files.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rill::state {
+
+// An object store could not be read or written; the message names the
+// object and the store.
+class SnapshotStoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Where snapshots go: an S3-compatible bucket, or a local directory. Keys are
+// '/'-separated paths.
+class SnapshotStore {
+ public:
+  virtual ~SnapshotStore() = default;
+  virtual void put_file(const std::string& key, const std::filesystem::path& file) = 0;
+  virtual void put_text(const std::string& key, std::string_view text) = 0;
+  virtual void get_file(const std::string& key, const std::filesystem::path& file) = 0;
+  virtual std::string get_text(const std::string& key) = 0;
+  // Every key that starts with `prefix`, in byte order.
+  virtual std::vector<std::string> list(const std::string& prefix) = 0;
+  virtual void remove(const std::string& key) = 0;
+  // The object's address, for messages: file:///... or s3://bucket/key.
+  virtual std::string address(const std::string& key) const = 0;
+};
+
+// Objects as files under a root directory, the zero-setup default. An object
+// appears whole or not at all (written aside, then renamed).
+class DirectorySnapshotStore final : public SnapshotStore {
+ public:
+  explicit DirectorySnapshotStore(std::filesystem::path root);
+
+  void put_file(const std::string& key, const std::filesystem::path& file) override;
+  void put_text(const std::string& key, std::string_view text) override;
+  void get_file(const std::string& key, const std::filesystem::path& file) override;
+  std::string get_text(const std::string& key) override;
+  std::vector<std::string> list(const std::string& prefix) override;
+  void remove(const std::string& key) override;
+  std::string address(const std::string& key) const override;
+
+ private:
+  std::filesystem::path path_of(const std::string& key) const;
+
+  std::filesystem::path root_;
+};
+
+struct SnapshotFile {
+  std::string path;  // relative to the snapshot's files: <store>/<file>
+  uint64_t size = 0;
+  std::string sha256;  // hex
+};
+
+struct SnapshotManifest {
+  std::string id;
+  int64_t created_ms = 0;
+  // Per changelog partition ("<topic>-<partition>"), the first offset the
+  // snapshot does not cover: restoring reads on from there.
+  std::map<std::string, int64_t> changelog_offsets;
+  std::vector<SnapshotFile> files;
+
+  std::string to_json() const;
+  // Throws SnapshotStoreError naming `object` when the text is not a manifest.
+  static SnapshotManifest from_json(std::string_view text, const std::string& object);
+};
+
+// A new snapshot id for now: "<ms, 13 digits>-<16 random hex digits>", which
+// sorts by creation time.
+std::string new_snapshot_id(int64_t now_ms);
+
+// The SHA-256 of a file's bytes, in hex.
+std::string file_sha256(const std::filesystem::path& file);
+
+// Uploads the files under `directory` (each store's checkpoint in a folder of
+// its name) and then the manifest, which lists them with their checksums.
+// Returns the manifest as written.
+SnapshotManifest upload_snapshot(SnapshotStore& store, const std::string& prefix,
+                                 const std::filesystem::path& directory, std::string id,
+                                 int64_t created_ms,
+                                 std::map<std::string, int64_t> changelog_offsets);
+
+// What download_newest_snapshot found.
+struct SnapshotDownload {
+  // The snapshot now under the target directory; nullopt when none could be
+  // used (there is none, or every one failed).
+  std::optional<SnapshotManifest> manifest;
+  // The snapshots tried and not used, newest first, each with why.
+  std::vector<std::string> skipped;
+};
+
+// Downloads the newest complete snapshot under `prefix` into `directory`
+// (emptied first), checking every file's size and checksum; a snapshot that
+// fails (a missing or corrupt object, a bad manifest, a store that cannot be
+// read) is skipped for the one before it. `directory` holds only a snapshot
+// that passed, or nothing.
+SnapshotDownload download_newest_snapshot(SnapshotStore& store, const std::string& prefix,
+                                          const std::filesystem::path& directory);
+
+// The ids of the complete snapshots under `prefix`, oldest first.
+std::vector<std::string> snapshot_ids(SnapshotStore& store, const std::string& prefix);
+
+// Removes all but the newest `keep` complete snapshots, and the objects of
+// incomplete ones older than the oldest kept snapshot (left by writers that
+// died). Returns how many snapshots went.
+std::size_t prune_snapshots(SnapshotStore& store, const std::string& prefix, std::size_t keep);
+
+}  // namespace rill::state

@@ -1,0 +1,190 @@
+// Snapshots of stores in an object store (here the local-directory one): a
+// RocksDB checkpoint uploaded and downloaded again holds what the store held;
+// a corrupt, truncated or incomplete snapshot is never used; old snapshots
+// and dead partial uploads are pruned.
+#include "state/snapshots.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "state/rocksdb_key_value_store.h"
+#include "support/temp_dir.h"
+
+using namespace rill;
+using rill::state::DirectorySnapshotStore;
+using rill::state::RocksDbKeyValueStore;
+using rill::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::map<std::string, std::string> contents(const RocksDbKeyValueStore& store) {
+  std::map<std::string, std::string> all;
+  for (auto it = store.all(); it->valid(); it->next())
+    all.emplace(std::string(it->key()), std::string(it->value()));
+  return all;
+}
+
+// Writes `entries` keys with values tagged `version`, checkpoints the store
+// into a folder of its name under `into`, and returns what the store holds.
+std::map<std::string, std::string> filled_checkpoint(const fs::path& store_dir,
+                                                     const fs::path& into, int entries,
+                                                     const std::string& version) {
+  RocksDbKeyValueStore store("counts", store_dir, RocksDbOptions{}, nullptr);
+  for (int i = 0; i < entries; ++i)
+    store.put("key-" + std::to_string(i), version + "-" + std::to_string(i * 7));
+  fs::create_directories(into);
+  store.checkpoint_to(into / "counts");
+  return contents(store);
+}
+
+void flip_a_byte(const fs::path& file) {
+  std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
+  io.seekg(0);
+  const char first = static_cast<char>(io.get());
+  io.seekp(0);
+  io.put(static_cast<char>(first ^ 0x5a));
+}
+
+}  // namespace
+
+TEST_CASE("a store's snapshot, uploaded and downloaded, holds what the store held", "[snapshots]") {
+  TempDir dir;
+  const auto expected =
+      filled_checkpoint(dir.path() / "store", dir.path() / "checkpoint", 5000, "v1");
+  DirectorySnapshotStore objects(dir.path() / "objects");
+  const std::string id = state::new_snapshot_id(1'764'900'000'000);
+  const auto uploaded =
+      state::upload_snapshot(objects, "app/0_1/", dir.path() / "checkpoint", id, 1'764'900'000'000,
+                             {{"app-counts-changelog-1", 5000}});
+  CHECK_FALSE(uploaded.files.empty());
+  CHECK(state::snapshot_ids(objects, "app/0_1/") == std::vector<std::string>{id});
+  CHECK(state::snapshot_ids(objects, "app/0_2/").empty());
+
+  const auto download =
+      state::download_newest_snapshot(objects, "app/0_1/", dir.path() / "restored");
+  REQUIRE(download.manifest.has_value());
+  CHECK(download.skipped.empty());
+  CHECK(download.manifest->id == id);
+  CHECK(download.manifest->changelog_offsets ==
+        std::map<std::string, int64_t>{{"app-counts-changelog-1", 5000}});
+  RocksDbKeyValueStore restored("counts", dir.path() / "restored" / "counts", RocksDbOptions{},
+                                nullptr);
+  CHECK(contents(restored) == expected);
+}
+
+TEST_CASE("a corrupt, truncated or incomplete snapshot is never used", "[snapshots]") {
+  TempDir dir;
+  const auto older = filled_checkpoint(dir.path() / "store", dir.path() / "first", 2000, "v1");
+  const auto newer = filled_checkpoint(dir.path() / "store", dir.path() / "second", 3000, "v2");
+  REQUIRE(older != newer);
+  DirectorySnapshotStore objects(dir.path() / "objects");
+  const std::string prefix = "app/1_0/";
+  const std::string first = state::new_snapshot_id(1000), second = state::new_snapshot_id(2000);
+  state::upload_snapshot(objects, prefix, dir.path() / "first", first, 1000, {{"c-0", 2000}});
+  const auto manifest =
+      state::upload_snapshot(objects, prefix, dir.path() / "second", second, 2000, {{"c-0", 5000}});
+  // A writer killed during its upload: files, no manifest. It is not a snapshot.
+  const std::string killed = state::new_snapshot_id(3000);
+  objects.put_file(prefix + killed + "/files/counts/CURRENT", dir.path() / "second/counts/CURRENT");
+  CHECK(state::snapshot_ids(objects, prefix) == std::vector<std::string>{first, second});
+
+  auto newest = [&] {
+    return state::download_newest_snapshot(objects, prefix, dir.path() / "restored");
+  };
+  {
+    const auto download = newest();
+    REQUIRE(download.manifest.has_value());
+    CHECK(download.manifest->id == second);
+    CHECK(download.skipped.empty());
+  }
+
+  // The newest snapshot's largest file corrupted: the one before is used.
+  const auto largest =
+      std::max_element(manifest.files.begin(), manifest.files.end(),
+                       [](const auto& a, const auto& b) { return a.size < b.size; });
+  const fs::path stored = dir.path() / "objects" / (prefix + second + "/files/" + largest->path);
+  flip_a_byte(stored);
+  {
+    const auto download = newest();
+    REQUIRE(download.manifest.has_value());
+    CHECK(download.manifest->id == first);
+    CHECK(download.manifest->changelog_offsets.at("c-0") == 2000);
+    REQUIRE(download.skipped.size() == 1);
+    CHECK_THAT(download.skipped[0], Catch::Contains(second) &&
+                                        Catch::Contains("does not match its SHA-256 checksum") &&
+                                        Catch::Contains(largest->path));
+    RocksDbKeyValueStore restored("counts", dir.path() / "restored" / "counts", RocksDbOptions{},
+                                  nullptr);
+    CHECK(contents(restored) == older);
+  }
+
+  // Truncated, and its manifest unreadable: both fall back, and say why.
+  fs::resize_file(stored, largest->size / 2);
+  CHECK_THAT(newest().skipped.at(0),
+             Catch::Contains("the manifest says " + std::to_string(largest->size)));
+  objects.put_text(prefix + second + "/manifest.json", "{\"id\": ");
+  CHECK_THAT(newest().skipped.at(0), Catch::Contains("is not a snapshot manifest"));
+
+  // With every snapshot unusable, nothing is left in the target directory.
+  flip_a_byte(dir.path() / "objects" / (prefix + first + "/manifest.json"));
+  const auto none = newest();
+  CHECK_FALSE(none.manifest.has_value());
+  CHECK(none.skipped.size() == 2);
+  CHECK_FALSE(fs::exists(dir.path() / "restored"));
+}
+
+TEST_CASE("pruning keeps the newest snapshots and drops dead partial uploads", "[snapshots]") {
+  TempDir dir;
+  filled_checkpoint(dir.path() / "store", dir.path() / "checkpoint", 100, "v");
+  DirectorySnapshotStore objects(dir.path() / "objects");
+  const std::string prefix = "app/0_0/";
+  std::vector<std::string> ids;
+  for (int64_t at : {1000, 2000, 3000, 4000}) {
+    ids.push_back(state::new_snapshot_id(at));
+    state::upload_snapshot(objects, prefix, dir.path() / "checkpoint", ids.back(), at, {});
+  }
+  // Partial uploads: one older than the snapshots kept, one newer (perhaps
+  // another instance's, under way).
+  const std::string dead = state::new_snapshot_id(1500), live = state::new_snapshot_id(5000);
+  for (const std::string& partial : {dead, live})
+    objects.put_text(prefix + partial + "/files/counts/CURRENT", "x");
+
+  CHECK(state::prune_snapshots(objects, prefix, 2) == 2);
+  CHECK(state::snapshot_ids(objects, prefix) == std::vector<std::string>{ids[2], ids[3]});
+  for (const std::string& key : objects.list(prefix)) {
+    INFO(key);
+    CHECK((key.starts_with(prefix + ids[2]) || key.starts_with(prefix + ids[3]) ||
+           key.starts_with(prefix + live)));
+  }
+  CHECK_FALSE(objects.list(prefix + live).empty());
+  CHECK_FALSE(fs::exists(dir.path() / "objects" / (prefix + ids[0])));
+  CHECK(state::prune_snapshots(objects, prefix, 2) == 0);
+}
+
+TEST_CASE("snapshot objects cannot leave their directory", "[snapshots]") {
+  TempDir dir;
+  DirectorySnapshotStore objects(dir.path() / "objects");
+  CHECK_THROWS_WITH(objects.put_text("../outside", "x"),
+                    Catch::Contains("object key '../outside' leaves the snapshot directory"));
+  CHECK_THROWS_WITH(
+      objects.get_text("app/none"),
+      Catch::Contains("no object file://" + (dir.path() / "objects/app/none").string()));
+  // A manifest naming a file outside the snapshot is refused, not followed.
+  const std::string id = state::new_snapshot_id(1000);
+  objects.put_text("app/0_0/" + id + "/manifest.json",
+                   R"({"id": ")" + id +
+                       R"(", "created_ms": 1000, "changelog_offsets": {},
+                       "files": [{"path": "../../../escape", "size": 1, "sha256": "00"}]})");
+  const auto download =
+      state::download_newest_snapshot(objects, "app/0_0/", dir.path() / "restored");
+  CHECK_FALSE(download.manifest.has_value());
+  REQUIRE(download.skipped.size() == 1);
+  CHECK_THAT(download.skipped[0],
+             Catch::Contains("file path '../../../escape' leaves the snapshot"));
+  CHECK_FALSE(fs::exists(dir.path() / "escape"));
+}
