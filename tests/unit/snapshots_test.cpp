@@ -5,52 +5,19 @@
 #include "state/snapshots.h"
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "state/rocksdb_key_value_store.h"
+#include "support/store_snapshots.h"
 #include "support/temp_dir.h"
 
 using namespace rill;
 using rill::state::DirectorySnapshotStore;
-using rill::state::RocksDbKeyValueStore;
-using rill::testing::TempDir;
+using namespace rill::testing;
 namespace fs = std::filesystem;
-
-namespace {
-
-std::map<std::string, std::string> contents(const RocksDbKeyValueStore& store) {
-  std::map<std::string, std::string> all;
-  for (auto it = store.all(); it->valid(); it->next())
-    all.emplace(std::string(it->key()), std::string(it->value()));
-  return all;
-}
-
-// Writes `entries` keys with values tagged `version`, checkpoints the store
-// into a folder of its name under `into`, and returns what the store holds.
-std::map<std::string, std::string> filled_checkpoint(const fs::path& store_dir,
-                                                     const fs::path& into, int entries,
-                                                     const std::string& version) {
-  RocksDbKeyValueStore store("counts", store_dir, RocksDbOptions{}, nullptr);
-  for (int i = 0; i < entries; ++i)
-    store.put("key-" + std::to_string(i), version + "-" + std::to_string(i * 7));
-  fs::create_directories(into);
-  store.checkpoint_to(into / "counts");
-  return contents(store);
-}
-
-void flip_a_byte(const fs::path& file) {
-  std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
-  io.seekg(0);
-  const char first = static_cast<char>(io.get());
-  io.seekp(0);
-  io.put(static_cast<char>(first ^ 0x5a));
-}
-
-}  // namespace
 
 TEST_CASE("a store's snapshot, uploaded and downloaded, holds what the store held", "[snapshots]") {
   TempDir dir;
@@ -72,9 +39,7 @@ TEST_CASE("a store's snapshot, uploaded and downloaded, holds what the store hel
   CHECK(download.manifest->id == id);
   CHECK(download.manifest->changelog_offsets ==
         std::map<std::string, int64_t>{{"app-counts-changelog-1", 5000}});
-  RocksDbKeyValueStore restored("counts", dir.path() / "restored" / "counts", RocksDbOptions{},
-                                nullptr);
-  CHECK(contents(restored) == expected);
+  CHECK(restored_contents(dir.path() / "restored") == expected);
 }
 
 TEST_CASE("a corrupt, truncated or incomplete snapshot is never used", "[snapshots]") {
@@ -108,7 +73,7 @@ TEST_CASE("a corrupt, truncated or incomplete snapshot is never used", "[snapsho
       std::max_element(manifest.files.begin(), manifest.files.end(),
                        [](const auto& a, const auto& b) { return a.size < b.size; });
   const fs::path stored = dir.path() / "objects" / (prefix + second + "/files/" + largest->path);
-  flip_a_byte(stored);
+  flip_first_byte(stored);
   {
     const auto download = newest();
     REQUIRE(download.manifest.has_value());
@@ -118,9 +83,7 @@ TEST_CASE("a corrupt, truncated or incomplete snapshot is never used", "[snapsho
     CHECK_THAT(download.skipped[0], Catch::Contains(second) &&
                                         Catch::Contains("does not match its SHA-256 checksum") &&
                                         Catch::Contains(largest->path));
-    RocksDbKeyValueStore restored("counts", dir.path() / "restored" / "counts", RocksDbOptions{},
-                                  nullptr);
-    CHECK(contents(restored) == older);
+    CHECK(restored_contents(dir.path() / "restored") == older);
   }
 
   // Truncated, and its manifest unreadable: both fall back, and say why.
@@ -131,7 +94,7 @@ TEST_CASE("a corrupt, truncated or incomplete snapshot is never used", "[snapsho
   CHECK_THAT(newest().skipped.at(0), Catch::Contains("is not a snapshot manifest"));
 
   // With every snapshot unusable, nothing is left in the target directory.
-  flip_a_byte(dir.path() / "objects" / (prefix + first + "/manifest.json"));
+  flip_first_byte(dir.path() / "objects" / (prefix + first + "/manifest.json"));
   const auto none = newest();
   CHECK_FALSE(none.manifest.has_value());
   CHECK(none.skipped.size() == 2);
