@@ -36,9 +36,9 @@ TEST_CASE("snapshots go to an S3 server and come back whole; a changed object is
   const auto older = filled_checkpoint(dir.path() / "store", dir.path() / "first", 3000, "v1");
   const auto newer = filled_checkpoint(dir.path() / "store", dir.path() / "second", 4000, "v2");
   const std::string first = state::new_snapshot_id(1000), second = state::new_snapshot_id(2000);
-  state::upload_snapshot(objects, prefix, dir.path() / "first", first, 1000, {{"c-3", 3000}});
+  state::upload_snapshot(objects, prefix, dir.path() / "first", first, 1000, {{{"c", 3}, 3000}});
   const auto manifest =
-      state::upload_snapshot(objects, prefix, dir.path() / "second", second, 2000, {{"c-3", 7000}});
+      state::upload_snapshot(objects, prefix, dir.path() / "second", second, 2000, {{{"c", 3}, 7000}});
 
   // What another client sees in the bucket: the manifest, as written.
   CHECK(get_object(bucket, prefix + second + "/manifest.json") == manifest.to_json());
@@ -50,7 +50,7 @@ TEST_CASE("snapshots go to an S3 server and come back whole; a changed object is
     const auto download = newest();
     REQUIRE(download.manifest.has_value());
     CHECK(download.manifest->id == second);
-    CHECK(download.manifest->changelog_offsets.at("c-3") == 7000);
+    CHECK(download.manifest->changelog_offsets.at({"c", 3}) == 7000);
     CHECK(restored_contents(dir.path() / "restored") == newer);
   }
 

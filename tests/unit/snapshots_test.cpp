@@ -11,6 +11,8 @@
 #include <catch2/catch.hpp>
 
 #include "state/rocksdb_key_value_store.h"
+#include "state/state_manager.h"
+#include "support/count_topology.h"
 #include "support/store_snapshots.h"
 #include "support/temp_dir.h"
 
@@ -27,7 +29,7 @@ TEST_CASE("a store's snapshot, uploaded and downloaded, holds what the store hel
   const std::string id = state::new_snapshot_id(1'764'900'000'000);
   const auto uploaded =
       state::upload_snapshot(objects, "app/0_1/", dir.path() / "checkpoint", id, 1'764'900'000'000,
-                             {{"app-counts-changelog-1", 5000}});
+                             {{{"app-counts-changelog", 1}, 5000}});
   CHECK_FALSE(uploaded.files.empty());
   CHECK(state::snapshot_ids(objects, "app/0_1/") == std::vector<std::string>{id});
   CHECK(state::snapshot_ids(objects, "app/0_2/").empty());
@@ -38,7 +40,7 @@ TEST_CASE("a store's snapshot, uploaded and downloaded, holds what the store hel
   CHECK(download.skipped.empty());
   CHECK(download.manifest->id == id);
   CHECK(download.manifest->changelog_offsets ==
-        std::map<std::string, int64_t>{{"app-counts-changelog-1", 5000}});
+        state::CheckpointOffsets{{{"app-counts-changelog", 1}, 5000}});
   CHECK(restored_contents(dir.path() / "restored") == expected);
 }
 
@@ -50,9 +52,9 @@ TEST_CASE("a corrupt, truncated or incomplete snapshot is never used", "[snapsho
   DirectorySnapshotStore objects(dir.path() / "objects");
   const std::string prefix = "app/1_0/";
   const std::string first = state::new_snapshot_id(1000), second = state::new_snapshot_id(2000);
-  state::upload_snapshot(objects, prefix, dir.path() / "first", first, 1000, {{"c-0", 2000}});
-  const auto manifest =
-      state::upload_snapshot(objects, prefix, dir.path() / "second", second, 2000, {{"c-0", 5000}});
+  state::upload_snapshot(objects, prefix, dir.path() / "first", first, 1000, {{{"c", 0}, 2000}});
+  const auto manifest = state::upload_snapshot(objects, prefix, dir.path() / "second", second, 2000,
+                                               {{{"c", 0}, 5000}});
   // A writer killed during its upload: files, no manifest. It is not a snapshot.
   const std::string killed = state::new_snapshot_id(3000);
   objects.put_file(prefix + killed + "/files/counts/CURRENT", dir.path() / "second/counts/CURRENT");
@@ -78,7 +80,7 @@ TEST_CASE("a corrupt, truncated or incomplete snapshot is never used", "[snapsho
     const auto download = newest();
     REQUIRE(download.manifest.has_value());
     CHECK(download.manifest->id == first);
-    CHECK(download.manifest->changelog_offsets.at("c-0") == 2000);
+    CHECK(download.manifest->changelog_offsets.at({"c", 0}) == 2000);
     REQUIRE(download.skipped.size() == 1);
     CHECK_THAT(download.skipped[0], Catch::Contains(second) &&
                                         Catch::Contains("does not match its SHA-256 checksum") &&
@@ -141,7 +143,7 @@ TEST_CASE("snapshot objects cannot leave their directory", "[snapshots]") {
   const std::string id = state::new_snapshot_id(1000);
   objects.put_text("app/0_0/" + id + "/manifest.json",
                    R"({"id": ")" + id +
-                       R"(", "created_ms": 1000, "changelog_offsets": {},
+                       R"(", "created_ms": 1000, "changelog_offsets": [],
                        "files": [{"path": "../../../escape", "size": 1, "sha256": "00"}]})");
   const auto download =
       state::download_newest_snapshot(objects, "app/0_0/", dir.path() / "restored");
@@ -150,4 +152,60 @@ TEST_CASE("snapshot objects cannot leave their directory", "[snapshots]") {
   CHECK_THAT(download.skipped[0],
              Catch::Contains("file path '../../../escape' leaves the snapshot"));
   CHECK_FALSE(fs::exists(dir.path() / "escape"));
+}
+
+TEST_CASE("a task's snapshot, installed in an empty task directory, opens as the task was",
+          "[snapshots]") {
+  Topology topology = processor_count_topology("in", "out");
+  topology.build();
+  const auto& sub = topology.subtopologies().at(0);
+  TempDir dir;
+  auto bytes_of = [](const state::StateManager& state) {
+    std::map<std::string, std::string> all;
+    auto* store = dynamic_cast<state::KeyValueBytesStore*>(state.get("counts")->bytes());
+    REQUIRE(store != nullptr);
+    for (auto it = store->all(); it->valid(); it->next())
+      all.emplace(std::string(it->key()), std::string(it->value()));
+    return all;
+  };
+  DirectorySnapshotStore objects(dir.path() / "objects");
+  std::map<std::string, std::string> before;
+  {
+    // A standby's stores: filled from 1,000 changelog records.
+    state::StateManager state(topology, sub, TaskId{0, 0}, "app", dir.path() / "app/0_0", nullptr);
+    state.open(
+        nullptr, [] { return int64_t{0}; }, nullptr);
+    std::vector<std::string> keys, values;
+    for (int i = 0; i < 1000; ++i) {
+      keys.push_back("k" + std::to_string(i));
+      values.push_back(std::string(7, '\0') + static_cast<char>(i % 100));
+    }
+    std::vector<state::BytesWrite> writes;
+    for (std::size_t i = 0; i < keys.size(); ++i) writes.push_back({keys[i], values[i]});
+    state.restore("counts", writes);
+    state.restored("counts", 1000);
+    before = bytes_of(state);
+    REQUIRE(before.size() == 1000);
+    const auto offsets = state.snapshot_to(dir.path() / "snapshot");
+    CHECK(offsets == state::CheckpointOffsets{{{"app-counts-changelog", 0}, 1000}});
+    CHECK(fs::exists(dir.path() / "snapshot/rocksdb/counts/CURRENT"));
+    state::upload_snapshot(objects, "app/0_0/", dir.path() / "snapshot",
+                           state::new_snapshot_id(1000), 1000, offsets);
+    state.close(true);
+  }
+
+  // Another machine: no state, the snapshot installed, then opened.
+  const auto download =
+      state::download_newest_snapshot(objects, "app/0_0/", dir.path() / "download");
+  REQUIRE(download.manifest.has_value());
+  const fs::path task = dir.path() / "elsewhere/app/0_0";
+  state::install_snapshot(dir.path() / "download", *download.manifest, task);
+  CHECK_FALSE(fs::exists(dir.path() / "download"));
+  state::StateManager restored(topology, sub, TaskId{0, 0}, "app", task, nullptr);
+  restored.open(
+      nullptr, [] { return int64_t{0}; }, nullptr);
+  REQUIRE(restored.changelogs().size() == 1);
+  CHECK(restored.changelogs()[0].restore_from == 1000);  // only the tail is left to restore
+  CHECK(bytes_of(restored) == before);
+  restored.close(false);
 }

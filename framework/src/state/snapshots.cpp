@@ -148,9 +148,13 @@ std::string SnapshotManifest::to_json() const {
   Json files_json = Json::array();
   for (const SnapshotFile& file : files)
     files_json.push_back({{"path", file.path}, {"size", file.size}, {"sha256", file.sha256}});
+  Json offsets_json = Json::array();
+  for (const auto& [partition, offset] : changelog_offsets)
+    offsets_json.push_back(
+        {{"topic", partition.first}, {"partition", partition.second}, {"offset", offset}});
   return Json{{"id", id},
               {"created_ms", created_ms},
-              {"changelog_offsets", changelog_offsets},
+              {"changelog_offsets", std::move(offsets_json)},
               {"files", std::move(files_json)}}
              .dump(2) +
          "\n";
@@ -162,7 +166,10 @@ SnapshotManifest SnapshotManifest::from_json(std::string_view text, const std::s
     SnapshotManifest manifest;
     manifest.id = json.at("id").get<std::string>();
     manifest.created_ms = json.at("created_ms").get<int64_t>();
-    manifest.changelog_offsets = json.at("changelog_offsets").get<std::map<std::string, int64_t>>();
+    for (const Json& entry : json.at("changelog_offsets"))
+      manifest.changelog_offsets[{entry.at("topic").get<std::string>(),
+                                  entry.at("partition").get<int32_t>()}] =
+          entry.at("offset").get<int64_t>();
     for (const Json& file : json.at("files")) {
       SnapshotFile entry{file.at("path").get<std::string>(), file.at("size").get<uint64_t>(),
                          file.at("sha256").get<std::string>()};
@@ -206,7 +213,7 @@ std::string file_sha256(const fs::path& file) {
 
 SnapshotManifest upload_snapshot(SnapshotStore& store, const std::string& prefix,
                                  const fs::path& directory, std::string id, int64_t created_ms,
-                                 std::map<std::string, int64_t> changelog_offsets) {
+                                 CheckpointOffsets changelog_offsets) {
   SnapshotManifest manifest{std::move(id), created_ms, std::move(changelog_offsets), {}};
   std::vector<fs::path> files;
   for (const auto& entry : fs::recursive_directory_iterator(directory))
@@ -220,6 +227,20 @@ SnapshotManifest upload_snapshot(SnapshotStore& store, const std::string& prefix
   }
   store.put_text(prefix + manifest.id + std::string(kManifest), manifest.to_json());
   return manifest;
+}
+
+void install_snapshot(const fs::path& snapshot_directory, const SnapshotManifest& manifest,
+                      const fs::path& task_directory) {
+  fs::create_directories(task_directory);
+  // Folders first, the checkpoint last: a crash between leaves stores
+  // without a checkpoint, which the next open wipes for a full restore.
+  for (const auto& entry : fs::directory_iterator(snapshot_directory)) {
+    const fs::path target = task_directory / entry.path().filename();
+    fs::remove_all(target);
+    fs::rename(entry.path(), target);
+  }
+  write_checkpoint(task_directory, manifest.changelog_offsets);
+  fs::remove_all(snapshot_directory);
 }
 
 std::vector<std::string> snapshot_ids(SnapshotStore& store, const std::string& prefix) {

@@ -26,6 +26,8 @@
 #include <string_view>
 #include <vector>
 
+#include "state/state_directory.h"
+
 namespace rill::state {
 
 // An object store could not be read or written; the message names the
@@ -80,9 +82,9 @@ struct SnapshotFile {
 struct SnapshotManifest {
   std::string id;
   int64_t created_ms = 0;
-  // Per changelog partition ("<topic>-<partition>"), the first offset the
-  // snapshot does not cover: restoring reads on from there.
-  std::map<std::string, int64_t> changelog_offsets;
+  // Per changelog partition, the first offset the snapshot does not cover:
+  // restoring reads on from there.
+  CheckpointOffsets changelog_offsets;
   std::vector<SnapshotFile> files;
 
   std::string to_json() const;
@@ -102,8 +104,7 @@ std::string file_sha256(const std::filesystem::path& file);
 // Returns the manifest as written.
 SnapshotManifest upload_snapshot(SnapshotStore& store, const std::string& prefix,
                                  const std::filesystem::path& directory, std::string id,
-                                 int64_t created_ms,
-                                 std::map<std::string, int64_t> changelog_offsets);
+                                 int64_t created_ms, CheckpointOffsets changelog_offsets);
 
 // What download_newest_snapshot found.
 struct SnapshotDownload {
@@ -121,6 +122,14 @@ struct SnapshotDownload {
 // that passed, or nothing.
 SnapshotDownload download_newest_snapshot(SnapshotStore& store, const std::string& prefix,
                                           const std::filesystem::path& directory);
+
+// Puts a downloaded snapshot in place in a task's directory: its store
+// folders replace the task's, and the task's checkpoint becomes the
+// snapshot's changelog offsets, so that opening the task restores only the
+// changelogs' tail. `snapshot_directory` is emptied.
+void install_snapshot(const std::filesystem::path& snapshot_directory,
+                      const SnapshotManifest& manifest,
+                      const std::filesystem::path& task_directory);
 
 // The ids of the complete snapshots under `prefix`, oldest first.
 std::vector<std::string> snapshot_ids(SnapshotStore& store, const std::string& prefix);

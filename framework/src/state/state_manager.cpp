@@ -165,6 +165,21 @@ const state::RocksDbKeyValueStore* rocksdb_of(const state::BytesStore* store) {
 
 }  // namespace
 
+CheckpointOffsets StateManager::snapshot_to(const std::filesystem::path& directory) const {
+  CheckpointOffsets offsets;
+  for (const auto& [name, open_store] : stores_) {
+    const auto* rocksdb_store = rocksdb_of(open_store.inner);
+    if (open_store.changelog == nullptr || rocksdb_store == nullptr) continue;
+    const std::filesystem::path target =
+        directory / rocksdb_store->directory().lexically_relative(directory_);
+    std::filesystem::create_directories(target.parent_path());
+    rocksdb_store->checkpoint_to(target);
+    offsets[{open_store.changelog->topic, open_store.changelog->partition}] =
+        open_store.checkpointed;
+  }
+  return offsets;
+}
+
 std::vector<StateManager::StoreMetrics> StateManager::store_metrics() const {
   std::vector<StoreMetrics> sizes;
   for (const auto& [name, open_store] : stores_) {
