@@ -1,13 +1,22 @@
 // Snapshots in a real S3-compatible server (moto, started by scripts/test):
 // a RocksDB checkpoint goes up signed with SigV4 through libcurl and comes
-// back whole; an object changed behind rill's back is detected and the
-// snapshot before it used; a missing bucket, an unreachable endpoint and a
-// missing object each say which.
+// back whole; a task without local state restores from the newest snapshot
+// and the changelog's tail, to what a full restore gives; an object changed behind rill's back is
+// detected and the snapshot before it used; a missing bucket, an unreachable endpoint and a missing
+// object each say which.
+#include <map>
+#include <numeric>
+#include <optional>
 #include <string>
 
 #include <catch2/catch.hpp>
 
+#include "rill/kafka_streams.h"
+#include "rill/rill.h"
+
 #include "state/s3_snapshot_store.h"
+#include "support/counts.h"
+#include "support/eventually.h"
 #include "support/kafka_cluster.h"
 #include "support/ports.h"
 #include "support/s3_server.h"
@@ -16,6 +25,7 @@
 
 using namespace rill;
 using namespace rill::testing;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -37,8 +47,8 @@ TEST_CASE("snapshots go to an S3 server and come back whole; a changed object is
   const auto newer = filled_checkpoint(dir.path() / "store", dir.path() / "second", 4000, "v2");
   const std::string first = state::new_snapshot_id(1000), second = state::new_snapshot_id(2000);
   state::upload_snapshot(objects, prefix, dir.path() / "first", first, 1000, {{{"c", 3}, 3000}});
-  const auto manifest =
-      state::upload_snapshot(objects, prefix, dir.path() / "second", second, 2000, {{{"c", 3}, 7000}});
+  const auto manifest = state::upload_snapshot(objects, prefix, dir.path() / "second", second, 2000,
+                                               {{{"c", 3}, 7000}});
 
   // What another client sees in the bucket: the manifest, as written.
   CHECK(get_object(bucket, prefix + second + "/manifest.json") == manifest.to_json());
@@ -92,4 +102,118 @@ TEST_CASE("a missing bucket, an unreachable endpoint and a missing object each s
   CHECK_THROWS_WITH(objects.get_file("app/none", dir.path() / "none"),
                     Catch::Contains("no object s3://" + bucket + "/app/none"));
   CHECK(objects.list("app/").empty());
+}
+
+TEST_CASE("a task without local state restores the newest snapshot and the changelog's tail",
+          "[kafka][s3][snapshots]") {
+  const std::string bucket = unique_name("snapshots"), app = unique_name("app-snapshots"),
+                    input = unique_name("events");
+  create_bucket(bucket);
+  create_topic(input, 2);
+  std::map<std::string, int64_t> expected;
+  auto produce_events = [&](int from, int to) {
+    std::vector<TestRecord> records;
+    for (int i = from; i < to; ++i) {
+      const std::string key = "k" + std::to_string(i % 500);
+      records.push_back({key, "e", -1, -1, now_ms(), {}});
+      ++expected[key];
+    }
+    produce(input, records);
+  };
+  auto topology = [&] {
+    StreamsBuilder builder;
+    builder.stream(input, serdes::string(), serdes::string())
+        .group_by_key()
+        .count(Materialized<std::string, int64_t>::as("counts"));
+    return builder.build();
+  };
+  auto config_with = [&](bool snapshots) {
+    StreamsConfig config{{"application.id", app},
+                         {"bootstrap.servers", bootstrap_servers()},
+                         {"commit.interval.ms", "200"},
+                         {"state.dir", temp_state_dir(app)}};
+    if (snapshots) {
+      config.set("state.snapshot.interval.ms", "300");
+      config.set("state.snapshot.location", "s3://" + bucket + "/snapshots");
+      config.set("state.snapshot.s3.endpoint", s3_endpoint());
+      config.set("state.snapshot.s3.access.key.id", kS3AccessKey);
+      config.set("state.snapshot.s3.secret.access.key", kS3SecretKey);
+    }
+    return config;
+  };
+  auto counts_of =
+      [](const KafkaStreams& streams) -> std::optional<std::map<std::string, int64_t>> {
+    try {
+      std::map<std::string, int64_t> counts;
+      for (const auto& [key, count] :
+           streams.store("counts", QueryableStoreTypes::key_value<std::string, int64_t>()).all())
+        counts[key] = count;
+      return counts;
+    } catch (const StoreUnavailableError&) {
+      return std::nullopt;
+    }
+  };
+  const std::string changelog = app + "-counts-changelog";
+  auto objects = s3_store(bucket);
+  auto newest_manifest = [&](int partition) -> std::optional<state::SnapshotManifest> {
+    const std::string prefix = "snapshots/" + app + "/0_" + std::to_string(partition) + "/";
+    const auto ids = state::snapshot_ids(objects, prefix);
+    if (ids.empty()) return std::nullopt;
+    return state::SnapshotManifest::from_json(
+        objects.get_text(prefix + ids.back() + "/manifest.json"), ids.back());
+  };
+
+  produce_events(0, 20'000);
+  int64_t covered = 0;
+  {
+    KafkaStreams first(topology(), config_with(true));
+    first.start();
+    REQUIRE(eventually([&] { return counts_of(first) == expected; }, 120s));
+    // Until each partition's newest snapshot covers its whole changelog.
+    REQUIRE(eventually(
+        [&] {
+          const std::vector<int64_t> ends = end_offsets_by_partition(changelog);
+          covered = 0;
+          for (int partition = 0; partition < 2; ++partition) {
+            const auto manifest = newest_manifest(partition);
+            if (!manifest) return false;
+            const int64_t offset = manifest->changelog_offsets.at({changelog, partition});
+            if (offset != ends.at(static_cast<std::size_t>(partition))) return false;
+            covered += offset;
+          }
+          return true;
+        },
+        60s));
+    REQUIRE(first.close(30s));
+    first.cleanup();  // no local state: the next instance starts from the snapshots
+  }
+  const int64_t changelog_before_tail = end_offsets(changelog);
+  REQUIRE(covered > 0);
+  produce_events(20'000, 21'000);
+
+  std::map<std::string, int64_t> from_snapshot;
+  {
+    KafkaStreams second(topology(), config_with(true));
+    second.start();
+    REQUIRE(eventually(
+        [&] {
+          auto counts = counts_of(second);
+          if (counts != expected) return false;
+          from_snapshot = *counts;
+          return true;
+        },
+        120s));
+    // It restored only what the snapshots did not cover, not the changelog.
+    CHECK(second.stats().restored_records ==
+          static_cast<uint64_t>(changelog_before_tail - covered));
+    CHECK(second.stats().restored_records < static_cast<uint64_t>(changelog_before_tail));
+    REQUIRE(second.close(30s));
+    second.cleanup();
+  }
+  // A full restore from the changelog alone gives the same state.
+  KafkaStreams third(topology(), config_with(false));
+  third.start();
+  REQUIRE(eventually([&] { return counts_of(third) == from_snapshot; }, 120s));
+  CHECK(third.stats().restored_records >= static_cast<uint64_t>(changelog_before_tail));
+  REQUIRE(third.close(30s));
 }

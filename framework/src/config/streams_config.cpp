@@ -112,6 +112,30 @@ const std::vector<ConfigKey> kKeys = {
      "are charged to it too, so it bounds RocksDB's memory."},
     {config::kRocksDbMemtableBytes, ConfigType::kInt, "33554432",
      "The part of rocksdb.block.cache.bytes all stores' memtables may take together."},
+    {config::kSnapshotIntervalMs, ConfigType::kDuration, "0",
+     "How often, at most, each task snapshots its persistent stores after a commit (RocksDB "
+     "checkpoints and the changelog offsets they cover, uploaded to state.snapshot.location), "
+     "so that a task starting without local state downloads the newest snapshot and restores "
+     "only the changelogs' tail. 0: no snapshots are taken, and none is read."},
+    {config::kSnapshotLocation, ConfigType::kString, "",
+     "Where snapshots go: s3://bucket[/prefix] (with state.snapshot.s3.*), or a local "
+     "directory (file:///path or a path). Empty: <state.dir>/snapshots."},
+    {config::kSnapshotsRetained, ConfigType::kInt, "3",
+     "How many snapshots of each task are kept; older ones are deleted after an upload."},
+    {config::kSnapshotS3Endpoint, ConfigType::kString, "",
+     "The S3-compatible endpoint of an s3:// snapshot location, as http(s)://host:port; "
+     "empty: https://s3.<region>.amazonaws.com."},
+    {config::kSnapshotS3Region, ConfigType::kString, "us-east-1",
+     "The region requests to an s3:// snapshot location are signed for (AWS SigV4)."},
+    {config::kSnapshotS3AccessKey, ConfigType::kString, "",
+     "The access key id requests to an s3:// snapshot location are signed with."},
+    {config::kSnapshotS3SecretKey,
+     ConfigType::kString,
+     "",
+     "The secret access key requests to an s3:// snapshot location are signed with.",
+     {},
+     false,
+     true},
     {config::kTopicWaitMs, ConfigType::kDuration, "30000",
      "How long start-up waits for source topics to exist before failing with an error "
      "that names the missing topic."},
@@ -191,6 +215,7 @@ Range range_of(const ConfigKey& key) {
   if (key.name == config::kReplicationFactor) return {-1, std::numeric_limits<int16_t>::max()};
   if (key.name == config::kNumStreamThreads) return {1, 1024};
   if (key.name == config::kNumStandbyReplicas) return {0, 1024};
+  if (key.name == config::kSnapshotsRetained) return {1, 1000};
   if (key.name == config::kBufferedRecordsPerPartition) return {1, kInt32Max};
   if (key.name == config::kMaxTaskIdleMs) return {-1, kInt32Max};
   if (key.type == ConfigType::kDuration) return {0, kInt32Max};

@@ -43,6 +43,7 @@
 #include "state/changelog_reader.h"
 #include "state/rocksdb_resources.h"
 #include "state/state_directory.h"
+#include "state/task_snapshots.h"
 
 namespace rill {
 
@@ -518,9 +519,10 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   }
 
   // State: the instance's directory, the RocksDB memory shared by its stores,
-  // and the reader that restores changelogs.
+  // the reader that restores changelogs, and the snapshots of its tasks.
   void prepare_state() {
     if (topology.stores().empty()) return;
+    snapshots = state::TaskSnapshots::from_config(config, state_directory);
     RocksDbMemoryOptions memory;
     memory.block_cache_bytes =
         static_cast<std::size_t>(config.get_int(config::kRocksDbBlockCacheBytes));
@@ -942,6 +944,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     shared.rocksdb = rocksdb.get();
     shared.cache_budget = cache_budget.get();
     shared.changelog_reader = changelog_reader.get();
+    shared.snapshots = snapshots.get();
     if (global_thread) shared.global_stores = &global_thread->state();
     shared.schedule = [this](const std::shared_ptr<ActiveTask>& task) { schedule(task); };
     shared.before_create = [this](const TaskId& id) {
@@ -1439,6 +1442,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     for (auto& [id, standby] : closing) close_standby(*standby);
     kafka::flush(task_manager->producer(), std::chrono::seconds(30));
     pool->join();
+    // No commit follows: uploads under way finish, the others are dropped.
+    if (snapshots) snapshots->stop();
     // No task reads the global stores any more.
     if (global_thread) global_thread->stop();
     for (auto& sink : postgres_sinks) sink->stop();
@@ -1498,6 +1503,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   int process_id_fd = -1;
   std::unique_ptr<state::RocksDbResources> rocksdb;
   std::unique_ptr<state::ChangelogReader> changelog_reader;
+  // Declared before the task manager, so gone after it: its commits queue uploads.
+  std::unique_ptr<state::TaskSnapshots> snapshots;
   std::unique_ptr<runtime::GlobalThread> global_thread;
   std::vector<std::unique_ptr<sinks::PostgresSink>> postgres_sinks;
   std::atomic<bool> sinks_started{false};

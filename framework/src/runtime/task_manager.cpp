@@ -13,6 +13,7 @@
 #include "runtime/global_state_manager.h"
 #include "runtime/resume.h"
 #include "state/changelog_reader.h"
+#include "state/task_snapshots.h"
 
 namespace rill::runtime {
 namespace {
@@ -153,6 +154,8 @@ void TaskManager::create_tasks(const std::vector<kafka::TopicPartition>& partiti
     if (!task) {
       // Into tasks_ only once open: a task that failed to open is no one's.
       if (shared_.before_create) shared_.before_create(id);
+      if (shared_.snapshots != nullptr)
+        shared_.snapshots->restore_if_empty(id, settings_.state_directory / id.to_string());
       task = std::make_shared<ActiveTask>(
           shared_.topology, id, settings_.application_id, producer(), shared_.deliveries,
           shared_.errors, shared_.gate, settings_.max_batch, settings_.max_task_idle_ms,
@@ -368,6 +371,10 @@ bool TaskManager::commit_offsets() {
       }
     }
   }
+  if (shared_.snapshots != nullptr)
+    for (auto& [id, task] : tasks_)
+      if (task->task_state() == TaskState::kRunning)
+        shared_.snapshots->after_commit(id, task->state());
   ++shared_.counters.commits;
   purge_repartition_topics();
   if (stalled_since_) {

@@ -39,6 +39,7 @@ namespace rill::state {
 class CacheBudget;
 class ChangelogReader;
 class RocksDbResources;
+class TaskSnapshots;
 }  // namespace rill::state
 
 namespace rill::runtime {
@@ -112,6 +113,8 @@ class TaskManager {
     state::RocksDbResources* rocksdb = nullptr;
     state::CacheBudget* cache_budget = nullptr;
     state::ChangelogReader* changelog_reader = nullptr;
+    // Snapshots taken at commits and read by new tasks; nullptr: none.
+    state::TaskSnapshots* snapshots = nullptr;
     const GlobalStateManager* global_stores = nullptr;
     // Posts a task's run on the worker pool (when it is not posted yet).
     std::function<void(const std::shared_ptr<ActiveTask>&)> schedule = {};

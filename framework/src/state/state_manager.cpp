@@ -174,8 +174,10 @@ CheckpointOffsets StateManager::snapshot_to(const std::filesystem::path& directo
         directory / rocksdb_store->directory().lexically_relative(directory_);
     std::filesystem::create_directories(target.parent_path());
     rocksdb_store->checkpoint_to(target);
-    offsets[{open_store.changelog->topic, open_store.changelog->partition}] =
-        open_store.checkpointed;
+    // As checkpoint() counts: every changelog write so far is acknowledged.
+    int64_t next = open_store.checkpointed;
+    if (open_store.writer) next = std::max(next, open_store.writer->delivered_offset() + 1);
+    offsets[{open_store.changelog->topic, open_store.changelog->partition}] = next;
   }
   return offsets;
 }

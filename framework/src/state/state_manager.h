@@ -83,11 +83,11 @@ class StateManager {
   // Writes the checkpoint: for each changelog, the offset after the last
   // acknowledged record. Call after flush() and the producer's flush.
   void checkpoint();
-  // A snapshot of the task's persistent logged stores, taken right after
-  // checkpoint(): each one's RocksDB checkpoint under `directory`, laid out as
-  // under the task's directory, and returns the changelog offsets they cover.
-  // Stores in memory or without a changelog are left out: opening the task
-  // rebuilds them from their changelogs (or they are not kept at all).
+  // A snapshot of the task's persistent logged stores, taken at a commit
+  // once every changelog write is acknowledged: each one's RocksDB checkpoint under `directory`,
+  // laid out as under the task's directory, and returns the changelog offsets they cover. Stores in
+  // memory or without a changelog are left out: opening the task rebuilds them from their
+  // changelogs (or they are not kept at all).
   CheckpointOffsets snapshot_to(const std::filesystem::path& directory) const;
 
   // Per store: what RocksDB estimates of a persistent store (keys or windows,

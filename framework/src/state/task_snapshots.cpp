@@ -1,0 +1,193 @@
+#include "state/task_snapshots.h"
+
+#include <system_error>
+
+#include "log/log.h"
+#include "state/s3_snapshot_store.h"
+#include "state/state_manager.h"
+
+namespace rill::state {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t since_ms(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+TaskSnapshots::TaskSnapshots(std::unique_ptr<SnapshotStore> store, std::string application_id,
+                             std::chrono::milliseconds interval, std::size_t retained,
+                             fs::path staging)
+    : store_(std::move(store)),
+      application_id_(std::move(application_id)),
+      interval_(interval),
+      retained_(retained),
+      staging_(std::move(staging)) {
+  std::error_code ignored;
+  fs::remove_all(staging_, ignored);  // checkpoints an earlier run left unsent
+  uploader_ = std::thread([this] { run(); });
+}
+
+TaskSnapshots::~TaskSnapshots() {
+  stop();
+}
+
+void TaskSnapshots::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  if (uploader_.joinable()) uploader_.join();
+  std::error_code ignored;
+  fs::remove_all(staging_, ignored);
+}
+
+std::unique_ptr<TaskSnapshots> TaskSnapshots::from_config(const StreamsConfig& config,
+                                                          const fs::path& state_directory) {
+  const auto interval = config.get_duration(config::kSnapshotIntervalMs);
+  if (interval.count() <= 0) return nullptr;
+  const std::string application_id = config.get_string(config::kApplicationId);
+  std::string location = config.get_string(config::kSnapshotLocation);
+  std::unique_ptr<SnapshotStore> store;
+  std::string prefix;
+  if (location.starts_with("s3://")) {
+    const std::string path = location.substr(5);
+    const std::size_t slash = path.find('/');
+    S3Location s3;
+    s3.bucket = path.substr(0, slash);
+    if (s3.bucket.empty())
+      throw std::invalid_argument(std::string(config::kSnapshotLocation) + " '" + location +
+                                  "' names no bucket: s3://bucket[/prefix]");
+    s3.region = config.get_string(config::kSnapshotS3Region);
+    s3.endpoint = config.get_string(config::kSnapshotS3Endpoint);
+    if (s3.endpoint.empty()) s3.endpoint = "https://s3." + s3.region + ".amazonaws.com";
+    s3.access_key = config.get_string(config::kSnapshotS3AccessKey);
+    s3.secret_key = config.get_string(config::kSnapshotS3SecretKey);
+    store = std::make_unique<S3SnapshotStore>(std::move(s3));
+    if (slash != std::string::npos) prefix = path.substr(slash + 1);
+  } else {
+    if (location.starts_with("file://")) location = location.substr(7);
+    if (location.empty()) location = (state_directory.parent_path() / "snapshots").string();
+    store = std::make_unique<DirectorySnapshotStore>(location);
+  }
+  while (prefix.ends_with('/')) prefix.pop_back();
+  return std::make_unique<TaskSnapshots>(
+      std::move(store), (prefix.empty() ? "" : prefix + "/") + application_id, interval,
+      static_cast<std::size_t>(config.get_int(config::kSnapshotsRetained)),
+      state_directory / ".snapshots");
+}
+
+std::string TaskSnapshots::prefix_of(const TaskId& task) const {
+  return application_id_ + "/" + task.to_string() + "/";
+}
+
+void TaskSnapshots::after_commit(const TaskId& task, const StateManager& state) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+  }
+  const auto now = Clock::now();
+  if (auto last = last_taken_.find(task);
+      last != last_taken_.end() && now - last->second < interval_)
+    return;
+  last_taken_[task] = now;
+  Upload upload{task, {}, new_snapshot_id(wall_ms()), wall_ms(), {}};
+  upload.directory = staging_ / (task.to_string() + "-" + upload.id);
+  try {
+    upload.offsets = state.snapshot_to(upload.directory);
+  } catch (const std::exception& e) {
+    log::get().warn("{}: task {}: no snapshot this time: {}", application_id_, task.to_string(),
+                    e.what());
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    std::error_code ignored;
+    fs::remove_all(upload.directory, ignored);
+    return;
+  }
+  if (upload.offsets.empty()) return;  // nothing persistent and logged to keep
+  log::get().debug("{}: task {}: snapshot {} taken in {} ms", application_id_, task.to_string(),
+                   upload.id, since_ms(now));
+  {
+    std::lock_guard lock(mutex_);
+    uploads_.push_back(std::move(upload));
+  }
+  changed_.notify_all();
+}
+
+void TaskSnapshots::run() {
+  while (true) {
+    Upload upload;
+    {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [this] { return stopping_ || !uploads_.empty(); });
+      // Uploads not started when the instance stops are dropped: the
+      // snapshots before them stay, and the next run takes new ones.
+      if (stopping_) return;
+      upload = std::move(uploads_.front());
+      uploads_.pop_front();
+    }
+    const auto start = Clock::now();
+    const std::string prefix = prefix_of(upload.task);
+    try {
+      const SnapshotManifest manifest = upload_snapshot(
+          *store_, prefix, upload.directory, upload.id, upload.created_ms, upload.offsets);
+      uint64_t bytes = 0;
+      for (const SnapshotFile& file : manifest.files) bytes += file.size;
+      const std::size_t pruned = prune_snapshots(*store_, prefix, retained_);
+      uploaded_.fetch_add(1, std::memory_order_relaxed);
+      log::get().info("{}: task {}: snapshot {} uploaded to {} ({} files, {} bytes) in {} ms{}",
+                      application_id_, upload.task.to_string(), upload.id,
+                      store_->address(prefix + upload.id), manifest.files.size(), bytes,
+                      since_ms(start),
+                      pruned > 0 ? "; " + std::to_string(pruned) + " older deleted" : "");
+    } catch (const std::exception& e) {
+      failed_.fetch_add(1, std::memory_order_relaxed);
+      log::get().warn("{}: task {}: snapshot {} not uploaded: {}", application_id_,
+                      upload.task.to_string(), upload.id, e.what());
+    }
+    std::error_code ignored;
+    fs::remove_all(upload.directory, ignored);
+  }
+}
+
+bool TaskSnapshots::restore_if_empty(const TaskId& task, const fs::path& task_directory) {
+  if (!read_checkpoint(task_directory).empty()) return false;
+  const auto start = Clock::now();
+  const fs::path download_directory = staging_ / (task.to_string() + "-download");
+  const SnapshotDownload download =
+      download_newest_snapshot(*store_, prefix_of(task), download_directory);
+  for (const std::string& skipped : download.skipped)
+    log::get().warn("{}: task {}: a snapshot was not used: {}", application_id_, task.to_string(),
+                    skipped);
+  if (!download.manifest) {
+    if (!download.skipped.empty())
+      log::get().warn("{}: task {}: no snapshot could be used; restoring from the changelogs",
+                      application_id_, task.to_string());
+    return false;
+  }
+  try {
+    install_snapshot(download_directory, *download.manifest, task_directory);
+  } catch (const std::exception& e) {
+    log::get().warn(
+        "{}: task {}: snapshot {} could not be installed ({}); restoring from the "
+        "changelogs",
+        application_id_, task.to_string(), download.manifest->id, e.what());
+    std::error_code ignored;
+    fs::remove_all(download_directory, ignored);
+    return false;
+  }
+  log::get().info("{}: task {}: restored snapshot {} in {} ms; the changelogs' tail follows",
+                  application_id_, task.to_string(), download.manifest->id, since_ms(start));
+  return true;
+}
+
+}  // namespace rill::state

@@ -1,0 +1,91 @@
+// The snapshots of an instance's tasks (state/snapshots.h): taken at commits
+// at most every state.snapshot.interval.ms per task, uploaded and pruned by a
+// thread of their own so that processing waits only for the RocksDB
+// checkpoints, and read when a task starts without local state.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "rill/config.h"
+#include "rill/processor.h"
+
+#include "state/snapshots.h"
+
+namespace rill::state {
+
+class StateManager;
+
+class TaskSnapshots {
+ public:
+  // `staging` holds checkpoints until they are uploaded.
+  TaskSnapshots(std::unique_ptr<SnapshotStore> store, std::string application_id,
+                std::chrono::milliseconds interval, std::size_t retained,
+                std::filesystem::path staging);
+  ~TaskSnapshots();
+  TaskSnapshots(const TaskSnapshots&) = delete;
+  TaskSnapshots& operator=(const TaskSnapshots&) = delete;
+
+  // The snapshots `config` asks for (state.snapshot.*), or nullptr when it
+  // asks for none. Throws std::invalid_argument naming a bad location.
+  static std::unique_ptr<TaskSnapshots> from_config(const StreamsConfig& config,
+                                                    const std::filesystem::path& state_directory);
+
+  // Right after a commit (its stores flushed, its changelog writes
+  // acknowledged): snapshots the task when its last one is older than the
+  // interval, and queues the upload. Never throws: a failed snapshot is
+  // logged, and the next commit tries again.
+  void after_commit(const TaskId& task, const StateManager& state);
+
+  // Before a task opens its stores: when `task_directory` holds no
+  // checkpoint, downloads the task's newest snapshot that verifies and
+  // installs it there. Returns whether it did; logs the snapshots it skipped
+  // and why. Never throws: without a snapshot the task restores in full.
+  bool restore_if_empty(const TaskId& task, const std::filesystem::path& task_directory);
+
+  // Waits for the upload under way; drops those not begun, and takes no more
+  // snapshots. After it, nothing touches the staging directory. Idempotent.
+  void stop();
+
+  // Snapshots uploaded, and those that failed, since the start.
+  uint64_t uploaded() const { return uploaded_.load(std::memory_order_relaxed); }
+  uint64_t failed() const { return failed_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Upload {
+    TaskId task;
+    std::filesystem::path directory;
+    std::string id;
+    int64_t created_ms = 0;
+    CheckpointOffsets offsets;
+  };
+  std::string prefix_of(const TaskId& task) const;
+  void run();
+
+  std::unique_ptr<SnapshotStore> store_;
+  std::string application_id_;
+  std::chrono::milliseconds interval_;
+  std::size_t retained_;
+  std::filesystem::path staging_;
+  // Taken on the committing thread only.
+  std::map<TaskId, std::chrono::steady_clock::time_point> last_taken_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Upload> uploads_;
+  bool stopping_ = false;
+  std::atomic<uint64_t> uploaded_{0};
+  std::atomic<uint64_t> failed_{0};
+  std::thread uploader_;
+};
+
+}  // namespace rill::state
