@@ -56,17 +56,19 @@ StreamsConfig config_of(const std::string& app, const std::string& instance,
 
 using Counts = std::map<std::string, int64_t>;
 
-// Every key's count as `streams` answers it; nullopt while a store cannot be read.
-std::optional<Counts> all_counts(const KafkaStreams& streams) {
-  try {
-    Counts counts;
-    for (const auto& [key, count] :
-         streams.store("counts", QueryableStoreTypes::key_value<std::string, int64_t>()).all())
-      counts[key] = count;
-    return counts;
-  } catch (const StoreUnavailableError&) {
-    return std::nullopt;
+// Keys k100 .. k<100 + keys - 1>, key i with i % 5 + 1 records, into
+// `input`; returns the counts.
+Counts produce_counted(const std::string& input, int keys) {
+  std::vector<TestRecord> records;
+  Counts expected;
+  const int64_t now = now_ms();
+  for (int i = 0; i < keys; ++i) {
+    const std::string key = "k" + std::to_string(100 + i);
+    for (int n = 0; n <= i % 5; ++n) records.push_back({key, "e", -1, -1, now, {}});
+    expected[key] = i % 5 + 1;
   }
+  produce(input, records);
+  return expected;
 }
 
 struct CurlAnswer {
@@ -118,8 +120,8 @@ TEST_CASE("two instances answer every key, range and window of their partitions,
   std::optional<Counts> of_first, of_second;
   REQUIRE(eventually(
       [&] {
-        of_first = all_counts(first);
-        of_second = all_counts(second);
+        of_first = queried_counts(first);
+        of_second = queried_counts(second);
         if (!of_first || !of_second || of_first->empty() || of_second->empty()) return false;
         Counts both = *of_first;
         both.insert(of_second->begin(), of_second->end());
@@ -249,17 +251,8 @@ TEST_CASE("with stale stores, an instance's standby copies answer for the other'
   first.start();
   second.start();
   const StoreQueryOptions stale{.stale_stores = true};
-  auto stale_counts = [&](const KafkaStreams& streams) -> std::optional<Counts> {
-    try {
-      Counts counts;
-      for (const auto& [key, count] :
-           streams.store("counts", QueryableStoreTypes::key_value<std::string, int64_t>(), stale)
-               .all())
-        counts[key] = count;
-      return counts;
-    } catch (const StoreUnavailableError&) {
-      return std::nullopt;
-    }
+  auto stale_counts = [&](const KafkaStreams& streams) {
+    return queried_counts(streams, "counts", stale);
   };
   // Each instance runs two tasks and keeps a standby copy of the other two:
   // with stale stores, each answers for every key once its copies caught up.
@@ -324,15 +317,7 @@ TEST_CASE("while the instance holding a key is gone, stale=true answers from a s
           "[kafka][queries][standby][http]") {
   const std::string input = unique_name("events"), app = unique_name("app-queries-failover");
   create_topic(input, 4);
-  std::vector<TestRecord> records;
-  Counts expected;
-  const int64_t now = now_ms();
-  for (int i = 0; i < 24; ++i) {
-    const std::string key = "k" + std::to_string(100 + i);
-    for (int n = 0; n <= i % 5; ++n) records.push_back({key, "e", -1, -1, now, {}});
-    expected[key] = i % 5 + 1;
-  }
-  produce(input, records);
+  const Counts expected = produce_counted(input, 24);
   // A long session timeout: the group keeps the killed instance's partitions
   // with it for the whole test, as after a crash.
   const std::string file = write_temp_file(app + ".yaml", R"(application:
@@ -501,9 +486,9 @@ TEST_CASE("a store being restored is not available, and never answers with part 
   produce(input, records);
   {
     KafkaStreams counter(counting(input), config_of(app, "counter"));
-    CHECK_THROWS_AS(all_counts(counter).value(), std::bad_optional_access);  // not started
+    CHECK_THROWS_AS(queried_counts(counter).value(), std::bad_optional_access);  // not started
     counter.start();
-    REQUIRE(eventually([&] { return all_counts(counter) == expected; }, 120s));
+    REQUIRE(eventually([&] { return queried_counts(counter) == expected; }, 120s));
     REQUIRE(counter.close(30s));
     counter.cleanup();  // the next instance restores the stores in full
   }
@@ -512,7 +497,7 @@ TEST_CASE("a store being restored is not available, and never answers with part 
   int unavailable = 0, answered = 0;
   REQUIRE(eventually(
       [&] {
-        const std::optional<Counts> counts = all_counts(restored);
+        const std::optional<Counts> counts = queried_counts(restored);
         if (!counts) {
           ++unavailable;
           return false;
@@ -628,15 +613,7 @@ TEST_CASE("during a rolling restart of three instances, queries answer right or 
           "[kafka][queries][http]") {
   const std::string input = unique_name("events"), app = unique_name("app-queries-rolling");
   create_topic(input, 4);
-  std::vector<TestRecord> records;
-  Counts expected;
-  const int64_t now = now_ms();
-  for (int i = 0; i < 30; ++i) {
-    const std::string key = "k" + std::to_string(100 + i);
-    for (int n = 0; n <= i % 5; ++n) records.push_back({key, "e", -1, -1, now, {}});
-    expected[key] = i % 5 + 1;
-  }
-  produce(input, records);
+  const Counts expected = produce_counted(input, 30);
 
   std::vector<int> ports;
   std::vector<StreamsConfig> configs;

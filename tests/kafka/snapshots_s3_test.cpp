@@ -36,7 +36,7 @@ state::S3SnapshotStore s3_store(const std::string& bucket,
 
 }  // namespace
 
-TEST_CASE("snapshots go to an S3 server and come back whole; a changed object is refused",
+TEST_CASE("snapshots go to an S3 server and come back whole, and a changed object is refused",
           "[s3][snapshots]") {
   TempDir dir;
   const std::string bucket = unique_name("snapshots");
@@ -141,18 +141,6 @@ TEST_CASE("a task without local state restores the newest snapshot and the chang
     }
     return config;
   };
-  auto counts_of =
-      [](const KafkaStreams& streams) -> std::optional<std::map<std::string, int64_t>> {
-    try {
-      std::map<std::string, int64_t> counts;
-      for (const auto& [key, count] :
-           streams.store("counts", QueryableStoreTypes::key_value<std::string, int64_t>()).all())
-        counts[key] = count;
-      return counts;
-    } catch (const StoreUnavailableError&) {
-      return std::nullopt;
-    }
-  };
   const std::string changelog = app + "-counts-changelog";
   auto objects = s3_store(bucket);
   auto newest_manifest = [&](int partition) -> std::optional<state::SnapshotManifest> {
@@ -168,7 +156,7 @@ TEST_CASE("a task without local state restores the newest snapshot and the chang
   {
     KafkaStreams first(topology(), config_with(true));
     first.start();
-    REQUIRE(eventually([&] { return counts_of(first) == expected; }, 120s));
+    REQUIRE(eventually([&] { return queried_counts(first) == expected; }, 120s));
     // Until each partition's newest snapshot covers its whole changelog.
     REQUIRE(eventually(
         [&] {
@@ -197,7 +185,7 @@ TEST_CASE("a task without local state restores the newest snapshot and the chang
     second.start();
     REQUIRE(eventually(
         [&] {
-          auto counts = counts_of(second);
+          auto counts = queried_counts(second);
           if (counts != expected) return false;
           from_snapshot = *counts;
           return true;
@@ -213,7 +201,7 @@ TEST_CASE("a task without local state restores the newest snapshot and the chang
   // A full restore from the changelog alone gives the same state.
   KafkaStreams third(topology(), config_with(false));
   third.start();
-  REQUIRE(eventually([&] { return counts_of(third) == from_snapshot; }, 120s));
+  REQUIRE(eventually([&] { return queried_counts(third) == from_snapshot; }, 120s));
   CHECK(third.stats().restored_records >= static_cast<uint64_t>(changelog_before_tail));
   REQUIRE(third.close(30s));
 }

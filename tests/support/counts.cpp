@@ -30,6 +30,21 @@ std::map<std::string, int64_t> final_counts(const std::string& topic, std::size_
   return table;
 }
 
+std::optional<std::map<std::string, int64_t>> queried_counts(const KafkaStreams& streams,
+                                                             const std::string& store,
+                                                             const StoreQueryOptions& options) {
+  try {
+    std::map<std::string, int64_t> counts;
+    for (const auto& [key, count] :
+         streams.store(store, QueryableStoreTypes::key_value<std::string, int64_t>(), options)
+             .all())
+      counts[key] = count;
+    return counts;
+  } catch (const StoreUnavailableError&) {
+    return std::nullopt;
+  }
+}
+
 int tasks_held(const ChildProcess& instance) {
   const std::string log = instance.log_tail(1 << 16);
   const auto at = log.rfind("partitions; ");

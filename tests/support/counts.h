@@ -5,9 +5,12 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
+
+#include "rill/kafka_streams.h"
 
 #include "support/kafka_cluster.h"
 #include "support/process.h"
@@ -24,6 +27,12 @@ std::vector<TestRecord> keyed(int keys, int per_key);
 // read with read_committed.
 std::map<std::string, int64_t> final_counts(const std::string& topic, std::size_t at_least,
                                             std::chrono::milliseconds timeout);
+
+// Every key's count in a running instance's key-value store `store`, read
+// through interactive queries; nullopt while the store cannot be read.
+std::optional<std::map<std::string, int64_t>> queried_counts(const KafkaStreams& streams,
+                                                             const std::string& store = "counts",
+                                                             const StoreQueryOptions& options = {});
 
 // The tasks a running instance holds, from its last "assigned ..." or
 // "revoked ..." log line ("...: assigned 3 partitions; 3 tasks").

@@ -101,7 +101,7 @@ TEST_CASE("the record caches of 32 tasks stay within the instance's budget",
   CHECK(budget.bytes() == 0);
 }
 
-TEST_CASE("handing on the caches leaves RocksDB's memtables unflushed; a flush persists them",
+TEST_CASE("handing on the caches leaves RocksDB's memtables unflushed, and a flush persists them",
           "[unit][state][cache]") {
   Topology topology = testing::processor_count_topology("in", "out", "counts");
   topology.build();

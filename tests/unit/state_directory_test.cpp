@@ -43,8 +43,8 @@ TEST_CASE("a task directory is locked while its stores are open", "[unit][state]
 }
 
 TEST_CASE(
-    "an instance keeps its process id across restarts; a second one sharing the directory "
-    "takes another",
+    "an instance keeps its process id across restarts, and a second one sharing the "
+    "directory takes another",
     "[unit][state]") {
   const auto directory = std::filesystem::temp_directory_path() / "rill-process-id-test";
   std::filesystem::remove_all(directory);

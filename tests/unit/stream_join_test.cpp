@@ -233,8 +233,9 @@ TEST_CASE("records with equal keys and times are all kept and joined in arrival 
   CHECK(d.read() == std::vector<Output>{{"1", "null+10", 111}, {"3", "null+100", 211}});
 }
 
-TEST_CASE("a late record joins what the stores still keep; a left join emits it unmatched at once",
-          "[unit][join][stream-join]") {
+TEST_CASE(
+    "a late record joins what the stores still keep, and a left join emits it unmatched at once",
+    "[unit][join][stream-join]") {
   const Kind kind = GENERATE(Kind::kInner, Kind::kLeft);
   INFO(kind_name(kind) << " join");
   Driver d(join_topology(kind, JoinWindows::of_time_difference_with_no_grace(100ms)));

@@ -109,7 +109,7 @@ TEST_CASE("a committed transaction whose successor cannot begin asks for a rewin
   CHECK_FALSE(transactions.transaction_open());
 }
 
-TEST_CASE("an abort that times out is an error to try again; init retries, then names the call",
+TEST_CASE("an abort that times out is an error to try again, and init retries, then names the call",
           "[unit][streams-producer]") {
   auto [producer, transactions] = started();
   producer->answers["abort"] = {kTimedOut};

@@ -25,10 +25,11 @@ int64_t since_ms(Clock::time_point start) {
 }  // namespace
 
 TaskSnapshots::TaskSnapshots(std::unique_ptr<SnapshotStore> store, std::string application_id,
-                             std::chrono::milliseconds interval, std::size_t retained,
-                             fs::path staging)
+                             std::string root, std::chrono::milliseconds interval,
+                             std::size_t retained, fs::path staging)
     : store_(std::move(store)),
       application_id_(std::move(application_id)),
+      root_(std::move(root)),
       interval_(interval),
       retained_(retained),
       staging_(std::move(staging)) {
@@ -82,13 +83,13 @@ std::unique_ptr<TaskSnapshots> TaskSnapshots::from_config(const StreamsConfig& c
   }
   while (prefix.ends_with('/')) prefix.pop_back();
   return std::make_unique<TaskSnapshots>(
-      std::move(store), (prefix.empty() ? "" : prefix + "/") + application_id, interval,
-      static_cast<std::size_t>(config.get_int(config::kSnapshotsRetained)),
+      std::move(store), application_id, (prefix.empty() ? "" : prefix + "/") + application_id,
+      interval, static_cast<std::size_t>(config.get_int(config::kSnapshotsRetained)),
       state_directory / ".snapshots");
 }
 
 std::string TaskSnapshots::prefix_of(const TaskId& task) const {
-  return application_id_ + "/" + task.to_string() + "/";
+  return root_ + "/" + task.to_string() + "/";
 }
 
 void TaskSnapshots::after_commit(const TaskId& task, const StateManager& state) {

@@ -27,8 +27,9 @@ class StateManager;
 
 class TaskSnapshots {
  public:
-  // `staging` holds checkpoints until they are uploaded.
-  TaskSnapshots(std::unique_ptr<SnapshotStore> store, std::string application_id,
+  // A task's snapshots go under "<root>/<task>/" in `store`; `staging`
+  // holds checkpoints until they are uploaded.
+  TaskSnapshots(std::unique_ptr<SnapshotStore> store, std::string application_id, std::string root,
                 std::chrono::milliseconds interval, std::size_t retained,
                 std::filesystem::path staging);
   ~TaskSnapshots();
@@ -73,6 +74,7 @@ class TaskSnapshots {
 
   std::unique_ptr<SnapshotStore> store_;
   std::string application_id_;
+  std::string root_;
   std::chrono::milliseconds interval_;
   std::size_t retained_;
   std::filesystem::path staging_;
