@@ -373,7 +373,9 @@ struct QueryServer::Impl {
       // Every partition must have an instance that answers: a range with a
       // partition missing would be a part of the data.
       const auto holders = source.metadata_for_store(store.name());
-      const auto [subtopology, partitions] = source.tasks_of(store.name());
+      // Plain variables, not a structured binding: lambdas capture them (Clang 14).
+      const std::pair<int32_t, int32_t> tasks = source.tasks_of(store.name());
+      const int32_t subtopology = tasks.first, partitions = tasks.second;
       auto holds = [subtopology](const StreamsMetadata& holder) {
         return std::any_of(
             holder.active_tasks.begin(), holder.active_tasks.end(),
