@@ -17,6 +17,7 @@
 #include "state/s3_snapshot_store.h"
 #include "support/counts.h"
 #include "support/eventually.h"
+#include "support/http_client.h"
 #include "support/kafka_cluster.h"
 #include "support/ports.h"
 #include "support/s3_server.h"
@@ -131,7 +132,8 @@ TEST_CASE("a task without local state restores the newest snapshot and the chang
     StreamsConfig config{{"application.id", app},
                          {"bootstrap.servers", bootstrap_servers()},
                          {"commit.interval.ms", "200"},
-                         {"state.dir", temp_state_dir(app)}};
+                         {"state.dir", temp_state_dir(app)},
+                         {"metrics.address", "127.0.0.1:0"}};
     if (snapshots) {
       config.set("state.snapshot.interval.ms", "300");
       config.set("state.snapshot.location", "s3://" + bucket + "/snapshots");
@@ -172,6 +174,16 @@ TEST_CASE("a task without local state restores the newest snapshot and the chang
           return true;
         },
         60s));
+    // The uploads' counters follow the manifests.
+    std::string metrics;
+    CHECK(eventually([&] {
+      metrics = http_get(first.metrics_port(), "/metrics").body;
+      return metric_sum(metrics, "rill_snapshots_total", {{"outcome", "ok"}}) >= 2;
+    }));
+    CHECK(metric_sum(metrics, "rill_snapshots_total", {{"outcome", "failed"}}) == 0);
+    CHECK(metric_sum(metrics, "rill_snapshot_uploaded_bytes_total") > 0);
+    CHECK(metric_sum(metrics, "rill_snapshot_last_upload_timestamp_seconds") >
+          static_cast<double>(now_ms()) / 1000.0 - 120);
     REQUIRE(first.close(30s));
     first.cleanup();  // no local state: the next instance starts from the snapshots
   }
@@ -195,6 +207,9 @@ TEST_CASE("a task without local state restores the newest snapshot and the chang
     CHECK(second.stats().restored_records ==
           static_cast<uint64_t>(changelog_before_tail - covered));
     CHECK(second.stats().restored_records < static_cast<uint64_t>(changelog_before_tail));
+    const std::string metrics = http_get(second.metrics_port(), "/metrics").body;
+    CHECK(metric_sum(metrics, "rill_snapshot_restores_total", {{"from", "snapshot"}}) == 2);
+    CHECK(metric_sum(metrics, "rill_snapshot_restores_total", {{"from", "changelog"}}) == 0);
     REQUIRE(second.close(30s));
     second.cleanup();
   }
@@ -203,5 +218,7 @@ TEST_CASE("a task without local state restores the newest snapshot and the chang
   third.start();
   REQUIRE(eventually([&] { return queried_counts(third) == from_snapshot; }, 120s));
   CHECK(third.stats().restored_records >= static_cast<uint64_t>(changelog_before_tail));
+  // Without snapshots configured, no snapshot metrics.
+  CHECK(metric_count(http_get(third.metrics_port(), "/metrics").body, "rill_snapshots_total") == 0);
   REQUIRE(third.close(30s));
 }

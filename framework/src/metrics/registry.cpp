@@ -209,6 +209,28 @@ std::vector<MetricFamily> Registry::Collect() const {
       "Deletions of the repartition records that commits covered, by outcome.", T::Counter);
   out.add(purges, {{"outcome", "ok"}}, static_cast<double>(repartition_purges.value()));
   out.add(purges, {{"outcome", "failed"}}, static_cast<double>(repartition_purge_failures.value()));
+  if (instance.snapshots) {
+    auto& snapshots =
+        out.family("rill_snapshots_total",
+                   "Snapshots of tasks' stores taken and uploaded, by outcome.", T::Counter);
+    out.add(snapshots, {{"outcome", "ok"}}, static_cast<double>(instance.snapshots_uploaded));
+    out.add(snapshots, {{"outcome", "failed"}}, static_cast<double>(instance.snapshot_failures));
+    out.add(out.family("rill_snapshot_uploaded_bytes_total", "Bytes of snapshot files uploaded.",
+                       T::Counter),
+            {}, static_cast<double>(instance.snapshot_bytes));
+    out.add(out.family("rill_snapshot_last_upload_timestamp_seconds",
+                       "When the last snapshot was uploaded (0: none yet); its age is time() "
+                       "minus this.",
+                       T::Gauge),
+            {}, static_cast<double>(instance.last_snapshot_ms) / 1000.0);
+    auto& restores = out.family("rill_snapshot_restores_total",
+                                "Tasks started without local state, by what they restored from: "
+                                "a snapshot and the changelogs' tail, or the changelogs alone "
+                                "after every snapshot failed.",
+                                T::Counter);
+    out.add(restores, {{"from", "snapshot"}}, static_cast<double>(instance.snapshot_restores));
+    out.add(restores, {{"from", "changelog"}}, static_cast<double>(instance.snapshot_fallbacks));
+  }
   out.add(out.family("rill_active_tasks", "Tasks assigned to this instance.", T::Gauge), {},
           static_cast<double>(instance.active_tasks));
   out.add(out.family("rill_standby_tasks", "Standby replicas kept by this instance.", T::Gauge), {},

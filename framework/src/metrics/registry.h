@@ -42,6 +42,14 @@ struct InstanceValues {
   uint64_t restored_records = 0;
   uint64_t standby_records = 0;
   uint64_t worker_threads = 0;
+  // Snapshots (state.snapshot.interval.ms above 0 only).
+  bool snapshots = false;
+  uint64_t snapshots_uploaded = 0;
+  uint64_t snapshot_failures = 0;
+  uint64_t snapshot_bytes = 0;
+  int64_t last_snapshot_ms = 0;  // 0: none yet
+  uint64_t snapshot_restores = 0;
+  uint64_t snapshot_fallbacks = 0;
 };
 
 struct PartitionGauges {

@@ -523,6 +523,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   void prepare_state() {
     if (topology.stores().empty()) return;
     snapshots = state::TaskSnapshots::from_config(config, state_directory);
+    published_snapshots.store(snapshots.get(), std::memory_order_release);
     RocksDbMemoryOptions memory;
     memory.block_cache_bytes =
         static_cast<std::size_t>(config.get_int(config::kRocksDbBlockCacheBytes));
@@ -1343,6 +1344,15 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
       values.standby_records = reader->standby_records();
     }
     values.worker_threads = static_cast<uint64_t>(config.get_int(config::kNumStreamThreads));
+    if (const auto* taken = published_snapshots.load(std::memory_order_acquire)) {
+      values.snapshots = true;
+      values.snapshots_uploaded = taken->uploaded();
+      values.snapshot_failures = taken->failed();
+      values.snapshot_bytes = taken->uploaded_bytes();
+      values.last_snapshot_ms = taken->last_upload_ms();
+      values.snapshot_restores = taken->restores();
+      values.snapshot_fallbacks = taken->fallbacks();
+    }
     return values;
   }
 
@@ -1505,6 +1515,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   std::unique_ptr<state::ChangelogReader> changelog_reader;
   // Declared before the task manager, so gone after it: its commits queue uploads.
   std::unique_ptr<state::TaskSnapshots> snapshots;
+  // What metrics read of it, from their own thread.
+  std::atomic<const state::TaskSnapshots*> published_snapshots{nullptr};
   std::unique_ptr<runtime::GlobalThread> global_thread;
   std::vector<std::unique_ptr<sinks::PostgresSink>> postgres_sinks;
   std::atomic<bool> sinks_started{false};

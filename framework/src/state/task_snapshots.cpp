@@ -145,6 +145,8 @@ void TaskSnapshots::run() {
       for (const SnapshotFile& file : manifest.files) bytes += file.size;
       const std::size_t pruned = prune_snapshots(*store_, prefix, retained_);
       uploaded_.fetch_add(1, std::memory_order_relaxed);
+      uploaded_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+      last_upload_ms_.store(wall_ms(), std::memory_order_relaxed);
       log::get().info("{}: task {}: snapshot {} uploaded to {} ({} files, {} bytes) in {} ms{}",
                       application_id_, upload.task.to_string(), upload.id,
                       store_->address(prefix + upload.id), manifest.files.size(), bytes,
@@ -170,9 +172,11 @@ bool TaskSnapshots::restore_if_empty(const TaskId& task, const fs::path& task_di
     log::get().warn("{}: task {}: a snapshot was not used: {}", application_id_, task.to_string(),
                     skipped);
   if (!download.manifest) {
-    if (!download.skipped.empty())
+    if (!download.skipped.empty()) {
+      fallbacks_.fetch_add(1, std::memory_order_relaxed);
       log::get().warn("{}: task {}: no snapshot could be used; restoring from the changelogs",
                       application_id_, task.to_string());
+    }
     return false;
   }
   try {
@@ -184,8 +188,10 @@ bool TaskSnapshots::restore_if_empty(const TaskId& task, const fs::path& task_di
         application_id_, task.to_string(), download.manifest->id, e.what());
     std::error_code ignored;
     fs::remove_all(download_directory, ignored);
+    fallbacks_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
+  restores_.fetch_add(1, std::memory_order_relaxed);
   log::get().info("{}: task {}: restored snapshot {} in {} ms; the changelogs' tail follows",
                   application_id_, task.to_string(), download.manifest->id, since_ms(start));
   return true;

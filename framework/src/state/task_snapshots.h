@@ -57,9 +57,16 @@ class TaskSnapshots {
   // snapshots. After it, nothing touches the staging directory. Idempotent.
   void stop();
 
-  // Snapshots uploaded, and those that failed, since the start.
+  // Since the start, from any thread: snapshots uploaded and failed, bytes
+  // uploaded, when the last one was (ms since the epoch, 0 for none), tasks
+  // restored from a snapshot, and tasks that found snapshots but could use
+  // none.
   uint64_t uploaded() const { return uploaded_.load(std::memory_order_relaxed); }
   uint64_t failed() const { return failed_.load(std::memory_order_relaxed); }
+  uint64_t uploaded_bytes() const { return uploaded_bytes_.load(std::memory_order_relaxed); }
+  int64_t last_upload_ms() const { return last_upload_ms_.load(std::memory_order_relaxed); }
+  uint64_t restores() const { return restores_.load(std::memory_order_relaxed); }
+  uint64_t fallbacks() const { return fallbacks_.load(std::memory_order_relaxed); }
 
  private:
   struct Upload {
@@ -87,6 +94,10 @@ class TaskSnapshots {
   bool stopping_ = false;
   std::atomic<uint64_t> uploaded_{0};
   std::atomic<uint64_t> failed_{0};
+  std::atomic<uint64_t> uploaded_bytes_{0};
+  std::atomic<int64_t> last_upload_ms_{0};
+  std::atomic<uint64_t> restores_{0};
+  std::atomic<uint64_t> fallbacks_{0};
   std::thread uploader_;
 };
 
