@@ -14,7 +14,8 @@
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
 
-#include "state/s3_snapshot_store.h"
+#include "objects/s3_object_store.h"
+#include "state/snapshots.h"
 #include "support/counts.h"
 #include "support/eventually.h"
 #include "support/http_client.h"
@@ -30,9 +31,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-state::S3SnapshotStore s3_store(const std::string& bucket,
+objects::S3ObjectStore s3_store(const std::string& bucket,
                                 const std::string& endpoint = s3_endpoint()) {
-  return state::S3SnapshotStore({endpoint, bucket, "us-east-1", kS3AccessKey, kS3SecretKey});
+  return objects::S3ObjectStore({endpoint, bucket, "us-east-1", kS3AccessKey, kS3SecretKey});
 }
 
 }  // namespace
@@ -137,9 +138,9 @@ TEST_CASE("a task without local state restores the newest snapshot and the chang
     if (snapshots) {
       config.set("state.snapshot.interval.ms", "300");
       config.set("state.snapshot.location", "s3://" + bucket + "/snapshots");
-      config.set("state.snapshot.s3.endpoint", s3_endpoint());
-      config.set("state.snapshot.s3.access.key.id", kS3AccessKey);
-      config.set("state.snapshot.s3.secret.access.key", kS3SecretKey);
+      config.set("s3.endpoint", s3_endpoint());
+      config.set("s3.access.key.id", kS3AccessKey);
+      config.set("s3.secret.access.key", kS3SecretKey);
     }
     return config;
   };

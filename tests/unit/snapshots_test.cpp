@@ -17,7 +17,7 @@
 #include "support/temp_dir.h"
 
 using namespace rill;
-using rill::state::DirectorySnapshotStore;
+using rill::objects::DirectoryObjectStore;
 using namespace rill::testing;
 namespace fs = std::filesystem;
 
@@ -25,7 +25,7 @@ TEST_CASE("a store's snapshot, uploaded and downloaded, holds what the store hel
   TempDir dir;
   const auto expected =
       filled_checkpoint(dir.path() / "store", dir.path() / "checkpoint", 5000, "v1");
-  DirectorySnapshotStore objects(dir.path() / "objects");
+  DirectoryObjectStore objects(dir.path() / "objects");
   const std::string id = state::new_snapshot_id(1'764'900'000'000);
   const auto uploaded =
       state::upload_snapshot(objects, "app/0_1/", dir.path() / "checkpoint", id, 1'764'900'000'000,
@@ -49,7 +49,7 @@ TEST_CASE("a corrupt, truncated or incomplete snapshot is never used", "[snapsho
   const auto older = filled_checkpoint(dir.path() / "store", dir.path() / "first", 2000, "v1");
   const auto newer = filled_checkpoint(dir.path() / "store", dir.path() / "second", 3000, "v2");
   REQUIRE(older != newer);
-  DirectorySnapshotStore objects(dir.path() / "objects");
+  DirectoryObjectStore objects(dir.path() / "objects");
   const std::string prefix = "app/1_0/";
   const std::string first = state::new_snapshot_id(1000), second = state::new_snapshot_id(2000);
   state::upload_snapshot(objects, prefix, dir.path() / "first", first, 1000, {{{"c", 0}, 2000}});
@@ -106,7 +106,7 @@ TEST_CASE("a corrupt, truncated or incomplete snapshot is never used", "[snapsho
 TEST_CASE("pruning keeps the newest snapshots and drops dead partial uploads", "[snapshots]") {
   TempDir dir;
   filled_checkpoint(dir.path() / "store", dir.path() / "checkpoint", 100, "v");
-  DirectorySnapshotStore objects(dir.path() / "objects");
+  DirectoryObjectStore objects(dir.path() / "objects");
   const std::string prefix = "app/0_0/";
   std::vector<std::string> ids;
   for (int64_t at : {1000, 2000, 3000, 4000}) {
@@ -133,7 +133,7 @@ TEST_CASE("pruning keeps the newest snapshots and drops dead partial uploads", "
 
 TEST_CASE("snapshot objects cannot leave their directory", "[snapshots]") {
   TempDir dir;
-  DirectorySnapshotStore objects(dir.path() / "objects");
+  DirectoryObjectStore objects(dir.path() / "objects");
   CHECK_THROWS_WITH(objects.put_text("../outside", "x"),
                     Catch::Contains("object key '../outside' leaves the snapshot directory"));
   CHECK_THROWS_WITH(
@@ -168,7 +168,7 @@ TEST_CASE("a task's snapshot, installed in an empty task directory, opens as the
       all.emplace(std::string(it->key()), std::string(it->value()));
     return all;
   };
-  DirectorySnapshotStore objects(dir.path() / "objects");
+  DirectoryObjectStore objects(dir.path() / "objects");
   std::map<std::string, std::string> before;
   {
     // A standby's stores: filled from 1,000 changelog records.

@@ -118,21 +118,21 @@ const std::vector<ConfigKey> kKeys = {
      "so that a task starting without local state downloads the newest snapshot and restores "
      "only the changelogs' tail. 0: no snapshots are taken, and none is read."},
     {config::kSnapshotLocation, ConfigType::kString, "",
-     "Where snapshots go: s3://bucket[/prefix] (with state.snapshot.s3.*), or a local "
+     "Where snapshots go: s3://bucket[/prefix] (with s3.*), or a local "
      "directory (file:///path or a path). Empty: <state.dir>/snapshots."},
     {config::kSnapshotsRetained, ConfigType::kInt, "3",
      "How many snapshots of each task are kept; older ones are deleted after an upload."},
-    {config::kSnapshotS3Endpoint, ConfigType::kString, "",
-     "The S3-compatible endpoint of an s3:// snapshot location, as http(s)://host:port; "
-     "empty: https://s3.<region>.amazonaws.com."},
-    {config::kSnapshotS3Region, ConfigType::kString, "us-east-1",
-     "The region requests to an s3:// snapshot location are signed for (AWS SigV4)."},
-    {config::kSnapshotS3AccessKey, ConfigType::kString, "",
-     "The access key id requests to an s3:// snapshot location are signed with."},
-    {config::kSnapshotS3SecretKey,
+    {config::kS3Endpoint, ConfigType::kString, "",
+     "The S3-compatible endpoint of s3:// locations (snapshots and the archive), as "
+     "http(s)://host:port; empty: https://s3.<region>.amazonaws.com."},
+    {config::kS3Region, ConfigType::kString, "us-east-1",
+     "The region requests to s3:// locations are signed for (AWS SigV4)."},
+    {config::kS3AccessKey, ConfigType::kString, "",
+     "The access key id requests to s3:// locations are signed with."},
+    {config::kS3SecretKey,
      ConfigType::kString,
      "",
-     "The secret access key requests to an s3:// snapshot location are signed with.",
+     "The secret access key requests to s3:// locations are signed with.",
      {},
      false,
      true},

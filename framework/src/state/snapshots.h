@@ -26,52 +26,13 @@
 #include <string_view>
 #include <vector>
 
+#include "objects/object_store.h"
 #include "state/state_directory.h"
 
 namespace rill::state {
 
-// An object store could not be read or written; the message names the
-// object and the store.
-class SnapshotStoreError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// Where snapshots go: an S3-compatible bucket, or a local directory. Keys are
-// '/'-separated paths.
-class SnapshotStore {
- public:
-  virtual ~SnapshotStore() = default;
-  virtual void put_file(const std::string& key, const std::filesystem::path& file) = 0;
-  virtual void put_text(const std::string& key, std::string_view text) = 0;
-  virtual void get_file(const std::string& key, const std::filesystem::path& file) = 0;
-  virtual std::string get_text(const std::string& key) = 0;
-  // Every key that starts with `prefix`, in byte order.
-  virtual std::vector<std::string> list(const std::string& prefix) = 0;
-  virtual void remove(const std::string& key) = 0;
-  // The object's address, for messages: file:///... or s3://bucket/key.
-  virtual std::string address(const std::string& key) const = 0;
-};
-
-// Objects as files under a root directory, the zero-setup default. An object
-// appears whole or not at all (written aside, then renamed).
-class DirectorySnapshotStore final : public SnapshotStore {
- public:
-  explicit DirectorySnapshotStore(std::filesystem::path root);
-
-  void put_file(const std::string& key, const std::filesystem::path& file) override;
-  void put_text(const std::string& key, std::string_view text) override;
-  void get_file(const std::string& key, const std::filesystem::path& file) override;
-  std::string get_text(const std::string& key) override;
-  std::vector<std::string> list(const std::string& prefix) override;
-  void remove(const std::string& key) override;
-  std::string address(const std::string& key) const override;
-
- private:
-  std::filesystem::path path_of(const std::string& key) const;
-
-  std::filesystem::path root_;
-};
+using objects::ObjectStore;
+using objects::ObjectStoreError;
 
 struct SnapshotFile {
   std::string path;  // relative to the snapshot's files: <store>/<file>
@@ -88,7 +49,7 @@ struct SnapshotManifest {
   std::vector<SnapshotFile> files;
 
   std::string to_json() const;
-  // Throws SnapshotStoreError naming `object` when the text is not a manifest.
+  // Throws ObjectStoreError naming `object` when the text is not a manifest.
   static SnapshotManifest from_json(std::string_view text, const std::string& object);
 };
 
@@ -96,13 +57,10 @@ struct SnapshotManifest {
 // sorts by creation time.
 std::string new_snapshot_id(int64_t now_ms);
 
-// The SHA-256 of a file's bytes, in hex.
-std::string file_sha256(const std::filesystem::path& file);
-
 // Uploads the files under `directory` (each store's checkpoint in a folder of
 // its name) and then the manifest, which lists them with their checksums.
 // Returns the manifest as written.
-SnapshotManifest upload_snapshot(SnapshotStore& store, const std::string& prefix,
+SnapshotManifest upload_snapshot(ObjectStore& store, const std::string& prefix,
                                  const std::filesystem::path& directory, std::string id,
                                  int64_t created_ms, CheckpointOffsets changelog_offsets);
 
@@ -120,7 +78,7 @@ struct SnapshotDownload {
 // fails (a missing or corrupt object, a bad manifest, a store that cannot be
 // read) is skipped for the one before it. `directory` holds only a snapshot
 // that passed, or nothing.
-SnapshotDownload download_newest_snapshot(SnapshotStore& store, const std::string& prefix,
+SnapshotDownload download_newest_snapshot(ObjectStore& store, const std::string& prefix,
                                           const std::filesystem::path& directory);
 
 // Puts a downloaded snapshot in place in a task's directory: its store
@@ -132,11 +90,11 @@ void install_snapshot(const std::filesystem::path& snapshot_directory,
                       const std::filesystem::path& task_directory);
 
 // The ids of the complete snapshots under `prefix`, oldest first.
-std::vector<std::string> snapshot_ids(SnapshotStore& store, const std::string& prefix);
+std::vector<std::string> snapshot_ids(ObjectStore& store, const std::string& prefix);
 
 // Removes all but the newest `keep` complete snapshots, and the objects of
 // incomplete ones older than the oldest kept snapshot (left by writers that
 // died). Returns how many snapshots went.
-std::size_t prune_snapshots(SnapshotStore& store, const std::string& prefix, std::size_t keep);
+std::size_t prune_snapshots(ObjectStore& store, const std::string& prefix, std::size_t keep);
 
 }  // namespace rill::state

@@ -3,7 +3,6 @@
 #include <system_error>
 
 #include "log/log.h"
-#include "state/s3_snapshot_store.h"
 #include "state/state_manager.h"
 
 namespace rill::state {
@@ -24,7 +23,7 @@ int64_t since_ms(Clock::time_point start) {
 
 }  // namespace
 
-TaskSnapshots::TaskSnapshots(std::unique_ptr<SnapshotStore> store, std::string application_id,
+TaskSnapshots::TaskSnapshots(std::unique_ptr<ObjectStore> store, std::string application_id,
                              std::string root, std::chrono::milliseconds interval,
                              std::size_t retained, fs::path staging)
     : store_(std::move(store)),
@@ -59,32 +58,12 @@ std::unique_ptr<TaskSnapshots> TaskSnapshots::from_config(const StreamsConfig& c
   if (interval.count() <= 0) return nullptr;
   const std::string application_id = config.get_string(config::kApplicationId);
   std::string location = config.get_string(config::kSnapshotLocation);
-  std::unique_ptr<SnapshotStore> store;
-  std::string prefix;
-  if (location.starts_with("s3://")) {
-    const std::string path = location.substr(5);
-    const std::size_t slash = path.find('/');
-    S3Location s3;
-    s3.bucket = path.substr(0, slash);
-    if (s3.bucket.empty())
-      throw std::invalid_argument(std::string(config::kSnapshotLocation) + " '" + location +
-                                  "' names no bucket: s3://bucket[/prefix]");
-    s3.region = config.get_string(config::kSnapshotS3Region);
-    s3.endpoint = config.get_string(config::kSnapshotS3Endpoint);
-    if (s3.endpoint.empty()) s3.endpoint = "https://s3." + s3.region + ".amazonaws.com";
-    s3.access_key = config.get_string(config::kSnapshotS3AccessKey);
-    s3.secret_key = config.get_string(config::kSnapshotS3SecretKey);
-    store = std::make_unique<S3SnapshotStore>(std::move(s3));
-    if (slash != std::string::npos) prefix = path.substr(slash + 1);
-  } else {
-    if (location.starts_with("file://")) location = location.substr(7);
-    if (location.empty()) location = (state_directory.parent_path() / "snapshots").string();
-    store = std::make_unique<DirectorySnapshotStore>(location);
-  }
-  while (prefix.ends_with('/')) prefix.pop_back();
+  if (location.empty()) location = (state_directory.parent_path() / "snapshots").string();
+  objects::ObjectLocation opened =
+      objects::open_location(location, config, config::kSnapshotLocation);
   return std::make_unique<TaskSnapshots>(
-      std::move(store), application_id, (prefix.empty() ? "" : prefix + "/") + application_id,
-      interval, static_cast<std::size_t>(config.get_int(config::kSnapshotsRetained)),
+      std::move(opened.store), application_id, opened.key(application_id), interval,
+      static_cast<std::size_t>(config.get_int(config::kSnapshotsRetained)),
       state_directory / ".snapshots");
 }
 

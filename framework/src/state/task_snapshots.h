@@ -29,7 +29,7 @@ class TaskSnapshots {
  public:
   // A task's snapshots go under "<root>/<task>/" in `store`; `staging`
   // holds checkpoints until they are uploaded.
-  TaskSnapshots(std::unique_ptr<SnapshotStore> store, std::string application_id, std::string root,
+  TaskSnapshots(std::unique_ptr<ObjectStore> store, std::string application_id, std::string root,
                 std::chrono::milliseconds interval, std::size_t retained,
                 std::filesystem::path staging);
   ~TaskSnapshots();
@@ -79,7 +79,7 @@ class TaskSnapshots {
   std::string prefix_of(const TaskId& task) const;
   void run();
 
-  std::unique_ptr<SnapshotStore> store_;
+  std::unique_ptr<ObjectStore> store_;
   std::string application_id_;
   std::string root_;
   std::chrono::milliseconds interval_;

@@ -6,9 +6,9 @@
 
 #include <string>
 
-#include "state/snapshots.h"
+#include "objects/object_store.h"
 
-namespace rill::state {
+namespace rill::objects {
 
 struct S3Location {
   std::string endpoint;  // http(s)://host:port
@@ -18,9 +18,9 @@ struct S3Location {
   std::string secret_key;
 };
 
-class S3SnapshotStore final : public SnapshotStore {
+class S3ObjectStore final : public ObjectStore {
  public:
-  explicit S3SnapshotStore(S3Location location);
+  explicit S3ObjectStore(S3Location location);
 
   void put_file(const std::string& key, const std::filesystem::path& file) override;
   void put_text(const std::string& key, std::string_view text) override;
@@ -33,7 +33,7 @@ class S3SnapshotStore final : public SnapshotStore {
  private:
   struct Response;
   enum class Body { kNone, kText, kFile };
-  // One signed request; throws SnapshotStoreError naming `key` when the
+  // One signed request; throws ObjectStoreError naming `key` when the
   // endpoint cannot be reached or answers with an error status.
   Response request(const char* method, const std::string& key, const std::string& query,
                    Body upload, std::string_view text, const std::filesystem::path& file,
@@ -42,4 +42,4 @@ class S3SnapshotStore final : public SnapshotStore {
   S3Location location_;
 };
 
-}  // namespace rill::state
+}  // namespace rill::objects

@@ -1,4 +1,4 @@
-#include "state/s3_snapshot_store.h"
+#include "objects/s3_object_store.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -7,7 +7,7 @@
 
 #include <curl/curl.h>
 
-namespace rill::state {
+namespace rill::objects {
 namespace {
 
 namespace fs = std::filesystem;
@@ -130,26 +130,26 @@ size_t read_text(char* buffer, size_t size, size_t count, void* user) {
 
 }  // namespace
 
-struct S3SnapshotStore::Response {
+struct S3ObjectStore::Response {
   long status = 0;
   std::string body;
 };
 
-S3SnapshotStore::S3SnapshotStore(S3Location location) : location_(std::move(location)) {
+S3ObjectStore::S3ObjectStore(S3Location location) : location_(std::move(location)) {
   init_curl();
   while (location_.endpoint.ends_with('/')) location_.endpoint.pop_back();
 }
 
-std::string S3SnapshotStore::address(const std::string& key) const {
+std::string S3ObjectStore::address(const std::string& key) const {
   return "s3://" + location_.bucket + "/" + key + " (at " + location_.endpoint + ")";
 }
 
-S3SnapshotStore::Response S3SnapshotStore::request(const char* method, const std::string& key,
-                                                   const std::string& query, Body upload,
-                                                   std::string_view text, const fs::path& file,
-                                                   Body download, const fs::path& into) const {
+S3ObjectStore::Response S3ObjectStore::request(const char* method, const std::string& key,
+                                               const std::string& query, Body upload,
+                                               std::string_view text, const fs::path& file,
+                                               Body download, const fs::path& into) const {
   CurlHandle curl(curl_easy_init(), &curl_easy_cleanup);
-  if (!curl) throw SnapshotStoreError("cannot start a request for " + address(key));
+  if (!curl) throw ObjectStoreError("cannot start a request for " + address(key));
   CURL* handle = curl.get();
   std::string url = location_.endpoint + "/" + escaped(handle, location_.bucket);
   if (!key.empty()) url += "/" + path_of(handle, key);
@@ -184,7 +184,7 @@ S3SnapshotStore::Response S3SnapshotStore::request(const char* method, const std
     curl_easy_setopt(handle, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(text.size()));
   } else if (upload == Body::kFile) {
     input.reset(std::fopen(file.c_str(), "rb"));
-    if (!input) throw SnapshotStoreError("cannot read " + file.string() + " for " + address(key));
+    if (!input) throw ObjectStoreError("cannot read " + file.string() + " for " + address(key));
     curl_easy_setopt(handle, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(handle, CURLOPT_READDATA, input.get());
     curl_easy_setopt(handle, CURLOPT_INFILESIZE_LARGE,
@@ -194,53 +194,53 @@ S3SnapshotStore::Response S3SnapshotStore::request(const char* method, const std
   File output;
   if (download == Body::kFile) {
     output.reset(std::fopen(into.c_str(), "wb"));
-    if (!output) throw SnapshotStoreError("cannot write " + into.string() + " for " + address(key));
+    if (!output) throw ObjectStoreError("cannot write " + into.string() + " for " + address(key));
   }
   Sink sink{handle, output.get(), &response.body, false};
   curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, &write_body);
   curl_easy_setopt(handle, CURLOPT_WRITEDATA, &sink);
 
   const CURLcode code = curl_easy_perform(handle);
-  if (sink.failed_write) throw SnapshotStoreError("cannot write " + into.string());
+  if (sink.failed_write) throw ObjectStoreError("cannot write " + into.string());
   if (code != CURLE_OK)
-    throw SnapshotStoreError(std::string(method) + " " + address(key) + " failed: " +
-                             (error[0] != '\0' ? std::string(error) : curl_easy_strerror(code)));
+    throw ObjectStoreError(std::string(method) + " " + address(key) + " failed: " +
+                           (error[0] != '\0' ? std::string(error) : curl_easy_strerror(code)));
   curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &response.status);
   if (output && std::fflush(output.get()) != 0)
-    throw SnapshotStoreError("cannot write " + into.string());
+    throw ObjectStoreError("cannot write " + into.string());
   if (response.status >= 200 && response.status < 300) return response;
 
   const std::string s3_code = xml_value(response.body, "Code").value_or("");
   const std::string message = xml_value(response.body, "Message").value_or(response.body);
   if (s3_code == "NoSuchBucket")
-    throw SnapshotStoreError("no bucket '" + location_.bucket + "' at " + location_.endpoint +
-                             " (for " + address(key) + ")");
-  if (response.status == 404) throw SnapshotStoreError("no object " + address(key));
+    throw ObjectStoreError("no bucket '" + location_.bucket + "' at " + location_.endpoint +
+                           " (for " + address(key) + ")");
+  if (response.status == 404) throw ObjectStoreError("no object " + address(key));
   if (response.status == 403)
-    throw SnapshotStoreError("access to " + address(key) + " denied (" + s3_code + ": " + message +
-                             "): check the access key and secret");
-  throw SnapshotStoreError(std::string(method) + " " + address(key) + " answered " +
-                           std::to_string(response.status) +
-                           (s3_code.empty() ? "" : " " + s3_code) + ": " + message);
+    throw ObjectStoreError("access to " + address(key) + " denied (" + s3_code + ": " + message +
+                           "): check the access key and secret");
+  throw ObjectStoreError(std::string(method) + " " + address(key) + " answered " +
+                         std::to_string(response.status) + (s3_code.empty() ? "" : " " + s3_code) +
+                         ": " + message);
 }
 
-void S3SnapshotStore::put_file(const std::string& key, const fs::path& file) {
+void S3ObjectStore::put_file(const std::string& key, const fs::path& file) {
   request("PUT", key, "", Body::kFile, {}, file, Body::kNone, {});
 }
 
-void S3SnapshotStore::put_text(const std::string& key, std::string_view text) {
+void S3ObjectStore::put_text(const std::string& key, std::string_view text) {
   request("PUT", key, "", Body::kText, text, {}, Body::kNone, {});
 }
 
-void S3SnapshotStore::get_file(const std::string& key, const fs::path& file) {
+void S3ObjectStore::get_file(const std::string& key, const fs::path& file) {
   request("GET", key, "", Body::kNone, {}, {}, Body::kFile, file);
 }
 
-std::string S3SnapshotStore::get_text(const std::string& key) {
+std::string S3ObjectStore::get_text(const std::string& key) {
   return request("GET", key, "", Body::kNone, {}, {}, Body::kText, {}).body;
 }
 
-std::vector<std::string> S3SnapshotStore::list(const std::string& prefix) {
+std::vector<std::string> S3ObjectStore::list(const std::string& prefix) {
   CurlHandle curl(curl_easy_init(), &curl_easy_cleanup);
   std::vector<std::string> keys;
   std::string token;
@@ -260,8 +260,8 @@ std::vector<std::string> S3SnapshotStore::list(const std::string& prefix) {
   return keys;
 }
 
-void S3SnapshotStore::remove(const std::string& key) {
+void S3ObjectStore::remove(const std::string& key) {
   request("DELETE", key, "", Body::kNone, {}, {}, Body::kText, {});
 }
 
-}  // namespace rill::state
+}  // namespace rill::objects
