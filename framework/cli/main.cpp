@@ -8,6 +8,8 @@
 //   rill reset orders.yaml --to-datetime 2026-11-01T00:00:00Z --dry-run
 //   rill replay orders.yaml --until 2026-11-01T00:00:00Z   # the state as of a time
 //   rill query orders.yaml --store totals --key alice       # ask a running deployment
+//   rill archive orders.yaml --topic orders --to s3://events/archive   # keep old events
+//   rill replay orders.yaml --until 2026-11-01T00:00:00Z --from-archive s3://events/archive
 //
 // Exit codes: 0 success, 1 failure while running, 2 a mistake in the
 // pipeline file (or a topic it names that does not exist, or sources that
@@ -44,6 +46,7 @@
 #include "rill/pipeline/pipeline.h"
 #include "rill/version.h"
 
+#include "archive.h"
 #include "kafka/admin.h"
 #include "kafka/consumer.h"
 #include "kafka/group.h"
@@ -629,7 +632,79 @@ int reset(const std::string& file,
 struct ReplayOptions {
   std::string until;
   std::string application_id;
+  // Reads every source topic from this archive first (archive.location,
+  // archive.topics=*).
+  std::string from_archive;
 };
+
+struct ArchiveOptions {
+  std::vector<std::string> topics;
+  std::string to;
+  std::string bootstrap_server;
+  std::string until;
+  std::optional<int64_t> until_offset;
+  std::string segment_size;
+  bool verify = false;
+};
+
+int archive(const std::string& file,
+            const std::vector<std::pair<std::string, std::string>>& settings,
+            const ArchiveOptions& options) {
+  rill::cli::ArchiveCommand command;
+  if (!file.empty()) {
+    const Pipeline pipeline =
+        rill::pipeline::load_file(file, rill::pipeline::process_environment(), settings);
+    command.config = pipeline.config;
+  } else {
+    for (const auto& [key, value] : settings) command.config.set(key, value);
+  }
+  if (!options.bootstrap_server.empty())
+    command.config.set(std::string(rill::config::kBootstrapServers), options.bootstrap_server);
+  command.location =
+      options.to.empty() ? command.config.get_string(rill::config::kArchiveLocation) : options.to;
+  command.topics = options.topics;
+  if (command.topics.empty()) {
+    // The sources marked `archive: true`, or listed in archive.topics.
+    const std::string listed = command.config.get_string(rill::config::kArchiveTopics);
+    for (std::size_t start = 0; start < listed.size();) {
+      std::size_t comma = listed.find(',', start);
+      if (comma == std::string::npos) comma = listed.size();
+      if (comma > start && listed.substr(start, comma - start) != "*")
+        command.topics.push_back(listed.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  if (command.config.get_string(rill::config::kBootstrapServers).empty() ||
+      command.location.empty() || command.topics.empty()) {
+    std::cerr << "rill archive: which topics of which cluster, to where? Give --topic, "
+                 "--bootstrap-server and --to, or a pipeline file with bootstrap.servers, "
+                 "archive.location and sources marked archive: true\n";
+    return kPipelineMistake;
+  }
+  try {
+    if (!options.until.empty()) command.until_ms = rill::cli::parse_datetime_ms(options.until);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "rill archive: --until: " << e.what() << "\n";
+    return kPipelineMistake;
+  }
+  command.until_offset = options.until_offset;
+  if (!options.segment_size.empty()) {
+    const long long bytes = std::atoll(options.segment_size.c_str());
+    const char unit = options.segment_size.back();
+    command.segment_bytes =
+        static_cast<std::size_t>(bytes * (unit == 'k' || unit == 'K'   ? 1024LL
+                                          : unit == 'm' || unit == 'M' ? 1024LL * 1024
+                                                                       : 1));
+    if (command.segment_bytes == 0) {
+      std::cerr << "rill archive: --segment-size: '" << options.segment_size
+                << "' is not a size like 16M, 512K or 65536\n";
+      return kPipelineMistake;
+    }
+  }
+  command.verify = options.verify;
+  command.progress = isatty(STDERR_FILENO) != 0;
+  return rill::cli::run_archive(command, std::cout, std::cerr);
+}
 
 int replay(const std::string& file,
            const std::vector<std::pair<std::string, std::string>>& settings,
@@ -661,6 +736,10 @@ int replay(const std::string& file,
   const std::string dead_letters = original.config.get_string(rill::config::kDeadLetterTopic);
   if (!dead_letters.empty())
     overrides.emplace_back(std::string(rill::config::kDeadLetterTopic), as_of(dead_letters));
+  if (!options.from_archive.empty()) {
+    overrides.emplace_back(std::string(rill::config::kArchiveLocation), options.from_archive);
+    overrides.emplace_back(std::string(rill::config::kArchiveTopics), "*");
+  }
   for (const auto& setting : settings)
     if (setting.first != rill::config::kApplicationId || options.application_id.empty())
       overrides.push_back(setting);
@@ -804,7 +883,42 @@ int main(int argc, char** argv) {
   replay_command->add_option("--application-id", replay_options.application_id,
                              "The replay's application.id (default: "
                              "<application.id>-replay-<time>)");
+  replay_command->add_option("--from-archive", replay_options.from_archive,
+                             "Read what retention deleted from the source topics from this "
+                             "archive (s3://bucket[/prefix] or a directory; rill archive "
+                             "writes it) first: the replay starts at the first event");
   replay_command->add_option("--set", settings, "KEY=VALUE: a setting that replaces the file's");
+  CLI::App* archive_command = app.add_subcommand(
+      "archive",
+      "Copy topics' records into their archive in an object store, as compressed segments per "
+      "partition with an index, from where the archive ends to the topic's end (or --until); "
+      "sources marked archive: true (or rill replay --from-archive) read from it what "
+      "retention deleted. --verify compares the archive with the topic instead.");
+  archive_command->add_option("FILE", file,
+                              "A pipeline file: its cluster, s3.* settings, archive.location and "
+                              "the sources marked archive: true");
+  ArchiveOptions archive_options;
+  archive_command->add_option("--topic", archive_options.topics, "A topic (repeatable)");
+  archive_command->add_option("--to", archive_options.to,
+                              "The archive: s3://bucket[/prefix] (with --set s3.endpoint=..., "
+                              "s3.access.key.id, s3.secret.access.key) or a directory "
+                              "(replaces archive.location)");
+  archive_command->add_option("--bootstrap-server", archive_options.bootstrap_server,
+                              "The cluster (replaces the file's bootstrap.servers)");
+  CLI::Option* archive_until = archive_command->add_option(
+      "--until", archive_options.until,
+      "Up to the last record at or before this time (2026-11-01T00:00:00Z)");
+  archive_command
+      ->add_option("--until-offset", archive_options.until_offset,
+                   "Up to this offset (excluded) of each partition")
+      ->excludes(archive_until);
+  archive_command->add_option("--segment-size", archive_options.segment_size,
+                              "Records per segment, by their size before compression "
+                              "(default 16M)");
+  archive_command->add_flag("--verify", archive_options.verify,
+                            "Check every segment's checksum, and compare each archived record "
+                            "the topic still holds with the topic's; exit code 1 on a difference");
+  archive_command->add_option("--set", settings, "KEY=VALUE: a setting (s3.*, client settings)");
   CLI::App* query_command = app.add_subcommand(
       "query",
       "Ask a running deployment of a pipeline for a store's key, range of keys, or a key's "
@@ -856,6 +970,7 @@ int main(int argc, char** argv) {
     if (reset_command->parsed()) return reset(file, options.overrides, reset_options);
     if (replay_command->parsed()) return replay(file, options.overrides, replay_options);
     if (query_command->parsed()) return query(file, options.overrides, query_options);
+    if (archive_command->parsed()) return archive(file, options.overrides, archive_options);
     if (!log_level.empty()) options.overrides.emplace_back(rill::config::kLogLevel, log_level);
     options.metrics_port = metrics_port;
     auto duration = [](const char* option, const std::string& text) {

@@ -60,22 +60,6 @@ std::string compact_time(int64_t ms) {
   return time_text(ms, "%Y%m%dT%H%M%S");
 }
 
-// Deletes the records of `topic`'s partition below `offset`, as retention would.
-void delete_records_below(const std::string& topic, int32_t partition, int64_t offset) {
-  const rill::kafka::KafkaPtr client = rill::kafka::make_client(
-      RD_KAFKA_PRODUCER, rill::kafka::make_conf({{"bootstrap.servers", bootstrap_servers()}}));
-  rill::kafka::RecordDeletion deletion(client.get());
-  REQUIRE(deletion.start({{topic, partition, offset}}, 10s));
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  std::optional<std::vector<rill::kafka::TopicPartition>> answer;
-  while (!(answer = deletion.take_answer()) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(50ms);
-  REQUIRE(answer);
-  REQUIRE(answer->size() == 1);
-  REQUIRE(answer->front().error == RD_KAFKA_RESP_ERR_NO_ERROR);
-  REQUIRE(answer->front().offset == offset);
-}
-
 }  // namespace
 
 TEST_CASE("rill replay rebuilds the state as of a time, from the records no later than it",

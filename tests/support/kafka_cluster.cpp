@@ -383,4 +383,19 @@ std::map<std::string, std::string> topic_configs(const std::string& topic) {
   return rill::kafka::topic_configs(producer->c_ptr(), topic, std::chrono::seconds(10));
 }
 
+void delete_records_below(const std::string& topic, int32_t partition, int64_t offset) {
+  const rill::kafka::KafkaPtr client = rill::kafka::make_client(
+      RD_KAFKA_PRODUCER, rill::kafka::make_conf({{"bootstrap.servers", bootstrap_servers()}}));
+  rill::kafka::RecordDeletion deletion(client.get());
+  REQUIRE(deletion.start({{topic, partition, offset}}, std::chrono::seconds(10)));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::optional<std::vector<rill::kafka::TopicPartition>> answer;
+  while (!(answer = deletion.take_answer()) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(answer);
+  REQUIRE(answer->size() == 1);
+  REQUIRE(answer->front().error == RD_KAFKA_RESP_ERR_NO_ERROR);
+  REQUIRE(answer->front().offset == offset);
+}
+
 }  // namespace rill::testing

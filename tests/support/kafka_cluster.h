@@ -82,6 +82,10 @@ int64_t end_offsets(const std::string& topic);
 // by retention or DeleteRecords end.
 std::vector<int64_t> start_offsets_by_partition(const std::string& topic);
 
+// Deletes the records of `topic`'s partition below `offset`, as retention
+// would; fails the test when the broker refuses.
+void delete_records_below(const std::string& topic, int32_t partition, int64_t offset);
+
 // The offsets consumer group `group` committed for `topic` per partition (0
 // without a commit), and their sum.
 std::vector<int64_t> committed_offsets_by_partition(const std::string& group,

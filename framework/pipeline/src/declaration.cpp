@@ -74,6 +74,16 @@ std::vector<FieldSpec> declare_document() {
       {"fields", T::kStringList, false,
        "The value's fields. When given, a reference to another `value.<field>` is an error "
        "when the pipeline loads."},
+      {"archive",
+       T::kEnum,
+       false,
+       "A stream or table only: where retention deleted the topic's records, read them from "
+       "the topic's archive at `archive.location` (written by `rill archive`) first, in "
+       "offset order, then the topic from the archive's end, so that the source replays from "
+       "the first event the topic ever held. The same as listing the topic in "
+       "`archive.topics`.",
+       {"true", "false"},
+       "false"},
       {"partitions",
        T::kInteger,
        false,

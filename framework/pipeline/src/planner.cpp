@@ -190,6 +190,19 @@ void Planner::plan_source(const SourceSpec& spec) {
     document_.fail(fields.at("history").Mark(),
                    "source '" + name + "': found history on a " + type +
                        ", expected it on a table only (the versions of its rows)");
+  if (fields.text(document_, "archive", "false") == "true") {
+    if (type == "global_table")
+      document_.fail(fields.at("archive").Mark(),
+                     "source '" + name + "': found archive on a global_table, expected it on a " +
+                         "stream or table (a global table keeps each key's latest value only)");
+    if (pipeline_.config.get_string(config::kArchiveLocation).empty())
+      document_.fail(fields.at("archive").Mark(),
+                     "source '" + name + "': found archive: true, expected the application's " +
+                         std::string(config::kArchiveLocation) + " to say where the archive is");
+    const std::string listed = pipeline_.config.get_string(config::kArchiveTopics);
+    pipeline_.config.set(std::string(config::kArchiveTopics),
+                         listed.empty() ? topic : listed + "," + topic);
+  }
   NamedStream named{{}, scope};
   try {
     if (type == "global_table") {

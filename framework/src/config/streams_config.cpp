@@ -122,6 +122,14 @@ const std::vector<ConfigKey> kKeys = {
      "directory (file:///path or a path). Empty: <state.dir>/snapshots."},
     {config::kSnapshotsRetained, ConfigType::kInt, "3",
      "How many snapshots of each task are kept; older ones are deleted after an upload."},
+    {config::kArchiveLocation, ConfigType::kString, "",
+     "Where topics' archives are (rill archive writes them): s3://bucket[/prefix] (with "
+     "s3.*), or a local directory (file:///path or a path)."},
+    {config::kArchiveTopics, ConfigType::kString, "",
+     "Source topics whose records retention deleted are read from archive.location: "
+     "comma-separated, or * for every source topic. A partition whose next offset the topic "
+     "no longer holds processes its archived records from there to the archive's end, in "
+     "offset order, then the topic from the archive's end on."},
     {config::kS3Endpoint, ConfigType::kString, "",
      "The S3-compatible endpoint of s3:// locations (snapshots and the archive), as "
      "http(s)://host:port; empty: https://s3.<region>.amazonaws.com."},

@@ -74,7 +74,16 @@ bool InputPartition::take() {
 }
 
 std::size_t InputPartition::waiting() const {
-  return unprocessed.load(std::memory_order_relaxed) + (at_end_offset ? 0 : queue.length());
+  return unprocessed.load(std::memory_order_relaxed) +
+         archived_waiting.load(std::memory_order_relaxed) + (at_end_offset ? 0 : queue.length());
+}
+
+bool InputPartition::archive_pending() {
+  if (archive == nullptr) return false;
+  if (!at_end_offset && archive->has_record()) return true;
+  archive.reset();
+  archived_waiting.store(0, std::memory_order_relaxed);
+  return false;
 }
 
 ActiveTask::ActiveTask(const Topology& topology, TaskId id, std::string application_id,
@@ -237,6 +246,14 @@ InputPartition* ActiveTask::next_input() {
   InputPartition* best = nullptr;
   int64_t best_timestamp = 0;
   for (auto& input : inputs_) {
+    if (input->archive_pending()) {
+      const int64_t timestamp = input->archive->head().timestamp;
+      if (best == nullptr || timestamp < best_timestamp) {
+        best = input.get();
+        best_timestamp = timestamp;
+      }
+      continue;
+    }
     if (input->next == input->size) {
       // A partial take leaves may_have_more false, but records may have
       // arrived since: ready_to_process counted them, so they must be taken.
@@ -256,7 +273,7 @@ bool ActiveTask::ready_to_process(int64_t now) {
   if (inputs_.size() < 2 || max_idle_ms_ < 0) return true;
   bool idle_input = false;
   for (auto& input : inputs_) {
-    if (input->next < input->size) continue;
+    if (input->next < input->size || input->archive_pending()) continue;
     // Taken now, so that next_input() sees what made the input count as
     // buffered: a queue may hold events that are not records (a fetch
     // barrier after a seek), which a take drops.
@@ -302,6 +319,21 @@ bool ActiveTask::run(int64_t now) {
              ready_to_process(now)) {
         InputPartition* input = next_input();
         if (input == nullptr) break;
+        if (input->archive != nullptr) {
+          const archive::ArchivedRecord& record = input->archive->head();
+          if (record.offset >= input->end_offset) {
+            input->at_end_offset = true;
+            continue;
+          }
+          ++taken;
+          const internal::RawRecord raw = raw_record_of(record, input->topic, input->partition);
+          task_.process(*input->source, raw);
+          input->next_offset = record.offset + 1;
+          input->last_timestamp.store(raw.timestamp, std::memory_order_relaxed);
+          input->archive->advance();
+          ++done;
+          continue;
+        }
         kafka::MessagePtr message(input->batch[input->next++]);
         if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
           // Fetch errors of the partition (end of partition, offset out of
@@ -362,6 +394,8 @@ bool ActiveTask::run(int64_t now) {
     }
     for (auto& input : inputs_) {
       input->unprocessed.store(input->size - input->next, std::memory_order_relaxed);
+      if (input->archive != nullptr)
+        input->archived_waiting.store(input->archive->remaining(), std::memory_order_relaxed);
       wake_poll_thread = wake_poll_thread || input->fetch_wanted.load(std::memory_order_relaxed);
     }
   }

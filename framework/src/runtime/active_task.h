@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "archive/archive.h"
 #include "kafka/fetch_hold_back.h"
 #include "kafka/handles.h"
 #include "kafka/records.h"
@@ -44,8 +45,12 @@ struct InputPartition {
   // queue was empty, or the partition is processed to its end offset.
   bool take();
   // Records waiting: taken and not processed, plus still in the queue (none
-  // past the end offset).
+  // past the end offset), plus archived ones not read yet.
   std::size_t waiting() const;
+  // Worker: whether the archive has a record to process before the queue's;
+  // lets go of the archive once it is read. Throws ObjectStoreError when a
+  // segment cannot be read.
+  bool archive_pending();
 
   // A replay processes the partition only below this offset (see
   // KafkaStreams::replay_until); set before the first take.
@@ -55,6 +60,13 @@ struct InputPartition {
   // end at or past it). No record past it is processed: those taken are
   // dropped, the rest stay in the queue, which holds back fetching.
   bool at_end_offset = false;
+
+  // Records retention deleted from the topic, read from its archive before
+  // the queue's (see archive.topics): the consumer fetches from the
+  // archive's end. Null when there are none, or once they are processed.
+  std::unique_ptr<archive::ArchiveCursor> archive;
+  // The archive's records not processed yet, published by the worker.
+  std::atomic<std::size_t> archived_waiting{0};
 
   const std::string topic;
   const int32_t partition;
@@ -107,6 +119,19 @@ inline internal::RawRecord raw_record_of(rd_kafka_message_t& message, const std:
         });
     raw.headers = &headers;
   }
+  return raw;
+}
+
+// The RawRecord of an archived record: views into `record`, valid while it
+// lives.
+inline internal::RawRecord raw_record_of(const archive::ArchivedRecord& record,
+                                         const std::string& topic, int32_t partition) {
+  internal::RawRecord raw;
+  if (record.key) raw.key = *record.key;
+  if (record.value) raw.value = *record.value;
+  raw.timestamp = record.timestamp;
+  raw.metadata = {topic, partition, record.offset};
+  if (!record.headers.empty()) raw.headers = &record.headers;
   return raw;
 }
 

@@ -20,6 +20,7 @@
 #include <prometheus/text_serializer.h>
 #include <unistd.h>
 
+#include "archive/archive.h"
 #include "kafka/admin.h"
 #include "kafka/consumer.h"
 #include "kafka/fetch_hold_back.h"
@@ -367,6 +368,43 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     plan_sources();
   }
 
+  // archive.topics: the source topics read from archive.location where
+  // retention deleted their records.
+  void open_archive() {
+    const std::string listed = config.get_string(config::kArchiveTopics);
+    if (listed.empty()) return;
+    const std::string location = config.get_string(config::kArchiveLocation);
+    if (location.empty())
+      throw ConfigError(std::string(config::kArchiveTopics) + " is '" + listed + "', but " +
+                        std::string(config::kArchiveLocation) + " is not set");
+    std::set<std::string> sources;
+    for (const auto& sub : topology.subtopologies())
+      for (const auto& topic : sub.source_topics)
+        if (!topic.internal) sources.insert(topic.name);
+    std::size_t start = 0;
+    while (start <= listed.size()) {
+      std::size_t comma = listed.find(',', start);
+      if (comma == std::string::npos) comma = listed.size();
+      std::string topic = listed.substr(start, comma - start);
+      std::erase_if(topic, [](char c) { return c == ' '; });
+      start = comma + 1;
+      if (topic.empty()) continue;
+      if (topic == "*") {
+        archived_topics.insert(sources.begin(), sources.end());
+      } else if (sources.contains(topic)) {
+        archived_topics.insert(topic);
+      } else {
+        std::string names;
+        for (const std::string& source : sources) names += (names.empty() ? "" : ", ") + source;
+        throw ConfigError(std::string(config::kArchiveTopics) + ": '" + topic +
+                          "' is not a source topic of the topology (its source topics: " + names +
+                          ")");
+      }
+    }
+    archive = std::make_shared<archive::Archive>(
+        objects::open_location(location, config, config::kArchiveLocation));
+  }
+
   // Under replay_until: where each source partition's replay ends, the
   // first offset with a later timestamp; and what retention already took.
   void plan_replay() {
@@ -377,19 +415,29 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
           for (int32_t p = 0; p < partition_counts.at(topic.name); ++p)
             partitions.emplace_back(topic.name, p);
     const auto timeout = config.get_duration(config::kTopicWaitMs);
-    const std::vector<int64_t> ends =
+    std::vector<int64_t> ends =
         kafka::offsets_for_time(producer.get(), partitions, *replay_until_ms + 1, timeout);
     const auto marks = kafka::watermarks(producer.get(), partitions, timeout);
     int64_t records = 0;
     for (std::size_t i = 0; i < partitions.size(); ++i) {
+      // What retention deleted may end the replay sooner: its first record
+      // past the time, in the archive.
+      std::optional<archive::PartitionIndex> index;
+      if (archived_topics.contains(partitions[i].first) && marks[i].first > 0)
+        index = archive->read_index(partitions[i].first, partitions[i].second);
+      if (index)
+        if (std::optional<int64_t> archived =
+                archive::first_offset_at_or_after(*archive, *index, *replay_until_ms + 1))
+          ends[i] = std::min(ends[i], *archived);
       replay_end_offsets[partitions[i]] = ends[i];
-      records += std::max<int64_t>(0, ends[i] - marks[i].first);
-      if (marks[i].first > 0 && ends[i] > 0)
+      const int64_t first =
+          index ? std::min(index->start_offset(), marks[i].first) : marks[i].first;
+      records += std::max<int64_t>(0, ends[i] - first);
+      if (first > 0 && ends[i] > 0)
         log::get().warn(
             "{}: {}[{}] starts at offset {}: the records before it are deleted (retention), "
             "so the state as of {} ms lacks them",
-            application_id, partitions[i].first, partitions[i].second, marks[i].first,
-            *replay_until_ms);
+            application_id, partitions[i].first, partitions[i].second, first, *replay_until_ms);
     }
     log::get().info("{}: replaying {} partitions up to {} ms: at most {} records", application_id,
                     partitions.size(), *replay_until_ms, records);
@@ -932,6 +980,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     settings.input_end_offsets = replay_end_offsets;
     settings.state_directory = state_directory;
     settings.metrics_enabled = metrics_enabled;
+    settings.archive = archive;
+    settings.archived_topics = archived_topics;
     runtime::TaskManager::Clients clients;
     clients.consumer = consumer.get();
     clients.group = group_consumer.get();
@@ -984,7 +1034,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
       received_assignment = true;
       task_manager->assign(changed);
       try {
-        kafka::incremental_assign(rk, changed);
+        kafka::incremental_assign(rk, task_manager->with_live_starts(changed));
       } catch (const kafka::Error& e) {
         fail(e.what());
       }
@@ -1515,6 +1565,9 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   std::unique_ptr<state::ChangelogReader> changelog_reader;
   // Declared before the task manager, so gone after it: its commits queue uploads.
   std::unique_ptr<state::TaskSnapshots> snapshots;
+  // archive.location, and the source topics read from it (archive.topics).
+  std::shared_ptr<const archive::Archive> archive;
+  std::set<std::string> archived_topics;
   // What metrics read of it, from their own thread.
   std::atomic<const state::TaskSnapshots*> published_snapshots{nullptr};
   std::unique_ptr<runtime::GlobalThread> global_thread;
@@ -1589,6 +1642,7 @@ void KafkaStreams::start() {
   impl_->start_endpoint();
   impl_->create_clients();
   impl_->prepare_topics();
+  impl_->open_archive();
   if (impl_->replay_until_ms) impl_->plan_replay();
   impl_->prepare_state();
   impl_->pool = std::make_unique<boost::asio::thread_pool>(impl_->worker_threads);

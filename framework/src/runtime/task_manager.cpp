@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "rill/state.h"
 
 #include "kafka/producer.h"
@@ -144,7 +146,65 @@ void TaskManager::revoke(const std::vector<kafka::TopicPartition>& partitions, b
   open_gate();
 }
 
+std::vector<kafka::TopicPartition> TaskManager::with_live_starts(
+    std::vector<kafka::TopicPartition> partitions) {
+  for (kafka::TopicPartition& tp : partitions)
+    if (auto start = archive_live_starts_.find({tp.topic, tp.partition});
+        start != archive_live_starts_.end()) {
+      tp.offset = start->second;
+      archive_live_starts_.erase(start);
+    }
+  return partitions;
+}
+
+std::map<std::pair<std::string, int32_t>, std::unique_ptr<archive::ArchiveCursor>>
+TaskManager::archive_reads(const std::vector<kafka::TopicPartition>& partitions) {
+  std::map<std::pair<std::string, int32_t>, std::unique_ptr<archive::ArchiveCursor>> cursors;
+  archive_live_starts_.clear();
+  std::vector<kafka::TopicPartition> archived;
+  if (settings_.archive != nullptr)
+    for (const auto& tp : partitions)
+      if (settings_.archived_topics.contains(tp.topic))
+        archived.push_back({tp.topic, tp.partition});
+  if (archived.empty()) return cursors;
+  for (const kafka::TopicPartition& next :
+       clients_.group->committed(archived, settings_.call_timeout)) {
+    if (next.error != RD_KAFKA_RESP_ERR_NO_ERROR)
+      throw std::runtime_error("cannot read the committed offset of " + next.to_string() + ": " +
+                               kafka::describe(next.error));
+    // Without a commit, a partition starts at its first record (as
+    // seek_to_committed does), which the archive may hold alone.
+    const int64_t from = std::max<int64_t>(next.offset, 0);
+    const int64_t topic_start =
+        kafka::watermarks(clients_.consumer, {{next.topic, next.partition}}, settings_.call_timeout)
+            .front()
+            .first;
+    if (from >= topic_start) continue;  // the topic holds every record from there
+    std::optional<archive::PartitionIndex> index =
+        settings_.archive->read_index(next.topic, next.partition);
+    if (!index || index->end_offset() < topic_start)
+      throw std::runtime_error(fmt::format(
+          "{}: records [{}, {}) are no longer in the topic, and its archive ({}) {}",
+          next.to_string(), from, topic_start,
+          settings_.archive->index_address(next.topic, next.partition),
+          index ? "ends at offset " + std::to_string(index->end_offset()) : "does not exist"));
+    if (from < index->start_offset())
+      log::get().warn(
+          "{}: {}: records [{}, {}) are neither in the topic nor in its archive; "
+          "reading on from the archive's first record",
+          settings_.application_id, next.to_string(), from, index->start_offset());
+    archive_live_starts_[{next.topic, next.partition}] = index->end_offset();
+    log::get().info("{}: {}: reading offsets [{}, {}) from the archive, then the topic",
+                    settings_.application_id, next.to_string(),
+                    std::max(from, index->start_offset()), index->end_offset());
+    cursors[{next.topic, next.partition}] =
+        std::make_unique<archive::ArchiveCursor>(settings_.archive, std::move(*index), from);
+  }
+  return cursors;
+}
+
 void TaskManager::create_tasks(const std::vector<kafka::TopicPartition>& partitions) {
+  auto archive_cursors = archive_reads(partitions);
   for (const auto& tp : partitions) {
     auto sub = subtopology_of_topic_.find(tp.topic);
     if (sub == subtopology_of_topic_.end()) continue;
@@ -190,6 +250,11 @@ void TaskManager::create_tasks(const std::vector<kafka::TopicPartition>& partiti
     if (auto end = settings_.input_end_offsets.find({tp.topic, tp.partition});
         end != settings_.input_end_offsets.end())
       input->end_offset = end->second;
+    if (auto cursor = archive_cursors.find({tp.topic, tp.partition});
+        cursor != archive_cursors.end()) {
+      input->archived_waiting.store(cursor->second->remaining(), std::memory_order_relaxed);
+      input->archive = std::move(cursor->second);
+    }
     inputs_[{tp.topic, tp.partition}] = {input.get(), task};
     task->inputs().push_back(std::move(input));
   }
@@ -692,6 +757,16 @@ void TaskManager::reopen(const std::vector<kafka::TopicPartition>& partitions) {
       seek_to_committed(*clients_.group, partitions, settings_.call_timeout);
   try {
     create_tasks(partitions);
+    // Partitions read from their archive first fetch from its end.
+    std::vector<kafka::TopicPartition> live_starts;
+    for (const auto& [tp, offset] : archive_live_starts_)
+      live_starts.push_back({tp.first, tp.second, offset});
+    archive_live_starts_.clear();
+    if (!live_starts.empty())
+      for (const kafka::TopicPartition& tp : clients_.group->seek(live_starts))
+        if (tp.error != RD_KAFKA_RESP_ERR_NO_ERROR)
+          throw std::runtime_error("cannot seek " + tp.to_string() + ": " +
+                                   kafka::describe(tp.error));
   } catch (...) {
     // All or none: a task created before the failure would process into the
     // new transaction while the others wait, and the next attempt, which

@@ -84,6 +84,10 @@ class TaskManager {
     std::chrono::milliseconds repartition_purge_interval{30000};
     std::filesystem::path state_directory;
     bool metrics_enabled = true;
+    // The archive (archive.location), and the source topics read from it
+    // where retention deleted their records (archive.topics); null: none.
+    std::shared_ptr<const archive::Archive> archive;
+    std::set<std::string> archived_topics;
   };
 
   // The clients tasks use and the calls whose outcome the manager decides on.
@@ -138,6 +142,11 @@ class TaskManager {
   // created, or get the partitions. While a rewind waits to reopen, they join
   // what it reopens.
   void assign(const std::vector<kafka::TopicPartition>& partitions);
+  // After assign(): `partitions` with the offset the consumer starts at
+  // where a partition's first records come from its archive (the archive's
+  // end); the others keep theirs (the group's committed offset).
+  std::vector<kafka::TopicPartition> with_live_starts(
+      std::vector<kafka::TopicPartition> partitions);
   // The group takes `partitions` back; `lost` when another member may own
   // them already. Tasks left with no partition close, with a checkpoint only
   // when they committed first.
@@ -234,6 +243,12 @@ class TaskManager {
   void create_transactions();
 
   void create_tasks(const std::vector<kafka::TopicPartition>& partitions);
+  // For the partitions of archived topics whose next offset the topic no
+  // longer holds: a cursor over their archive from that offset, and the
+  // archive's end in archive_live_starts_. Throws when the archive cannot be
+  // read, or when it ends before the topic starts (records are in neither).
+  std::map<std::pair<std::string, int32_t>, std::unique_ptr<archive::ArchiveCursor>> archive_reads(
+      const std::vector<kafka::TopicPartition>& partitions);
   void open_task(ActiveTask& task);
   // Closes the tasks of `partitions`; `clean` after they committed.
   void close_partitions(const std::vector<kafka::TopicPartition>& partitions, bool clean);
@@ -256,6 +271,8 @@ class TaskManager {
   // or repeat input.
   void reopen(const std::vector<kafka::TopicPartition>& partitions);
 
+  // Where the consumer starts the partitions archive_reads() gave a cursor.
+  std::map<std::pair<std::string, int32_t>, int64_t> archive_live_starts_;
   Settings settings_;
   Clients clients_;
   Shared shared_;
