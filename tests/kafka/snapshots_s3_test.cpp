@@ -4,10 +4,14 @@
 // and the changelog's tail, to what a full restore gives; an object changed behind rill's back is
 // detected and the snapshot before it used; a missing bucket, an unreachable endpoint and a missing
 // object each say which.
+#include <algorithm>
+#include <csignal>
 #include <map>
 #include <numeric>
 #include <optional>
+#include <random>
 #include <string>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -16,11 +20,13 @@
 
 #include "objects/s3_object_store.h"
 #include "state/snapshots.h"
+#include "support/count_topology.h"
 #include "support/counts.h"
 #include "support/eventually.h"
 #include "support/http_client.h"
 #include "support/kafka_cluster.h"
 #include "support/ports.h"
+#include "support/process.h"
 #include "support/s3_server.h"
 #include "support/store_snapshots.h"
 #include "support/temp_dir.h"
@@ -222,4 +228,133 @@ TEST_CASE("a task without local state restores the newest snapshot and the chang
   // Without snapshots configured, no snapshot metrics.
   CHECK(metric_count(http_get(third.metrics_port(), "/metrics").body, "rill_snapshots_total") == 0);
   REQUIRE(third.close(30s));
+}
+
+TEST_CASE("snapshot() takes snapshots at once whatever the interval and times them",
+          "[kafka][s3][snapshots]") {
+  const std::string bucket = unique_name("snapshots"), app = unique_name("app-snap-now"),
+                    input = unique_name("events"), output = unique_name("snap-now-out");
+  create_bucket(bucket);
+  create_topic(input, 2);
+  create_topic(output, 2);
+  produce(input, keyed(50, 20));
+  StreamsConfig config{{"application.id", app},
+                       {"bootstrap.servers", bootstrap_servers()},
+                       {"commit.interval.ms", "200"},
+                       {"state.dir", temp_state_dir(app)},
+                       {"metrics.address", "127.0.0.1:0"},
+                       // Once an hour: only the first commit's snapshots and the asked ones.
+                       {"state.snapshot.interval.ms", "3600000"},
+                       {"state.snapshot.location", "s3://" + bucket + "/s"},
+                       {"s3.endpoint", s3_endpoint()},
+                       {"s3.access.key.id", kS3AccessKey},
+                       {"s3.secret.access.key", kS3SecretKey}};
+  KafkaStreams streams(count_topology(input, output), config);
+  CHECK_FALSE(streams.snapshot());  // not started
+  streams.start();
+  auto uploaded = [&] {
+    return metric_sum(http_get(streams.metrics_port(), "/metrics").body, "rill_snapshots_total",
+                      {{"outcome", "ok"}});
+  };
+  REQUIRE(eventually([&] { return uploaded() == 2; }, 60s));
+  auto objects = s3_store(bucket);
+  CHECK(state::snapshot_ids(objects, "s/" + app + "/0_0/").size() == 1);
+  produce(input, keyed(50, 5));
+  std::map<std::string, int64_t> expected;
+  for (int key = 0; key < 50; ++key) expected["key-" + std::to_string(key)] = 25;
+  REQUIRE(eventually([&] { return queried_counts(streams) == expected; }, 60s));
+  CHECK(uploaded() == 2);  // the interval holds back the next ones
+  REQUIRE(streams.snapshot());
+  REQUIRE(eventually([&] { return uploaded() == 4; }, 60s));
+  CHECK(state::snapshot_ids(objects, "s/" + app + "/0_0/").size() == 2);
+  const std::string metrics = http_get(streams.metrics_port(), "/metrics").body;
+  CHECK(metric_sum(metrics, "rill_snapshot_last_duration_seconds") > 0);
+  CHECK(metric_sum(metrics, "rill_snapshot_duration_seconds_total") >=
+        metric_sum(metrics, "rill_snapshot_last_duration_seconds"));
+  REQUIRE(streams.close(30s));
+  streams.cleanup();
+}
+
+TEST_CASE("a SIGKILL during a snapshot upload leaves nothing a restore would trust",
+          "[kafka][s3][snapshots]") {
+  const std::string bucket = unique_name("snapshots"), app = unique_name("app-snap-kill"),
+                    input = unique_name("events"), output = unique_name("snap-kill-out");
+  create_bucket(bucket);
+  create_topic(input, 2);
+  create_topic(output, 2);
+  // Records keep coming while the instance runs, so that it commits, and
+  // snapshots, all the time: uploads follow each other.
+  const int keys = 100'000;
+  std::map<std::string, int64_t> expected;
+  int next_key = 0;
+  auto produce_records = [&](int count) {
+    std::vector<TestRecord> records;
+    for (int i = 0; i < count; ++i) {
+      const std::string key = "key-" + std::to_string(next_key++ % keys);
+      ++expected[key];
+      records.push_back({key, "e", -1, -1, now_ms(), {}});
+    }
+    produce(input, records);
+  };
+  produce_records(keys);
+  const std::vector<std::string> settings = {"application.id=" + app,
+                                             "bootstrap.servers=" + bootstrap_servers(),
+                                             "commit.interval.ms=100",
+                                             "processing.guarantee=exactly_once_v2",
+                                             "state.dir=" + temp_state_dir(app + "-killed"),
+                                             "state.snapshot.interval.ms=1",
+                                             "state.snapshot.location=s3://" + bucket + "/s",
+                                             "s3.endpoint=" + s3_endpoint(),
+                                             std::string("s3.access.key.id=") + kS3AccessKey,
+                                             std::string("s3.secret.access.key=") + kS3SecretKey};
+  auto objects = s3_store(bucket);
+  // Snapshot ids under each task with their objects, and whether the
+  // manifest is among them.
+  auto snapshots_in_bucket = [&] {
+    std::map<std::string, bool> complete;  // "<task>/<id>" -> has its manifest
+    for (const std::string& key : objects.list("s/" + app + "/")) {
+      const std::string rest = key.substr(("s/" + app + "/").size());
+      const std::size_t slash = rest.find('/', rest.find('/') + 1);
+      const std::string id = rest.substr(0, slash);
+      complete[id] = complete[id] || rest.substr(slash) == "/manifest.json";
+    }
+    return complete;
+  };
+  std::mt19937 random(std::random_device{}());
+  bool killed_mid_upload = false;
+  for (int attempt = 0; attempt < 5 && !killed_mid_upload; ++attempt) {
+    std::vector<std::string> arguments = {test_binary("rill_test_app"), "count", "input=" + input,
+                                          "output=" + output};
+    arguments.insert(arguments.end(), settings.begin(), settings.end());
+    ChildProcess instance(arguments, "/tmp/" + app + "-" + std::to_string(attempt) + ".log");
+    REQUIRE(
+        eventually([&] { return instance.log().find("uploaded to") != std::string::npos; }, 120s));
+    const auto kill_at =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(100 + random() % 1000);
+    while (std::chrono::steady_clock::now() < kill_at) produce_records(1000);
+    instance.signal(SIGKILL);
+    instance.wait(10s);
+    for (const auto& [id, has_manifest] : snapshots_in_bucket())
+      if (!has_manifest) killed_mid_upload = true;
+  }
+  REQUIRE(killed_mid_upload);
+
+  // An instance without local state restores the newest complete snapshots
+  // (the partial one does not exist for it) and the changelog's tail.
+  StreamsConfig config;
+  for (const std::string& setting : settings) {
+    const std::size_t equals = setting.find('=');
+    config.set(setting.substr(0, equals), setting.substr(equals + 1));
+  }
+  config.set("state.dir", temp_state_dir(app + "-restored"));
+  config.set("state.snapshot.interval.ms", "3600000");
+  config.set("metrics.address", "127.0.0.1:0");
+  KafkaStreams restored(count_topology(input, output), config);
+  restored.start();
+  REQUIRE(eventually([&] { return queried_counts(restored) == expected; }, 120s));
+  const std::string metrics = http_get(restored.metrics_port(), "/metrics").body;
+  CHECK(metric_sum(metrics, "rill_snapshot_restores_total", {{"from", "snapshot"}}) == 2);
+  CHECK(metric_sum(metrics, "rill_snapshot_restores_total", {{"from", "changelog"}}) == 0);
+  REQUIRE(restored.close(30s));
+  restored.cleanup();
 }

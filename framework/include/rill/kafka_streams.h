@@ -80,6 +80,11 @@ class KafkaStreams {
   // Finishes in-flight records, flushes outputs, commits and leaves the group.
   // Returns false when that took longer than `timeout`.
   bool close(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Has every active task snapshot its persistent stores at a commit made
+  // soon for it, whatever state.snapshot.interval.ms says (`rill run` does
+  // it on SIGUSR1). Returns false, and does nothing, when snapshots are off
+  // or the instance is not started.
+  bool snapshot();
   // Waits until the instance is NOT_RUNNING or ERROR, or the timeout passes.
   bool wait_for_stop(std::chrono::milliseconds timeout);
   // Deletes this instance's local state (state.dir/application.id): stores,

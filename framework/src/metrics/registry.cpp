@@ -223,6 +223,16 @@ std::vector<MetricFamily> Registry::Collect() const {
                        "minus this.",
                        T::Gauge),
             {}, static_cast<double>(instance.last_snapshot_ms) / 1000.0);
+    out.add(out.family("rill_snapshot_last_duration_seconds",
+                       "How long the last snapshot took, from its checkpoints to its manifest "
+                       "uploaded.",
+                       T::Gauge),
+            {}, static_cast<double>(instance.last_snapshot_duration_ms) / 1000.0);
+    out.add(out.family("rill_snapshot_duration_seconds_total",
+                       "How long the uploaded snapshots took together; divided by "
+                       "rill_snapshots_total{outcome=\"ok\"}, their mean.",
+                       T::Counter),
+            {}, static_cast<double>(instance.snapshot_duration_ms) / 1000.0);
     auto& restores = out.family("rill_snapshot_restores_total",
                                 "Tasks started without local state, by what they restored from: "
                                 "a snapshot and the changelogs' tail, or the changelogs alone "

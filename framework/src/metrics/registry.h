@@ -48,6 +48,8 @@ struct InstanceValues {
   uint64_t snapshot_failures = 0;
   uint64_t snapshot_bytes = 0;
   int64_t last_snapshot_ms = 0;  // 0: none yet
+  int64_t last_snapshot_duration_ms = 0;
+  uint64_t snapshot_duration_ms = 0;  // all uploaded snapshots together
   uint64_t snapshot_restores = 0;
   uint64_t snapshot_fallbacks = 0;
 };

@@ -1260,7 +1260,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
           break;
         }
         // Every task's request is taken, so each asks once.
-        const bool requested = task_manager->commit_requested();
+        const bool requested = task_manager->commit_requested() ||
+                               snapshot_commit_wanted.exchange(false, std::memory_order_relaxed);
         if (now >= next_commit || requested) {
           if (task_manager->commit() && replay_until_ms) finish_replay_when_complete();
           next_commit = Clock::now() + commit_interval;
@@ -1400,6 +1401,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
       values.snapshot_failures = taken->failed();
       values.snapshot_bytes = taken->uploaded_bytes();
       values.last_snapshot_ms = taken->last_upload_ms();
+      values.last_snapshot_duration_ms = taken->last_duration_ms();
+      values.snapshot_duration_ms = taken->total_duration_ms();
       values.snapshot_restores = taken->restores();
       values.snapshot_fallbacks = taken->fallbacks();
     }
@@ -1570,6 +1573,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   std::set<std::string> archived_topics;
   // What metrics read of it, from their own thread.
   std::atomic<const state::TaskSnapshots*> published_snapshots{nullptr};
+  // KafkaStreams::snapshot() asked for a commit, at which tasks snapshot.
+  std::atomic<bool> snapshot_commit_wanted{false};
   std::unique_ptr<runtime::GlobalThread> global_thread;
   std::vector<std::unique_ptr<sinks::PostgresSink>> postgres_sinks;
   std::atomic<bool> sinks_started{false};
@@ -1628,6 +1633,14 @@ void KafkaStreams::set_restore_listener(RestoreListener listener) {
 
 void KafkaStreams::set_uncaught_exception_handler(ExceptionHandler handler) {
   impl_->exception_handler = std::move(handler);
+}
+
+bool KafkaStreams::snapshot() {
+  state::TaskSnapshots* snapshots = impl_->snapshots.get();
+  if (snapshots == nullptr || state() == State::kCreated) return false;
+  snapshots->request_all();
+  impl_->snapshot_commit_wanted.store(true, std::memory_order_relaxed);
+  return true;
 }
 
 void KafkaStreams::replay_until(int64_t until_ms) {
@@ -1740,18 +1753,24 @@ int KafkaStreams::metrics_port() const {
 
 namespace {
 std::atomic<int> received_signal{0};
-}
+std::atomic<bool> snapshot_signal{false};
+}  // namespace
 
 int run_until_signal(KafkaStreams& streams, const RunLimits& limits) {
   received_signal.store(0);
   auto on_signal = [](int signal) { received_signal.store(signal); };
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGUSR1, [](int) { snapshot_signal.store(true); });
   log::install_crash_report();
   const auto started = Clock::now();
   auto last_progress = started;
   uint64_t processed = 0;
   while (received_signal.load() == 0 && !streams.wait_for_stop(std::chrono::milliseconds(100))) {
+    if (snapshot_signal.exchange(false))
+      log::get().info(streams.snapshot() ? "SIGUSR1: every task snapshots at the next commit"
+                                         : "SIGUSR1: snapshots are off "
+                                           "(state.snapshot.interval.ms is 0)");
     const auto now = Clock::now();
     if (limits.duration.count() > 0 && now - started >= limits.duration) {
       log::get().info("ran for {} ms; closing", limits.duration.count());

@@ -77,15 +77,18 @@ void TaskSnapshots::after_commit(const TaskId& task, const StateManager& state) 
     if (stopping_) return;
   }
   const auto now = Clock::now();
+  const uint64_t requested = requested_.load(std::memory_order_relaxed);
+  uint64_t& answered = requests_answered_[task];
   if (auto last = last_taken_.find(task);
-      last != last_taken_.end() && now - last->second < interval_)
+      last != last_taken_.end() && now - last->second < interval_ && answered == requested)
     return;
-  last_taken_[task] = now;
   Upload upload{task, {}, new_snapshot_id(wall_ms()), wall_ms(), {}};
   upload.directory = staging_ / (task.to_string() + "-" + upload.id);
   try {
     upload.offsets = state.snapshot_to(upload.directory);
   } catch (const std::exception& e) {
+    last_taken_[task] = now;  // tried again after the interval
+    answered = requested;
     log::get().warn("{}: task {}: no snapshot this time: {}", application_id_, task.to_string(),
                     e.what());
     failed_.fetch_add(1, std::memory_order_relaxed);
@@ -93,7 +96,11 @@ void TaskSnapshots::after_commit(const TaskId& task, const StateManager& state) 
     fs::remove_all(upload.directory, ignored);
     return;
   }
-  if (upload.offsets.empty()) return;  // nothing persistent and logged to keep
+  // Nothing persistent and logged to keep yet: the next commit tries again.
+  if (upload.offsets.empty()) return;
+  last_taken_[task] = now;
+  answered = requested;
+  upload.checkpoint_ms = since_ms(now);
   log::get().debug("{}: task {}: snapshot {} taken in {} ms", application_id_, task.to_string(),
                    upload.id, since_ms(now));
   {
@@ -126,6 +133,9 @@ void TaskSnapshots::run() {
       uploaded_.fetch_add(1, std::memory_order_relaxed);
       uploaded_bytes_.fetch_add(bytes, std::memory_order_relaxed);
       last_upload_ms_.store(wall_ms(), std::memory_order_relaxed);
+      const int64_t duration_ms = upload.checkpoint_ms + since_ms(start);
+      last_duration_ms_.store(duration_ms, std::memory_order_relaxed);
+      total_duration_ms_.fetch_add(static_cast<uint64_t>(duration_ms), std::memory_order_relaxed);
       log::get().info("{}: task {}: snapshot {} uploaded to {} ({} files, {} bytes) in {} ms{}",
                       application_id_, upload.task.to_string(), upload.id,
                       store_->address(prefix + upload.id), manifest.files.size(), bytes,

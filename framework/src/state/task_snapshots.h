@@ -41,10 +41,14 @@ class TaskSnapshots {
   static std::unique_ptr<TaskSnapshots> from_config(const StreamsConfig& config,
                                                     const std::filesystem::path& state_directory);
 
+  // Has every task snapshot at its next commit, whatever the interval; from
+  // any thread.
+  void request_all() { requested_.fetch_add(1, std::memory_order_relaxed); }
+
   // Right after a commit (its stores flushed, its changelog writes
   // acknowledged): snapshots the task when its last one is older than the
-  // interval, and queues the upload. Never throws: a failed snapshot is
-  // logged, and the next commit tries again.
+  // interval or request_all() asked for one, and queues the upload. Never throws: a failed snapshot
+  // is logged, and the next commit tries again.
   void after_commit(const TaskId& task, const StateManager& state);
 
   // Before a task opens its stores: when `task_directory` holds no
@@ -65,6 +69,10 @@ class TaskSnapshots {
   uint64_t failed() const { return failed_.load(std::memory_order_relaxed); }
   uint64_t uploaded_bytes() const { return uploaded_bytes_.load(std::memory_order_relaxed); }
   int64_t last_upload_ms() const { return last_upload_ms_.load(std::memory_order_relaxed); }
+  // How long snapshots took, from the checkpoints to the manifest uploaded:
+  // the last one, and all uploaded ones together.
+  int64_t last_duration_ms() const { return last_duration_ms_.load(std::memory_order_relaxed); }
+  uint64_t total_duration_ms() const { return total_duration_ms_.load(std::memory_order_relaxed); }
   uint64_t restores() const { return restores_.load(std::memory_order_relaxed); }
   uint64_t fallbacks() const { return fallbacks_.load(std::memory_order_relaxed); }
 
@@ -75,6 +83,7 @@ class TaskSnapshots {
     std::string id;
     int64_t created_ms = 0;
     CheckpointOffsets offsets;
+    int64_t checkpoint_ms = 0;  // how long taking the checkpoints took
   };
   std::string prefix_of(const TaskId& task) const;
   void run();
@@ -87,6 +96,9 @@ class TaskSnapshots {
   std::filesystem::path staging_;
   // Taken on the committing thread only.
   std::map<TaskId, std::chrono::steady_clock::time_point> last_taken_;
+  // request_all() calls, and how many of them each task has answered.
+  std::atomic<uint64_t> requested_{0};
+  std::map<TaskId, uint64_t> requests_answered_;
 
   std::mutex mutex_;
   std::condition_variable changed_;
@@ -96,6 +108,8 @@ class TaskSnapshots {
   std::atomic<uint64_t> failed_{0};
   std::atomic<uint64_t> uploaded_bytes_{0};
   std::atomic<int64_t> last_upload_ms_{0};
+  std::atomic<int64_t> last_duration_ms_{0};
+  std::atomic<uint64_t> total_duration_ms_{0};
   std::atomic<uint64_t> restores_{0};
   std::atomic<uint64_t> fallbacks_{0};
   std::thread uploader_;
