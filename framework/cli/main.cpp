@@ -308,7 +308,14 @@ class StatusLine {
                   "/s  lag " + (lag ? std::to_string(*lag) : std::string("?"));
         last_written = written;
       }
-      std::cerr << "\r\033[K" << rill::to_string(streams_.state()) << "  in "
+      // A store restoring (its snapshot downloading first) says how much is left.
+      std::string restoring;
+      if (stats.snapshot_download_bytes > 0)
+        restoring = "snapshot " + std::to_string(stats.snapshot_download_bytes / 1024) +
+                    " KiB to download  ";
+      if (stats.restoring_records > 0)
+        restoring += "restoring " + std::to_string(stats.restoring_records) + " records  ";
+      std::cerr << "\r\033[K" << restoring << rill::to_string(streams_.state()) << "  in "
                 << stats.processed_records - last_processed << "/s  " << cluster << "  "
                 << stats.processed_records << " processed  " << stats.active_tasks << " tasks  "
                 << stats.skipped_records << " skipped  " << stats.dead_lettered_records

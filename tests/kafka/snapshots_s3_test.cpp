@@ -214,6 +214,8 @@ TEST_CASE("a task without local state restores the newest snapshot and the chang
     CHECK(second.stats().restored_records ==
           static_cast<uint64_t>(changelog_before_tail - covered));
     CHECK(second.stats().restored_records < static_cast<uint64_t>(changelog_before_tail));
+    CHECK(second.stats().restoring_records == 0);
+    CHECK(second.stats().snapshot_download_bytes == 0);
     const std::string metrics = http_get(second.metrics_port(), "/metrics").body;
     CHECK(metric_sum(metrics, "rill_snapshot_restores_total", {{"from", "snapshot"}}) == 2);
     CHECK(metric_sum(metrics, "rill_snapshot_restores_total", {{"from", "changelog"}}) == 0);

@@ -4,6 +4,7 @@
 // and dead partial uploads are pruned.
 #include "state/snapshots.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -34,10 +35,18 @@ TEST_CASE("a store's snapshot, uploaded and downloaded, holds what the store hel
   CHECK(state::snapshot_ids(objects, "app/0_1/") == std::vector<std::string>{id});
   CHECK(state::snapshot_ids(objects, "app/0_2/").empty());
 
-  const auto download =
-      state::download_newest_snapshot(objects, "app/0_1/", dir.path() / "restored");
+  // The bytes left, after the manifest and after each file, down to none.
+  std::vector<uint64_t> left;
+  const auto download = state::download_newest_snapshot(
+      objects, "app/0_1/", dir.path() / "restored", [&](uint64_t bytes) { left.push_back(bytes); });
   REQUIRE(download.manifest.has_value());
   CHECK(download.skipped.empty());
+  uint64_t total = 0;
+  for (const auto& file : uploaded.files) total += file.size;
+  REQUIRE(left.size() == uploaded.files.size() + 1);
+  CHECK(left.front() == total);
+  CHECK(left.back() == 0);
+  CHECK(std::is_sorted(left.rbegin(), left.rend()));
   CHECK(download.manifest->id == id);
   CHECK(download.manifest->changelog_offsets ==
         state::CheckpointOffsets{{{"app-counts-changelog", 1}, 5000}});

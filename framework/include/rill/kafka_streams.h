@@ -112,8 +112,13 @@ class KafkaStreams {
     uint64_t dropped_records = 0;
     uint64_t dead_lettered_records = 0;
     uint64_t active_tasks = 0;
-    // Changelog records applied to stores while restoring them.
+    // Changelog records applied to stores while restoring them, and those
+    // still to apply to the stores restoring now.
     uint64_t restored_records = 0;
+    uint64_t restoring_records = 0;
+    // Bytes of a task's snapshot still to download (state.snapshot.*; 0:
+    // none under way).
+    uint64_t snapshot_download_bytes = 0;
     // Changelog records applied to standby replicas.
     uint64_t standby_records = 0;
     // Records of global stores' topics applied to them, restoring included.

@@ -166,6 +166,13 @@ void Registry::on_restore_progress(const std::string& store, const std::string& 
   restore_remaining_[{store, topic, partition}] = done || restored >= total ? 0 : total - restored;
 }
 
+uint64_t Registry::restore_remaining() const {
+  std::lock_guard lock(mutex_);
+  uint64_t remaining = 0;
+  for (const auto& [partition, records] : restore_remaining_) remaining += records;
+  return remaining;
+}
+
 void Registry::on_records_purged(const std::string& topic, int32_t partition,
                                  int64_t log_start_offset) {
   std::lock_guard lock(mutex_);

@@ -133,6 +133,8 @@ class Registry final : public prometheus::Collectable {
   void publish_partitions(std::vector<PartitionGauges> partitions);
   void publish_stores(std::vector<StoreGauges> stores);
   // From the changelog reader.
+  // Changelog records still to restore, over every partition restoring.
+  uint64_t restore_remaining() const;
   void on_restore_progress(const std::string& store, const std::string& topic, int32_t partition,
                            uint64_t restored, uint64_t total, bool done);
 

@@ -1505,7 +1505,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     for (auto& [id, standby] : closing) close_standby(*standby);
     kafka::flush(task_manager->producer(), std::chrono::seconds(30));
     pool->join();
-    // No commit follows: uploads under way finish, the others are dropped.
+    // No commit follows: the snapshots taken so far are uploaded (for a
+    // while; see TaskSnapshots::stop).
     if (snapshots) snapshots->stop();
     // No task reads the global stores any more.
     if (global_thread) global_thread->stop();
@@ -1721,8 +1722,11 @@ KafkaStreams::Stats KafkaStreams::stats() const {
   stats.aborted_transactions = impl_->counters.aborted_transactions.load(std::memory_order_relaxed);
   if (impl_->changelog_reader) {
     stats.restored_records = impl_->changelog_reader->restored_records();
+    stats.restoring_records = impl_->metrics->restore_remaining();
     stats.standby_records = impl_->changelog_reader->standby_records();
   }
+  if (const auto* snapshots = impl_->published_snapshots.load(std::memory_order_acquire))
+    stats.snapshot_download_bytes = snapshots->download_bytes_left();
   if (impl_->global_thread) stats.global_records = impl_->global_thread->state().applied_records();
   stats.pending_input_records = impl_->pending_input.load(std::memory_order_relaxed);
   stats.event_time_ms = impl_->event_time.load(std::memory_order_relaxed);

@@ -115,7 +115,8 @@ std::vector<std::string> snapshot_ids(ObjectStore& store, const std::string& pre
 }
 
 SnapshotDownload download_newest_snapshot(ObjectStore& store, const std::string& prefix,
-                                          const fs::path& directory) {
+                                          const fs::path& directory,
+                                          const std::function<void(uint64_t)>& progress) {
   SnapshotDownload download;
   std::vector<std::string> ids;
   try {
@@ -135,6 +136,9 @@ SnapshotDownload download_newest_snapshot(ObjectStore& store, const std::string&
         throw ObjectStoreError("manifest " + store.address(manifest_key) + " names snapshot '" +
                                manifest.id + "'");
       fs::create_directories(directory);
+      uint64_t left = 0;
+      for (const SnapshotFile& file : manifest.files) left += file.size;
+      if (progress) progress(left);
       for (const SnapshotFile& file : manifest.files) {
         const std::string key = prefix + *id + std::string(kFiles) + file.path;
         const fs::path target = directory / file.path;
@@ -146,6 +150,8 @@ SnapshotDownload download_newest_snapshot(ObjectStore& store, const std::string&
                                  " bytes, the manifest says " + std::to_string(file.size));
         if (file_sha256(target) != file.sha256)
           throw ObjectStoreError(store.address(key) + " does not match its SHA-256 checksum");
+        left -= file.size;
+        if (progress) progress(left);
       }
       download.manifest = std::move(manifest);
       return download;
@@ -153,6 +159,7 @@ SnapshotDownload download_newest_snapshot(ObjectStore& store, const std::string&
       download.skipped.push_back("snapshot " + *id + ": " + e.what());
     }
   }
+  if (progress) progress(0);
   std::error_code ignored;
   fs::remove_all(directory, ignored);
   return download;

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -78,8 +79,11 @@ struct SnapshotDownload {
 // fails (a missing or corrupt object, a bad manifest, a store that cannot be
 // read) is skipped for the one before it. `directory` holds only a snapshot
 // that passed, or nothing.
-SnapshotDownload download_newest_snapshot(ObjectStore& store, const std::string& prefix,
-                                          const std::filesystem::path& directory);
+// `progress`, if given, hears the bytes of the snapshot being downloaded
+// still to come, after each file (0 once done).
+SnapshotDownload download_newest_snapshot(
+    ObjectStore& store, const std::string& prefix, const std::filesystem::path& directory,
+    const std::function<void(uint64_t bytes_left)>& progress = {});
 
 // Puts a downloaded snapshot in place in a task's directory: its store
 // folders replace the task's, and the task's checkpoint becomes the

@@ -11,6 +11,8 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+constexpr std::chrono::seconds kStopUploads{30};
+
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -44,6 +46,7 @@ TaskSnapshots::~TaskSnapshots() {
 void TaskSnapshots::stop() {
   {
     std::lock_guard lock(mutex_);
+    if (!stopping_) stop_deadline_ = Clock::now() + kStopUploads;
     stopping_ = true;
   }
   changed_.notify_all();
@@ -116,9 +119,13 @@ void TaskSnapshots::run() {
     {
       std::unique_lock lock(mutex_);
       changed_.wait(lock, [this] { return stopping_ || !uploads_.empty(); });
-      // Uploads not started when the instance stops are dropped: the
-      // snapshots before them stay, and the next run takes new ones.
-      if (stopping_) return;
+      // When the instance stops, the snapshots taken so far (the last
+      // commit's among them) are uploaded for up to kStopUploads; those left
+      // then are dropped: the snapshots before them stay.
+      if (uploads_.empty() || (stopping_ && Clock::now() >= stop_deadline_)) {
+        if (stopping_) return;
+        continue;
+      }
       upload = std::move(uploads_.front());
       uploads_.pop_front();
     }
@@ -155,8 +162,9 @@ bool TaskSnapshots::restore_if_empty(const TaskId& task, const fs::path& task_di
   if (!read_checkpoint(task_directory).empty()) return false;
   const auto start = Clock::now();
   const fs::path download_directory = staging_ / (task.to_string() + "-download");
-  const SnapshotDownload download =
-      download_newest_snapshot(*store_, prefix_of(task), download_directory);
+  const SnapshotDownload download = download_newest_snapshot(
+      *store_, prefix_of(task), download_directory,
+      [this](uint64_t left) { download_bytes_left_.store(left, std::memory_order_relaxed); });
   for (const std::string& skipped : download.skipped)
     log::get().warn("{}: task {}: a snapshot was not used: {}", application_id_, task.to_string(),
                     skipped);

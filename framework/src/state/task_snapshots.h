@@ -57,8 +57,9 @@ class TaskSnapshots {
   // and why. Never throws: without a snapshot the task restores in full.
   bool restore_if_empty(const TaskId& task, const std::filesystem::path& task_directory);
 
-  // Waits for the upload under way; drops those not begun, and takes no more
-  // snapshots. After it, nothing touches the staging directory. Idempotent.
+  // Takes no more snapshots, and uploads those taken (the last commit's
+  // among them) for up to 30 s; drops what is left then. After it, nothing
+  // touches the staging directory. Idempotent.
   void stop();
 
   // Since the start, from any thread: snapshots uploaded and failed, bytes
@@ -75,6 +76,10 @@ class TaskSnapshots {
   uint64_t total_duration_ms() const { return total_duration_ms_.load(std::memory_order_relaxed); }
   uint64_t restores() const { return restores_.load(std::memory_order_relaxed); }
   uint64_t fallbacks() const { return fallbacks_.load(std::memory_order_relaxed); }
+  // Bytes of the snapshot being downloaded still to come (0: none).
+  uint64_t download_bytes_left() const {
+    return download_bytes_left_.load(std::memory_order_relaxed);
+  }
 
  private:
   struct Upload {
@@ -104,6 +109,7 @@ class TaskSnapshots {
   std::condition_variable changed_;
   std::deque<Upload> uploads_;
   bool stopping_ = false;
+  std::chrono::steady_clock::time_point stop_deadline_;
   std::atomic<uint64_t> uploaded_{0};
   std::atomic<uint64_t> failed_{0};
   std::atomic<uint64_t> uploaded_bytes_{0};
@@ -112,6 +118,7 @@ class TaskSnapshots {
   std::atomic<uint64_t> total_duration_ms_{0};
   std::atomic<uint64_t> restores_{0};
   std::atomic<uint64_t> fallbacks_{0};
+  std::atomic<uint64_t> download_bytes_left_{0};
   std::thread uploader_;
 };
 
