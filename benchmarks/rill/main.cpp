@@ -7,7 +7,7 @@
 //       [--threads N] [--guarantee at_least_once|exactly_once_v2] [--state-dir DIR]
 //       --expect RECORDS [--timeout-s S] [--ready-file PATH] [--linger-ms MS] [--grace-ms MS]
 //       [--partitions N] [--config key=value,key=value] [--second-input T]
-//       [--query-keys K [--query-skip-ms MS]]
+//       [--query-keys K [--query-skip-ms MS]] [--snapshot-at-end 1]
 //
 // --second-input is the joins' other topic (W6's customers, W7's payments).
 // Most workloads stop once RECORDS input records (of every input) are processed; W5's restore
@@ -17,6 +17,8 @@
 // from the moment the instance runs until the work is done, one at a time, as
 // interactive queries (KafkaStreams::store); the reads after the first MS
 // milliseconds are timed (query_reads, query_p50_ms, query_p99_ms).
+//
+// --snapshot-at-end 1 has every task snapshot as of the end (snapshots must be on).
 //
 // The workloads are in workloads.cpp.
 #include <algorithm>
@@ -144,6 +146,9 @@ int run(const bench::Args& args) {
   const double done_cpu = bench::cpu_seconds();
   reading.store(false);
   if (reader.joinable()) reader.join();
+  // W5b's fill: every task's snapshot as of the end, uploaded by close().
+  if (args.has("snapshot-at-end") && !streams.snapshot())
+    error = "--snapshot-at-end: snapshots are off (state.snapshot.interval.ms is 0)";
   streams.close();
   const int64_t closed_ms = bench::now_ms();
 
