@@ -18,6 +18,7 @@
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
 
+#include "archive/archive.h"
 #include "objects/s3_object_store.h"
 #include "state/snapshots.h"
 #include "support/count_topology.h"
@@ -359,4 +360,47 @@ TEST_CASE("a SIGKILL during a snapshot upload leaves nothing a restore would tru
   CHECK(metric_sum(metrics, "rill_snapshot_restores_total", {{"from", "changelog"}}) == 0);
   REQUIRE(restored.close(30s));
   restored.cleanup();
+}
+
+TEST_CASE("wrong credentials are refused, naming the object, and lose nothing",
+          "[s3][snapshots][archive]") {
+  AuthenticatingS3Server server;
+  auto store_with = [&](const std::string& access_key, const std::string& secret_key) {
+    return objects::S3ObjectStore(
+        {server.endpoint(), server.bucket(), "us-east-1", access_key, secret_key});
+  };
+  auto right = store_with(server.access_key(), server.secret_key());
+  auto wrong_secret = store_with(server.access_key(), "not-the-secret");
+  auto unknown_key = store_with("AKIAUNKNOWNKEY000000", "anything");
+
+  TempDir dir;
+  const auto contents = filled_checkpoint(dir.path() / "store", dir.path() / "first", 500, "v1");
+  state::upload_snapshot(right, "app/0_1/", dir.path() / "first", state::new_snapshot_id(1000),
+                         1000, {{{"c", 1}, 500}});
+  const std::string prefix_address = "s3://" + server.bucket() + "/app/0_1/";
+  CHECK_THROWS_WITH(wrong_secret.list("app/0_1/"), Catch::Contains(prefix_address) &&
+                                                       Catch::Contains("denied") &&
+                                                       Catch::Contains("SignatureDoesNotMatch"));
+  CHECK_THROWS_WITH(unknown_key.list("app/0_1/"),
+                    Catch::Contains(prefix_address) && Catch::Contains("InvalidAccessKeyId"));
+
+  // A task restoring with the wrong key uses no snapshot and says why (it
+  // restores from the changelogs); the snapshot stays for the right key.
+  const auto refused =
+      state::download_newest_snapshot(wrong_secret, "app/0_1/", dir.path() / "refused");
+  CHECK_FALSE(refused.manifest.has_value());
+  REQUIRE(refused.skipped.size() == 1);
+  CHECK_THAT(refused.skipped[0], Catch::Contains(prefix_address) && Catch::Contains("denied"));
+  const auto restored = state::download_newest_snapshot(right, "app/0_1/", dir.path() / "restored");
+  REQUIRE(restored.manifest.has_value());
+  CHECK(restored_contents(dir.path() / "restored") == contents);
+
+  // The archive's reader names the index it could not read.
+  objects::ObjectLocation location;
+  location.store = std::make_unique<objects::S3ObjectStore>(wrong_secret);
+  location.prefix = "events";
+  const archive::Archive archived(std::move(location));
+  CHECK_THROWS_WITH(archived.read_index("orders", 0),
+                    Catch::Contains("s3://" + server.bucket() + "/events/orders/0/index.json") &&
+                        Catch::Contains("denied"));
 }

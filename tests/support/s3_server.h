@@ -3,7 +3,10 @@
 // not rill's.
 #pragma once
 
+#include <optional>
 #include <string>
+
+#include "support/process.h"
 
 namespace rill::testing {
 
@@ -20,5 +23,21 @@ void create_bucket(const std::string& bucket);
 // PUT /bucket/key with `body`, or the object's bytes; through curl.
 void put_object(const std::string& bucket, const std::string& key, const std::string& body);
 std::string get_object(const std::string& bucket, const std::string& key);
+
+// An S3 server of the test's own (moto, as scripts/s3 installs it) that
+// checks every request's signature: it knows one access key, allowed
+// everything, and holds one bucket. The shared server takes any credentials.
+class AuthenticatingS3Server {
+ public:
+  AuthenticatingS3Server();
+  const std::string& endpoint() const { return endpoint_; }
+  const std::string& access_key() const { return access_key_; }
+  const std::string& secret_key() const { return secret_key_; }
+  const std::string& bucket() const { return bucket_; }
+
+ private:
+  std::optional<ChildProcess> server_;  // killed with the object
+  std::string endpoint_, access_key_, secret_key_, bucket_ = "guarded";
+};
 
 }  // namespace rill::testing

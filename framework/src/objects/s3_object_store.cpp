@@ -250,7 +250,13 @@ std::vector<std::string> S3ObjectStore::list(const std::string& prefix) {
     std::string query;
     if (!token.empty()) query += "continuation-token=" + escaped(curl.get(), token) + "&";
     query += "list-type=2&prefix=" + escaped(curl.get(), prefix);
-    const Response response = request("GET", "", query, Body::kNone, {}, {}, Body::kText, {});
+    Response response;
+    try {
+      response = request("GET", "", query, Body::kNone, {}, {}, Body::kText, {});
+    } catch (const ObjectStoreError& e) {
+      // The request names the bucket: say which objects were asked for.
+      throw ObjectStoreError("cannot list " + address(prefix) + "*: " + e.what());
+    }
     for (std::string& key : xml_values(response.body, "Key")) keys.push_back(std::move(key));
     if (xml_value(response.body, "IsTruncated").value_or("false") != "true") break;
     token = xml_value(response.body, "NextContinuationToken").value_or("");

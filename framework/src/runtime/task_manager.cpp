@@ -203,7 +203,30 @@ TaskManager::archive_reads(const std::vector<kafka::TopicPartition>& partitions)
   return cursors;
 }
 
+void TaskManager::prepare_new_tasks(const std::vector<kafka::TopicPartition>& partitions) {
+  std::vector<TaskId> fresh;
+  for (const auto& tp : partitions) {
+    auto sub = subtopology_of_topic_.find(tp.topic);
+    if (sub == subtopology_of_topic_.end()) continue;
+    const TaskId id{sub->second, tp.partition};
+    if (!tasks_.contains(id) && std::find(fresh.begin(), fresh.end(), id) == fresh.end())
+      fresh.push_back(id);
+  }
+  for (const TaskId& id : fresh)
+    if (shared_.before_create) shared_.before_create(id);
+  if (shared_.snapshots == nullptr) return;
+  // The tasks' snapshots download side by side: restoring tasks moved
+  // together takes as long as the largest, not their sum.
+  std::vector<std::thread> downloads;
+  for (const TaskId& id : fresh)
+    downloads.emplace_back([this, id] {
+      shared_.snapshots->restore_if_empty(id, settings_.state_directory / id.to_string());
+    });
+  for (std::thread& download : downloads) download.join();
+}
+
 void TaskManager::create_tasks(const std::vector<kafka::TopicPartition>& partitions) {
+  prepare_new_tasks(partitions);
   auto archive_cursors = archive_reads(partitions);
   for (const auto& tp : partitions) {
     auto sub = subtopology_of_topic_.find(tp.topic);
@@ -213,9 +236,6 @@ void TaskManager::create_tasks(const std::vector<kafka::TopicPartition>& partiti
     if (auto found = tasks_.find(id); found != tasks_.end()) task = found->second;
     if (!task) {
       // Into tasks_ only once open: a task that failed to open is no one's.
-      if (shared_.before_create) shared_.before_create(id);
-      if (shared_.snapshots != nullptr)
-        shared_.snapshots->restore_if_empty(id, settings_.state_directory / id.to_string());
       task = std::make_shared<ActiveTask>(
           shared_.topology, id, settings_.application_id, producer(), shared_.deliveries,
           shared_.errors, shared_.gate, settings_.max_batch, settings_.max_task_idle_ms,

@@ -243,6 +243,10 @@ class TaskManager {
   void create_transactions();
 
   void create_tasks(const std::vector<kafka::TopicPartition>& partitions);
+  // Before create_tasks makes the tasks of `partitions` it does not hold yet:
+  // standbys let go of their directories, and those without local state get
+  // their newest snapshots (state.snapshot.*).
+  void prepare_new_tasks(const std::vector<kafka::TopicPartition>& partitions);
   // For the partitions of archived topics whose next offset the topic no
   // longer holds: a cursor over their archive from that offset, and the
   // archive's end in archive_live_starts_. Throws when the archive cannot be

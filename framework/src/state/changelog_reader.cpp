@@ -58,6 +58,9 @@ void ChangelogReader::submit(std::shared_ptr<RestoringTask> task) {
     restore_requests_.push_back(std::move(task));
   }
   changed_.notify_all();
+  // A reader waiting for records of the restores under way starts this one
+  // now rather than after its poll: tasks created together restore together.
+  kafka::MessageQueue::of_consumer(consumer_.get()).wake();
 }
 
 void ChangelogReader::add_standby(std::shared_ptr<StandbyTask> standby) {
@@ -66,6 +69,7 @@ void ChangelogReader::add_standby(std::shared_ptr<StandbyTask> standby) {
     standby_requests_.push_back(std::move(standby));
   }
   changed_.notify_all();
+  kafka::MessageQueue::of_consumer(consumer_.get()).wake();
 }
 
 // Asks the reader to let go of `owner` and waits one full turn of its loop.

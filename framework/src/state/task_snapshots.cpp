@@ -164,7 +164,11 @@ bool TaskSnapshots::restore_if_empty(const TaskId& task, const fs::path& task_di
   const fs::path download_directory = staging_ / (task.to_string() + "-download");
   const SnapshotDownload download = download_newest_snapshot(
       *store_, prefix_of(task), download_directory,
-      [this](uint64_t left) { download_bytes_left_.store(left, std::memory_order_relaxed); });
+      [this, counted = uint64_t{0}](uint64_t left) mutable {
+        // Tasks download side by side: each adds its own part.
+        download_bytes_left_.fetch_add(left - counted, std::memory_order_relaxed);
+        counted = left;
+      });
   for (const std::string& skipped : download.skipped)
     log::get().warn("{}: task {}: a snapshot was not used: {}", application_id_, task.to_string(),
                     skipped);

@@ -51,7 +51,8 @@ class TaskSnapshots {
   // is logged, and the next commit tries again.
   void after_commit(const TaskId& task, const StateManager& state);
 
-  // Before a task opens its stores: when `task_directory` holds no
+  // Before a task opens its stores (from several threads at once, one per
+  // task): when `task_directory` holds no
   // checkpoint, downloads the task's newest snapshot that verifies and
   // installs it there. Returns whether it did; logs the snapshots it skipped
   // and why. Never throws: without a snapshot the task restores in full.
@@ -76,7 +77,7 @@ class TaskSnapshots {
   uint64_t total_duration_ms() const { return total_duration_ms_.load(std::memory_order_relaxed); }
   uint64_t restores() const { return restores_.load(std::memory_order_relaxed); }
   uint64_t fallbacks() const { return fallbacks_.load(std::memory_order_relaxed); }
-  // Bytes of the snapshot being downloaded still to come (0: none).
+  // Bytes of the snapshots being downloaded still to come (0: none).
   uint64_t download_bytes_left() const {
     return download_bytes_left_.load(std::memory_order_relaxed);
   }
