@@ -272,6 +272,7 @@ void ChangelogReader::start_restore(const std::shared_ptr<RestoringTask>& task,
     log::get().info("task {}: restoring store {} from {}[{}] offsets {} to {}",
                     task->id().to_string(), changelog.store, changelog.topic, changelog.partition,
                     reading.next_offset, high);
+    reading.serial = ++next_serial_;
     readings_[{changelog.topic, changelog.partition}] = std::move(reading);
     assignment_changed_ = true;
     started.push_back({changelog.topic, changelog.partition});
@@ -286,6 +287,7 @@ void ChangelogReader::start_standby(const std::shared_ptr<StandbyTask>& standby)
     reading.store = changelog.store;
     reading.standby = standby;
     reading.next_offset = changelog.restore_from;
+    reading.serial = ++next_serial_;
     readings_[{changelog.topic, changelog.partition}] = std::move(reading);
     assignment_changed_ = true;
   }
@@ -293,6 +295,8 @@ void ChangelogReader::start_standby(const std::shared_ptr<StandbyTask>& standby)
 }
 
 void ChangelogReader::apply(Reading& reading, const rd_kafka_message_t& message) {
+  // Fetched for an earlier reading of the partition, below where this one is.
+  if (message.offset < reading.next_offset) return;
   std::optional<std::string_view> value;
   if (message.payload != nullptr) value = kafka::value_of(message);
   reading.pending.push_back({kafka::key_of(message), value});
@@ -349,15 +353,29 @@ void ChangelogReader::complete(RestoringTask& task) {
   on_restored_();
 }
 
+// Incremental: partitions whose reading goes on keep their fetch position
+// and the records fetched ahead. A partition whose reading was replaced (its
+// task closed and came back) is assigned anew from the new reading's offset.
 void ChangelogReader::assign() {
   assignment_changed_ = false;
-  std::vector<kafka::TopicPartition> partitions;
-  partitions.reserve(readings_.size());
-  for (const auto& [key, reading] : readings_)
-    partitions.push_back({key.first, key.second, reading.next_offset});
-  // A plain assignment: the reader's consumer belongs to no group it joins.
+  std::vector<kafka::TopicPartition> added, removed;
+  for (const auto& [key, serial] : assigned_) {
+    auto reading = readings_.find(key);
+    if (reading == readings_.end() || reading->second.serial != serial)
+      removed.push_back({key.first, key.second});
+  }
+  for (const auto& [key, reading] : readings_) {
+    auto assigned = assigned_.find(key);
+    if (assigned == assigned_.end() || assigned->second != reading.serial)
+      added.push_back({key.first, key.second, reading.next_offset});
+  }
+  // The reader's consumer belongs to no group it joins: assignments are its own.
   try {
-    kafka::assign(consumer_.get(), partitions);
+    if (!removed.empty()) kafka::incremental_unassign(consumer_.get(), removed);
+    for (const auto& tp : removed) assigned_.erase({tp.topic, tp.partition});
+    if (!added.empty()) kafka::incremental_assign(consumer_.get(), added);
+    for (const auto& tp : added)
+      assigned_[{tp.topic, tp.partition}] = readings_.at({tp.topic, tp.partition}).serial;
   } catch (const kafka::Error& e) {
     log::get().error("assigning changelog partitions: {}", e.what());
   }

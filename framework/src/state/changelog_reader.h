@@ -102,6 +102,8 @@ class ChangelogReader {
     bool done = false;
     // Records of the current batch not yet written to the store.
     std::vector<state::BytesWrite> pending;
+    // Tells this reading from an earlier one of the same partition.
+    uint64_t serial = 0;
   };
   using Key = std::pair<std::string, int32_t>;
 
@@ -144,6 +146,10 @@ class ChangelogReader {
   };
   std::vector<WaitingRestore> waiting_;  // restores that do not know their ends yet
   std::map<Key, Reading> readings_;
+  // What the consumer is assigned: each partition with the serial of the
+  // reading it was assigned for. Reader thread only.
+  std::map<Key, uint64_t> assigned_;
+  uint64_t next_serial_ = 0;
   bool assignment_changed_ = false;
   kafka::FetchHoldBack hold_back_{kQueuedRecords};
 
