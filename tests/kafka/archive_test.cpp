@@ -55,19 +55,6 @@ std::vector<std::string> joined(std::vector<std::string> first,
   return first;
 }
 
-// The last count of each key in a topic (read_committed).
-std::map<std::string, int64_t> last_counts(const std::string& topic) {
-  std::map<std::string, int64_t> counts;
-  REQUIRE(read_to_end(
-      topic,
-      [&](const TestRecord& record) {
-        counts[record.key.value_or("<null>")] =
-            rill::serdes::int64()->deserialize(std::string_view(record.value.value_or("")));
-      },
-      60s));
-  return counts;
-}
-
 std::string utc_iso_time(int64_t ms) {
   const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};

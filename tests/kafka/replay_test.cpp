@@ -28,19 +28,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// The last count of each key in a topic (read_committed).
-std::map<std::string, int64_t> last_counts(const std::string& topic) {
-  std::map<std::string, int64_t> counts;
-  REQUIRE(read_to_end(
-      topic,
-      [&](const TestRecord& record) {
-        counts[record.key.value_or("<null>")] =
-            rill::serdes::int64()->deserialize(std::string_view(record.value.value_or("")));
-      },
-      60s));
-  return counts;
-}
-
 // A time as --until takes it, and as the names of the replay's topics carry it.
 std::string time_text(int64_t ms, const char* pattern) {
   const std::time_t seconds = static_cast<std::time_t>(ms / 1000);

@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <catch2/catch.hpp>
+
 #include "rill/serde.h"
 
 namespace rill::testing {
@@ -28,6 +30,18 @@ std::map<std::string, int64_t> final_counts(const std::string& topic, std::size_
   for (const auto& record : consume(topic, at_least, timeout))
     table[*record.key] = serdes::int64()->deserialize(std::string_view(*record.value));
   return table;
+}
+
+std::map<std::string, int64_t> last_counts(const std::string& topic) {
+  std::map<std::string, int64_t> counts;
+  REQUIRE(read_to_end(
+      topic,
+      [&](const TestRecord& record) {
+        counts[record.key.value_or("<null>")] =
+            serdes::int64()->deserialize(std::string_view(record.value.value_or("")));
+      },
+      std::chrono::seconds(60)));
+  return counts;
 }
 
 std::optional<std::map<std::string, int64_t>> queried_counts(const KafkaStreams& streams,

@@ -28,6 +28,10 @@ std::vector<TestRecord> keyed(int keys, int per_key);
 std::map<std::string, int64_t> final_counts(const std::string& topic, std::size_t at_least,
                                             std::chrono::milliseconds timeout);
 
+// The last count (int64) of each key in `topic` ("<null>" for a null key),
+// read to its end with read_committed.
+std::map<std::string, int64_t> last_counts(const std::string& topic);
+
 // Every key's count in a running instance's key-value store `store`, read
 // through interactive queries; nullopt while the store cannot be read.
 std::optional<std::map<std::string, int64_t>> queried_counts(const KafkaStreams& streams,
