@@ -696,12 +696,18 @@ int archive(const std::string& file,
   }
   command.until_offset = options.until_offset;
   if (!options.segment_size.empty()) {
-    const long long bytes = std::atoll(options.segment_size.c_str());
-    const char unit = options.segment_size.back();
-    command.segment_bytes =
-        static_cast<std::size_t>(bytes * (unit == 'k' || unit == 'K'   ? 1024LL
-                                          : unit == 'm' || unit == 'M' ? 1024LL * 1024
-                                                                       : 1));
+    // Digits, then K or M or nothing: anything else ("16MB", "1.5M") is refused.
+    const std::string& text = options.segment_size;
+    uint64_t bytes = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), bytes);
+    const std::string unit(end, text.data() + text.size());
+    const uint64_t scale = unit.empty()                 ? 1
+                           : unit == "K" || unit == "k" ? 1024
+                           : unit == "M" || unit == "m" ? 1024 * 1024
+                                                        : 0;
+    command.segment_bytes = error == std::errc() && bytes < (uint64_t{1} << 40)
+                                ? static_cast<std::size_t>(bytes * scale)
+                                : 0;
     if (command.segment_bytes == 0) {
       std::cerr << "rill archive: --segment-size: '" << options.segment_size
                 << "' is not a size like 16M, 512K or 65536\n";
