@@ -1,8 +1,10 @@
-// The changelog reader against the real broker, under exactly-once: a restore
-// that meets a transaction still open on its changelog (the task's previous
-// owner was cut off from the group mid-commit) waits for that transaction to
-// end, and then holds its writes if it committed and none of them if it
-// aborted.
+// The changelog reader against the real broker:
+// - under exactly-once, a restore that meets a transaction still open on its
+//   changelog (the task's previous owner was cut off from the group
+//   mid-commit) waits for that transaction to end, and then holds its writes
+//   if it committed and none of them if it aborted;
+// - records written in sorted batches split across threads keep each key's
+//   last value, in a full restore and in a tail onto checkpointed files.
 #include "state/changelog_reader.h"
 
 #include <atomic>
@@ -35,7 +37,14 @@ class Task final : public state::RestoringTask {
     state_.open(
         nullptr, [] { return int64_t{0}; }, nullptr);
   }
-  ~Task() override { state_.close(false); }
+  ~Task() override {
+    if (!closed_) state_.close(false);
+  }
+  // Writes the checkpoint: the next task on the directory restores the tail.
+  void close_clean() {
+    state_.close(true);
+    closed_ = true;
+  }
 
   TaskId id() const override { return {0, 0}; }
   state::StateManager& state() override { return state_; }
@@ -67,6 +76,7 @@ class Task final : public state::RestoringTask {
   std::mutex mutex_;
   std::condition_variable changed_;
   bool restored_ = false;
+  bool closed_ = false;
   std::string failure_;
 };
 
@@ -130,7 +140,7 @@ void restore_past_open_transaction(bool commit) {
   {
     state::ChangelogReader reader(restore_client(application_id, "read_committed"),
                                   restore_client(application_id, "read_uncommitted"), {}, [] {});
-    reader.submit(task);
+    reader.submit({task});
 
     // The committed records are restored; the open transaction holds the rest.
     const auto deadline = std::chrono::steady_clock::now() + 30s;
@@ -175,4 +185,66 @@ TEST_CASE(
     "writes when it aborts",
     "[kafka][state][eos]") {
   restore_past_open_transaction(false);
+}
+
+TEST_CASE(
+    "a restore written in sorted batches across threads keeps each key's last value, in full and "
+    "as a tail onto checkpointed files",
+    "[kafka][state][restore]") {
+  const std::string application_id = unique_name("reader-batches");
+  const std::string changelog = application_id + "-counts-changelog";
+  create_topic(changelog, 1, {{"cleanup.policy", "compact"}});
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string error;
+  REQUIRE(conf->set("bootstrap.servers", bootstrap_servers(), error) == RdKafka::Conf::CONF_OK);
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  REQUIRE(producer);
+  // Every key updated once per round, the rounds one after the other: a batch
+  // holds several updates of a key, which must stay in order.
+  const int keys = 5000;
+  auto produce_rounds = [&](int64_t from, int64_t to) {
+    for (int64_t round = from; round <= to; ++round)
+      for (int key = 0; key < keys; ++key) {
+        produce_count(*producer, changelog, "key-" + std::to_string(key), round);
+        producer->poll(0);
+      }
+    REQUIRE(producer->flush(30000) == RdKafka::ERR_NO_ERROR);
+  };
+  auto require_counts = [&](Task& task, int64_t expected) {
+    int wrong = 0;
+    for (int key = 0; key < keys; ++key)
+      if (task.count("key-" + std::to_string(key)) != expected) ++wrong;
+    CHECK(wrong == 0);
+  };
+
+  Topology topology = processor_count_topology("in", "out");
+  topology.build();
+  const auto directory = std::filesystem::temp_directory_path() / application_id / "0_0";
+  std::filesystem::remove_all(directory.parent_path());
+
+  produce_rounds(1, 4);
+  {
+    auto task = std::make_shared<Task>(topology, application_id, directory);
+    state::ChangelogReader reader(restore_client(application_id, "read_uncommitted"),
+                                  restore_client(application_id, "read_uncommitted"), {}, [] {});
+    reader.submit({task});
+    REQUIRE(task->wait_restored(60s));
+    CHECK(task->failure().empty());
+    CHECK(reader.restored_records() == 4 * keys);
+    require_counts(*task, 4);
+    task->close_clean();
+  }
+  produce_rounds(5, 6);
+  {
+    auto task = std::make_shared<Task>(topology, application_id, directory);
+    state::ChangelogReader reader(restore_client(application_id, "read_uncommitted"),
+                                  restore_client(application_id, "read_uncommitted"), {}, [] {});
+    reader.submit({task});
+    REQUIRE(task->wait_restored(60s));
+    CHECK(task->failure().empty());
+    CHECK(reader.restored_records() == 2 * keys);
+    require_counts(*task, 6);
+  }
+  std::filesystem::remove_all(directory.parent_path());
+  delete_topic(changelog);
 }

@@ -636,3 +636,40 @@ TEST_CASE("a store wrapper rejects a byte store of another kind", "[unit][state]
   CHECK_THROWS_AS(windows.wrap(std::make_unique<state::InMemoryKeyValueStore>("w")),
                   std::logic_error);
 }
+
+TEST_CASE("a RocksDB store opened for a restore onto its files compacts again once asked to",
+          "[unit][state]") {
+  TempDir dir;
+  auto compacting = [](const state::RocksDbKeyValueStore& store) {
+    return !store.db().GetOptions().disable_auto_compactions;
+  };
+  {
+    state::RocksDbKeyValueStore store("counts", dir.path() / "a", RocksDbOptions{}, nullptr, true);
+    CHECK_FALSE(compacting(store));
+    store.resume_compactions();
+    CHECK(compacting(store));
+  }
+  {
+    // A commit's flush resumes them too, whoever forgot to.
+    state::RocksDbKeyValueStore store("counts", dir.path() / "b", RocksDbOptions{}, nullptr, true);
+    store.put("a", "1");
+    store.flush();
+    CHECK(compacting(store));
+  }
+  {
+    // So does a level 0 grown to RocksDB's slowdown trigger, which RocksDB
+    // itself does not enforce while compactions are off.
+    state::RocksDbKeyValueStore store("counts", dir.path() / "c", RocksDbOptions{}, nullptr, true);
+    const int trigger = store.db().GetOptions().level0_slowdown_writes_trigger;
+    for (int file = 0; file < trigger; ++file) {
+      CHECK_FALSE(compacting(store));
+      const std::string key = "k" + std::to_string(file);
+      const state::BytesWrite write{key, std::string_view("v")};
+      store.write_all({&write, 1});
+      REQUIRE(store.db().Flush(rocksdb::FlushOptions()).ok());
+    }
+    const state::BytesWrite write{"last", std::string_view("v")};
+    store.write_all({&write, 1});
+    CHECK(compacting(store));
+  }
+}

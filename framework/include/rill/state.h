@@ -619,9 +619,12 @@ class StoreBuilder {
   // Opens the byte store: a RocksDB in `directory` (created when missing) using
   // `resources`' shared cache, or the store's own cache when `resources` is
   // nullptr; or an in-memory store, which ignores both. Throws StateStoreError
-  // when RocksDB cannot open the directory.
+  // when RocksDB cannot open the directory. With `compactions_paused`, a
+  // RocksDB key-value store opens with its automatic compactions off, for a
+  // restore onto its files (see RocksDbKeyValueStore::resume_compactions).
   std::unique_ptr<state::BytesStore> build_bytes_store(const std::filesystem::path& directory,
-                                                       state::RocksDbResources* resources) const;
+                                                       state::RocksDbResources* resources,
+                                                       bool compactions_paused = false) const;
   // The typed store over `bytes`: build_bytes_store's result, or a layer
   // wrapped around it (such as changelogging) of the same kind.
   std::unique_ptr<StateStore> wrap(std::unique_ptr<state::BytesStore> bytes) const;

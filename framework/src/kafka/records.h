@@ -96,8 +96,13 @@ class MessageQueue {
   // Moves up to `capacity` messages into `batch`, waiting up to `timeout_ms`
   // for the first; the caller owns them. Returns how many.
   std::size_t take(rd_kafka_message_t** batch, std::size_t capacity, int timeout_ms) {
-    const ssize_t taken = rd_kafka_consume_batch_queue(queue_.get(), timeout_ms, batch, capacity);
-    return taken > 0 ? static_cast<std::size_t>(taken) : 0;
+    // librdkafka's batch call waits until the batch is full or the timeout
+    // has passed: records that arrived would wait out the timeout. So wait
+    // for one, then take what else is there.
+    std::size_t taken = take_now(batch, capacity);
+    if (taken > 0 || timeout_ms == 0 || capacity == 0) return taken;
+    if (rd_kafka_consume_batch_queue(queue_.get(), timeout_ms, batch, 1) != 1) return 0;
+    return 1 + take_now(batch + 1, capacity - 1);
   }
   std::size_t length() const { return rd_kafka_queue_length(queue_.get()); }
   // Wakes a thread waiting in take().
@@ -105,6 +110,10 @@ class MessageQueue {
 
  private:
   explicit MessageQueue(rd_kafka_queue_t* queue) : queue_(queue) {}
+  std::size_t take_now(rd_kafka_message_t** batch, std::size_t capacity) {
+    const ssize_t taken = rd_kafka_consume_batch_queue(queue_.get(), 0, batch, capacity);
+    return taken > 0 ? static_cast<std::size_t>(taken) : 0;
+  }
   QueuePtr queue_;
 };
 

@@ -114,6 +114,13 @@ void DirectoryObjectStore::get_file(const std::string& key, const fs::path& file
                            error.message());
 }
 
+void DirectoryObjectStore::get_unchanging_file(const std::string& key, const fs::path& file) {
+  std::error_code error;
+  fs::remove(file, error);
+  fs::create_hard_link(path_of(key), file, error);
+  if (error) get_file(key, file);  // another file system, or no object (named there)
+}
+
 std::string DirectoryObjectStore::get_text(const std::string& key) {
   const fs::path path = path_of(key);
   std::error_code error;

@@ -29,6 +29,12 @@ class ObjectStore {
   virtual void put_file(const std::string& key, const std::filesystem::path& file) = 0;
   virtual void put_text(const std::string& key, std::string_view text) = 0;
   virtual void get_file(const std::string& key, const std::filesystem::path& file) = 0;
+  // As get_file, for a file that no one changes once written (a RocksDB
+  // SST): a store on the same file system may share the object's bytes
+  // rather than copy them.
+  virtual void get_unchanging_file(const std::string& key, const std::filesystem::path& file) {
+    get_file(key, file);
+  }
   virtual std::string get_text(const std::string& key) = 0;
   // Every key that starts with `prefix`, in byte order.
   virtual std::vector<std::string> list(const std::string& prefix) = 0;
@@ -46,6 +52,8 @@ class DirectoryObjectStore final : public ObjectStore {
   void put_file(const std::string& key, const std::filesystem::path& file) override;
   void put_text(const std::string& key, std::string_view text) override;
   void get_file(const std::string& key, const std::filesystem::path& file) override;
+  // A hard link when the file system allows one, else a copy.
+  void get_unchanging_file(const std::string& key, const std::filesystem::path& file) override;
   std::string get_text(const std::string& key) override;
   std::vector<std::string> list(const std::string& prefix) override;
   void remove(const std::string& key) override;

@@ -584,8 +584,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     properties["client.id"] += "-restore";
     properties["enable.auto.commit"] = "false";
     properties["enable.partition.eof"] = "true";
-    // The reader also asks this broker connection for changelog ends, which
-    // wait behind a pending fetch: keep fetches from lingering.
+    // A fetch of partitions at their end lingers this long, and the first
+    // fetch of a restore that starts meanwhile waits behind it.
     properties.emplace("fetch.wait.max.ms", "50");
     // librdkafka 2.0.2's watermark query waits for its answer up to
     // socket.timeout.ms (60 s by default), whatever timeout it is given. The
@@ -595,18 +595,16 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     properties.emplace("socket.timeout.ms", kBoundedRequestTimeoutMs);
     properties.emplace("auto.offset.reset", "earliest");
     properties["queued.min.messages"] = std::to_string(state::ChangelogReader::kQueuedRecords);
-    // A store restored under exactly-once holds committed writes only, and
-    // its restore ends at the high watermark, which only a client reading
-    // uncommitted records is told.
-    kafka::KafkaPtr ends;
-    if (exactly_once) {
-      properties["isolation.level"] = "read_committed";
-      auto ends_properties = properties;
-      ends_properties["client.id"] += "-ends";
-      ends_properties["isolation.level"] = "read_uncommitted";
-      ends_properties.erase("queued.min.messages");
-      ends = kafka::make_client(RD_KAFKA_CONSUMER, conf_for(ends_properties));
-    }
+    // The changelogs' ends come from a client of their own: asked on the
+    // reader's connection, they would wait behind its pending fetch. It reads
+    // uncommitted records, as a restore ends at the high watermark even under
+    // exactly-once, where the stores take committed writes only.
+    auto ends_properties = properties;
+    ends_properties["client.id"] += "-ends";
+    ends_properties["isolation.level"] = "read_uncommitted";
+    ends_properties.erase("queued.min.messages");
+    kafka::KafkaPtr ends = kafka::make_client(RD_KAFKA_CONSUMER, conf_for(ends_properties));
+    if (exactly_once) properties["isolation.level"] = "read_committed";
     // librdkafka wants a group even for a consumer that only assigns; this one
     // never joins it nor commits to it.
     properties["group.id"] = application_id + "-restore";

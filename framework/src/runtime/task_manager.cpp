@@ -228,56 +228,66 @@ void TaskManager::prepare_new_tasks(const std::vector<kafka::TopicPartition>& pa
 void TaskManager::create_tasks(const std::vector<kafka::TopicPartition>& partitions) {
   prepare_new_tasks(partitions);
   auto archive_cursors = archive_reads(partitions);
-  for (const auto& tp : partitions) {
-    auto sub = subtopology_of_topic_.find(tp.topic);
-    if (sub == subtopology_of_topic_.end()) continue;
-    TaskId id{sub->second, tp.partition};
-    std::shared_ptr<ActiveTask> task;
-    if (auto found = tasks_.find(id); found != tasks_.end()) task = found->second;
-    if (!task) {
-      // Into tasks_ only once open: a task that failed to open is no one's.
-      task = std::make_shared<ActiveTask>(
-          shared_.topology, id, settings_.application_id, producer(), shared_.deliveries,
-          shared_.errors, shared_.gate, settings_.max_batch, settings_.max_task_idle_ms,
-          settings_.metadata_timeout, settings_.state_directory / id.to_string(), shared_.rocksdb);
-      if (shared_.global_stores != nullptr)
-        task->stream_task().use_global_stores(shared_.global_stores);
-      if (settings_.metrics_enabled) {
-        const auto& subtopology =
-            shared_.topology.subtopologies().at(static_cast<std::size_t>(id.subtopology));
-        auto task_metrics = shared_.metrics.task(id, subtopology.nodes, subtopology.stores);
-        task_metrics->assigned.store(true, std::memory_order_relaxed);
-        task->record_into(std::move(task_metrics), true, shared_.metrics.record_store_latency());
+  std::vector<std::shared_ptr<state::RestoringTask>> restores;
+  // Submitted together, the restores start together, also when a later task
+  // fails to open.
+  try {
+    for (const auto& tp : partitions) {
+      auto sub = subtopology_of_topic_.find(tp.topic);
+      if (sub == subtopology_of_topic_.end()) continue;
+      TaskId id{sub->second, tp.partition};
+      std::shared_ptr<ActiveTask> task;
+      if (auto found = tasks_.find(id); found != tasks_.end()) task = found->second;
+      if (!task) {
+        // Into tasks_ only once open: a task that failed to open is no one's.
+        task = std::make_shared<ActiveTask>(
+            shared_.topology, id, settings_.application_id, producer(), shared_.deliveries,
+            shared_.errors, shared_.gate, settings_.max_batch, settings_.max_task_idle_ms,
+            settings_.metadata_timeout, settings_.state_directory / id.to_string(),
+            shared_.rocksdb);
+        if (shared_.global_stores != nullptr)
+          task->stream_task().use_global_stores(shared_.global_stores);
+        if (settings_.metrics_enabled) {
+          const auto& subtopology =
+              shared_.topology.subtopologies().at(static_cast<std::size_t>(id.subtopology));
+          auto task_metrics = shared_.metrics.task(id, subtopology.nodes, subtopology.stores);
+          task_metrics->assigned.store(true, std::memory_order_relaxed);
+          task->record_into(std::move(task_metrics), true, shared_.metrics.record_store_latency());
+        }
+        open_task(*task);
+        tasks_[id] = task;
+        log::get().info("{}: created task {}", settings_.application_id, id.to_string());
+        if (task->state().changelogs().empty()) {
+          task->transition_to(TaskState::kRunning);
+        } else {
+          task->transition_to(TaskState::kRestoring);
+          task->submitted_for_restore();
+          restores.push_back(task);
+        }
+        shared_.counters.active_tasks.store(tasks_.size(), std::memory_order_relaxed);
       }
-      open_task(*task);
-      tasks_[id] = task;
-      log::get().info("{}: created task {}", settings_.application_id, id.to_string());
-      if (task->state().changelogs().empty()) {
-        task->transition_to(TaskState::kRunning);
-      } else {
-        task->transition_to(TaskState::kRestoring);
-        task->submitted_for_restore();
-        shared_.changelog_reader->submit(task);
+      auto input = std::make_unique<InputPartition>(
+          clients_.consumer, tp.topic, tp.partition, task->stream_task().source_for(tp.topic),
+          settings_.max_batch, settings_.buffer_capacity, shared_.counters.partition_pauses,
+          [this, weak_task = std::weak_ptr<ActiveTask>(task)] {
+            if (auto arrived_for = weak_task.lock()) shared_.schedule(arrived_for);
+          });
+      if (auto end = settings_.input_end_offsets.find({tp.topic, tp.partition});
+          end != settings_.input_end_offsets.end())
+        input->end_offset = end->second;
+      if (auto cursor = archive_cursors.find({tp.topic, tp.partition});
+          cursor != archive_cursors.end()) {
+        input->archived_waiting.store(cursor->second->remaining(), std::memory_order_relaxed);
+        input->archive = std::move(cursor->second);
       }
-      shared_.counters.active_tasks.store(tasks_.size(), std::memory_order_relaxed);
+      inputs_[{tp.topic, tp.partition}] = {input.get(), task};
+      task->inputs().push_back(std::move(input));
     }
-    auto input = std::make_unique<InputPartition>(
-        clients_.consumer, tp.topic, tp.partition, task->stream_task().source_for(tp.topic),
-        settings_.max_batch, settings_.buffer_capacity, shared_.counters.partition_pauses,
-        [this, weak_task = std::weak_ptr<ActiveTask>(task)] {
-          if (auto arrived_for = weak_task.lock()) shared_.schedule(arrived_for);
-        });
-    if (auto end = settings_.input_end_offsets.find({tp.topic, tp.partition});
-        end != settings_.input_end_offsets.end())
-      input->end_offset = end->second;
-    if (auto cursor = archive_cursors.find({tp.topic, tp.partition});
-        cursor != archive_cursors.end()) {
-      input->archived_waiting.store(cursor->second->remaining(), std::memory_order_relaxed);
-      input->archive = std::move(cursor->second);
-    }
-    inputs_[{tp.topic, tp.partition}] = {input.get(), task};
-    task->inputs().push_back(std::move(input));
+  } catch (...) {
+    shared_.changelog_reader->submit(std::move(restores));
+    throw;
   }
+  shared_.changelog_reader->submit(std::move(restores));
 }
 
 // A task directory stays locked until its previous owner on this machine

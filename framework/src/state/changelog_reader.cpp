@@ -1,5 +1,6 @@
 #include "state/changelog_reader.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "kafka/group.h"
@@ -10,7 +11,13 @@ namespace rill::state {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int kBatch = 1000;
+constexpr int kBatch = 5000;
+// Records a turn leaves for the next one's write while more are fetched.
+constexpr std::size_t kWriteRecords = 50'000;
+// A store's batch splits into ranges of at least this many records.
+constexpr std::size_t kParallelWriteRecords = 1000;
+// The reader's thread and its writers.
+constexpr unsigned kMaxWriteThreads = 4;
 constexpr int kPollMs = 100;
 // A restore that cannot learn its changelogs' ends within kEndOffsetsTimeout
 // fails its task, which the runtime rewinds and retries with backoff. A turn
@@ -30,8 +37,12 @@ ChangelogReader::ChangelogReader(kafka::KafkaPtr consumer, kafka::KafkaPtr ends,
     : consumer_(std::move(consumer)),
       ends_(std::move(ends)),
       listener_(std::move(listener)),
-      on_restored_(std::move(on_restored)),
-      thread_([this] { run(); }) {}
+      on_restored_(std::move(on_restored)) {
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 1; i < std::min(cores, kMaxWriteThreads); ++i)
+    writers_.emplace_back([this] { run_writer(); });
+  thread_ = std::thread([this] { run(); });
+}
 
 ChangelogReader::~ChangelogReader() {
   {
@@ -40,6 +51,12 @@ ChangelogReader::~ChangelogReader() {
   }
   changed_.notify_all();
   thread_.join();
+  {
+    std::lock_guard lock(writes_.mutex);
+    writes_.stopping = true;
+  }
+  writes_.started.notify_all();
+  for (std::thread& writer : writers_) writer.join();
   try {
     kafka::assign(consumer_.get(), {});
   } catch (const kafka::Error&) {
@@ -52,10 +69,11 @@ ChangelogReader::~ChangelogReader() {
   kafka::destroy_unclosed(std::move(ends_));
 }
 
-void ChangelogReader::submit(std::shared_ptr<RestoringTask> task) {
+void ChangelogReader::submit(std::vector<std::shared_ptr<RestoringTask>> tasks) {
+  if (tasks.empty()) return;
   {
     std::lock_guard lock(mutex_);
-    restore_requests_.push_back(std::move(task));
+    for (auto& task : tasks) restore_requests_.push_back(std::move(task));
   }
   changed_.notify_all();
   // A reader waiting for records of the restores under way starts this one
@@ -175,12 +193,20 @@ void ChangelogReader::run() {
       }
       if (!reading.done) apply(reading, message);
     }
-    for (auto& [key, reading] : readings_) write_pending(reading);
-    if (hold_back_.observe(queue.length()) == kafka::FetchHoldBack::Change::kDrained)
+    // Records wait for the write while more are fetched already, up to
+    // kWriteRecords: a larger batch, sorted, goes into the memtable faster.
+    const std::size_t fetched = queue.length();
+    std::size_t pending = 0;
+    for (const auto& [key, reading] : readings_) pending += reading.pending.size();
+    if (fetched == 0 || pending >= kWriteRecords) {
+      write_all_pending();
+      held.clear();
+    }
+    if (hold_back_.observe(fetched) == kafka::FetchHoldBack::Change::kDrained)
       for (const auto& [key, reading] : readings_)
         kafka::wake_fetcher(consumer_.get(), key.first, key.second);
-    held.clear();
     for (auto& [key, reading] : readings_) {
+      if (!reading.pending.empty()) continue;
       if (reading.task && !reading.done && reading.next_offset >= reading.end) finish(reading);
       if (reading.standby) reading.state->restored(reading.store, reading.next_offset);
     }
@@ -220,8 +246,7 @@ void ChangelogReader::start_restores() {
     std::string failure;
     try {
       // Leaders of changelogs created moments ago may not be known yet.
-      offsets =
-          kafka::watermarks(ends_ ? ends_.get() : consumer_.get(), changelogs, kEndOffsetsAttempt);
+      offsets = kafka::watermarks(ends_.get(), changelogs, kEndOffsetsAttempt);
     } catch (const kafka::Error& e) {
       if (kafka::is_retriable(e.code()) && Clock::now() - it->since < kEndOffsetsTimeout) {
         unanswered.push_back(std::move(*it));  // asked again after the others
@@ -267,6 +292,7 @@ void ChangelogReader::start_restore(const std::shared_ptr<RestoringTask>& task,
     report(reading);
     if (reading.next_offset >= high) {
       task->state().restored(changelog.store, reading.next_offset);
+      end_tail_restore(task->state(), changelog.store);
       continue;
     }
     log::get().info("task {}: restoring store {} from {}[{}] offsets {} to {}",
@@ -282,6 +308,8 @@ void ChangelogReader::start_restore(const std::shared_ptr<RestoringTask>& task,
 
 void ChangelogReader::start_standby(const std::shared_ptr<StandbyTask>& standby) {
   for (const auto& changelog : standby->state.changelogs()) {
+    // A standby follows for as long as it lives: its stores compact meanwhile.
+    end_tail_restore(standby->state, changelog.store);
     Reading reading;
     reading.state = &standby->state;
     reading.store = changelog.store;
@@ -304,28 +332,57 @@ void ChangelogReader::apply(Reading& reading, const rd_kafka_message_t& message)
 }
 
 void ChangelogReader::write_pending(Reading& reading) {
-  if (reading.pending.empty()) return;
-  const uint64_t written = reading.pending.size();
+  sort_pending(reading);
+  WriteJob job{&reading, 0, reading.pending.size(), 0, {}};
+  write(job);
+  account_written(reading, {&job, 1});
+}
+
+// In key order, RocksDB's memtable inserts each record next to the one
+// before instead of searching its skip list from the top, and a batch splits
+// into key ranges that threads write at once. Stable: a key's last write in
+// the batch stays its last.
+void ChangelogReader::sort_pending(Reading& reading) {
+  std::stable_sort(reading.pending.begin(), reading.pending.end(),
+                   [](const BytesWrite& a, const BytesWrite& b) { return a.key < b.key; });
+}
+
+// Runs on the reader's thread or on a writer: touches its records' store only.
+void ChangelogReader::write(WriteJob& job) {
+  Reading& reading = *job.reading;
+  const std::span<const BytesWrite> records(reading.pending.data() + job.begin,
+                                            job.end - job.begin);
   try {
     if (reading.standby) {
       std::lock_guard lock(reading.standby->store_mutex);
-      reading.state->restore(reading.store, reading.pending);
+      reading.state->restore(reading.store, records);
     } else {
-      reading.state->restore(reading.store, reading.pending);
+      reading.state->restore(reading.store, records);
     }
+    job.written = records.size();
   } catch (const std::exception& e) {
-    reading.pending.clear();
+    job.failure = e.what();
+  }
+}
+
+void ChangelogReader::account_written(Reading& reading, std::span<WriteJob> jobs) {
+  reading.pending.clear();
+  uint64_t written = 0;
+  std::string failure;
+  for (WriteJob& job : jobs) {
+    written += job.written;
+    if (failure.empty()) failure = std::move(job.failure);
+  }
+  if (!failure.empty()) {
     if (reading.task) {
       reading.task->report_failure(
-          "task " + reading.task->id().to_string() + ": restoring state failed: " + e.what(),
-          false);
+          "task " + reading.task->id().to_string() + ": restoring state failed: " + failure, false);
       finish(reading);
     } else {
-      log::get().error("standby task {}: {}", reading.standby->id.to_string(), e.what());
+      log::get().error("standby task {}: {}", reading.standby->id.to_string(), failure);
     }
     return;
   }
-  reading.pending.clear();
   if (reading.task) {
     reading.progress.restored += written;
     restored_records_.fetch_add(written, std::memory_order_relaxed);
@@ -334,9 +391,96 @@ void ChangelogReader::write_pending(Reading& reading) {
   }
 }
 
+// The stores' writes are most of a restore's time: a turn's writes go side
+// by side, on the reader's thread and its writers, when they are large
+// enough to pay for it. Stores are RocksDB instances of their own, and a
+// RocksDB store's batch splits into key ranges written at once.
+void ChangelogReader::write_all_pending() {
+  std::vector<WriteJob>& jobs = writes_.jobs;
+  jobs.clear();
+  const std::size_t threads = writers_.size() + 1;
+  for (auto& [key, reading] : readings_) {
+    if (reading.pending.empty()) continue;
+    sort_pending(reading);
+    const std::size_t size = reading.pending.size();
+    std::size_t parts = 1;
+    if (threads > 1 && !reading.standby && size >= 2 * kParallelWriteRecords &&
+        reading.state->restores_concurrently(reading.store))
+      parts = std::min(threads, size / kParallelWriteRecords);
+    std::size_t begin = 0;
+    for (std::size_t part = 1; part <= parts; ++part) {
+      std::size_t end = size * part / parts;
+      // A key's writes stay in one range, in order.
+      while (end < size && end > begin && reading.pending[end].key == reading.pending[end - 1].key)
+        ++end;
+      if (end > begin) jobs.push_back({&reading, begin, end, 0, {}});
+      begin = end;
+    }
+  }
+  if (jobs.size() > 1 && !writers_.empty()) {
+    {
+      std::lock_guard lock(writes_.mutex);
+      writes_.next.store(0, std::memory_order_relaxed);
+      writes_.left = jobs.size();
+      ++writes_.round;
+    }
+    writes_.started.notify_all();
+    take_writes();
+    std::unique_lock lock(writes_.mutex);
+    writes_.finished.wait(lock, [&] { return writes_.left == 0 && writes_.busy == 0; });
+  } else {
+    for (WriteJob& job : jobs) write(job);
+  }
+  // A reading's jobs are consecutive.
+  for (std::size_t first = 0; first < jobs.size();) {
+    std::size_t last = first + 1;
+    while (last < jobs.size() && jobs[last].reading == jobs[first].reading) ++last;
+    account_written(*jobs[first].reading, std::span(jobs).subspan(first, last - first));
+    first = last;
+  }
+}
+
+// Writes the round's jobs not yet taken by another thread.
+void ChangelogReader::take_writes() {
+  std::vector<WriteJob>& jobs = writes_.jobs;
+  for (std::size_t i = writes_.next.fetch_add(1); i < jobs.size(); i = writes_.next.fetch_add(1)) {
+    write(jobs[i]);
+    std::lock_guard lock(writes_.mutex);
+    if (--writes_.left == 0) writes_.finished.notify_all();
+  }
+}
+
+void ChangelogReader::run_writer() {
+  uint64_t round = 0;
+  std::unique_lock lock(writes_.mutex);
+  while (true) {
+    // A round whose jobs are all done is over: the reader may be changing
+    // them for the next.
+    writes_.started.wait(
+        lock, [&] { return writes_.stopping || (writes_.round != round && writes_.left > 0); });
+    if (writes_.stopping) return;
+    round = writes_.round;
+    ++writes_.busy;
+    lock.unlock();
+    take_writes();
+    lock.lock();
+    if (--writes_.busy == 0) writes_.finished.notify_all();
+  }
+}
+
+void ChangelogReader::end_tail_restore(StateManager& state, const std::string& store) {
+  try {
+    state.end_tail_restore(store);
+  } catch (const std::exception& e) {
+    // The store's first commit tries again.
+    log::get().warn("state store '{}': {}", store, e.what());
+  }
+}
+
 void ChangelogReader::finish(Reading& reading) {
   reading.done = true;
   reading.state->restored(reading.store, reading.next_offset);
+  end_tail_restore(*reading.state, reading.store);
   reading.progress.done = true;
   report(reading);
   log::get().info("task {}: restored {} records of store {}", reading.task->id().to_string(),
@@ -368,6 +512,17 @@ void ChangelogReader::assign() {
     auto assigned = assigned_.find(key);
     if (assigned == assigned_.end() || assigned->second != reading.serial)
       added.push_back({key.first, key.second, reading.next_offset});
+  }
+  // A partition of a topic the consumer has no metadata for waits for its
+  // leader until librdkafka's next scan of unknown topics, up to a second:
+  // ask for the topic's metadata first (bounded like a turn's other calls).
+  for (const auto& tp : added) {
+    if (!known_topics_.insert(tp.topic).second) continue;
+    try {
+      kafka::partition_count(consumer_.get(), tp.topic, kEndOffsetsAttempt);
+    } catch (const std::exception&) {
+      known_topics_.erase(tp.topic);  // the scan finds the leader later
+    }
   }
   // The reader's consumer belongs to no group it joins: assignments are its own.
   try {

@@ -68,16 +68,18 @@ class ChangelogReader {
   // Records the reader's consumer fetches ahead (its queued.min.messages).
   static constexpr std::size_t kQueuedRecords = 100'000;
 
-  // `ends` answers the reader's questions for changelogs' ends: nullptr when
-  // `consumer` reads uncommitted records (at-least-once), else a client that
-  // does, as the end of a restore under exactly-once is the high watermark,
-  // not the last stable offset (see start_restores).
+  // `ends` answers the reader's questions for changelogs' ends, off the
+  // connection where `consumer`'s fetches wait; it reads uncommitted records,
+  // as the end of a restore under exactly-once is the high watermark, not the
+  // last stable offset (see start_restores).
   ChangelogReader(kafka::KafkaPtr consumer, kafka::KafkaPtr ends, Listener listener,
                   std::function<void()> on_restored);
   ~ChangelogReader();
 
-  // Restores `task`'s stores, then reports it restored.
-  void submit(std::shared_ptr<RestoringTask> task);
+  // Restores the stores of `tasks`, then reports each restored. Tasks
+  // submitted together start in one turn, with their partitions fetched side
+  // by side from the first fetch.
+  void submit(std::vector<std::shared_ptr<RestoringTask>> tasks);
   // Stops restoring `tasks` and waits until the reader no longer touches them.
   void wait_idle(const std::vector<const RestoringTask*>& tasks);
   // Keeps `standby`'s stores following their changelogs until removed.
@@ -116,8 +118,25 @@ class ChangelogReader {
   void start_standby(const std::shared_ptr<StandbyTask>& standby);
   // Queues a changelog record for the store; write_pending() writes the queue.
   void apply(Reading& reading, const rd_kafka_message_t& message);
+  // Records [begin, end) of a reading's pending batch, written by one thread.
+  struct WriteJob {
+    Reading* reading = nullptr;
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    uint64_t written = 0;
+    std::string failure;
+  };
   void write_pending(Reading& reading);
+  static void sort_pending(Reading& reading);
+  static void write(WriteJob& job);
+  // Accounts for the jobs that wrote `reading`'s batch, and clears it.
+  void account_written(Reading& reading, std::span<WriteJob> jobs);
+  void write_all_pending();
+  void take_writes();
+  void run_writer();
   void finish(Reading& reading);
+  // Lets the store compact again: see RocksDbKeyValueStore::resume_compactions.
+  static void end_tail_restore(StateManager& state, const std::string& store);
   // The task's stores are all up to date: it may process.
   void complete(RestoringTask& task);
   void assign();
@@ -149,12 +168,29 @@ class ChangelogReader {
   // What the consumer is assigned: each partition with the serial of the
   // reading it was assigned for. Reader thread only.
   std::map<Key, uint64_t> assigned_;
+  // Topics whose metadata the consumer has asked for. Reader thread only.
+  std::set<std::string> known_topics_;
   uint64_t next_serial_ = 0;
   bool assignment_changed_ = false;
   kafka::FetchHoldBack hold_back_{kQueuedRecords};
 
   std::atomic<uint64_t> restored_records_{0};
   std::atomic<uint64_t> standby_records_{0};
+
+  // A turn's store writes, shared with the writer threads.
+  struct Writes {
+    std::mutex mutex;
+    std::condition_variable started;
+    std::condition_variable finished;
+    std::vector<WriteJob> jobs;  // set by the reader between rounds
+    std::atomic<std::size_t> next{0};
+    std::size_t left = 0;  // jobs not yet done
+    std::size_t busy = 0;  // writers inside a round
+    uint64_t round = 0;
+    bool stopping = false;
+  };
+  Writes writes_;
+  std::vector<std::thread> writers_;
   std::thread thread_;
 };
 

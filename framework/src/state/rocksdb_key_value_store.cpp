@@ -2,6 +2,7 @@
 #include "state/rocksdb_key_value_store.h"
 
 #include <algorithm>
+#include <charconv>
 #include <system_error>
 #include <utility>
 
@@ -38,7 +39,8 @@ rocksdb::CompressionType compression_type(RocksDbCompression compression) {
   return rocksdb::kNoCompression;
 }
 
-rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* resources) {
+rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* resources,
+                              bool compactions_paused) {
   rocksdb::BlockBasedTableOptions table;
   table.block_size = options.block_size_bytes;
   if (options.bloom_filter_bits_per_key > 0)
@@ -49,6 +51,13 @@ rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* r
     table.block_cache = resources->block_cache();
     table.cache_index_and_filter_blocks = true;
     table.cache_index_and_filter_blocks_with_high_priority = true;
+    // In partitions of metadata_block_size, of which a lookup loads one: a
+    // whole file's filter is megabytes for a store of millions of keys, and
+    // once the filters outgrow their share of the cache each lookup read and
+    // checksummed a whole filter again (a 10M-key count took minutes).
+    table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+    table.partition_filters = true;
+    table.metadata_block_size = 4096;
     table.pin_top_level_index_and_filter = true;
   } else {
     table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
@@ -75,6 +84,7 @@ rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* r
     db.memtable_prefix_bloom_size_ratio = 0.02;
   }
   if (resources != nullptr) db.write_buffer_manager = resources->write_buffer_manager();
+  db.disable_auto_compactions = compactions_paused;
   return db;
 }
 
@@ -131,16 +141,19 @@ class RocksDbKeyValueStore::Iterator final : public KeyValueBytesIterator {
 
 RocksDbKeyValueStore::RocksDbKeyValueStore(std::string name, std::filesystem::path directory,
                                            const RocksDbOptions& options,
-                                           RocksDbResources* resources)
-    : name_(std::move(name)), directory_(std::move(directory)) {
+                                           RocksDbResources* resources, bool compactions_paused)
+    : name_(std::move(name)),
+      directory_(std::move(directory)),
+      compactions_paused_(compactions_paused) {
   std::error_code error;
   std::filesystem::create_directories(directory_, error);
   if (error)
     throw StateStoreError("state store '" + name_ + "': cannot create directory " +
                           directory_.string() + ": " + error.message());
   rocksdb::DB* db = nullptr;
-  const rocksdb::Status status =
-      rocksdb::DB::Open(make_options(options, resources), directory_.string(), &db);
+  const rocksdb::Options db_options = make_options(options, resources, compactions_paused);
+  level0_slowdown_trigger_ = static_cast<uint64_t>(db_options.level0_slowdown_writes_trigger);
+  const rocksdb::Status status = rocksdb::DB::Open(db_options, directory_.string(), &db);
   if (!status.ok())
     throw StateStoreError("state store '" + name_ + "': cannot open RocksDB in " +
                           directory_.string() + ": " + status.ToString());
@@ -168,6 +181,7 @@ void RocksDbKeyValueStore::check(const rocksdb::Status& status, std::string_view
 
 void RocksDbKeyValueStore::flush() {
   check_open();
+  resume_compactions();
   rocksdb::FlushOptions options;
   options.wait = true;
   check(db_->Flush(options), "flush");
@@ -223,6 +237,21 @@ void RocksDbKeyValueStore::write_all(std::span<const BytesWrite> writes) {
     check(status, "batch");
   }
   check(db_->Write(write_options_, &batch), "write");
+  if (compactions_paused_.load(std::memory_order_relaxed)) {
+    std::string level0_files;
+    uint64_t count = 0;
+    if (db_->GetProperty(rocksdb::DB::Properties::kNumFilesAtLevelPrefix + std::string("0"),
+                         &level0_files) &&
+        std::from_chars(level0_files.data(), level0_files.data() + level0_files.size(), count).ec ==
+            std::errc() &&
+        count >= level0_slowdown_trigger_)
+      resume_compactions();
+  }
+}
+
+void RocksDbKeyValueStore::resume_compactions() {
+  if (db_ == nullptr || !compactions_paused_.exchange(false)) return;
+  check(db_->SetOptions({{"disable_auto_compactions", "false"}}), "resume compactions");
 }
 
 void RocksDbKeyValueStore::remove_range(std::string_view from, std::string_view to_exclusive) {

@@ -1,6 +1,7 @@
 // A key-value byte store in its own RocksDB instance, one directory per store.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -23,9 +24,11 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   // `resources`, the store uses their shared block cache and write-buffer
   // manager; without, a cache of its own (options.block_cache_bytes). Throws
   // StateStoreError naming the store and directory when RocksDB cannot open it
-  // (for instance, another process holds its lock).
+  // (for instance, another process holds its lock). `compactions_paused`: see
+  // resume_compactions().
   RocksDbKeyValueStore(std::string name, std::filesystem::path directory,
-                       const RocksDbOptions& options, RocksDbResources* resources);
+                       const RocksDbOptions& options, RocksDbResources* resources,
+                       bool compactions_paused = false);
   ~RocksDbKeyValueStore() override;
   RocksDbKeyValueStore(const RocksDbKeyValueStore&) = delete;
   RocksDbKeyValueStore& operator=(const RocksDbKeyValueStore&) = delete;
@@ -57,6 +60,14 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   // For metrics (GetIntProperty) and tests. Requires is_open().
   rocksdb::DB& db() const { return *db_; }
 
+  // A store opened for a restore onto its files (from a checkpoint or a
+  // snapshot) opens with its automatic compactions off: compacting what the
+  // files already held would take the cores from the restore, and the task
+  // would come up later. They resume here, at the first flush (a commit),
+  // or on their own once level 0 holds as many files as slow RocksDB's
+  // writes (which it does not do while they are off).
+  void resume_compactions();
+
  private:
   class Iterator;
 
@@ -69,6 +80,8 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   std::filesystem::path directory_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::WriteOptions write_options_;
+  std::atomic<bool> compactions_paused_{false};
+  uint64_t level0_slowdown_trigger_ = 0;
   // Open iterators: RocksDB must not close under them, so close() releases them.
   mutable std::vector<Iterator*> iterators_;
 };

@@ -52,7 +52,10 @@ void StateManager::open(internal::RecordCollector* collector, std::function<int6
                       task_.to_string(), name);
       std::filesystem::remove_all(store_directory, error);
     }
-    auto bytes = builder.build_bytes_store(store_directory, resources_);
+    // A changelog's tail is restored onto the files: compactions wait for it.
+    auto bytes =
+        builder.build_bytes_store(store_directory, resources_,
+                                  trusted && spec.persistent && spec.kind == StoreKind::kKeyValue);
     open_store.inner = bytes.get();
     if (metrics::StoreLatency* latency = metrics_ ? metrics_->latency_of(name) : nullptr)
       bytes = state::with_latency(std::move(bytes), spec.kind, *latency);
@@ -89,6 +92,17 @@ void StateManager::restore(const std::string& store, std::span<const state::Byte
   }
   for (const state::BytesWrite& record : records)
     state::apply_changelog_record(*open_store.inner, open_store.kind, record.key, record.value);
+}
+
+void StateManager::end_tail_restore(const std::string& store) {
+  if (auto* rocksdb = dynamic_cast<RocksDbKeyValueStore*>(stores_.at(store).inner))
+    rocksdb->resume_compactions();
+}
+
+bool StateManager::restores_concurrently(const std::string& store) const {
+  const OpenStore& open_store = stores_.at(store);
+  return open_store.kind == StoreKind::kKeyValue &&
+         dynamic_cast<const RocksDbKeyValueStore*>(open_store.inner) != nullptr;
 }
 
 void StateManager::restored(const std::string& store, int64_t next_offset) {

@@ -67,6 +67,13 @@ class StateManager {
   // Restore: applies changelog records of `store` to its unlogged inner store,
   // a key-value store's in one write batch.
   void restore(const std::string& store, std::span<const state::BytesWrite> records);
+  // The restore of `store` onto the files it opened with (a checkpoint or a
+  // snapshot) is over, or there is none: see
+  // RocksDbKeyValueStore::resume_compactions.
+  void end_tail_restore(const std::string& store);
+  // Whether restore() may run for `store` on several threads at once, with
+  // records of different keys: RocksDB key-value stores.
+  bool restores_concurrently(const std::string& store) const;
   // Marks `store` restored up to (excluding) `next_offset`.
   void restored(const std::string& store, int64_t next_offset);
 

@@ -159,22 +159,23 @@ StoreBuilder& StoreBuilder::with_rocksdb_options(const RocksDbOptions& options) 
 }
 
 std::unique_ptr<state::BytesStore> StoreBuilder::build_bytes_store(
-    const std::filesystem::path& directory, state::RocksDbResources* resources) const {
-  auto key_value = [&]() -> std::unique_ptr<state::KeyValueBytesStore> {
+    const std::filesystem::path& directory, state::RocksDbResources* resources,
+    bool compactions_paused) const {
+  auto key_value = [&](bool paused) -> std::unique_ptr<state::KeyValueBytesStore> {
     if (!spec_.persistent) return std::make_unique<state::InMemoryKeyValueStore>(spec_.name);
     return std::make_unique<state::RocksDbKeyValueStore>(spec_.name, directory, spec_.rocksdb,
-                                                         resources);
+                                                         resources, paused);
   };
   switch (spec_.kind) {
     case StoreKind::kKeyValue:
-      return key_value();
+      return key_value(compactions_paused);
     case StoreKind::kWindow:
       return std::make_unique<state::SegmentedWindowStore>(
-          spec_.name, key_value(), spec_.window_size.count(), spec_.retention.count(),
+          spec_.name, key_value(false), spec_.window_size.count(), spec_.retention.count(),
           spec_.segment_interval_ms());
     case StoreKind::kSession:
       return std::make_unique<state::SegmentedSessionStore>(
-          spec_.name, key_value(), spec_.retention.count(), spec_.segment_interval_ms());
+          spec_.name, key_value(false), spec_.retention.count(), spec_.segment_interval_ms());
   }
   throw std::logic_error("state store '" + spec_.name + "': unknown store kind");
 }
