@@ -210,41 +210,31 @@ TEST_CASE(
       }
     REQUIRE(producer->flush(30000) == RdKafka::ERR_NO_ERROR);
   };
-  auto require_counts = [&](Task& task, int64_t expected) {
-    int wrong = 0;
-    for (int key = 0; key < keys; ++key)
-      if (task.count("key-" + std::to_string(key)) != expected) ++wrong;
-    CHECK(wrong == 0);
-  };
-
   Topology topology = processor_count_topology("in", "out");
   topology.build();
   const auto directory = std::filesystem::temp_directory_path() / application_id / "0_0";
   std::filesystem::remove_all(directory.parent_path());
+  // A task on `directory` restores `records` records and ends with every key
+  // at `expected`; then it closes cleanly (a checkpoint) or not.
+  auto restore = [&](uint64_t records, int64_t expected, bool clean) {
+    auto task = std::make_shared<Task>(topology, application_id, directory);
+    state::ChangelogReader reader(restore_client(application_id, "read_uncommitted"),
+                                  restore_client(application_id, "read_uncommitted"), {}, [] {});
+    reader.submit({task});
+    REQUIRE(task->wait_restored(60s));
+    CHECK(task->failure().empty());
+    CHECK(reader.restored_records() == records);
+    int wrong = 0;
+    for (int key = 0; key < keys; ++key)
+      if (task->count("key-" + std::to_string(key)) != expected) ++wrong;
+    CHECK(wrong == 0);
+    if (clean) task->close_clean();
+  };
 
   produce_rounds(1, 4);
-  {
-    auto task = std::make_shared<Task>(topology, application_id, directory);
-    state::ChangelogReader reader(restore_client(application_id, "read_uncommitted"),
-                                  restore_client(application_id, "read_uncommitted"), {}, [] {});
-    reader.submit({task});
-    REQUIRE(task->wait_restored(60s));
-    CHECK(task->failure().empty());
-    CHECK(reader.restored_records() == 4 * keys);
-    require_counts(*task, 4);
-    task->close_clean();
-  }
+  restore(4 * keys, 4, true);
   produce_rounds(5, 6);
-  {
-    auto task = std::make_shared<Task>(topology, application_id, directory);
-    state::ChangelogReader reader(restore_client(application_id, "read_uncommitted"),
-                                  restore_client(application_id, "read_uncommitted"), {}, [] {});
-    reader.submit({task});
-    REQUIRE(task->wait_restored(60s));
-    CHECK(task->failure().empty());
-    CHECK(reader.restored_records() == 2 * keys);
-    require_counts(*task, 6);
-  }
+  restore(2 * keys, 6, false);
   std::filesystem::remove_all(directory.parent_path());
   delete_topic(changelog);
 }

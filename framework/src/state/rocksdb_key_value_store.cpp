@@ -76,6 +76,9 @@ rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* r
                             : rocksdb::kCompactionStyleLevel;
   db.max_background_jobs = options.max_background_jobs;
   db.max_open_files = options.max_open_files;
+  // Opening reads no table's properties for compaction statistics: a task
+  // that takes over a store of many files starts without that wait.
+  db.skip_stats_update_on_db_open = true;
   if (options.bloom_filter_bits_per_key > 0) {
     // A bloom filter over the memtable's keys too: a join's window store and
     // a first count look up keys that are not there yet, and a miss in the
