@@ -672,14 +672,8 @@ int archive(const std::string& file,
   command.topics = options.topics;
   if (command.topics.empty()) {
     // The sources marked `archive: true`, or listed in archive.topics.
-    const std::string listed = command.config.get_string(rill::config::kArchiveTopics);
-    for (std::size_t start = 0; start < listed.size();) {
-      std::size_t comma = listed.find(',', start);
-      if (comma == std::string::npos) comma = listed.size();
-      if (comma > start && listed.substr(start, comma - start) != "*")
-        command.topics.push_back(listed.substr(start, comma - start));
-      start = comma + 1;
-    }
+    for (std::string& topic : command.config.get_list(rill::config::kArchiveTopics))
+      if (topic != "*") command.topics.push_back(std::move(topic));
   }
   if (command.config.get_string(rill::config::kBootstrapServers).empty() ||
       command.location.empty() || command.topics.empty()) {

@@ -365,3 +365,16 @@ TEST_CASE("the test driver validates its configuration", "[unit][validation][con
                     Contains("'processing.exception.handler'") && Contains("'retry'"));
   CHECK_NOTHROW(run(StreamsConfig()));
 }
+
+TEST_CASE("a list setting reads as its entries, spaces trimmed and empty ones left out",
+          "[unit][validation][config]") {
+  StreamsConfig config{{"application.id", "app"}, {"bootstrap.servers", "b:9092"}};
+  CHECK(config.get_list(config::kArchiveTopics).empty());
+  config.set("archive.topics", " orders, payments ,,*, ");
+  CHECK(config.get_list(config::kArchiveTopics) ==
+        std::vector<std::string>{"orders", "payments", "*"});
+  config.set("archive.topics", "orders");
+  CHECK(config.get_list(config::kArchiveTopics) == std::vector<std::string>{"orders"});
+  config.set("archive.topics", " , ");
+  CHECK(config.get_list(config::kArchiveTopics).empty());
+}

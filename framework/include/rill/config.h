@@ -114,6 +114,8 @@ class StreamsConfig {
   int64_t get_int(std::string_view key) const;
   bool get_bool(std::string_view key) const;
   std::chrono::milliseconds get_duration(std::string_view key) const;
+  // A comma-separated value's entries, spaces trimmed, empty ones left out.
+  std::vector<std::string> get_list(std::string_view key) const;
 
   // Checks every rill key that is set (type, allowed values) and that required
   // keys are present. Throws ConfigError.

@@ -382,6 +382,22 @@ std::string StreamsConfig::get_string(std::string_view key) const {
   return *value;
 }
 
+std::vector<std::string> StreamsConfig::get_list(std::string_view key) const {
+  const std::string listed = get_string(key);
+  std::vector<std::string> entries;
+  std::size_t start = 0;
+  while (start <= listed.size()) {
+    std::size_t comma = listed.find(',', start);
+    if (comma == std::string::npos) comma = listed.size();
+    const std::size_t first = listed.find_first_not_of(' ', start);
+    const std::size_t last = listed.find_last_not_of(' ', comma == 0 ? 0 : comma - 1);
+    if (first < comma && last != std::string::npos && last >= first)
+      entries.push_back(listed.substr(first, last - first + 1));
+    start = comma + 1;
+  }
+  return entries;
+}
+
 int64_t StreamsConfig::get_int(std::string_view key) const {
   return parse_int(key, get_string(key));
 }

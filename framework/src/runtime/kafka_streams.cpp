@@ -371,24 +371,18 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   // archive.topics: the source topics read from archive.location where
   // retention deleted their records.
   void open_archive() {
-    const std::string listed = config.get_string(config::kArchiveTopics);
+    const std::vector<std::string> listed = config.get_list(config::kArchiveTopics);
     if (listed.empty()) return;
     const std::string location = config.get_string(config::kArchiveLocation);
     if (location.empty())
-      throw ConfigError(std::string(config::kArchiveTopics) + " is '" + listed + "', but " +
+      throw ConfigError(std::string(config::kArchiveTopics) + " is '" +
+                        config.get_string(config::kArchiveTopics) + "', but " +
                         std::string(config::kArchiveLocation) + " is not set");
     std::set<std::string> sources;
     for (const auto& sub : topology.subtopologies())
       for (const auto& topic : sub.source_topics)
         if (!topic.internal) sources.insert(topic.name);
-    std::size_t start = 0;
-    while (start <= listed.size()) {
-      std::size_t comma = listed.find(',', start);
-      if (comma == std::string::npos) comma = listed.size();
-      std::string topic = listed.substr(start, comma - start);
-      std::erase_if(topic, [](char c) { return c == ' '; });
-      start = comma + 1;
-      if (topic.empty()) continue;
+    for (const std::string& topic : listed) {
       if (topic == "*") {
         archived_topics.insert(sources.begin(), sources.end());
       } else if (sources.contains(topic)) {
