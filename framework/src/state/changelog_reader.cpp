@@ -332,6 +332,7 @@ void ChangelogReader::apply(Reading& reading, const rd_kafka_message_t& message)
 }
 
 void ChangelogReader::write_pending(Reading& reading) {
+  if (reading.pending.empty()) return;
   sort_pending(reading);
   WriteJob job{&reading, 0, reading.pending.size(), 0, {}};
   write(job);
@@ -472,7 +473,7 @@ void ChangelogReader::end_tail_restore(StateManager& state, const std::string& s
   try {
     state.end_tail_restore(store);
   } catch (const std::exception& e) {
-    // The store's first commit tries again.
+    // The store's next flush tries again.
     log::get().warn("state store '{}': {}", store, e.what());
   }
 }

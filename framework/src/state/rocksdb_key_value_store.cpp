@@ -241,10 +241,11 @@ void RocksDbKeyValueStore::write_all(std::span<const BytesWrite> writes) {
   }
   check(db_->Write(write_options_, &batch), "write");
   if (compactions_paused_.load(std::memory_order_relaxed)) {
+    static const std::string kLevel0Files =
+        rocksdb::DB::Properties::kNumFilesAtLevelPrefix + std::string("0");
     std::string level0_files;
     uint64_t count = 0;
-    if (db_->GetProperty(rocksdb::DB::Properties::kNumFilesAtLevelPrefix + std::string("0"),
-                         &level0_files) &&
+    if (db_->GetProperty(kLevel0Files, &level0_files) &&
         std::from_chars(level0_files.data(), level0_files.data() + level0_files.size(), count).ec ==
             std::errc() &&
         count >= level0_slowdown_trigger_)
