@@ -64,9 +64,8 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   // snapshot) opens with its automatic compactions off: compacting what the
   // files already held would take the cores from the restore, and the task
   // would come up later. They resume here, at the store's next flush (each
-  // commit under at-least-once),
-  // or on their own once level 0 holds as many files as slow RocksDB's
-  // writes (which it does not do while they are off).
+  // commit under at-least-once), or on their own once level 0 holds as many
+  // files as slow RocksDB's writes (which it does not do while they are off).
   void resume_compactions();
 
  private:
