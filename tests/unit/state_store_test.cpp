@@ -12,7 +12,9 @@
 
 #include "rill/state.h"
 
+#include "state/forwarding_stores.h"
 #include "state/in_memory_key_value_store.h"
+#include "state/key_filter.h"
 #include "state/rocksdb_key_value_store.h"
 #include "state/rocksdb_resources.h"
 #include "state/session_store.h"
@@ -412,6 +414,110 @@ TEST_CASE("a RocksDB window store reopened from its directory finds its windows"
   CHECK(drain(store.all()) ==
         std::vector<WindowEntry>{{"a", 700, "2"}, {"b", 1100, "3"}, {"b", 1600, "4"}});
   CHECK(drain(store.segments_store().all()).size() == 3);
+}
+
+namespace {
+
+// Counts the reads that reach the store below the segments.
+class ReadCountingStore final : public state::ForwardingKeyValueStore {
+ public:
+  explicit ReadCountingStore(std::unique_ptr<state::KeyValueBytesStore> inner, int& reads)
+      : state::ForwardingKeyValueStore(std::move(inner)), reads_(reads) {}
+  std::optional<std::string> get(std::string_view key) const override {
+    ++reads_;
+    return inner_->get(key);
+  }
+  std::unique_ptr<state::KeyValueBytesIterator> range(std::string_view from,
+                                                      std::string_view to) const override {
+    ++reads_;
+    return inner_->range(from, to);
+  }
+
+ private:
+  int& reads_;
+};
+
+}  // namespace
+
+TEST_CASE("a key filter never misses a key it was given and rarely claims others",
+          "[unit][state]") {
+  // Ten times the first layer's size: the filter grows by layers.
+  state::KeyFilter filter(state::KeyFilter::kMinKeys);
+  const int added = 10 * static_cast<int>(state::KeyFilter::kMinKeys);
+  // A key the filter may hold already (a false positive) is not counted again.
+  int fresh = 0;
+  for (int i = 0; i < added; ++i)
+    fresh += filter.add(state::KeyFilter::hash("key-" + std::to_string(i))) ? 1 : 0;
+  CHECK(fresh > added * 95 / 100);
+  CHECK(filter.keys() == static_cast<std::size_t>(fresh));
+  CHECK_FALSE(filter.add(state::KeyFilter::hash("key-7")));
+  CHECK(filter.keys() == static_cast<std::size_t>(fresh));
+  int missed = 0;
+  for (int i = 0; i < added; ++i)
+    missed += filter.may_contain(state::KeyFilter::hash("key-" + std::to_string(i))) ? 0 : 1;
+  CHECK(missed == 0);
+  int claimed = 0;
+  const int others = 100'000;
+  for (int i = 0; i < others; ++i)
+    claimed += filter.may_contain(state::KeyFilter::hash("other-" + std::to_string(i))) ? 1 : 0;
+  // About 1% per layer; the filter has four (1024, 2048, 4096 and 8192 keys).
+  CHECK(claimed < others / 20);
+}
+
+TEST_CASE("window and session stores read no segment that never held the key", "[unit][state]") {
+  int reads = 0;
+  auto counted = [&reads] {
+    return std::make_unique<ReadCountingStore>(
+        std::make_unique<state::InMemoryKeyValueStore>("store"), reads);
+  };
+  SECTION("window store") {
+    state::SegmentedWindowStore store("windows", counted(), 100, 1000, 500);
+    store.put("a", 100, "1");
+    store.put("b", 600, "2");
+    reads = 0;
+    CHECK_FALSE(store.fetch("c", 100).has_value());
+    CHECK(drain(store.fetch("c", 0, 1000)).empty());
+    CHECK(reads == 0);
+    // "a" is in the first segment only, "b" in the second only.
+    CHECK(drain(store.fetch("a", 0, 1000)) == std::vector<WindowEntry>{{"a", 100, "1"}});
+    CHECK(reads == 1);
+    CHECK(store.fetch("b", 600) == "2");
+    CHECK(reads == 2);
+  }
+  SECTION("session store") {
+    state::SegmentedSessionStore store("sessions", counted(), 1000, 500);
+    store.put("a", 100, 200, "1");
+    reads = 0;
+    CHECK(drain(store.find_sessions("b", 0, 1000)).empty());
+    CHECK_FALSE(store.fetch_session("b", 100, 200).has_value());
+    CHECK(reads == 0);
+    CHECK(store.fetch_session("a", 100, 200) == "1");
+    CHECK(reads == 1);
+  }
+}
+
+TEST_CASE("a window store reopened on its files reads every segment it found there",
+          "[unit][state]") {
+  TempDir dir;
+  auto open = [&] {
+    return state::SegmentedWindowStore("windows",
+                                       std::make_unique<state::RocksDbKeyValueStore>(
+                                           "windows", dir.path(), RocksDbOptions{}, nullptr),
+                                       100, 1000, 500);
+  };
+  {
+    auto store = open();
+    store.put("a", 100, "1");
+  }
+  auto store = open();
+  // Segment 0 was there at open: its keys are unknown, so it is read. Segment
+  // 1 is new: only what was written since counts.
+  store.put("b", 200, "2");
+  store.put("c", 600, "3");
+  CHECK(store.fetch("a", 100) == "1");
+  CHECK(drain(store.fetch("a", 0, 1000)) == std::vector<WindowEntry>{{"a", 100, "1"}});
+  CHECK(drain(store.fetch("b", 0, 1000)) == std::vector<WindowEntry>{{"b", 200, "2"}});
+  CHECK(drain(store.fetch("c", 0, 1000)) == std::vector<WindowEntry>{{"c", 600, "3"}});
 }
 
 // ---------------------------------------------------------------------------

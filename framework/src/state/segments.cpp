@@ -47,11 +47,17 @@ bool Segments::admit(int64_t timestamp) {
     if (!held_.empty() && *held_.begin() < earliest) {
       store_.remove_range({}, be64(earliest));
       held_.erase(held_.begin(), held_.lower_bound(earliest));
+      filters_.erase(filters_.begin(), filters_.lower_bound(earliest));
     }
   }
   const int64_t id = segment_id(timestamp);
   if (id < earliest_live_segment()) return false;
-  held_.insert(id);
+  if (held_.insert(id).second) {
+    // A new segment is sized like the newest one before it.
+    const std::size_t expected =
+        filters_.empty() ? KeyFilter::kMinKeys : filters_.rbegin()->second.keys();
+    filters_.emplace(id, KeyFilter(expected));
+  }
   return true;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -15,6 +16,7 @@
 
 #include "rill/internal/bytes_store.h"
 
+#include "state/key_filter.h"
 #include "state/key_layout.h"
 
 namespace rill::state {
@@ -44,6 +46,19 @@ class Segments {
   // Segments held with first <= id <= last, in order.
   std::vector<int64_t> between(int64_t first, int64_t last) const;
 
+  // Notes a write of the record key with `key_hash` (KeyFilter::hash) to
+  // segment `id`, which admit() admitted.
+  void note_key(int64_t id, KeyFilter::Hash key_hash) {
+    if (auto filter = filters_.find(id); filter != filters_.end()) filter->second.add(key_hash);
+  }
+  // False when segment `id` holds no entry of the record key with `key_hash`
+  // (KeyFilter::hash). Segments created since the store opened keep a filter
+  // of their keys; the others may hold any key.
+  bool may_hold(int64_t id, KeyFilter::Hash key_hash) const {
+    const auto filter = filters_.find(id);
+    return filter == filters_.end() || filter->second.may_contain(key_hash);
+  }
+
  private:
   int64_t earliest_live_segment() const;
 
@@ -52,6 +67,7 @@ class Segments {
   int64_t interval_;
   int64_t observed_ = -1;
   std::set<int64_t> held_;
+  std::map<int64_t, KeyFilter> filters_;
 };
 
 // Reads key ranges of one store one after another, skipping the keys `accept`

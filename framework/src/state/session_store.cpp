@@ -80,6 +80,7 @@ bool SegmentedSessionStore::put(std::string_view key, int64_t start, int64_t end
   check_session(start, end);
   if (!segments_.admit(end)) return false;
   store_->put(store_key(key, start, end), value);
+  segments_.note_key(segments_.segment_id(end), KeyFilter::hash(key));
   return true;
 }
 
@@ -90,7 +91,9 @@ void SegmentedSessionStore::remove(std::string_view key, int64_t start, int64_t 
 
 std::optional<std::string> SegmentedSessionStore::fetch_session(std::string_view key, int64_t start,
                                                                 int64_t end) const {
-  if (start < 0 || end < start || end < segments_.earliest_live_time()) return std::nullopt;
+  if (start < 0 || end < start || end < segments_.earliest_live_time() ||
+      !segments_.may_hold(segments_.segment_id(end), KeyFilter::hash(key)))
+    return std::nullopt;
   return store_->get(store_key(key, start, end));
 }
 
@@ -101,7 +104,9 @@ std::unique_ptr<SessionBytesIterator> SegmentedSessionStore::find_sessions(
   if (latest_session_start >= 0) {
     // A session's end bounds nothing about its start from above, so every
     // later segment may hold a match.
+    const KeyFilter::Hash key_hash = KeyFilter::hash(key);
     for (int64_t id : segments_.between(segments_.segment_id(earliest_end), kMaxTime)) {
+      if (!segments_.may_hold(id, key_hash)) continue;
       SegmentScan::Range range;
       append_be64(range.from, id);
       range.to = range.from;

@@ -74,6 +74,7 @@ bool SegmentedWindowStore::put(std::string_view key, int64_t window_start, std::
   check_start(window_start);
   if (!segments_.admit(window_start)) return false;
   store_->put(store_key(key, window_start), value);
+  segments_.note_key(segments_.segment_id(window_start), KeyFilter::hash(key));
   return true;
 }
 
@@ -84,7 +85,9 @@ void SegmentedWindowStore::remove(std::string_view key, int64_t window_start) {
 
 std::optional<std::string> SegmentedWindowStore::fetch(std::string_view key,
                                                        int64_t window_start) const {
-  if (window_start < segments_.earliest_live_time()) return std::nullopt;
+  if (window_start < segments_.earliest_live_time() ||
+      !segments_.may_hold(segments_.segment_id(window_start), KeyFilter::hash(key)))
+    return std::nullopt;
   return store_->get(store_key(key, window_start));
 }
 
@@ -94,8 +97,10 @@ std::unique_ptr<WindowBytesIterator> SegmentedWindowStore::fetch(std::string_vie
   const int64_t from = std::max(time_from, segments_.earliest_live_time());
   std::vector<SegmentScan::Range> ranges;
   if (from <= time_to) {
+    const KeyFilter::Hash key_hash = KeyFilter::hash(key);
     for (int64_t id :
          segments_.between(segments_.segment_id(from), segments_.segment_id(time_to))) {
+      if (!segments_.may_hold(id, key_hash)) continue;
       SegmentScan::Range range;
       append_be64(range.from, id);
       range.to = range.from;
