@@ -1,5 +1,6 @@
 // Runtime behaviours on the real broker: backpressure, punctuation by wall-clock
 // time, commit requests, and the uncaught exception handler.
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <set>
@@ -10,6 +11,7 @@
 #include "rill/kafka_streams.h"
 #include "rill/rill.h"
 
+#include "support/eventually.h"
 #include "support/kafka_cluster.h"
 
 using namespace rill;
@@ -209,6 +211,64 @@ TEST_CASE("without a handler a failed task shuts the instance down in ERROR",
   CHECK(streams.state() == KafkaStreams::State::kError);
   CHECK_THAT(streams.error(),
              Catch::Contains("cannot handle 3") && Catch::Contains("partition 0, offset 3"));
+}
+
+TEST_CASE("a running instance folds each window's updates in the record cache until it commits",
+          "[kafka][runtime][windows][cache]") {
+  const std::string input = unique_name("fold-in"), output = unique_name("fold-out");
+  create_topic(input, 1);
+  create_topic(output, 1);
+  // 2 keys in 4 one-minute windows, 125 records in each of the 8, all in the
+  // topic before the instance starts, so that most land between two commits.
+  const int64_t base = now_ms() / 60'000 * 60'000 - 10 * 60'000;
+  std::vector<TestRecord> in;
+  for (int i = 0; i < 1000; ++i)
+    in.push_back({i % 2 == 0 ? "a" : "b", "v", 0, -1, base + (i / 2 % 4) * 60'000 + i, {}});
+  produce(input, in);
+  StreamsBuilder builder;
+  builder.stream(input, serdes::string(), serdes::string())
+      .group_by_key()
+      .windowed_by(TimeWindows::of_size_and_grace(1min, 1h))
+      .count()
+      .to_stream()
+      .to(output);
+  KafkaStreams streams(builder.build(), config_for(unique_name("app-fold")));
+  streams.start();
+  // The output key is the record key and the window start (8 bytes), the
+  // value the count (8 bytes), both big-endian.
+  auto be64 = [](std::string_view bytes) {
+    uint64_t value = 0;
+    for (char c : bytes) value = (value << 8) | static_cast<unsigned char>(c);
+    return static_cast<int64_t>(value);
+  };
+  std::map<std::pair<std::string, int64_t>, int64_t> latest;
+  std::size_t outputs = 0;
+  const bool complete = eventually(
+      [&] {
+        latest.clear();
+        outputs = 0;
+        read_to_end(
+            output,
+            [&](const TestRecord& record) {
+              ++outputs;
+              const std::string_view key = record.key.value_or("");
+              if (key.size() < 8) return;
+              latest[{std::string(key.substr(0, key.size() - 8)),
+                      be64(key.substr(key.size() - 8))}] = be64(record.value.value_or(""));
+            },
+            10s);
+        return latest.size() == 8 &&
+               std::all_of(latest.begin(), latest.end(),
+                           [](const auto& window) { return window.second == 125; });
+      },
+      60s, 200ms);
+  REQUIRE(streams.close(30s));
+  CHECK(complete);
+  for (int window = 0; window < 4; ++window)
+    for (const char* key : {"a", "b"}) CHECK(latest[{key, base + window * 60'000}] == 125);
+  // Without the cache, 1,000 records would have made 1,000 outputs.
+  CHECK(outputs >= 8);
+  CHECK(outputs <= 200);
 }
 
 TEST_CASE("records later than a window's grace are dropped and counted by the running instance",

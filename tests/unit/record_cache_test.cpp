@@ -1,6 +1,6 @@
 // The record cache layer (state/caching_stores.h): one budget for the caches of
 // every task of an instance, eviction from the store being written only, and
-// iterators that see what the cache holds.
+// iterators that see what the cache holds; for key-value and window stores.
 #include <algorithm>
 #include <filesystem>
 #include <memory>
@@ -13,9 +13,11 @@
 
 #include "rill/rill.h"
 
+#include "state/caching_stores.h"
 #include "state/in_memory_key_value_store.h"
 #include "state/rocksdb_key_value_store.h"
 #include "state/state_manager.h"
+#include "state/window_store.h"
 #include "support/cached_store.h"
 #include "support/count_topology.h"
 #include "support/temp_dir.h"
@@ -327,4 +329,164 @@ TEST_CASE("a change listener gets the value last handed on as the old value",
     CHECK(changes ==
           std::vector<Change>{{"a", "1", std::nullopt}, {"a", "3", "1"}, {"a", std::nullopt, "3"}});
   }
+}
+
+// ---------------------------------------------------------------------------
+// The record cache of window stores
+
+namespace {
+
+struct HandedOn {
+  std::string key;
+  int64_t window_start;
+  std::optional<std::string> value;
+  std::optional<std::string> old_value;
+  bool operator==(const HandedOn&) const = default;
+};
+
+struct WindowCache {
+  // Windows of 100 ms kept for 1 s, in segments of 500 ms.
+  explicit WindowCache(std::size_t budget_bytes = 1 << 20) : budget(budget_bytes) {
+    auto windows = std::make_unique<state::SegmentedWindowStore>(
+        "windows", std::make_unique<state::InMemoryKeyValueStore>("windows"), 100, 1000, 500);
+    below = windows.get();
+    auto layer = state::with_record_cache(std::move(windows), StoreKind::kWindow, budget);
+    cache.reset(dynamic_cast<state::CachingWindowBytesStore*>(layer.release()));
+    REQUIRE(cache != nullptr);
+    cache->set_flush_listener(
+        [this](std::string_view key, int64_t start, std::optional<std::string_view> value,
+               std::optional<std::string_view> old_value, int64_t) {
+          handed_on.push_back({std::string(key), start,
+                               value ? std::optional<std::string>(*value) : std::nullopt,
+                               old_value ? std::optional<std::string>(*old_value) : std::nullopt});
+        },
+        true);
+  }
+
+  state::CacheBudget budget;
+  state::SegmentedWindowStore* below = nullptr;
+  std::unique_ptr<state::CachingWindowBytesStore> cache;
+  std::vector<HandedOn> handed_on;
+};
+
+using Windows = std::vector<std::tuple<std::string, int64_t, std::string>>;
+
+Windows drain(std::unique_ptr<state::WindowBytesIterator> it) {
+  Windows windows;
+  for (; it->valid(); it->next())
+    windows.emplace_back(std::string(it->key()), it->window_start(), std::string(it->value()));
+  return windows;
+}
+
+}  // namespace
+
+TEST_CASE("a window's updates fold in the record cache until it hands them on",
+          "[unit][state][cache]") {
+  WindowCache windows;
+  CHECK(windows.cache->put("a", 0, "stored"));
+  CHECK(windows.cache->put_cached("a", 0, "1", 10));
+  CHECK(windows.cache->put_cached("a", 0, "2", 20));
+  CHECK(windows.cache->put_cached("a", 100, "3", 120));
+  CHECK(windows.handed_on.empty());
+  CHECK(windows.cache->cached_entries() == 2);
+  // Reads see the cache; the store below still holds what it had.
+  CHECK(windows.cache->fetch("a", 0) == "2");
+  CHECK(windows.below->fetch("a", 0) == "stored");
+  CHECK_FALSE(windows.below->fetch("a", 100).has_value());
+  CHECK(drain(windows.cache->fetch("a", 0, 1000)) == Windows{{"a", 0, "2"}, {"a", 100, "3"}});
+
+  windows.cache->hand_on();
+  CHECK(windows.handed_on ==
+        std::vector<HandedOn>{{"a", 0, "2", "stored"}, {"a", 100, "3", std::nullopt}});
+  CHECK(windows.below->fetch("a", 0) == "2");
+  CHECK(windows.below->fetch("a", 100) == "3");
+  CHECK(windows.cache->cached_entries() == 0);
+}
+
+TEST_CASE("window iterators merge the record cache in the store's order", "[unit][state][cache]") {
+  WindowCache windows;
+  // Segment 0 holds starts below 500, segment 1 the others.
+  windows.cache->put("b", 100, "b100");
+  windows.cache->put("a", 600, "a600");
+  windows.cache->put("b", 600, "b600");
+  windows.cache->put_cached("ab", 0, "ab0", 0);
+  windows.cache->put_cached("b", 600, "b600'", 600);
+  windows.cache->put_cached("a", 500, "a500", 500);
+  // By segment, then key bytes, then start; a cached window replaces the store's.
+  CHECK(drain(windows.cache->all()) == Windows{{"ab", 0, "ab0"},
+                                               {"b", 100, "b100"},
+                                               {"a", 500, "a500"},
+                                               {"a", 600, "a600"},
+                                               {"b", 600, "b600'"}});
+  CHECK(drain(windows.cache->fetch_all(500, 550)) == Windows{{"a", 500, "a500"}});
+  // A key's windows leave out longer keys that start with it.
+  CHECK(drain(windows.cache->fetch("a", 0, 1000)) ==
+        Windows{{"a", 500, "a500"}, {"a", 600, "a600"}});
+}
+
+TEST_CASE("a window cache over its budget hands on its oldest windows", "[unit][state][cache]") {
+  WindowCache windows(300);
+  for (int start = 0; start < 1000; start += 100)
+    CHECK(windows.cache->put_cached("key", start, std::string(40, 'v'), start));
+  REQUIRE_FALSE(windows.handed_on.empty());
+  CHECK(windows.handed_on.front().window_start == 0);
+  CHECK(windows.budget.bytes() <= 300);
+  // Whatever was handed on is in the store; the rest still in the cache.
+  for (const HandedOn& window : windows.handed_on)
+    CHECK(windows.below->fetch("key", window.window_start) == window.value);
+  CHECK(windows.cache->cached_entries() + windows.handed_on.size() == 10);
+}
+
+TEST_CASE("a window cache writes deletes, expired windows and writes once disabled at once",
+          "[unit][state][cache]") {
+  WindowCache windows;
+  windows.cache->put("a", 0, "0");
+  windows.cache->put_cached("a", 0, "1", 0);
+  CHECK(windows.cache->put_cached("a", 0, std::nullopt, 0));
+  CHECK(windows.handed_on == std::vector<HandedOn>{{"a", 0, std::nullopt, "1"}});
+  CHECK_FALSE(windows.cache->fetch("a", 0).has_value());
+  CHECK_FALSE(windows.below->fetch("a", 0).has_value());
+
+  // At stream time 2000 the segments before 1000 have expired, the window at 0 with them.
+  CHECK(windows.cache->put_cached("a", 2000, "late", 2000));
+  CHECK_FALSE(windows.cache->put_cached("a", 0, "expired", 2000));
+
+  windows.handed_on.clear();
+  windows.cache->disable();
+  CHECK(windows.handed_on == std::vector<HandedOn>{{"a", 2000, "late", std::nullopt}});
+  CHECK(windows.cache->put_cached("b", 2000, "now", 2000));
+  CHECK(windows.handed_on.back() == HandedOn{"b", 2000, "now", std::nullopt});
+  CHECK(windows.below->fetch("b", 2000) == "now");
+}
+
+TEST_CASE("a task's window store folds each window's updates until the task commits",
+          "[unit][state][cache]") {
+  StreamsBuilder builder;
+  builder.stream<std::string, std::string>("in")
+      .group_by_key()
+      .windowed_by(TimeWindows::of_size_and_grace(std::chrono::milliseconds(100),
+                                                  std::chrono::milliseconds(1000)))
+      .count(Materialized<std::string, int64_t>::as("counts"))
+      .to_stream()
+      .to("out");
+  Topology topology = builder.build();
+  const auto& sub = topology.subtopologies().at(0);
+  TempDir directory;
+  state::CacheBudget budget(1 << 20);
+  state::StateManager task(topology, sub, TaskId{0, 0}, "app", directory.path(), nullptr);
+  task.open(
+      nullptr, [] { return int64_t{0}; }, &budget);
+  auto& counts =
+      dynamic_cast<WindowStore<std::string, ValueAndTimestamp<int64_t>>&>(*task.get("counts"));
+  CHECK(counts.caching());
+  std::vector<std::pair<Windowed<std::string>, int64_t>> handed_on;
+  counts.set_flush_listener([&](const Windowed<std::string>& window,
+                                const std::optional<ValueAndTimestamp<int64_t>>& value,
+                                int64_t) { handed_on.emplace_back(window, value->value); });
+  for (int64_t i = 1; i <= 5; ++i) counts.put("k", ValueAndTimestamp<int64_t>{i, i}, 0, i);
+  CHECK(handed_on.empty());
+  task.flush();
+  REQUIRE(handed_on.size() == 1);
+  CHECK(handed_on[0].first == Windowed<std::string>{"k", Window{0, 100}});
+  CHECK(handed_on[0].second == 5);
 }

@@ -270,9 +270,9 @@ class TimeWindowedKStream {
                                             "the window size plus the grace period");
       builder.topology().add_processor(
           node,
-          [store = store, windows = *time, aggregation] {
+          [store = store, windows = *time, aggregation, caching = materialized.caching_enabled] {
             return std::make_unique<operators::TimeWindowAggregateProcessor<K, V, VA>>(
-                store, windows, aggregation);
+                store, windows, aggregation, caching);
           },
           {input.node_name()});
     } else {
@@ -283,9 +283,9 @@ class TimeWindowedKStream {
                                             "twice the time difference plus the grace period");
       builder.topology().add_processor(
           node,
-          [store = store, windows = sliding, aggregation] {
+          [store = store, windows = sliding, aggregation, caching = materialized.caching_enabled] {
             return std::make_unique<operators::SlidingWindowAggregateProcessor<K, V, VA>>(
-                store, windows, aggregation);
+                store, windows, aggregation, caching);
           },
           {input.node_name()});
     }

@@ -427,7 +427,16 @@ class WindowStore : public StateStore {
   WindowStore(std::unique_ptr<state::WindowBytesStore> bytes, SerdePtr<K> key_serde,
               SerdePtr<V> value_serde)
       : bytes_(std::move(bytes)),
+        cache_(dynamic_cast<state::CachingWindowBytesStore*>(bytes_.get())),
         serdes_(bytes_->name(), std::move(key_serde), std::move(value_serde)) {}
+  // The record cache's listener points back at the store.
+  WindowStore(const WindowStore&) = delete;
+  WindowStore& operator=(const WindowStore&) = delete;
+
+  // Called with a window's newest value (std::nullopt: deleted) when the
+  // record cache hands it on; see set_flush_listener.
+  using FlushListener = std::function<void(const Windowed<K>& window, const std::optional<V>& value,
+                                           int64_t timestamp)>;
 
   std::string_view name() const override { return bytes_->name(); }
   void flush() override { bytes_->flush(); }
@@ -440,6 +449,50 @@ class WindowStore : public StateStore {
   state::BytesStore* bytes() override { return bytes_.get(); }
   int64_t window_size() const { return bytes_->window_size(); }
   int64_t retention_period() const { return bytes_->retention_period(); }
+
+  // The record cache (statestore.cache.max.bytes), as KeyValueStore's: with
+  // a listener set, put(key, value, window_start, timestamp) keeps the value
+  // in the cache, folding a window's consecutive updates; at each commit, or
+  // when the instance's caches outgrow their budget, each cached window's
+  // newest value is written to the store (and its changelog) and handed to
+  // the listener. Without a cache every such put goes straight through and to
+  // the listener.
+  void set_flush_listener(FlushListener listener) {
+    listener_ = std::move(listener);
+    if (!caching()) return;
+    cache_->set_flush_listener(
+        [this](std::string_view key, int64_t window_start, std::optional<std::string_view> value,
+               std::optional<std::string_view>, int64_t timestamp) {
+          listener_(
+              Windowed<K>{serdes_.key_serde()->deserialize(key), window_of(window_start)},
+              value ? std::optional<V>(serdes_.value_serde()->deserialize(*value)) : std::nullopt,
+              timestamp);
+        },
+        false);
+  }
+  // For processors whose results must not wait (Materialized without caching),
+  // and for stores that keep every record, as a join's.
+  void disable_cache() {
+    if (caching_) cache_->disable();
+    caching_ = false;
+  }
+  // Whether put(key, value, window_start, timestamp) waits in a cache.
+  bool caching() const { return caching_; }
+  CacheCounts cache_counts() const override {
+    if (cache_ == nullptr) return {};
+    return {cache_->hits(), cache_->misses()};
+  }
+  // Through the record cache when a flush listener is set (see there).
+  // Returns false, storing nothing, when the window has expired already.
+  bool put(const K& key, const V& value, int64_t window_start, int64_t timestamp) {
+    if (!listener_ || !caching_) {
+      const bool stored = put(key, value, window_start);
+      if (listener_) listener_(Windowed<K>{key, window_of(window_start)}, value, timestamp);
+      return stored;
+    }
+    const std::string_view key_bytes = serdes_.key(key);
+    return cache_->put_cached(key_bytes, window_start, serdes_.value(value), timestamp);
+  }
 
   // Stores the value of `key`'s window that starts at `window_start`; a value
   // its serde writes as null removes the window. Returns false, storing
@@ -476,9 +529,17 @@ class WindowStore : public StateStore {
     return KeyValueIterator<Windowed<K>, V>(std::make_unique<internal::WindowedCursor<K, V>>(
         std::move(it), bytes_->window_size(), serdes_.key_serde(), serdes_.value_serde()));
   }
+  Window window_of(int64_t window_start) const {
+    return {window_start, internal::window_end(window_start, bytes_->window_size())};
+  }
 
   std::unique_ptr<state::WindowBytesStore> bytes_;
+  // The record cache layer, when bytes_ is one; const, since the metrics
+  // read its counts from another thread.
+  state::CachingWindowBytesStore* const cache_;
+  bool caching_ = cache_ != nullptr;
   internal::StoreSerdes<K, V> serdes_;
+  FlushListener listener_;
 };
 
 // Aggregates per key and session, as Kafka Streams' SessionStore. A session's

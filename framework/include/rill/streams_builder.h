@@ -136,8 +136,9 @@ struct Materialized {
   bool logging_enabled = true;
   // Changelog topic configs, over the defaults. Default: none.
   std::map<std::string, std::string> log_config = {};
-  // Key-value stores: let the record cache (statestore.cache.max.bytes) fold
-  // the updates of a key until the next commit. Default: true.
+  // Key-value and window stores: let the record cache
+  // (statestore.cache.max.bytes) fold the updates of a key (or window) until
+  // the next commit. Session stores have no cache. Default: true.
   bool caching_enabled = true;
   // Window and session stores: how long windows are kept. Default and
   // minimum: window size + grace (sliding windows: 2 x time difference +

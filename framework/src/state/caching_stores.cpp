@@ -1,6 +1,9 @@
 #include "state/caching_stores.h"
 
+#include <algorithm>
+#include <limits>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -245,6 +248,21 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   }
   // The entries not yet handed on.
   std::size_t cached_entries() const override { return dirty_entries_; }
+  // Whether any entry, handed on or not, is cached.
+  bool empty() const { return entries_.empty(); }
+  bool enabled() const { return enabled_; }
+  // Copies of the entries not yet handed on with from <= key < to_exclusive
+  // (no upper end without it), in key order.
+  MergedIterator::Cached dirty_entries(std::string_view from,
+                                       const std::optional<std::string>& to_exclusive) const {
+    MergedIterator::Cached cached;
+    for (auto it = entries_.lower_bound(from);
+         it != entries_.end() && (!to_exclusive || compare_bytes(it->first, *to_exclusive) < 0);
+         ++it)
+      if (it->second.dirty) cached.emplace_back(it->first, it->second.value);
+    return cached;
+  }
+  const std::shared_ptr<bool>& open_flag() const { return open_; }
   uint64_t hits() const override { return hits_.load(std::memory_order_relaxed); }
   uint64_t misses() const override { return misses_.load(std::memory_order_relaxed); }
 
@@ -272,11 +290,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   std::unique_ptr<KeyValueBytesIterator> merged(
       std::unique_ptr<KeyValueBytesIterator> store, std::string_view from,
       const std::optional<std::string>& to_exclusive) const {
-    MergedIterator::Cached cached;
-    for (auto it = entries_.lower_bound(from);
-         it != entries_.end() && (!to_exclusive || compare_bytes(it->first, *to_exclusive) < 0);
-         ++it)
-      if (it->second.dirty) cached.emplace_back(it->first, it->second.value);
+    MergedIterator::Cached cached = dirty_entries(from, to_exclusive);
     if (cached.empty()) return store;
     return std::make_unique<MergedIterator>(std::move(store), std::move(cached), open_);
   }
@@ -370,14 +384,350 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   mutable std::atomic<uint64_t> misses_{0};
 };
 
+// A window store's entries as a key-value iterator whose keys are window keys
+// (key | window start, key_layout.h).
+class WindowKeysIterator final : public KeyValueBytesIterator {
+ public:
+  explicit WindowKeysIterator(std::unique_ptr<WindowBytesIterator> windows)
+      : windows_(std::move(windows)) {}
+  bool valid() const override { return windows_->valid(); }
+  void next() override { windows_->next(); }
+  std::string_view key() const override {
+    key_.clear();
+    append_window_key(key_, windows_->key(), windows_->window_start());
+    return key_;
+  }
+  std::string_view value() const override { return windows_->value(); }
+
+ private:
+  std::unique_ptr<WindowBytesIterator> windows_;
+  mutable std::string key_;
+};
+
+// Window keys of one record key (of `key_size` bytes) as window entries: a
+// range of window keys also holds the windows of longer keys that start with
+// the same bytes, which are skipped.
+class KeyWindowsIterator final : public WindowBytesIterator {
+ public:
+  KeyWindowsIterator(std::unique_ptr<KeyValueBytesIterator> entries, std::size_t key_size)
+      : entries_(std::move(entries)), size_(key_size + kTimestampSize) {
+    settle();
+  }
+  bool valid() const override { return entries_->valid(); }
+  void next() override {
+    entries_->next();
+    settle();
+  }
+  std::string_view key() const override { return parse_window_key(entries_->key()).key; }
+  int64_t window_start() const override { return parse_window_key(entries_->key()).window_start; }
+  std::string_view value() const override { return entries_->value(); }
+
+ private:
+  void settle() {
+    while (entries_->valid() && entries_->key().size() != size_) entries_->next();
+  }
+  std::unique_ptr<KeyValueBytesIterator> entries_;
+  std::size_t size_;
+};
+
+// The windows of a store merged with the cached windows not yet handed on, in
+// the store's order: by time segment, then key bytes, then start. A cached
+// window replaces the store's.
+class MergedWindowsIterator final : public WindowBytesIterator {
+ public:
+  // `cached`: window keys and values, in that order.
+  MergedWindowsIterator(std::unique_ptr<WindowBytesIterator> store,
+                        std::vector<std::pair<std::string, std::string>> cached,
+                        int64_t segment_interval, std::shared_ptr<const bool> open)
+      : store_(std::move(store)),
+        cached_(std::move(cached)),
+        interval_(segment_interval),
+        open_(std::move(open)) {
+    settle();
+  }
+  bool valid() const override { return *open_ && (from_cache_ || store_->valid()); }
+  void next() override {
+    if (!valid()) return;
+    if (from_cache_)
+      ++position_;
+    else
+      store_->next();
+    settle();
+  }
+  std::string_view key() const override {
+    return from_cache_ ? parse_window_key(cached_[position_].first).key : store_->key();
+  }
+  int64_t window_start() const override {
+    return from_cache_ ? parse_window_key(cached_[position_].first).window_start
+                       : store_->window_start();
+  }
+  std::string_view value() const override {
+    return from_cache_ ? std::string_view(cached_[position_].second) : store_->value();
+  }
+
+ private:
+  // Negative when the cached window comes first, 0 when it is the store's.
+  int compare(const std::string& cached) const {
+    const WindowKey window = parse_window_key(cached);
+    const int64_t cached_segment = window.window_start / interval_;
+    const int64_t store_segment = store_->window_start() / interval_;
+    if (cached_segment != store_segment) return cached_segment < store_segment ? -1 : 1;
+    const int order = compare_bytes(window.key, store_->key());
+    if (order != 0) return order;
+    const int64_t start = store_->window_start();
+    return window.window_start < start ? -1 : (window.window_start > start ? 1 : 0);
+  }
+  void settle() {
+    from_cache_ = false;
+    if (position_ == cached_.size()) return;
+    if (!store_->valid()) {
+      from_cache_ = true;
+      return;
+    }
+    const int order = compare(cached_[position_].first);
+    if (order == 0) store_->next();  // the cached window replaces it
+    from_cache_ = order <= 0;
+  }
+
+  std::unique_ptr<WindowBytesIterator> store_;
+  std::vector<std::pair<std::string, std::string>> cached_;
+  int64_t interval_;
+  std::shared_ptr<const bool> open_;
+  std::size_t position_ = 0;
+  bool from_cache_ = false;
+};
+
+// The window store below as a key-value store of window keys, which the
+// key-value record cache folds updates in front of. It serves the calls that
+// cache makes for a window store: a window's get, put and remove, and one
+// record key's windows as a range.
+class WindowKeyValueView final : public KeyValueBytesStore {
+ public:
+  explicit WindowKeyValueView(std::unique_ptr<WindowBytesStore> windows)
+      : windows_(std::move(windows)) {}
+
+  WindowBytesStore& windows() const { return *windows_; }
+  // Whether the last put reached the store: false when its window had expired.
+  bool last_put_stored() const { return last_put_stored_; }
+
+  std::string_view name() const override { return windows_->name(); }
+  bool persistent() const override { return windows_->persistent(); }
+  bool is_open() const override { return windows_->is_open(); }
+  void flush() override { windows_->flush(); }
+  void close() override { windows_->close(); }
+
+  std::optional<std::string> get(std::string_view key) const override {
+    const WindowKey window = parse_window_key(key);
+    return windows_->fetch(window.key, window.window_start);
+  }
+  void put(std::string_view key, std::string_view value) override {
+    const WindowKey window = parse_window_key(key);
+    last_put_stored_ = windows_->put(window.key, window.window_start, value);
+  }
+  std::optional<std::string> put_if_absent(std::string_view key, std::string_view value) override {
+    if (auto existing = get(key)) return existing;
+    put(key, value);
+    return std::nullopt;
+  }
+  void remove(std::string_view key) override {
+    const WindowKey window = parse_window_key(key);
+    windows_->remove(window.key, window.window_start);
+  }
+  void write_all(std::span<const BytesWrite> writes) override {
+    for (const BytesWrite& write : writes) {
+      if (write.value)
+        put(write.key, *write.value);
+      else
+        remove(write.key);
+    }
+  }
+  void remove_range(std::string_view, std::string_view) override { unsupported("remove_range"); }
+  // `from` and `to` are windows of one record key.
+  std::unique_ptr<KeyValueBytesIterator> range(std::string_view from,
+                                               std::string_view to) const override {
+    const WindowKey first = parse_window_key(from);
+    const WindowKey last = parse_window_key(to);
+    if (first.key != last.key) unsupported("a range over several keys");
+    return std::make_unique<WindowKeysIterator>(
+        windows_->fetch(first.key, first.window_start, last.window_start));
+  }
+  std::unique_ptr<KeyValueBytesIterator> prefix_scan(std::string_view) const override {
+    unsupported("prefix_scan");
+  }
+  std::unique_ptr<KeyValueBytesIterator> all() const override { unsupported("all"); }
+  uint64_t approximate_num_entries() const override { return 0; }
+
+ private:
+  [[noreturn]] void unsupported(std::string_view what) const {
+    throw std::logic_error("window store '" + std::string(name()) + "' behind a record cache: " +
+                           std::string(what) + " is not a window operation");
+  }
+
+  std::unique_ptr<WindowBytesStore> windows_;
+  bool last_put_stored_ = true;
+};
+
+// The record cache of a window store: the key-value cache over the window
+// store's entries, keyed by window key. Reads ask the window store itself
+// while nothing is cached, which is always the case for the stores of a
+// stream-stream join (they disable the cache).
+class CachingWindowStore final : public CachingWindowBytesStore {
+ public:
+  CachingWindowStore(std::unique_ptr<WindowBytesStore> inner, CacheBudget& budget) {
+    auto view = std::make_unique<WindowKeyValueView>(std::move(inner));
+    view_ = view.get();
+    cache_ = std::make_unique<CachingKeyValueStore>(std::move(view), budget);
+  }
+
+  std::string_view name() const override { return windows().name(); }
+  bool persistent() const override { return windows().persistent(); }
+  bool is_open() const override { return windows().is_open(); }
+  void flush() override { cache_->flush(); }
+  void close() override { cache_->close(); }
+
+  int64_t window_size() const override { return windows().window_size(); }
+  int64_t retention_period() const override { return windows().retention_period(); }
+  int64_t segment_interval() const override { return windows().segment_interval(); }
+  // The store's, or a later window start still in the cache.
+  int64_t observed_stream_time() const override {
+    return std::max(windows().observed_stream_time(), cached_stream_time_);
+  }
+
+  bool put(std::string_view key, int64_t window_start, std::string_view value) override {
+    if (cache_->empty()) return windows().put(key, window_start, value);
+    cache_->put(window_key(key, window_start), value);
+    return view_->last_put_stored();
+  }
+  void remove(std::string_view key, int64_t window_start) override {
+    if (cache_->empty()) return windows().remove(key, window_start);
+    cache_->remove(window_key(key, window_start));
+  }
+  std::optional<std::string> fetch(std::string_view key, int64_t window_start) const override {
+    if (window_start < earliest_live_time()) return std::nullopt;
+    if (cache_->empty()) return windows().fetch(key, window_start);
+    return cache_->get(window_key(key, window_start));
+  }
+  std::unique_ptr<WindowBytesIterator> fetch(std::string_view key, int64_t time_from,
+                                             int64_t time_to) const override {
+    const int64_t from = std::max(time_from, earliest_live_time());
+    if (cache_->empty() || from > time_to) return windows().fetch(key, from, time_to);
+    std::string first = window_key(key, from);
+    return std::make_unique<KeyWindowsIterator>(cache_->range(first, window_key(key, time_to)),
+                                                key.size());
+  }
+  std::unique_ptr<WindowBytesIterator> fetch_all(int64_t time_from,
+                                                 int64_t time_to) const override {
+    const int64_t from = std::max(time_from, earliest_live_time());
+    auto store = windows().fetch_all(from, time_to);
+    if (cache_->empty() || from > time_to) return store;
+    std::vector<std::pair<std::string, std::string>> cached;
+    for (auto& [key, value] : cache_->dirty_entries({}, std::nullopt)) {
+      const int64_t start = parse_window_key(key).window_start;
+      if (value && start >= from && start <= time_to)
+        cached.emplace_back(std::move(key), std::move(*value));
+    }
+    if (cached.empty()) return store;
+    const int64_t interval = segment_interval();
+    std::sort(cached.begin(), cached.end(), [interval](const auto& a, const auto& b) {
+      const WindowKey x = parse_window_key(a.first);
+      const WindowKey y = parse_window_key(b.first);
+      if (x.window_start / interval != y.window_start / interval)
+        return x.window_start / interval < y.window_start / interval;
+      return compare_bytes(a.first, b.first) < 0;
+    });
+    return std::make_unique<MergedWindowsIterator>(std::move(store), std::move(cached), interval,
+                                                   cache_->open_flag());
+  }
+  std::unique_ptr<WindowBytesIterator> all() const override {
+    return fetch_all(0, std::numeric_limits<int64_t>::max());
+  }
+
+  void set_flush_listener(FlushListener listener, bool read_old_values) override {
+    listener_ = std::move(listener);
+    read_old_values_ = read_old_values;
+    if (!listener_) {
+      cache_->set_flush_listener(nullptr, false);
+      return;
+    }
+    cache_->set_flush_listener(
+        [this](std::string_view key, std::optional<std::string_view> value,
+               std::optional<std::string_view> old_value, int64_t timestamp) {
+          const WindowKey window = parse_window_key(key);
+          listener_(window.key, window.window_start, value, old_value, timestamp);
+        },
+        read_old_values);
+  }
+  bool put_cached(std::string_view key, int64_t window_start, std::optional<std::string_view> value,
+                  int64_t timestamp) override {
+    if (expired(window_start)) return false;
+    if (!value) {
+      std::optional<std::string> old_value;
+      if (read_old_values_ && listener_) old_value = fetch(key, window_start);
+      remove(key, window_start);
+      if (listener_) listener_(key, window_start, std::nullopt, old_value, timestamp);
+      return true;
+    }
+    cached_stream_time_ = std::max(cached_stream_time_, window_start);
+    const bool enabled = cache_->enabled();
+    cache_->put_cached(window_key(key, window_start), value, timestamp);
+    // A disabled cache wrote it through, and nothing else.
+    return enabled || view_->last_put_stored();
+  }
+
+  void hand_on() override { cache_->hand_on(); }
+  void disable() override { cache_->disable(); }
+  std::size_t cached_entries() const override { return cache_->cached_entries(); }
+  uint64_t hits() const override { return cache_->hits(); }
+  uint64_t misses() const override { return cache_->misses(); }
+
+ private:
+  WindowBytesStore& windows() const { return view_->windows(); }
+
+  // As the segmented store below counts time: windows that start before this
+  // are no longer kept, and a write to a segment older than the earliest
+  // kept is refused.
+  int64_t earliest_live_time() const {
+    const int64_t observed = observed_stream_time();
+    if (observed < 0) return 0;
+    return std::max<int64_t>(0, observed - retention_period() + 1);
+  }
+  bool expired(int64_t window_start) const {
+    const int64_t observed = observed_stream_time();
+    if (observed < 0) return false;
+    const int64_t interval = segment_interval();
+    return window_start / interval < std::max<int64_t>(0, observed - retention_period()) / interval;
+  }
+  std::string window_key(std::string_view key, int64_t window_start) const {
+    std::string bytes;
+    bytes.reserve(key.size() + kTimestampSize);
+    append_window_key(bytes, key, window_start);
+    return bytes;
+  }
+
+  WindowKeyValueView* view_ = nullptr;
+  std::unique_ptr<CachingKeyValueStore> cache_;
+  FlushListener listener_;
+  bool read_old_values_ = false;
+  int64_t cached_stream_time_ = -1;
+};
+
 }  // namespace
 
 std::unique_ptr<BytesStore> with_record_cache(std::unique_ptr<BytesStore> store, StoreKind kind,
                                               CacheBudget& budget) {
-  if (kind != StoreKind::kKeyValue) return store;
-  return std::make_unique<CachingKeyValueStore>(
-      std::unique_ptr<KeyValueBytesStore>(static_cast<KeyValueBytesStore*>(store.release())),
-      budget);
+  switch (kind) {
+    case StoreKind::kKeyValue:
+      return std::make_unique<CachingKeyValueStore>(
+          std::unique_ptr<KeyValueBytesStore>(static_cast<KeyValueBytesStore*>(store.release())),
+          budget);
+    case StoreKind::kWindow:
+      return std::make_unique<CachingWindowStore>(
+          std::unique_ptr<WindowBytesStore>(static_cast<WindowBytesStore*>(store.release())),
+          budget);
+    case StoreKind::kSession:
+      return store;
+  }
+  return store;
 }
 
 }  // namespace rill::state

@@ -53,9 +53,11 @@ class BasicForwardingKeyValueStore : public Interface {
 
 using ForwardingKeyValueStore = BasicForwardingKeyValueStore<KeyValueBytesStore>;
 
-class ForwardingWindowStore : public WindowBytesStore {
+// `Interface` is WindowBytesStore, or the record cache's interface derived from it.
+template <class Interface>
+class BasicForwardingWindowStore : public Interface {
  public:
-  explicit ForwardingWindowStore(std::unique_ptr<WindowBytesStore> inner)
+  explicit BasicForwardingWindowStore(std::unique_ptr<WindowBytesStore> inner)
       : inner_(std::move(inner)) {}
 
   std::string_view name() const override { return inner_->name(); }
@@ -66,6 +68,7 @@ class ForwardingWindowStore : public WindowBytesStore {
   int64_t window_size() const override { return inner_->window_size(); }
   int64_t retention_period() const override { return inner_->retention_period(); }
   int64_t observed_stream_time() const override { return inner_->observed_stream_time(); }
+  int64_t segment_interval() const override { return inner_->segment_interval(); }
 
   bool put(std::string_view key, int64_t window_start, std::string_view value) override {
     return inner_->put(key, window_start, value);
@@ -89,6 +92,8 @@ class ForwardingWindowStore : public WindowBytesStore {
  protected:
   std::unique_ptr<WindowBytesStore> inner_;
 };
+
+using ForwardingWindowStore = BasicForwardingWindowStore<WindowBytesStore>;
 
 class ForwardingSessionStore : public SessionBytesStore {
  public:

@@ -72,7 +72,7 @@ void StateManager::open(internal::RecordCollector* collector, std::function<int6
     }
     if (cache != nullptr && cache->max_bytes() > 0 && !spec.versioned) {
       bytes = state::with_record_cache(std::move(bytes), spec.kind, *cache);
-      open_store.cache = dynamic_cast<state::CachingKeyValueBytesStore*>(bytes.get());
+      open_store.cache = dynamic_cast<state::RecordCache*>(bytes.get());
     }
     open_store.store = builder.wrap(std::move(bytes));
     stores_.emplace(name, std::move(open_store));

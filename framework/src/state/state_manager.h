@@ -51,7 +51,7 @@ class StateManager {
   // holds it), reads the checkpoint, wipes persistent stores that have none
   // (they cannot be trusted after an unclean stop) and opens every store.
   // Logged stores write to `collector`; `timestamp` stamps changelog records.
-  // Key-value stores get a record cache counted against `cache`, the budget
+  // Key-value and window stores get a record cache counted against `cache`, the budget
   // the instance's tasks share; none when it is nullptr or 0 bytes. A standby
   // (`collector` nullptr) writes no changelog: it only follows it.
   // Times the task's key-value stores into `metrics` (metrics.recording.level
@@ -115,8 +115,8 @@ class StateManager {
  private:
   struct OpenStore {
     std::unique_ptr<StateStore> store;
-    state::BytesStore* inner = nullptr;                 // the unlogged store, for restore
-    state::CachingKeyValueBytesStore* cache = nullptr;  // its record cache, if any
+    state::BytesStore* inner = nullptr;   // the unlogged store, for restore
+    state::RecordCache* cache = nullptr;  // its record cache, if any
     std::unique_ptr<state::ChangelogWriter> writer;
     StoreKind kind = StoreKind::kKeyValue;
     Changelog* changelog = nullptr;

@@ -34,6 +34,7 @@ class SegmentedWindowStore final : public WindowBytesStore {
   int64_t window_size() const override { return window_size_; }
   int64_t retention_period() const override { return segments_.retention(); }
   int64_t observed_stream_time() const override { return segments_.observed_stream_time(); }
+  int64_t segment_interval() const override { return segments_.interval(); }
 
   bool put(std::string_view key, int64_t window_start, std::string_view value) override;
   void remove(std::string_view key, int64_t window_start) override;

@@ -91,14 +91,29 @@ class KeyValueBytesStore : public BytesStore {
   virtual uint64_t approximate_num_entries() const = 0;
 };
 
-// A key-value store behind the record cache (statestore.cache.max.bytes), the
-// outermost layer the runtime puts on a key-value store; the typed
-// KeyValueStore reaches the cache through it. Writes made with a timestamp
-// wait in the cache, one entry per key holding its newest value, until a
-// commit (flush()) or an eviction hands them on: to the store below (and so to
-// its changelog), then to the flush listener. Reads and iterators see those
-// entries before the store below; other writes go straight through.
-class CachingKeyValueBytesStore : public KeyValueBytesStore {
+// What the runtime asks of a record cache (statestore.cache.max.bytes), the
+// outermost layer it puts on a key-value or window store.
+class RecordCache {
+ public:
+  virtual ~RecordCache() = default;
+  // Hands on what the cache holds, without flushing the store below.
+  virtual void hand_on() = 0;
+  // Hands on what the cache holds; from then on put_cached writes through.
+  virtual void disable() = 0;
+  virtual std::size_t cached_entries() const = 0;
+  // Reads the cache answered and reads that went past it, while enabled. Safe
+  // from any thread.
+  virtual uint64_t hits() const = 0;
+  virtual uint64_t misses() const = 0;
+};
+
+// A key-value store behind the record cache; the typed KeyValueStore reaches
+// the cache through it. Writes made with a timestamp wait in the cache, one
+// entry per key holding its newest value, until a commit (flush()) or an
+// eviction hands them on: to the store below (and so to its changelog), then
+// to the flush listener. Reads and iterators see those entries before the
+// store below; other writes go straight through.
+class CachingKeyValueBytesStore : public KeyValueBytesStore, public RecordCache {
  public:
   // A key, its newest value (std::nullopt: deleted) and the value the store
   // held before (std::nullopt: none, or not asked for), as the cache hands
@@ -116,15 +131,6 @@ class CachingKeyValueBytesStore : public KeyValueBytesStore {
   // get() without copying a cached value: the view stays valid until the next
   // write to the store. A value read from the store below lands in `buffer`.
   virtual std::optional<std::string_view> read(std::string_view key, std::string& buffer) const = 0;
-  // Hands on what the cache holds, without flushing the store below.
-  virtual void hand_on() = 0;
-  // Hands on what the cache holds; from then on put_cached writes through.
-  virtual void disable() = 0;
-  virtual std::size_t cached_entries() const = 0;
-  // Reads the cache answered and reads that went past it, while enabled. Safe
-  // from any thread.
-  virtual uint64_t hits() const = 0;
-  virtual uint64_t misses() const = 0;
 };
 
 // Entries of a window store, each a record key, a window start and a value.
@@ -149,6 +155,8 @@ class WindowBytesStore : public BytesStore {
   virtual int64_t retention_period() const = 0;
   // The largest window start written since the store was opened, or -1.
   virtual int64_t observed_stream_time() const = 0;
+  // The length of its time segments, which order fetch_all() and all().
+  virtual int64_t segment_interval() const = 0;
 
   // Returns false, storing nothing, when the window has expired already.
   virtual bool put(std::string_view key, int64_t window_start, std::string_view value) = 0;
@@ -162,6 +170,27 @@ class WindowBytesStore : public BytesStore {
   virtual std::unique_ptr<WindowBytesIterator> fetch_all(int64_t time_from,
                                                          int64_t time_to) const = 0;
   virtual std::unique_ptr<WindowBytesIterator> all() const = 0;
+};
+
+// A window store behind the record cache, as CachingKeyValueBytesStore for
+// key-value stores: puts with a timestamp wait in the cache, one entry per key
+// and window, until a commit or an eviction hands them on. Kafka Streams
+// caches window stores the same way, so that a window's repeated updates are
+// folded before the store, its changelog and the processors downstream.
+class CachingWindowBytesStore : public WindowBytesStore, public RecordCache {
+ public:
+  // A window, its newest value (std::nullopt: deleted) and the value the
+  // store held before (std::nullopt: none, or not asked for).
+  using FlushListener = std::function<void(
+      std::string_view key, int64_t window_start, std::optional<std::string_view> value,
+      std::optional<std::string_view> old_value, int64_t timestamp)>;
+  virtual void set_flush_listener(FlushListener listener, bool read_old_values) = 0;
+  // Caches `value` as the window's newest; once disabled, writes it through
+  // and hands it to the listener at once. A delete (std::nullopt) is never
+  // cached: it goes through at once, and to the listener. Returns false,
+  // storing nothing, when the window has expired already.
+  virtual bool put_cached(std::string_view key, int64_t window_start,
+                          std::optional<std::string_view> value, int64_t timestamp) = 0;
 };
 
 // Entries of a session store: a record key, the session's first and last

@@ -133,6 +133,8 @@ class JoinWindowProcessor final : public Processor<K, V, K, V> {
   void init(ProcessorContext<K, V>& context) override {
     context_ = &context;
     store_ = &context.template state_store<Store>(store_name_);
+    // Every record is kept, at once: there is nothing to fold.
+    store_->disable_cache();
   }
 
   void process(const Record<K, V>& record) override {
@@ -176,6 +178,7 @@ class StreamStreamJoinProcessor final
     context_ = &context;
     other_ = &context.template state_store<WindowStore<K, std::vector<Other>>>(
         kLeft ? spec_.right_store : spec_.left_store);
+    other_->disable_cache();
     if (!spec_.unjoined_store.empty())
       unjoined_ = &context.template state_store<Unjoined>(spec_.unjoined_store);
     time_ = spec_.times->of(context.task_id());

@@ -1,8 +1,10 @@
 // Aggregations over time windows (tumbling and hopping) and sliding windows,
 // as Kafka Streams' KStreamWindowAggregate and KStreamSlidingWindowAggregate.
-// Results are kept in a WindowStore<K, ValueAndTimestamp<VA>> and forwarded on
-// every update as Record<Windowed<K>, Change<VA>>; window stores have no
-// record cache.
+// Results are kept in a WindowStore<K, ValueAndTimestamp<VA>> and forwarded as
+// Record<Windowed<K>, Change<VA>>: through the store's record cache, which
+// folds a window's updates until a commit or an eviction hands on its newest
+// value (statestore.cache.max.bytes above 0 and caching enabled, as in Kafka
+// Streams); otherwise on every update.
 //
 // Each processor keeps its own stream time: the largest timestamp it has
 // seen. A window closes once that time passes the window's end by the grace
@@ -27,6 +29,45 @@
 
 namespace rill::operators {
 
+// The window store of an aggregation, set up to forward what its record cache
+// hands on; without `caching` its cache is disabled.
+template <class K, class VA>
+WindowStore<K, ValueAndTimestamp<VA>>& window_table_store(
+    ProcessorContext<Windowed<K>, Change<VA>>& context, const std::string& name, bool caching) {
+  auto& store = context.template state_store<WindowStore<K, ValueAndTimestamp<VA>>>(name);
+  if (!caching) store.disable_cache();
+  if (store.caching())
+    store.set_flush_listener([&context](const Windowed<K>& window,
+                                        const std::optional<ValueAndTimestamp<VA>>& value,
+                                        int64_t timestamp) {
+      context.forward(Record<Windowed<K>, Change<VA>>{
+          window,
+          {value ? std::optional<VA>(value->value) : std::nullopt, std::nullopt},
+          timestamp,
+          {}});
+    });
+  return store;
+}
+
+// Stores a window's new aggregate and forwards it: when the record cache
+// hands it on, or at once, with the record's headers, without a cache. A
+// window that has expired already is counted as dropped.
+template <class K, class VA>
+void store_and_forward(WindowStore<K, ValueAndTimestamp<VA>>& store,
+                       ProcessorContext<Windowed<K>, Change<VA>>& context, const K& key,
+                       const Window& window, VA result, int64_t timestamp, const Headers& headers) {
+  if (store.caching()) {
+    if (!store.put(key, ValueAndTimestamp<VA>{std::move(result), timestamp}, window.start,
+                   timestamp))
+      context.record_dropped(kExpiredWindow);
+    return;
+  }
+  if (!store.put(key, ValueAndTimestamp<VA>{result, timestamp}, window.start))
+    context.record_dropped(kExpiredWindow);
+  context.forward(Record<Windowed<K>, Change<VA>>{
+      Windowed<K>{key, window}, {std::move(result), std::nullopt}, timestamp, headers});
+}
+
 // Tumbling and hopping windows. A record updates each window that holds its
 // timestamp and whose end is after stream time - grace; the result's
 // timestamp is the largest record timestamp in the window. Records with a null
@@ -37,12 +78,15 @@ class TimeWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, C
   using Store = WindowStore<K, ValueAndTimestamp<VA>>;
 
   TimeWindowAggregateProcessor(std::string store, TimeWindows windows,
-                               Aggregation<K, V, VA> aggregation)
-      : store_name_(std::move(store)), windows_(windows), aggregation_(std::move(aggregation)) {}
+                               Aggregation<K, V, VA> aggregation, bool caching)
+      : store_name_(std::move(store)),
+        windows_(windows),
+        aggregation_(std::move(aggregation)),
+        caching_(caching) {}
 
   void init(ProcessorContext<Windowed<K>, Change<VA>>& context) override {
     context_ = &context;
-    store_ = &context.template state_store<Store>(store_name_);
+    store_ = &window_table_store(context, store_name_, caching_);
   }
 
   void process(const Record<K, V>& record) override {
@@ -70,14 +114,10 @@ class TimeWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, C
       } else {
         aggregate = aggregation_.initializer();
       }
-      VA result = aggregation_.aggregator(record.key, record.value, aggregate,
-                                          RecordContext{record.timestamp, &record.headers});
-      if (!store_->put(record.key, ValueAndTimestamp<VA>{result, timestamp}, window.start))
-        context_->record_dropped(kExpiredWindow);
-      context_->forward(Record<Windowed<K>, Change<VA>>{Windowed<K>{record.key, window},
-                                                        {std::move(result), std::nullopt},
-                                                        timestamp,
-                                                        record.headers});
+      store_and_forward(*store_, *context_, record.key, window,
+                        aggregation_.aggregator(record.key, record.value, aggregate,
+                                                RecordContext{record.timestamp, &record.headers}),
+                        timestamp, record.headers);
     });
   }
 
@@ -85,6 +125,7 @@ class TimeWindowAggregateProcessor final : public Processor<K, V, Windowed<K>, C
   std::string store_name_;
   TimeWindows windows_;
   Aggregation<K, V, VA> aggregation_;
+  bool caching_;
   ProcessorContext<Windowed<K>, Change<VA>>* context_ = nullptr;
   Store* store_ = nullptr;
   int64_t observed_stream_time_ = -1;
@@ -106,15 +147,16 @@ class SlidingWindowAggregateProcessor final : public Processor<K, V, Windowed<K>
   using Store = WindowStore<K, ValueAndTimestamp<VA>>;
 
   SlidingWindowAggregateProcessor(std::string store, SlidingWindows windows,
-                                  Aggregation<K, V, VA> aggregation)
+                                  Aggregation<K, V, VA> aggregation, bool caching)
       : store_name_(std::move(store)),
         difference_(windows.time_difference_ms()),
         grace_(windows.grace_ms()),
-        aggregation_(std::move(aggregation)) {}
+        aggregation_(std::move(aggregation)),
+        caching_(caching) {}
 
   void init(ProcessorContext<Windowed<K>, Change<VA>>& context) override {
     context_ = &context;
-    store_ = &context.template state_store<Store>(store_name_);
+    store_ = &window_table_store(context, store_name_, caching_);
   }
 
   void process(const Record<K, V>& record) override {
@@ -256,12 +298,8 @@ class SlidingWindowAggregateProcessor final : public Processor<K, V, Windowed<K>
   // The record's right window holds the later records only: it starts with
   // their aggregate, taken from the window that held them.
   void create_right_window(int64_t t, const Aggregate& aggregate, const Record<K, V>& record) {
-    const Window window{t + 1, t + 1 + difference_};
-    if (!store_->put(record.key, aggregate, window.start)) context_->record_dropped(kExpiredWindow);
-    context_->forward(Record<Windowed<K>, Change<VA>>{Windowed<K>{record.key, window},
-                                                      {aggregate.value, std::nullopt},
-                                                      aggregate.timestamp,
-                                                      record.headers});
+    store_and_forward(*store_, *context_, record.key, Window{t + 1, t + 1 + difference_},
+                      aggregate.value, aggregate.timestamp, record.headers);
   }
 
   void update_and_forward(const Window& window, const std::optional<Aggregate>& current,
@@ -276,20 +314,17 @@ class SlidingWindowAggregateProcessor final : public Processor<K, V, Windowed<K>
       aggregate = current->value;
       timestamp = std::max(timestamp, current->timestamp);
     }
-    VA result = aggregation_.aggregator(record.key, record.value, aggregate,
-                                        RecordContext{record.timestamp, &record.headers});
-    if (!store_->put(record.key, Aggregate{result, timestamp}, window.start))
-      context_->record_dropped(kExpiredWindow);
-    context_->forward(Record<Windowed<K>, Change<VA>>{Windowed<K>{record.key, window},
-                                                      {std::move(result), std::nullopt},
-                                                      timestamp,
-                                                      record.headers});
+    store_and_forward(*store_, *context_, record.key, window,
+                      aggregation_.aggregator(record.key, record.value, aggregate,
+                                              RecordContext{record.timestamp, &record.headers}),
+                      timestamp, record.headers);
   }
 
   std::string store_name_;
   int64_t difference_;
   int64_t grace_;
   Aggregation<K, V, VA> aggregation_;
+  bool caching_;
   ProcessorContext<Windowed<K>, Change<VA>>* context_ = nullptr;
   Store* store_ = nullptr;
   int64_t observed_stream_time_ = -1;
