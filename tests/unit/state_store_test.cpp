@@ -391,14 +391,21 @@ TEST_CASE("window store drops windows older than its retention", "[unit][state]"
   CHECK(drain(store.fetch("a", 0, 5000)) == std::vector<WindowEntry>{{"a", 2100, "2100"}});
 }
 
+namespace {
+
+// Windows of 100 ms kept for 1 s in segments of 500 ms, in RocksDB in `directory`.
+state::SegmentedWindowStore rocksdb_windows(const fs::path& directory) {
+  return state::SegmentedWindowStore("windows",
+                                     std::make_unique<state::RocksDbKeyValueStore>(
+                                         "windows", directory, RocksDbOptions{}, nullptr),
+                                     100, 1000, 500);
+}
+
+}  // namespace
+
 TEST_CASE("a RocksDB window store reopened from its directory finds its windows", "[unit][state]") {
   TempDir dir;
-  auto open = [&] {
-    return state::SegmentedWindowStore("windows",
-                                       std::make_unique<state::RocksDbKeyValueStore>(
-                                           "windows", dir.path(), RocksDbOptions{}, nullptr),
-                                       100, 1000, 500);
-  };
+  auto open = [&] { return rocksdb_windows(dir.path()); };
   {
     auto store = open();
     store.put("a", 100, "1");
@@ -499,12 +506,7 @@ TEST_CASE("window and session stores read no segment that never held the key", "
 TEST_CASE("a window store reopened on its files reads every segment it found there",
           "[unit][state]") {
   TempDir dir;
-  auto open = [&] {
-    return state::SegmentedWindowStore("windows",
-                                       std::make_unique<state::RocksDbKeyValueStore>(
-                                           "windows", dir.path(), RocksDbOptions{}, nullptr),
-                                       100, 1000, 500);
-  };
+  auto open = [&] { return rocksdb_windows(dir.path()); };
   {
     auto store = open();
     store.put("a", 100, "1");
