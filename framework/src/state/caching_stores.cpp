@@ -633,7 +633,7 @@ class CachingWindowStore final : public CachingWindowBytesStore {
                                              int64_t time_to) const override {
     const int64_t from = std::max(time_from, earliest_live_time());
     if (cache_->empty() || from > time_to) return windows().fetch(key, from, time_to);
-    std::string first = window_key(key, from);
+    const std::string first(window_key(key, from));
     return std::make_unique<KeyWindowsIterator>(cache_->range(first, window_key(key, time_to)),
                                                 key.size());
   }
@@ -719,11 +719,13 @@ class CachingWindowStore final : public CachingWindowBytesStore {
     const int64_t interval = segment_interval();
     return window_start / interval < std::max<int64_t>(0, observed - retention_period()) / interval;
   }
-  std::string window_key(std::string_view key, int64_t window_start) const {
-    std::string bytes;
-    bytes.reserve(key.size() + kTimestampSize);
-    append_window_key(bytes, key, window_start);
-    return bytes;
+  // The window key in a buffer reused by every call: the key-value cache
+  // copies what it keeps, and reads nothing it was given once handing on
+  // (whose processors may write here again) has begun.
+  std::string_view window_key(std::string_view key, int64_t window_start) const {
+    key_buffer_.clear();
+    append_window_key(key_buffer_, key, window_start);
+    return key_buffer_;
   }
 
   WindowKeyValueView* view_ = nullptr;
@@ -731,6 +733,7 @@ class CachingWindowStore final : public CachingWindowBytesStore {
   FlushListener listener_;
   bool read_old_values_ = false;
   int64_t cached_stream_time_ = -1;
+  mutable std::string key_buffer_;
 };
 
 }  // namespace
