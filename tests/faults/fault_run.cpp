@@ -402,6 +402,29 @@ std::string CountApplication::miscount_diagnosis(const std::map<std::string, int
   return text.str();
 }
 
+std::pair<int64_t, std::string> CountApplication::changelog_steps_down(int64_t began_ms) {
+  std::map<std::string, int64_t> last;
+  int64_t steps_down = 0;
+  std::string first_steps;
+  read_to_end(
+      application_id_ + "-counts-changelog",
+      [&](const TestRecord& record) {
+        // A timestamped store's value: the 8-byte timestamp, then the count.
+        if (!record.key || !record.value || record.value->size() < 8) return;
+        const int64_t count = serdes::int64()->deserialize(
+            std::string_view(*record.value).substr(record.value->size() - 8));
+        auto [previous, first] = last.try_emplace(*record.key, count);
+        if (!first && count < previous->second && ++steps_down <= 4)
+          first_steps += " " + *record.key + " " + std::to_string(previous->second) + "->" +
+                         std::to_string(count) + " at p" + std::to_string(record.partition) + "@" +
+                         std::to_string(record.offset) + " +" +
+                         seconds(record.timestamp - began_ms);
+        previous->second = count;
+      },
+      120s);
+  return {steps_down, first_steps};
+}
+
 void CountApplication::supervise() {
   // /healthz is asked about once a second; an exit is seen at once.
   const bool probe = Clock::now() - last_probe_ >= 1s;
@@ -616,6 +639,11 @@ void FaultRun::finish() {
     OutputTimeline timeline(began_ms_);
     const auto counts = committed_counts(application.output(), &timeline);
     const auto exit_codes = application.stop();
+    const auto [changelog_steps_down, first_steps_down] =
+        application.changelog_steps_down(began_ms_);
+    if (changelog_steps_down > 0)
+      report(scenario_ + " | " + guarantee + " | changelog steps down " +
+             std::to_string(changelog_steps_down) + " times:" + first_steps_down);
 
     for (std::size_t i = 0; i < faults_.size(); ++i) {
       const int64_t from = faults_[i].start_ms;
@@ -663,6 +691,8 @@ void FaultRun::finish() {
     CHECK(application.own_failures().empty());
     CHECK(unknown == 0);
     CHECK(lost == 0);
+    INFO(guarantee << ": the changelog steps down" << first_steps_down);
+    CHECK(changelog_steps_down == 0);
     if (guarantee == "exactly_once_v2") CHECK(duplicated == 0);
     INFO("exit codes on SIGTERM:" << codes << "\n" << application.log_tails(3000));
     for (const auto& code : exit_codes) CHECK(code == 0);

@@ -109,6 +109,13 @@ class CountApplication {
   // `began_ms` is the wall clock the times are given from.
   std::string miscount_diagnosis(const std::map<std::string, int64_t>& expected,
                                  const std::vector<std::string>& wrong, int64_t began_ms);
+  // How often a key's count goes down in the store's changelog, with the
+  // first few such steps (key, values, partition and offset, time after
+  // `began_ms`). A restore resumes from a key's last changelog value and
+  // only adds to it, so a step down is a write that landed after a later
+  // owner's: a former owner's, which the next restore would take for the
+  // count.
+  std::pair<int64_t, std::string> changelog_steps_down(int64_t began_ms);
 
  private:
   ChildProcess start(int index);

@@ -268,6 +268,61 @@ TEST_CASE(
   CHECK(harness.group.sought[0].offset == 2);
 }
 
+TEST_CASE(
+    "at least once, a revocation that cannot commit lets the producer go with what it holds, and "
+    "the other tasks go back to the last commit",
+    "[unit][task-manager]") {
+  Harness harness(false);
+  harness.manager->assign(kTwoPartitions);
+  const auto* staying = harness.manager->tasks().at(TaskId{0, 1}).get();
+  harness.processed(0, 9);
+  harness.processed(1, 4);
+  harness.group.committed_offsets = {{"orders", 1, 2}};
+  // A changelog write the cluster does not acknowledge in time: delivered
+  // later, it would land after the writes of the partition's next owner.
+  kafka::TopicPtr changelog = kafka::open_topic(harness.manager->producer(), "app-changelog");
+  kafka::HeadersPtr no_headers;
+  REQUIRE_FALSE(kafka::produce(harness.manager->producer(), changelog.get(), 0, "key", "stale", 0,
+                               no_headers, nullptr));
+
+  harness.manager->revoke({{"orders", 0}}, false);
+  CHECK(harness.group.commits.empty());
+  CHECK(harness.producers_made == 1);
+  CHECK(rd_kafka_outq_len(harness.manager->producer()) == 0);
+  CHECK(harness.manager->task_ids() == "0_1");
+  CHECK(harness.manager->tasks().at(TaskId{0, 1}).get() != staying);
+  REQUIRE(harness.group.sought.size() == 1);
+  CHECK(harness.group.sought[0].to_string() == "orders[1]");
+  CHECK(harness.group.sought[0].offset == 2);
+}
+
+TEST_CASE("at least once, a revocation that commits keeps the producer and the other tasks",
+          "[unit][task-manager]") {
+  Harness harness(false);
+  harness.manager->assign(kTwoPartitions);
+  const auto* staying = harness.manager->tasks().at(TaskId{0, 1}).get();
+  harness.processed(0, 9);
+  harness.manager->revoke({{"orders", 0}}, false);
+  REQUIRE(harness.group.commits.size() == 1);
+  CHECK(harness.group.commits[0][0].offset == 9);
+  CHECK(harness.producers_made == 0);
+  CHECK(harness.manager->tasks().at(TaskId{0, 1}).get() == staying);
+}
+
+TEST_CASE("at least once, a lost assignment lets the producer go with what it holds",
+          "[unit][task-manager]") {
+  Harness harness(false);
+  harness.manager->assign(kTwoPartitions);
+  harness.processed(0, 9);
+  harness.manager->revoke(kTwoPartitions, true);
+  // Lost: another instance may own the partitions already, and nothing may
+  // be committed for them.
+  CHECK(harness.group.commits.empty());
+  CHECK(harness.producers_made == 1);
+  CHECK(harness.manager->tasks().empty());
+  CHECK_FALSE(harness.manager->recovery_pending());
+}
+
 TEST_CASE("a fenced producer is replaced, with new transactions, and the tasks resume",
           "[unit][task-manager]") {
   Harness harness(true);

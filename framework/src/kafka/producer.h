@@ -81,6 +81,13 @@ inline rd_kafka_resp_err_t flush(rd_kafka_t* producer, std::chrono::milliseconds
   return rd_kafka_flush(producer, static_cast<int>(timeout.count()));
 }
 
+// Drops every record the producer holds, queued or in flight: none is sent
+// from now on (a request already sent may still be written), and each is
+// reported with RD_KAFKA_RESP_ERR__PURGE_QUEUE or __PURGE_INFLIGHT.
+inline void purge(rd_kafka_t* producer) {
+  rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+}
+
 // The error that made the producer unusable (fenced, idempotence lost), or
 // nullopt while it is usable.
 std::optional<std::string> fatal_error(rd_kafka_t* producer);

@@ -7,6 +7,7 @@
 
 #include "rill/state.h"
 
+#include "kafka/group.h"
 #include "kafka/producer.h"
 #include "kafka/records.h"
 #include "log/log.h"
@@ -136,13 +137,24 @@ void TaskManager::revoke(const std::vector<kafka::TopicPartition>& partitions, b
   // commit did not cover.
   const bool committed = !lost && commit_offsets();
   close_partitions(partitions, committed);
-  // Unless it committed, the open transaction holds outputs and changelog
-  // writes of the tasks just closed, whose offsets no later commit carries:
-  // committed with the other tasks' share, they would be counted again by
-  // the partitions' next owner. It must not commit, and the other tasks go
-  // back with it. A failed commit that already rewound left it to recovery.
-  if (settings_.exactly_once && !committed && (lost || !recovery_.pending))
-    rewind_all(lost ? "partitions lost" : "partitions revoked without a commit", false, false);
+  if (settings_.exactly_once) {
+    // Unless it committed, the open transaction holds outputs and changelog
+    // writes of the tasks just closed, whose offsets no later commit
+    // carries: committed with the other tasks' share, they would be counted
+    // again by the partitions' next owner. It must not commit, and the other
+    // tasks go back with it. A failed commit that already rewound left it to
+    // recovery.
+    if (!committed && (lost || !recovery_.pending))
+      rewind_all(lost ? "partitions lost" : "partitions revoked without a commit", false, false);
+  } else if (lost || (!committed && rd_kafka_outq_len(producer()) > 0)) {
+    // Under at-least-once nothing fences what the producer still holds of
+    // the tasks just closed: their changelog writes would land whenever the
+    // cluster takes them, after the writes of the partitions' next owner,
+    // which restored the changelogs without them, and a later restore would
+    // take those stale counts for the latest. They go with this producer, and
+    // the other tasks back to the last commit with a new one.
+    rewind_all(lost ? "partitions lost" : "partitions revoked without a commit", true, false);
+  }
   open_gate();
 }
 
@@ -409,7 +421,11 @@ bool TaskManager::commit_offsets() {
     rewind_all("the producer failed: " + *fatal, true);
     return false;
   }
-  const rd_kafka_resp_err_t flushed = kafka::flush(producer(), settings_.delivery_timeout);
+  const rd_kafka_resp_err_t flushed = flush_while_assigned(settings_.delivery_timeout);
+  if (flushed == RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST) {
+    note_stall("the group took the partitions away while outputs were in flight");
+    return false;
+  }
   if (flushed != RD_KAFKA_RESP_ERR_NO_ERROR) {
     note_stall("outputs not acknowledged within " +
                std::to_string(settings_.delivery_timeout.count()) +
@@ -482,6 +498,26 @@ bool TaskManager::commit_offsets() {
   log::get().debug("{}: committed {} partitions in {} ms", settings_.application_id, offsets.size(),
                    since_ms(commit_start));
   return true;
+}
+
+// A flush waits for a cluster that cannot take records, up to the delivery
+// timeout (minutes), and the group does not wait: once this instance's
+// session timed out, another may own its partitions, and under
+// at-least-once what the producer delivers from then on lands after that
+// owner's writes. Waiting in slices lets the lost assignment reach revoke(),
+// which lets the producer go with what it holds, within one slice.
+rd_kafka_resp_err_t TaskManager::flush_while_assigned(std::chrono::milliseconds timeout) {
+  constexpr std::chrono::milliseconds kSlice{100};
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const rd_kafka_resp_err_t flushed =
+        kafka::flush(producer(), std::clamp(left, std::chrono::milliseconds(0), kSlice));
+    if (flushed != RD_KAFKA_RESP_ERR__TIMED_OUT || left <= kSlice) return flushed;
+    if (clients_.consumer != nullptr && kafka::assignment_lost(clients_.consumer))
+      return RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST;
+  }
 }
 
 // A partition whose records are all processed commits the consumer's
@@ -752,7 +788,9 @@ void TaskManager::recover() {
             StreamsProducer::AbortResult::kReplaceProducer)
       recovery_.new_producer = true;
     if (recovery_.new_producer) {
-      // Only tasks hold the producer, and they are closed: it can go.
+      // Only tasks hold the producer, and they are closed: it can go, with
+      // nothing more of what it holds sent from now on.
+      kafka::purge(producer());
       transactions_.reset();
       clients_.producer.reset();
       clients_.producer = clients_.make_producer();
@@ -762,7 +800,7 @@ void TaskManager::recover() {
     if (settings_.exactly_once) {
       if (!transactions_->ready()) transactions_->init(settings_.call_timeout);
       if (!transactions_->transaction_open()) transactions_->begin();
-    } else if (kafka::flush(producer(), settings_.call_timeout) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    } else if (flush_while_assigned(settings_.call_timeout) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       throw std::runtime_error("outputs in flight are not settled yet");
     }
     // Refusals of outputs that were aborted or will be produced again.
