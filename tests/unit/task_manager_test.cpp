@@ -112,6 +112,14 @@ struct Harness {
     return input;
   }
   ScriptedProducer& transactions() { return *transactional.back(); }
+  // A record for `topic` the cluster never acknowledges: the producer never
+  // connects, so a commit's flush gives up after delivery_timeout.
+  void hold_unacknowledged(const std::string& topic) {
+    kafka::TopicPtr handle = kafka::open_topic(manager->producer(), topic);
+    kafka::HeadersPtr no_headers;
+    REQUIRE_FALSE(kafka::produce(manager->producer(), handle.get(), 0, "key", "unacknowledged", 0,
+                                 no_headers, nullptr));
+  }
 
   StreamsConfig config;
   Topology topology = passing_through();
@@ -247,12 +255,7 @@ TEST_CASE(
   harness.processed(0, 9);
   harness.processed(1, 4);
   harness.group.committed_offsets = {{"orders", 1, 2}};
-  // An output the cluster does not acknowledge in time: the producer never
-  // connects, so the commit's flush gives up after delivery_timeout.
-  kafka::TopicPtr out = kafka::open_topic(harness.manager->producer(), "out");
-  kafka::HeadersPtr no_headers;
-  REQUIRE_FALSE(kafka::produce(harness.manager->producer(), out.get(), 0, "key", "unacknowledged",
-                               0, no_headers, nullptr));
+  harness.hold_unacknowledged("out");
 
   harness.manager->revoke({{"orders", 0}}, false);
   // Committed later with partition 1's offsets, the transaction would make
@@ -280,10 +283,7 @@ TEST_CASE(
   harness.group.committed_offsets = {{"orders", 1, 2}};
   // A changelog write the cluster does not acknowledge in time: delivered
   // later, it would land after the writes of the partition's next owner.
-  kafka::TopicPtr changelog = kafka::open_topic(harness.manager->producer(), "app-changelog");
-  kafka::HeadersPtr no_headers;
-  REQUIRE_FALSE(kafka::produce(harness.manager->producer(), changelog.get(), 0, "key", "stale", 0,
-                               no_headers, nullptr));
+  harness.hold_unacknowledged("app-changelog");
 
   harness.manager->revoke({{"orders", 0}}, false);
   CHECK(harness.group.commits.empty());
