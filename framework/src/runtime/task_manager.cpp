@@ -507,6 +507,8 @@ bool TaskManager::commit_offsets() {
 // owner's writes. Waiting in slices lets the lost assignment reach revoke(),
 // which lets the producer go with what it holds, within one slice.
 rd_kafka_resp_err_t TaskManager::flush_while_assigned(std::chrono::milliseconds timeout) {
+  // Under exactly-once the transaction fences such writes: they are aborted.
+  if (settings_.exactly_once) return kafka::flush(producer(), timeout);
   constexpr std::chrono::milliseconds kSlice{100};
   const auto deadline = Clock::now() + timeout;
   while (true) {
@@ -788,9 +790,9 @@ void TaskManager::recover() {
             StreamsProducer::AbortResult::kReplaceProducer)
       recovery_.new_producer = true;
     if (recovery_.new_producer) {
-      // Only tasks hold the producer, and they are closed: it can go, with
-      // nothing more of what it holds sent from now on.
-      kafka::purge(producer());
+      // Only tasks hold the producer, and they are closed: it can go, under
+      // at-least-once with nothing more of what it holds sent from now on.
+      if (!settings_.exactly_once) kafka::purge(producer());
       transactions_.reset();
       clients_.producer.reset();
       clients_.producer = clients_.make_producer();

@@ -231,8 +231,9 @@ class TaskManager {
   // The commit itself; call with the gate closed.
   bool commit_offsets();
   // Waits up to `timeout` for the producer's records in flight, as
-  // kafka::flush does, but returns RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST as soon
-  // as the group has taken this instance's partitions away (see revoke()).
+  // kafka::flush does; under at-least-once it returns
+  // RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST as soon as the group has taken this
+  // instance's partitions away (see revoke()).
   rd_kafka_resp_err_t flush_while_assigned(std::chrono::milliseconds timeout);
   // The next offset to read of every partition whose task processed records
   // since the last commit.
