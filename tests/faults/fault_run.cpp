@@ -414,12 +414,13 @@ std::pair<int64_t, std::string> CountApplication::changelog_steps_down(int64_t b
         // pipeline's aggregate as JSON, "[12]" for count().
         if (!record.key || !record.value || record.value->size() < 8) return;
         std::string_view aggregate = std::string_view(*record.value).substr(8);
-        INFO("changelog value " << aggregate);
-        REQUIRE((aggregate.size() > 2 && aggregate.front() == '[' && aggregate.back() == ']'));
         int64_t count = -1;
-        REQUIRE(
+        const bool bracketed =
+            aggregate.size() > 2 && aggregate.front() == '[' && aggregate.back() == ']';
+        if (!bracketed ||
             std::from_chars(aggregate.data() + 1, aggregate.data() + aggregate.size() - 1, count)
-                .ec == std::errc());
+                    .ec != std::errc())
+          FAIL("changelog value '" << aggregate << "' is not a count");
         auto [previous, first] = last.try_emplace(*record.key, count);
         if (!first && count < previous->second && ++steps_down <= 4)
           first_steps += " " + *record.key + " " + std::to_string(previous->second) + "->" +
