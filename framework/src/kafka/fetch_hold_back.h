@@ -22,11 +22,16 @@ class FetchHoldBack {
 
   explicit FetchHoldBack(std::size_t queued_min_messages) : bound_(queued_min_messages) {}
 
-  // The queue's length after a read: kHeldBack when it reached the bound,
-  // kDrained when a held-back queue is down to half of it (wake the fetcher).
-  Change observe(std::size_t queued) {
+  // The queue's length after a read of `taken` records: kHeldBack when it may
+  // have reached the bound, kDrained when a held-back queue is down to half of
+  // it (wake the fetcher). librdkafka compares the queue's length with the
+  // bound as a fetch's records arrive, before the read took its share: only
+  // arrivals happen between two reads, so the length before the read (`queued`
+  // plus `taken`) is the most the queue held since the last one. Missing a
+  // hold-back leaves the partition unfetched for a second.
+  Change observe(std::size_t queued, std::size_t taken) {
     if (!held_back_.load(std::memory_order_relaxed)) {
-      if (queued < bound_) return Change::kNone;
+      if (queued + taken < bound_) return Change::kNone;
       held_back_.store(true, std::memory_order_relaxed);
       return Change::kHeldBack;
     }

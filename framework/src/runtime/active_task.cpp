@@ -42,7 +42,8 @@ bool InputPartition::take() {
   next = 0;
   size = 0;
   if (at_end_offset) return false;
-  size = queue.take(batch.data(), batch.size(), 0);
+  const std::size_t taken = queue.take(batch.data(), batch.size(), 0);
+  size = taken;
   may_have_more = size == batch.size();
   if (end_offset != kUnbounded) {
     // A partition's end event carries the offset the partition ends at.
@@ -60,7 +61,7 @@ bool InputPartition::take() {
     }
   }
   if (size == 0) return false;
-  switch (hold_back.observe(queue.length())) {
+  switch (hold_back.observe(queue.length(), taken)) {
     case kafka::FetchHoldBack::Change::kHeldBack:
       hold_backs.fetch_add(1, std::memory_order_relaxed);
       break;

@@ -202,7 +202,7 @@ void ChangelogReader::run() {
       write_all_pending();
       held.clear();
     }
-    if (hold_back_.observe(fetched) == kafka::FetchHoldBack::Change::kDrained)
+    if (hold_back_.observe(fetched, count) == kafka::FetchHoldBack::Change::kDrained)
       for (const auto& [key, reading] : readings_)
         kafka::wake_fetcher(consumer_.get(), key.first, key.second);
     for (auto& [key, reading] : readings_) {
