@@ -92,7 +92,7 @@ TEST_CASE("a corrupt, truncated or incomplete snapshot is never used", "[snapsho
     CHECK(download.manifest->changelog_offsets.at({"c", 0}) == 2000);
     REQUIRE(download.skipped.size() == 1);
     CHECK_THAT(download.skipped[0], Catch::Contains(second) &&
-                                        Catch::Contains("does not match its SHA-256 checksum") &&
+                                        Catch::Contains("does not match its XXH3-128 checksum") &&
                                         Catch::Contains(largest->path));
     CHECK(restored_contents(dir.path() / "restored") == older);
   }
@@ -110,6 +110,41 @@ TEST_CASE("a corrupt, truncated or incomplete snapshot is never used", "[snapsho
   CHECK_FALSE(none.manifest.has_value());
   CHECK(none.skipped.size() == 2);
   CHECK_FALSE(fs::exists(dir.path() / "restored"));
+}
+
+TEST_CASE("a snapshot checksummed with SHA-256, as older versions wrote them, is restored",
+          "[snapshots]") {
+  TempDir dir;
+  const auto expected =
+      filled_checkpoint(dir.path() / "store", dir.path() / "checkpoint", 1000, "v1");
+  DirectoryObjectStore objects(dir.path() / "objects");
+  const std::string prefix = "app/0_0/", id = state::new_snapshot_id(1000);
+  const auto manifest =
+      state::upload_snapshot(objects, prefix, dir.path() / "checkpoint", id, 1000, {{{"c", 0}, 9}});
+  // The manifest an older version wrote: SHA-256, no XXH3.
+  std::string files = "[";
+  for (const auto& file : manifest.files)
+    files += std::string(files.size() > 1 ? "," : "") + R"({"path": ")" + file.path +
+             R"(", "size": )" + std::to_string(file.size) + R"(, "sha256": ")" +
+             objects::file_sha256(dir.path() / "checkpoint" / file.path) + R"("})";
+  objects.put_text(prefix + id + "/manifest.json",
+                   R"({"id": ")" + id +
+                       R"(", "created_ms": 1000, "changelog_offsets": [{"topic": "c", )"
+                       R"("partition": 0, "offset": 9}], "files": )" +
+                       files + "]}");
+  const auto download = state::download_newest_snapshot(objects, prefix, dir.path() / "restored");
+  REQUIRE(download.manifest.has_value());
+  CHECK(download.skipped.empty());
+  CHECK(restored_contents(dir.path() / "restored") == expected);
+
+  const auto largest =
+      std::max_element(manifest.files.begin(), manifest.files.end(),
+                       [](const auto& a, const auto& b) { return a.size < b.size; });
+  flip_first_byte(dir.path() / "objects" / (prefix + id + "/files/" + largest->path));
+  const auto corrupt = state::download_newest_snapshot(objects, prefix, dir.path() / "restored");
+  CHECK_FALSE(corrupt.manifest.has_value());
+  REQUIRE(corrupt.skipped.size() == 1);
+  CHECK_THAT(corrupt.skipped[0], Catch::Contains("does not match its SHA-256 checksum"));
 }
 
 TEST_CASE("pruning keeps the newest snapshots and drops dead partial uploads", "[snapshots]") {

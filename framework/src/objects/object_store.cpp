@@ -7,6 +7,10 @@
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
+// Header-only: xxHash's functions compile into this file, with no library to
+// link into rill or into the programs that link rill.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "rill/config.h"
 
@@ -176,6 +180,28 @@ std::string file_sha256(const fs::path& file) {
   }
   if (in.bad()) throw ObjectStoreError("cannot read " + file.string());
   return finish_sha256(context.get());
+}
+
+std::string file_xxh3(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw ObjectStoreError("cannot read " + file.string());
+  const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
+                                                                       &XXH3_freeState);
+  if (!state || XXH3_128bits_reset(state.get()) != XXH_OK)
+    throw ObjectStoreError("cannot start an XXH3 hash");
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    if (in.gcount() > 0)
+      XXH3_128bits_update(state.get(), buffer.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  if (in.bad()) throw ObjectStoreError("cannot read " + file.string());
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(state.get()));
+  std::string hex;
+  hex.reserve(2 * sizeof(canonical.digest));
+  for (unsigned char byte : canonical.digest) hex += fmt::format("{:02x}", byte);
+  return hex;
 }
 
 std::string sha256_of(std::string_view bytes) {

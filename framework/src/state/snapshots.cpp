@@ -14,6 +14,7 @@ namespace {
 
 using objects::contained;
 using objects::file_sha256;
+using objects::file_xxh3;
 using objects::random_hex;
 
 namespace fs = std::filesystem;
@@ -29,7 +30,7 @@ constexpr std::string_view kFiles = "/files/";
 std::string SnapshotManifest::to_json() const {
   Json files_json = Json::array();
   for (const SnapshotFile& file : files)
-    files_json.push_back({{"path", file.path}, {"size", file.size}, {"sha256", file.sha256}});
+    files_json.push_back({{"path", file.path}, {"size", file.size}, {"xxh3", file.xxh3}});
   Json offsets_json = Json::array();
   for (const auto& [partition, offset] : changelog_offsets)
     offsets_json.push_back(
@@ -54,7 +55,9 @@ SnapshotManifest SnapshotManifest::from_json(std::string_view text, const std::s
           entry.at("offset").get<int64_t>();
     for (const Json& file : json.at("files")) {
       SnapshotFile entry{file.at("path").get<std::string>(), file.at("size").get<uint64_t>(),
-                         file.at("sha256").get<std::string>()};
+                         file.value("xxh3", std::string()), file.value("sha256", std::string())};
+      if (entry.xxh3.empty() && entry.sha256.empty())
+        throw ObjectStoreError("file '" + entry.path + "' has no checksum");
       if (!contained(entry.path))
         throw ObjectStoreError("file path '" + entry.path + "' leaves the snapshot");
       manifest.files.push_back(std::move(entry));
@@ -80,8 +83,10 @@ SnapshotManifest upload_snapshot(ObjectStore& store, const std::string& prefix,
     if (entry.is_regular_file()) files.push_back(entry.path());
   std::sort(files.begin(), files.end());
   for (const fs::path& file : files) {
-    SnapshotFile entry{file.lexically_relative(directory).generic_string(), fs::file_size(file),
-                       file_sha256(file)};
+    SnapshotFile entry{file.lexically_relative(directory).generic_string(),
+                       fs::file_size(file),
+                       file_xxh3(file),
+                       {}};
     store.put_file(prefix + manifest.id + std::string(kFiles) + entry.path, file);
     manifest.files.push_back(std::move(entry));
   }
@@ -153,8 +158,11 @@ SnapshotDownload download_newest_snapshot(ObjectStore& store, const std::string&
         if (size != file.size)
           throw ObjectStoreError(store.address(key) + " has " + std::to_string(size) +
                                  " bytes, the manifest says " + std::to_string(file.size));
-        if (file_sha256(target) != file.sha256)
-          throw ObjectStoreError(store.address(key) + " does not match its SHA-256 checksum");
+        const bool matches =
+            file.xxh3.empty() ? file_sha256(target) == file.sha256 : file_xxh3(target) == file.xxh3;
+        if (!matches)
+          throw ObjectStoreError(store.address(key) + " does not match its " +
+                                 (file.xxh3.empty() ? "SHA-256" : "XXH3-128") + " checksum");
         left -= file.size;
         if (progress) progress(left);
       }

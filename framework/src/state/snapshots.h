@@ -5,7 +5,7 @@
 // A snapshot is the RocksDB checkpoints of a task's persistent stores (hard
 // links to their immutable files, taken after a commit wrote the stores and
 // the checkpoint of changelog offsets) and a manifest: the changelog offsets
-// the files cover, and each file's size and SHA-256. Objects live under
+// the files cover, and each file's size and XXH3-128 hash. Objects live under
 //
 //   <prefix><snapshot id>/files/<store>/<file>
 //   <prefix><snapshot id>/manifest.json
@@ -38,7 +38,10 @@ using objects::ObjectStoreError;
 struct SnapshotFile {
   std::string path;  // relative to the snapshot's files: <store>/<file>
   uint64_t size = 0;
-  std::string sha256;  // hex
+  // The file's checksum, in hex: XXH3-128, or SHA-256 in snapshots written
+  // before rill hashed with XXH3 (still restored).
+  std::string xxh3;
+  std::string sha256;
 };
 
 struct SnapshotManifest {
