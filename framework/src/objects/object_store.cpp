@@ -168,34 +168,39 @@ void DirectoryObjectStore::remove(const std::string& key) {
     if (!fs::remove(path, error) || error) break;
 }
 
-std::string file_sha256(const fs::path& file) {
+namespace {
+
+// Hands a file's bytes to `consume(data, size)`, a megabyte at a time.
+template <class Consume>
+void read_in_chunks(const fs::path& file, Consume consume) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw ObjectStoreError("cannot read " + file.string());
-  const DigestContext context = start_sha256();
   std::vector<char> buffer(1 << 20);
   while (in) {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (in.gcount() > 0)
-      EVP_DigestUpdate(context.get(), buffer.data(), static_cast<std::size_t>(in.gcount()));
+    if (in.gcount() > 0) consume(buffer.data(), static_cast<std::size_t>(in.gcount()));
   }
   if (in.bad()) throw ObjectStoreError("cannot read " + file.string());
+}
+
+}  // namespace
+
+std::string file_sha256(const fs::path& file) {
+  const DigestContext context = start_sha256();
+  read_in_chunks(file, [&](const char* data, std::size_t size) {
+    EVP_DigestUpdate(context.get(), data, size);
+  });
   return finish_sha256(context.get());
 }
 
 std::string file_xxh3(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw ObjectStoreError("cannot read " + file.string());
   const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
                                                                        &XXH3_freeState);
   if (!state || XXH3_128bits_reset(state.get()) != XXH_OK)
     throw ObjectStoreError("cannot start an XXH3 hash");
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (in.gcount() > 0)
-      XXH3_128bits_update(state.get(), buffer.data(), static_cast<std::size_t>(in.gcount()));
-  }
-  if (in.bad()) throw ObjectStoreError("cannot read " + file.string());
+  read_in_chunks(file, [&](const char* data, std::size_t size) {
+    XXH3_128bits_update(state.get(), data, size);
+  });
   XXH128_canonical_t canonical;
   XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(state.get()));
   std::string hex;
