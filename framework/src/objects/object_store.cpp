@@ -193,7 +193,7 @@ std::string file_sha256(const fs::path& file) {
   return finish_sha256(context.get());
 }
 
-std::string file_xxh3(const fs::path& file) {
+std::string file_xxh3_128(const fs::path& file) {
   const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
                                                                        &XXH3_freeState);
   if (!state || XXH3_128bits_reset(state.get()) != XXH_OK)

@@ -74,7 +74,7 @@ std::string random_hex();
 std::string file_sha256(const std::filesystem::path& file);
 // The XXH3 128-bit hash of a file's bytes, in hex (canonical, big-endian):
 // corruption and truncation show as surely as with SHA-256, at memory speed.
-std::string file_xxh3(const std::filesystem::path& file);
+std::string file_xxh3_128(const std::filesystem::path& file);
 // The SHA-256 of bytes in memory, in hex.
 std::string sha256_of(std::string_view bytes);
 

@@ -14,7 +14,7 @@ namespace {
 
 using objects::contained;
 using objects::file_sha256;
-using objects::file_xxh3;
+using objects::file_xxh3_128;
 using objects::random_hex;
 
 namespace fs = std::filesystem;
@@ -30,7 +30,7 @@ constexpr std::string_view kFiles = "/files/";
 std::string SnapshotManifest::to_json() const {
   Json files_json = Json::array();
   for (const SnapshotFile& file : files)
-    files_json.push_back({{"path", file.path}, {"size", file.size}, {"xxh3", file.xxh3}});
+    files_json.push_back({{"path", file.path}, {"size", file.size}, {"xxh3_128", file.xxh3_128}});
   Json offsets_json = Json::array();
   for (const auto& [partition, offset] : changelog_offsets)
     offsets_json.push_back(
@@ -55,8 +55,9 @@ SnapshotManifest SnapshotManifest::from_json(std::string_view text, const std::s
           entry.at("offset").get<int64_t>();
     for (const Json& file : json.at("files")) {
       SnapshotFile entry{file.at("path").get<std::string>(), file.at("size").get<uint64_t>(),
-                         file.value("xxh3", std::string()), file.value("sha256", std::string())};
-      if (entry.xxh3.empty() && entry.sha256.empty())
+                         file.value("xxh3_128", std::string()),
+                         file.value("sha256", std::string())};
+      if (entry.xxh3_128.empty() && entry.sha256.empty())
         throw ObjectStoreError("file '" + entry.path + "' has no checksum");
       if (!contained(entry.path))
         throw ObjectStoreError("file path '" + entry.path + "' leaves the snapshot");
@@ -85,7 +86,7 @@ SnapshotManifest upload_snapshot(ObjectStore& store, const std::string& prefix,
   for (const fs::path& file : files) {
     SnapshotFile entry{file.lexically_relative(directory).generic_string(),
                        fs::file_size(file),
-                       file_xxh3(file),
+                       file_xxh3_128(file),
                        {}};
     store.put_file(prefix + manifest.id + std::string(kFiles) + entry.path, file);
     manifest.files.push_back(std::move(entry));
@@ -158,11 +159,11 @@ SnapshotDownload download_newest_snapshot(ObjectStore& store, const std::string&
         if (size != file.size)
           throw ObjectStoreError(store.address(key) + " has " + std::to_string(size) +
                                  " bytes, the manifest says " + std::to_string(file.size));
-        const bool matches =
-            file.xxh3.empty() ? file_sha256(target) == file.sha256 : file_xxh3(target) == file.xxh3;
+        const bool matches = file.xxh3_128.empty() ? file_sha256(target) == file.sha256
+                                                   : file_xxh3_128(target) == file.xxh3_128;
         if (!matches)
           throw ObjectStoreError(store.address(key) + " does not match its " +
-                                 (file.xxh3.empty() ? "SHA-256" : "XXH3-128") + " checksum");
+                                 (file.xxh3_128.empty() ? "SHA-256" : "XXH3-128") + " checksum");
         left -= file.size;
         if (progress) progress(left);
       }

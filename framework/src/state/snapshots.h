@@ -40,7 +40,7 @@ struct SnapshotFile {
   uint64_t size = 0;
   // The file's checksum, in hex: XXH3-128, or SHA-256 in snapshots written
   // before rill hashed with XXH3 (still restored).
-  std::string xxh3;
+  std::string xxh3_128;
   std::string sha256;
 };
 
