@@ -119,19 +119,16 @@ TEST_CASE("a snapshot checksummed with SHA-256, as older versions wrote them, is
       filled_checkpoint(dir.path() / "store", dir.path() / "checkpoint", 1000, "v1");
   DirectoryObjectStore objects(dir.path() / "objects");
   const std::string prefix = "app/0_0/", id = state::new_snapshot_id(1000);
-  const auto manifest =
+  auto manifest =
       state::upload_snapshot(objects, prefix, dir.path() / "checkpoint", id, 1000, {{{"c", 0}, 9}});
   // The manifest an older version wrote: SHA-256, no XXH3.
-  std::string files = "[";
-  for (const auto& file : manifest.files)
-    files += std::string(files.size() > 1 ? "," : "") + R"({"path": ")" + file.path +
-             R"(", "size": )" + std::to_string(file.size) + R"(, "sha256": ")" +
-             objects::file_sha256(dir.path() / "checkpoint" / file.path) + R"("})";
-  objects.put_text(prefix + id + "/manifest.json",
-                   R"({"id": ")" + id +
-                       R"(", "created_ms": 1000, "changelog_offsets": [{"topic": "c", )"
-                       R"("partition": 0, "offset": 9}], "files": )" +
-                       files + "]}");
+  for (auto& file : manifest.files) {
+    file.sha256 = objects::file_sha256(dir.path() / "checkpoint" / file.path);
+    file.xxh3_128.clear();
+  }
+  const std::string older_manifest = manifest.to_json();
+  REQUIRE(older_manifest.find("xxh3_128") == std::string::npos);
+  objects.put_text(prefix + id + "/manifest.json", older_manifest);
   const auto download = state::download_newest_snapshot(objects, prefix, dir.path() / "restored");
   REQUIRE(download.manifest.has_value());
   CHECK(download.skipped.empty());

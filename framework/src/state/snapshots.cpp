@@ -29,8 +29,14 @@ constexpr std::string_view kFiles = "/files/";
 
 std::string SnapshotManifest::to_json() const {
   Json files_json = Json::array();
-  for (const SnapshotFile& file : files)
-    files_json.push_back({{"path", file.path}, {"size", file.size}, {"xxh3_128", file.xxh3_128}});
+  for (const SnapshotFile& file : files) {
+    Json entry{{"path", file.path}, {"size", file.size}};
+    if (file.xxh3_128.empty())
+      entry["sha256"] = file.sha256;
+    else
+      entry["xxh3_128"] = file.xxh3_128;
+    files_json.push_back(std::move(entry));
+  }
   Json offsets_json = Json::array();
   for (const auto& [partition, offset] : changelog_offsets)
     offsets_json.push_back(
