@@ -5,11 +5,15 @@
 Run by benchmarks/run with a Python that has matplotlib (it makes a venv
 under .cache/bench/ when the system Python has none). Panels: records/s per
 workload and thread count (log scale), CPU seconds per million records, W1
-latency at the fixed input rate, and W5 restore time.
+latency at the fixed input rate, and W5 restore time. When the results hold
+them, two more charts beside OUTPUT: OUTPUT's stem + "-memory.png" (W2's peak
+RSS against the store's keys) and + "-soak.png" (records/s, p99 latency and
+RSS over the soak).
 """
 
 import json
 import sys
+from pathlib import Path
 
 import matplotlib
 
@@ -63,8 +67,57 @@ def legend(ax, systems):
     ax.legend(handles, [NAMES[s] for s in systems], loc="upper right", fontsize=8)
 
 
+def memory_chart(results, output):
+    runs = ok_runs(results, "memory")
+    if not runs:
+        return
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for system in ("rill", "kafka-streams"):
+        points = sorted((r["store_keys"], r["peak_rss_mb"]) for r in runs if r["system"] == system)
+        if points:
+            ax.plot([k for k, _ in points], [m for _, m in points], marker="o",
+                    color=COLORS[system], label=NAMES[system])
+    budget = next((r["state_memory_budget_mb"] for r in runs if r.get("state_memory_budget_mb")),
+                  None)
+    if budget:
+        ax.axhline(budget, color=COLORS["rill"], linestyle=":",
+                   label=f"rill's state budget ({budget:,.0f} MiB)")
+    ax.set_xscale("log")
+    ax.set_xlabel("keys in the store (one input record per key)")
+    ax.set_ylabel("peak RSS (MB)")
+    ax.set_title("W2, one thread: peak RSS against keys (lower is better)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(output, dpi=80)
+
+
+def soak_chart(results, output):
+    runs = ok_runs(results, "soak")
+    if not runs:
+        return
+    soak = runs[0]
+    fig, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
+    panels = [(soak["samples"], "records_per_s", "records/s"),
+              (soak["latency"], "p99_ms", f"p99 end-to-end, ms\n(per {soak['latency_s']} s)"),
+              (soak["samples"], "rss_mb", "RSS (MB)")]
+    for ax, (series, key, label) in zip(axes, panels):
+        ax.plot([x["t_s"] / 60 for x in series], [x[key] for x in series], color=COLORS["rill"],
+                marker="." if len(series) < 60 else None)
+        ax.set_ylabel(label)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("minutes")
+    axes[0].set_title(f"W2 soak on rill, one thread, {soak['rate']:,} input records/s")
+    fig.tight_layout()
+    fig.savefig(output, dpi=80)
+
+
 def main():
     results = json.load(open(sys.argv[1]))
+    output = Path(sys.argv[2])
+    memory_chart(results, output.with_name(output.stem + "-memory.png"))
+    soak_chart(results, output.with_name(output.stem + "-soak.png"))
     throughput = groups(ok_runs(results, "throughput"))
     latency = ok_runs(results, "latency")
     restore = ok_runs(results, "restore")

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 namespace bench {
 
@@ -181,6 +183,41 @@ inline void write_file(const std::string& path, const std::string& text) {
   out << text;
   if (!out) throw std::runtime_error("cannot write " + path);
 }
+
+// Several instances of one application (the scale-out and soak runs) share a
+// directory where each keeps its count of processed records, so that every
+// instance can stop once the group as a whole has processed the input, without
+// knowing which partitions it was given.
+class GroupProgress {
+ public:
+  explicit GroupProgress(std::string dir)
+      : dir_(std::move(dir)), mine_(dir_ + "/" + std::to_string(::getpid())) {
+    std::filesystem::create_directories(dir_);
+  }
+
+  // Publishes this instance's count (write and rename, so readers never see
+  // half a number) and returns the group's.
+  uint64_t update(uint64_t processed) {
+    if (processed != published_) {
+      write_file(mine_ + ".tmp", std::to_string(processed));
+      std::filesystem::rename(mine_ + ".tmp", mine_);
+      published_ = processed;
+    }
+    uint64_t total = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      if (entry.path().extension() == ".tmp") continue;
+      std::ifstream in(entry.path());
+      uint64_t count = 0;
+      if (in >> count) total += count;
+    }
+    return total;
+  }
+
+ private:
+  std::string dir_;
+  std::string mine_;
+  uint64_t published_ = ~uint64_t{0};
+};
 
 // ---- digests -------------------------------------------------------------------
 

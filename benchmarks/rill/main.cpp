@@ -7,11 +7,14 @@
 //       [--threads N] [--guarantee at_least_once|exactly_once_v2] [--state-dir DIR]
 //       --expect RECORDS [--timeout-s S] [--ready-file PATH] [--linger-ms MS] [--grace-ms MS]
 //       [--partitions N] [--config key=value,key=value] [--second-input T]
-//       [--query-keys K [--query-skip-ms MS]] [--snapshot-at-end 1]
+//       [--query-keys K [--query-skip-ms MS]] [--snapshot-at-end 1] [--group-progress DIR]
 //
 // --second-input is the joins' other topic (W6's customers, W7's payments).
 // Most workloads stop once RECORDS input records (of every input) are processed; W5's restore
 // stops once the N changelog partitions of its store are restored.
+//
+// --group-progress makes RECORDS the count of the whole group: instances of one
+// application sharing DIR stop once they have processed RECORDS together.
 //
 // --query-keys has a thread read random keys "u<0..K-1>" of the store "counts"
 // from the moment the instance runs until the work is done, one at a time, as
@@ -22,6 +25,7 @@
 //
 // The workloads are in workloads.cpp.
 #include <algorithm>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -121,6 +125,8 @@ int run(const bench::Args& args) {
       }
     });
 
+  std::optional<bench::GroupProgress> group_progress;
+  if (args.has("group-progress")) group_progress.emplace(args.str("group-progress"));
   bool timed_out = false;
   std::string error;
   while (true) {
@@ -131,9 +137,10 @@ int run(const bench::Args& args) {
           "rill stopped in state " + std::string(rill::to_string(state)) + ": " + streams.error();
       break;
     }
-    if (workload->completion == Completion::kProcessed &&
-        streams.stats().processed_records >= expect)
-      break;
+    if (workload->completion == Completion::kProcessed) {
+      const uint64_t processed = streams.stats().processed_records;
+      if ((group_progress ? group_progress->update(processed) : processed) >= expect) break;
+    }
     if (workload->completion == Completion::kRestored && restored_partitions.load() >= partitions)
       break;
     if (bench::now_ms() > deadline) {
@@ -166,6 +173,10 @@ int run(const bench::Args& args) {
       .add("cpu_done_s", done_cpu)
       .add("cpu_closed_s", bench::cpu_seconds())
       .add("partition_pauses", streams.stats().partition_pauses)
+      // What the configuration lets state take: the record caches and RocksDB's block
+      // cache, which its memtables are charged to.
+      .add("state_memory_budget_bytes", config.get_int("statestore.cache.max.bytes") +
+                                            config.get_int("rocksdb.block.cache.bytes"))
       .add("timed_out", timed_out);
   if (workload->completion == Completion::kRestored)
     line.add("restored_records", streams.stats().restored_records)

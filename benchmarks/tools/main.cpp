@@ -1,11 +1,14 @@
 // bench_tool: what benchmarks/run asks of the broker besides loading input.
 //
 //   bench_tool create-topics --bootstrap B --partitions P --topics a,b [--configs k=v,k=v]
+//       [--replication-factor N]
 //   bench_tool verify --bootstrap B --topic T --workload w1|w2|w3|w6|w7 [--dump FILE]
 //   bench_tool latency --bootstrap B --topic T --count N [--skip-ms MS] [--timeout-s S]
+//       [--interval-s S]
 //   bench_tool offsets --bootstrap B --topic T
 //   bench_tool queries --server HOST:PORT --store S --keys K --seconds N [--skip-ms MS]
 //       [--clients C] [--key-prefix u]
+//   bench_tool group-ready --bootstrap B --group G --members N --topic T [--timeout-s S]
 //
 // verify reads a whole output topic (read_committed) and prints the digest of
 // its final contents, in the canonical form the generator's --expected uses:
@@ -17,6 +20,8 @@
 // latency consumes an output topic while a run is going on; output records
 // carry the timestamp of the input they came from (the time the generator sent
 // it), so receive time minus record timestamp is the end-to-end latency.
+// With --interval-s it prints one line per interval (the soak) until SIGTERM or
+// the timeout, instead of one line once --count records have arrived.
 //
 // queries asks a running instance's query endpoint (GET
 // /v1/stores/S/keys/K, a new connection each, as curl does) for random keys
@@ -27,6 +32,7 @@
 // warm-up.
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -89,7 +95,8 @@ int create_topics(const bench::Args& args) {
   std::vector<rill::kafka::NewTopic> requests;
   for (const auto& topic : split(args.str("topics"), ',')) {
     if (existing.contains(topic)) throw std::runtime_error("topic '" + topic + "' exists already");
-    requests.push_back({topic, static_cast<int32_t>(args.num("partitions")), 1, configs});
+    requests.push_back({topic, static_cast<int32_t>(args.num("partitions")),
+                        static_cast<int32_t>(args.num("replication-factor", 1)), configs});
   }
   rill::kafka::create_topics(admin.get(), requests, std::chrono::seconds(30));
   // Metadata reaches every listener a moment after creation; wait for it.
@@ -306,20 +313,47 @@ int verify(const bench::Args& args) {
   return 0;
 }
 
+// The p-th fraction of sorted `values` (microseconds), in milliseconds.
+double percentile_ms(const std::vector<int64_t>& sorted, double p) {
+  if (sorted.empty()) return 0.0;
+  auto index = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1));
+  return static_cast<double>(sorted[index]) / 1000.0;
+}
+
+std::atomic<bool> latency_stop_requested{false};
+
 int latency(const bench::Args& args) {
   KafkaPtr consumer = make_consumer(
       args.str("bootstrap"), {{"enable.partition.eof", "false"}, {"fetch.wait.max.ms", "100"}});
   assign_all(consumer.get(), args.str("topic"));
-  const auto expected = static_cast<uint64_t>(args.num("count"));
+  const auto expected = static_cast<uint64_t>(args.num("count", 0));
   const int64_t skip_ms = args.num("skip-ms", 0);
   const int64_t deadline = bench::now_ms() + args.num("timeout-s", 300) * 1000;
-  std::vector<int64_t> latencies_us;
+  // --interval-s: one line per interval of receive time, until SIGTERM or the deadline.
+  const int64_t interval_ms = args.num("interval-s", 0) * 1000;
+  if (interval_ms > 0) std::signal(SIGTERM, [](int) { latency_stop_requested.store(true); });
+  int64_t interval_end = bench::now_ms() + interval_ms;
+  std::vector<int64_t> latencies_us, interval_us;
   latencies_us.reserve(expected);
   uint64_t received = 0;
   int64_t first_ts = -1;
+  auto print_interval = [&] {
+    std::sort(interval_us.begin(), interval_us.end());
+    bench::JsonLine()
+        .add("interval_end_ms", interval_end)
+        .add("records", static_cast<uint64_t>(interval_us.size()))
+        .add("p50_ms", percentile_ms(interval_us, 0.50))
+        .add("p99_ms", percentile_ms(interval_us, 0.99))
+        .add("max_ms", percentile_ms(interval_us, 1.0))
+        .print();
+    interval_us.clear();
+    interval_end += interval_ms;
+  };
   // One message at a time: a batch call would wait for its batch to fill.
   auto queue = rill::kafka::MessageQueue::of_consumer(consumer.get());
-  while (received < expected && bench::now_ms() < deadline) {
+  while ((interval_ms > 0 || received < expected) && bench::now_ms() < deadline &&
+         !latency_stop_requested.load()) {
+    if (interval_ms > 0 && bench::now_ms() >= interval_end) print_interval();
     rd_kafka_message_t* taken = nullptr;
     if (queue.take(&taken, 1, 100) == 0) continue;
     const rill::kafka::MessagePtr m(taken);
@@ -329,31 +363,59 @@ int latency(const bench::Args& args) {
     int64_t ts = rill::kafka::timestamp_of(*m);
     if (first_ts < 0) first_ts = ts;
     if (ts < first_ts + skip_ms) continue;  // warm-up
-    latencies_us.push_back(now - ts * 1000);
+    (interval_ms > 0 ? interval_us : latencies_us).push_back(now - ts * 1000);
   }
   rill::kafka::close_consumer(consumer.get());
+  if (interval_ms > 0) return 0;
   std::sort(latencies_us.begin(), latencies_us.end());
-  auto percentile = [&](double p) {
-    if (latencies_us.empty()) return 0.0;
-    auto index = static_cast<std::size_t>(p * static_cast<double>(latencies_us.size() - 1));
-    return static_cast<double>(latencies_us[index]) / 1000.0;
-  };
   bench::JsonLine()
       .add("records", received)
       .add("measured", static_cast<uint64_t>(latencies_us.size()))
       .add("complete", received >= expected)
-      .add("p50_ms", percentile(0.50))
-      .add("p99_ms", percentile(0.99))
-      .add("max_ms", percentile(1.0))
+      .add("p50_ms", percentile_ms(latencies_us, 0.50))
+      .add("p99_ms", percentile_ms(latencies_us, 0.99))
+      .add("max_ms", percentile_ms(latencies_us, 1.0))
       .print();
   return received >= expected ? 0 : 3;
 }
 
-// The p-th fraction of sorted `values` (microseconds), in milliseconds.
-double percentile_ms(const std::vector<int64_t>& sorted, double p) {
-  if (sorted.empty()) return 0.0;
-  auto index = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1));
-  return static_cast<double>(sorted[index]) / 1000.0;
+// Waits until `group` has `members` members that share every partition of
+// `topic`, each holding at least one, in two looks a moment apart: the runs
+// that start several instances load their input only then, so that no
+// partition moves while it is processed.
+int group_ready(const bench::Args& args) {
+  KafkaPtr client = make_consumer(args.str("bootstrap"));
+  const std::string group = args.str("group"), topic = args.str("topic");
+  const auto members = static_cast<std::size_t>(args.num("members"));
+  const int partitions = bench::kafka::existing_partitions(client.get(), topic);
+  const int64_t start = bench::now_ms();
+  const int64_t deadline = start + args.num("timeout-s", 120) * 1000;
+  int stable_looks = 0;
+  while (bench::now_ms() < deadline) {
+    const auto described =
+        rill::kafka::describe_group(client.get(), group, std::chrono::seconds(5));
+    bool ready = described && described->size() == members;
+    int assigned = 0;
+    for (std::size_t i = 0; ready && i < described->size(); ++i) {
+      int mine = 0;
+      for (const auto& partition : (*described)[i].partitions) mine += partition.topic == topic;
+      ready = mine > 0;
+      assigned += mine;
+    }
+    ready = ready && assigned == partitions;
+    stable_looks = ready ? stable_looks + 1 : 0;
+    if (stable_looks == 2) {
+      bench::JsonLine()
+          .add("members", static_cast<uint64_t>(members))
+          .add("waited_ms", bench::now_ms() - start)
+          .print();
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(ready ? 500 : 100));
+  }
+  std::cerr << "bench_tool: group " << group << " never had " << members
+            << " members sharing the partitions of " << topic << "\n";
+  return 3;
 }
 
 int queries(const bench::Args& args) {
@@ -446,7 +508,8 @@ int queries(const bench::Args& args) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: bench_tool create-topics|verify|latency|offsets|queries --name value...\n";
+    std::cerr << "usage: bench_tool create-topics|verify|latency|offsets|queries|group-ready "
+                 "--name value...\n";
     return 2;
   }
   try {
@@ -457,6 +520,7 @@ int main(int argc, char** argv) {
     if (command == "latency") return latency(args);
     if (command == "offsets") return offsets(args);
     if (command == "queries") return queries(args);
+    if (command == "group-ready") return group_ready(args);
     std::cerr << "bench_tool: unknown command '" << command << "'\n";
     return 2;
   } catch (const std::exception& e) {

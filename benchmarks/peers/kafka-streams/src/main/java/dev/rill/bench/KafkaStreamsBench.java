@@ -6,7 +6,9 @@
 // prints one JSON line of timings on stdout. With --query-keys K, a thread
 // reads random keys "u<0..K-1>" of the store "counts" from the moment the
 // instance runs, one at a time, as interactive queries, and times the reads
-// after --query-skip-ms (query_reads, query_p50_ms, query_p99_ms). The workloads are specified in
+// after --query-skip-ms (query_reads, query_p50_ms, query_p99_ms). With
+// --group-progress DIR, --expect counts the records of every instance sharing
+// DIR (the scale-out runs), as bench_rill does. The workloads are specified in
 // benchmarks/README.md; benchmarks/rill and benchmarks/raw implement the same
 // logic so that the outputs can be compared record for record.
 package dev.rill.bench;
@@ -343,6 +345,7 @@ public final class KafkaStreamsBench {
     String sessionTimeoutMs;
     long queryKeys = 0;
     long querySkipMs = 0;
+    String groupProgress;
   }
 
   static Options parse(String[] args) {
@@ -368,6 +371,7 @@ public final class KafkaStreamsBench {
         case "--session-timeout-ms" -> o.sessionTimeoutMs = v;
         case "--query-keys" -> o.queryKeys = Long.parseLong(v);
         case "--query-skip-ms" -> o.querySkipMs = Long.parseLong(v);
+        case "--group-progress" -> o.groupProgress = v;
         default -> throw new IllegalArgumentException("unknown option " + args[i]);
       }
     }
@@ -379,7 +383,7 @@ public final class KafkaStreamsBench {
               + " [--threads N] [--guarantee G] [--state-dir DIR]"
               + " [--expect RECORDS] [--timeout-s S] [--ready-file PATH] [--partitions N]"
               + " [--grace-ms MS] [--linger-ms MS] [--session-timeout-ms MS]"
-              + " [--query-keys K [--query-skip-ms MS]]");
+              + " [--query-keys K [--query-skip-ms MS]] [--group-progress DIR]");
     return o;
   }
 
@@ -484,6 +488,7 @@ public final class KafkaStreamsBench {
     boolean restore = o.workload.equals("w5-restore");
     boolean timedOut = false;
     long processed = 0;
+    GroupProgress groupProgress = o.groupProgress == null ? null : new GroupProgress(o.groupProgress);
     while (true) {
       KafkaStreams.State state = streams.state();
       if (state == KafkaStreams.State.ERROR || state == KafkaStreams.State.NOT_RUNNING
@@ -495,7 +500,8 @@ public final class KafkaStreamsBench {
         if (restores.ended.size() >= o.partitions) break;
       } else {
         processed = processed(streams);
-        if (processed >= o.expect) break;
+        long done = groupProgress == null ? processed : groupProgress.update(processed);
+        if (done >= o.expect) break;
       }
       if (System.currentTimeMillis() > deadline) {
         timedOut = true;
@@ -537,6 +543,44 @@ public final class KafkaStreamsBench {
     System.out.println(toJson(result));
     System.out.flush();
     System.exit(timedOut || result.containsKey("error") ? 3 : 0);
+  }
+
+  /**
+   * The instances of one application sharing a directory, each keeping its count of processed
+   * records there, as bench_rill's GroupProgress: every instance stops once the group has
+   * processed the input.
+   */
+  static final class GroupProgress {
+    final Path dir;
+    final Path mine;
+    long published = -1;
+
+    GroupProgress(String dir) throws IOException {
+      this.dir = Path.of(dir);
+      Files.createDirectories(this.dir);
+      this.mine = this.dir.resolve(Long.toString(ProcessHandle.current().pid()));
+    }
+
+    long update(long processed) throws IOException {
+      if (processed != published) {
+        Path tmp = dir.resolve(mine.getFileName() + ".tmp");
+        Files.writeString(tmp, Long.toString(processed));
+        Files.move(tmp, mine, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        published = processed;
+      }
+      long total = 0;
+      try (var entries = Files.list(dir)) {
+        for (Path entry : (Iterable<Path>) entries::iterator) {
+          if (entry.getFileName().toString().endsWith(".tmp")) continue;
+          try {
+            total += Long.parseLong(Files.readString(entry).trim());
+          } catch (NumberFormatException | java.nio.file.NoSuchFileException e) {
+            // written by another instance between listing and reading
+          }
+        }
+      }
+      return total;
+    }
   }
 
   static double percentileMs(List<Long> sortedNanos, double p) {
