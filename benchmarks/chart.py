@@ -83,8 +83,9 @@ def memory_chart(results, output):
         ax.axhline(budget, color=COLORS["rill"], linestyle=":",
                    label=f"rill's state budget ({budget:,.0f} MiB)")
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("keys in the store (one input record per key)")
-    ax.set_ylabel("peak RSS (MB)")
+    ax.set_ylabel("peak RSS (MB, log scale)")
     ax.set_title("W2, one thread: peak RSS against keys (lower is better)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
