@@ -125,10 +125,13 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   CachingKeyValueStore& operator=(const CachingKeyValueStore&) = delete;
 
   // Hands on every dirty entry, least recently updated first. What was
-  // handed on stays as a clean entry while the budget is at most half full, so
-  // that the keys of the next commit interval are read from memory, not from
-  // the store below (as Kafka Streams' cache keeps flushed entries); the other
-  // half stays free for updates.
+  // handed on stays as a clean entry while it fits in the budget, so that the
+  // keys of the next commit interval are read from memory, not from the store
+  // below (as Kafka Streams' cache keeps flushed entries); updates take the
+  // room of clean entries before anything is handed on early. Keeping only
+  // half the budget had a store whose keys fitted drop some of them at every
+  // commit and read them back from RocksDB, which filled its block cache with
+  // the blocks of files that the next flushes replace.
   void hand_on() override {
     while (dirty_.oldest != nullptr) evict_oldest(/*keep_clean=*/enabled_);
   }
@@ -350,7 +353,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   // Taken out of the map before it is handed on, so that the listener's
   // processors may write to this store again. With `keep_clean` it goes back
   // as a clean entry, unless the listener wrote to this store meanwhile or
-  // the budget is more than half full.
+  // the budget has no room for it.
   void evict_oldest(bool keep_clean) {
     Node& oldest = *dirty_.oldest;
     unlink(oldest);
@@ -364,8 +367,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     const uint64_t writes = writes_;
     hand_on(node.key(), entry.value ? std::optional<std::string_view>(*entry.value) : std::nullopt,
             entry.timestamp);
-    if (!keep_clean || writes_ != writes || budget_.bytes() + size > budget_.max_bytes() / 2)
-      return;
+    if (!keep_clean || writes_ != writes || budget_.bytes() + size > budget_.max_bytes()) return;
     entry.dirty = false;
     auto inserted = entries_.insert(std::move(node));
     index_.emplace(inserted.position->first, inserted.position);
