@@ -184,7 +184,7 @@ inline void write_file(const std::string& path, const std::string& text) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
-// Several instances of one application (the scale-out and soak runs) share a
+// Several instances of one application (the scale-out runs) share a
 // directory where each keeps its count of processed records, so that every
 // instance can stop once the group as a whole has processed the input, without
 // knowing which partitions it was given.
