@@ -20,32 +20,82 @@ struct Header {
 };
 
 // The headers of a record, in order; keys may repeat, as in Kafka.
+//
+// A record read from Kafka gets its headers when a processor, a sink or an
+// error handler first looks at them: the Kafka client allocates to parse them,
+// even to find that there are none, which would cost every record an
+// aggregation or a filter consumes. Only the record a source hands on reads
+// them later; a copy reads them first, so copies stand on their own. Like its
+// record, one Headers is not to be read from two threads at once.
 class Headers {
  public:
+  // Reads headers into `into`, from where `Headers::read_later` was given.
+  using Reader = void (*)(const void* from, std::vector<Header>& into);
+
   Headers() = default;
   Headers(std::initializer_list<Header> headers) : headers_(headers) {}
+  Headers(const Headers& other) : headers_(other.read()) {}
+  Headers(Headers&& other) noexcept
+      : headers_(std::move(other.headers_)),
+        reader_(std::exchange(other.reader_, nullptr)),
+        from_(std::exchange(other.from_, nullptr)) {}
+  Headers& operator=(const Headers& other) {
+    if (this != &other) {
+      headers_ = other.read();
+      reader_ = nullptr;
+      from_ = nullptr;
+    }
+    return *this;
+  }
+  Headers& operator=(Headers&& other) noexcept {
+    headers_ = std::move(other.headers_);
+    reader_ = std::exchange(other.reader_, nullptr);
+    from_ = std::exchange(other.from_, nullptr);
+    return *this;
+  }
+  ~Headers() = default;
+
+  // Headers that `reader` reads from `from` when first looked at; `from` must
+  // outlive that. For the runtime's sources.
+  static Headers read_later(Reader reader, const void* from) {
+    Headers headers;
+    headers.reader_ = reader;
+    headers.from_ = from;
+    return headers;
+  }
 
   void add(std::string key, std::optional<std::string> value) {
+    read();
     headers_.push_back({std::move(key), std::move(value)});
   }
   // The last header with this key, or nullptr.
   const Header* last(std::string_view key) const {
-    for (auto it = headers_.rbegin(); it != headers_.rend(); ++it)
+    const std::vector<Header>& headers = read();
+    for (auto it = headers.rbegin(); it != headers.rend(); ++it)
       if (it->key == key) return &*it;
     return nullptr;
   }
   void remove(std::string_view key) {
+    read();
     std::erase_if(headers_, [&](const Header& h) { return h.key == key; });
   }
-  bool empty() const { return headers_.empty(); }
-  std::size_t size() const { return headers_.size(); }
-  auto begin() const { return headers_.begin(); }
-  auto end() const { return headers_.end(); }
+  bool empty() const { return read().empty(); }
+  std::size_t size() const { return read().size(); }
+  auto begin() const { return read().begin(); }
+  auto end() const { return read().end(); }
 
-  bool operator==(const Headers&) const = default;
+  bool operator==(const Headers& other) const { return read() == other.read(); }
 
  private:
-  std::vector<Header> headers_;
+  const std::vector<Header>& read() const {
+    if (reader_ != nullptr) [[unlikely]]
+      std::exchange(reader_, nullptr)(from_, headers_);
+    return headers_;
+  }
+
+  mutable std::vector<Header> headers_;
+  mutable Reader reader_ = nullptr;
+  const void* from_ = nullptr;
 };
 
 // A key-value pair, returned by `map` and `flat_map` functions.

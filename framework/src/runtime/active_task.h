@@ -102,7 +102,7 @@ struct InputPartition {
 };
 
 // The RawRecord of a fetched record: views into `message`, valid while it
-// lives, and its headers, when it has any, copied into `headers`.
+// lives, and its headers, read from it into `headers` when first looked at.
 inline internal::RawRecord raw_record_of(rd_kafka_message_t& message, const std::string& topic,
                                          Headers& headers) {
   internal::RawRecord raw;
@@ -110,15 +110,19 @@ inline internal::RawRecord raw_record_of(rd_kafka_message_t& message, const std:
   if (message.payload != nullptr) raw.value = kafka::value_of(message);
   raw.timestamp = kafka::timestamp_of(message);
   raw.metadata = {topic, message.partition, message.offset};
-  if (const rd_kafka_headers_t* kafka_headers = kafka::headers_of(message)) {
-    headers = Headers();
-    kafka::for_each_header(
-        kafka_headers, [&](const char* name, const char* value, std::size_t size) {
-          headers.add(name,
-                      value ? std::optional<std::string>(std::string(value, size)) : std::nullopt);
-        });
-    raw.headers = &headers;
-  }
+  headers = Headers::read_later(
+      [](const void* from, std::vector<Header>& into) {
+        const rd_kafka_headers_t* kafka_headers =
+            kafka::headers_of(*static_cast<const rd_kafka_message_t*>(from));
+        if (kafka_headers == nullptr) return;
+        kafka::for_each_header(
+            kafka_headers, [&](const char* name, const char* value, std::size_t size) {
+              into.push_back({name, value ? std::optional<std::string>(std::string(value, size))
+                                          : std::nullopt});
+            });
+      },
+      &message);
+  raw.headers = &headers;
   return raw;
 }
 
@@ -264,6 +268,8 @@ class ActiveTask final : public state::RestoringTask {
   bool timed_ = false;
   uint32_t records_since_sample_ = 0;
   std::vector<std::unique_ptr<InputPartition>> inputs_;
+  // The headers of the record being processed, read from its message only
+  // while it is processed.
   Headers headers_;
 
   std::mutex queries_mutex_;

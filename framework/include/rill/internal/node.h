@@ -242,7 +242,13 @@ class SourceNode final : public SourceNodeBase {
       throw DeserializationError(name(), false, e.what());
     }
     record.timestamp = raw.timestamp;
-    if (raw.headers != nullptr) record.headers = *raw.headers;
+    if (raw.headers != nullptr)
+      record.headers = Headers::read_later(
+          [](const void* from, std::vector<Header>& into) {
+            const auto& headers = *static_cast<const Headers*>(from);
+            into.assign(headers.begin(), headers.end());
+          },
+          raw.headers);
     if (extractor_) record.timestamp = extractor_(record);
     task_->on_record_timestamp(record.timestamp);
     process(&record);
