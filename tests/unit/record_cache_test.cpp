@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "rill/rill.h"
 
 #include "state/caching_stores.h"
+#include "state/forwarding_stores.h"
 #include "state/in_memory_key_value_store.h"
 #include "state/rocksdb_key_value_store.h"
 #include "state/state_manager.h"
@@ -329,6 +331,77 @@ TEST_CASE("a change listener gets the value last handed on as the old value",
     CHECK(changes ==
           std::vector<Change>{{"a", "1", std::nullopt}, {"a", "3", "1"}, {"a", std::nullopt, "3"}});
   }
+}
+
+namespace {
+
+// An in-memory store that notes how it is written: each batch's keys, and
+// each single write's key.
+class WriteLog final : public state::ForwardingKeyValueStore {
+ public:
+  explicit WriteLog(std::vector<std::vector<std::string>>& writes)
+      : state::ForwardingKeyValueStore(std::make_unique<state::InMemoryKeyValueStore>("cached")),
+        writes_(writes) {}
+  void put(std::string_view key, std::string_view value) override {
+    writes_.push_back({std::string(key)});
+    state::ForwardingKeyValueStore::put(key, value);
+  }
+  void write_all(std::span<const state::BytesWrite> writes) override {
+    auto& batch = writes_.emplace_back();
+    for (const state::BytesWrite& write : writes) batch.emplace_back(write.key);
+    state::ForwardingKeyValueStore::write_all(writes);
+  }
+
+ private:
+  std::vector<std::vector<std::string>>& writes_;
+};
+
+}  // namespace
+
+TEST_CASE("a commit writes the store below in one batch in key order, and hands on in update order",
+          "[unit][state][cache]") {
+  state::CacheBudget budget(1 << 20);
+  std::vector<std::vector<std::string>> writes;
+  CachedStrings cached(budget, std::make_unique<WriteLog>(writes));
+  Strings& store = cached.store();
+  for (const char* key : {"c", "a", "d", "b"})
+    store.put(key, std::optional<std::string>(std::string("v-") + key), 1);
+  store.put("c", std::optional<std::string>("v-c2"), 2);
+  store.flush();
+  CHECK(writes == std::vector<std::vector<std::string>>{{"a", "b", "c", "d"}});
+  CHECK(cached.handed_on ==
+        CachedStrings::HandedOn{{"a", "v-a"}, {"d", "v-d"}, {"b", "v-b"}, {"c", "v-c2"}});
+  CHECK(store.get("c") == "v-c2");
+}
+
+TEST_CASE("a listener that writes to its store during a commit's batch leaves the newest values",
+          "[unit][state][cache]") {
+  using Change = std::tuple<std::string, std::optional<std::string>, std::optional<std::string>>;
+  state::CacheBudget budget(1 << 20);
+  CachedStrings cached(budget);
+  Strings& store = cached.store();
+  store.put("b", "before");
+  std::vector<Change> changes;
+  // Handing on "a" updates "b", which is dirty and not yet handed on.
+  store.set_change_listener([&](const std::string& key, const std::optional<std::string>& value,
+                                const std::optional<std::string>& old_value, int64_t) {
+    changes.emplace_back(key, value, old_value);
+    if (key == "a") store.put("b", std::optional<std::string>("from-a"), 3);
+  });
+  store.put("a", std::optional<std::string>("1"), 1);
+  store.put("b", std::optional<std::string>("2"), 2);
+  store.put("c", std::optional<std::string>("3"), 2);
+  store.flush();
+  // "b" goes on once, with its newest value and the value the store held
+  // before the commit, as when entries are handed on one at a time.
+  CHECK(changes == std::vector<Change>{{"a", "1", std::nullopt},
+                                       {"c", "3", std::nullopt},
+                                       {"b", "from-a", "before"}});
+  CHECK(store.get("b") == "from-a");
+  CHECK(store.cached_entries() == 0);
+  store.put("b", std::optional<std::string>("4"), 4);
+  store.flush();
+  CHECK(changes.back() == Change{"b", "4", "from-a"});
 }
 
 // ---------------------------------------------------------------------------
