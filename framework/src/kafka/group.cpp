@@ -1,5 +1,11 @@
 #include "kafka/group.h"
 
+#include <exception>
+#include <future>
+#include <memory>
+#include <thread>
+#include <utility>
+
 #include "kafka/handles.h"
 
 namespace rill::kafka {
@@ -12,8 +18,25 @@ rd_kafka_resp_err_t close_consumer(rd_kafka_t* consumer) {
   return rd_kafka_consumer_close(consumer);
 }
 
-void destroy_unclosed(KafkaPtr consumer) {
-  if (consumer) rd_kafka_destroy_flags(consumer.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+bool destroy_unclosed(KafkaPtr consumer, std::chrono::milliseconds limit) {
+  if (!consumer) return true;
+  return finish_within(limit, [handle = consumer.release()] {
+    rd_kafka_destroy_flags(handle, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  });
+}
+
+bool finish_within(std::chrono::milliseconds limit, std::function<void()> work) {
+  auto finished = std::make_shared<std::promise<void>>();
+  std::future<void> done = finished->get_future();
+  std::thread([work = std::move(work), finished] {
+    try {
+      work();
+      finished->set_value();
+    } catch (...) {
+      finished->set_exception(std::current_exception());
+    }
+  }).detach();
+  return done.wait_for(limit) == std::future_status::ready;
 }
 
 std::vector<TopicPartition> assignment(rd_kafka_t* consumer) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,8 +25,17 @@ void redirect_events_to_consumer(rd_kafka_t* consumer);
 rd_kafka_resp_err_t close_consumer(rd_kafka_t* consumer);
 
 // Destroys a consumer without leaving its group (its assignment was already
-// dropped, or it never joined one).
-void destroy_unclosed(KafkaPtr consumer);
+// dropped, or it never joined one). librdkafka 2.0.2's destroy can wait
+// forever for its group handler to end, its main thread spinning (seen now and
+// then at exit under load); past `limit` the handle is left to the end of the
+// process and false is returned.
+bool destroy_unclosed(KafkaPtr consumer,
+                      std::chrono::milliseconds limit = std::chrono::seconds(10));
+
+// Runs `work` on a thread of its own and waits for it at most `limit`: true
+// when it finished. Past the limit the thread is left to finish, or to the end
+// of the process.
+bool finish_within(std::chrono::milliseconds limit, std::function<void()> work);
 
 // Fetches exactly `partitions` from their offsets, outside any group
 // rebalance; an empty list stops fetching. Throws Error.

@@ -189,7 +189,11 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
                        application_id);
       [[maybe_unused]] rd_kafka_t* left = consumer.release();
     }
-    kafka::destroy_unclosed(std::move(consumer));
+    if (!kafka::destroy_unclosed(std::move(consumer)))
+      log::get().warn(
+          "{}: the consumer, closed, was not destroyed within 10 s (librdkafka waiting for its "
+          "group handler to end); it is left to the end of the process",
+          application_id);
     if (process_id_fd >= 0) ::close(process_id_fd);
   }
 
