@@ -48,9 +48,11 @@ class Headers {
     return *this;
   }
   Headers& operator=(Headers&& other) noexcept {
-    headers_ = std::move(other.headers_);
-    reader_ = std::exchange(other.reader_, nullptr);
-    from_ = std::exchange(other.from_, nullptr);
+    if (this != &other) {
+      headers_ = std::move(other.headers_);
+      reader_ = std::exchange(other.reader_, nullptr);
+      from_ = std::exchange(other.from_, nullptr);
+    }
     return *this;
   }
   ~Headers() = default;
