@@ -404,6 +404,39 @@ TEST_CASE("a listener that writes to its store during a commit's batch leaves th
   CHECK(changes.back() == Change{"b", "4", "from-a"});
 }
 
+TEST_CASE("a listener that updates or deletes the key it is handed keeps what it was handed",
+          "[unit][state][cache]") {
+  state::CacheBudget budget(1 << 20);
+  auto layer = state::with_record_cache(std::make_unique<state::InMemoryKeyValueStore>("cached"),
+                                        StoreKind::kKeyValue, budget);
+  auto& cache = dynamic_cast<state::CachingKeyValueBytesStore&>(*layer);
+  const std::string longer = "second, longer than the first so that a reused buffer would move";
+  std::vector<std::string> seen;
+  cache.set_flush_listener(
+      [&](std::string_view key, std::optional<std::string_view> value,
+          std::optional<std::string_view>, int64_t) {
+        REQUIRE(value);
+        const std::string before(*value);
+        if (before == "first") cache.put_cached(key, longer, 2);
+        if (before == "third") cache.remove(key);
+        // Read after the write: still what the listener was handed.
+        seen.emplace_back(*value);
+        CHECK(key == "k");
+      },
+      false);
+  cache.put_cached("k", "first", 1);
+  cache.flush();
+  CHECK(seen == std::vector<std::string>{"first", longer});
+  CHECK(cache.get("k") == longer);
+  CHECK(cache.cached_entries() == 0);
+
+  cache.put_cached("k", "third", 3);
+  cache.flush();
+  CHECK(seen.back() == "third");
+  CHECK(cache.get("k") == std::nullopt);
+  CHECK(budget.bytes() == 0);
+}
+
 // ---------------------------------------------------------------------------
 // The record cache of window stores
 

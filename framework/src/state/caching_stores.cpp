@@ -236,6 +236,9 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
       return;
     }
     auto it = find(key);
+    // The entry being handed on keeps its value for the listener: the
+    // update takes a new one.
+    if (it != entries_.end() && detach_if_handing_on(it)) it = entries_.end();
     if (it == entries_.end()) {
       it = entries_
                .emplace(std::piecewise_construct, std::forward_as_tuple(key),
@@ -349,6 +352,10 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   }
   Entries::iterator erase(Entries::iterator it) {
     if (!unforwarded_old_values_.empty()) unforwarded_old_values_.erase(it->first);
+    if (!handing_on_.empty()) {
+      const auto next = std::next(it);
+      if (detach_if_handing_on(it)) return next;
+    }
     unlink(*it);
     resize(it->second, 0);
     index_.erase(std::string_view(it->first));
@@ -398,29 +405,62 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     }
   }
 
-  // Taken out of the map before it is handed on, so that the listener's
-  // processors may write to this store again. With `keep_clean` it goes back
-  // as a clean entry, unless the listener wrote to this store meanwhile or
-  // the budget has no room for it. `written`: the store below has it already.
+  // An entry being handed on stays in the map, in neither order, while its
+  // listener runs. A write to its key or its removal meanwhile takes it out
+  // of the map, into `detached`, so that the listener's views of its key and
+  // value stay valid and the write starts a new entry.
+  struct HandingOn {
+    Entries::iterator where;
+    Entries::node_type detached;
+  };
+  bool detach_if_handing_on(Entries::iterator it) {
+    for (HandingOn* handing_on : handing_on_) {
+      if (handing_on->where != it || !handing_on->detached.empty()) continue;
+      index_.erase(std::string_view(it->first));
+      handing_on->detached = entries_.extract(it);
+      return true;
+    }
+    return false;
+  }
+
+  // Hands on the least recently updated dirty entry. With `keep_clean` it
+  // stays as a clean entry, unless the listener wrote to this store meanwhile
+  // or the budget has no room for it. `written`: the store below has it
+  // already.
   void evict_oldest(bool keep_clean, bool written = false) {
     Node& oldest = *dirty_.oldest;
     unlink(oldest);
     const std::size_t size = oldest.second.size;
     resize(oldest.second, 0);
-    const auto where = find(oldest.first);
-    index_.erase(std::string_view(where->first));
-    auto node = entries_.extract(where);
-    if (node.empty()) return;  // never: tells GCC 12 the handle holds a node
-    Entry& entry = node.mapped();
+    oldest.second.dirty = false;
+    HandingOn handing_on{find(oldest.first), {}};
+    handing_on_.push_back(&handing_on);
     const uint64_t writes = writes_;
-    hand_on(node.key(), entry.value ? std::optional<std::string_view>(*entry.value) : std::nullopt,
-            entry.timestamp, written);
-    if (!keep_clean || writes_ != writes || budget_.bytes() + size > budget_.max_bytes()) return;
-    entry.dirty = false;
-    auto inserted = entries_.insert(std::move(node));
-    index_.emplace(inserted.position->first, inserted.position);
-    link_newest(*inserted.position);
-    resize(inserted.position->second, size);
+    try {
+      const Entry& entry = oldest.second;
+      hand_on(oldest.first,
+              entry.value ? std::optional<std::string_view>(*entry.value) : std::nullopt,
+              entry.timestamp, written);
+    } catch (...) {
+      handing_on_.pop_back();
+      if (handing_on.detached.empty()) drop_unlinked(handing_on.where);
+      throw;
+    }
+    handing_on_.pop_back();
+    if (!handing_on.detached.empty()) return;  // dropped with the frame
+    if (!keep_clean || writes_ != writes || budget_.bytes() + size > budget_.max_bytes()) {
+      drop_unlinked(handing_on.where);
+      return;
+    }
+    link_newest(oldest);
+    resize(oldest.second, size);
+  }
+  // Takes an entry out of the map that is in neither order and counts nothing
+  // against the budget.
+  void drop_unlinked(Entries::iterator it) {
+    if (!unforwarded_old_values_.empty()) unforwarded_old_values_.erase(it->first);
+    index_.erase(std::string_view(it->first));
+    entries_.erase(it);
   }
   void hand_on(std::string_view key, std::optional<std::string_view> value, int64_t timestamp,
                bool written = false) {
@@ -454,6 +494,9 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   // With read_old_values_: what the store below held for the keys written in
   // a batch and not yet handed on.
   std::unordered_map<std::string, std::optional<std::string>> unforwarded_old_values_;
+  // The entries being handed on, innermost last: a listener's write can make
+  // room by handing on another entry.
+  std::vector<HandingOn*> handing_on_;
   FlushListener listener_;
   bool read_old_values_ = false;
   bool enabled_ = true;
