@@ -266,7 +266,7 @@ TEST_CASE(
     return message;
   };
 
-  runtime::DeliveryTracker tracker(false);
+  runtime::DeliveryTracker tracker(runtime::DeliveryPolicy{});
   // A broker that restarted, or has not heard of a topic just created,
   // answers without it for a while.
   for (auto err : {RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC,
@@ -290,12 +290,41 @@ TEST_CASE("a record in flight when its producer is destroyed neither stops nor r
   destroyed.err = RD_KAFKA_RESP_ERR__DESTROY;
   destroyed.rkt = topic.get();
 
-  for (const bool continue_on_error : {false, true}) {
-    runtime::DeliveryTracker tracker(continue_on_error);
+  for (const bool skip_refused_records : {false, true}) {
+    runtime::DeliveryTracker tracker(
+        runtime::DeliveryPolicy{.skip_refused_records = skip_refused_records});
     tracker.on_delivery(destroyed);
     CHECK(tracker.fatal_error().empty());
     CHECK(tracker.take_rewind_reason().empty());
     CHECK(tracker.skipped() == 0);
+  }
+}
+
+// An idempotent producer (at-least-once) whose epoch librdkafka bumped after a
+// broker stopped answering has its older requests refused with
+// INVALID_PRODUCER_EPOCH: those records are lost, and a commit past them would
+// lose their inputs. A transactional producer's refused records belong to a
+// transaction that is aborted and redone.
+TEST_CASE("a record refused to an older producer epoch rewinds under at-least-once only",
+          "[unit][errors]") {
+  const kafka::KafkaPtr producer = unconnected_producer();
+  const kafka::TopicPtr topic = kafka::open_topic(producer.get(), "out");
+  for (const auto err : {RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
+                         RD_KAFKA_RESP_ERR_PRODUCER_FENCED, RD_KAFKA_RESP_ERR__FENCED}) {
+    rd_kafka_message_t refused{};
+    refused.err = err;
+    refused.rkt = topic.get();
+    INFO(rd_kafka_err2name(err));
+
+    runtime::DeliveryTracker idempotent(runtime::DeliveryPolicy{});
+    idempotent.on_delivery(refused);
+    CHECK_THAT(idempotent.take_rewind_reason(), Contains("topic out"));
+    CHECK(idempotent.fatal_error().empty());
+
+    runtime::DeliveryTracker transactional(runtime::DeliveryPolicy{.transactional = true});
+    transactional.on_delivery(refused);
+    CHECK(transactional.take_rewind_reason().empty());
+    CHECK(transactional.fatal_error().empty());
   }
 }
 
@@ -304,7 +333,7 @@ TEST_CASE("a record in flight when its producer is destroyed neither stops nor r
 TEST_CASE("a changelog record acknowledged after its task closed counts for the next one",
           "[unit][errors]") {
   const kafka::KafkaPtr producer = unconnected_producer();
-  runtime::DeliveryTracker tracker(false);
+  runtime::DeliveryTracker tracker(runtime::DeliveryPolicy{});
 
   // The task writes through its collector and closes before the broker answers.
   rd_kafka_message_t acknowledged{};

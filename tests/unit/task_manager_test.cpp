@@ -125,7 +125,7 @@ struct Harness {
   Topology topology = passing_through();
   kafka::KafkaPtr consumer_handle = unconnected(RD_KAFKA_CONSUMER);
   ScriptedConsumer group;
-  runtime::DeliveryTracker deliveries{false};
+  runtime::DeliveryTracker deliveries{runtime::DeliveryPolicy{}};
   runtime::ErrorHandling errors;
   runtime::TaskGate gate;
   runtime::TaskCounters counters;

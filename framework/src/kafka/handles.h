@@ -118,8 +118,9 @@ std::optional<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
 bool is_retriable(rd_kafka_resp_err_t err);
 
 // Whether an error says the producer lost its idempotence or transaction
-// state (a sequence gap, an unknown or fenced producer id): every record in
-// flight is in doubt, and the producer may have to be replaced.
+// state (a sequence gap, an unknown producer id, an epoch fenced or bumped):
+// every record in flight is in doubt, and the producer may have to be
+// replaced.
 bool is_producer_state_error(rd_kafka_resp_err_t err);
 
 // The low and high watermarks of each partition, in order, retrying

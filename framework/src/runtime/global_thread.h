@@ -87,7 +87,7 @@ class GlobalThread {
   kafka::KafkaPtr dead_letter_producer_;
   // What ProducerCollector counts acknowledgements into; the dead-letter
   // producer writes no changelog and has no delivery report callback.
-  DeliveryTracker dead_letter_deliveries_{false};
+  DeliveryTracker dead_letter_deliveries_{DeliveryPolicy{}};
   std::unique_ptr<ProducerCollector> dead_letters_;
   GlobalStateManager state_;
   kafka::KafkaPtr consumer_;

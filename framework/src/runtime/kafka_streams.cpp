@@ -130,8 +130,12 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
         errors(config),
         // Under exactly-once a refused output aborts the transaction it is
         // in, with the rest of it: it cannot be skipped.
-        deliveries(config.get_string(config::kProductionHandler) == "log-and-continue" &&
-                   config.get_string(config::kProcessingGuarantee) != "exactly_once_v2") {
+        deliveries(runtime::DeliveryPolicy{
+            .skip_refused_records =
+                config.get_string(config::kProductionHandler) == "log-and-continue" &&
+                config.get_string(config::kProcessingGuarantee) != "exactly_once_v2",
+            .transactional =
+                config.get_string(config::kProcessingGuarantee) == "exactly_once_v2"}) {
     config.validate();
     // Only when asked: an application may have set up the "rill" logger itself.
     if (config.contains(config::kLogFormat) || config.contains(config::kLogLevel))

@@ -22,20 +22,25 @@ void DeliveryTracker::on_delivery(const rd_kafka_message_t& message) {
     }
     return;
   }
-  // Under exactly-once, a record purged by an abort or refused to a fenced
-  // producer belongs to a transaction that is aborted and redone: not lost.
   // A record still in flight when its producer is destroyed, for a new one
-  // after a fault or at a close, is past the last commit under either
-  // guarantee (at least once commits only acknowledged outputs): the tasks
-  // produce it again from there.
+  // after a fault or at a close, or purged by an abort, is past the last
+  // commit under either guarantee (at least once commits only acknowledged
+  // outputs): the tasks produce it again from there.
   switch (message.err) {
     case RD_KAFKA_RESP_ERR__DESTROY:
     case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
     case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+      return;
     case RD_KAFKA_RESP_ERR__FENCED:
     case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
     case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
-      return;
+      // Refused to a fenced producer, the record belongs to a transaction
+      // that is aborted and redone. An idempotent producer, though, gets
+      // INVALID_PRODUCER_EPOCH for a request sent before librdkafka bumped
+      // its epoch (after a broker stopped answering): the record is lost,
+      // and a commit past it would lose its input (below).
+      if (policy_.transactional) return;
+      break;
     default:
       break;
   }
@@ -46,7 +51,7 @@ void DeliveryTracker::on_delivery(const rd_kafka_message_t& message) {
     if (!rewind_.exchange(true)) rewind_reason_ = std::move(error);
     return;
   }
-  if (continue_on_error_) {
+  if (policy_.skip_refused_records) {
     skipped_.fetch_add(1, std::memory_order_relaxed);
     log::get().warn("{}; record skipped (production.exception.handler=log-and-continue)", error);
     return;

@@ -22,9 +22,18 @@ namespace rill::runtime {
 // replicas, a leader moving) loses an output whose input is not committed yet:
 // it asks for a rewind to the last commit. A refusal of the record itself (too
 // large, invalid) goes to production.exception.handler.
+struct DeliveryPolicy {
+  // production.exception.handler=log-and-continue: a refused record is
+  // skipped (never under exactly-once, where it belongs to a transaction).
+  bool skip_refused_records = false;
+  // The producer writes transactions, so a write refused to a fenced or
+  // bumped epoch is aborted and redone with its transaction.
+  bool transactional = false;
+};
+
 class DeliveryTracker {
  public:
-  explicit DeliveryTracker(bool continue_on_error) : continue_on_error_(continue_on_error) {}
+  explicit DeliveryTracker(DeliveryPolicy policy) : policy_(policy) {}
 
   // Called from librdkafka's delivery report callback, on any thread. A
   // record's opaque, when set, is the std::atomic<int64_t> to raise to its offset.
@@ -40,7 +49,7 @@ class DeliveryTracker {
   std::atomic<int64_t>& acknowledged_offset(const std::string& topic, int32_t partition);
 
  private:
-  const bool continue_on_error_;
+  const DeliveryPolicy policy_;
   std::atomic<uint64_t> skipped_{0};
   std::atomic<bool> failed_{false};
   std::atomic<bool> rewind_{false};
