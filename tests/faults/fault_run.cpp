@@ -332,6 +332,15 @@ std::string CountApplication::diagnosis() {
   text << "; input committed/end per partition:";
   for (std::size_t p = 0; p < input_ends.size(); ++p)
     text << " " << (p < committed.size() ? committed[p] : -1) << "/" << input_ends[p];
+  // The counting tasks' input: a partition committed short of its end is a
+  // task that stopped reading it.
+  const std::string repartition = application_id_ + "-counts-repartition";
+  const auto repartition_committed = committed_offsets_by_partition(application_id_, repartition);
+  const auto repartition_ends = end_offsets_by_partition(repartition);
+  text << "; repartition topic committed/end per partition:";
+  for (std::size_t p = 0; p < repartition_ends.size(); ++p)
+    text << " " << (p < repartition_committed.size() ? repartition_committed[p] : -1) << "/"
+         << repartition_ends[p];
   for (std::size_t index = 0; index < instances_.size(); ++index) {
     text << "\n    instance " << index << " reports " << reported_state(index)
          << "; its last warnings and errors:";
@@ -352,12 +361,18 @@ std::string CountApplication::miscount_diagnosis(const std::map<std::string, int
         if (watched.contains(record.key.value_or(""))) ++repartitioned[*record.key];
       },
       120s);
-  int64_t repartition_off = 0;
-  for (const auto& key : wrong) repartition_off += repartitioned[key] - expected.at(key);
+  // Records below the group's commit are purged (repartition.purge.interval.ms),
+  // so this compares only while the topic still holds all of them.
+  int64_t repartition_held = 0, inputs_of_wrong = 0;
+  for (const auto& key : wrong) {
+    repartition_held += repartitioned[key];
+    inputs_of_wrong += expected.at(key);
+  }
 
   // Without a record cache every count update is written: a committed output
   // steps by one, and anything else is where the state and the offsets parted.
   std::map<std::string, int64_t> last;
+  std::map<std::string, int32_t> partition_of;
   std::map<int32_t, int> keys_by_partition;
   int64_t steps_off = 0;
   std::string first_steps;
@@ -370,6 +385,7 @@ std::string CountApplication::miscount_diagnosis(const std::map<std::string, int
             serdes::int64()->deserialize(std::string_view(record.value.value_or("")));
         auto [previous, first] = last.try_emplace(key, 0);
         if (first) ++keys_by_partition[record.partition];
+        partition_of[key] = record.partition;
         if (count != previous->second + 1 && ++steps_off <= 4)
           first_steps += " " + key + " " + std::to_string(previous->second) + "->" +
                          std::to_string(count) + " at p" + std::to_string(record.partition) + "@" +
@@ -379,13 +395,25 @@ std::string CountApplication::miscount_diagnosis(const std::map<std::string, int
       },
       120s);
 
+  // Each output partition is one counting task's: a loss in one of them
+  // points at that task's input.
+  std::map<int32_t, int64_t> short_by_partition;
+  for (const auto& key : wrong)
+    if (const auto count = last.find(key); count != last.end())
+      short_by_partition[partition_of[key]] +=
+          std::max<int64_t>(0, expected.at(key) - count->second);
+
   std::ostringstream text;
   text << application_id_ << " | " << guarantee_ << " | miscounted | the repartition topic holds "
-       << repartition_off << " records more than the input for the " << wrong.size()
-       << " keys off; their output steps other than by one " << steps_off
+       << repartition_held << " records (committed ones purged) of the " << wrong.size()
+       << " keys off, whose input holds " << inputs_of_wrong
+       << "; their output steps other than by one " << steps_off
        << " times:" << (first_steps.empty() ? " none" : first_steps)
        << "; keys off per output partition:";
   for (const auto& [partition, keys] : keys_by_partition) text << " p" << partition << "=" << keys;
+  text << "; records short per output partition:";
+  for (const auto& [partition, missing] : short_by_partition)
+    text << " p" << partition << "=" << missing;
   text << "; each instance's last rewinds and warnings:";
   for (std::size_t index = 0; index < instances_.size(); ++index) {
     const std::string log = instances_[index]->log_tail(256 * 1024);

@@ -99,13 +99,14 @@ class CountApplication {
   // The end of every instance's log, for failure messages.
   std::string log_tails(std::size_t bytes) const;
   // Why the counts do not settle: how far the output is readable and the
-  // input committed, per partition, and each instance's state and last
-  // complaints.
+  // input and repartition topics committed, per partition, and each
+  // instance's state and last complaints.
   std::string diagnosis();
-  // Where the counts of `wrong` keys went wrong: whether the repartition
-  // topic already holds their extra or missing records, where their committed
-  // output skips or repeats a count (an update that escaped an abort, or a
-  // replay over state that kept it), and each instance's last rewinds.
+  // Where the counts of `wrong` keys went wrong: how many of their records
+  // the repartition topic still holds, where their committed output skips or
+  // repeats a count (an update that escaped an abort, or a replay over state
+  // that kept it), which output partition (counting task) falls short, and
+  // each instance's last rewinds.
   // `began_ms` is the wall clock the times are given from.
   std::string miscount_diagnosis(const std::map<std::string, int64_t>& expected,
                                  const std::vector<std::string>& wrong, int64_t began_ms);

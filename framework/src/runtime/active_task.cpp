@@ -295,6 +295,14 @@ bool ActiveTask::ready_to_process(int64_t now) {
   return !idle_wait_;
 }
 
+// Once per partition and owner: where the consumer started it (the committed
+// offset, or the reset policy's), beside what its last owner logged when it
+// closed the partition.
+void ActiveTask::note_first_offset(const InputPartition& input, int64_t offset) const {
+  log::get().info("task {}: {}[{}] starts at offset {}", id_.to_string(), input.topic,
+                  input.partition, offset);
+}
+
 bool ActiveTask::run(int64_t now) {
   bool wake_poll_thread = false;
   awaited_input_ = nullptr;
@@ -374,6 +382,7 @@ bool ActiveTask::run(int64_t now) {
           metrics_->process_latency.observe_ns(wall_clock_ns() - started_ns);
           collector_.set_now_ms(ProducerCollector::kNotSampled);
         }
+        if (input->next_offset < 0) note_first_offset(*input, message->offset);
         input->next_offset = message->offset + 1;
         input->last_timestamp.store(raw.timestamp, std::memory_order_relaxed);
         ++done;

@@ -240,6 +240,7 @@ class ActiveTask final : public state::RestoringTask {
 
  private:
   InputPartition* next_input();
+  void note_first_offset(const InputPartition& input, int64_t offset) const;
   void run_queries();
   void drop_queries();
   // Whether the task may process its next record now, as Kafka Streams'

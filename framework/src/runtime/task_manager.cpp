@@ -320,12 +320,21 @@ void TaskManager::open_task(ActiveTask& task) {
 void TaskManager::close_partitions(const std::vector<kafka::TopicPartition>& partitions,
                                    bool clean) {
   std::vector<std::shared_ptr<ActiveTask>> emptied;
+  // Where each partition's next owner starts, for the log: with the offset
+  // its first record has there (see ActiveTask::run), a hand-over that
+  // skips or repeats records shows.
+  std::string positions;
   for (const auto& tp : partitions) {
     std::erase_if(recovery_.partitions, [&](const kafka::TopicPartition& waiting) {
       return waiting.topic == tp.topic && waiting.partition == tp.partition;
     });
     auto it = inputs_.find({tp.topic, tp.partition});
     if (it == inputs_.end()) continue;
+    const InputPartition& closing = *it->second.first;
+    positions += fmt::format(
+        " {}[{}] committed at {}, processed to {};", tp.topic, tp.partition,
+        closing.committed_offset < 0 ? "none" : std::to_string(closing.committed_offset),
+        closing.next_offset < 0 ? "none" : std::to_string(closing.next_offset));
     auto task = it->second.second;
     inputs_.erase(it);
     std::erase_if(task->inputs(), [&](const std::unique_ptr<InputPartition>& input) {
@@ -333,6 +342,9 @@ void TaskManager::close_partitions(const std::vector<kafka::TopicPartition>& par
     });
     if (task->inputs().empty()) emptied.push_back(std::move(task));
   }
+  if (!positions.empty())
+    log::get().info("{}: closing partitions{}{}", settings_.application_id,
+                    clean ? " after a commit:" : " without a commit:", positions);
   close_tasks(emptied, clean);
 }
 
