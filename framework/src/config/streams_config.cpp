@@ -336,6 +336,11 @@ std::string config_reference_markdown() {
       "(`consumer.fetch.wait.max.ms`; librdkafka and Kafka Streams wait 500 ms). A task reading\n"
       "a table beside a stream keeps the table's partitions in every fetch once they are read\n"
       "to their end: a longer wait would hold back the stream's records behind it.\n\n"
+      "The consumer refreshes the metadata of its topics every 10 s\n"
+      "(`consumer.topic.metadata.refresh.interval.ms`; librdkafka refreshes every 5 minutes).\n"
+      "Just after an application creates its internal topics, a broker that has not heard of\n"
+      "one yet answers that it does not exist, and the group assigns none of its partitions\n"
+      "until the consumer asks again.\n\n"
       "The `rill` command takes any key on its command line too: `rill run FILE --set\n"
       "key=value` replaces the file's value, checked as the file's is.\n\n"
       "| key | type | default | description |\n|---|---|---|---|\n";

@@ -113,6 +113,13 @@ inline void serve(rd_kafka_t* rk, int timeout_ms) {
 std::optional<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
                                        std::chrono::milliseconds timeout);
 
+// The partition count of every topic in the cluster, as one broker knows them.
+// Asked of a group's consumer, the answer is also what its subscription is
+// checked against: librdkafka 2.0.2 checks a subscription only against an
+// answer that lists every topic, or its own periodic refresh
+// (topic.metadata.refresh.interval.ms). Throws std::runtime_error.
+std::map<std::string, int32_t> partition_counts(rd_kafka_t* rk, std::chrono::milliseconds timeout);
+
 // Whether an error is transient (a leader moving, a topic just created, a
 // broker briefly unreachable), so the same request may succeed when retried.
 bool is_retriable(rd_kafka_resp_err_t err);

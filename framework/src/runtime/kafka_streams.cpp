@@ -289,6 +289,12 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     // A partition read to its end says so through its queue: a task reading
     // several knows it waits for no record there (max.task.idle.ms).
     consumer_properties["enable.partition.eof"] = "true";
+    // A broker that has not yet heard of an internal topic just created may
+    // tell the consumer that a subscribed topic does not exist, without an
+    // error: the group then assigns none of its partitions until the
+    // consumer's next periodic refresh, 5 minutes by default. Seen at the
+    // first start of an application, whose counting tasks waited for it.
+    consumer_properties.emplace("topic.metadata.refresh.interval.ms", "10000");
     // The polling thread wakes a partition's fetcher with a watermark query
     // (see kafka::wake_fetcher), which waits up to this long for a leader
     // that died: not librdkafka's default minute.
@@ -656,8 +662,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   // The consumer learns of topics from whichever broker it asks, and right
   // after an internal topic is created another broker may not know it yet. A
   // subscription to a topic the consumer thinks missing is looked at again
-  // only after topic.metadata.refresh.interval.ms (5 minutes), so the consumer
-  // first asks until it sees every topic itself.
+  // only at its next periodic refresh (topic.metadata.refresh.interval.ms), so
+  // the consumer first asks until it sees every topic itself.
   void subscribe() {
     const auto timeout = config.get_duration(config::kTopicWaitMs);
     const auto deadline = Clock::now() + timeout;
@@ -668,15 +674,14 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   }
 
   // After a broker said a subscribed topic does not exist, which one that has
-  // not heard of it yet may say: the consumer asks again now rather than at
-  // its next periodic refresh.
+  // not heard of it yet may say: the consumer asks again now, for every topic
+  // (the only answer its subscription is checked against besides the
+  // periodic refresh), rather than at its next periodic refresh.
   void refresh_subscribed_topics() {
-    for (const std::string& topic : driving_topics) {
-      try {
-        kafka::partition_count(consumer.get(), topic, kMetadataRefreshTimeout);
-      } catch (const std::exception&) {
-        // Asked again at the next such error.
-      }
+    try {
+      kafka::partition_counts(consumer.get(), kMetadataRefreshTimeout);
+    } catch (const std::exception&) {
+      // Asked again at the next such error, or by the periodic refresh.
     }
   }
 
