@@ -5,9 +5,7 @@
 // that never connect: nothing here reaches a broker.
 #include "runtime/task_manager.h"
 
-#include <mutex>
 #include <optional>
-#include <set>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -17,9 +15,7 @@
 #include "kafka/producer.h"
 #include "metrics/registry.h"
 #include "runtime/error_handling.h"
-#include "state/caching_stores.h"
 #include "support/scripted_clients.h"
-#include "support/temp_dir.h"
 
 using namespace rill;
 using namespace std::chrono_literals;
@@ -70,21 +66,16 @@ Topology passing_through() {
   return topology;
 }
 
-// A task manager over scripted clients, with the instance around it. Tasks
-// run only when a test calls them, or, with `run_on_threads`, each time they
-// are scheduled, on a thread of their own, as a worker pool would run them.
+// A task manager over scripted clients, with the instance around it.
 struct Harness {
-  explicit Harness(bool exactly_once, Topology with = passing_through(),
-                   bool run_on_threads = false)
+  explicit Harness(bool exactly_once)
       : config{{"application.id", "app"},
                {"bootstrap.servers", "127.0.0.1:1"},
                {"processing.guarantee", exactly_once ? "exactly_once_v2" : "at_least_once"}},
-        topology(std::move(with)),
         errors(config),
         metrics("app", "app", false) {
     TaskManager::Settings settings;
     settings.application_id = "app";
-    settings.state_directory = state_directory.path();
     settings.exactly_once = exactly_once;
     settings.delivery_timeout = 1s;
     settings.call_timeout = 1s;
@@ -103,16 +94,7 @@ struct Harness {
       return std::make_unique<Forwarding>(*transactional.back());
     };
     TaskManager::Shared shared{topology, deliveries, errors, gate, counters, metrics, stopping};
-    shared.cache_budget = &cache_budget;
-    if (run_on_threads) {
-      shared.schedule = [this](const std::shared_ptr<runtime::ActiveTask>& task) {
-        if (task->task_state() != runtime::TaskState::kRunning || task->scheduled.exchange(true))
-          return;
-        workers.emplace_back([task] { task->run(0); });
-      };
-    } else {
-      shared.schedule = [](const std::shared_ptr<runtime::ActiveTask>&) {};
-    }
+    shared.schedule = [](const std::shared_ptr<runtime::ActiveTask>&) {};
     shared.before_create = [this](const TaskId& id) {
       if (id == refuse_to_create) throw std::runtime_error("task " + id.to_string() + " refused");
     };
@@ -139,13 +121,8 @@ struct Harness {
                                  no_headers, nullptr));
   }
 
-  ~Harness() {
-    for (std::thread& worker : workers) worker.join();
-  }
-
-  rill::testing::TempDir state_directory;
   StreamsConfig config;
-  Topology topology;
+  Topology topology = passing_through();
   kafka::KafkaPtr consumer_handle = unconnected(RD_KAFKA_CONSUMER);
   ScriptedConsumer group;
   runtime::DeliveryTracker deliveries{runtime::DeliveryPolicy{}};
@@ -159,8 +136,6 @@ struct Harness {
   std::string instance_error;
   // Creating this task throws, as a state directory still locked would.
   std::optional<TaskId> refuse_to_create;
-  state::CacheBudget cache_budget{1 << 20};
-  std::vector<std::thread> workers;
   std::unique_ptr<TaskManager> manager;
 };
 
@@ -243,52 +218,6 @@ TEST_CASE("exactly once, a commit puts the offsets in the transaction and begins
   REQUIRE(harness.transactions().offsets_sent.size() == 1);
   CHECK(harness.transactions().offsets_sent[0].offset == 3);
   CHECK(harness.group.commits.empty());
-}
-
-// Under exactly-once a commit comes every 100 ms, and handing on what the
-// record caches folded since is most of its work: each task does it on its
-// own worker, side by side with the others, before the gate stops them.
-TEST_CASE("exactly once, each task hands on its record cache on its own worker before a commit",
-          "[unit][task-manager]") {
-  std::mutex mutex;
-  std::multiset<std::thread::id> handed_on_by;
-  StreamsBuilder builder;
-  auto counts = Materialized<std::string, int64_t>::as("counts");
-  counts.in_memory = true;
-  counts.logging_enabled = false;
-  builder.stream("orders", serdes::string(), serdes::string())
-      .group_by_key()
-      .count(counts)
-      .to_stream()
-      .foreach ([&](const std::string&, const auto&) {
-        std::lock_guard lock(mutex);
-        handed_on_by.insert(std::this_thread::get_id());
-      });
-  Topology topology = builder.build();
-  topology.build();
-  Harness harness(true, std::move(topology), /*run_on_threads=*/true);
-  harness.manager->assign(kTwoPartitions);
-  for (int32_t partition : {0, 1}) {
-    auto& task = harness.manager->tasks().at(TaskId{0, partition});
-    REQUIRE(task->task_state() == runtime::TaskState::kRunning);
-    task->run(0);  // initializes the task's processors
-    const std::string key = "customer-" + std::to_string(partition);
-    internal::RawRecord record;
-    record.key = std::string_view(key);
-    record.value = std::string_view("order");
-    record.metadata = {"orders", partition, 0};
-    auto& stream = task->stream_task();
-    stream.process(*stream.source_for("orders"), record);
-  }
-  {
-    std::lock_guard lock(mutex);
-    REQUIRE(handed_on_by.empty());  // folded in the cache until the commit
-  }
-
-  REQUIRE(harness.manager->commit());
-  std::lock_guard lock(mutex);
-  CHECK(handed_on_by.size() == 2);
-  CHECK(handed_on_by.count(std::this_thread::get_id()) == 0);
 }
 
 TEST_CASE("a transaction that cannot commit aborts and takes every task back to the last commit",

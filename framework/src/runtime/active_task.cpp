@@ -234,9 +234,7 @@ bool ActiveTask::has_waiting() const {
 }
 
 bool ActiveTask::should_run_again() const {
-  if (queries_waiting_.load(std::memory_order_acquire) ||
-      hand_on_requested_.load(std::memory_order_acquire))
-    return true;
+  if (queries_waiting_.load(std::memory_order_acquire)) return true;
   if (awaited_input_ != nullptr && awaited_input_->queue.length() == 0) return false;
   return !idle_wait_ && has_waiting();
 }
@@ -317,7 +315,6 @@ bool ActiveTask::run(int64_t now) {
     // Records taken out of the batches; the partitions' end events are not.
     std::size_t taken = 0;
     const uint64_t dropped_before = task_.dropped();
-    bool handing_on = hand_on_requested_.load(std::memory_order_acquire);
     try {
       if (!initialized_) {
         task_.init();
@@ -325,11 +322,9 @@ bool ActiveTask::run(int64_t now) {
       }
       run_queries();
       task_.punctuate_wall_clock(now);
-      // A commit is coming: this run is the task's share of it.
-      if (handing_on) state_.hand_on_cached();
       if (timed_) collector_.set_now_ms(ProducerCollector::kNotSampled);
       for (auto& input : inputs_) input->may_have_more = true;
-      while (!handing_on && done < max_batch_ && !gate_.closed.load(std::memory_order_relaxed) &&
+      while (done < max_batch_ && !gate_.closed.load(std::memory_order_relaxed) &&
              ready_to_process(now)) {
         InputPartition* input = next_input();
         if (input == nullptr) break;
@@ -392,11 +387,6 @@ bool ActiveTask::run(int64_t now) {
         input->last_timestamp.store(raw.timestamp, std::memory_order_relaxed);
         ++done;
       }
-      // A commit that asked while this run processed: its share now.
-      if (!handing_on && hand_on_requested_.load(std::memory_order_acquire)) {
-        handing_on = true;
-        state_.hand_on_cached();
-      }
     } catch (const TaskCorruptedError& e) {
       report_failure("task " + id_.to_string() + ": " + e.what(), true);
       wake_poll_thread = true;
@@ -404,7 +394,6 @@ bool ActiveTask::run(int64_t now) {
       report_failure("task " + id_.to_string() + ": " + e.what(), false);
       wake_poll_thread = true;
     }
-    if (handing_on) hand_on_requested_.store(false, std::memory_order_release);
     if (timed_) collector_.set_now_ms(0);
     gate_.processed.fetch_add(done, std::memory_order_relaxed);
     if (const uint64_t dropped = task_.dropped() - dropped_before; dropped > 0)

@@ -209,16 +209,6 @@ class ActiveTask final : public state::RestoringTask {
   // task (see has_waiting).
   bool post_query(std::function<void()> query);
 
-  // Polling thread, before a commit: the task's next run hands on what its
-  // record caches hold (see StateManager::hand_on_cached) instead of
-  // processing, so that tasks do it side by side on their workers rather than
-  // one after the other under the commit's gate. Schedule the task after.
-  void request_hand_on() { hand_on_requested_.store(true, std::memory_order_release); }
-  // Until that run has handed on, or ended with a failure.
-  bool hand_on_pending() const { return hand_on_requested_.load(std::memory_order_acquire); }
-  // Polling thread, under the gate: the commit hands on what is left itself.
-  void cancel_hand_on() { hand_on_requested_.store(false, std::memory_order_release); }
-
   // True while a run is posted or executing; the poll thread posts a run only
   // when it flips this from false to true.
   std::atomic<bool> scheduled{false};
@@ -286,7 +276,6 @@ class ActiveTask final : public state::RestoringTask {
   std::mutex queries_mutex_;
   std::vector<std::function<void()>> queries_;
   std::atomic<bool> queries_waiting_{false};
-  std::atomic<bool> hand_on_requested_{false};
 
   std::atomic<TaskState> task_state_{TaskState::kCreated};
   std::mutex failure_mutex_;

@@ -398,36 +398,10 @@ void TaskManager::close_all(bool try_commit) {
 // ---- commit ----------------------------------------------------------------
 
 bool TaskManager::commit() {
-  if (settings_.exactly_once) hand_on_in_workers();
   close_gate();
-  // What a task did not hand on in time is handed on under the gate.
-  for (auto& [id, task] : tasks_) task->cancel_hand_on();
   const bool committed = commit_offsets();
   open_gate();
   return committed;
-}
-
-// Under exactly-once a commit comes every 100 ms, and handing on what the
-// record caches folded since is most of its work: the tasks do it side by
-// side on their workers before the gate stops them, and under the gate the
-// polling thread hands on only what they processed since. At-least-once
-// commits too seldom for it to matter.
-void TaskManager::hand_on_in_workers() {
-  if (recovery_.pending) return;
-  std::vector<std::shared_ptr<ActiveTask>> handing_on;
-  for (auto& [id, task] : tasks_) {
-    if (task->task_state() != TaskState::kRunning) continue;
-    task->request_hand_on();
-    shared_.schedule(task);
-    handing_on.push_back(task);
-  }
-  // A task no worker took up in time (or that could not be scheduled) is
-  // handed on under the gate.
-  const auto deadline = Clock::now() + std::chrono::seconds(1);
-  for (const auto& task : handing_on)
-    while (task->hand_on_pending() && task->scheduled.load() && !task->failure_reported() &&
-           Clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
 }
 
 bool TaskManager::commit_offsets() {

@@ -224,9 +224,6 @@ class TaskManager {
   };
 
   void close_gate();
-  // Before an exactly-once commit: each running task hands on its record
-  // caches on its own worker, and this waits for them (a second at most).
-  void hand_on_in_workers();
   void open_gate();
   void publish_tasks();
   // Turns the reports of other threads into task states (see TaskState).
