@@ -18,6 +18,13 @@ rd_kafka_resp_err_t close_consumer(rd_kafka_t* consumer) {
   return rd_kafka_consumer_close(consumer);
 }
 
+void give_up_assignment(rd_kafka_t* consumer, std::chrono::milliseconds limit) {
+  if (rd_kafka_unsubscribe(consumer) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!assignment(consumer).empty() && std::chrono::steady_clock::now() < deadline)
+    poll_record(consumer, std::chrono::milliseconds(100));
+}
+
 bool destroy_unclosed(KafkaPtr consumer, std::chrono::milliseconds limit) {
   if (!consumer) return true;
   return finish_within(limit, [handle = consumer.release()] {

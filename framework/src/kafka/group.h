@@ -24,6 +24,13 @@ void redirect_events_to_consumer(rd_kafka_t* consumer);
 // commits nothing of its own. Returns librdkafka's error, if any.
 rd_kafka_resp_err_t close_consumer(rd_kafka_t* consumer);
 
+// Before close_consumer: unsubscribes, then polls (serving the rebalance
+// callback, dropping any record) until nothing is assigned or `limit` passes.
+// Under cooperative rebalancing librdkafka 2.0.2's close can wait out the
+// session timeout when an assignment arrives during it (librdkafka #4527);
+// with no subscription and nothing assigned, it does not.
+void give_up_assignment(rd_kafka_t* consumer, std::chrono::milliseconds limit);
+
 // Destroys a consumer without leaving its group (its assignment was already
 // dropped, or it never joined one). librdkafka 2.0.2's destroy can wait
 // forever for its group handler to end, its main thread spinning (seen now and

@@ -140,6 +140,7 @@ class PostgresSink::Loop {
     queue_changed_.notify_all();
     database.join();
     closing_ = true;
+    kafka::give_up_assignment(consumer_.get(), std::chrono::seconds(10));
     kafka::close_consumer(consumer_.get());
     kafka::flush(producer_.get(), kCallTimeout);
   }
