@@ -13,25 +13,6 @@ EventPtr await_result(rd_kafka_queue_t* queue, std::chrono::milliseconds timeout
   return EventPtr(rd_kafka_queue_poll(queue, static_cast<int>(timeout.count())));
 }
 
-struct MetadataDeleter {
-  void operator()(const rd_kafka_metadata_t* metadata) const {
-    rd_kafka_metadata_destroy(metadata);
-  }
-};
-using MetadataPtr = std::unique_ptr<const rd_kafka_metadata_t, MetadataDeleter>;
-
-// The metadata of every topic on the cluster. Asking for all topics rather
-// than naming them keeps any broker from auto-creating one by being asked.
-MetadataPtr all_topics(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
-  const rd_kafka_metadata_t* metadata = nullptr;
-  const rd_kafka_resp_err_t err =
-      rd_kafka_metadata(rk, 1, nullptr, &metadata, static_cast<int>(timeout.count()));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    throw std::runtime_error(std::string("cannot read the cluster's topics: ") +
-                             rd_kafka_err2str(err));
-  return MetadataPtr(metadata);
-}
-
 }  // namespace
 
 std::map<std::string, int32_t> topic_partitions(rd_kafka_t* rk, std::chrono::milliseconds timeout) {

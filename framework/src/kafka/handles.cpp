@@ -63,19 +63,14 @@ std::optional<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
   return count;
 }
 
-std::map<std::string, int32_t> partition_counts(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
+MetadataPtr all_topics(rd_kafka_t* rk, std::chrono::milliseconds timeout) {
   const rd_kafka_metadata_t* metadata = nullptr;
-  rd_kafka_resp_err_t err =
+  const rd_kafka_resp_err_t err =
       rd_kafka_metadata(rk, 1, nullptr, &metadata, static_cast<int>(timeout.count()));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    throw std::runtime_error(std::string("cannot read the cluster's metadata: ") +
+    throw std::runtime_error(std::string("cannot read the cluster's topics: ") +
                              rd_kafka_err2str(err));
-  std::map<std::string, int32_t> counts;
-  for (int i = 0; i < metadata->topic_cnt; ++i)
-    if (metadata->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-      counts[metadata->topics[i].topic] = metadata->topics[i].partition_cnt;
-  rd_kafka_metadata_destroy(metadata);
-  return counts;
+  return MetadataPtr(metadata);
 }
 
 bool is_retriable(rd_kafka_resp_err_t err) {

@@ -113,12 +113,20 @@ inline void serve(rd_kafka_t* rk, int timeout_ms) {
 std::optional<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
                                        std::chrono::milliseconds timeout);
 
-// The partition count of every topic in the cluster, as one broker knows them.
-// Asked of a group's consumer, the answer is also what its subscription is
-// checked against: librdkafka 2.0.2 checks a subscription only against an
-// answer that lists every topic, or its own periodic refresh
+struct MetadataDeleter {
+  void operator()(const rd_kafka_metadata_t* metadata) const {
+    rd_kafka_metadata_destroy(metadata);
+  }
+};
+using MetadataPtr = std::unique_ptr<const rd_kafka_metadata_t, MetadataDeleter>;
+
+// The metadata of every topic on the cluster. Asking for all topics rather
+// than naming them keeps any broker from auto-creating one by being asked.
+// Asked of a group's consumer, it also makes librdkafka 2.0.2 check the
+// group's subscription again: it checks one only against an answer that
+// lists every topic, or against its own periodic refresh
 // (topic.metadata.refresh.interval.ms). Throws std::runtime_error.
-std::map<std::string, int32_t> partition_counts(rd_kafka_t* rk, std::chrono::milliseconds timeout);
+MetadataPtr all_topics(rd_kafka_t* rk, std::chrono::milliseconds timeout);
 
 // Whether an error is transient (a leader moving, a topic just created, a
 // broker briefly unreachable), so the same request may succeed when retried.

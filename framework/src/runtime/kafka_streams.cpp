@@ -674,12 +674,11 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   }
 
   // After a broker said a subscribed topic does not exist, which one that has
-  // not heard of it yet may say: the consumer asks again now, for every topic
-  // (the only answer its subscription is checked against besides the
-  // periodic refresh), rather than at its next periodic refresh.
+  // not heard of it yet may say: the consumer asks again now rather than at
+  // its next periodic refresh.
   void refresh_subscribed_topics() {
     try {
-      kafka::partition_counts(consumer.get(), kMetadataRefreshTimeout);
+      kafka::all_topics(consumer.get(), kMetadataRefreshTimeout);
     } catch (const std::exception&) {
       // Asked again at the next such error, or by the periodic refresh.
     }
