@@ -1,6 +1,7 @@
 #include "state/caching_stores.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <stdexcept>
@@ -10,11 +11,16 @@
 #include <utility>
 #include <vector>
 
+#include <boost/intrusive/set.hpp>
+#include <boost/intrusive/unordered_set.hpp>
+
 #include "state/forwarding_stores.h"
 #include "state/key_layout.h"
 
 namespace rill::state {
 namespace {
+
+namespace bi = boost::intrusive;
 
 // The cache's entries of a range, copied when the iterator is made (as a
 // RocksDB iterator reads a snapshot), merged with the store's entries: a
@@ -84,27 +90,74 @@ class MergedIterator final : public KeyValueBytesIterator {
   bool same_key_ = false;
 };
 
-struct Entry;
-using Node = std::pair<const std::string, Entry>;
+// One cached key: its value and its links in the key order, in the index by
+// hash and in the order of updates, with the key's bytes right after it in
+// the same allocation. One allocation per key, where a std::map and an
+// unordered index took two nodes and a copy of the key view (about 220 bytes
+// for a key and value of 16).
+class CacheEntry {
+ public:
+  using KeyHook = bi::set_member_hook<bi::link_mode<bi::normal_link>, bi::optimize_size<true>>;
+  using HashHook =
+      bi::unordered_set_member_hook<bi::link_mode<bi::normal_link>, bi::store_hash<true>>;
 
-struct Entry {
+  static CacheEntry* create(std::string_view key) {
+    void* memory = ::operator new(sizeof(CacheEntry) + key.size());
+    auto* entry = new (memory) CacheEntry(key.size());
+    std::memcpy(entry->key_bytes(), key.data(), key.size());
+    return entry;
+  }
+  static void destroy(CacheEntry* entry) {
+    entry->~CacheEntry();
+    ::operator delete(entry);
+  }
+  struct Destroy {
+    void operator()(CacheEntry* entry) const { destroy(entry); }
+  };
+
+  CacheEntry(const CacheEntry&) = delete;
+  CacheEntry& operator=(const CacheEntry&) = delete;
+
+  std::string_view key() const { return {key_bytes(), key_size_}; }
+
+  KeyHook by_key;
+  HashHook by_hash;
   std::optional<std::string> value;  // std::nullopt: a delete
   int64_t timestamp = 0;
   // Counted against the budget: key, value and kEntryOverhead.
   std::size_t size = 0;
+  // The order of updates among the dirty or among the clean entries.
+  CacheEntry* older = nullptr;
+  CacheEntry* newer = nullptr;
   // Not yet handed on. A clean entry holds what the store below holds, kept
   // for reads only.
   bool dirty = true;
-  // The order of updates among the dirty or among the clean entries, through
-  // the map's nodes (which never move).
-  Node* older = nullptr;
-  Node* newer = nullptr;
+
+ private:
+  explicit CacheEntry(std::size_t key_size) : key_size_(static_cast<uint32_t>(key_size)) {}
+  ~CacheEntry() = default;
+  char* key_bytes() { return reinterpret_cast<char*>(this + 1); }
+  const char* key_bytes() const { return reinterpret_cast<const char*>(this + 1); }
+
+  uint32_t key_size_;
 };
+using OwnedEntry = std::unique_ptr<CacheEntry, CacheEntry::Destroy>;
+
+struct EntryKey {
+  using type = std::string_view;
+  std::string_view operator()(const CacheEntry& entry) const { return entry.key(); }
+};
+using EntriesByKey =
+    bi::set<CacheEntry, bi::member_hook<CacheEntry, CacheEntry::KeyHook, &CacheEntry::by_key>,
+            bi::key_of_value<EntryKey>, bi::compare<BytesLess>, bi::constant_time_size<false>>;
+using EntriesByHash = bi::unordered_set<
+    CacheEntry, bi::member_hook<CacheEntry, CacheEntry::HashHook, &CacheEntry::by_hash>,
+    bi::key_of_value<EntryKey>, bi::hash<std::hash<std::string_view>>, bi::power_2_buckets<true>>;
 
 // The dirty or the clean entries, least recently updated first.
 struct Order {
-  Node* oldest = nullptr;
-  Node* newest = nullptr;
+  CacheEntry* oldest = nullptr;
+  CacheEntry* newest = nullptr;
 };
 
 // What an entry costs beyond its key and value bytes, counted as Kafka
@@ -112,8 +165,8 @@ struct Order {
 // flag, and the record context's timestamp, offset and partition), so that
 // one statestore.cache.max.bytes holds as many entries in both and emits the
 // same records. Like Kafka Streams' count, it is below what an entry occupies
-// in memory (here about sizeof(Node) + 48 bytes in the map, and 64 in its
-// index by hash).
+// in memory (here sizeof(CacheEntry), 120 bytes, and the key's bytes in one
+// allocation, and a bucket of 8 in the index by hash).
 constexpr std::size_t kEntryOverhead = 3 * 8 + 1 + 8 + 8 + 4;
 
 class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKeyValueBytesStore> {
@@ -161,11 +214,11 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   }
 
   std::optional<std::string> get(std::string_view key) const override {
-    if (const Entry* entry = lookup(key)) return entry->value;
+    if (const CacheEntry* entry = lookup(key)) return entry->value;
     return inner_->get(key);
   }
   std::optional<std::string_view> read(std::string_view key, std::string& buffer) const override {
-    if (const Entry* entry = lookup(key))
+    if (const CacheEntry* entry = lookup(key))
       return entry->value ? std::optional<std::string_view>(*entry->value) : std::nullopt;
     auto value = inner_->get(key);
     if (!value) return std::nullopt;
@@ -182,11 +235,11 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   }
   std::optional<std::string> put_if_absent(std::string_view key, std::string_view value) override {
     ++writes_;
-    auto it = find(key);
-    if (it == entries_.end()) return inner_->put_if_absent(key, value);
-    if (it->second.value) return it->second.value;
+    CacheEntry* entry = find(key);
+    if (entry == nullptr) return inner_->put_if_absent(key, value);
+    if (entry->value) return entry->value;
     // A cached delete: the key has no value, whatever the store below holds.
-    erase(it);
+    erase(entry);
     inner_->put(key, value);
     return std::nullopt;
   }
@@ -203,9 +256,11 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   void remove_range(std::string_view from, std::string_view to_exclusive) override {
     ++writes_;
     if (compare_bytes(from, to_exclusive) < 0) {
-      for (auto it = entries_.lower_bound(from);
-           it != entries_.end() && compare_bytes(it->first, to_exclusive) < 0;)
-        it = erase(it);
+      for (auto it = by_key_.lower_bound(from);
+           it != by_key_.end() && compare_bytes(it->key(), to_exclusive) < 0;) {
+        CacheEntry& entry = *it++;
+        erase(&entry);
+      }
     }
     inner_->remove_range(from, to_exclusive);
   }
@@ -235,20 +290,17 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
       hand_on(key, value, timestamp);
       return;
     }
-    auto it = find(key);
+    CacheEntry* found = find(key);
     // The entry being handed on keeps its value for the listener: the
     // update takes a new one.
-    if (it != entries_.end() && detach_if_handing_on(it)) it = entries_.end();
-    if (it == entries_.end()) {
-      it = entries_
-               .emplace(std::piecewise_construct, std::forward_as_tuple(key),
-                        std::forward_as_tuple())
-               .first;
-      index_.emplace(it->first, it);
+    if (found != nullptr && detach_if_handing_on(found)) found = nullptr;
+    if (found == nullptr) {
+      found = CacheEntry::create(key);
+      insert(*found);
     } else {
-      unlink(*it);
+      unlink(*found);
     }
-    Entry& entry = it->second;
+    CacheEntry& entry = *found;
     entry.dirty = true;
     if (!value)
       entry.value.reset();
@@ -257,11 +309,11 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     else
       entry.value.emplace(*value);
     entry.timestamp = timestamp;
-    link_newest(*it);
+    link_newest(entry);
     resize(entry, kEntryOverhead + key.size() + (value ? value->size() : 0));
     // `key` and `value` may point into buffers that handing on reuses: not
     // read from here on. Clean entries go first: they cost no write.
-    while (budget_.exceeded() && clean_.oldest != nullptr) erase(find(clean_.oldest->first));
+    while (budget_.exceeded() && clean_.oldest != nullptr) erase(clean_.oldest);
     while (budget_.exceeded() && dirty_.oldest != nullptr) evict_oldest(false);
   }
 
@@ -273,17 +325,17 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   // The entries not yet handed on.
   std::size_t cached_entries() const override { return dirty_entries_; }
   // Whether any entry, handed on or not, is cached.
-  bool empty() const { return entries_.empty(); }
+  bool empty() const { return by_key_.empty(); }
   bool enabled() const { return enabled_; }
   // Copies of the entries not yet handed on with from <= key < to_exclusive
   // (no upper end without it), in key order.
   MergedIterator::Cached dirty_entries(std::string_view from,
                                        const std::optional<std::string>& to_exclusive) const {
     MergedIterator::Cached cached;
-    for (auto it = entries_.lower_bound(from);
-         it != entries_.end() && (!to_exclusive || compare_bytes(it->first, *to_exclusive) < 0);
+    for (auto it = by_key_.lower_bound(from);
+         it != by_key_.end() && (!to_exclusive || compare_bytes(it->key(), *to_exclusive) < 0);
          ++it)
-      if (it->second.dirty) cached.emplace_back(it->first, it->second.value);
+      if (it->dirty) cached.emplace_back(it->key(), it->value);
     return cached;
   }
   const std::shared_ptr<bool>& open_flag() const { return open_; }
@@ -291,20 +343,17 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   uint64_t misses() const override { return misses_.load(std::memory_order_relaxed); }
 
  private:
-  using Entries = std::map<std::string, Entry, BytesLess>;
-
   // Only the thread running the task writes; a load and a store, no lock.
   static void count(std::atomic<uint64_t>& counter) {
     counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
   // The cached entry of `key`, counting a hit, or nullptr, counting a miss.
-  const Entry* lookup(std::string_view key) const {
-    if (!entries_.empty()) {
-      auto it = find(key);
-      if (it != entries_.end()) {
+  const CacheEntry* lookup(std::string_view key) const {
+    if (!by_key_.empty()) {
+      if (const CacheEntry* entry = find(key)) {
         count(hits_);
-        return &it->second;
+        return entry;
       }
     }
     if (enabled_) count(misses_);
@@ -319,56 +368,69 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     return std::make_unique<MergedIterator>(std::move(store), std::move(cached), open_);
   }
 
-  void resize(Entry& entry, std::size_t size) {
+  void resize(CacheEntry& entry, std::size_t size) {
     if (size == entry.size) return;
     budget_.add(size - entry.size);
     entry.size = size;
   }
 
-  Order& order_of(const Entry& entry) { return entry.dirty ? dirty_ : clean_; }
-  void link_newest(Node& node) {
-    Order& order = order_of(node.second);
-    node.second.older = order.newest;
-    node.second.newer = nullptr;
-    (order.newest != nullptr ? order.newest->second.newer : order.oldest) = &node;
-    order.newest = &node;
-    if (node.second.dirty) ++dirty_entries_;
-  }
-  void unlink(Node& node) {
-    Entry& entry = node.second;
+  Order& order_of(const CacheEntry& entry) { return entry.dirty ? dirty_ : clean_; }
+  void link_newest(CacheEntry& entry) {
     Order& order = order_of(entry);
-    (entry.older != nullptr ? entry.older->second.newer : order.oldest) = entry.newer;
-    (entry.newer != nullptr ? entry.newer->second.older : order.newest) = entry.older;
+    entry.older = order.newest;
+    entry.newer = nullptr;
+    (order.newest != nullptr ? order.newest->newer : order.oldest) = &entry;
+    order.newest = &entry;
+    if (entry.dirty) ++dirty_entries_;
+  }
+  void unlink(CacheEntry& entry) {
+    Order& order = order_of(entry);
+    (entry.older != nullptr ? entry.older->newer : order.oldest) = entry.newer;
+    (entry.newer != nullptr ? entry.newer->older : order.newest) = entry.older;
     if (entry.dirty) --dirty_entries_;
   }
 
-  Entries::iterator find(std::string_view key) {
-    const auto found = index_.find(key);
-    return found == index_.end() ? entries_.end() : found->second;
+  CacheEntry* find(std::string_view key) {
+    const auto found = by_hash_.find(key);
+    return found == by_hash_.end() ? nullptr : &*found;
   }
-  Entries::const_iterator find(std::string_view key) const {
-    const auto found = index_.find(key);
-    return found == index_.end() ? entries_.end() : Entries::const_iterator(found->second);
+  const CacheEntry* find(std::string_view key) const {
+    const auto found = by_hash_.find(key);
+    return found == by_hash_.end() ? nullptr : &*found;
   }
-  Entries::iterator erase(Entries::iterator it) {
-    if (!unforwarded_old_values_.empty()) unforwarded_old_values_.erase(it->first);
-    if (!handing_on_.empty()) {
-      const auto next = std::next(it);
-      if (detach_if_handing_on(it)) return next;
+  // Adds a new entry to both indexes, growing the hash index's buckets to
+  // keep one entry per bucket on average.
+  void insert(CacheEntry& entry) {
+    by_key_.insert_unique(entry);
+    if (by_hash_.size() >= bucket_count_) {
+      const std::size_t count = bucket_count_ * 2;
+      auto buckets = std::make_unique<EntriesByHash::bucket_type[]>(count);
+      by_hash_.rehash(EntriesByHash::bucket_traits(buckets.get(), count));
+      buckets_ = std::move(buckets);
+      bucket_count_ = count;
     }
-    unlink(*it);
-    resize(it->second, 0);
-    index_.erase(std::string_view(it->first));
-    return entries_.erase(it);
+    by_hash_.insert(entry);
+  }
+  // Takes an entry out of both indexes.
+  void remove_from_indexes(CacheEntry& entry) {
+    by_key_.erase(by_key_.iterator_to(entry));
+    by_hash_.erase(by_hash_.iterator_to(entry));
+  }
+  void erase(CacheEntry* entry) {
+    if (!unforwarded_old_values_.empty()) unforwarded_old_values_.erase(std::string(entry->key()));
+    if (!handing_on_.empty() && detach_if_handing_on(entry)) return;
+    unlink(*entry);
+    resize(*entry, 0);
+    remove_from_indexes(*entry);
+    CacheEntry::destroy(entry);
   }
   void discard(std::string_view key) {
-    if (entries_.empty()) return;
-    auto it = find(key);
-    if (it != entries_.end()) erase(it);
+    if (by_key_.empty()) return;
+    if (CacheEntry* entry = find(key)) erase(entry);
   }
   void drop_entries() {
     for (Order* order : {&dirty_, &clean_})
-      while (order->oldest != nullptr) erase(find(order->oldest->first));
+      while (order->oldest != nullptr) erase(order->oldest);
     unforwarded_old_values_.clear();
   }
 
@@ -380,44 +442,45 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   // eviction meanwhile, ends the round: the entries left go in the next one,
   // written again with their newest values.
   void hand_on_in_key_order() {
-    std::vector<Node*> dirtied;
+    std::vector<CacheEntry*> dirtied;
     dirtied.reserve(dirty_entries_);
-    for (Node* node = dirty_.oldest; node != nullptr; node = node->second.newer)
-      dirtied.push_back(node);
-    std::vector<Node*> by_key = dirtied;
-    std::sort(by_key.begin(), by_key.end(),
-              [](const Node* a, const Node* b) { return compare_bytes(a->first, b->first) < 0; });
+    for (CacheEntry* entry = dirty_.oldest; entry != nullptr; entry = entry->newer)
+      dirtied.push_back(entry);
+    std::vector<CacheEntry*> by_key = dirtied;
+    std::sort(by_key.begin(), by_key.end(), [](const CacheEntry* a, const CacheEntry* b) {
+      return compare_bytes(a->key(), b->key()) < 0;
+    });
     if (read_old_values_ && listener_)
-      for (const Node* node : by_key)
-        unforwarded_old_values_.try_emplace(node->first, inner_->get(node->first));
+      for (const CacheEntry* entry : by_key)
+        unforwarded_old_values_.try_emplace(std::string(entry->key()), inner_->get(entry->key()));
     std::vector<BytesWrite> writes;
     writes.reserve(by_key.size());
-    for (const Node* node : by_key) {
-      const std::optional<std::string>& value = node->second.value;
+    for (const CacheEntry* entry : by_key) {
+      const std::optional<std::string>& value = entry->value;
       writes.push_back(
-          {node->first, value ? std::optional<std::string_view>(*value) : std::nullopt});
+          {entry->key(), value ? std::optional<std::string_view>(*value) : std::nullopt});
     }
     inner_->write_all(writes);
     const uint64_t writes_before = writes_;
-    for (Node* node : dirtied) {
-      if (writes_ != writes_before || dirty_.oldest != node) return;
+    for (CacheEntry* entry : dirtied) {
+      if (writes_ != writes_before || dirty_.oldest != entry) return;
       evict_oldest(/*keep_clean=*/enabled_, /*written=*/true);
     }
   }
 
-  // An entry being handed on stays in the map, in neither order, while its
-  // listener runs. A write to its key or its removal meanwhile takes it out
-  // of the map, into `detached`, so that the listener's views of its key and
-  // value stay valid and the write starts a new entry.
+  // An entry being handed on stays in the indexes, in neither order, while
+  // its listener runs. A write to its key or its removal meanwhile takes it
+  // out of the indexes, into `detached`, so that the listener's views of its
+  // key and value stay valid and the write starts a new entry.
   struct HandingOn {
-    Entries::iterator where;
-    Entries::node_type detached;
+    CacheEntry* entry;
+    OwnedEntry detached;
   };
-  bool detach_if_handing_on(Entries::iterator it) {
+  bool detach_if_handing_on(CacheEntry* entry) {
     for (HandingOn* handing_on : handing_on_) {
-      if (handing_on->where != it || !handing_on->detached.empty()) continue;
-      index_.erase(std::string_view(it->first));
-      handing_on->detached = entries_.extract(it);
+      if (handing_on->entry != entry || handing_on->detached) continue;
+      remove_from_indexes(*entry);
+      handing_on->detached.reset(entry);
       return true;
     }
     return false;
@@ -428,39 +491,38 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   // or the budget has no room for it. `written`: the store below has it
   // already.
   void evict_oldest(bool keep_clean, bool written = false) {
-    Node& oldest = *dirty_.oldest;
+    CacheEntry& oldest = *dirty_.oldest;
     unlink(oldest);
-    const std::size_t size = oldest.second.size;
-    resize(oldest.second, 0);
-    oldest.second.dirty = false;
-    HandingOn handing_on{find(oldest.first), {}};
+    const std::size_t size = oldest.size;
+    resize(oldest, 0);
+    oldest.dirty = false;
+    HandingOn handing_on{&oldest, {}};
     handing_on_.push_back(&handing_on);
     const uint64_t writes = writes_;
     try {
-      const Entry& entry = oldest.second;
-      hand_on(oldest.first,
-              entry.value ? std::optional<std::string_view>(*entry.value) : std::nullopt,
-              entry.timestamp, written);
+      hand_on(oldest.key(),
+              oldest.value ? std::optional<std::string_view>(*oldest.value) : std::nullopt,
+              oldest.timestamp, written);
     } catch (...) {
       handing_on_.pop_back();
-      if (handing_on.detached.empty()) drop_unlinked(handing_on.where);
+      if (!handing_on.detached) drop_unlinked(oldest);
       throw;
     }
     handing_on_.pop_back();
-    if (!handing_on.detached.empty()) return;  // dropped with the frame
+    if (handing_on.detached) return;  // destroyed with the frame
     if (!keep_clean || writes_ != writes || budget_.bytes() + size > budget_.max_bytes()) {
-      drop_unlinked(handing_on.where);
+      drop_unlinked(oldest);
       return;
     }
     link_newest(oldest);
-    resize(oldest.second, size);
+    resize(oldest, size);
   }
-  // Takes an entry out of the map that is in neither order and counts nothing
-  // against the budget.
-  void drop_unlinked(Entries::iterator it) {
-    if (!unforwarded_old_values_.empty()) unforwarded_old_values_.erase(it->first);
-    index_.erase(std::string_view(it->first));
-    entries_.erase(it);
+  // Destroys an entry that is in neither order and counts nothing against
+  // the budget.
+  void drop_unlinked(CacheEntry& entry) {
+    if (!unforwarded_old_values_.empty()) unforwarded_old_values_.erase(std::string(entry.key()));
+    remove_from_indexes(entry);
+    CacheEntry::destroy(&entry);
   }
   void hand_on(std::string_view key, std::optional<std::string_view> value, int64_t timestamp,
                bool written = false) {
@@ -500,12 +562,16 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   FlushListener listener_;
   bool read_old_values_ = false;
   bool enabled_ = true;
-  Entries entries_;
+  // The entries in key order, for ranges.
+  EntriesByKey by_key_;
   // The entries by key hash, for the point lookups of every read and write:
-  // the map, which ranges need, compares keys at each of its ~17 levels for
-  // 100,000 entries, each a cache miss. Keys are views of the map's nodes,
-  // which never move.
-  std::unordered_map<std::string_view, Entries::iterator> index_;
+  // the key order compares keys at each of its ~17 levels for 100,000
+  // entries, each a cache miss.
+  static constexpr std::size_t kInitialBuckets = 64;
+  std::size_t bucket_count_ = kInitialBuckets;
+  std::unique_ptr<EntriesByHash::bucket_type[]> buckets_ =
+      std::make_unique<EntriesByHash::bucket_type[]>(kInitialBuckets);
+  EntriesByHash by_hash_{EntriesByHash::bucket_traits(buckets_.get(), kInitialBuckets)};
   Order dirty_;
   Order clean_;
   std::size_t dirty_entries_ = 0;
