@@ -24,7 +24,9 @@ class CachedStore {
                        std::unique_ptr<state::BytesStore> bytes = nullptr) {
     auto builder = Stores::key_value<std::string, V>("cached").in_memory();
     if (!bytes) bytes = builder.build_bytes_store({}, nullptr);
-    typed_ = builder.wrap(state::with_record_cache(std::move(bytes), StoreKind::kKeyValue, budget));
+    auto cached = state::with_record_cache(std::move(bytes), StoreKind::kKeyValue, budget);
+    cache = dynamic_cast<state::RecordCache*>(cached.get());
+    typed_ = builder.wrap(std::move(cached));
     store().set_flush_listener([this](const std::string& key, const std::optional<V>& value,
                                       int64_t) { handed_on.emplace_back(key, value); });
   }
@@ -34,6 +36,8 @@ class CachedStore {
   }
 
   HandedOn handed_on;
+  // The cache's side of the store: a commit calls hand_on().
+  state::RecordCache* cache = nullptr;
 
  private:
   std::unique_ptr<StateStore> typed_;

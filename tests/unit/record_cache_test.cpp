@@ -335,25 +335,41 @@ TEST_CASE("a change listener gets the value last handed on as the old value",
 
 namespace {
 
+using Batches = std::vector<std::vector<std::string>>;
+
 // An in-memory store that notes how it is written: each batch's keys, and
-// each single write's key.
+// each single write's key, as a changelog layer sees them: in `writes` what
+// the store takes (logged or not), in `logged` what is logged alone.
 class WriteLog final : public state::ForwardingKeyValueStore {
  public:
-  explicit WriteLog(std::vector<std::vector<std::string>>& writes)
+  explicit WriteLog(Batches& writes, Batches* logged = nullptr)
       : state::ForwardingKeyValueStore(std::make_unique<state::InMemoryKeyValueStore>("cached")),
-        writes_(writes) {}
+        writes_(writes),
+        logged_(logged) {}
   void put(std::string_view key, std::string_view value) override {
     writes_.push_back({std::string(key)});
     state::ForwardingKeyValueStore::put(key, value);
   }
   void write_all(std::span<const state::BytesWrite> writes) override {
-    auto& batch = writes_.emplace_back();
-    for (const state::BytesWrite& write : writes) batch.emplace_back(write.key);
+    note(writes_, writes);
     state::ForwardingKeyValueStore::write_all(writes);
+  }
+  void store_only(std::span<const state::BytesWrite> writes) override {
+    note(writes_, writes);
+    state::ForwardingKeyValueStore::store_only(writes);
+  }
+  void log_only(std::span<const state::BytesWrite> writes) override {
+    if (logged_ != nullptr) note(*logged_, writes);
   }
 
  private:
-  std::vector<std::vector<std::string>>& writes_;
+  static void note(Batches& batches, std::span<const state::BytesWrite> writes) {
+    auto& batch = batches.emplace_back();
+    for (const state::BytesWrite& write : writes) batch.emplace_back(write.key);
+  }
+
+  Batches& writes_;
+  Batches* logged_;
 };
 
 }  // namespace
@@ -372,6 +388,59 @@ TEST_CASE("a commit writes the store below in one batch in key order, and hands 
   CHECK(cached.handed_on ==
         CachedStrings::HandedOn{{"a", "v-a"}, {"d", "v-d"}, {"b", "v-b"}, {"c", "v-c2"}});
   CHECK(store.get("c") == "v-c2");
+}
+
+TEST_CASE("a commit without a flush logs what it hands on, and the store takes it when let go",
+          "[unit][state][cache]") {
+  state::CacheBudget budget(1 << 20);
+  Batches writes;
+  Batches logged;
+  CachedStrings cached(budget, std::make_unique<WriteLog>(writes, &logged));
+  Strings& store = cached.store();
+  store.put("b", std::optional<std::string>("1"), 1);
+  store.put("a", std::optional<std::string>("1"), 1);
+  cached.cache->hand_on();
+  CHECK(logged == Batches{{"a", "b"}});
+  CHECK(writes.empty());
+  CHECK(cached.handed_on == CachedStrings::HandedOn{{"b", "1"}, {"a", "1"}});
+  // Reads and iterators see what the store below lacks.
+  CHECK(store.get("a") == "1");
+  CHECK(store.all().to_vector() == Entries{{"a", "1"}, {"b", "1"}});
+  CHECK(store.range("b", "z").to_vector() == Entries{{"b", "1"}});
+
+  // The next commit logs only what changed; the store still waits.
+  store.put("a", std::optional<std::string>("2"), 2);
+  cached.cache->hand_on();
+  CHECK(logged == Batches{{"a", "b"}, {"a"}});
+  CHECK(writes.empty());
+  CHECK(store.all().to_vector() == Entries{{"a", "2"}, {"b", "1"}});
+
+  // A flush writes the store, once, with the newest values.
+  store.flush();
+  CHECK(writes == Batches{{"a", "b"}});
+  CHECK(logged.size() == 2);
+
+  // A single entry too.
+  store.put("c", std::optional<std::string>("1"), 3);
+  cached.cache->hand_on();
+  CHECK(logged.back() == std::vector<std::string>{"c"});
+  CHECK(writes.size() == 1);
+
+  // An entry handed on and then let go for room is written as it goes: the
+  // budget holds two entries of a one-byte key and value.
+  state::CacheBudget two(100);
+  Batches tight_writes;
+  Batches tight_logged;
+  CachedStrings tight(two, std::make_unique<WriteLog>(tight_writes, &tight_logged));
+  tight.store().put("x", std::optional<std::string>("1"), 1);
+  tight.store().put("y", std::optional<std::string>("1"), 1);
+  tight.cache->hand_on();
+  CHECK(tight_logged == Batches{{"x", "y"}});
+  CHECK(tight_writes.empty());
+  tight.store().put("z", std::optional<std::string>("1"), 2);
+  CHECK(tight_writes == Batches{{"x"}});
+  CHECK(tight.store().get("x") == "1");
+  CHECK(tight.store().all().to_vector() == Entries{{"x", "1"}, {"y", "1"}, {"z", "1"}});
 }
 
 TEST_CASE("a listener that writes to its store during a commit's batch leaves the newest values",

@@ -34,6 +34,8 @@ class BasicForwardingKeyValueStore : public Interface {
   }
   void remove(std::string_view key) override { inner_->remove(key); }
   void write_all(std::span<const BytesWrite> writes) override { inner_->write_all(writes); }
+  void log_only(std::span<const BytesWrite> writes) override { inner_->log_only(writes); }
+  void store_only(std::span<const BytesWrite> writes) override { inner_->store_only(writes); }
   void remove_range(std::string_view from, std::string_view to_exclusive) override {
     inner_->remove_range(from, to_exclusive);
   }

@@ -32,8 +32,12 @@ class LoggingKeyValueStore final : public ForwardingKeyValueStore {
   }
   void write_all(std::span<const BytesWrite> writes) override {
     inner_->write_all(writes);
+    log_only(writes);
+  }
+  void log_only(std::span<const BytesWrite> writes) override {
     for (const BytesWrite& write : writes) writer_.write(write.key, write.value);
   }
+  void store_only(std::span<const BytesWrite> writes) override { inner_->store_only(writes); }
   void remove_range(std::string_view from, std::string_view to_exclusive) override {
     // Each key needs its own tombstone in a compacted changelog.
     for (auto it = inner_->range(from, to_exclusive); it->valid(); it->next())

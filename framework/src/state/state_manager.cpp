@@ -179,11 +179,13 @@ const state::RocksDbKeyValueStore* rocksdb_of(const state::BytesStore* store) {
 
 }  // namespace
 
-CheckpointOffsets StateManager::snapshot_to(const std::filesystem::path& directory) const {
+CheckpointOffsets StateManager::snapshot_to(const std::filesystem::path& directory) {
   CheckpointOffsets offsets;
   for (const auto& [name, open_store] : stores_) {
     const auto* rocksdb_store = rocksdb_of(open_store.inner);
     if (open_store.changelog == nullptr || rocksdb_store == nullptr) continue;
+    // An exactly-once commit hands on without writing the store.
+    if (open_store.cache != nullptr) open_store.cache->store_handed_on();
     const std::filesystem::path target =
         directory / rocksdb_store->directory().lexically_relative(directory_);
     std::filesystem::create_directories(target.parent_path());

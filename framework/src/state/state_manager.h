@@ -95,7 +95,7 @@ class StateManager {
   // laid out as under the task's directory, and returns the changelog offsets they cover. Stores in
   // memory or without a changelog are left out: opening the task rebuilds them from their
   // changelogs (or they are not kept at all).
-  CheckpointOffsets snapshot_to(const std::filesystem::path& directory) const;
+  CheckpointOffsets snapshot_to(const std::filesystem::path& directory);
 
   // Per store: what RocksDB estimates of a persistent store (keys or windows,
   // and bytes of SST files plus memtables; -1 for other stores) and the record

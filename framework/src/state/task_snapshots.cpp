@@ -74,7 +74,7 @@ std::string TaskSnapshots::prefix_of(const TaskId& task) const {
   return root_ + "/" + task.to_string() + "/";
 }
 
-void TaskSnapshots::after_commit(const TaskId& task, const StateManager& state) {
+void TaskSnapshots::after_commit(const TaskId& task, StateManager& state) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return;

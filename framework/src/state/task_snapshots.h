@@ -49,7 +49,7 @@ class TaskSnapshots {
   // acknowledged): snapshots the task when its last one is older than the
   // interval or request_all() asked for one, and queues the upload. Never throws: a failed snapshot
   // is logged, and the next commit tries again.
-  void after_commit(const TaskId& task, const StateManager& state);
+  void after_commit(const TaskId& task, StateManager& state);
 
   // Before a task opens its stores (from several threads at once, one per
   // task): when `task_directory` holds no

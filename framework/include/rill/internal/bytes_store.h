@@ -77,6 +77,12 @@ class KeyValueBytesStore : public BytesStore {
   // Applies the writes in order, atomically where the implementation can
   // (RocksDB: one WriteBatch). Meant for restoring from a changelog.
   virtual void write_all(std::span<const BytesWrite> writes) = 0;
+  // write_all in its two halves, for a record cache that hands its entries on
+  // at every exactly-once commit but writes the store only when it lets an
+  // entry go: log_only writes to the changelog alone (a store below every
+  // changelog layer has none), store_only to the store alone.
+  virtual void log_only(std::span<const BytesWrite> writes) { (void)writes; }
+  virtual void store_only(std::span<const BytesWrite> writes) { write_all(writes); }
   // Removes every key k with from <= k < to_exclusive (RocksDB: DeleteRange,
   // one range tombstone however many keys it covers).
   virtual void remove_range(std::string_view from, std::string_view to_exclusive) = 0;
@@ -98,6 +104,9 @@ class RecordCache {
   virtual ~RecordCache() = default;
   // Hands on what the cache holds, without flushing the store below.
   virtual void hand_on() = 0;
+  // Writes the store below with what was handed on but kept from it, so
+  // that the store's files hold every commit (as a snapshot copies them).
+  virtual void store_handed_on() = 0;
   // Hands on what the cache holds; from then on put_cached writes through.
   virtual void disable() = 0;
   virtual std::size_t cached_entries() const = 0;
@@ -111,8 +120,10 @@ class RecordCache {
 // the cache through it. Writes made with a timestamp wait in the cache, one
 // entry per key holding its newest value, until a commit (flush()) or an
 // eviction hands them on: to the store below (and so to its changelog), then
-// to the flush listener. Reads and iterators see those entries before the
-// store below; other writes go straight through.
+// to the flush listener. A commit without a flush (exactly-once's) hands on to
+// the changelog and the listener only: the store below takes such an entry
+// when the cache lets it go or flushes. Reads and iterators see the entries
+// the store below lacks before it; other writes go straight through.
 class CachingKeyValueBytesStore : public KeyValueBytesStore, public RecordCache {
  public:
   // A key, its newest value (std::nullopt: deleted) and the value the store
