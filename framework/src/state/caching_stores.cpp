@@ -355,6 +355,22 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   uint64_t misses() const override { return misses_.load(std::memory_order_relaxed); }
 
  private:
+  static BytesWrite write_of(const CacheEntry& entry) {
+    return {entry.key(),
+            entry.value ? std::optional<std::string_view>(*entry.value) : std::nullopt};
+  }
+  // Sorts `entries` by key and returns their writes in that order: RocksDB's
+  // memtable takes keys in order several times faster than scattered ones.
+  static std::vector<BytesWrite> writes_in_key_order(std::vector<CacheEntry*>& entries) {
+    std::sort(entries.begin(), entries.end(), [](const CacheEntry* a, const CacheEntry* b) {
+      return compare_bytes(a->key(), b->key()) < 0;
+    });
+    std::vector<BytesWrite> writes;
+    writes.reserve(entries.size());
+    for (const CacheEntry* entry : entries) writes.push_back(write_of(*entry));
+    return writes;
+  }
+
   // How much of an entry a commit's batch wrote before handing it on.
   enum class Handed { kNotYet, kLogged, kWritten };
 
@@ -470,19 +486,10 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     for (CacheEntry* entry = dirty_.oldest; entry != nullptr; entry = entry->newer)
       dirtied.push_back(entry);
     std::vector<CacheEntry*> by_key = dirtied;
-    std::sort(by_key.begin(), by_key.end(), [](const CacheEntry* a, const CacheEntry* b) {
-      return compare_bytes(a->key(), b->key()) < 0;
-    });
+    const std::vector<BytesWrite> writes = writes_in_key_order(by_key);
     if (read_old_values_ && listener_)
       for (const CacheEntry* entry : by_key)
         unforwarded_old_values_.try_emplace(std::string(entry->key()), inner_->get(entry->key()));
-    std::vector<BytesWrite> writes;
-    writes.reserve(by_key.size());
-    for (const CacheEntry* entry : by_key) {
-      const std::optional<std::string>& value = entry->value;
-      writes.push_back(
-          {entry->key(), value ? std::optional<std::string_view>(*value) : std::nullopt});
-    }
     const Handed handed = defers_store_writes() ? Handed::kLogged : Handed::kWritten;
     if (handed == Handed::kLogged)
       inner_->log_only(writes);
@@ -553,8 +560,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     erase(&entry);
   }
   void store(const CacheEntry& entry) {
-    const BytesWrite write{
-        entry.key(), entry.value ? std::optional<std::string_view>(*entry.value) : std::nullopt};
+    const BytesWrite write = write_of(entry);
     inner_->store_only(std::span(&write, 1));
   }
   // Writes every unwritten entry to the store below, in one batch in key order.
@@ -563,15 +569,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     for (CacheEntry* entry = clean_.oldest; entry != nullptr; entry = entry->newer)
       if (entry->unwritten) unwritten.push_back(entry);
     if (unwritten.empty()) return;
-    std::sort(unwritten.begin(), unwritten.end(), [](const CacheEntry* a, const CacheEntry* b) {
-      return compare_bytes(a->key(), b->key()) < 0;
-    });
-    std::vector<BytesWrite> writes;
-    writes.reserve(unwritten.size());
-    for (const CacheEntry* entry : unwritten)
-      writes.push_back({entry->key(), entry->value ? std::optional<std::string_view>(*entry->value)
-                                                   : std::nullopt});
-    inner_->store_only(writes);
+    inner_->store_only(writes_in_key_order(unwritten));
     for (CacheEntry* entry : unwritten) entry->unwritten = false;
   }
   // Destroys an entry that is in neither order and counts nothing against
