@@ -198,7 +198,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   void hand_on() override {
     while (dirty_.oldest != nullptr) {
       if (writes_mode_ == Writes::kBatchInKeyOrder)
-        hand_on_in_key_order();
+        hand_on_batch();
       else
         evict_oldest(/*keep_clean=*/enabled_);
     }
@@ -473,28 +473,32 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     unforwarded_old_values_.clear();
   }
 
-  // The dirty entries go to the store below first, in one batch in key order:
-  // RocksDB's memtable takes keys in order several times faster than scattered
-  // ones, and under exactly-once a commit every 100 ms hands on most keys.
-  // Then each goes to the listener in the order it was dirtied, as when
+  // The dirty entries go to the store below first, in one batch: in key order
+  // when the store takes them (RocksDB's memtable takes keys in order several
+  // times faster than scattered ones), as they come when only the changelog
+  // does. Then each goes to the listener in the order it was dirtied, as when
   // handed on one at a time. A write to this store by a listener, or an
   // eviction meanwhile, ends the round: the entries left go in the next one,
   // written again with their newest values.
-  void hand_on_in_key_order() {
+  void hand_on_batch() {
     std::vector<CacheEntry*> dirtied;
     dirtied.reserve(dirty_entries_);
     for (CacheEntry* entry = dirty_.oldest; entry != nullptr; entry = entry->newer)
       dirtied.push_back(entry);
-    std::vector<CacheEntry*> by_key = dirtied;
-    const std::vector<BytesWrite> writes = writes_in_key_order(by_key);
-    if (read_old_values_ && listener_)
-      for (const CacheEntry* entry : by_key)
-        unforwarded_old_values_.try_emplace(std::string(entry->key()), inner_->get(entry->key()));
     const Handed handed = defers_store_writes() ? Handed::kLogged : Handed::kWritten;
-    if (handed == Handed::kLogged)
+    if (handed == Handed::kLogged) {
+      std::vector<BytesWrite> writes;
+      writes.reserve(dirtied.size());
+      for (const CacheEntry* entry : dirtied) writes.push_back(write_of(*entry));
       inner_->log_only(writes);
-    else
+    } else {
+      std::vector<CacheEntry*> by_key = dirtied;
+      const std::vector<BytesWrite> writes = writes_in_key_order(by_key);
+      if (read_old_values_ && listener_)
+        for (const CacheEntry* entry : by_key)
+          unforwarded_old_values_.try_emplace(std::string(entry->key()), inner_->get(entry->key()));
       inner_->write_all(writes);
+    }
     const uint64_t writes_before = writes_;
     for (CacheEntry* entry : dirtied) {
       if (writes_ != writes_before || dirty_.oldest != entry) return;
