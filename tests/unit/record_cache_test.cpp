@@ -444,6 +444,27 @@ TEST_CASE("a commit without a flush logs what it hands on, and the store takes i
   CHECK(tight.store().all().to_vector() == Entries{{"x", "1"}, {"y", "1"}, {"z", "1"}});
 }
 
+TEST_CASE("a listener's range reads see the entries of a commit that the store has not taken",
+          "[unit][state][cache]") {
+  state::CacheBudget budget(1 << 20);
+  Batches writes;
+  Batches logged;
+  CachedStrings cached(budget, std::make_unique<WriteLog>(writes, &logged));
+  Strings& store = cached.store();
+  std::vector<Entries> seen;
+  store.set_flush_listener([&](const std::string&, const std::optional<std::string>&, int64_t) {
+    seen.push_back(store.all().to_vector());
+  });
+  store.put("b", std::optional<std::string>("1"), 1);
+  store.put("a", std::optional<std::string>("1"), 1);
+  store.put("c", std::optional<std::string>("1"), 1);
+  cached.cache->hand_on();
+  REQUIRE(writes.empty());
+  // Each listener saw every entry: handed on, being handed on, or waiting.
+  const Entries all{{"a", "1"}, {"b", "1"}, {"c", "1"}};
+  CHECK(seen == std::vector<Entries>{all, all, all});
+}
+
 TEST_CASE("a listener that writes to its store during a commit's batch leaves the newest values",
           "[unit][state][cache]") {
   using Change = std::tuple<std::string, std::optional<std::string>, std::optional<std::string>>;

@@ -187,25 +187,9 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   CachingKeyValueStore(const CachingKeyValueStore&) = delete;
   CachingKeyValueStore& operator=(const CachingKeyValueStore&) = delete;
 
-  // Hands on every dirty entry, least recently updated first. What was
-  // handed on stays as a clean entry while it fits in the budget, so that the
-  // keys of the next commit interval are read from memory, not from the store
-  // below (as Kafka Streams' cache keeps flushed entries); updates take the
-  // room of clean entries before anything is handed on early. Keeping only
-  // half the budget had a store whose keys fitted drop some of them at every
-  // commit and read them back from RocksDB, which filled its block cache with
-  // the blocks of files that the next flushes replace.
-  void hand_on() override {
-    while (dirty_.oldest != nullptr) {
-      if (writes_mode_ == Writes::kBatchInKeyOrder)
-        hand_on_batch();
-      else
-        evict_oldest(/*keep_clean=*/enabled_);
-    }
-    unforwarded_old_values_.clear();
-  }
+  void hand_on() override { hand_on_dirty(/*then_flush=*/false); }
   void flush() override {
-    hand_on();
+    hand_on_dirty(/*then_flush=*/true);
     store_unwritten();
     inner_->flush();
   }
@@ -263,8 +247,9 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   void remove_range(std::string_view from, std::string_view to_exclusive) override {
     ++writes_;
     if (compare_bytes(from, to_exclusive) < 0) {
-      for (auto it = by_key_.lower_bound(from);
-           it != by_key_.end() && compare_bytes(it->key(), to_exclusive) < 0;) {
+      EntriesByKey& by_key = in_key_order();
+      for (auto it = by_key.lower_bound(from);
+           it != by_key.end() && compare_bytes(it->key(), to_exclusive) < 0;) {
         CacheEntry& entry = *it++;
         erase(&entry);
       }
@@ -336,7 +321,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   // The entries not yet handed on.
   std::size_t cached_entries() const override { return dirty_entries_; }
   // Whether any entry, handed on or not, is cached.
-  bool empty() const { return by_key_.empty(); }
+  bool empty() const { return by_hash_.empty(); }
   bool enabled() const { return enabled_; }
   // Copies of the entries the store below lacks (not yet handed on, or not
   // yet written) with from <= key < to_exclusive (no upper end without it),
@@ -344,9 +329,9 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   MergedIterator::Cached dirty_entries(std::string_view from,
                                        const std::optional<std::string>& to_exclusive) const {
     MergedIterator::Cached cached;
-    for (auto it = by_key_.lower_bound(from);
-         it != by_key_.end() && (!to_exclusive || compare_bytes(it->key(), *to_exclusive) < 0);
-         ++it)
+    const EntriesByKey& by_key = in_key_order();
+    for (auto it = by_key.lower_bound(from);
+         it != by_key.end() && (!to_exclusive || compare_bytes(it->key(), *to_exclusive) < 0); ++it)
       if (it->dirty || it->unwritten) cached.emplace_back(it->key(), it->value);
     return cached;
   }
@@ -389,7 +374,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
 
   // The cached entry of `key`, counting a hit, or nullptr, counting a miss.
   const CacheEntry* lookup(std::string_view key) const {
-    if (!by_key_.empty()) {
+    if (!by_hash_.empty()) {
       if (const CacheEntry* entry = find(key)) {
         count(hits_);
         return entry;
@@ -437,10 +422,23 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     const auto found = by_hash_.find(key);
     return found == by_hash_.end() ? nullptr : &*found;
   }
+  // The entries in key order, ordering them first if no range asked before.
+  // Every entry is in one of the two orders, or being handed on.
+  EntriesByKey& in_key_order() const {
+    if (!ordered_) {
+      for (const Order* order : {&dirty_, &clean_})
+        for (CacheEntry* entry = order->oldest; entry != nullptr; entry = entry->newer)
+          by_key_.insert_unique(*entry);
+      for (const HandingOn* handing_on : handing_on_)
+        if (!handing_on->detached) by_key_.insert_unique(*handing_on->entry);
+      ordered_ = true;
+    }
+    return by_key_;
+  }
   // Adds a new entry to both indexes, growing the hash index's buckets to
   // keep one entry per bucket on average.
   void insert(CacheEntry& entry) {
-    by_key_.insert_unique(entry);
+    if (ordered_) by_key_.insert_unique(entry);
     if (by_hash_.size() >= bucket_count_) {
       const std::size_t count = bucket_count_ * 2;
       auto buckets = std::make_unique<EntriesByHash::bucket_type[]>(count);
@@ -452,7 +450,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   }
   // Takes an entry out of both indexes.
   void remove_from_indexes(CacheEntry& entry) {
-    by_key_.erase(by_key_.iterator_to(entry));
+    if (ordered_) by_key_.erase(by_key_.iterator_to(entry));
     by_hash_.erase(by_hash_.iterator_to(entry));
   }
   void erase(CacheEntry* entry) {
@@ -464,12 +462,31 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     CacheEntry::destroy(entry);
   }
   void discard(std::string_view key) {
-    if (by_key_.empty()) return;
+    if (by_hash_.empty()) return;
     if (CacheEntry* entry = find(key)) erase(entry);
   }
   void drop_entries() {
     for (Order* order : {&dirty_, &clean_})
       while (order->oldest != nullptr) erase(order->oldest);
+    unforwarded_old_values_.clear();
+  }
+
+  // Hands on every dirty entry, least recently updated first. What was
+  // handed on stays as a clean entry while it fits in the budget, so that the
+  // keys of the next commit interval are read from memory, not from the store
+  // below (as Kafka Streams' cache keeps flushed entries); updates take the
+  // room of clean entries before anything is handed on early. Keeping only
+  // half the budget had a store whose keys fitted drop some of them at every
+  // commit and read them back from RocksDB, which filled its block cache with
+  // the blocks of files that the next flushes replace. `then_flush`: the store
+  // below is written anyway, so a batch goes to it at once.
+  void hand_on_dirty(bool then_flush) {
+    while (dirty_.oldest != nullptr) {
+      if (writes_mode_ == Writes::kBatchInKeyOrder)
+        hand_on_batch(then_flush);
+      else
+        evict_oldest(/*keep_clean=*/enabled_);
+    }
     unforwarded_old_values_.clear();
   }
 
@@ -480,13 +497,14 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   // handed on one at a time. A write to this store by a listener, or an
   // eviction meanwhile, ends the round: the entries left go in the next one,
   // written again with their newest values.
-  void hand_on_batch() {
+  void hand_on_batch(bool then_flush) {
     std::vector<CacheEntry*> dirtied;
     dirtied.reserve(dirty_entries_);
     for (CacheEntry* entry = dirty_.oldest; entry != nullptr; entry = entry->newer)
       dirtied.push_back(entry);
-    const Handed handed = defers_store_writes() ? Handed::kLogged : Handed::kWritten;
+    const Handed handed = !then_flush && defers_store_writes() ? Handed::kLogged : Handed::kWritten;
     if (handed == Handed::kLogged) {
+      may_hold_unwritten_ = true;
       std::vector<BytesWrite> writes;
       writes.reserve(dirtied.size());
       for (const CacheEntry* entry : dirtied) writes.push_back(write_of(*entry));
@@ -534,6 +552,8 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     const std::size_t size = oldest.size;
     resize(oldest, 0);
     oldest.dirty = false;
+    // Set already while its listener runs, whose reads must find it.
+    oldest.unwritten = handed == Handed::kLogged;
     HandingOn handing_on{&oldest, {}};
     handing_on_.push_back(&handing_on);
     const uint64_t writes = writes_;
@@ -553,7 +573,6 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
       drop_unlinked(oldest);
       return;
     }
-    oldest.unwritten = handed == Handed::kLogged;
     link_newest(oldest);
     resize(oldest, size);
   }
@@ -569,6 +588,8 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   }
   // Writes every unwritten entry to the store below, in one batch in key order.
   void store_unwritten() {
+    if (!may_hold_unwritten_) return;
+    may_hold_unwritten_ = false;
     std::vector<CacheEntry*> unwritten;
     for (CacheEntry* entry = clean_.oldest; entry != nullptr; entry = entry->newer)
       if (entry->unwritten) unwritten.push_back(entry);
@@ -621,8 +642,10 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   FlushListener listener_;
   bool read_old_values_ = false;
   bool enabled_ = true;
-  // The entries in key order, for ranges.
-  EntriesByKey by_key_;
+  // The entries in key order, for ranges, kept from the first range on: a
+  // store read by key only (a count, a tumbling window) never pays for it.
+  mutable EntriesByKey by_key_;
+  mutable bool ordered_ = false;
   // The entries by key hash, for the point lookups of every read and write:
   // the key order compares keys at each of its ~17 levels for 100,000
   // entries, each a cache miss.
@@ -633,6 +656,9 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   EntriesByHash by_hash_{EntriesByHash::bucket_traits(buckets_.get(), kInitialBuckets)};
   Order dirty_;
   Order clean_;
+  // Whether a batch was logged without the store since store_unwritten()
+  // last looked: it walks every clean entry.
+  bool may_hold_unwritten_ = false;
   std::size_t dirty_entries_ = 0;
   // Writes to this store, so that handing on an entry sees whether its
   // listener wrote to it.
