@@ -444,6 +444,27 @@ TEST_CASE("a commit without a flush logs what it hands on, and the store takes i
   CHECK(tight.store().all().to_vector() == Entries{{"x", "1"}, {"y", "1"}, {"z", "1"}});
 }
 
+TEST_CASE("a range removed takes the entries the store has not taken to the store first",
+          "[unit][state][cache]") {
+  state::CacheBudget budget(1 << 20);
+  Batches writes;
+  Batches logged;
+  auto layer = state::with_record_cache(std::make_unique<WriteLog>(writes, &logged),
+                                        StoreKind::kKeyValue, budget);
+  auto& store = dynamic_cast<state::CachingKeyValueBytesStore&>(*layer);
+  store.put_cached("a", "1", 1);
+  store.put_cached("b", "1", 1);
+  store.put_cached("d", "1", 1);
+  store.hand_on();
+  REQUIRE(writes.empty());
+  // The changelog layer tombstones the keys of the range its store holds.
+  store.remove_range("a", "c");
+  CHECK(writes == Batches{{"a"}, {"b"}});
+  CHECK(!store.get("a"));
+  CHECK(!store.get("b"));
+  CHECK(store.get("d") == "1");
+}
+
 TEST_CASE("a listener's range reads see the entries of a commit that the store has not taken",
           "[unit][state][cache]") {
   state::CacheBudget budget(1 << 20);

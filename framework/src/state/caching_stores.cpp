@@ -250,8 +250,9 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
       EntriesByKey& by_key = in_key_order();
       for (auto it = by_key.lower_bound(from);
            it != by_key.end() && compare_bytes(it->key(), to_exclusive) < 0;) {
-        CacheEntry& entry = *it++;
-        erase(&entry);
+        // The changelog layer below writes a tombstone for each key its store
+        // holds: a key the store has not taken yet goes there first.
+        let_go(*it++);
       }
     }
     inner_->remove_range(from, to_exclusive);
@@ -308,7 +309,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     resize(entry, kEntryOverhead + key.size() + (value ? value->size() : 0));
     // `key` and `value` may point into buffers that handing on reuses: not
     // read from here on. Clean entries go first: they cost no write.
-    while (budget_.exceeded() && clean_.oldest != nullptr) let_go_clean(*clean_.oldest);
+    while (budget_.exceeded() && clean_.oldest != nullptr) let_go(*clean_.oldest);
     while (budget_.exceeded() && dirty_.oldest != nullptr) evict_oldest(false);
   }
 
@@ -576,9 +577,9 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     link_newest(oldest);
     resize(oldest, size);
   }
-  // Lets a clean entry go, writing it to the store below first if that has
-  // not taken it yet.
-  void let_go_clean(CacheEntry& entry) {
+  // Lets an entry go, writing it to the store below first if that has not
+  // taken it yet.
+  void let_go(CacheEntry& entry) {
     if (entry.unwritten) store(entry);
     erase(&entry);
   }
