@@ -372,6 +372,17 @@ class WriteLog final : public state::ForwardingKeyValueStore {
   Batches* logged_;
 };
 
+// A cached store over a WriteLog, with what its store takes and its
+// changelog alone takes.
+struct LoggedCache {
+  explicit LoggedCache(std::size_t budget_bytes = 1 << 20) : budget(budget_bytes) {}
+  state::CacheBudget budget;
+  Batches writes;
+  Batches logged;
+  CachedStrings cached{budget, std::make_unique<WriteLog>(writes, &logged)};
+  Strings& store = cached.store();
+};
+
 }  // namespace
 
 TEST_CASE("a commit writes the store below in one batch in key order, and hands on in update order",
@@ -392,11 +403,8 @@ TEST_CASE("a commit writes the store below in one batch in key order, and hands 
 
 TEST_CASE("a commit without a flush logs what it hands on, and the store takes it when let go",
           "[unit][state][cache]") {
-  state::CacheBudget budget(1 << 20);
-  Batches writes;
-  Batches logged;
-  CachedStrings cached(budget, std::make_unique<WriteLog>(writes, &logged));
-  Strings& store = cached.store();
+  LoggedCache logging;
+  auto& [budget, writes, logged, cached, store] = logging;
   store.put("b", std::optional<std::string>("1"), 1);
   store.put("a", std::optional<std::string>("1"), 1);
   cached.cache->hand_on();
@@ -429,19 +437,16 @@ TEST_CASE("a commit without a flush logs what it hands on, and the store takes i
 
   // An entry handed on and then let go for room is written as it goes: the
   // budget holds two entries of a one-byte key and value.
-  state::CacheBudget two(100);
-  Batches tight_writes;
-  Batches tight_logged;
-  CachedStrings tight(two, std::make_unique<WriteLog>(tight_writes, &tight_logged));
-  tight.store().put("x", std::optional<std::string>("1"), 1);
-  tight.store().put("y", std::optional<std::string>("1"), 1);
-  tight.cache->hand_on();
-  CHECK(tight_logged == Batches{{"x", "y"}});
-  CHECK(tight_writes.empty());
-  tight.store().put("z", std::optional<std::string>("1"), 2);
-  CHECK(tight_writes == Batches{{"x"}});
-  CHECK(tight.store().get("x") == "1");
-  CHECK(tight.store().all().to_vector() == Entries{{"x", "1"}, {"y", "1"}, {"z", "1"}});
+  LoggedCache tight(100);
+  tight.store.put("x", std::optional<std::string>("1"), 1);
+  tight.store.put("y", std::optional<std::string>("1"), 1);
+  tight.cached.cache->hand_on();
+  CHECK(tight.logged == Batches{{"x", "y"}});
+  CHECK(tight.writes.empty());
+  tight.store.put("z", std::optional<std::string>("1"), 2);
+  CHECK(tight.writes == Batches{{"x"}});
+  CHECK(tight.store.get("x") == "1");
+  CHECK(tight.store.all().to_vector() == Entries{{"x", "1"}, {"y", "1"}, {"z", "1"}});
 }
 
 TEST_CASE("a range removed takes the entries the store has not taken to the store first",
@@ -467,11 +472,8 @@ TEST_CASE("a range removed takes the entries the store has not taken to the stor
 
 TEST_CASE("a listener's range reads see the entries of a commit that the store has not taken",
           "[unit][state][cache]") {
-  state::CacheBudget budget(1 << 20);
-  Batches writes;
-  Batches logged;
-  CachedStrings cached(budget, std::make_unique<WriteLog>(writes, &logged));
-  Strings& store = cached.store();
+  LoggedCache logging;
+  auto& [budget, writes, logged, cached, store] = logging;
   std::vector<Entries> seen;
   store.set_flush_listener([&](const std::string&, const std::optional<std::string>&, int64_t) {
     seen.push_back(store.all().to_vector());
