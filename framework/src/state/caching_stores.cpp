@@ -3,10 +3,8 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <map>
 #include <stdexcept>
 #include <string>
-#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -153,9 +151,10 @@ struct EntryKey {
 using EntriesByKey =
     bi::set<CacheEntry, bi::member_hook<CacheEntry, CacheEntry::KeyHook, &CacheEntry::by_key>,
             bi::key_of_value<EntryKey>, bi::compare<BytesLess>, bi::constant_time_size<false>>;
-using EntriesByHash = bi::unordered_set<
-    CacheEntry, bi::member_hook<CacheEntry, CacheEntry::HashHook, &CacheEntry::by_hash>,
-    bi::key_of_value<EntryKey>, bi::hash<std::hash<std::string_view>>, bi::power_2_buckets<true>>;
+using EntriesByHash =
+    bi::unordered_set<CacheEntry,
+                      bi::member_hook<CacheEntry, CacheEntry::HashHook, &CacheEntry::by_hash>,
+                      bi::key_of_value<EntryKey>, bi::hash<BytesHash>, bi::power_2_buckets<true>>;
 
 // The dirty or the clean entries, least recently updated first.
 struct Order {
@@ -174,14 +173,14 @@ constexpr std::size_t kEntryOverhead = 3 * 8 + 1 + 8 + 8 + 4;
 
 class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKeyValueBytesStore> {
  public:
-  // How a commit writes the dirty entries to the store below: all at once in
-  // key order, or one at a time as each is handed on (a window store, whose
-  // writes in key order would move its stream time ahead of earlier windows
-  // still to be written).
-  enum class Writes { kBatchInKeyOrder, kOneAtATime };
+  // How a commit writes the dirty entries below: all at once (see
+  // hand_on_batch), or one at a time as each is handed on, logged and stored
+  // together (a window store, whose writes in key order would move its stream
+  // time ahead of earlier windows still to be written).
+  enum class Writes { kBatch, kOneAtATime };
 
   CachingKeyValueStore(std::unique_ptr<KeyValueBytesStore> inner, CacheBudget& budget,
-                       Writes writes = Writes::kBatchInKeyOrder)
+                       Writes writes = Writes::kBatch)
       : BasicForwardingKeyValueStore(std::move(inner)), budget_(budget), writes_mode_(writes) {}
   ~CachingKeyValueStore() override { drop_entries(); }
   CachingKeyValueStore(const CachingKeyValueStore&) = delete;
@@ -455,12 +454,18 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     by_hash_.erase(by_hash_.iterator_to(entry));
   }
   void erase(CacheEntry* entry) {
-    if (!unforwarded_old_values_.empty()) unforwarded_old_values_.erase(std::string(entry->key()));
-    if (!handing_on_.empty() && detach_if_handing_on(entry)) return;
+    if (!handing_on_.empty() && detach_if_handing_on(entry)) {
+      forget_old_value(entry->key());
+      return;
+    }
     unlink(*entry);
     resize(*entry, 0);
-    remove_from_indexes(*entry);
-    CacheEntry::destroy(entry);
+    drop_unlinked(*entry);
+  }
+  void forget_old_value(std::string_view key) {
+    if (unforwarded_old_values_.empty()) return;
+    if (auto it = unforwarded_old_values_.find(key); it != unforwarded_old_values_.end())
+      unforwarded_old_values_.erase(it);
   }
   void discard(std::string_view key) {
     if (by_hash_.empty()) return;
@@ -483,7 +488,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   // below is written anyway, so a batch goes to it at once.
   void hand_on_dirty(bool then_flush) {
     while (dirty_.oldest != nullptr) {
-      if (writes_mode_ == Writes::kBatchInKeyOrder)
+      if (writes_mode_ == Writes::kBatch)
         hand_on_batch(then_flush);
       else
         evict_oldest(/*keep_clean=*/enabled_);
@@ -601,7 +606,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   // Destroys an entry that is in neither order and counts nothing against
   // the budget.
   void drop_unlinked(CacheEntry& entry) {
-    if (!unforwarded_old_values_.empty()) unforwarded_old_values_.erase(std::string(entry.key()));
+    forget_old_value(entry.key());
     remove_from_indexes(entry);
     CacheEntry::destroy(&entry);
   }
@@ -611,9 +616,8 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     if (read_old_values_ && listener_) {
       // Written in a batch before it was handed on, it replaces the value
       // the store below held before the batch.
-      const auto unforwarded = unforwarded_old_values_.empty()
-                                   ? unforwarded_old_values_.end()
-                                   : unforwarded_old_values_.find(std::string(key));
+      const auto unforwarded = unforwarded_old_values_.empty() ? unforwarded_old_values_.end()
+                                                               : unforwarded_old_values_.find(key);
       if (unforwarded == unforwarded_old_values_.end()) {
         old_value = inner_->get(key);
       } else {
@@ -636,7 +640,8 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   const Writes writes_mode_;
   // With read_old_values_: what the store below held for the keys written in
   // a batch and not yet handed on.
-  std::unordered_map<std::string, std::optional<std::string>> unforwarded_old_values_;
+  std::unordered_map<std::string, std::optional<std::string>, BytesHash, std::equal_to<>>
+      unforwarded_old_values_;
   // The entries being handed on, innermost last: a listener's write can make
   // room by handing on another entry.
   std::vector<HandingOn*> handing_on_;

@@ -35,6 +35,15 @@ struct BytesLess {
   bool operator()(std::string_view a, std::string_view b) const { return compare_bytes(a, b) < 0; }
 };
 
+// Hashes std::string keys and views alike, so that a lookup by view copies
+// nothing.
+struct BytesHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view bytes) const {
+    return std::hash<std::string_view>{}(bytes);
+  }
+};
+
 inline void append_be64(std::string& out, int64_t value) {
   const auto bits = static_cast<uint64_t>(value);
   char bytes[kTimestampSize];
