@@ -2,6 +2,7 @@
 // every task of an instance, eviction from the store being written only, and
 // iterators that see what the cache holds; for key-value and window stores.
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <span>
@@ -148,18 +149,18 @@ TEST_CASE("a store evicts only its own entries, however full the budget", "[unit
   state::CacheBudget budget(4096);
   CachedStrings full(budget);
   CachedStrings other(budget);
-  int i = 0;
-  while (full.handed_on.empty()) {
+  // Dirty entries of the full store up to nearly the whole budget.
+  full.store().put("key-0", std::optional<std::string>("value"), 0);
+  const std::size_t entry_bytes = budget.bytes();
+  for (int i = 1; budget.bytes() + 2 * entry_bytes < budget.max_bytes(); ++i)
     full.store().put("key-" + std::to_string(i), std::optional<std::string>("value"), i);
-    ++i;
-  }
+  REQUIRE(full.handed_on.empty());
   const std::size_t held = full.store().cached_entries();
   REQUIRE(held > 1);
 
   // The other store is empty, so its write, larger than what the budget has
   // left, cannot bring the total within it: the store hands on its own entry,
   // never one of the full store's (whose processors may run on another thread).
-  full.handed_on.clear();
   const std::string large(200, 'x');
   other.store().put("mine", std::optional<std::string>(large), 1);
   CHECK(full.handed_on.empty());
@@ -449,6 +450,35 @@ TEST_CASE("a commit without a flush logs what it hands on, and the store takes i
   CHECK(tight.store.all().to_vector() == Entries{{"x", "1"}, {"y", "1"}, {"z", "1"}});
 }
 
+TEST_CASE("a cache out of room hands on its least recently updated sixteenth in one batch",
+          "[unit][state][cache]") {
+  std::size_t entry_bytes = 0;
+  {
+    LoggedCache probe;
+    probe.store.put("k00", std::optional<std::string>("v"), 0);
+    entry_bytes = probe.budget.bytes();
+  }
+  // Room for 32 entries; written from k31 down to k00, so that the order of
+  // updates is not the order of keys.
+  LoggedCache full(32 * entry_bytes);
+  char key[8];
+  for (int i = 31; i >= 0; --i) {
+    std::snprintf(key, sizeof key, "k%02d", i);
+    full.store.put(key, std::optional<std::string>("v"), 31 - i);
+  }
+  REQUIRE(full.cached.handed_on.empty());
+  REQUIRE(full.writes.empty());
+  // The 33rd entry makes room: a sixteenth of the budget, the two least
+  // recently updated entries, goes to the store in one batch in key order,
+  // and downstream in update order.
+  full.store.put("k32", std::optional<std::string>("v"), 32);
+  CHECK(full.writes == Batches{{"k30", "k31"}});
+  CHECK(full.cached.handed_on == CachedStrings::HandedOn{{"k31", "v"}, {"k30", "v"}});
+  CHECK(full.cached.cache->cached_entries() == 31);
+  CHECK(full.budget.bytes() <= full.budget.max_bytes());
+  CHECK(full.store.get("k31") == "v");
+}
+
 TEST_CASE("a range removed takes the entries the store has not taken to the store first",
           "[unit][state][cache]") {
   state::CacheBudget budget(1 << 20);
@@ -655,6 +685,26 @@ TEST_CASE("a window cache over its budget hands on its oldest windows", "[unit][
   for (const HandedOn& window : windows.handed_on)
     CHECK(windows.below->fetch("key", window.window_start) == window.value);
   CHECK(windows.cache->cached_entries() + windows.handed_on.size() == 10);
+}
+
+TEST_CASE("a window cache's batch leaves out a window that a later window of it expires",
+          "[unit][state][cache]") {
+  WindowCache windows;
+  CHECK(windows.cache->put_cached("a", 0, "a0", 0));
+  CHECK(windows.cache->put_cached("b", 400, "b400", 400));
+  // Stream time 2100: the segments before 1000 expire, the windows at 0 and
+  // 400 with them.
+  CHECK(windows.cache->put_cached("c", 2100, "c2100", 2100));
+  windows.cache->flush();
+  // Each is handed on as one write after another would hand it on...
+  CHECK(windows.handed_on == std::vector<HandedOn>{{"a", 0, "a0", std::nullopt},
+                                                   {"b", 400, "b400", std::nullopt},
+                                                   {"c", 2100, "c2100", std::nullopt}});
+  // ...and the store holds what one write after another would leave: no
+  // expired window in a segment that has gone.
+  CHECK(windows.below->observed_stream_time() == 2100);
+  CHECK(drain(windows.below->all()) == Windows{{"c", 2100, "c2100"}});
+  CHECK(windows.below->segments_store().approximate_num_entries() == 1);
 }
 
 TEST_CASE("a window cache writes deletes, expired windows and writes once disabled at once",

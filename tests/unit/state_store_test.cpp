@@ -391,6 +391,63 @@ TEST_CASE("window store drops windows older than its retention", "[unit][state]"
   CHECK(drain(store.fetch("a", 0, 5000)) == std::vector<WindowEntry>{{"a", 2100, "2100"}});
 }
 
+TEST_CASE("a window store's batch leaves it as one write after another would", "[unit][state]") {
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  INFO(impl_name(impl));
+  TempDir one_dir;
+  TempDir batch_dir;
+  // Retention 1000 ms of stream time, segments of 500 ms.
+  state::SegmentedWindowStore one_by_one("windows", open_store(impl, one_dir.path()), 100, 1000,
+                                         500);
+  state::SegmentedWindowStore batched("windows", open_store(impl, batch_dir.path()), 100, 1000,
+                                      500);
+  // Windows of five keys at times that mostly move on and sometimes jump
+  // past a segment's expiry, with deletes and windows written twice.
+  uint64_t random = 42;
+  auto next = [&random](uint64_t bound) {
+    random = random * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (random >> 33) % bound;
+  };
+  int64_t time = 0;
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+  for (int round = 0; round < 40; ++round) {
+    std::vector<state::WindowWrite> writes;
+    keys.assign(12, {});
+    values.assign(12, {});
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      time += next(10) == 0 ? 1200 : static_cast<int64_t>(next(80));
+      const int64_t start = std::max<int64_t>(0, time - static_cast<int64_t>(next(1500)));
+      keys[i] = std::string(1, static_cast<char>('a' + next(5)));
+      values[i] = std::to_string(round) + "/" + std::to_string(i);
+      const bool remove = next(8) == 0;
+      writes.push_back({keys[i], start - start % 100,
+                        remove ? std::nullopt : std::optional<std::string_view>(values[i])});
+    }
+    std::vector<bool> stored_one_by_one;
+    for (const state::WindowWrite& write : writes) {
+      if (write.value) {
+        stored_one_by_one.push_back(one_by_one.put(write.key, write.window_start, *write.value));
+      } else {
+        one_by_one.remove(write.key, write.window_start);
+        stored_one_by_one.push_back(true);
+      }
+    }
+    batched.put_all(writes);
+    INFO("round " << round);
+    CHECK(batched.observed_stream_time() == one_by_one.observed_stream_time());
+    CHECK(drain(batched.segments_store().all()) == drain(one_by_one.segments_store().all()));
+    // A put counts as stored when it was stored one by one and a later put
+    // did not expire its segment; a delete always does.
+    const int64_t earliest_segment =
+        std::max<int64_t>(0, batched.observed_stream_time() - 1000) / 500;
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+      const bool live = writes[i].window_start / 500 >= earliest_segment;
+      CHECK(writes[i].stored == (!writes[i].value || (stored_one_by_one[i] && live)));
+    }
+  }
+}
+
 namespace {
 
 // Windows of 100 ms kept for 1 s in segments of 500 ms, in RocksDB in `directory`.

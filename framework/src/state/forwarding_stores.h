@@ -78,6 +78,7 @@ class BasicForwardingWindowStore : public Interface {
   void remove(std::string_view key, int64_t window_start) override {
     inner_->remove(key, window_start);
   }
+  void put_all(std::span<WindowWrite> writes) override { inner_->put_all(writes); }
   std::optional<std::string> fetch(std::string_view key, int64_t window_start) const override {
     return inner_->fetch(key, window_start);
   }

@@ -63,6 +63,11 @@ class LoggingWindowStore final : public ForwardingWindowStore {
     inner_->remove(key, window_start);
     writer_.write(changelog_key(key, window_start), std::nullopt);
   }
+  void put_all(std::span<WindowWrite> writes) override {
+    inner_->put_all(writes);
+    for (const WindowWrite& write : writes)
+      if (write.stored) writer_.write(changelog_key(write.key, write.window_start), write.value);
+  }
 
  private:
   const std::string& changelog_key(std::string_view key, int64_t window_start) {

@@ -40,6 +40,8 @@ class Segments {
   // that expire. Returns false when the segment of `timestamp` has expired:
   // nothing may be written to it.
   bool admit(int64_t timestamp);
+  // Whether the segment of `timestamp` is within retention.
+  bool live(int64_t timestamp) const { return segment_id(timestamp) >= earliest_live_segment(); }
   // The earliest segment timestamp still within retention; readers skip older
   // entries, which their segment may still hold.
   int64_t earliest_live_time() const;

@@ -83,6 +83,39 @@ void SegmentedWindowStore::remove(std::string_view key, int64_t window_start) {
   store_->remove(store_key(key, window_start));
 }
 
+void SegmentedWindowStore::put_all(std::span<WindowWrite> writes) {
+  for (const WindowWrite& write : writes) check_start(write.window_start);
+  // Stream time moves as one put after another would move it. A window whose
+  // segment a later put expired is then left out, as that segment's removal
+  // would have taken it.
+  for (const WindowWrite& write : writes)
+    if (write.value) segments_.admit(write.window_start);
+  batch_keys_.clear();
+  std::vector<std::pair<std::size_t, const WindowWrite*>> kept;
+  kept.reserve(writes.size());
+  for (WindowWrite& write : writes) {
+    const bool live = segments_.live(write.window_start);
+    // A removal is logged even when its window has gone, as remove() logs it.
+    write.stored = live || !write.value;
+    if (!live) continue;
+    kept.emplace_back(batch_keys_.size(), &write);
+    append_be64(batch_keys_, segments_.segment_id(write.window_start));
+    append_window_key(batch_keys_, write.key, write.window_start);
+  }
+  std::vector<BytesWrite> batch;
+  batch.reserve(kept.size());
+  for (const auto& [offset, write] : kept) {
+    batch.push_back({std::string_view(batch_keys_).substr(offset, write->key.size() + kOverhead),
+                     write->value});
+    if (write->value)
+      segments_.note_key(segments_.segment_id(write->window_start), KeyFilter::hash(write->key));
+  }
+  std::stable_sort(batch.begin(), batch.end(), [](const BytesWrite& a, const BytesWrite& b) {
+    return compare_bytes(a.key, b.key) < 0;
+  });
+  store_->write_all(batch);
+}
+
 std::optional<std::string> SegmentedWindowStore::fetch(std::string_view key,
                                                        int64_t window_start) const {
   if (window_start < segments_.earliest_live_time() ||

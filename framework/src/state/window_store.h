@@ -38,6 +38,7 @@ class SegmentedWindowStore final : public WindowBytesStore {
 
   bool put(std::string_view key, int64_t window_start, std::string_view value) override;
   void remove(std::string_view key, int64_t window_start) override;
+  void put_all(std::span<WindowWrite> writes) override;
   std::optional<std::string> fetch(std::string_view key, int64_t window_start) const override;
   std::unique_ptr<WindowBytesIterator> fetch(std::string_view key, int64_t time_from,
                                              int64_t time_to) const override;
@@ -58,6 +59,8 @@ class SegmentedWindowStore final : public WindowBytesStore {
   Segments segments_;
   // Reused for every store key built.
   mutable std::string key_buffer_;
+  // Reused for the store keys of each put_all.
+  std::string batch_keys_;
 };
 
 }  // namespace rill::state

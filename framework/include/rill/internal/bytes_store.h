@@ -159,6 +159,17 @@ class WindowBytesIterator {
 // time: the store's stream time is the largest window start written to it, and
 // windows that start at or before stream time - retention expire. Window starts
 // are milliseconds since the epoch, never negative.
+// One write of a window batch: a value to put, or std::nullopt to delete the
+// window. put_all sets `stored`.
+struct WindowWrite {
+  std::string_view key;
+  int64_t window_start = 0;
+  std::optional<std::string_view> value;
+  // Whether the write reached the store: false for a put whose window has
+  // expired, or expires within the batch.
+  bool stored = false;
+};
+
 class WindowBytesStore : public BytesStore {
  public:
   // Size of the windows, so that readers can tell a window's end.
@@ -172,6 +183,19 @@ class WindowBytesStore : public BytesStore {
   // Returns false, storing nothing, when the window has expired already.
   virtual bool put(std::string_view key, int64_t window_start, std::string_view value) = 0;
   virtual void remove(std::string_view key, int64_t window_start) = 0;
+  // Applies the writes as put() and remove() one after another would leave
+  // the store, but may take them in another order (RocksDB's memtable takes
+  // keys in order several times faster than scattered ones): a window that a
+  // later put of the batch expires is not written at all.
+  virtual void put_all(std::span<WindowWrite> writes) {
+    for (WindowWrite& write : writes) {
+      write.stored = true;
+      if (write.value)
+        write.stored = put(write.key, write.window_start, *write.value);
+      else
+        remove(write.key, write.window_start);
+    }
+  }
   virtual std::optional<std::string> fetch(std::string_view key, int64_t window_start) const = 0;
   // Windows of `key` with time_from <= start <= time_to, by start time.
   virtual std::unique_ptr<WindowBytesIterator> fetch(std::string_view key, int64_t time_from,
