@@ -274,6 +274,27 @@ TEST_CASE("a kept entry is not kept when its listener wrote to the store", "[uni
   CHECK(store.get("a") == "rewritten");
 }
 
+TEST_CASE("a cached value keeps its bytes as it outgrows its entry and shrinks back",
+          "[unit][state][cache]") {
+  state::CacheBudget budget(1 << 20);
+  CachedStrings cached(budget);
+  Strings& store = cached.store();
+  // The entry has room for the first value; each longer one needs a buffer,
+  // then a larger one; the last fits the entry again.
+  const std::vector<std::optional<std::string>> values{
+      "abcd", std::string(40, 'x'), std::string(100, 'y'), std::string(90, 'z'), std::nullopt,
+      "ef",   std::string(300, 'w')};
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    store.put("k", values[i], static_cast<int64_t>(i));
+    CHECK(store.get("k") == values[i]);
+  }
+  store.put("k", std::optional<std::string>("gh"), 10);
+  CHECK(store.get("k") == "gh");
+  store.flush();
+  CHECK(cached.handed_on == CachedStrings::HandedOn{{"k", "gh"}});
+  CHECK(store.get("k") == "gh");
+}
+
 TEST_CASE("writes without a timestamp keep the record cache coherent", "[unit][state][cache]") {
   state::CacheBudget budget(1 << 20);
   CachedStrings cached(budget);

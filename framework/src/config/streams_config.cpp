@@ -103,10 +103,11 @@ const std::vector<ConfigKey> kKeys = {
     {config::kCacheMaxBytes, ConfigType::kInt, "10485760",
      "Memory for record caches: what the caches of all the instance's tasks and stores hold "
      "together. Consecutive updates of a key in an aggregation are folded there and handed on "
-     "(to the changelog and downstream) at commit, or earlier, least recently updated first, "
-     "by a store whose write takes the total over this bound. 0 hands on every update at once. "
-     "An entry counts as Kafka Streams counts it: its key and value and 45 bytes, so the same "
-     "bound holds as many entries in both; in memory an entry takes about 90 bytes more."},
+     "(to the changelog and downstream) at commit, or earlier by a store whose write takes "
+     "the total over this bound: its least recently updated entries, a sixteenth of the bound "
+     "at a time. 0 hands on every update at once. An entry counts as Kafka Streams counts it: "
+     "its key and value and 45 bytes, so the same bound holds as many entries in both; in "
+     "memory an entry takes about 80 bytes more."},
     {config::kRocksDbBlockCacheBytes, ConfigType::kInt, "104857600",
      "Memory for the RocksDB block cache shared by every store of the instance; memtables "
      "are charged to it too, so it bounds RocksDB's memory."},

@@ -89,19 +89,21 @@ class MergedIterator final : public KeyValueBytesIterator {
 };
 
 // One cached key: its value and its links in the key order, in the index by
-// hash and in the order of updates, with the key's bytes right after it in
-// the same allocation. One allocation per key, where a std::map and an
-// unordered index took two nodes and a copy of the key view (about 220 bytes
-// for a key and value of 16).
+// hash and in the order of updates, with the key's bytes and then room for the
+// value right after it in the same allocation. One allocation per key, where a
+// std::map and an unordered index took two nodes, a copy of the key view and
+// the value's own buffer (about 220 bytes for a key and value of 16).
 class CacheEntry {
  public:
   using KeyHook = bi::set_member_hook<bi::link_mode<bi::normal_link>, bi::optimize_size<true>>;
   using HashHook =
       bi::unordered_set_member_hook<bi::link_mode<bi::normal_link>, bi::store_hash<true>>;
 
-  static CacheEntry* create(std::string_view key) {
-    void* memory = ::operator new(sizeof(CacheEntry) + key.size());
-    auto* entry = new (memory) CacheEntry(key.size());
+  // An entry of `key` with room for a value of `value_capacity` bytes in
+  // place; a larger value gets a buffer of its own.
+  static CacheEntry* create(std::string_view key, std::size_t value_capacity) {
+    void* memory = ::operator new(sizeof(CacheEntry) + key.size() + value_capacity);
+    auto* entry = new (memory) CacheEntry(key.size(), value_capacity);
     std::memcpy(entry->key_bytes(), key.data(), key.size());
     return entry;
   }
@@ -117,10 +119,39 @@ class CacheEntry {
   CacheEntry& operator=(const CacheEntry&) = delete;
 
   std::string_view key() const { return {key_bytes(), key_size_}; }
+  // std::nullopt: a delete.
+  std::optional<std::string_view> value() const {
+    if (!has_value_) return std::nullopt;
+    return std::string_view(buffer_ != nullptr ? buffer_.get() : value_bytes(), value_size_);
+  }
+  std::optional<std::string> value_copy() const {
+    const auto bytes = value();
+    return bytes ? std::optional<std::string>(*bytes) : std::nullopt;
+  }
+  // In place when it fits the room after the key, or the buffer of a value
+  // before it.
+  void set_value(std::optional<std::string_view> value) {
+    has_value_ = value.has_value();
+    if (!value) return;
+    const std::size_t length = value->size();
+    if (length <= value_capacity_) {
+      std::memmove(value_bytes(), value->data(), length);
+      buffer_.reset();
+      buffer_capacity_ = 0;
+    } else if (length <= buffer_capacity_) {
+      std::memmove(buffer_.get(), value->data(), length);
+    } else {
+      const std::size_t capacity = std::max(length, 2 * std::size_t{buffer_capacity_});
+      auto buffer = std::make_unique_for_overwrite<char[]>(capacity);
+      std::memcpy(buffer.get(), value->data(), length);
+      buffer_ = std::move(buffer);
+      buffer_capacity_ = static_cast<uint32_t>(capacity);
+    }
+    value_size_ = static_cast<uint32_t>(length);
+  }
 
   KeyHook by_key;
   HashHook by_hash;
-  std::optional<std::string> value;  // std::nullopt: a delete
   int64_t timestamp = 0;
   // Counted against the budget: key, value and kEntryOverhead.
   std::size_t size = 0;
@@ -135,13 +166,25 @@ class CacheEntry {
   bool unwritten = false;
 
  private:
-  explicit CacheEntry(std::size_t key_size) : key_size_(static_cast<uint32_t>(key_size)) {}
+  CacheEntry(std::size_t key_size, std::size_t value_capacity)
+      : key_size_(static_cast<uint32_t>(key_size)),
+        value_capacity_(static_cast<uint32_t>(value_capacity)) {}
   ~CacheEntry() = default;
   char* key_bytes() { return reinterpret_cast<char*>(this + 1); }
   const char* key_bytes() const { return reinterpret_cast<const char*>(this + 1); }
+  char* value_bytes() { return key_bytes() + key_size_; }
+  const char* value_bytes() const { return key_bytes() + key_size_; }
 
+  // Declared after the flags above, so that they pack into 104 bytes.
   uint32_t key_size_;
+  uint32_t value_capacity_;
+  uint32_t buffer_capacity_ = 0;
+  uint32_t value_size_ = 0;
+  bool has_value_ = false;
+  // A value larger than the room in place.
+  std::unique_ptr<char[]> buffer_;
 };
+static_assert(sizeof(CacheEntry) <= 104);
 using OwnedEntry = std::unique_ptr<CacheEntry, CacheEntry::Destroy>;
 
 struct EntryKey {
@@ -165,9 +208,9 @@ struct Order {
 // What an entry costs beyond its key and value bytes, counted as Kafka
 // Streams counts it (NamedCache's node: three links of 8 bytes, the dirty
 // flag, and the record context's timestamp, offset and partition), so that
-// one statestore.cache.max.bytes holds as many entries in both and emits the
-// same records. Like Kafka Streams' count, it is below what an entry occupies
-// in memory (here sizeof(CacheEntry), 120 bytes, and the key's bytes in one
+// one statestore.cache.max.bytes holds as many entries in both. Like Kafka
+// Streams' count, it is below what an entry occupies in memory (here
+// sizeof(CacheEntry), 104 bytes, with the key's and the value's bytes in one
 // allocation, and a bucket of 8 in the index by hash).
 constexpr std::size_t kEntryOverhead = 3 * 8 + 1 + 8 + 8 + 4;
 
@@ -204,12 +247,11 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   }
 
   std::optional<std::string> get(std::string_view key) const override {
-    if (const CacheEntry* entry = lookup(key)) return entry->value;
+    if (const CacheEntry* entry = lookup(key)) return entry->value_copy();
     return inner_->get(key);
   }
   std::optional<std::string_view> read(std::string_view key, std::string& buffer) const override {
-    if (const CacheEntry* entry = lookup(key))
-      return entry->value ? std::optional<std::string_view>(*entry->value) : std::nullopt;
+    if (const CacheEntry* entry = lookup(key)) return entry->value();
     auto value = inner_->get(key);
     if (!value) return std::nullopt;
     buffer = std::move(*value);
@@ -227,7 +269,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     ++writes_;
     CacheEntry* entry = find(key);
     if (entry == nullptr) return inner_->put_if_absent(key, value);
-    if (entry->value) return entry->value;
+    if (entry->value()) return entry->value_copy();
     // A cached delete: the key has no value, whatever the store below holds.
     erase(entry);
     inner_->put(key, value);
@@ -290,19 +332,14 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     // update takes a new one.
     if (found != nullptr && detach_if_handing_on(found)) found = nullptr;
     if (found == nullptr) {
-      found = CacheEntry::create(key);
+      found = CacheEntry::create(key, value ? value->size() : 0);
       insert(*found);
     } else {
       unlink(*found);
     }
     CacheEntry& entry = *found;
     entry.dirty = true;
-    if (!value)
-      entry.value.reset();
-    else if (entry.value)
-      entry.value->assign(*value);  // reuses the buffer of the value before
-    else
-      entry.value.emplace(*value);
+    entry.set_value(value);
     entry.timestamp = timestamp;
     link_newest(entry);
     resize(entry, kEntryOverhead + key.size() + (value ? value->size() : 0));
@@ -331,7 +368,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     const EntriesByKey& by_key = in_key_order();
     for (auto it = by_key.lower_bound(from);
          it != by_key.end() && (!to_exclusive || compare_bytes(it->key(), *to_exclusive) < 0); ++it)
-      if (it->dirty || it->unwritten) cached.emplace_back(it->key(), it->value);
+      if (it->dirty || it->unwritten) cached.emplace_back(it->key(), it->value_copy());
     return cached;
   }
   const std::shared_ptr<bool>& open_flag() const { return open_; }
@@ -339,10 +376,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   uint64_t misses() const override { return misses_.load(std::memory_order_relaxed); }
 
  private:
-  static BytesWrite write_of(const CacheEntry& entry) {
-    return {entry.key(),
-            entry.value ? std::optional<std::string_view>(*entry.value) : std::nullopt};
-  }
+  static BytesWrite write_of(const CacheEntry& entry) { return {entry.key(), entry.value()}; }
   // Sorts `entries` by key and returns their writes in that order: RocksDB's
   // memtable takes keys in order several times faster than scattered ones.
   static std::vector<BytesWrite> writes_in_key_order(std::vector<CacheEntry*>& entries) {
@@ -580,9 +614,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
     handing_on_.push_back(&handing_on);
     const uint64_t writes = writes_;
     try {
-      hand_on(oldest.key(),
-              oldest.value ? std::optional<std::string_view>(*oldest.value) : std::nullopt,
-              oldest.timestamp, handed);
+      hand_on(oldest.key(), oldest.value(), oldest.timestamp, handed);
     } catch (...) {
       handing_on_.pop_back();
       if (!handing_on.detached) drop_unlinked(oldest);
