@@ -111,7 +111,7 @@ const std::vector<ConfigKey> kKeys = {
     {config::kRocksDbBlockCacheBytes, ConfigType::kInt, "104857600",
      "Memory for the RocksDB block cache shared by every store of the instance; memtables "
      "are charged to it too, so it bounds RocksDB's memory."},
-    {config::kRocksDbMemtableBytes, ConfigType::kInt, "33554432",
+    {config::kRocksDbMemtableBytes, ConfigType::kInt, "67108864",
      "The part of rocksdb.block.cache.bytes all stores' memtables may take together."},
     {config::kSnapshotIntervalMs, ConfigType::kDuration, "0",
      "How often, at most, each task snapshots its persistent stores after a commit (RocksDB "
