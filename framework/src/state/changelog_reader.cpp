@@ -14,6 +14,9 @@ using Clock = std::chrono::steady_clock;
 constexpr int kBatch = 5000;
 // Records a turn leaves for the next one's write while more are fetched.
 constexpr std::size_t kWriteRecords = 50'000;
+// A restore of a whole changelog of at least this many records goes into
+// RocksDB's vector memtable (StateManager::begin_bulk_restore).
+constexpr int64_t kBulkRestoreRecords = 20'000;
 // A store's batch splits into ranges of at least this many records.
 constexpr std::size_t kParallelWriteRecords = 1000;
 // The reader's thread and its writers.
@@ -295,9 +298,19 @@ void ChangelogReader::start_restore(const std::shared_ptr<RestoringTask>& task,
       end_tail_restore(task->state(), changelog.store);
       continue;
     }
-    log::get().info("task {}: restoring store {} from {}[{}] offsets {} to {}",
+    // A whole changelog into an empty store, large enough to pay for opening
+    // the store twice.
+    bool bulk = false;
+    if (changelog.restore_from == 0 && high - reading.next_offset >= kBulkRestoreRecords) {
+      try {
+        bulk = task->state().begin_bulk_restore(changelog.store);
+      } catch (const std::exception& e) {
+        log::get().warn("state store '{}': {}", changelog.store, e.what());
+      }
+    }
+    log::get().info("task {}: restoring store {} from {}[{}] offsets {} to {}{}",
                     task->id().to_string(), changelog.store, changelog.topic, changelog.partition,
-                    reading.next_offset, high);
+                    reading.next_offset, high, bulk ? " in bulk" : "");
     reading.serial = ++next_serial_;
     readings_[{changelog.topic, changelog.partition}] = std::move(reading);
     assignment_changed_ = true;

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
@@ -39,8 +40,7 @@ rocksdb::CompressionType compression_type(RocksDbCompression compression) {
   return rocksdb::kNoCompression;
 }
 
-rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* resources,
-                              bool compactions_paused) {
+rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* resources) {
   rocksdb::BlockBasedTableOptions table;
   table.block_size = options.block_size_bytes;
   if (options.bloom_filter_bits_per_key > 0)
@@ -87,7 +87,6 @@ rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* r
     db.memtable_prefix_bloom_size_ratio = 0.02;
   }
   if (resources != nullptr) db.write_buffer_manager = resources->write_buffer_manager();
-  db.disable_auto_compactions = compactions_paused;
   return db;
 }
 
@@ -147,21 +146,51 @@ RocksDbKeyValueStore::RocksDbKeyValueStore(std::string name, std::filesystem::pa
                                            RocksDbResources* resources, bool compactions_paused)
     : name_(std::move(name)),
       directory_(std::move(directory)),
+      options_(make_options(options, resources)),
       compactions_paused_(compactions_paused) {
   std::error_code error;
   std::filesystem::create_directories(directory_, error);
   if (error)
     throw StateStoreError("state store '" + name_ + "': cannot create directory " +
                           directory_.string() + ": " + error.message());
+  open(compactions_paused, false);
+  write_options_.disableWAL = !options.write_ahead_log;
+}
+
+void RocksDbKeyValueStore::open(bool compactions_paused, bool bulk_restore) {
   rocksdb::DB* db = nullptr;
-  const rocksdb::Options db_options = make_options(options, resources, compactions_paused);
+  rocksdb::Options db_options = options_;
+  db_options.disable_auto_compactions = compactions_paused || bulk_restore;
+  if (bulk_restore) {
+    // Appended in a vector and sorted once when flushed (on RocksDB's own
+    // thread), where the skip list searches for each key's place: its
+    // inserts were two thirds of a full restore's CPU.
+    db_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+    db_options.allow_concurrent_memtable_write = false;
+    // Small memtables are sorted and written while the restore goes on; the
+    // last, which the end of the restore waits for, is small too. A restore
+    // of 900,000 keys took 0.69 s with 1 MiB, 0.92 s with 16 MiB.
+    db_options.write_buffer_size = std::size_t{1} << 20;
+  }
   level0_slowdown_trigger_ = static_cast<uint64_t>(db_options.level0_slowdown_writes_trigger);
   const rocksdb::Status status = rocksdb::DB::Open(db_options, directory_.string(), &db);
   if (!status.ok())
     throw StateStoreError("state store '" + name_ + "': cannot open RocksDB in " +
                           directory_.string() + ": " + status.ToString());
   db_.reset(db);
-  write_options_.disableWAL = !options.write_ahead_log;
+  bulk_restore_ = bulk_restore;
+}
+
+void RocksDbKeyValueStore::reopen(bool compactions_paused, bool bulk_restore) {
+  close();
+  open(compactions_paused, bulk_restore);
+  compactions_paused_ = compactions_paused || bulk_restore;
+}
+
+void RocksDbKeyValueStore::begin_bulk_restore() {
+  check_open();
+  if (bulk_restore_) return;
+  reopen(false, true);
 }
 
 RocksDbKeyValueStore::~RocksDbKeyValueStore() {
@@ -249,12 +278,22 @@ void RocksDbKeyValueStore::write_all(std::span<const BytesWrite> writes) {
         std::from_chars(level0_files.data(), level0_files.data() + level0_files.size(), count).ec ==
             std::errc() &&
         count >= level0_slowdown_trigger_)
-      resume_compactions();
+      allow_compactions();
   }
 }
 
 void RocksDbKeyValueStore::resume_compactions() {
-  if (db_ == nullptr || !compactions_paused_.exchange(false)) return;
+  if (db_ == nullptr) return;
+  if (bulk_restore_) {
+    // Flushed and opened again with the skip list, which serves reads.
+    reopen(false, false);
+    return;
+  }
+  allow_compactions();
+}
+
+void RocksDbKeyValueStore::allow_compactions() {
+  if (!compactions_paused_.exchange(false)) return;
   check(db_->SetOptions({{"disable_auto_compactions", "false"}}), "resume compactions");
 }
 

@@ -68,9 +68,21 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   // files as slow RocksDB's writes (which it does not do while they are off).
   void resume_compactions();
 
+  // For a restore of a whole changelog into this store, empty and read by
+  // no one until the restore ends: reopens it with RocksDB's vector memtable,
+  // whose writes are appends, sorted once as each memtable is flushed, and
+  // with compactions off. resume_compactions() ends it, reopening the store
+  // as it opens otherwise. Requires no open iterator.
+  void begin_bulk_restore();
+  bool bulk_restoring() const { return bulk_restore_; }
+
  private:
   class Iterator;
 
+  void open(bool compactions_paused, bool bulk_restore);
+  void allow_compactions();
+  // Flushes and closes the store, then opens it again.
+  void reopen(bool compactions_paused, bool bulk_restore);
   void check_open() const;
   void check(const rocksdb::Status& status, std::string_view operation) const;
   std::unique_ptr<KeyValueBytesIterator> scan(std::string_view from,
@@ -78,9 +90,12 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
 
   std::string name_;
   std::filesystem::path directory_;
+  // As the store opens outside a restore.
+  rocksdb::Options options_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::WriteOptions write_options_;
   std::atomic<bool> compactions_paused_{false};
+  bool bulk_restore_ = false;
   uint64_t level0_slowdown_trigger_ = 0;
   // Open iterators: RocksDB must not close under them, so close() releases them.
   mutable std::vector<Iterator*> iterators_;

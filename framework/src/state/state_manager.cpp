@@ -99,10 +99,20 @@ void StateManager::end_tail_restore(const std::string& store) {
     rocksdb->resume_compactions();
 }
 
+bool StateManager::begin_bulk_restore(const std::string& store) {
+  const OpenStore& open_store = stores_.at(store);
+  auto* rocksdb = dynamic_cast<RocksDbKeyValueStore*>(open_store.inner);
+  if (open_store.kind != StoreKind::kKeyValue || rocksdb == nullptr) return false;
+  rocksdb->begin_bulk_restore();
+  return true;
+}
+
 bool StateManager::restores_concurrently(const std::string& store) const {
   const OpenStore& open_store = stores_.at(store);
-  return open_store.kind == StoreKind::kKeyValue &&
-         dynamic_cast<const RocksDbKeyValueStore*>(open_store.inner) != nullptr;
+  const auto* rocksdb = dynamic_cast<const RocksDbKeyValueStore*>(open_store.inner);
+  // A vector memtable takes one writer at a time.
+  return open_store.kind == StoreKind::kKeyValue && rocksdb != nullptr &&
+         !rocksdb->bulk_restoring();
 }
 
 void StateManager::restored(const std::string& store, int64_t next_offset) {

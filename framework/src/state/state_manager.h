@@ -71,6 +71,10 @@ class StateManager {
   // snapshot) is over, or there is none: see
   // RocksDbKeyValueStore::resume_compactions.
   void end_tail_restore(const std::string& store);
+  // `store` is about to be restored from its whole changelog, with no reader
+  // until end_tail_restore: see RocksDbKeyValueStore::begin_bulk_restore.
+  // False when the store is not one that restores in bulk.
+  bool begin_bulk_restore(const std::string& store);
   // Whether restore() may run for `store` on several threads at once, with
   // records of different keys: RocksDB key-value stores.
   bool restores_concurrently(const std::string& store) const;
