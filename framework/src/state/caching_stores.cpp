@@ -349,7 +349,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   }
 
   void disable() override {
-    while (dirty_.oldest != nullptr) evict_oldest(false);
+    hand_on_dirty(/*write_store=*/true);
     store_unwritten();
     drop_entries();
     enabled_ = false;
@@ -602,7 +602,7 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   // stays as a clean entry, unless the listener wrote to this store meanwhile
   // or the budget has no room for it. `handed`: what a batch wrote of it
   // already.
-  void evict_oldest(bool keep_clean, Handed handed = Handed::kNotYet) {
+  void evict_oldest(bool keep_clean, Handed handed) {
     CacheEntry& oldest = *dirty_.oldest;
     unlink(oldest);
     const std::size_t size = oldest.size;

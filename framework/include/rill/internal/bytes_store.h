@@ -155,10 +155,6 @@ class WindowBytesIterator {
   virtual std::string_view value() const = 0;
 };
 
-// Values per (key, window start), kept for `retention` milliseconds of stream
-// time: the store's stream time is the largest window start written to it, and
-// windows that start at or before stream time - retention expire. Window starts
-// are milliseconds since the epoch, never negative.
 // One write of a window batch: a value to put, or std::nullopt to delete the
 // window. put_all sets `stored`.
 struct WindowWrite {
@@ -170,6 +166,10 @@ struct WindowWrite {
   bool stored = false;
 };
 
+// Values per (key, window start), kept for `retention` milliseconds of stream
+// time: the store's stream time is the largest window start written to it, and
+// windows that start at or before stream time - retention expire. Window starts
+// are milliseconds since the epoch, never negative.
 class WindowBytesStore : public BytesStore {
  public:
   // Size of the windows, so that readers can tell a window's end.
