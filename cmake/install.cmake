@@ -56,6 +56,10 @@ install(FILES ${PROJECT_BINARY_DIR}/rillConfig.cmake ${PROJECT_BINARY_DIR}/rillC
 # Debian package (/usr) and any --prefix.
 file(RELATIVE_PATH RILL_PC_PREFIX "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
 string(REGEX REPLACE "/$" "" RILL_PC_PREFIX "${RILL_PC_PREFIX}")
+set(RILL_PC_ALLOCATOR "")
+if(RILL_ALLOCATOR STREQUAL "tcmalloc")
+  set(RILL_PC_ALLOCATOR " libtcmalloc_minimal")
+endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/rill.pc.in ${PROJECT_BINARY_DIR}/rill.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/rill.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
@@ -74,4 +78,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 # topology binaries: the headers and CMake packages of rill's dependencies.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
     "librdkafka++1 (>= 2.0), librdkafka1 (>= 2.0), librocksdb7.8, libyaml-cpp0.7, libprometheus-cpp-core1.0, libprometheus-cpp-pull1.0, libspdlog1.10, libfmt9, libpqxx-6.4, libssl3, libcurl4, libzstd1, librdkafka-dev (>= 2.0), librocksdb-dev, libyaml-cpp-dev, prometheus-cpp-dev, libspdlog-dev, libfmt-dev, nlohmann-json3-dev, libpqxx-dev, libssl-dev, libcurl4-openssl-dev, libzstd-dev, libboost-dev (>= 1.74), pkg-config")
+if(RILL_ALLOCATOR STREQUAL "tcmalloc")
+  string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libtcmalloc-minimal4, libgoogle-perftools-dev")
+endif()
 include(CPack)

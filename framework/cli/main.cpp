@@ -56,6 +56,7 @@
 #include "queries/query_server.h"
 #include "replay.h"
 #include "reset.h"
+#include "runtime/allocator.h"
 
 namespace {
 
@@ -960,7 +961,8 @@ int main(int argc, char** argv) {
 
   try {
     if (version_command->parsed()) {
-      std::cout << "rill " << RILL_VERSION_STRING << "\n";
+      std::cout << "rill " << RILL_VERSION_STRING << "\n"
+                << "malloc from " << rill::runtime::allocator_library() << "\n";
       return 0;
     }
     if (validate_command->parsed()) return validate(file);

@@ -167,6 +167,15 @@ TEST_CASE("a topology binary builds with find_package(rill) against an installed
   const CommandResult built = run_command("cmake --build " + quoted(build) + " -j 2");
   INFO(built.output);
   REQUIRE(built.exit_code == 0);
+#ifdef RILL_WITH_TCMALLOC
+  // The allocator rill was built with comes along to the programs that link it.
+  const CommandResult linked = run_command("ldd " + quoted(build + "/account_totals"));
+  INFO(linked.output);
+  CHECK_THAT(linked.output, Catch::Matchers::Contains("libtcmalloc_minimal.so"));
+  const CommandResult pkg_config_libs = run_command(
+      "PKG_CONFIG_PATH=" + quoted(prefix + "/lib/pkgconfig") + " pkg-config --libs rill");
+  CHECK_THAT(pkg_config_libs.output, Catch::Matchers::Contains("-ltcmalloc_minimal"));
+#endif
 
   auto payment = [](const std::string& account, const std::string& cents) {
     return TestRecord{account, cents, -1, -1, now_ms(), {}};

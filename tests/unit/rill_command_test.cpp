@@ -137,6 +137,12 @@ TEST_CASE("rill has help on each command and a version", "[unit][rill-command]")
   const Result version = rill("version");
   CHECK(version.exit_code == 0);
   CHECK_THAT(version.output, Catch::StartsWith("rill 0."));
+#ifdef RILL_WITH_TCMALLOC
+  // Built with RILL_ALLOCATOR=tcmalloc, the rill command allocates through it.
+  CHECK_THAT(version.output, Catch::Contains("malloc from libtcmalloc_minimal.so"));
+#else
+  CHECK_THAT(version.output, Catch::Contains("malloc from "));
+#endif
 }
 
 TEST_CASE("rill describe draws the topology as text, Graphviz and Mermaid",

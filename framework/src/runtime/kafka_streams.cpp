@@ -34,6 +34,7 @@
 #include "metrics/registry.h"
 #include "queries/query_server.h"
 #include "runtime/active_task.h"
+#include "runtime/allocator.h"
 #include "runtime/error_handling.h"
 #include "runtime/global_thread.h"
 #include "runtime/producer_collector.h"
@@ -1656,7 +1657,8 @@ void KafkaStreams::replay_until(int64_t until_ms) {
 
 void KafkaStreams::start() {
   if (state() != State::kCreated) throw std::logic_error("KafkaStreams::start() called twice");
-  log::get().info("{} starting: {}", impl_->application_id, impl_->config.to_log_string());
+  log::get().info("{} starting: {}; malloc from {}", impl_->application_id,
+                  impl_->config.to_log_string(), runtime::allocator_library());
   impl_->start_endpoint();
   impl_->create_clients();
   impl_->prepare_topics();
