@@ -324,6 +324,7 @@ TEST_CASE("a bulk restore through the vector memtable leaves a store that serves
   store->begin_bulk_restore();
   REQUIRE(store->bulk_restoring());
   CHECK(store->db().GetOptions().memtable_factory->Name() == std::string("VectorRepFactory"));
+  CHECK(store->db().GetOptions().memtable_prefix_bloom_size_ratio == 0);
   // Batches of a changelog: each key written three times, out of order, and
   // every tenth key deleted at the end, over several memtables of 1 MiB.
   const std::string value(200, 'v');
@@ -348,14 +349,19 @@ TEST_CASE("a bulk restore through the vector memtable leaves a store that serves
   for (const std::string& key : deleted) deletes.push_back({key, std::nullopt});
   store->write_all(deletes);
 
-  store->resume_compactions();
+  // Compactions stay off until the store's first flush after the restore.
+  store->end_bulk_restore();
   CHECK_FALSE(store->bulk_restoring());
   CHECK(store->db().GetOptions().memtable_factory->Name() == std::string("SkipListFactory"));
+  CHECK(store->db().GetOptions().disable_auto_compactions);
+  CHECK(store->db().GetOptions().memtable_prefix_bloom_size_ratio > 0);
   CHECK(store->get("key-1") == value + "2");
   CHECK_FALSE(store->get("key-10").has_value());
   CHECK(drain(store->all()).size() == static_cast<std::size_t>(keys - keys / 10));
   store->put("key-1", "after");
   CHECK(store->get("key-1") == "after");
+  store->flush();
+  CHECK_FALSE(store->db().GetOptions().disable_auto_compactions);
 
   // Reopened from its directory, it holds the same.
   store.reset();

@@ -296,7 +296,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     // consumer's next periodic refresh, 5 minutes by default. Seen at the
     // first start of an application, whose counting tasks waited for it.
     consumer_properties.emplace("topic.metadata.refresh.interval.ms", "10000");
-    // The polling thread wakes a partition's fetcher with a watermark query
+    // A partition's fetcher is woken with a watermark query
     // (see kafka::wake_fetcher), which waits up to this long for a leader
     // that died: not librdkafka's default minute.
     consumer_properties.emplace("socket.timeout.ms", kBoundedRequestTimeoutMs);
@@ -1498,6 +1498,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     // Leaving the group revokes our partitions through on_rebalance, which
     // commits again (nothing new) and closes the tasks.
     stopping.store(true);
+    task_manager->stop_waking_fetchers();
     kafka::close_consumer(consumer.get());
     // Tasks the revocation left: failed ones, or all when the consumer could
     // not leave the group.

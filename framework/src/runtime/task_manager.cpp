@@ -46,6 +46,8 @@ TaskManager::TaskManager(Settings settings, Clients clients, Shared shared)
       if (topic.internal) repartition_topics_.insert(topic.full_name(settings_.application_id));
     }
   }
+  if (clients_.consumer != nullptr)
+    fetch_waker_ = std::make_unique<kafka::FetchWaker>(clients_.consumer);
   if (!repartition_topics_.empty() && clients_.consumer != nullptr)
     purge_ = std::make_unique<kafka::RecordDeletion>(clients_.consumer);
   // As in Kafka Streams, the first purge waits one interval after the start.
@@ -106,8 +108,12 @@ bool TaskManager::commit_requested() {
 
 void TaskManager::wake_fetchers() {
   for (auto& [key, entry] : inputs_)
-    if (entry.first->fetch_wanted.exchange(false, std::memory_order_acquire))
-      kafka::wake_fetcher(clients_.consumer, key.first, key.second);
+    if (entry.first->fetch_wanted.exchange(false, std::memory_order_acquire) && fetch_waker_)
+      fetch_waker_->wake(key.first, key.second);
+}
+
+void TaskManager::stop_waking_fetchers() {
+  if (fetch_waker_) fetch_waker_->stop();
 }
 
 std::string TaskManager::task_ids() const {

@@ -27,6 +27,7 @@
 
 #include "kafka/admin.h"
 #include "kafka/consumer.h"
+#include "kafka/fetch_hold_back.h"
 #include "kafka/handles.h"
 #include "kafka/producer.h"
 #include "runtime/active_task.h"
@@ -202,9 +203,11 @@ class TaskManager {
   void schedule_all();
   // Whether a task asked for a commit (ProcessorContext::commit) since the last call.
   bool commit_requested();
-  // Wakes librdkafka's fetcher for held-back partitions whose queue drained
-  // to half (see FetchHoldBack).
+  // Has librdkafka's fetcher woken, from a thread of its own (FetchWaker), for
+  // held-back partitions whose queue drained to half (see FetchHoldBack).
   void wake_fetchers();
+  // Before the consumer closes: no wake-up is sent after.
+  void stop_waking_fetchers();
 
   const std::map<TaskId, std::shared_ptr<ActiveTask>>& tasks() const { return tasks_; }
   // From any thread: the tasks as of the last time the gate opened or tasks
@@ -285,6 +288,7 @@ class TaskManager {
   Settings settings_;
   Clients clients_;
   Shared shared_;
+  std::unique_ptr<kafka::FetchWaker> fetch_waker_;  // null without a consumer
   // By source topic: the sub-topology reading it.
   std::map<std::string, int32_t> subtopology_of_topic_;
   // The source topics that are repartition topics, and the purge of their

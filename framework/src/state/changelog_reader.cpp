@@ -60,6 +60,7 @@ ChangelogReader::~ChangelogReader() {
   }
   writes_.started.notify_all();
   for (std::thread& writer : writers_) writer.join();
+  waker_.stop();
   try {
     kafka::assign(consumer_.get(), {});
   } catch (const kafka::Error&) {
@@ -206,8 +207,7 @@ void ChangelogReader::run() {
       held.clear();
     }
     if (hold_back_.observe(fetched, count) == kafka::FetchHoldBack::Change::kDrained)
-      for (const auto& [key, reading] : readings_)
-        kafka::wake_fetcher(consumer_.get(), key.first, key.second);
+      for (const auto& [key, reading] : readings_) waker_.wake(key.first, key.second);
     for (auto& [key, reading] : readings_) {
       if (!reading.pending.empty()) continue;
       if (reading.task && !reading.done && reading.next_offset >= reading.end) finish(reading);
@@ -295,7 +295,7 @@ void ChangelogReader::start_restore(const std::shared_ptr<RestoringTask>& task,
     report(reading);
     if (reading.next_offset >= high) {
       task->state().restored(changelog.store, reading.next_offset);
-      end_tail_restore(task->state(), changelog.store);
+      end_restore(task->state(), changelog.store);
       continue;
     }
     // A whole changelog into an empty store, large enough to pay for opening
@@ -322,7 +322,7 @@ void ChangelogReader::start_restore(const std::shared_ptr<RestoringTask>& task,
 void ChangelogReader::start_standby(const std::shared_ptr<StandbyTask>& standby) {
   for (const auto& changelog : standby->state.changelogs()) {
     // A standby follows for as long as it lives: its stores compact meanwhile.
-    end_tail_restore(standby->state, changelog.store);
+    end_restore(standby->state, changelog.store);
     Reading reading;
     reading.state = &standby->state;
     reading.store = changelog.store;
@@ -482,9 +482,9 @@ void ChangelogReader::run_writer() {
   }
 }
 
-void ChangelogReader::end_tail_restore(StateManager& state, const std::string& store) {
+void ChangelogReader::end_restore(StateManager& state, const std::string& store) {
   try {
-    state.end_tail_restore(store);
+    state.end_restore(store);
   } catch (const std::exception& e) {
     // The store's next flush tries again.
     log::get().warn("state store '{}': {}", store, e.what());
@@ -494,7 +494,7 @@ void ChangelogReader::end_tail_restore(StateManager& state, const std::string& s
 void ChangelogReader::finish(Reading& reading) {
   reading.done = true;
   reading.state->restored(reading.store, reading.next_offset);
-  end_tail_restore(*reading.state, reading.store);
+  end_restore(*reading.state, reading.store);
   reading.progress.done = true;
   report(reading);
   log::get().info("task {}: restored {} records of store {}", reading.task->id().to_string(),

@@ -135,8 +135,8 @@ class ChangelogReader {
   void take_writes();
   void run_writer();
   void finish(Reading& reading);
-  // Lets the store compact again: see RocksDbKeyValueStore::resume_compactions.
-  static void end_tail_restore(StateManager& state, const std::string& store);
+  // Ends the store's restore: see StateManager::end_restore.
+  static void end_restore(StateManager& state, const std::string& store);
   // The task's stores are all up to date: it may process.
   void complete(RestoringTask& task);
   void assign();
@@ -173,6 +173,7 @@ class ChangelogReader {
   uint64_t next_serial_ = 0;
   bool assignment_changed_ = false;
   kafka::FetchHoldBack hold_back_{kQueuedRecords};
+  kafka::FetchWaker waker_{consumer_.get()};
 
   std::atomic<uint64_t> restored_records_{0};
   std::atomic<uint64_t> standby_records_{0};

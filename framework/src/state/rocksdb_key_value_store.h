@@ -71,9 +71,12 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   // For a restore of a whole changelog into this store, empty and read by
   // no one until the restore ends: reopens it with RocksDB's vector memtable,
   // whose writes are appends, sorted once as each memtable is flushed, and
-  // with compactions off. resume_compactions() ends it, reopening the store
-  // as it opens otherwise. Requires no open iterator.
+  // with compactions off. end_bulk_restore() reopens the store with the skip
+  // list and its compactions still off, as a store restored onto its files
+  // (they resume at the next flush); resume_compactions() reopens it as it
+  // opens otherwise. Requires no open iterator.
   void begin_bulk_restore();
+  void end_bulk_restore();
   bool bulk_restoring() const { return bulk_restore_; }
 
  private:

@@ -94,9 +94,14 @@ void StateManager::restore(const std::string& store, std::span<const state::Byte
     state::apply_changelog_record(*open_store.inner, open_store.kind, record.key, record.value);
 }
 
-void StateManager::end_tail_restore(const std::string& store) {
-  if (auto* rocksdb = dynamic_cast<RocksDbKeyValueStore*>(stores_.at(store).inner))
+void StateManager::end_restore(const std::string& store) {
+  auto* rocksdb = dynamic_cast<RocksDbKeyValueStore*>(stores_.at(store).inner);
+  if (rocksdb == nullptr) return;
+  if (rocksdb->bulk_restoring()) {
+    rocksdb->end_bulk_restore();
+  } else {
     rocksdb->resume_compactions();
+  }
 }
 
 bool StateManager::begin_bulk_restore(const std::string& store) {

@@ -67,12 +67,13 @@ class StateManager {
   // Restore: applies changelog records of `store` to its unlogged inner store,
   // a key-value store's in one write batch.
   void restore(const std::string& store, std::span<const state::BytesWrite> records);
-  // The restore of `store` onto the files it opened with (a checkpoint or a
-  // snapshot) is over, or there is none: see
-  // RocksDbKeyValueStore::resume_compactions.
-  void end_tail_restore(const std::string& store);
+  // The restore of `store` is over, or there is none. Onto the files it
+  // opened with (a checkpoint or a snapshot), its compactions resume (see
+  // RocksDbKeyValueStore::resume_compactions); after a bulk restore, at its
+  // next flush (RocksDbKeyValueStore::end_bulk_restore).
+  void end_restore(const std::string& store);
   // `store` is about to be restored from its whole changelog, with no reader
-  // until end_tail_restore: see RocksDbKeyValueStore::begin_bulk_restore.
+  // until end_restore: see RocksDbKeyValueStore::begin_bulk_restore.
   // False when the store is not one that restores in bulk.
   bool begin_bulk_restore(const std::string& store);
   // Whether restore() may run for `store` on several threads at once, with
