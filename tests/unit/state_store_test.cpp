@@ -350,7 +350,7 @@ TEST_CASE("a bulk restore through the vector memtable leaves a store that serves
   store->write_all(deletes);
 
   // Compactions stay off until the store's first flush after the restore.
-  store->end_bulk_restore();
+  store->end_restore();
   CHECK_FALSE(store->bulk_restoring());
   CHECK(store->db().GetOptions().memtable_factory->Name() == std::string("SkipListFactory"));
   CHECK(store->db().GetOptions().disable_auto_compactions);

@@ -196,11 +196,13 @@ void RocksDbKeyValueStore::begin_bulk_restore() {
   reopen(false, true);
 }
 
-void RocksDbKeyValueStore::end_bulk_restore() {
-  if (db_ == nullptr || !bulk_restore_) return;
-  // Compacting now would take the cores from the restores still going on
-  // (a task's other stores, the other tasks): W5 took 5-10% longer.
-  reopen(true, false);
+void RocksDbKeyValueStore::end_restore() {
+  if (db_ == nullptr) return;
+  if (bulk_restore_) {
+    reopen(true, false);
+  } else {
+    allow_compactions();
+  }
 }
 
 RocksDbKeyValueStore::~RocksDbKeyValueStore() {

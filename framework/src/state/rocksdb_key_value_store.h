@@ -71,13 +71,17 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   // For a restore of a whole changelog into this store, empty and read by
   // no one until the restore ends: reopens it with RocksDB's vector memtable,
   // whose writes are appends, sorted once as each memtable is flushed, and
-  // with compactions off. end_bulk_restore() reopens the store with the skip
-  // list and its compactions still off, as a store restored onto its files
-  // (they resume at the next flush); resume_compactions() reopens it as it
-  // opens otherwise. Requires no open iterator.
+  // with compactions off. end_restore() ends it; resume_compactions() too,
+  // reopening the store as it opens otherwise. Requires no open iterator.
   void begin_bulk_restore();
-  void end_bulk_restore();
   bool bulk_restoring() const { return bulk_restore_; }
+  // The restore into this store is over, or there was none. Onto its files,
+  // its compactions resume. After a bulk restore it opens again with the skip
+  // list and its compactions still off, as a store restored onto its files
+  // while the restore went on: they resume at its next flush or once level 0
+  // reaches the slowdown trigger, so that the restores still going on keep
+  // the cores (W5 took 5-10% longer with compactions at once).
+  void end_restore();
 
  private:
   class Iterator;

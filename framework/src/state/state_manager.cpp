@@ -95,13 +95,8 @@ void StateManager::restore(const std::string& store, std::span<const state::Byte
 }
 
 void StateManager::end_restore(const std::string& store) {
-  auto* rocksdb = dynamic_cast<RocksDbKeyValueStore*>(stores_.at(store).inner);
-  if (rocksdb == nullptr) return;
-  if (rocksdb->bulk_restoring()) {
-    rocksdb->end_bulk_restore();
-  } else {
-    rocksdb->resume_compactions();
-  }
+  if (auto* rocksdb = dynamic_cast<RocksDbKeyValueStore*>(stores_.at(store).inner))
+    rocksdb->end_restore();
 }
 
 bool StateManager::begin_bulk_restore(const std::string& store) {

@@ -67,10 +67,8 @@ class StateManager {
   // Restore: applies changelog records of `store` to its unlogged inner store,
   // a key-value store's in one write batch.
   void restore(const std::string& store, std::span<const state::BytesWrite> records);
-  // The restore of `store` is over, or there is none. Onto the files it
-  // opened with (a checkpoint or a snapshot), its compactions resume (see
-  // RocksDbKeyValueStore::resume_compactions); after a bulk restore, at its
-  // next flush (RocksDbKeyValueStore::end_bulk_restore).
+  // The restore of `store` is over, or there is none: see
+  // RocksDbKeyValueStore::end_restore.
   void end_restore(const std::string& store);
   // `store` is about to be restored from its whole changelog, with no reader
   // until end_restore: see RocksDbKeyValueStore::begin_bulk_restore.
