@@ -4,7 +4,7 @@
 //   mid-commit) waits for that transaction to end, and then holds its writes
 //   if it committed and none of them if it aborted;
 // - records written in sorted batches split across threads keep each key's
-//   last value, in a full restore (through RocksDB's vector memtable) and in
+//   last value, in a full restore (through a vector memtable) and in
 //   a tail onto checkpointed files, and the store serves reads and writes
 //   after either.
 #include "state/changelog_reader.h"

@@ -323,7 +323,8 @@ TEST_CASE("a bulk restore through the vector memtable leaves a store that serves
                                                              RocksDbOptions{}, &resources);
   store->begin_bulk_restore();
   REQUIRE(store->bulk_restoring());
-  CHECK(store->db().GetOptions().memtable_factory->Name() == std::string("VectorRepFactory"));
+  CHECK(store->db().GetOptions().memtable_factory->Name() ==
+        std::string("RillSortedRunsRepFactory"));
   CHECK(store->db().GetOptions().memtable_prefix_bloom_size_ratio == 0);
   // Batches of a changelog: each key written three times, out of order, and
   // every tenth key deleted at the end, over several memtables of 1 MiB.
@@ -370,6 +371,64 @@ TEST_CASE("a bulk restore through the vector memtable leaves a store that serves
   CHECK(reopened.get("key-1") == "after");
   CHECK(reopened.get("key-2") == value + "2");
   CHECK(drain(reopened.all()).size() == static_cast<std::size_t>(keys - keys / 10));
+}
+
+TEST_CASE("a bulk restore's memtable merges batches written in key order, and is read in order",
+          "[unit][state]") {
+  TempDir dir;
+  state::RocksDbResources resources;
+  state::RocksDbKeyValueStore store("counts", dir.path() / "counts", RocksDbOptions{}, &resources);
+  store.begin_bulk_restore();
+  const auto key = [](int i) {
+    std::string digits = std::to_string(i);
+    return "key-" + std::string(5 - digits.size(), '0') + digits;
+  };
+  const int keys = 10'000;
+  std::vector<std::string> names;
+  for (int i = 0; i < keys; ++i) names.push_back(key(i));
+  const std::string value(300, 'v');
+  const std::vector<std::string> values{value + "0", value + "1"};
+  // Each batch in key order, as the changelog reader writes them, and the
+  // batches' keys interleaved: a 1 MiB memtable holds a few ascending runs.
+  for (const std::string& round_value : values)
+    for (int batch = 0; batch < 10; ++batch) {
+      std::vector<state::BytesWrite> writes;
+      for (int i = batch; i < keys; i += 10)
+        writes.push_back({names[static_cast<std::size_t>(i)], round_value});
+      store.write_all(writes);
+    }
+  // A key twice in one batch: the second write is its value.
+  store.write_all(std::vector<state::BytesWrite>{{"dup", "first"}, {"dup", "second"}});
+  // A batch in no order at all: runs too short to merge.
+  std::vector<state::BytesWrite> shuffled;
+  for (int i = 0; i < 2000; ++i)
+    shuffled.push_back({names[static_cast<std::size_t>((i * 7919) % keys)], "shuffled"});
+  store.write_all(shuffled);
+
+  // Read while the restore goes on: the memtable still written is read
+  // through an ordered copy, the flushed ones from their files.
+  const auto expected = [&](int i) {
+    for (int j = 0; j < 2000; ++j)
+      if ((j * 7919) % keys == i) return std::string("shuffled");
+    return value + "1";
+  };
+  CHECK(store.get("dup") == "second");
+  CHECK(store.get(key(5)) == expected(5));
+  const Entries some = drain(store.range(key(100), key(199)));
+  REQUIRE(some.size() == 100);
+  for (int i = 0; i < 100; ++i) {
+    CHECK(some[static_cast<std::size_t>(i)].first == key(100 + i));
+    CHECK(some[static_cast<std::size_t>(i)].second == expected(100 + i));
+  }
+
+  store.end_restore();
+  const Entries all = drain(store.all());
+  REQUIRE(all.size() == static_cast<std::size_t>(keys) + 1);
+  CHECK(all.front() == std::pair<std::string, std::string>{"dup", "second"});
+  int wrong = 0;
+  for (int i = 0; i < keys; ++i)
+    if (all[static_cast<std::size_t>(i) + 1] != std::pair{key(i), expected(i)}) ++wrong;
+  CHECK(wrong == 0);
 }
 
 // ---------------------------------------------------------------------------

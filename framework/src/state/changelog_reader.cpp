@@ -15,7 +15,7 @@ constexpr int kBatch = 5000;
 // Records a turn leaves for the next one's write while more are fetched.
 constexpr std::size_t kWriteRecords = 50'000;
 // A restore of a whole changelog of at least this many records goes into
-// RocksDB's vector memtable (StateManager::begin_bulk_restore).
+// a vector memtable (StateManager::begin_bulk_restore).
 constexpr int64_t kBulkRestoreRecords = 20'000;
 // A store's batch splits into ranges of at least this many records.
 constexpr std::size_t kParallelWriteRecords = 1000;

@@ -15,6 +15,7 @@
 #include "log/log.h"
 #include "state/key_layout.h"
 #include "state/rocksdb_resources.h"
+#include "state/sorted_runs_memtable.h"
 
 namespace rill::state {
 namespace {
@@ -162,10 +163,10 @@ void RocksDbKeyValueStore::open(bool compactions_paused, bool bulk_restore) {
   rocksdb::Options db_options = options_;
   db_options.disable_auto_compactions = compactions_paused || bulk_restore;
   if (bulk_restore) {
-    // Appended in a vector and sorted once when flushed (on RocksDB's own
-    // thread), where the skip list searches for each key's place: its
+    // Appended in a vector and put in order once when flushed (on RocksDB's
+    // own thread), where the skip list searches for each key's place: its
     // inserts were two thirds of a full restore's CPU.
-    db_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+    db_options.memtable_factory = sorted_runs_memtable_factory();
     db_options.allow_concurrent_memtable_write = false;
     // Small memtables are sorted and written while the restore goes on; the
     // last, which the end of the restore waits for, is small too. A restore

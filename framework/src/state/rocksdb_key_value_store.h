@@ -69,10 +69,11 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   void resume_compactions();
 
   // For a restore of a whole changelog into this store, empty and read by
-  // no one until the restore ends: reopens it with RocksDB's vector memtable,
-  // whose writes are appends, sorted once as each memtable is flushed, and
-  // with compactions off. end_restore() ends it; resume_compactions() too,
-  // reopening the store as it opens otherwise. Requires no open iterator.
+  // no one until the restore ends: reopens it with a vector memtable
+  // (sorted_runs_memtable.h), whose writes are appends, put in order once as
+  // each memtable is flushed, and with compactions off. end_restore() ends
+  // it; resume_compactions() too, reopening the store as it opens otherwise.
+  // Requires no open iterator.
   void begin_bulk_restore();
   bool bulk_restoring() const { return bulk_restore_; }
   // The restore into this store is over, or there was none. Onto its files,
