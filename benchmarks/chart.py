@@ -8,7 +8,7 @@ workload and thread count (log scale), CPU seconds per million records, W1
 latency at the fixed input rate, and W5 restore time. When the results hold
 them, two more charts beside OUTPUT: OUTPUT's stem + "-memory.png" (W2's peak
 RSS against the store's keys) and + "-soak.png" (records/s, p99 latency and
-RSS over the soak).
+RSS over the soak, with what of it RocksDB and the record caches hold).
 """
 
 import json
@@ -104,10 +104,22 @@ def soak_chart(results, output):
               (soak["samples"], "rss_mb", "RSS (MB)")]
     for ax, (series, key, label) in zip(axes, panels):
         ax.plot([x["t_s"] / 60 for x in series], [x[key] for x in series], color=COLORS["rill"],
-                marker="." if len(series) < 60 else None)
+                marker="." if len(series) < 60 else None, label=label.split(" (")[0])
         ax.set_ylabel(label)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
+    samples = soak["samples"]
+    if samples and "rocksdb_mb" in samples[0]:
+        # What of RSS grows with state, against its bounds.
+        minutes = [x["t_s"] / 60 for x in samples]
+        ax = axes[-1]
+        ax.plot(minutes, [x["rocksdb_mb"] + x["cache_mb"] for x in samples], color="tab:green",
+                label="RocksDB and record caches")
+        ax.plot(minutes, [x["other_mb"] for x in samples], color="tab:gray",
+                label="the rest of RSS")
+        ax.axhline(soak["rocksdb_limit_mb"] + soak["cache_max_mb"], color="tab:green",
+                   linestyle="--", linewidth=1, label="their bounds together")
+        ax.legend(loc="lower right", fontsize="small")
     axes[-1].set_xlabel("minutes")
     axes[0].set_title(f"W2 soak on rill, one thread, {soak['rate']:,} input records/s")
     fig.tight_layout()

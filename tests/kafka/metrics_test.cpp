@@ -84,6 +84,7 @@ TEST_CASE("the metrics endpoint counts what a pipeline processes and its lag fal
 
   StreamsConfig config = metrics_config(app, temp_state_dir(app));
   config.set("metrics.recording.level", "DEBUG");  // store latencies too
+  config.set("rocksdb.block.cache.bytes", "80000000");
   KafkaStreams streams(processor_count_topology(input, output), config);
   streams.start();
   const int port = streams.metrics_port();
@@ -133,6 +134,13 @@ TEST_CASE("the metrics endpoint counts what a pipeline processes and its lag fal
   CHECK(metric_sum(body, "rill_rebalances_total") >= 1);
   CHECK(metric_sum(body, "rill_state", {{"state", "RUNNING"}}) == 1);
   CHECK(metric_sum(body, "rill_ready") == 1);
+  // The counts' memtables hold what was written, within RocksDB's bound.
+  CHECK(metric_sum(body, "rill_rocksdb_memory_limit_bytes") == 80'000'000);
+  CHECK(metric_sum(body, "rill_rocksdb_memtable_bytes") > 0);
+  CHECK(metric_sum(body, "rill_rocksdb_memory_bytes") >=
+        metric_sum(body, "rill_rocksdb_memtable_bytes"));
+  CHECK(metric_sum(body, "rill_rocksdb_memory_bytes") <= 80'000'000);
+  CHECK(metric_sum(body, "rill_store_cache_max_bytes") == 0);
   CHECK(consume(output, kRecords, 30s).size() == static_cast<std::size_t>(kRecords));
   CHECK(http_get(port, "/readyz").status == 200);
   CHECK(http_get(port, "/nowhere").status == 404);

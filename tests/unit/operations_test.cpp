@@ -57,6 +57,12 @@ std::unique_ptr<metrics::Registry> full_registry() {
     values.state = "RUNNING";
     values.ready = true;
     values.commits = 3;
+    values.stores = true;
+    values.rocksdb_memory_bytes = 5'000'000;
+    values.rocksdb_memory_limit_bytes = 100'000'000;
+    values.rocksdb_memtable_bytes = 4'000'000;
+    values.store_cache_bytes = 700'000;
+    values.store_cache_max_bytes = 10'000'000;
     return values;
   });
   auto task = registry->task({0, 1}, {"source", "count", "sink"}, {"counts"});
@@ -122,6 +128,20 @@ TEST_CASE("the registry exports task counters, histograms, lag and statistics", 
       std::string::npos);
   CHECK(text.find(R"(rill_producer_queue_messages{application_id="app",client_id="app-1"} 7)") !=
         std::string::npos);
+  CHECK(text.find(R"(rill_rocksdb_memory_bytes{application_id="app",client_id="app-1"} 5000000)") !=
+        std::string::npos);
+  CHECK(
+      text.find(
+          R"(rill_rocksdb_memory_limit_bytes{application_id="app",client_id="app-1"} 100000000)") !=
+      std::string::npos);
+  CHECK(
+      text.find(R"(rill_rocksdb_memtable_bytes{application_id="app",client_id="app-1"} 4000000)") !=
+      std::string::npos);
+  CHECK(text.find(R"(rill_store_cache_bytes{application_id="app",client_id="app-1"} 700000)") !=
+        std::string::npos);
+  CHECK(
+      text.find(R"(rill_store_cache_max_bytes{application_id="app",client_id="app-1"} 10000000)") !=
+      std::string::npos);
   CHECK(text.find(
             R"(rill_producer_request_errors_total{application_id="app",client_id="app-1"} 3)") !=
         std::string::npos);

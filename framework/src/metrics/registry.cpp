@@ -248,6 +248,27 @@ std::vector<MetricFamily> Registry::Collect() const {
     out.add(restores, {{"from", "snapshot"}}, static_cast<double>(instance.snapshot_restores));
     out.add(restores, {{"from", "changelog"}}, static_cast<double>(instance.snapshot_fallbacks));
   }
+  if (instance.stores) {
+    out.add(out.family("rill_rocksdb_memory_bytes",
+                       "Memory RocksDB uses within its bound: cached blocks and the memtables of "
+                       "all stores.",
+                       T::Gauge),
+            {}, static_cast<double>(instance.rocksdb_memory_bytes));
+    out.add(
+        out.family("rill_rocksdb_memory_limit_bytes",
+                   "RocksDB's memory bound for all stores (rocksdb.block.cache.bytes).", T::Gauge),
+        {}, static_cast<double>(instance.rocksdb_memory_limit_bytes));
+    out.add(out.family("rill_rocksdb_memtable_bytes",
+                       "Memory of the memtables of all stores, within RocksDB's bound.", T::Gauge),
+            {}, static_cast<double>(instance.rocksdb_memtable_bytes));
+    out.add(out.family("rill_store_cache_bytes",
+                       "What the record caches of all stores hold, entry bookkeeping included.",
+                       T::Gauge),
+            {}, static_cast<double>(instance.store_cache_bytes));
+    out.add(out.family("rill_store_cache_max_bytes",
+                       "The record caches' bound (statestore.cache.max.bytes).", T::Gauge),
+            {}, static_cast<double>(instance.store_cache_max_bytes));
+  }
   out.add(out.family("rill_active_tasks", "Tasks assigned to this instance.", T::Gauge), {},
           static_cast<double>(instance.active_tasks));
   out.add(out.family("rill_standby_tasks", "Standby replicas kept by this instance.", T::Gauge), {},

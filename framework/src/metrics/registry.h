@@ -52,6 +52,14 @@ struct InstanceValues {
   uint64_t snapshot_duration_ms = 0;  // all uploaded snapshots together
   uint64_t snapshot_restores = 0;
   uint64_t snapshot_fallbacks = 0;
+  // The stores' memory (instances with stores only): RocksDB's shared bound
+  // and what uses it, and the record caches against statestore.cache.max.bytes.
+  bool stores = false;
+  uint64_t rocksdb_memory_bytes = 0;
+  uint64_t rocksdb_memory_limit_bytes = 0;
+  uint64_t rocksdb_memtable_bytes = 0;
+  uint64_t store_cache_bytes = 0;
+  uint64_t store_cache_max_bytes = 0;
 };
 
 struct PartitionGauges {

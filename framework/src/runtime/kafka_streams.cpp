@@ -588,6 +588,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     rocksdb = std::make_unique<state::RocksDbResources>(memory);
     cache_budget = std::make_unique<state::CacheBudget>(
         static_cast<std::size_t>(config.get_int(config::kCacheMaxBytes)));
+    published_rocksdb.store(rocksdb.get(), std::memory_order_release);
+    published_cache_budget.store(cache_budget.get(), std::memory_order_release);
 
     auto properties = base_properties("consumer");
     properties["client.id"] += "-restore";
@@ -1411,6 +1413,16 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
       values.snapshot_restores = taken->restores();
       values.snapshot_fallbacks = taken->fallbacks();
     }
+    const auto* memory = published_rocksdb.load(std::memory_order_acquire);
+    const auto* caches = published_cache_budget.load(std::memory_order_acquire);
+    if (memory != nullptr && caches != nullptr) {
+      values.stores = true;
+      values.rocksdb_memory_bytes = memory->usage();
+      values.rocksdb_memory_limit_bytes = memory->capacity();
+      values.rocksdb_memtable_bytes = memory->memtable_usage();
+      values.store_cache_bytes = caches->bytes();
+      values.store_cache_max_bytes = caches->max_bytes();
+    }
     return values;
   }
 
@@ -1580,6 +1592,9 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   std::set<std::string> archived_topics;
   // What metrics read of it, from their own thread.
   std::atomic<const state::TaskSnapshots*> published_snapshots{nullptr};
+  // The stores' memory, for the metrics endpoint's thread.
+  std::atomic<const state::RocksDbResources*> published_rocksdb{nullptr};
+  std::atomic<const state::CacheBudget*> published_cache_budget{nullptr};
   // KafkaStreams::snapshot() asked for a commit, at which tasks snapshot.
   std::atomic<bool> snapshot_commit_wanted{false};
   std::unique_ptr<runtime::GlobalThread> global_thread;
