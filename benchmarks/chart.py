@@ -117,6 +117,9 @@ def soak_chart(results, output):
                 label="RocksDB and record caches")
         ax.plot(minutes, [x["other_mb"] for x in samples], color="tab:gray",
                 label="the rest of RSS")
+        if "heap_allocated_mb" in samples[0]:
+            ax.plot(minutes, [x["heap_allocated_mb"] for x in samples], color="tab:purple",
+                    label="heap in use")
         ax.axhline(soak["rocksdb_limit_mb"] + soak["cache_max_mb"], color="tab:green",
                    linestyle="--", linewidth=1, label="their bounds together")
         ax.legend(loc="lower right", fontsize="small")

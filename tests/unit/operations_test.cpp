@@ -3,6 +3,7 @@
 // that the shipped dashboard and alerting rules name metrics that exist and
 // pass promtool.
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -19,6 +20,7 @@
 #include "log/log.h"
 #include "metrics/http_server.h"
 #include "metrics/registry.h"
+#include "runtime/allocator.h"
 #include "support/command.h"
 
 using namespace rill;
@@ -63,6 +65,9 @@ std::unique_ptr<metrics::Registry> full_registry() {
     values.rocksdb_memtable_bytes = 4'000'000;
     values.store_cache_bytes = 700'000;
     values.store_cache_max_bytes = 10'000'000;
+    values.heap_known = true;
+    values.heap_allocated_bytes = 90'000'000;
+    values.heap_free_bytes = 30'000'000;
     return values;
   });
   auto task = registry->task({0, 1}, {"source", "count", "sink"}, {"counts"});
@@ -142,6 +147,11 @@ TEST_CASE("the registry exports task counters, histograms, lag and statistics", 
   CHECK(
       text.find(R"(rill_store_cache_max_bytes{application_id="app",client_id="app-1"} 10000000)") !=
       std::string::npos);
+  CHECK(
+      text.find(R"(rill_heap_allocated_bytes{application_id="app",client_id="app-1"} 90000000)") !=
+      std::string::npos);
+  CHECK(text.find(R"(rill_heap_free_bytes{application_id="app",client_id="app-1"} 30000000)") !=
+        std::string::npos);
   CHECK(text.find(
             R"(rill_producer_request_errors_total{application_id="app",client_id="app-1"} 3)") !=
         std::string::npos);
@@ -221,6 +231,51 @@ TEST_CASE("the dashboard and the alerts name only metrics rill exports", "[metri
     }
   }
   CHECK(referenced > 20);
+}
+
+// Keeps an allocation the compiler could otherwise leave out.
+char* volatile kept_allocation = nullptr;
+
+TEST_CASE("the heap's figures follow an allocation and its release", "[metrics][unit]") {
+  const std::string allocator = runtime::allocator_library();
+  INFO(allocator);
+  const bool reported = allocator.starts_with("libtcmalloc") || allocator.starts_with("libc.so");
+  const runtime::HeapMemory before = runtime::heap_memory();
+  REQUIRE(before.known == reported);
+  if (!reported) return;  // a sanitizer's allocator: the metrics leave the heap out
+
+  constexpr std::size_t kBytes = std::size_t{64} << 20;
+  kept_allocation = new char[kBytes];
+  std::memset(kept_allocation, 1, kBytes);
+  const runtime::HeapMemory holding = runtime::heap_memory();
+  delete[] kept_allocation;
+  kept_allocation = nullptr;
+  const runtime::HeapMemory after = runtime::heap_memory();
+  CHECK(holding.allocated_bytes >= before.allocated_bytes + kBytes);
+  CHECK(after.allocated_bytes + kBytes <= holding.allocated_bytes);
+}
+
+TEST_CASE("the heap's free pages beyond what is kept go back to the system", "[metrics][unit]") {
+  const std::string allocator = runtime::allocator_library();
+  INFO(allocator);
+  constexpr std::size_t kBytes = std::size_t{64} << 20;
+  kept_allocation = new char[kBytes];
+  std::memset(kept_allocation, 1, kBytes);
+  delete[] kept_allocation;
+  kept_allocation = nullptr;
+  const runtime::HeapMemory freed = runtime::heap_memory();
+  const uint64_t released = runtime::release_free_heap(std::size_t{8} << 20);
+  const runtime::HeapMemory after = runtime::heap_memory();
+  if (allocator.starts_with("libtcmalloc")) {
+    // tcmalloc kept the freed pages until asked.
+    CHECK(freed.free_bytes >= kBytes);
+    CHECK(released >= kBytes - (std::size_t{8} << 20));
+    CHECK(after.free_bytes + released <= freed.free_bytes);
+  } else {
+    // glibc gives a block this large back as it is freed (mmap); malloc_trim
+    // does not tell what it gave back.
+    CHECK(released == 0);
+  }
 }
 
 TEST_CASE("metrics.address takes host:port or a port, and names itself when invalid",

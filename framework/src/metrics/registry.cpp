@@ -248,6 +248,16 @@ std::vector<MetricFamily> Registry::Collect() const {
     out.add(restores, {{"from", "snapshot"}}, static_cast<double>(instance.snapshot_restores));
     out.add(restores, {{"from", "changelog"}}, static_cast<double>(instance.snapshot_fallbacks));
   }
+  if (instance.heap_known) {
+    out.add(out.family("rill_heap_allocated_bytes",
+                       "Heap memory in use: handed out by the allocator and not freed.", T::Gauge),
+            {}, static_cast<double>(instance.heap_allocated_bytes));
+    out.add(out.family("rill_heap_free_bytes",
+                       "Heap memory freed and kept by the allocator for reuse, not given back to "
+                       "the system.",
+                       T::Gauge),
+            {}, static_cast<double>(instance.heap_free_bytes));
+  }
   if (instance.stores) {
     out.add(out.family("rill_rocksdb_memory_bytes",
                        "Memory RocksDB uses within its bound: cached blocks and the memtables of "

@@ -60,6 +60,10 @@ struct InstanceValues {
   uint64_t rocksdb_memtable_bytes = 0;
   uint64_t store_cache_bytes = 0;
   uint64_t store_cache_max_bytes = 0;
+  // The process's heap (runtime::heap_memory()), when the allocator tells.
+  bool heap_known = false;
+  uint64_t heap_allocated_bytes = 0;
+  uint64_t heap_free_bytes = 0;
 };
 
 struct PartitionGauges {

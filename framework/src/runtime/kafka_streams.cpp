@@ -83,6 +83,10 @@ constexpr auto kQueryTimeout = std::chrono::milliseconds(10'000);
 // How often the polling thread publishes partition and task gauges, and how
 // often librdkafka reports statistics (lag, producer queue) by default.
 constexpr auto kGaugeInterval = std::chrono::seconds(1);
+// Free heap kept for the next burst when the rest goes back to the system (at
+// the gauges' pace): a commit that hands on a full record cache, or a fetch
+// catching up, leaves tens of MiB freed that tcmalloc would otherwise keep.
+constexpr uint64_t kKeptFreeHeapBytes = uint64_t{16} << 20;
 constexpr const char* kStatisticsIntervalMs = "1000";
 // Recovery from faults of the cluster: how long one call to the cluster may
 // block the polling thread.
@@ -1251,6 +1255,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
         if (now >= next_gauges) {
           next_gauges = now + kGaugeInterval;
           publish_gauges();
+          runtime::release_free_heap(kKeptFreeHeapBytes);
         } else {
           update_restored();
         }
@@ -1413,6 +1418,10 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
       values.snapshot_restores = taken->restores();
       values.snapshot_fallbacks = taken->fallbacks();
     }
+    const runtime::HeapMemory heap = runtime::heap_memory();
+    values.heap_known = heap.known;
+    values.heap_allocated_bytes = heap.allocated_bytes;
+    values.heap_free_bytes = heap.free_bytes;
     const auto* memory = published_rocksdb.load(std::memory_order_acquire);
     const auto* caches = published_cache_budget.load(std::memory_order_acquire);
     if (memory != nullptr && caches != nullptr) {
