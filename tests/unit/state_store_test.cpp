@@ -28,18 +28,32 @@ using testing::TempDir;
 
 namespace {
 
-enum class Impl { kInMemory, kRocksDb };
+// kRocksDbHashedByKey: RocksDB with the memtable of stream-stream joins'
+// window stores, for the stores below window stores.
+enum class Impl { kInMemory, kRocksDb, kRocksDbHashedByKey };
 
 std::string impl_name(Impl impl) {
-  return impl == Impl::kInMemory ? "in-memory" : "rocksdb";
+  switch (impl) {
+    case Impl::kInMemory:
+      return "in-memory";
+    case Impl::kRocksDb:
+      return "rocksdb";
+    case Impl::kRocksDbHashedByKey:
+      return "rocksdb, memtable hashed by key";
+  }
+  return "?";
 }
 
 std::unique_ptr<state::KeyValueBytesStore> open_store(Impl impl, const fs::path& directory,
                                                       state::RocksDbResources* resources = nullptr,
-                                                      const std::string& name = "store") {
+                                                      const std::string& name = "store",
+                                                      RocksDbOptions options = {}) {
   if (impl == Impl::kInMemory) return std::make_unique<state::InMemoryKeyValueStore>(name);
-  return std::make_unique<state::RocksDbKeyValueStore>(name, directory, RocksDbOptions{},
-                                                       resources);
+  if (impl == Impl::kRocksDb)
+    return std::make_unique<state::RocksDbKeyValueStore>(name, directory, options, resources);
+  options.memtable = RocksDbMemtable::kHashedByKey;
+  return std::make_unique<state::RocksDbKeyValueStore>(name, directory, options, resources, false,
+                                                       state::kTimestampSize);
 }
 
 using Entries = std::vector<std::pair<std::string, std::string>>;
@@ -435,7 +449,7 @@ TEST_CASE("a bulk restore's memtable merges batches written in key order, and is
 // Window stores
 
 TEST_CASE("window store fetches one key's windows in time order", "[unit][state]") {
-  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb, Impl::kRocksDbHashedByKey);
   INFO(impl_name(impl));
   TempDir dir;
   // Segments of 100 ms, so that fetches cross segments.
@@ -478,7 +492,7 @@ TEST_CASE("window store fetches one key's windows in time order", "[unit][state]
 }
 
 TEST_CASE("window store drops windows older than its retention", "[unit][state]") {
-  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb, Impl::kRocksDbHashedByKey);
   INFO(impl_name(impl));
   TempDir dir;
   auto owned = open_store(impl, dir.path());
@@ -508,7 +522,7 @@ TEST_CASE("window store drops windows older than its retention", "[unit][state]"
 }
 
 TEST_CASE("a window store's batch leaves it as one write after another would", "[unit][state]") {
-  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb);
+  const Impl impl = GENERATE(Impl::kInMemory, Impl::kRocksDb, Impl::kRocksDbHashedByKey);
   INFO(impl_name(impl));
   TempDir one_dir;
   TempDir batch_dir;
@@ -562,6 +576,91 @@ TEST_CASE("a window store's batch leaves it as one write after another would", "
       CHECK(writes[i].stored == (!writes[i].value || (stored_one_by_one[i] && live)));
     }
   }
+}
+
+TEST_CASE("a window store on the memtable hashed by key reads as the in-memory one",
+          "[unit][state]") {
+  // Small memtables, so that writes fill several, some flushed to files and
+  // some still being written while they are read; flushes now and then too.
+  RocksDbOptions options;
+  options.write_buffer_bytes = 64 << 10;
+  TempDir dir;
+  state::SegmentedWindowStore expected("windows", open_store(Impl::kInMemory, dir.path()), 100,
+                                       5'000, 1'000);
+  state::SegmentedWindowStore hashed(
+      "windows", open_store(Impl::kRocksDbHashedByKey, dir.path(), nullptr, "store", options), 100,
+      5'000, 1'000);
+  // Keys that extend others, with bytes below and above a timestamp's first
+  // byte, so that their windows interleave in the byte order.
+  const std::vector<std::string> keys{"a",
+                                      "ab",
+                                      std::string("a\0", 2),
+                                      std::string("a\0\0", 3),
+                                      "b",
+                                      std::string("\xff\xff", 2),
+                                      "order-17",
+                                      "order-170"};
+  uint64_t random = 7;
+  auto next = [&random](uint64_t bound) {
+    random = random * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (random >> 33) % bound;
+  };
+  int64_t time = 0;
+  for (int step = 0; step < 20'000; ++step) {
+    INFO("step " << step);
+    const std::string& key = keys[next(keys.size())];
+    const int64_t start = std::max<int64_t>(0, time - static_cast<int64_t>(next(3'000)));
+    switch (next(10)) {
+      case 0:
+        expected.remove(key, start);
+        hashed.remove(key, start);
+        break;
+      case 1: {
+        const int64_t to = start + static_cast<int64_t>(next(2'000));
+        REQUIRE(drain(hashed.fetch(key, start, to)) == drain(expected.fetch(key, start, to)));
+        break;
+      }
+      case 2:
+        REQUIRE(hashed.fetch(key, start) == expected.fetch(key, start));
+        break;
+      default: {
+        const std::string value(static_cast<std::size_t>(next(200)),
+                                static_cast<char>('a' + step % 26));
+        REQUIRE(hashed.put(key, start, value) == expected.put(key, start, value));
+        time += static_cast<int64_t>(next(5));
+      }
+    }
+    if (step % 5'000 == 4'999) {
+      REQUIRE(drain(hashed.fetch_all(time - 4'000, time)) ==
+              drain(expected.fetch_all(time - 4'000, time)));
+      hashed.flush();
+    }
+  }
+  CHECK(drain(hashed.all()) == drain(expected.all()));
+  CHECK(drain(hashed.all()).size() > 1'000);
+}
+
+TEST_CASE("a read on the memtable hashed by key sees what was there when it began",
+          "[unit][state]") {
+  TempDir dir;
+  state::SegmentedWindowStore store("windows", open_store(Impl::kRocksDbHashedByKey, dir.path()),
+                                    100, 1'000'000, 100'000);
+  for (int64_t start = 0; start < 10; ++start) store.put("a", start, "first");
+  auto reading = store.fetch("a", 0, 100);
+  auto scanning = store.all();
+  // Thousands of writes while they read: the memtable's index grows under them.
+  for (int64_t start = 0; start < 5'000; ++start)
+    store.put("k" + std::to_string(start), start, "x");
+  for (int64_t start = 10; start < 20; ++start) store.put("a", start, "later");
+  std::vector<WindowEntry> read;
+  for (; reading->valid(); reading->next())
+    read.push_back(
+        {std::string(reading->key()), reading->window_start(), std::string(reading->value())});
+  CHECK(read.size() == 10);
+  for (const WindowEntry& entry : read) CHECK(entry.value == "first");
+  CHECK(drain(std::move(scanning)).size() == 10);
+  CHECK(drain(store.fetch("a", 0, 100)).size() == 20);
+  CHECK(drain(store.all()).size() == 5'020);
 }
 
 namespace {

@@ -19,6 +19,18 @@ enum class RocksDbCompaction {
   kLevel,
 };
 
+// How a memtable finds its entries.
+enum class RocksDbMemtable {
+  // RocksDB's skip list: in key order, for reads of any range.
+  kSkipList,
+  // For window stores read one record key at a time, as the window stores of
+  // stream-stream joins are: an index by segment and record key, where the
+  // skip list searched a few dozen scattered entries at every insert and
+  // lookup. A read across record keys puts the memtable in order first.
+  // Other stores keep the skip list.
+  kHashedByKey,
+};
+
 // Options of one store's RocksDB.
 struct RocksDbOptions {
   // Capacity of the LRU block cache of this store alone. Used only when the
@@ -59,6 +71,10 @@ struct RocksDbOptions {
   // Open file handles the store may keep; -1 keeps all SST files open.
   // Default: -1.
   int max_open_files = -1;
+
+  // Default: kSkipList, as RocksDB. The DSL's stream-stream joins set
+  // kHashedByKey on their window stores.
+  RocksDbMemtable memtable = RocksDbMemtable::kSkipList;
 
   // Write every update to RocksDB's write-ahead log as well. Off by default, as
   // in Kafka Streams: the changelog topic is the durable copy and restores a

@@ -1017,6 +1017,11 @@ KStream<K, VR> KStream<K, V>::join_streams(
       std::max(window_size, std::chrono::milliseconds(windows.size_ms() + windows.grace_ms()));
   auto configured = [&joined](StoreBuilder store) {
     if (joined.in_memory) store.in_memory();
+    // The window stores are read one key at a time (the unjoined records' store
+    // keeps the skip list).
+    RocksDbOptions rocksdb = store.spec().rocksdb;
+    rocksdb.memtable = RocksDbMemtable::kHashedByKey;
+    store.with_rocksdb_options(rocksdb);
     if (joined.logging_enabled) {
       store.with_logging_enabled(joined.log_config);
     } else {

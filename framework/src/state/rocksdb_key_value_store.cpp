@@ -8,11 +8,13 @@
 
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/memtablerep.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include "log/log.h"
+#include "state/key_hashed_memtable.h"
 #include "state/key_layout.h"
 #include "state/rocksdb_resources.h"
 #include "state/sorted_runs_memtable.h"
@@ -41,7 +43,31 @@ rocksdb::CompressionType compression_type(RocksDbCompression compression) {
   return rocksdb::kNoCompression;
 }
 
-rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* resources) {
+// A key without its last `suffix` bytes: a window store's segment and record
+// key, without the window start.
+class KeyWithoutSuffix final : public rocksdb::SliceTransform {
+ public:
+  explicit KeyWithoutSuffix(std::size_t suffix)
+      : suffix_(suffix), name_("rill.KeyWithoutSuffix." + std::to_string(suffix)) {}
+  const char* Name() const override { return name_.c_str(); }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return {key.data(), key.size() - suffix_};
+  }
+  bool InDomain(const rocksdb::Slice& key) const override { return key.size() > suffix_; }
+
+ private:
+  std::size_t suffix_;
+  std::string name_;
+};
+
+// The bytes after the prefix a store's memtables and filters index keys by,
+// or 0 for none.
+std::size_t prefix_suffix_bytes(const RocksDbOptions& options, std::size_t timestamp_suffix_bytes) {
+  return options.memtable == RocksDbMemtable::kHashedByKey ? timestamp_suffix_bytes : 0;
+}
+
+rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* resources,
+                              std::size_t prefix_suffix_bytes) {
   rocksdb::BlockBasedTableOptions table;
   table.block_size = options.block_size_bytes;
   if (options.bloom_filter_bits_per_key > 0)
@@ -88,6 +114,15 @@ rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* r
     db.memtable_prefix_bloom_size_ratio = 0.02;
   }
   if (resources != nullptr) db.write_buffer_manager = resources->write_buffer_manager();
+  if (prefix_suffix_bytes > 0) {
+    // Filters hold prefixes beside whole keys, so that a lookup's seek skips
+    // the files without its prefix; the memtable's index finds it without a
+    // filter of its own.
+    db.prefix_extractor = std::make_shared<KeyWithoutSuffix>(prefix_suffix_bytes);
+    db.memtable_factory = key_hashed_memtable_factory();
+    db.allow_concurrent_memtable_write = false;
+    db.memtable_prefix_bloom_size_ratio = 0;
+  }
   return db;
 }
 
@@ -98,9 +133,16 @@ rocksdb::Options make_options(const RocksDbOptions& options, RocksDbResources* r
 class RocksDbKeyValueStore::Iterator final : public KeyValueBytesIterator {
  public:
   Iterator(const RocksDbKeyValueStore& store, std::string_view from,
-           std::optional<std::string> to_exclusive)
+           std::optional<std::string> to_exclusive, bool within_one_prefix)
       : store_(&store), to_exclusive_(std::move(to_exclusive)) {
     rocksdb::ReadOptions read;
+    // In prefix mode a seek reads only the memtable entries of the prefix of
+    // `from` and skips the files whose filter rules it out. Every key of that
+    // prefix up to the bound is read, in order; keys of other prefixes between
+    // them may be left out, which a range within one prefix does not ask for.
+    // Other ranges read in total order, which RocksDB does not do by default
+    // once the store has a prefix extractor.
+    read.total_order_seek = !within_one_prefix;
     if (to_exclusive_) {
       bound_ = slice(*to_exclusive_);
       read.iterate_upper_bound = &bound_;
@@ -144,10 +186,12 @@ class RocksDbKeyValueStore::Iterator final : public KeyValueBytesIterator {
 
 RocksDbKeyValueStore::RocksDbKeyValueStore(std::string name, std::filesystem::path directory,
                                            const RocksDbOptions& options,
-                                           RocksDbResources* resources, bool compactions_paused)
+                                           RocksDbResources* resources, bool compactions_paused,
+                                           std::size_t timestamp_suffix_bytes)
     : name_(std::move(name)),
       directory_(std::move(directory)),
-      options_(make_options(options, resources)),
+      prefix_suffix_bytes_(prefix_suffix_bytes(options, timestamp_suffix_bytes)),
+      options_(make_options(options, resources, prefix_suffix_bytes_)),
       compactions_paused_(compactions_paused) {
   std::error_code error;
   std::filesystem::create_directories(directory_, error);
@@ -319,16 +363,20 @@ void RocksDbKeyValueStore::remove_range(std::string_view from, std::string_view 
 }
 
 std::unique_ptr<KeyValueBytesIterator> RocksDbKeyValueStore::scan(
-    std::string_view from, std::optional<std::string> to_exclusive) const {
+    std::string_view from, std::optional<std::string> to_exclusive, bool within_one_prefix) const {
   check_open();
-  return std::make_unique<Iterator>(*this, from, std::move(to_exclusive));
+  return std::make_unique<Iterator>(*this, from, std::move(to_exclusive), within_one_prefix);
 }
 
 std::unique_ptr<KeyValueBytesIterator> RocksDbKeyValueStore::range(std::string_view from,
                                                                    std::string_view to) const {
   // from > to gives an empty iterator: the bound stops it before `from`.
   if (compare_bytes(from, to) > 0) return scan(from, std::string(from));
-  return scan(from, key_successor(to));
+  const std::size_t suffix = prefix_suffix_bytes_;
+  const bool within_one_prefix =
+      suffix > 0 && from.size() > suffix && to.size() == from.size() &&
+      from.substr(0, from.size() - suffix) == to.substr(0, to.size() - suffix);
+  return scan(from, key_successor(to), within_one_prefix);
 }
 
 std::unique_ptr<KeyValueBytesIterator> RocksDbKeyValueStore::prefix_scan(

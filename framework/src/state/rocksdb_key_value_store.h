@@ -25,10 +25,14 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   // manager; without, a cache of its own (options.block_cache_bytes). Throws
   // StateStoreError naming the store and directory when RocksDB cannot open it
   // (for instance, another process holds its lock). `compactions_paused`: see
-  // resume_compactions().
+  // resume_compactions(). `timestamp_suffix_bytes`: for a window store, the
+  // bytes of timestamp its keys end in after the segment and record key that
+  // its lookups name; with options.memtable kHashedByKey, the store's
+  // memtables and filters index keys without them, and a range within one
+  // segment and record key reads only what holds that prefix.
   RocksDbKeyValueStore(std::string name, std::filesystem::path directory,
                        const RocksDbOptions& options, RocksDbResources* resources,
-                       bool compactions_paused = false);
+                       bool compactions_paused = false, std::size_t timestamp_suffix_bytes = 0);
   ~RocksDbKeyValueStore() override;
   RocksDbKeyValueStore(const RocksDbKeyValueStore&) = delete;
   RocksDbKeyValueStore& operator=(const RocksDbKeyValueStore&) = delete;
@@ -94,10 +98,14 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   void check_open() const;
   void check(const rocksdb::Status& status, std::string_view operation) const;
   std::unique_ptr<KeyValueBytesIterator> scan(std::string_view from,
-                                              std::optional<std::string> to_exclusive) const;
+                                              std::optional<std::string> to_exclusive,
+                                              bool within_one_prefix = false) const;
 
   std::string name_;
   std::filesystem::path directory_;
+  // The bytes after the prefix its memtables and filters index keys by; 0
+  // without a prefix.
+  std::size_t prefix_suffix_bytes_;
   // As the store opens outside a restore.
   rocksdb::Options options_;
   std::unique_ptr<rocksdb::DB> db_;

@@ -161,21 +161,23 @@ StoreBuilder& StoreBuilder::with_rocksdb_options(const RocksDbOptions& options) 
 std::unique_ptr<state::BytesStore> StoreBuilder::build_bytes_store(
     const std::filesystem::path& directory, state::RocksDbResources* resources,
     bool compactions_paused) const {
-  auto key_value = [&](bool paused) -> std::unique_ptr<state::KeyValueBytesStore> {
+  auto key_value =
+      [&](bool paused,
+          std::size_t timestamp_suffix_bytes) -> std::unique_ptr<state::KeyValueBytesStore> {
     if (!spec_.persistent) return std::make_unique<state::InMemoryKeyValueStore>(spec_.name);
     return std::make_unique<state::RocksDbKeyValueStore>(spec_.name, directory, spec_.rocksdb,
-                                                         resources, paused);
+                                                         resources, paused, timestamp_suffix_bytes);
   };
   switch (spec_.kind) {
     case StoreKind::kKeyValue:
-      return key_value(compactions_paused);
+      return key_value(compactions_paused, 0);
     case StoreKind::kWindow:
       return std::make_unique<state::SegmentedWindowStore>(
-          spec_.name, key_value(false), spec_.window_size.count(), spec_.retention.count(),
-          spec_.segment_interval_ms());
+          spec_.name, key_value(false, state::kTimestampSize), spec_.window_size.count(),
+          spec_.retention.count(), spec_.segment_interval_ms());
     case StoreKind::kSession:
       return std::make_unique<state::SegmentedSessionStore>(
-          spec_.name, key_value(false), spec_.retention.count(), spec_.segment_interval_ms());
+          spec_.name, key_value(false, 0), spec_.retention.count(), spec_.segment_interval_ms());
   }
   throw std::logic_error("state store '" + spec_.name + "': unknown store kind");
 }
