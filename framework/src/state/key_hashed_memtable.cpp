@@ -38,21 +38,22 @@ Slice user_key_of(const char* entry) {
   return {internal.data(), internal.size() - kInternalKeyFooter};
 }
 
+// The hash of a prefix: its low bits place an entry, all of it tells entries
+// apart without reading them.
+using Hash = uint32_t;
+
 // An open-addressing table of entries by the hash of their prefix, probed
-// linearly. Beside each entry, 16 bits of that hash, so that a probe reads
-// only the entries whose hash may match. Its arrays are in the memtable's
-// arena, so that they count against the memtables' bound and go with it.
+// linearly, with each entry's hash beside it: a probe reads only the entries
+// whose hash matches, and a larger table is filled without reading any. Its
+// arrays are in the memtable's arena, so that they count against the
+// memtables' bound and go with it.
 struct Table {
   std::size_t capacity() const { return mask + 1; }
 
   std::size_t mask = 0;
   std::atomic<const char*>* entries = nullptr;
-  std::atomic<uint16_t>* tags = nullptr;
+  std::atomic<Hash>* hashes = nullptr;
 };
-
-uint16_t tag_of(std::size_t hash) {
-  return static_cast<uint16_t>(hash >> (8 * sizeof(std::size_t) - 16));
-}
 
 struct EntryLess {
   const MemTableRep::KeyComparator& compare;
@@ -154,12 +155,11 @@ class KeyHashedRep final : public MemTableRep {
   template <class Visit>
   void for_each_of_prefix(std::string_view prefix, Visit&& visit) const {
     const Table& table = *table_.load(std::memory_order_acquire);
-    const std::size_t hash = hash_of(prefix);
-    const uint16_t tag = tag_of(hash);
+    const Hash hash = hash_of(prefix);
     for (std::size_t i = hash & table.mask;; i = (i + 1) & table.mask) {
       const char* entry = table.entries[i].load(std::memory_order_acquire);
       if (entry == nullptr) return;
-      if (table.tags[i].load(std::memory_order_relaxed) == tag &&
+      if (table.hashes[i].load(std::memory_order_relaxed) == hash &&
           prefix_of(user_key_of(entry)) == prefix)
         visit(entry);
     }
@@ -181,16 +181,17 @@ class KeyHashedRep final : public MemTableRep {
   const KeyComparator& comparator() const { return compare_; }
 
  private:
-  static std::size_t hash_of(std::string_view prefix) {
-    return std::hash<std::string_view>{}(prefix);
+  static Hash hash_of(std::string_view prefix) {
+    const uint64_t hash = std::hash<std::string_view>{}(prefix);
+    return static_cast<Hash>(hash ^ (hash >> 32));
   }
 
   const Table& current() const { return *table_.load(std::memory_order_relaxed); }
 
   // A table of `capacity` (a power of 2) empty places, in the arena.
   Table* new_table(std::size_t capacity) {
-    std::size_t bytes = sizeof(Table) + capacity * (sizeof(std::atomic<const char*>) +
-                                                    sizeof(std::atomic<uint16_t>));
+    std::size_t bytes =
+        sizeof(Table) + capacity * (sizeof(std::atomic<const char*>) + sizeof(std::atomic<Hash>));
     bytes += alignof(Table);
     char* memory = nullptr;
     Allocate(bytes, &memory);
@@ -199,18 +200,18 @@ class KeyHashedRep final : public MemTableRep {
     auto* table = new (aligned) Table;
     table->mask = capacity - 1;
     table->entries = reinterpret_cast<std::atomic<const char*>*>(table + 1);
-    table->tags = reinterpret_cast<std::atomic<uint16_t>*>(table->entries + capacity);
+    table->hashes = reinterpret_cast<std::atomic<Hash>*>(table->entries + capacity);
     for (std::size_t i = 0; i < capacity; ++i) {
       new (&table->entries[i]) std::atomic<const char*>(nullptr);
-      new (&table->tags[i]) std::atomic<uint16_t>(0);
+      new (&table->hashes[i]) std::atomic<Hash>(0);
     }
     return table;
   }
 
-  static void place(const Table& table, const char* entry, std::size_t hash) {
+  static void place(const Table& table, const char* entry, Hash hash) {
     std::size_t i = hash & table.mask;
     while (table.entries[i].load(std::memory_order_relaxed) != nullptr) i = (i + 1) & table.mask;
-    table.tags[i].store(tag_of(hash), std::memory_order_relaxed);
+    table.hashes[i].store(hash, std::memory_order_relaxed);
     table.entries[i].store(entry, std::memory_order_release);
   }
 
@@ -221,7 +222,7 @@ class KeyHashedRep final : public MemTableRep {
     Table* bigger = new_table(old.capacity() * 2);
     for (std::size_t i = 0; i < old.capacity(); ++i)
       if (const char* entry = old.entries[i].load(std::memory_order_relaxed))
-        place(*bigger, entry, hash_of(prefix_of(user_key_of(entry))));
+        place(*bigger, entry, old.hashes[i].load(std::memory_order_relaxed));
     table_.store(bigger, std::memory_order_release);
   }
 
