@@ -226,14 +226,40 @@ class KeyHashedRep final : public MemTableRep {
     table_.store(bigger, std::memory_order_release);
   }
 
+  // Every entry, in order. Each is decoded once for the sort, where the
+  // memtable's comparator decoded both entries of every comparison and
+  // compared through three virtual calls: that took half of a flush. The
+  // order is the internal keys' under RocksDB's bytewise comparator, which
+  // the stores with this memtable keep: user key, then sequence number and
+  // type, the later first.
   Entries collect() const {
+    struct Decoded {
+      std::string_view user_key;
+      uint64_t footer;
+      const char* entry;
+    };
     const Table& table = *table_.load(std::memory_order_acquire);
+    std::vector<Decoded> decoded;
+    decoded.reserve(count_);
+    for (std::size_t i = 0; i < table.capacity(); ++i) {
+      const char* entry = table.entries[i].load(std::memory_order_acquire);
+      if (entry == nullptr) continue;
+      const Slice internal = rocksdb::GetLengthPrefixedSlice(entry);
+      uint64_t footer = 0;
+      for (std::size_t byte = kInternalKeyFooter; byte > 0; --byte)
+        footer =
+            (footer << 8) | static_cast<unsigned char>(
+                                internal.data()[internal.size() - kInternalKeyFooter + byte - 1]);
+      decoded.push_back(
+          {std::string_view(internal.data(), internal.size() - kInternalKeyFooter), footer, entry});
+    }
+    std::sort(decoded.begin(), decoded.end(), [](const Decoded& a, const Decoded& b) {
+      const int order = a.user_key.compare(b.user_key);
+      return order != 0 ? order < 0 : a.footer > b.footer;
+    });
     Entries entries;
-    entries.reserve(count_);
-    for (std::size_t i = 0; i < table.capacity(); ++i)
-      if (const char* entry = table.entries[i].load(std::memory_order_acquire))
-        entries.push_back(entry);
-    std::sort(entries.begin(), entries.end(), EntryLess{compare_});
+    entries.reserve(decoded.size());
+    for (const Decoded& d : decoded) entries.push_back(d.entry);
     return entries;
   }
 
