@@ -14,12 +14,14 @@
 
 #include <rocksdb/slice_transform.h>
 
+#include "state/memtable_entries.h"
+
 namespace rill::state {
 namespace {
 
 using rocksdb::MemTableRep;
 using rocksdb::Slice;
-using Entries = std::vector<const char*>;
+using Entries = MemtableEntries;
 
 // An internal key is the user key, then 8 bytes of sequence number and type.
 constexpr std::size_t kInternalKeyFooter = 8;
@@ -55,11 +57,6 @@ struct Table {
   std::atomic<Hash>* hashes = nullptr;
 };
 
-struct EntryLess {
-  const MemTableRep::KeyComparator& compare;
-  bool operator()(const char* a, const char* b) const { return compare(a, b) < 0; }
-};
-
 class KeyHashedRep;
 
 // Entries in order: those of one prefix (gathered at each seek, in prefix
@@ -85,12 +82,6 @@ class EntriesIterator final : public MemTableRep::Iterator {
   // Reads the entries of the target's prefix in prefix mode, or all.
   void gather(const Slice& internal_key);
   void gather_all();
-  int compare(const char* entry, const Slice& internal_key, const char* memtable_key) const;
-  template <class Predicate>
-  std::size_t partition(Predicate&& predicate) const {
-    return static_cast<std::size_t>(
-        std::partition_point(entries_->begin(), entries_->end(), predicate) - entries_->begin());
-  }
 
   const KeyHashedRep& rep_;
   const bool prefix_mode_;
@@ -330,23 +321,14 @@ void EntriesIterator::gather(const Slice& internal_key) {
   std::sort(of_prefix_.begin(), of_prefix_.end(), EntryLess{rep_.comparator()});
 }
 
-int EntriesIterator::compare(const char* entry, const Slice& internal_key,
-                             const char* memtable_key) const {
-  return memtable_key != nullptr ? rep_.comparator()(entry, memtable_key)
-                                 : rep_.comparator()(entry, internal_key);
-}
-
 void EntriesIterator::Seek(const Slice& internal_key, const char* memtable_key) {
   gather(internal_key);
-  position_ =
-      partition([&](const char* entry) { return compare(entry, internal_key, memtable_key) < 0; });
+  position_ = EntrySeeks(rep_.comparator(), internal_key, memtable_key).seek(*entries_);
 }
 
 void EntriesIterator::SeekForPrev(const Slice& internal_key, const char* memtable_key) {
   gather(internal_key);
-  const std::size_t after =
-      partition([&](const char* entry) { return compare(entry, internal_key, memtable_key) <= 0; });
-  position_ = after == 0 ? entries_->size() : after - 1;
+  position_ = EntrySeeks(rep_.comparator(), internal_key, memtable_key).seek_for_prev(*entries_);
 }
 
 void EntriesIterator::SeekToFirst() {

@@ -9,18 +9,13 @@
 #include <utility>
 #include <vector>
 
+#include "state/memtable_entries.h"
+
 namespace rill::state {
 namespace {
 
 using rocksdb::MemTableRep;
-using Entries = std::vector<const char*>;
-
-// Memtable entries are internal keys with their values, as RocksDB encodes
-// them; `compare` orders them.
-struct EntryLess {
-  const MemTableRep::KeyComparator& compare;
-  bool operator()(const char* a, const char* b) const { return compare(a, b) < 0; }
-};
+using Entries = MemtableEntries;
 
 // Puts `entries` in order. `run_starts` are the places where an entry comes
 // before the one ahead of it; `unordered`: they were too many to note.
@@ -68,28 +63,13 @@ class EntryIterator final : public MemTableRep::Iterator {
   void SeekToLast() override { position_ = entries_.empty() ? 0 : entries_.size() - 1; }
 
   void Seek(const rocksdb::Slice& internal_key, const char* memtable_key) override {
-    position_ = partition(
-        [&](const char* entry) { return compare(entry, internal_key, memtable_key) < 0; });
+    position_ = EntrySeeks(compare_, internal_key, memtable_key).seek(entries_);
   }
-
   void SeekForPrev(const rocksdb::Slice& internal_key, const char* memtable_key) override {
-    const std::size_t after = partition(
-        [&](const char* entry) { return compare(entry, internal_key, memtable_key) <= 0; });
-    position_ = after == 0 ? entries_.size() : after - 1;
+    position_ = EntrySeeks(compare_, internal_key, memtable_key).seek_for_prev(entries_);
   }
 
  private:
-  int compare(const char* entry, const rocksdb::Slice& internal_key,
-              const char* memtable_key) const {
-    return memtable_key != nullptr ? compare_(entry, memtable_key) : compare_(entry, internal_key);
-  }
-
-  template <class Predicate>
-  std::size_t partition(Predicate&& predicate) const {
-    return static_cast<std::size_t>(
-        std::partition_point(entries_.begin(), entries_.end(), predicate) - entries_.begin());
-  }
-
   const MemTableRep::KeyComparator& compare_;
   Entries owned_;
   const Entries& entries_;
