@@ -59,6 +59,15 @@ struct Table {
 
 class KeyHashedRep;
 
+// The Get running on this thread, which the iterator RocksDB's Get asks for
+// belongs to.
+struct CurrentGet {
+  const KeyHashedRep* rep = nullptr;
+  std::byte* storage = nullptr;
+  class EntriesIterator** made = nullptr;
+};
+thread_local CurrentGet current_get;
+
 // Entries in order: those of one prefix (gathered at each seek, in prefix
 // mode), or all of the memtable's.
 class EntriesIterator final : public MemTableRep::Iterator {
@@ -127,8 +136,31 @@ class KeyHashedRep final : public MemTableRep {
   // The tables are in the arena, which RocksDB counts itself.
   std::size_t ApproximateMemoryUsage() override { return sizeof(*this); }
 
+  // RocksDB's own Get seeks an iterator that it asks for without an arena and
+  // never frees. The iterator it gets here lives on this call's stack.
+  void Get(const rocksdb::LookupKey& key, void* callback_args,
+           bool (*callback)(void* arg, const char* entry)) override {
+    alignas(EntriesIterator) std::byte storage[sizeof(EntriesIterator)];
+    EntriesIterator* made = nullptr;
+    current_get = {this, storage, &made};
+    try {
+      MemTableRep::Get(key, callback_args, callback);
+    } catch (...) {
+      current_get = {};
+      if (made != nullptr) made->~EntriesIterator();
+      throw;
+    }
+    current_get = {};
+    if (made != nullptr) made->~EntriesIterator();
+  }
+
   Iterator* GetIterator(rocksdb::Arena* arena) override { return make_iterator(arena, false); }
   Iterator* GetDynamicPrefixIterator(rocksdb::Arena* arena) override {
+    if (arena == nullptr && current_get.rep == this && *current_get.made == nullptr) {
+      *current_get.made =
+          new (current_get.storage) EntriesIterator(*this, prefix_extractor_ != nullptr, nullptr);
+      return *current_get.made;
+    }
     return make_iterator(arena, prefix_extractor_ != nullptr);
   }
 
