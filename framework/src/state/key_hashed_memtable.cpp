@@ -156,18 +156,18 @@ class KeyHashedRep final : public MemTableRep {
   // never frees. The iterator it gets here lives on this call's stack.
   void Get(const rocksdb::LookupKey& key, void* callback_args,
            bool (*callback)(void* arg, const char* entry)) override {
-    alignas(EntriesIterator) std::byte storage[sizeof(EntriesIterator)];
-    EntriesIterator* made = nullptr;
-    current_get = {this, storage, &made};
-    try {
-      MemTableRep::Get(key, callback_args, callback);
-    } catch (...) {
-      current_get = {};
-      if (made != nullptr) made->~EntriesIterator();
-      throw;
-    }
-    current_get = {};
-    if (made != nullptr) made->~EntriesIterator();
+    // Ends the call's claim on this thread's Get and destroys its iterator,
+    // however the call ends.
+    struct Scope {
+      alignas(EntriesIterator) std::byte storage[sizeof(EntriesIterator)];
+      EntriesIterator* made = nullptr;
+      ~Scope() {
+        current_get = {};
+        if (made != nullptr) made->~EntriesIterator();
+      }
+    } scope;
+    current_get = {this, scope.storage, &scope.made};
+    MemTableRep::Get(key, callback_args, callback);
   }
 
   Iterator* GetIterator(rocksdb::Arena* arena) override { return make_iterator(arena, false); }
