@@ -309,7 +309,9 @@ class KeyHashedRep final : public MemTableRep {
       decoded[i].head = head_after(decoded[i].user_key, shared);
     }
     std::sort(decoded.begin(), decoded.end(), [](const Decoded& a, const Decoded& b) {
-      if (a.head != b.head) return a.head < b.head;
+      // Compared one integer at a time: std::array's operators call memcmp.
+      if (a.head[0] != b.head[0]) return a.head[0] < b.head[0];
+      if (a.head[1] != b.head[1]) return a.head[1] < b.head[1];
       const int order = a.user_key.compare(b.user_key);
       return order != 0 ? order < 0 : a.footer > b.footer;
     });
