@@ -268,6 +268,42 @@ TEST_CASE("a cancelled punctuation does not fire again", "[unit][processor][punc
   CHECK(ticks->wall == std::vector<int64_t>{100});
 }
 
+TEST_CASE("a punctuation scheduled while records flow fires before one due later",
+          "[unit][processor][punctuation]") {
+  // A 100 ms punctuation from init; a record "add" schedules a 5 ms one, due
+  // long before the first's next time.
+  struct Adding final : Processor<std::string, std::string> {
+    explicit Adding(std::shared_ptr<std::vector<std::string>> into) : fired(std::move(into)) {}
+    void init(ProcessorContext<std::string, std::string>& context) override {
+      context_ = &context;
+      context.schedule(100ms, PunctuationType::kStreamTime, [this](int64_t time) {
+        this->fired->push_back("slow " + std::to_string(time));
+      });
+    }
+    void process(const Record<std::string, std::string>& record) override {
+      if (record.value != "add") return;
+      context_->schedule(5ms, PunctuationType::kStreamTime, [this](int64_t time) {
+        this->fired->push_back("fast " + std::to_string(time));
+      });
+    }
+    std::shared_ptr<std::vector<std::string>> fired;
+    ProcessorContext<std::string, std::string>* context_ = nullptr;
+  };
+  auto fired = std::make_shared<std::vector<std::string>>();
+  Topology topology;
+  topology.add_source<std::string, std::string>("src", {"in"})
+      .add_processor("adding", [fired] { return std::make_unique<Adding>(fired); }, {"src"});
+  TopologyTestDriver driver(std::move(topology));
+  auto in = driver.create_input_topic("in", serdes::string(), serdes::string());
+  in.pipe_input("k", "v", 1000);
+  in.pipe_input("k", "add", 1001);  // fires at once, then every 5 ms
+  in.pipe_input("k", "v", 1003);
+  in.pipe_input("k", "v", 1006);
+  in.pipe_input("k", "v", 1100);
+  CHECK(*fired ==
+        std::vector<std::string>{"slow 1000", "fast 1001", "fast 1006", "slow 1100", "fast 1100"});
+}
+
 TEST_CASE("a punctuation interval below 1 ms is refused", "[unit][processor][punctuation]") {
   struct Bad final : Processor<std::string, std::string> {
     void init(ProcessorContext<std::string, std::string>& context) override {

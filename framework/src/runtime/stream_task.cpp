@@ -124,11 +124,12 @@ Cancellable StreamTask::schedule(std::chrono::milliseconds interval, Punctuation
   // Streams; wall-clock ones one interval from now.
   int64_t first = type == PunctuationType::kStreamTime ? 0 : clock_() + interval.count();
   punctuations_.push_back({type, interval.count(), first, std::move(punctuate), cancelled});
+  int64_t& next_due = next_due_[static_cast<std::size_t>(type)];
+  next_due = std::min(next_due, first);
   return Cancellable(cancelled);
 }
 
-void StreamTask::run_due(PunctuationType type, int64_t now) {
-  if (now < 0) return;
+void StreamTask::fire_due(PunctuationType type, int64_t now) {
   // Index loop: a punctuation may schedule another one, growing the vector.
   for (std::size_t i = 0; i < punctuations_.size(); ++i) {
     if (punctuations_[i].type != type || *punctuations_[i].cancelled || now < punctuations_[i].next)
@@ -141,6 +142,15 @@ void StreamTask::run_due(PunctuationType type, int64_t now) {
     callback(now);
   }
   std::erase_if(punctuations_, [](const Punctuation& p) { return *p.cancelled; });
+  refresh_next_due();
+}
+
+void StreamTask::refresh_next_due() {
+  next_due_.fill(kNever);
+  for (const Punctuation& punctuation : punctuations_) {
+    int64_t& next_due = next_due_[static_cast<std::size_t>(punctuation.type)];
+    if (!*punctuation.cancelled) next_due = std::min(next_due, punctuation.next);
+  }
 }
 
 StateStore* StreamTask::state_store(const internal::ProcessorNode& node, std::string_view name) {

@@ -4,8 +4,11 @@
 // records through it; it knows nothing of librdkafka.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -82,7 +85,14 @@ class StreamTask final : public internal::TaskContext {
     std::function<void(int64_t)> callback;
     std::shared_ptr<bool> cancelled;
   };
-  void run_due(PunctuationType type, int64_t now);
+  // Runs the punctuations of `type` due at `now`. Inline: it follows every
+  // record, and most records fall before the next one.
+  void run_due(PunctuationType type, int64_t now) {
+    if (now >= 0 && now >= next_due_[static_cast<std::size_t>(type)]) fire_due(type, now);
+  }
+  void fire_due(PunctuationType type, int64_t now);
+  // Sets next_due_ from the punctuations not cancelled.
+  void refresh_next_due();
   // Logs the drops since the last summary, by reason, if there were any.
   void log_drop_summary(int64_t now);
 
@@ -103,6 +113,10 @@ class StreamTask final : public internal::TaskContext {
   std::vector<std::unique_ptr<internal::ProcessorNode>> nodes_;
   std::map<std::string, internal::SourceNodeBase*> sources_;
   std::vector<Punctuation> punctuations_;
+  static constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+  // The earliest time a punctuation of each type (by PunctuationType) is due,
+  // or never.
+  std::array<int64_t, 2> next_due_{kNever, kNever};
   std::optional<RecordMetadata> metadata_;
   int64_t stream_time_ = -1;
   // Set by the task's worker, taken by the polling thread while the task may
