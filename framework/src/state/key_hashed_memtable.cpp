@@ -5,9 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <functional>
-#include <limits>
 #include <mutex>
 #include <new>
 #include <string_view>
@@ -25,14 +23,10 @@ using rocksdb::MemTableRep;
 using rocksdb::Slice;
 using Entries = MemtableEntries;
 
-// An internal key is the user key, then 8 bytes of sequence number and type.
-constexpr std::size_t kInternalKeyFooter = 8;
 constexpr std::size_t kInitialCapacity = 1024;
 // Iterators of prefix-mode reads one thread may hold at once in one memtable
 // without a heap allocation (a lookup holds one).
 constexpr std::size_t kIteratorSlots = 4;
-// How many entries ahead reads in an order other than the arena's prefetch.
-constexpr std::size_t kPrefetchAhead = 8;
 
 std::string_view view(const Slice& bytes) {
   return {bytes.data(), bytes.size()};
@@ -42,14 +36,6 @@ std::string_view view(const Slice& bytes) {
 Slice user_key_of(const char* entry) {
   const Slice internal = rocksdb::GetLengthPrefixedSlice(entry);
   return {internal.data(), internal.size() - kInternalKeyFooter};
-}
-
-// An internal key's sequence number and type, which RocksDB writes little-endian.
-uint64_t footer_of(const char* footer) {
-  uint64_t value = 0;
-  for (std::size_t byte = kInternalKeyFooter; byte > 0; --byte)
-    value = (value << 8) | static_cast<unsigned char>(footer[byte - 1]);
-  return value;
 }
 
 // The hash of a prefix: its low bits place an entry, all of it tells entries
@@ -265,81 +251,16 @@ class KeyHashedRep final : public MemTableRep {
     table_.store(bigger, std::memory_order_release);
   }
 
-  // Every entry, in order. Each is decoded once for the sort, where the
-  // memtable's comparator decoded both entries of every comparison and
-  // compared through three virtual calls: that took half of a flush. The
-  // order is the internal keys' under RocksDB's bytewise comparator, which
-  // the stores with this memtable keep: user key, then sequence number and
-  // type, the later first.
-  //
-  // The keys of a memtable share their first bytes (a store's segment ids
-  // differ in the last), so each entry also carries the 16 bytes after the
-  // prefix all keys share, as two integers: most comparisons end there, where
-  // comparing the keys' bytes took most of the sort.
+  // Every entry, in order.
   Entries collect() const {
-    struct Decoded {
-      std::array<uint64_t, 2> head;
-      std::string_view user_key;
-      uint64_t footer;
-      const char* entry;
-    };
     const Table& table = *table_.load(std::memory_order_acquire);
-    std::vector<Decoded> decoded;
-    decoded.reserve(count_);
-    // How many first bytes all keys share.
-    std::size_t shared = std::numeric_limits<std::size_t>::max();
-    // Entries lie in the arena in the order of their writes, not of their
-    // places: each read would wait for memory without the prefetches.
-    for (std::size_t i = 0; i < table.capacity(); ++i) {
-      if (i + kPrefetchAhead < table.capacity())
-        __builtin_prefetch(table.entries[i + kPrefetchAhead].load(std::memory_order_relaxed));
-      const char* entry = table.entries[i].load(std::memory_order_acquire);
-      if (entry == nullptr) continue;
-      const Slice internal = rocksdb::GetLengthPrefixedSlice(entry);
-      const std::size_t key_size = internal.size() - kInternalKeyFooter;
-      decoded.push_back({{},
-                         std::string_view(internal.data(), key_size),
-                         footer_of(internal.data() + key_size),
-                         entry});
-      shared = shared_size(decoded.front().user_key, decoded.back().user_key, shared);
-    }
-    for (std::size_t i = 0; i < decoded.size(); ++i) {
-      if (i + kPrefetchAhead < decoded.size())
-        __builtin_prefetch(decoded[i + kPrefetchAhead].user_key.data());
-      decoded[i].head = head_after(decoded[i].user_key, shared);
-    }
-    std::sort(decoded.begin(), decoded.end(), [](const Decoded& a, const Decoded& b) {
-      // Compared one integer at a time: std::array's operators call memcmp.
-      if (a.head[0] != b.head[0]) return a.head[0] < b.head[0];
-      if (a.head[1] != b.head[1]) return a.head[1] < b.head[1];
-      const int order = a.user_key.compare(b.user_key);
-      return order != 0 ? order < 0 : a.footer > b.footer;
-    });
     Entries entries;
-    entries.reserve(decoded.size());
-    for (const Decoded& d : decoded) entries.push_back(d.entry);
+    entries.reserve(count_);
+    for (std::size_t i = 0; i < table.capacity(); ++i)
+      if (const char* entry = table.entries[i].load(std::memory_order_acquire))
+        entries.push_back(entry);
+    sort_bytewise(entries);
     return entries;
-  }
-
-  // How many of their first `limit` bytes `a` and `b` share.
-  static std::size_t shared_size(std::string_view a, std::string_view b, std::size_t limit) {
-    limit = std::min({limit, a.size(), b.size()});
-    std::size_t same = 0;
-    while (same < limit && a[same] == b[same]) ++same;
-    return same;
-  }
-
-  // The 16 bytes of `user_key` after its first `skip`, as two big-endian
-  // integers, zeros past its end. Keys whose heads differ are in the order of
-  // their heads: a key that ends within them is a prefix of the other up to
-  // there, and so the lesser.
-  static std::array<uint64_t, 2> head_after(std::string_view user_key, std::size_t skip) {
-    std::array<unsigned char, 16> bytes{};
-    const std::size_t size = std::min(bytes.size(), user_key.size() - skip);
-    std::memcpy(bytes.data(), user_key.data() + skip, size);
-    std::array<uint64_t, 2> head{};
-    for (std::size_t i = 0; i < bytes.size(); ++i) head[i / 8] = (head[i / 8] << 8) | bytes[i];
-    return head;
   }
 
   Iterator* make_iterator(rocksdb::Arena* arena, bool prefix_mode) {

@@ -22,7 +22,7 @@ using Entries = MemtableEntries;
 void put_in_order(Entries& entries, const std::vector<std::size_t>& run_starts, bool unordered,
                   EntryLess less) {
   if (unordered) {
-    std::sort(entries.begin(), entries.end(), less);
+    sort_bytewise(entries);
     return;
   }
   if (run_starts.empty()) return;
