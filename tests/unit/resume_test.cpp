@@ -22,13 +22,16 @@ std::vector<TopicPartition> two_partitions() {
   return {{"orders", 0}, {"orders", 1}};
 }
 
+const runtime::OwnCommits kNoOwnCommits;
+
 }  // namespace
 
 TEST_CASE("a rewound task resumes at the committed offset, or the beginning when none is",
           "[unit][resume]") {
   ScriptedConsumer consumer;
   consumer.committed_offsets = {{"orders", 0, 42}, {"orders", 1, RD_KAFKA_OFFSET_INVALID}};
-  const auto positions = runtime::seek_to_committed(consumer, two_partitions(), 1s);
+  const auto positions =
+      runtime::seek_to_committed(consumer, two_partitions(), 1s, kNoOwnCommits, "app");
   REQUIRE(positions.size() == 2);
   CHECK(positions[0].offset == 42);
   CHECK(positions[1].offset == RD_KAFKA_OFFSET_BEGINNING);
@@ -41,8 +44,9 @@ TEST_CASE("a committed-offset lookup that times out is retried later, never a re
           "[unit][resume]") {
   ScriptedConsumer consumer;
   consumer.lookup_error = RD_KAFKA_RESP_ERR__TIMED_OUT;
-  CHECK_THROWS_WITH(runtime::seek_to_committed(consumer, two_partitions(), 1s),
-                    Catch::Contains("cannot read the committed offsets"));
+  CHECK_THROWS_WITH(
+      runtime::seek_to_committed(consumer, two_partitions(), 1s, kNoOwnCommits, "app"),
+      Catch::Contains("cannot read the committed offsets"));
   CHECK(consumer.sought.empty());
 }
 
@@ -52,8 +56,9 @@ TEST_CASE("a partition whose committed offset has an error is not sought at all"
   consumer.committed_offsets = {
       {"orders", 0, 42},
       {"orders", 1, RD_KAFKA_OFFSET_INVALID, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS}};
-  CHECK_THROWS_WITH(runtime::seek_to_committed(consumer, two_partitions(), 1s),
-                    Catch::Contains("cannot read the committed offset of orders[1]"));
+  CHECK_THROWS_WITH(
+      runtime::seek_to_committed(consumer, two_partitions(), 1s, kNoOwnCommits, "app"),
+      Catch::Contains("cannot read the committed offset of orders[1]"));
   CHECK(consumer.sought.empty());
 }
 
@@ -61,6 +66,29 @@ TEST_CASE("a failed seek is an error, not a silent start elsewhere", "[unit][res
   ScriptedConsumer consumer;
   consumer.committed_offsets = {{"orders", 0, 42}, {"orders", 1, 7}};
   consumer.seek_error = RD_KAFKA_RESP_ERR__STATE;
-  CHECK_THROWS_WITH(runtime::seek_to_committed(consumer, two_partitions(), 1s),
-                    Catch::Contains("cannot seek orders[0]"));
+  CHECK_THROWS_WITH(
+      runtime::seek_to_committed(consumer, two_partitions(), 1s, kNoOwnCommits, "app"),
+      Catch::Contains("cannot seek orders[0]"));
+}
+
+TEST_CASE(
+    "a committed offset below where this instance's own commit took the partition resumes at the "
+    "own commit",
+    "[unit][resume]") {
+  ScriptedConsumer consumer;
+  // The group answers offsets from before this instance's last commits
+  // (seen after its coordinator was cut off): resuming there would count
+  // records whose outputs and state updates are committed again.
+  consumer.committed_offsets = {{"orders", 0, 2087}, {"orders", 1, 300}};
+  runtime::OwnCommits own;
+  own.record("orders", 0, 2100);
+  own.record("orders", 0, 2255);
+  own.record("orders", 1, 250);  // another owner took it further since
+  const auto positions = runtime::seek_to_committed(consumer, two_partitions(), 1s, own, "app");
+  REQUIRE(positions.size() == 2);
+  CHECK(positions[0].offset == 2255);
+  CHECK(positions[1].offset == 300);
+  REQUIRE(consumer.sought.size() == 2);
+  CHECK(consumer.sought[0].offset == 2255);
+  CHECK(consumer.sought[1].offset == 300);
 }

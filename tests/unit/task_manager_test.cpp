@@ -246,6 +246,43 @@ TEST_CASE("a transaction that cannot commit aborts and takes every task back to 
 }
 
 TEST_CASE(
+    "after a failed transaction, a partition resumes where this instance's last commit took it "
+    "when the group answers an older offset",
+    "[unit][task-manager]") {
+  Harness harness(true);
+  harness.manager->assign(kTwoPartitions);
+  harness.processed(0, 2255);
+  harness.processed(1, 40);
+  REQUIRE(harness.manager->commit());
+  // The next transaction fails (the group no longer knows the member), and
+  // the group answers offsets from before the commit that succeeded, as one
+  // whose coordinator was cut off did: resuming there counted the records in
+  // between twice.
+  harness.processed(0, 2428);
+  harness.transactions().answers["send_offsets"] = {
+      TransactionError{"Broker: Unknown member", false, false}};
+  harness.group.committed_offsets = {{"orders", 0, 2087}, {"orders", 1, 40}};
+  CHECK_FALSE(harness.manager->commit());
+  REQUIRE(harness.group.sought.size() == 2);
+  CHECK(harness.group.sought[0].offset == 2255);
+  CHECK(harness.group.sought[1].offset == 40);
+  CHECK(harness.manager->tasks().at(TaskId{0, 0})->inputs().front()->committed_offset == 2255);
+
+  // The same when the partitions are lost and assigned again.
+  harness.manager->revoke(kTwoPartitions, true);
+  harness.manager->assign(kTwoPartitions);
+  const std::vector<TopicPartition> starts = harness.manager->start_positions(kTwoPartitions);
+  REQUIRE(starts.size() == 2);
+  CHECK(starts[0].offset == 2255);
+  CHECK(starts[1].offset == 40);
+  // A partition another owner took further starts where that owner's commit is.
+  harness.group.committed_offsets = {{"orders", 0, 3000}, {"orders", 1, 41}};
+  const std::vector<TopicPartition> later = harness.manager->start_positions(kTwoPartitions);
+  CHECK(later[0].offset == 3000);
+  CHECK(later[1].offset == 41);
+}
+
+TEST_CASE(
     "exactly once, a revocation that cannot commit aborts the transaction, which holds the "
     "closed task's outputs without its offsets",
     "[unit][task-manager]") {

@@ -1045,7 +1045,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
       received_assignment = true;
       task_manager->assign(changed);
       try {
-        kafka::incremental_assign(rk, task_manager->with_live_starts(changed));
+        kafka::incremental_assign(rk, task_manager->start_positions(changed));
       } catch (const kafka::Error& e) {
         fail(e.what());
       }

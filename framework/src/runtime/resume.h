@@ -2,19 +2,50 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "kafka/consumer.h"
 
 namespace rill::runtime {
 
-// Seeks each of `partitions` to the offset the group committed for it, or to
-// its beginning when the group committed none (auto.offset.reset=earliest),
-// and returns those positions. Throws when a committed offset cannot be read
-// (having sought nothing) or a seek fails: starting anywhere else would replay
-// input from the beginning or skip it. The caller tries again later.
+// How far this instance's own commits took each input partition. A group's
+// committed offsets only move forward while it has members, so an answer
+// below one of these is stale: after a group coordinator was cut off, the
+// group answered offsets from before commits whose transactions had
+// succeeded, and a task resuming there counted their records again (their
+// outputs and state updates were committed). Resuming at the own commit is
+// right whoever committed last: a later owner only takes a partition further.
+class OwnCommits {
+ public:
+  void record(const std::string& topic, int32_t partition, int64_t offset) {
+    int64_t& known = offsets_[{topic, partition}];
+    if (offset > known) known = offset;
+  }
+  bool knows(const std::string& topic, int32_t partition) const {
+    return offsets_.contains({topic, partition});
+  }
+  // `tp` with its offset raised to this instance's own commit, and a warning
+  // in the log when it is.
+  kafka::TopicPartition raise(kafka::TopicPartition tp, const std::string& application_id) const;
+
+ private:
+  std::map<std::pair<std::string, int32_t>, int64_t> offsets_;
+};
+
+// Seeks each of `partitions` to the offset the group committed for it (raised
+// to `own`), or to its beginning when the group committed none
+// (auto.offset.reset=earliest), and returns those positions. Throws when a
+// committed offset cannot be read (having sought nothing) or a seek fails:
+// starting anywhere else would replay input from the beginning or skip it.
+// The caller tries again later.
 std::vector<kafka::TopicPartition> seek_to_committed(kafka::Consumer& consumer,
                                                      std::vector<kafka::TopicPartition> partitions,
-                                                     std::chrono::milliseconds timeout);
+                                                     std::chrono::milliseconds timeout,
+                                                     const OwnCommits& own,
+                                                     const std::string& application_id);
 
 }  // namespace rill::runtime

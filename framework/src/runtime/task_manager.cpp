@@ -164,14 +164,35 @@ void TaskManager::revoke(const std::vector<kafka::TopicPartition>& partitions, b
   open_gate();
 }
 
-std::vector<kafka::TopicPartition> TaskManager::with_live_starts(
+std::vector<kafka::TopicPartition> TaskManager::start_positions(
     std::vector<kafka::TopicPartition> partitions) {
-  for (kafka::TopicPartition& tp : partitions)
+  std::vector<kafka::TopicPartition> returning;
+  std::vector<std::size_t> returning_at;
+  for (std::size_t i = 0; i < partitions.size(); ++i) {
+    kafka::TopicPartition& tp = partitions[i];
     if (auto start = archive_live_starts_.find({tp.topic, tp.partition});
         start != archive_live_starts_.end()) {
       tp.offset = start->second;
       archive_live_starts_.erase(start);
+    } else if (own_commits_.knows(tp.topic, tp.partition)) {
+      returning.push_back({tp.topic, tp.partition});
+      returning_at.push_back(i);
     }
+  }
+  if (returning.empty()) return partitions;
+  try {
+    const std::vector<kafka::TopicPartition> committed =
+        clients_.group->committed(std::move(returning), settings_.call_timeout);
+    for (std::size_t i = 0; i < committed.size(); ++i) {
+      if (committed[i].error != RD_KAFKA_RESP_ERR_NO_ERROR) continue;  // librdkafka looks it up
+      const kafka::TopicPartition start =
+          own_commits_.raise(committed[i], settings_.application_id);
+      if (start.offset >= 0) partitions[returning_at[i]].offset = start.offset;
+    }
+  } catch (const kafka::Error& e) {
+    log::get().warn("{}: cannot check the committed offsets of partitions that come back: {}",
+                    settings_.application_id, e.what());
+  }
   return partitions;
 }
 
@@ -487,7 +508,10 @@ bool TaskManager::commit_offsets() {
         note_stall(e.what());
         return false;
       }
-      for (InputPartition* input : committed) input->committed_offset = input->next_offset;
+      for (InputPartition* input : committed) {
+        input->committed_offset = input->next_offset;
+        own_commits_.record(input->topic, input->partition, input->next_offset);
+      }
     }
     // Every changelog write so far is acknowledged (the flush above): record
     // how far the changelogs go, so a restart restores only what follows.
@@ -593,8 +617,19 @@ bool TaskManager::commit_transaction(const std::vector<kafka::TopicPartition>& o
       transactions_->commit(offsets, !shared_.stopping.load());
   // Before a rewind, which closes the inputs (a commit whose next
   // transaction could not begin).
-  if (result.committed)
-    for (InputPartition* input : inputs) input->committed_offset = input->next_offset;
+  if (result.committed) {
+    for (InputPartition* input : inputs) {
+      input->committed_offset = input->next_offset;
+      own_commits_.record(input->topic, input->partition, input->next_offset);
+    }
+    if (log::get().should_log(spdlog::level::debug)) {
+      std::string listed;
+      for (const kafka::TopicPartition& tp : offsets)
+        listed += fmt::format(" {}[{}]={}", tp.topic, tp.partition, tp.offset);
+      log::get().debug("{}: the transaction committed offsets{}", settings_.application_id,
+                       listed.empty() ? " (none)" : listed);
+    }
+  }
   if (result.rewind_reason) rewind_all(*result.rewind_reason, result.replace_producer);
   return result.committed;
 }
@@ -841,8 +876,8 @@ void TaskManager::recover() {
 }
 
 void TaskManager::reopen(const std::vector<kafka::TopicPartition>& partitions) {
-  const std::vector<kafka::TopicPartition> positions =
-      seek_to_committed(*clients_.group, partitions, settings_.call_timeout);
+  const std::vector<kafka::TopicPartition> positions = seek_to_committed(
+      *clients_.group, partitions, settings_.call_timeout, own_commits_, settings_.application_id);
   try {
     create_tasks(partitions);
     // Partitions read from their archive first fetch from its end.

@@ -31,6 +31,7 @@
 #include "kafka/handles.h"
 #include "kafka/producer.h"
 #include "runtime/active_task.h"
+#include "runtime/resume.h"
 #include "runtime/streams_producer.h"
 
 namespace rill::metrics {
@@ -145,9 +146,10 @@ class TaskManager {
   void assign(const std::vector<kafka::TopicPartition>& partitions);
   // After assign(): `partitions` with the offset the consumer starts at
   // where a partition's first records come from its archive (the archive's
-  // end); the others keep theirs (the group's committed offset).
-  std::vector<kafka::TopicPartition> with_live_starts(
-      std::vector<kafka::TopicPartition> partitions);
+  // end), or where this instance committed it before (the group's committed
+  // offset, raised to this instance's own: see OwnCommits); the others keep
+  // theirs (librdkafka looks up the group's committed offset).
+  std::vector<kafka::TopicPartition> start_positions(std::vector<kafka::TopicPartition> partitions);
   // The group takes `partitions` back; `lost` when another member may own
   // them already. Tasks left with no partition close, with a checkpoint only
   // when they committed first.
@@ -285,6 +287,7 @@ class TaskManager {
 
   // Where the consumer starts the partitions archive_reads() gave a cursor.
   std::map<std::pair<std::string, int32_t>, int64_t> archive_live_starts_;
+  OwnCommits own_commits_;
   Settings settings_;
   Clients clients_;
   Shared shared_;
