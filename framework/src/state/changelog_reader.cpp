@@ -32,6 +32,8 @@ constexpr int kPollMs = 100;
 constexpr std::chrono::seconds kEndOffsetsTimeout(10);
 constexpr std::chrono::milliseconds kEndOffsetsAttempt(250);
 constexpr std::chrono::seconds kEndOffsetsTurn(1);
+// How long a restore may read nothing before its partition is assigned anew.
+constexpr std::chrono::seconds kRestoreStall(30);
 
 }  // namespace
 
@@ -184,6 +186,7 @@ void ChangelogReader::run() {
       // still open. Past the restore's end it ends the restore even when the
       // changelog's last records were compacted away or are markers.
       if (message.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        reading.consumer_end = message.offset;
         if (reading.task && !reading.done && message.offset >= reading.end) {
           write_pending(reading);
           if (!reading.done) finish(reading);
@@ -213,6 +216,7 @@ void ChangelogReader::run() {
       if (reading.task && !reading.done && reading.next_offset >= reading.end) finish(reading);
       if (reading.standby) reading.state->restored(reading.store, reading.next_offset);
     }
+    refetch_stalled();
     // Restores that finished leave the assignment.
     for (auto it = readings_.begin(); it != readings_.end();) {
       if (it->second.done) {
@@ -547,6 +551,33 @@ void ChangelogReader::assign() {
       assigned_[{tp.topic, tp.partition}] = readings_.at({tp.topic, tp.partition}).serial;
   } catch (const kafka::Error& e) {
     log::get().error("assigning changelog partitions: {}", e.what());
+  }
+}
+
+// Assigned anew, a partition's fetch starts over from its leader as the
+// cluster now has it; records fetched for it before are below the reading's
+// next offset, which apply() skips.
+void ChangelogReader::refetch_stalled() {
+  const auto now = Clock::now();
+  std::vector<kafka::TopicPartition> stalled;
+  for (auto& [key, reading] : readings_) {
+    if (!reading.task || reading.done) continue;
+    if (!reading.watch.stalled(reading.next_offset, reading.consumer_end == reading.next_offset,
+                               now, kRestoreStall))
+      continue;
+    log::get().warn(
+        "task {}: restoring store {} from {}[{}] read nothing for {} s, at offset {} of {}; "
+        "fetching the partition anew",
+        reading.task->id().to_string(), reading.store, key.first, key.second, kRestoreStall.count(),
+        reading.next_offset, reading.end);
+    stalled.push_back({key.first, key.second, reading.next_offset});
+  }
+  if (stalled.empty()) return;
+  try {
+    kafka::incremental_unassign(consumer_.get(), stalled);
+    kafka::incremental_assign(consumer_.get(), stalled);
+  } catch (const kafka::Error& e) {
+    log::get().error("assigning stalled changelog partitions anew: {}", e.what());
   }
 }
 

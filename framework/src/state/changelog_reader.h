@@ -24,6 +24,7 @@
 
 #include "kafka/fetch_hold_back.h"
 #include "kafka/handles.h"
+#include "state/restore_watch.h"
 #include "state/state_manager.h"
 
 namespace rill::state {
@@ -106,6 +107,9 @@ class ChangelogReader {
     std::vector<state::BytesWrite> pending;
     // Tells this reading from an earlier one of the same partition.
     uint64_t serial = 0;
+    // Where the consumer last told the partition ends (a restore waits there).
+    int64_t consumer_end = -1;
+    RestoreWatch watch{RestoreWatch::Clock::now()};
   };
   using Key = std::pair<std::string, int32_t>;
 
@@ -140,6 +144,8 @@ class ChangelogReader {
   // The task's stores are all up to date: it may process.
   void complete(RestoringTask& task);
   void assign();
+  // Assigns the partitions of stalled restores anew (see RestoreWatch).
+  void refetch_stalled();
   void report(Reading& reading);
   // Waits until the reader's turn after `turn` has ended.
   void wait_for_turn(std::unique_lock<std::mutex>& lock, uint64_t turn);
