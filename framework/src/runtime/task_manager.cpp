@@ -508,10 +508,7 @@ bool TaskManager::commit_offsets() {
         note_stall(e.what());
         return false;
       }
-      for (InputPartition* input : committed) {
-        input->committed_offset = input->next_offset;
-        own_commits_.record(input->topic, input->partition, input->next_offset);
-      }
+      mark_committed(committed);
     }
     // Every changelog write so far is acknowledged (the flush above): record
     // how far the changelogs go, so a restart restores only what follows.
@@ -607,6 +604,13 @@ std::vector<kafka::TopicPartition> TaskManager::collect_offsets(
   return offsets;
 }
 
+void TaskManager::mark_committed(const std::vector<InputPartition*>& inputs) {
+  for (InputPartition* input : inputs) {
+    input->committed_offset = input->next_offset;
+    own_commits_.record(input->topic, input->partition, input->next_offset);
+  }
+}
+
 // Commits outputs, changelog writes and `offsets` atomically. When the
 // transaction cannot commit, nothing of it is visible to read_committed
 // readers: every task goes back to the last commit, with a new producer if
@@ -618,10 +622,7 @@ bool TaskManager::commit_transaction(const std::vector<kafka::TopicPartition>& o
   // Before a rewind, which closes the inputs (a commit whose next
   // transaction could not begin).
   if (result.committed) {
-    for (InputPartition* input : inputs) {
-      input->committed_offset = input->next_offset;
-      own_commits_.record(input->topic, input->partition, input->next_offset);
-    }
+    mark_committed(inputs);
     if (log::get().should_log(spdlog::level::debug)) {
       std::string listed;
       for (const kafka::TopicPartition& tp : offsets)

@@ -240,6 +240,8 @@ class TaskManager {
   // RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST as soon as the group has taken this
   // instance's partitions away (see revoke()).
   rd_kafka_resp_err_t flush_while_assigned(std::chrono::milliseconds timeout);
+  // `inputs` are committed as far as they were processed.
+  void mark_committed(const std::vector<InputPartition*>& inputs);
   // The next offset to read of every partition whose task processed records
   // since the last commit.
   std::vector<kafka::TopicPartition> collect_offsets(std::vector<InputPartition*>& committed);
