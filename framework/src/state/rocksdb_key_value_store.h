@@ -96,6 +96,8 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   // Flushes and closes the store, then opens it again.
   void reopen(bool compactions_paused, bool bulk_restore);
   void check_open() const;
+  // Drops the prefix iterator unless a read holds it.
+  void release_prefix_iterator();
   void check(const rocksdb::Status& status, std::string_view operation) const;
   std::unique_ptr<KeyValueBytesIterator> scan(std::string_view from,
                                               std::optional<std::string> to_exclusive,
@@ -115,6 +117,12 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   uint64_t level0_slowdown_trigger_ = 0;
   // Open iterators: RocksDB must not close under them, so close() releases them.
   mutable std::vector<Iterator*> iterators_;
+  // The iterator in prefix mode that reads within one prefix (a window
+  // store's lookups of one key) borrow in turn, and whether one holds it. It
+  // keeps the memtables and files it read alive until its next use, so every
+  // flush lets them go.
+  mutable std::unique_ptr<rocksdb::Iterator> prefix_iterator_;
+  mutable std::atomic<bool> prefix_iterator_busy_{false};
 };
 
 }  // namespace rill::state
