@@ -92,3 +92,28 @@ TEST_CASE(
   CHECK(consumer.sought[0].offset == 2255);
   CHECK(consumer.sought[1].offset == 300);
 }
+
+TEST_CASE(
+    "committed offsets read for an assignment or an archive are raised to the own commit, and a "
+    "partition that cannot be read keeps its error",
+    "[unit][resume]") {
+  ScriptedConsumer consumer;
+  consumer.committed_offsets = {
+      {"orders", 0, 2087},
+      {"orders", 1, RD_KAFKA_OFFSET_INVALID, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS},
+      {"orders", 2, RD_KAFKA_OFFSET_INVALID}};
+  runtime::OwnCommits own;
+  own.record("orders", 0, 2255);
+  own.record("orders", 1, 900);
+  own.record("orders", 2, 40);
+  const auto committed = runtime::committed_offsets(
+      consumer, {{"orders", 0}, {"orders", 1}, {"orders", 2}}, 1s, own, "app");
+  REQUIRE(committed.size() == 3);
+  CHECK(committed[0].offset == 2255);
+  CHECK(committed[0].error == RD_KAFKA_RESP_ERR_NO_ERROR);
+  CHECK(committed[1].error == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+  CHECK(committed[1].offset == RD_KAFKA_OFFSET_INVALID);
+  // No commit in the group's answer, while this instance committed one.
+  CHECK(committed[2].offset == 40);
+  CHECK(consumer.sought.empty());
+}

@@ -21,18 +21,29 @@ kafka::TopicPartition OwnCommits::raise(kafka::TopicPartition tp,
   return tp;
 }
 
+std::vector<kafka::TopicPartition> committed_offsets(kafka::Consumer& consumer,
+                                                     std::vector<kafka::TopicPartition> partitions,
+                                                     std::chrono::milliseconds timeout,
+                                                     const OwnCommits& own,
+                                                     const std::string& application_id) {
+  std::vector<kafka::TopicPartition> committed = consumer.committed(std::move(partitions), timeout);
+  for (kafka::TopicPartition& tp : committed)
+    if (tp.error == RD_KAFKA_RESP_ERR_NO_ERROR) tp = own.raise(std::move(tp), application_id);
+  return committed;
+}
+
 std::vector<kafka::TopicPartition> seek_to_committed(kafka::Consumer& consumer,
                                                      std::vector<kafka::TopicPartition> partitions,
                                                      std::chrono::milliseconds timeout,
                                                      const OwnCommits& own,
                                                      const std::string& application_id) {
   if (partitions.empty()) return partitions;
-  std::vector<kafka::TopicPartition> positions = consumer.committed(std::move(partitions), timeout);
+  std::vector<kafka::TopicPartition> positions =
+      committed_offsets(consumer, std::move(partitions), timeout, own, application_id);
   for (kafka::TopicPartition& tp : positions) {
     if (tp.error != RD_KAFKA_RESP_ERR_NO_ERROR)
       throw std::runtime_error("cannot read the committed offset of " + tp.to_string() + ": " +
                                kafka::describe(tp.error));
-    tp = own.raise(std::move(tp), application_id);
     if (tp.offset < 0) tp.offset = RD_KAFKA_OFFSET_BEGINNING;
   }
   for (const kafka::TopicPartition& tp : consumer.seek(positions))

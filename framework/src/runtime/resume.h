@@ -36,6 +36,16 @@ class OwnCommits {
   std::map<std::pair<std::string, int32_t>, int64_t> offsets_;
 };
 
+// The offsets the group committed for `partitions`, each raised to `own`. A
+// partition whose offset cannot be read keeps its error; a partition without
+// a commit, an offset below 0. Every reader of committed offsets (a rewind, an
+// assignment, an archived partition's first read) goes through here.
+std::vector<kafka::TopicPartition> committed_offsets(kafka::Consumer& consumer,
+                                                     std::vector<kafka::TopicPartition> partitions,
+                                                     std::chrono::milliseconds timeout,
+                                                     const OwnCommits& own,
+                                                     const std::string& application_id);
+
 // Seeks each of `partitions` to the offset the group committed for it (raised
 // to `own`), or to its beginning when the group committed none
 // (auto.offset.reset=earliest), and returns those positions. Throws when a

@@ -182,12 +182,11 @@ std::vector<kafka::TopicPartition> TaskManager::start_positions(
   if (returning.empty()) return partitions;
   try {
     const std::vector<kafka::TopicPartition> committed =
-        clients_.group->committed(std::move(returning), settings_.call_timeout);
+        committed_offsets(*clients_.group, std::move(returning), settings_.call_timeout,
+                          own_commits_, settings_.application_id);
     for (std::size_t i = 0; i < committed.size(); ++i) {
       if (committed[i].error != RD_KAFKA_RESP_ERR_NO_ERROR) continue;  // librdkafka looks it up
-      const kafka::TopicPartition start =
-          own_commits_.raise(committed[i], settings_.application_id);
-      if (start.offset >= 0) partitions[returning_at[i]].offset = start.offset;
+      if (committed[i].offset >= 0) partitions[returning_at[i]].offset = committed[i].offset;
     }
   } catch (const kafka::Error& e) {
     log::get().warn("{}: cannot check the committed offsets of partitions that come back: {}",
@@ -207,7 +206,8 @@ TaskManager::archive_reads(const std::vector<kafka::TopicPartition>& partitions)
         archived.push_back({tp.topic, tp.partition});
   if (archived.empty()) return cursors;
   for (const kafka::TopicPartition& next :
-       clients_.group->committed(archived, settings_.call_timeout)) {
+       committed_offsets(*clients_.group, archived, settings_.call_timeout, own_commits_,
+                         settings_.application_id)) {
     if (next.error != RD_KAFKA_RESP_ERR_NO_ERROR)
       throw std::runtime_error("cannot read the committed offset of " + next.to_string() + ": " +
                                kafka::describe(next.error));

@@ -259,8 +259,9 @@ class TaskManager {
   // standbys let go of their directories, and those without local state get
   // their newest snapshots (state.snapshot.*).
   void prepare_new_tasks(const std::vector<kafka::TopicPartition>& partitions);
-  // For the partitions of archived topics whose next offset the topic no
-  // longer holds: a cursor over their archive from that offset, and the
+  // For the partitions of archived topics whose next offset (committed,
+  // raised to the own commit) the topic no longer holds: a cursor over their
+  // archive from that offset, and the
   // archive's end in archive_live_starts_. Throws when the archive cannot be
   // read, or when it ends before the topic starts (records are in neither).
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<archive::ArchiveCursor>> archive_reads(
