@@ -347,7 +347,9 @@ std::optional<std::string> RocksDbKeyValueStore::get(std::string_view key) const
 
 void RocksDbKeyValueStore::put(std::string_view key, std::string_view value) {
   check_open();
-  check(db_->Put(write_options_, slice(key), slice(value)), "put");
+  single_write_.Clear();
+  check(single_write_.Put(slice(key), slice(value)), "put");
+  check(db_->Write(write_options_, &single_write_), "put");
 }
 
 std::optional<std::string> RocksDbKeyValueStore::put_if_absent(std::string_view key,
@@ -360,7 +362,9 @@ std::optional<std::string> RocksDbKeyValueStore::put_if_absent(std::string_view 
 
 void RocksDbKeyValueStore::remove(std::string_view key) {
   check_open();
-  check(db_->Delete(write_options_, slice(key)), "delete");
+  single_write_.Clear();
+  check(single_write_.Delete(slice(key)), "delete");
+  check(db_->Write(write_options_, &single_write_), "delete");
 }
 
 void RocksDbKeyValueStore::write_all(std::span<const BytesWrite> writes) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include "rill/internal/bytes_store.h"
 #include "rill/state_options.h"
@@ -112,6 +113,9 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   rocksdb::Options options_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::WriteOptions write_options_;
+  // The batch of each put and remove, cleared and reused: RocksDB's own Put
+  // allocates a batch every time.
+  rocksdb::WriteBatch single_write_;
   std::atomic<bool> compactions_paused_{false};
   bool bulk_restore_ = false;
   uint64_t level0_slowdown_trigger_ = 0;
