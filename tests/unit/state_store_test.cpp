@@ -664,6 +664,49 @@ TEST_CASE("a read on the memtable hashed by key sees what was there when it bega
   CHECK(drain(store.all()).size() == 5'020);
 }
 
+TEST_CASE(
+    "a store read within one prefix lets the memtables its reads saw go once it is written "
+    "without reads",
+    "[unit][state]") {
+  RocksDbOptions options;
+  options.memtable = RocksDbMemtable::kHashedByKey;
+  options.write_buffer_bytes = 64 << 10;
+  TempDir dir;
+  state::RocksDbKeyValueStore store("joined", dir.path(), options, nullptr, false,
+                                    state::kTimestampSize);
+  auto key = [](int n) { return "key" + std::to_string(n % 100) + state::be64(n); };
+  const std::string value(200, 'v');
+  int written = 0;
+  auto write = [&](int count) {
+    for (int i = 0; i < count; ++i, ++written) store.put(key(written), value);
+    // Waits for every flush: what the memtables hold is settled.
+    REQUIRE(store.db().Flush(rocksdb::FlushOptions()).ok());
+  };
+  // Memtables flushed but still read by an iterator count in the first, not the second.
+  auto pinned_bytes = [&store] {
+    uint64_t all = 0;
+    uint64_t current = 0;
+    REQUIRE(store.db().GetIntProperty("rocksdb.size-all-mem-tables", &all));
+    REQUIRE(store.db().GetIntProperty("rocksdb.cur-size-all-mem-tables", &current));
+    return all - current;
+  };
+  write(100);
+  {
+    auto reading = store.range(key(5), "key5" + state::be64(1'000'000));
+    CHECK(reading->valid());
+  }
+  write(static_cast<int>(state::RocksDbKeyValueStore::kWritesBeforeRelease) - 200);
+  // The iterator the read borrowed keeps the memtable it read alive.
+  CHECK(pinned_bytes() > 0);
+  write(200);
+  CHECK(pinned_bytes() == 0);
+  // A read after that borrows a new iterator, which sees every write.
+  auto reading = store.range("key7" + state::be64(0), "key7" + state::be64(1'000'000));
+  int found = 0;
+  for (; reading->valid(); reading->next()) ++found;
+  CHECK(found == written / 100);
+}
+
 TEST_CASE("point reads on the memtable hashed by key keep no memory", "[unit][state]") {
   TempDir dir;
   state::SegmentedWindowStore store("windows", open_store(Impl::kRocksDbHashedByKey, dir.path()),

@@ -207,6 +207,7 @@ class RocksDbKeyValueStore::Iterator final : public KeyValueBytesIterator {
     }
     iterator_ = pooled.get();
     borrowed_ = true;
+    store_->writes_since_prefix_read_.store(0, std::memory_order_relaxed);
   }
 
   // An iterator that stops early may have met an I/O error rather than the end.
@@ -312,6 +313,12 @@ void RocksDbKeyValueStore::release_prefix_iterator() {
   prefix_iterator_busy_.store(false, std::memory_order_release);
 }
 
+void RocksDbKeyValueStore::note_write() {
+  const uint32_t writes = writes_since_prefix_read_.load(std::memory_order_relaxed) + 1;
+  writes_since_prefix_read_.store(writes, std::memory_order_relaxed);
+  if (writes == kWritesBeforeRelease) release_prefix_iterator();
+}
+
 void RocksDbKeyValueStore::flush() {
   check_open();
   release_prefix_iterator();
@@ -350,6 +357,7 @@ void RocksDbKeyValueStore::put(std::string_view key, std::string_view value) {
   single_write_.Clear();
   check(single_write_.Put(slice(key), slice(value)), "put");
   check(db_->Write(write_options_, &single_write_), "put");
+  note_write();
 }
 
 std::optional<std::string> RocksDbKeyValueStore::put_if_absent(std::string_view key,
@@ -365,6 +373,7 @@ void RocksDbKeyValueStore::remove(std::string_view key) {
   single_write_.Clear();
   check(single_write_.Delete(slice(key)), "delete");
   check(db_->Write(write_options_, &single_write_), "delete");
+  note_write();
 }
 
 void RocksDbKeyValueStore::write_all(std::span<const BytesWrite> writes) {
@@ -376,6 +385,7 @@ void RocksDbKeyValueStore::write_all(std::span<const BytesWrite> writes) {
     check(status, "batch");
   }
   check(db_->Write(write_options_, &batch), "write");
+  note_write();
   if (compactions_paused_.load(std::memory_order_relaxed)) {
     static const std::string kLevel0Files =
         rocksdb::DB::Properties::kNumFilesAtLevelPrefix + std::string("0");

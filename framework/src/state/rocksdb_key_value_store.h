@@ -57,6 +57,10 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   std::unique_ptr<KeyValueBytesIterator> all() const override;
   uint64_t approximate_num_entries() const override;
 
+  // A store read within one prefix keeps the iterator of those reads between
+  // them; after this many writes without such a read, it lets it go.
+  static constexpr uint32_t kWritesBeforeRelease = 10'000;
+
   const std::filesystem::path& directory() const { return directory_; }
   // Writes a RocksDB checkpoint of the store into `directory`, which must not
   // exist: its immutable files hard-linked, its memtable flushed first. The
@@ -99,6 +103,11 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   void check_open() const;
   // Drops the prefix iterator unless a read holds it.
   void release_prefix_iterator();
+  // After each write: a prefix iterator no read borrowed for
+  // kWritesBeforeRelease writes goes. Under exactly-once no commit flushes
+  // the store, and a store whose partner side went quiet would otherwise keep
+  // the memtables of its last read, flushed since, until it closes.
+  void note_write();
   void check(const rocksdb::Status& status, std::string_view operation) const;
   std::unique_ptr<KeyValueBytesIterator> scan(std::string_view from,
                                               std::optional<std::string> to_exclusive,
@@ -127,6 +136,10 @@ class RocksDbKeyValueStore final : public KeyValueBytesStore {
   // flush lets them go.
   mutable std::unique_ptr<rocksdb::Iterator> prefix_iterator_;
   mutable std::atomic<bool> prefix_iterator_busy_{false};
+  // Writes since a read last borrowed the prefix iterator. Written by the
+  // store's writer and by reads, never both at once in a way that matters: a
+  // lost count only moves the release by a few writes.
+  mutable std::atomic<uint32_t> writes_since_prefix_read_{0};
 };
 
 }  // namespace rill::state
