@@ -37,6 +37,7 @@
 #include "runtime/allocator.h"
 #include "runtime/error_handling.h"
 #include "runtime/global_thread.h"
+#include "runtime/group_coverage.h"
 #include "runtime/producer_collector.h"
 #include "runtime/standby_placement.h"
 #include "runtime/task_manager.h"
@@ -1060,6 +1061,9 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     publish_gauges();
     if (!stopping.load()) set_state(State::kRunning);
     next_group_refresh = Clock::now();
+    coverage.rebalanced();
+    next_coverage_check = Clock::now() + kCoverageCheckInterval;
+    rebalanced_since_left_out = true;
     metrics->rebalances.add();
     metrics->rebalance_latency.observe_ns(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - rebalance_start)
@@ -1136,6 +1140,66 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
       group_view = view;
     }
     if (standby_replicas > 0 && changelog_reader) refresh_standbys(*view);
+  }
+
+  // See runtime/group_coverage.h. Leaving topics out of the subscription
+  // makes the group rebalance, cooperatively: no other partition moves. Once
+  // it has, they go back in, and the group assigns them with fresh metadata.
+  // The group is described only while this instance holds no partition of
+  // some driving topic, the case of such a gap, and with a short timeout: the
+  // polling thread waits for the answer.
+  void check_coverage() {
+    if (stopping.load()) return;
+    if (!left_out_of_subscription.empty()) {
+      if (!rebalanced_since_left_out) return;
+      kafka::subscribe(consumer.get(), driving_topics);
+      log::get().info("{}: subscribed to {} again", application_id,
+                      join_names(left_out_of_subscription));
+      left_out_of_subscription.clear();
+      return;
+    }
+    std::set<std::string> held;
+    for (const kafka::TopicPartition& tp : kafka::assignment(consumer.get())) held.insert(tp.topic);
+    const auto [subscribed, stateful] = group_topics();
+    bool holds_every_topic = true;
+    for (const auto& [topic, count] : subscribed)
+      holds_every_topic = holds_every_topic && held.contains(topic);
+    if (holds_every_topic) {
+      coverage.rebalanced();
+      return;
+    }
+    const auto described =
+        kafka::describe_group(task_manager->producer(), application_id, std::chrono::seconds(1));
+    if (!described) return;
+    std::vector<runtime::GroupMember> members;
+    for (const auto& member : *described) {
+      runtime::GroupMember& entry = members.emplace_back();
+      entry.id = member.member_id;
+      for (const auto& tp : member.partitions) entry.owned.emplace(tp.topic, tp.partition);
+    }
+    const std::set<std::string> unowned =
+        coverage.check(runtime::unowned_partitions(members, subscribed));
+    if (unowned.empty()) return;
+    std::vector<std::string> rest;
+    for (const std::string& topic : driving_topics)
+      if (!unowned.contains(topic)) rest.push_back(topic);
+    log::get().warn(
+        "{}: no member of the group has been assigned partitions of {} for {} checks, {} s apart "
+        "(the group assigned from a broker that did not know them yet){}",
+        application_id, join_names(unowned), kCoverageChecks,
+        std::chrono::duration_cast<std::chrono::seconds>(kCoverageCheckInterval).count(),
+        rest.empty() ? ""
+                     : "; leaving them out of the subscription once, so that it assigns again");
+    if (rest.empty()) return;
+    kafka::subscribe(consumer.get(), rest);
+    left_out_of_subscription = unowned;
+    rebalanced_since_left_out = false;
+  }
+
+  static std::string join_names(const std::set<std::string>& names) {
+    std::string joined;
+    for (const std::string& name : names) joined += (joined.empty() ? "" : ", ") + name;
+    return joined;
   }
 
   // The endpoint a member advertises after the last '@' of its consumer's
@@ -1263,6 +1327,10 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
             now >= next_group_refresh) {
           refresh_group();
           next_group_refresh = Clock::now() + std::chrono::seconds(5);
+        }
+        if (now >= next_coverage_check) {
+          check_coverage();
+          next_coverage_check = Clock::now() + kCoverageCheckInterval;
         }
         task_manager->recover_when_due(now);
         if (std::optional<std::string> timed_out = task_manager->timed_out(now)) {
@@ -1621,6 +1689,13 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   std::map<std::string, int32_t, std::less<>> subtopology_of_store;
   int64_t standby_replicas = 0;
   Clock::time_point next_group_refresh = Clock::time_point::max();
+  // The group's coverage of its driving partitions (check_coverage).
+  static constexpr auto kCoverageCheckInterval = std::chrono::seconds(10);
+  static constexpr int kCoverageChecks = 3;
+  runtime::CoverageWatch coverage{kCoverageChecks};
+  Clock::time_point next_coverage_check = Clock::time_point::max();
+  std::set<std::string> left_out_of_subscription;
+  bool rebalanced_since_left_out = false;
   // Whether this instance advertises an application.server.
   bool advertises = false;
   mutable std::mutex group_view_mutex;
