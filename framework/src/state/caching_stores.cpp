@@ -550,15 +550,21 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   // written again with their newest values.
   void hand_on_batch(bool write_store,
                      std::size_t max_bytes = std::numeric_limits<std::size_t>::max()) {
+    const Handed handed =
+        !write_store && defers_store_writes() ? Handed::kLogged : Handed::kWritten;
+    // Only the changelog takes a logged batch, in any order: a small one is
+    // still in the processor's caches when its entries are handed on, where
+    // a commit's whole batch (tens of thousands of entries) was read from
+    // memory once more for each pass.
+    const std::size_t max_entries =
+        handed == Handed::kLogged ? kLoggedBatchEntries : std::numeric_limits<std::size_t>::max();
     std::vector<CacheEntry*> dirtied;
     std::size_t bytes = 0;
     for (CacheEntry* entry = dirty_.oldest; entry != nullptr; entry = entry->newer) {
       dirtied.push_back(entry);
       bytes += entry->size;
-      if (bytes >= max_bytes) break;
+      if (bytes >= max_bytes || dirtied.size() == max_entries) break;
     }
-    const Handed handed =
-        !write_store && defers_store_writes() ? Handed::kLogged : Handed::kWritten;
     if (handed == Handed::kLogged) {
       may_hold_unwritten_ = true;
       std::vector<BytesWrite> writes;
@@ -696,6 +702,8 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   FlushListener listener_;
   bool read_old_values_ = false;
   bool enabled_ = true;
+  // The entries of a logged batch (hand_on_batch).
+  static constexpr std::size_t kLoggedBatchEntries = 256;
   // The entries in key order, for ranges, kept from the first range on: a
   // store read by key only (a count, a tumbling window) never pays for it.
   mutable EntriesByKey by_key_;
