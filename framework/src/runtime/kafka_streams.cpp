@@ -17,6 +17,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <fmt/format.h>
 #include <prometheus/text_serializer.h>
 #include <unistd.h>
 
@@ -1124,13 +1125,10 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
         kafka::describe_group(task_manager->producer(), application_id, std::chrono::seconds(10));
     if (!described) return;
     auto view = std::make_shared<GroupView>();
-    for (const auto& member : *described) {
-      std::set<runtime::TopicPartitionId> owned;
-      for (const auto& tp : member.partitions) owned.emplace(tp.topic, tp.partition);
-      view->members.push_back({member.member_id, std::move(owned)});
+    view->members = members_of(*described);
+    for (const auto& member : *described)
       if (auto server = advertised_endpoint(member.client_id))
         view->endpoints[member.member_id] = *server;
-    }
     std::tie(view->subscribed, view->stateful) = group_topics();
     if (standby_replicas > 0)
       view->standbys = runtime::place_standbys(view->members, view->subscribed, view->stateful,
@@ -1154,13 +1152,13 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
       if (!rebalanced_since_left_out) return;
       kafka::subscribe(consumer.get(), driving_topics);
       log::get().info("{}: subscribed to {} again", application_id,
-                      join_names(left_out_of_subscription));
+                      fmt::join(left_out_of_subscription, ", "));
       left_out_of_subscription.clear();
       return;
     }
     std::set<std::string> held;
     for (const kafka::TopicPartition& tp : kafka::assignment(consumer.get())) held.insert(tp.topic);
-    const auto [subscribed, stateful] = group_topics();
+    const std::map<std::string, int32_t> subscribed = group_topics().first;
     bool holds_every_topic = true;
     for (const auto& [topic, count] : subscribed)
       holds_every_topic = holds_every_topic && held.contains(topic);
@@ -1171,14 +1169,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     const auto described =
         kafka::describe_group(task_manager->producer(), application_id, std::chrono::seconds(1));
     if (!described) return;
-    std::vector<runtime::GroupMember> members;
-    for (const auto& member : *described) {
-      runtime::GroupMember& entry = members.emplace_back();
-      entry.id = member.member_id;
-      for (const auto& tp : member.partitions) entry.owned.emplace(tp.topic, tp.partition);
-    }
     const std::set<std::string> unowned =
-        coverage.check(runtime::unowned_partitions(members, subscribed));
+        coverage.check(runtime::unowned_partitions(members_of(*described), subscribed));
     if (unowned.empty()) return;
     std::vector<std::string> rest;
     for (const std::string& topic : driving_topics)
@@ -1186,7 +1178,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     log::get().warn(
         "{}: no member of the group has been assigned partitions of {} for {} checks, {} s apart "
         "(the group assigned from a broker that did not know them yet){}",
-        application_id, join_names(unowned), kCoverageChecks,
+        application_id, fmt::join(unowned, ", "), kCoverageChecks,
         std::chrono::duration_cast<std::chrono::seconds>(kCoverageCheckInterval).count(),
         rest.empty() ? ""
                      : "; leaving them out of the subscription once, so that it assigns again");
@@ -1196,10 +1188,16 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     rebalanced_since_left_out = false;
   }
 
-  static std::string join_names(const std::set<std::string>& names) {
-    std::string joined;
-    for (const std::string& name : names) joined += (joined.empty() ? "" : ", ") + name;
-    return joined;
+  // The members of a described group and the driving partitions each owns.
+  static std::vector<runtime::GroupMember> members_of(
+      const std::vector<kafka::MemberAssignment>& described) {
+    std::vector<runtime::GroupMember> members;
+    for (const auto& member : described) {
+      runtime::GroupMember& entry = members.emplace_back();
+      entry.id = member.member_id;
+      for (const auto& tp : member.partitions) entry.owned.emplace(tp.topic, tp.partition);
+    }
+    return members;
   }
 
   // The endpoint a member advertises after the last '@' of its consumer's
