@@ -32,8 +32,11 @@ bool contains(const std::vector<kafka::TopicPartition>& partitions, const std::s
   });
 }
 
+int64_t ms_between(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
+}
 int64_t since_ms(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+  return ms_between(start, Clock::now());
 }
 
 }  // namespace
@@ -540,8 +543,7 @@ bool TaskManager::commit_offsets() {
       "{}: committed {} partitions in {} ms: {} ms handing on the caches, {} ms flushing the "
       "producer, {} ms committing",
       settings_.application_id, offsets.size(), since_ms(commit_start),
-      std::chrono::duration_cast<std::chrono::milliseconds>(flush_start - commit_start).count(),
-      std::chrono::duration_cast<std::chrono::milliseconds>(flush_end - flush_start).count(),
+      ms_between(commit_start, flush_start), ms_between(flush_start, flush_end),
       since_ms(flush_end));
   return true;
 }
