@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -421,6 +422,41 @@ TEST_CASE("a commit writes the store below in one batch in key order, and hands 
   CHECK(cached.handed_on ==
         CachedStrings::HandedOn{{"a", "v-a"}, {"d", "v-d"}, {"b", "v-b"}, {"c", "v-c2"}});
   CHECK(store.get("c") == "v-c2");
+}
+
+TEST_CASE("thousands of updates of a few keys hand on in the order of their last updates",
+          "[unit][state][cache]") {
+  // Each update moves its key to the newest end, and each commit moves every
+  // entry to the clean ones and back: both orders leave many more holes than
+  // they hold entries, and close them up again.
+  state::CacheBudget budget(1 << 20);
+  CachedStrings cached(budget);
+  Strings& store = cached.store();
+  uint32_t random = 12345;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::string> by_last_update;
+    std::map<std::string, std::optional<std::string>> newest;
+    for (int update = 0; update < 5000; ++update) {
+      random = random * 1103515245 + 12345;
+      const std::string key = "k" + std::to_string((random >> 16) % 50);
+      // Every seventh update deletes its key.
+      std::optional<std::string> value;
+      if (update % 7 != 0) value = std::to_string(round) + "-" + std::to_string(update);
+      store.put(key, value, update);
+      std::erase(by_last_update, key);
+      by_last_update.push_back(key);
+      newest[key] = value;
+    }
+    cached.handed_on.clear();
+    cached.cache->hand_on();
+    std::vector<std::string> handed_keys;
+    for (const auto& [key, value] : cached.handed_on) {
+      handed_keys.push_back(key);
+      CHECK(value == newest[key]);
+    }
+    CHECK(handed_keys == by_last_update);
+    for (const auto& [key, value] : newest) CHECK(store.get(key) == value);
+  }
 }
 
 TEST_CASE("a commit without a flush logs what it hands on, and the store takes it when let go",
