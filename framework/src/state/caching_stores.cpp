@@ -200,6 +200,9 @@ using EntriesByHash =
                       bi::member_hook<CacheEntry, CacheEntry::HashHook, &CacheEntry::by_hash>,
                       bi::key_of_value<EntryKey>, bi::hash<BytesHash>, bi::power_2_buckets<true>>;
 
+// How far ahead a walk over entries loads them (prefetch).
+constexpr std::size_t kPrefetchAhead = 8;
+
 // Loads the cache lines of an entry that is about to be read: its fields and
 // the key and value bytes that follow them.
 inline void prefetch(const CacheEntry* entry) {
@@ -243,12 +246,12 @@ class UpdateOrder {
 
  private:
   static constexpr std::size_t kSlack = 64;
-  static constexpr std::size_t kAhead = 8;
 
   void close_holes() {
     std::size_t to = 0;
     for (std::size_t from = head_; from < slots_.size(); ++from) {
-      if (from + kAhead < slots_.size()) __builtin_prefetch(slots_[from + kAhead], 1);
+      if (from + kPrefetchAhead < slots_.size())
+        __builtin_prefetch(slots_[from + kPrefetchAhead], 1);
       if (CacheEntry* entry = slots_[from]) {
         entry->slot = static_cast<uint32_t>(to);
         slots_[to++] = entry;
@@ -766,8 +769,6 @@ class CachingKeyValueStore final : public BasicForwardingKeyValueStore<CachingKe
   bool enabled_ = true;
   // The entries of a logged batch (hand_on_batch).
   static constexpr std::size_t kLoggedBatchEntries = 256;
-  // How far ahead a walk over an order loads entries.
-  static constexpr std::size_t kPrefetchAhead = 8;
   // The entries in key order, for ranges, kept from the first range on: a
   // store read by key only (a count, a tumbling window) never pays for it.
   mutable EntriesByKey by_key_;
