@@ -206,6 +206,7 @@ constexpr std::size_t kPrefetchAhead = 8;
 // Loads the cache lines of an entry that is about to be read: its fields and
 // the key and value bytes that follow them.
 inline void prefetch(const CacheEntry* entry) {
+  if (entry == nullptr) return;  // a hole
   __builtin_prefetch(entry);
   __builtin_prefetch(reinterpret_cast<const char*>(entry) + 64);
   __builtin_prefetch(entry + 1);
@@ -224,9 +225,7 @@ class UpdateOrder {
   CacheEntry* oldest() const { return head_ < slots_.size() ? slots_[head_] : nullptr; }
   std::size_t size() const { return entries_; }
   // From the oldest; a null slot is a hole.
-  std::span<CacheEntry* const> slots() const {
-    return std::span(slots_).subspan(std::min(head_, slots_.size()));
-  }
+  std::span<CacheEntry* const> slots() const { return std::span(slots_).subspan(head_); }
 
   void add_newest(CacheEntry& entry) {
     if (slots_.size() - head_ > 2 * entries_ + kSlack) close_holes();
@@ -262,7 +261,8 @@ class UpdateOrder {
   }
 
   std::vector<CacheEntry*> slots_;
-  // The oldest entry's slot: the holes before it are never looked at again.
+  // The oldest entry's slot (0 when empty): the holes before it are never
+  // looked at again.
   std::size_t head_ = 0;
   std::size_t entries_ = 0;
 };
