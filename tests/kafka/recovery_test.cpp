@@ -1,8 +1,10 @@
 // What the runtime does when the cluster refuses it, on the real broker: a
 // close after a failed transaction leaves no checkpoint, consumer lag reaches
 // zero on transactional topics, internal topics take the "topic." configs,
-// and a record too large for every topic still leaves a trace instead of
-// stopping the application. Broker faults themselves are in tests/faults/.
+// a record too large for every topic still leaves a trace instead of
+// stopping the application, and an output topic that does not exist stops it
+// after task.timeout.ms without replaying the input in a loop until then.
+// Broker faults themselves are in tests/faults/.
 #include <filesystem>
 #include <map>
 #include <string>
@@ -215,4 +217,39 @@ TEST_CASE(
   CHECK(headers["__rill.errors.value.size"] == "1500000");
   CHECK(headers["__streams.errors.offset"] == "1");
   CHECK(headers["trace"] == "t-1");
+}
+
+TEST_CASE(
+    "an output topic that does not exist stops the instance after task.timeout.ms, naming the "
+    "topic, with retries that wait longer each time",
+    "[kafka][recovery][errors]") {
+  const std::string input = unique_name("nosink-in"), missing = unique_name("nosink-out");
+  create_topic(input, 2);
+  std::vector<TestRecord> records;
+  const int64_t base = now_ms();
+  for (int i = 0; i < 200; ++i)
+    records.push_back({"k" + std::to_string(i), "v", -1, -1, base + i, {}});
+  produce(input, records);
+
+  StreamsBuilder builder;
+  builder.stream(input, serdes::string(), serdes::string()).to(missing);
+  auto config = config_for(unique_name("app-nosink"));
+  config.set("task.timeout.ms", "8000");
+  // Records queued for the topic are refused when a commit flushes them.
+  config.set("commit.interval.ms", "1000");
+  // librdkafka refuses records for a topic the cluster does not know once
+  // this long has passed since the producer first asked for it.
+  config.set("producer.topic.metadata.propagation.max.ms", "1000");
+  KafkaStreams streams(builder.build(), config);
+  streams.start();
+  REQUIRE(streams.wait_for_stop(90s));
+  CHECK(streams.state() == KafkaStreams::State::kError);
+  CHECK_THAT(streams.error(), Catch::Contains(missing) && Catch::Contains("task.timeout.ms"));
+  // Each retry processes the records since the last commit again. Retried
+  // at once, the tasks went back about 200 times in these 8 s; waiting twice
+  // as long each time, from 100 ms up to 5 s, makes about 8.
+  const KafkaStreams::Stats stats = streams.stats();
+  INFO("tasks went back to the last commit " << stats.task_rewinds << " times");
+  CHECK(stats.task_rewinds >= 2);
+  CHECK(stats.task_rewinds <= 20);
 }

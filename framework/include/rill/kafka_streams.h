@@ -126,6 +126,9 @@ class KafkaStreams {
     // exactly_once_v2: transactions aborted (each took every task back to
     // the last commit).
     uint64_t aborted_transactions = 0;
+    // Times tasks went back to their last commit after a fault, of the
+    // cluster or of a task's records that the exception handler restarted.
+    uint64_t task_rewinds = 0;
     // Records of the instance's input partitions not processed yet, up to
     // each partition's end as its last fetch reported it; updated about once
     // a second, and -1 while an end or position is not known yet. 0 with no

@@ -1824,6 +1824,7 @@ KafkaStreams::Stats KafkaStreams::stats() const {
       impl_->errors.counts().dead_lettered.load(std::memory_order_relaxed);
   stats.active_tasks = impl_->counters.active_tasks.load(std::memory_order_relaxed);
   stats.aborted_transactions = impl_->counters.aborted_transactions.load(std::memory_order_relaxed);
+  stats.task_rewinds = impl_->counters.rewinds.load(std::memory_order_relaxed);
   if (impl_->changelog_reader) {
     stats.restored_records = impl_->changelog_reader->restored_records();
     stats.restoring_records = impl_->metrics->restore_remaining();

@@ -537,6 +537,7 @@ bool TaskManager::commit_offsets() {
                     since_ms(*stalled_since_));
     stalled_since_.reset();
   }
+  recovery_.resumed_since_commit = false;
   shared_.metrics.commit_latency.observe_ns(
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - commit_start).count());
   log::get().debug(
@@ -773,12 +774,20 @@ std::optional<std::string> TaskManager::update(const KafkaStreams::ExceptionHand
     // Back to the last commit. Under exactly-once the failed task's outputs
     // are in the open transaction with every other task's since the last
     // commit, so all go back; after a fault of the cluster, tasks that failed
-    // on their records stay for the handler.
+    // on their records stay for the handler. Tasks the same fault of the
+    // cluster failed go back together, in one recovery.
     close_gate();
-    if (settings_.exactly_once)
+    if (settings_.exactly_once) {
       rewind_all(task->failure(), false, /*including_failed=*/!by_cluster);
-    else
+    } else if (!by_cluster) {
       rewind({task}, task->failure(), false);
+    } else {
+      std::vector<std::shared_ptr<ActiveTask>> by_this_fault;
+      for (auto& other : failed)
+        if (other->task_state() == TaskState::kFailed && other->failed_by_cluster())
+          by_this_fault.push_back(other);
+      rewind(by_this_fault, task->failure(), false);
+    }
     open_gate();
   }
   return std::nullopt;
@@ -808,16 +817,39 @@ void TaskManager::rewind(const std::vector<std::shared_ptr<ActiveTask>>& rewound
                          const std::string& reason, bool new_producer) {
   note_stall(reason);
   if (settings_.exactly_once) ++shared_.counters.aborted_transactions;
-  log::get().warn("{}: {}; {}{}resuming {} tasks from the last commit", settings_.application_id,
-                  reason, settings_.exactly_once ? "transaction aborted, " : "",
-                  new_producer ? "with a new producer, " : "", rewound.size());
+  ++shared_.counters.rewinds;
+  const bool attempt_scheduled = recovery_.pending;
   close_for_recovery(rewound);
   recovery_.pending = true;
   recovery_.new_producer = recovery_.new_producer || new_producer;
-  if (shared_.stopping.load()) return;  // closing: nothing reopens
-  // Most faults are over when they are noticed: try at once.
-  recovery_.backoff = std::chrono::milliseconds(0);
-  recover();
+  if (shared_.stopping.load() || attempt_scheduled) {
+    // Closing, nothing reopens; or these partitions join the next attempt.
+    log::get().warn("{}: {}; {}{}{} more tasks wait to resume from the last commit",
+                    settings_.application_id, reason,
+                    settings_.exactly_once ? "transaction aborted, " : "",
+                    new_producer ? "with a new producer, " : "", rewound.size());
+    return;
+  }
+  // Most faults are over when they are noticed: try at once. One that comes
+  // back after the tasks resumed, before they could commit, is not (an output
+  // topic that does not exist, say): trying at once again would process the
+  // same records in a loop, on every worker, until task.timeout.ms. Each time
+  // it comes back, the next attempt waits twice as long.
+  if (!recovery_.resumed_since_commit) {
+    log::get().warn("{}: {}; {}{}resuming {} tasks from the last commit", settings_.application_id,
+                    reason, settings_.exactly_once ? "transaction aborted, " : "",
+                    new_producer ? "with a new producer, " : "", rewound.size());
+    recovery_.backoff = std::chrono::milliseconds(0);
+    recover();
+    return;
+  }
+  recovery_.backoff = std::clamp(recovery_.backoff * 2, kMinRecoveryBackoff, kMaxRecoveryBackoff);
+  recovery_.next_attempt = Clock::now() + recovery_.backoff;
+  log::get().warn(
+      "{}: {}; {}{}the fault came back before a commit: resuming {} tasks from the last commit in "
+      "{} ms",
+      settings_.application_id, reason, settings_.exactly_once ? "transaction aborted, " : "",
+      new_producer ? "with a new producer, " : "", rewound.size(), recovery_.backoff.count());
 }
 
 void TaskManager::close_for_recovery(const std::vector<std::shared_ptr<ActiveTask>>& closing) {
@@ -874,6 +906,7 @@ void TaskManager::recover() {
     reopen(recovery_.partitions);
     recovery_.partitions.clear();
     recovery_.pending = false;
+    recovery_.resumed_since_commit = true;
     log::get().info("{}: resumed {} partitions from the last commit", settings_.application_id,
                     reopened);
   } catch (const std::exception& e) {

@@ -53,6 +53,7 @@ class GlobalStateManager;
 struct TaskCounters {
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> aborted_transactions{0};
+  std::atomic<uint64_t> rewinds{0};
   std::atomic<uint64_t> active_tasks{0};
   std::atomic<uint64_t> failed_tasks{0};
   std::atomic<uint64_t> partition_pauses{0};
@@ -321,6 +322,9 @@ class TaskManager {
     std::vector<kafka::TopicPartition> partitions;
     std::chrono::steady_clock::time_point next_attempt;
     std::chrono::milliseconds backoff{0};
+    // A recovery reopened partitions, and no commit succeeded since: a
+    // fault now came back (see rewind).
+    bool resumed_since_commit = false;
   };
   Recovery recovery_;
   // Since the first fault that kept the instance from committing.
