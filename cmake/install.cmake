@@ -77,7 +77,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 # Run time: the rill command links these shared libraries. Build time of
 # topology binaries: the headers and CMake packages of rill's dependencies.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "librdkafka++1 (>= 2.0), librdkafka1 (>= 2.0), librocksdb7.8, libyaml-cpp0.7, libprometheus-cpp-core1.0, libprometheus-cpp-pull1.0, libspdlog1.10, libfmt9, libpqxx-6.4, libssl3, libcurl4, libzstd1, librdkafka-dev (>= 2.0), librocksdb-dev, libyaml-cpp-dev, prometheus-cpp-dev, libspdlog-dev, libfmt-dev, nlohmann-json3-dev, libpqxx-dev, libssl-dev, libcurl4-openssl-dev, libzstd-dev, libboost-dev (>= 1.74), pkg-config")
+    "librdkafka++1 (>= 2.0), librdkafka1 (>= 2.0), librocksdb7.8, libyaml-cpp0.7, libprometheus-cpp-core1.0, libprometheus-cpp-pull1.0, libspdlog1.10, libfmt9, libpqxx-6.4, libssl3, libcurl4, libzstd1, libsimdjson14, librdkafka-dev (>= 2.0), librocksdb-dev, libyaml-cpp-dev, prometheus-cpp-dev, libspdlog-dev, libfmt-dev, nlohmann-json3-dev, libpqxx-dev, libssl-dev, libcurl4-openssl-dev, libzstd-dev, libsimdjson-dev, libboost-dev (>= 1.74), pkg-config")
 if(RILL_ALLOCATOR STREQUAL "tcmalloc")
   string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libtcmalloc-minimal4, libgoogle-perftools-dev")
 endif()

@@ -84,3 +84,60 @@ TEST_CASE("a serde made from two functions", "[unit][serde]") {
   CHECK(upper->deserialize(std::nullopt) == "<null>");
   CHECK(upper->name() == "upper");
 }
+
+TEST_CASE(
+    "the json serde reads what nlohmann's parser reads, with the same types, and refuses "
+    "what it refuses",
+    "[unit][serde]") {
+  auto serde = serdes::json<nlohmann::json>();
+  const std::vector<std::string> accepted = {
+      R"({"user":"u1","amount":12.5,"n":3,"neg":-4,"ok":true,"no":false,"none":null})",
+      R"({"nested":{"list":[1,-2,3.25,"x",[],{}],"e":{"f":{"g":[[[]]]}}}})",
+      R"({"big":18446744073709551615,"min":-9223372036854775808,"max":9223372036854775807})",
+      R"({"huge":123456789012345678901234567890,"exp":1e2,"neg_exp":-2.5E-3,"zero":0})",
+      R"({"minus_zero":-0.0,"frac":0.1,"third":0.3333333333333333})",
+      R"({"dup":1,"dup":"last"})",
+      R"({"esc":"tab\there \"q\" \\ \/ \u00e9 \ud83d\ude00 \n"})",
+      "{\"utf8\":\"gr\xc3\xbc\xc3\x9f \xe2\x82\xac\"}",
+      R"(  [1, 2 , 3]  )",
+      R"("just a string")",
+      "42",
+      "-7",
+      "3.5",
+      "true",
+      "null",
+      R"([])",
+      R"({})",
+  };
+  for (const std::string& text : accepted) {
+    INFO(text);
+    const nlohmann::json expected = nlohmann::json::parse(text);
+    const nlohmann::json read = serde->deserialize(text);
+    CHECK(read == expected);
+    CHECK(read.dump() == expected.dump());
+    // Same types, not only equal values: an integer stays an integer, and its
+    // sign decides signed or unsigned as nlohmann's parser does.
+    const auto type_of = [](const nlohmann::json& v) { return static_cast<int>(v.type()); };
+    if (expected.is_object())
+      for (const auto& [field, value] : expected.items()) {
+        INFO(field);
+        CHECK(type_of(read.at(field)) == type_of(value));
+      }
+    else
+      CHECK(type_of(read) == type_of(expected));
+  }
+  const std::vector<std::string> refused = {
+      R"({"a":1)",         R"({"a":1} trailing)",
+      R"({"a":01})",       R"({'a':1})",
+      R"({"a":1,})",       R"([1,2,])",
+      R"({"a":"\ud800"})", "{\"a\":\"\xff\xfe\"}",
+      R"({"a":1.5e400})",  "",
+      R"({"a":"line
+break"})",
+  };
+  for (const std::string& text : refused) {
+    INFO(text);
+    CHECK_THROWS_AS(nlohmann::json::parse(text), nlohmann::json::exception);
+    CHECK_THROWS_AS(serde->deserialize(text), SerdeError);
+  }
+}

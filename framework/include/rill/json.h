@@ -25,6 +25,10 @@ SerdePtr<T> json();
 
 namespace serdes::detail {
 
+// Parses JSON text as nlohmann::json::parse does, faster; throws
+// nlohmann::json::exception on malformed text.
+nlohmann::json parse_json(std::string_view text);
+
 template <class T>
 class JsonSerde final : public Serde<T> {
  public:
@@ -43,7 +47,7 @@ class JsonSerde final : public Serde<T> {
       throw SerdeError("json: null where a value was expected");
     }
     try {
-      auto parsed = nlohmann::json::parse(bytes->begin(), bytes->end());
+      nlohmann::json parsed = parse_json(*bytes);
       if constexpr (std::is_same_v<T, nlohmann::json>) {
         return parsed;
       } else {

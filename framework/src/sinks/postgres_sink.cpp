@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include "rill/json.h"
 
 #include "kafka/consumer.h"
 #include "kafka/group.h"
@@ -320,7 +320,7 @@ class PostgresSink::Loop {
   // The row's column texts in the table's order; an error names what is wrong.
   std::string decode(const Raw& raw, SinkRow& row) const {
     try {
-      const nlohmann::json key = nlohmann::json::parse(raw.key);
+      const nlohmann::json key = serdes::detail::parse_json(raw.key);
       if (!key.is_object()) return "the key is not a JSON object of key columns";
       for (const auto& column : settings_.table.key_columns) {
         auto it = key.find(column.name);
@@ -334,7 +334,7 @@ class PostgresSink::Loop {
         row.deletion = true;
         return {};
       }
-      const nlohmann::json value = nlohmann::json::parse(*raw.value);
+      const nlohmann::json value = serdes::detail::parse_json(*raw.value);
       if (!value.is_object()) return "the value is not a JSON object of columns";
       std::size_t known = 0;
       for (const auto& column : settings_.table.value_columns) {
