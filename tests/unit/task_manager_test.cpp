@@ -501,7 +501,7 @@ TEST_CASE("a task its records failed goes to the uncaught exception handler",
 
 TEST_CASE(
     "a fault of the cluster that comes back after the tasks resumed, before a commit, waits "
-    "longer each time; tasks one fault failed resume together",
+    "longer each time, and tasks one fault failed resume together",
     "[unit][task-manager]") {
   Harness harness(false);
   harness.manager->assign(kTwoPartitions);
