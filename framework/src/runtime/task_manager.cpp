@@ -778,7 +778,8 @@ std::optional<std::string> TaskManager::update(const KafkaStreams::ExceptionHand
     // cluster failed go back together, in one recovery.
     close_gate();
     if (settings_.exactly_once) {
-      rewind_all(task->failure(), false, /*including_failed=*/!by_cluster);
+      rewind_all(task->failure(), false, /*including_failed=*/!by_cluster,
+                 /*wait_if_recurring=*/by_cluster);
     } else if (!by_cluster) {
       rewind({task}, task->failure(), false);
     } else {
@@ -786,7 +787,7 @@ std::optional<std::string> TaskManager::update(const KafkaStreams::ExceptionHand
       for (auto& other : failed)
         if (other->task_state() == TaskState::kFailed && other->failed_by_cluster())
           by_this_fault.push_back(other);
-      rewind(by_this_fault, task->failure(), false);
+      rewind(by_this_fault, task->failure(), false, /*wait_if_recurring=*/true);
     }
     open_gate();
   }
@@ -804,52 +805,51 @@ std::optional<std::string> TaskManager::timed_out(Clock::time_point now) const {
          " ms) while the cluster kept failing; last: " + stall_reason_;
 }
 
-void TaskManager::rewind_all(const std::string& reason, bool new_producer, bool including_failed) {
+void TaskManager::rewind_all(const std::string& reason, bool new_producer, bool including_failed,
+                             bool wait_if_recurring) {
   std::vector<std::shared_ptr<ActiveTask>> rewound;
   for (auto& [id, task] : tasks_)
     if (including_failed || new_producer || task->task_state() != TaskState::kFailed ||
         task->failed_by_cluster())
       rewound.push_back(task);
-  rewind(rewound, reason, new_producer);
+  rewind(rewound, reason, new_producer, wait_if_recurring);
 }
 
 void TaskManager::rewind(const std::vector<std::shared_ptr<ActiveTask>>& rewound,
-                         const std::string& reason, bool new_producer) {
+                         const std::string& reason, bool new_producer, bool wait_if_recurring) {
   note_stall(reason);
   if (settings_.exactly_once) ++shared_.counters.aborted_transactions;
   ++shared_.counters.rewinds;
+  // Most faults are over when they are noticed: try at once. A task that the
+  // cluster fails again after the tasks resumed, before they could commit,
+  // meets one that is not (an output topic that does not exist, say): trying
+  // at once again would process the same records in a loop, on every worker,
+  // until task.timeout.ms. Each time it comes back, the next attempt waits
+  // twice as long, and tasks failing meanwhile join that attempt.
+  const bool wait = wait_if_recurring && recovery_.resumed_since_commit;
   const bool attempt_scheduled = recovery_.pending;
-  close_for_recovery(rewound);
-  recovery_.pending = true;
-  recovery_.new_producer = recovery_.new_producer || new_producer;
-  if (shared_.stopping.load() || attempt_scheduled) {
-    // Closing, nothing reopens; or these partitions join the next attempt.
-    log::get().warn("{}: {}; {}{}{} more tasks wait to resume from the last commit",
-                    settings_.application_id, reason,
-                    settings_.exactly_once ? "transaction aborted, " : "",
-                    new_producer ? "with a new producer, " : "", rewound.size());
-    return;
-  }
-  // Most faults are over when they are noticed: try at once. One that comes
-  // back after the tasks resumed, before they could commit, is not (an output
-  // topic that does not exist, say): trying at once again would process the
-  // same records in a loop, on every worker, until task.timeout.ms. Each time
-  // it comes back, the next attempt waits twice as long.
-  if (!recovery_.resumed_since_commit) {
+  if (wait && !attempt_scheduled)
+    recovery_.backoff = std::clamp(recovery_.backoff * 2, kMinRecoveryBackoff, kMaxRecoveryBackoff);
+  if (wait)
+    log::get().warn(
+        "{}: {}; {}{}the fault came back before a commit: resuming {} tasks from the last "
+        "commit in {} ms",
+        settings_.application_id, reason, settings_.exactly_once ? "transaction aborted, " : "",
+        new_producer ? "with a new producer, " : "", rewound.size(), recovery_.backoff.count());
+  else
     log::get().warn("{}: {}; {}{}resuming {} tasks from the last commit", settings_.application_id,
                     reason, settings_.exactly_once ? "transaction aborted, " : "",
                     new_producer ? "with a new producer, " : "", rewound.size());
-    recovery_.backoff = std::chrono::milliseconds(0);
-    recover();
+  close_for_recovery(rewound);
+  recovery_.pending = true;
+  recovery_.new_producer = recovery_.new_producer || new_producer;
+  if (shared_.stopping.load()) return;  // closing: nothing reopens
+  if (wait) {
+    if (!attempt_scheduled) recovery_.next_attempt = Clock::now() + recovery_.backoff;
     return;
   }
-  recovery_.backoff = std::clamp(recovery_.backoff * 2, kMinRecoveryBackoff, kMaxRecoveryBackoff);
-  recovery_.next_attempt = Clock::now() + recovery_.backoff;
-  log::get().warn(
-      "{}: {}; {}{}the fault came back before a commit: resuming {} tasks from the last commit in "
-      "{} ms",
-      settings_.application_id, reason, settings_.exactly_once ? "transaction aborted, " : "",
-      new_producer ? "with a new producer, " : "", rewound.size(), recovery_.backoff.count());
+  recovery_.backoff = std::chrono::milliseconds(0);
+  recover();
 }
 
 void TaskManager::close_for_recovery(const std::vector<std::shared_ptr<ActiveTask>>& closing) {
