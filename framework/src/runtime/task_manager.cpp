@@ -537,7 +537,6 @@ bool TaskManager::commit_offsets() {
                     since_ms(*stalled_since_));
     stalled_since_.reset();
   }
-  recovery_.resumed_since_commit = false;
   shared_.metrics.commit_latency.observe_ns(
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - commit_start).count());
   log::get().debug(
@@ -774,21 +773,12 @@ std::optional<std::string> TaskManager::update(const KafkaStreams::ExceptionHand
     // Back to the last commit. Under exactly-once the failed task's outputs
     // are in the open transaction with every other task's since the last
     // commit, so all go back; after a fault of the cluster, tasks that failed
-    // on their records stay for the handler. Tasks the same fault of the
-    // cluster failed go back together, in one recovery.
+    // on their records stay for the handler.
     close_gate();
-    if (settings_.exactly_once) {
-      rewind_all(task->failure(), false, /*including_failed=*/!by_cluster,
-                 /*wait_if_recurring=*/by_cluster);
-    } else if (!by_cluster) {
+    if (settings_.exactly_once)
+      rewind_all(task->failure(), false, /*including_failed=*/!by_cluster);
+    else
       rewind({task}, task->failure(), false);
-    } else {
-      std::vector<std::shared_ptr<ActiveTask>> by_this_fault;
-      for (auto& other : failed)
-        if (other->task_state() == TaskState::kFailed && other->failed_by_cluster())
-          by_this_fault.push_back(other);
-      rewind(by_this_fault, task->failure(), false, /*wait_if_recurring=*/true);
-    }
     open_gate();
   }
   return std::nullopt;
@@ -805,49 +795,28 @@ std::optional<std::string> TaskManager::timed_out(Clock::time_point now) const {
          " ms) while the cluster kept failing; last: " + stall_reason_;
 }
 
-void TaskManager::rewind_all(const std::string& reason, bool new_producer, bool including_failed,
-                             bool wait_if_recurring) {
+void TaskManager::rewind_all(const std::string& reason, bool new_producer, bool including_failed) {
   std::vector<std::shared_ptr<ActiveTask>> rewound;
   for (auto& [id, task] : tasks_)
     if (including_failed || new_producer || task->task_state() != TaskState::kFailed ||
         task->failed_by_cluster())
       rewound.push_back(task);
-  rewind(rewound, reason, new_producer, wait_if_recurring);
+  rewind(rewound, reason, new_producer);
 }
 
 void TaskManager::rewind(const std::vector<std::shared_ptr<ActiveTask>>& rewound,
-                         const std::string& reason, bool new_producer, bool wait_if_recurring) {
+                         const std::string& reason, bool new_producer) {
   note_stall(reason);
   if (settings_.exactly_once) ++shared_.counters.aborted_transactions;
   ++shared_.counters.rewinds;
-  // Most faults are over when they are noticed: try at once. A task that the
-  // cluster fails again after the tasks resumed, before they could commit,
-  // meets one that is not (an output topic that does not exist, say): trying
-  // at once again would process the same records in a loop, on every worker,
-  // until task.timeout.ms. Each time it comes back, the next attempt waits
-  // twice as long, and tasks failing meanwhile join that attempt.
-  const bool wait = wait_if_recurring && recovery_.resumed_since_commit;
-  const bool attempt_scheduled = recovery_.pending;
-  if (wait && !attempt_scheduled)
-    recovery_.backoff = std::clamp(recovery_.backoff * 2, kMinRecoveryBackoff, kMaxRecoveryBackoff);
-  if (wait)
-    log::get().warn(
-        "{}: {}; {}{}the fault came back before a commit: resuming {} tasks from the last "
-        "commit in {} ms",
-        settings_.application_id, reason, settings_.exactly_once ? "transaction aborted, " : "",
-        new_producer ? "with a new producer, " : "", rewound.size(), recovery_.backoff.count());
-  else
-    log::get().warn("{}: {}; {}{}resuming {} tasks from the last commit", settings_.application_id,
-                    reason, settings_.exactly_once ? "transaction aborted, " : "",
-                    new_producer ? "with a new producer, " : "", rewound.size());
+  log::get().warn("{}: {}; {}{}resuming {} tasks from the last commit", settings_.application_id,
+                  reason, settings_.exactly_once ? "transaction aborted, " : "",
+                  new_producer ? "with a new producer, " : "", rewound.size());
   close_for_recovery(rewound);
   recovery_.pending = true;
   recovery_.new_producer = recovery_.new_producer || new_producer;
   if (shared_.stopping.load()) return;  // closing: nothing reopens
-  if (wait) {
-    if (!attempt_scheduled) recovery_.next_attempt = Clock::now() + recovery_.backoff;
-    return;
-  }
+  // Most faults are over when they are noticed: try at once.
   recovery_.backoff = std::chrono::milliseconds(0);
   recover();
 }
@@ -906,7 +875,6 @@ void TaskManager::recover() {
     reopen(recovery_.partitions);
     recovery_.partitions.clear();
     recovery_.pending = false;
-    recovery_.resumed_since_commit = true;
     log::get().info("{}: resumed {} partitions from the last commit", settings_.application_id,
                     reopened);
   } catch (const std::exception& e) {
