@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -25,6 +26,8 @@ class ScriptedConsumer final : public kafka::Consumer {
   std::optional<rd_kafka_resp_err_t> seek_error;
   // Every seek asked for.
   std::vector<kafka::TopicPartition> sought;
+  // Called with each seek's positions as it is asked for.
+  std::function<void(const std::vector<kafka::TopicPartition>&)> on_seek;
 
   // What commit() answers: an error, or nothing (the offsets join `commits`).
   std::optional<rd_kafka_resp_err_t> commit_error;
@@ -45,6 +48,7 @@ class ScriptedConsumer final : public kafka::Consumer {
   }
   std::vector<kafka::TopicPartition> seek(std::vector<kafka::TopicPartition> positions) override {
     sought.insert(sought.end(), positions.begin(), positions.end());
+    if (on_seek) on_seek(positions);
     if (seek_error)
       for (kafka::TopicPartition& tp : positions) tp.error = *seek_error;
     return positions;

@@ -405,6 +405,17 @@ TEST_CASE(
   // Before the backoff is over nothing is tried; after it, the lookup works.
   harness.group.lookup_error.reset();
   harness.group.committed_offsets = {{"orders", 0, 11}, {"orders", 1, 12}, {"orders", 2, 13}};
+  // Each partition has its input when it is sought: orders[2], assigned
+  // meanwhile, has been fetched into the consumer's queue, and what the seek
+  // fetched there before its task existed would be skipped.
+  harness.group.on_seek = [&](const std::vector<TopicPartition>& positions) {
+    for (const TopicPartition& tp : positions) {
+      INFO(tp.to_string() << " sought before its task took its records");
+      const auto task = harness.manager->tasks().find(TaskId{0, tp.partition});
+      REQUIRE(task != harness.manager->tasks().end());
+      CHECK(task->second->inputs().size() == 1);
+    }
+  };
   harness.manager->recover_when_due(rewound_at);
   CHECK(harness.manager->tasks().empty());
   harness.manager->recover_when_due(rewound_at + 10s);
@@ -497,4 +508,57 @@ TEST_CASE("a task its records failed goes to the uncaught exception handler",
     REQUIRE(response);
     CHECK(*response == "task 0_1: bad record");
   }
+}
+
+TEST_CASE(
+    "a fault of the cluster that comes back after the tasks resumed, before a commit, waits "
+    "longer each time, and tasks one fault failed resume together",
+    "[unit][task-manager]") {
+  Harness harness(false);
+  harness.manager->assign(kTwoPartitions);
+  harness.group.committed_offsets = {{"orders", 0, 3}, {"orders", 1, 5}};
+  auto fail_both = [&] {
+    for (const TaskId id : {TaskId{0, 0}, TaskId{0, 1}})
+      harness.manager->tasks().at(id)->report_failure(
+          "task " + id.to_string() + ": cannot produce to topic 'out': Unknown topic", true);
+    CHECK_FALSE(harness.manager->update(nullptr));
+  };
+
+  // The first time, both tasks resume at once, in one recovery.
+  fail_both();
+  CHECK_FALSE(harness.manager->recovery_pending());
+  CHECK(harness.counters.rewinds.load() == 1);
+  CHECK(harness.group.sought.size() == 2);
+  CHECK(harness.manager->tasks().size() == 2);
+
+  // Resumed, they meet the same fault before any commit: the partitions wait.
+  fail_both();
+  CHECK(harness.counters.rewinds.load() == 2);
+  CHECK(harness.manager->recovery_pending());
+  CHECK(harness.manager->tasks().empty());
+  harness.manager->recover_when_due(std::chrono::steady_clock::now());
+  CHECK(harness.manager->recovery_pending());
+  CHECK(harness.group.sought.size() == 2);
+  // Their attempt comes once the wait is over.
+  harness.manager->recover_when_due(std::chrono::steady_clock::now() + 1s);
+  CHECK_FALSE(harness.manager->recovery_pending());
+  CHECK(harness.group.sought.size() == 4);
+  REQUIRE(harness.manager->tasks().size() == 2);
+
+  // Each time it comes back, the wait doubles: a wait that was enough the
+  // first time no longer is.
+  fail_both();
+  REQUIRE(harness.manager->recovery_pending());
+  harness.manager->recover_when_due(std::chrono::steady_clock::now() + 150ms);
+  CHECK(harness.manager->recovery_pending());
+  harness.manager->recover_when_due(std::chrono::steady_clock::now() + 1s);
+  CHECK_FALSE(harness.manager->recovery_pending());
+
+  // A commit ends the episode: the next fault resumes at once again.
+  harness.processed(0, 3);
+  harness.processed(1, 5);
+  REQUIRE(harness.manager->commit());
+  fail_both();
+  CHECK_FALSE(harness.manager->recovery_pending());
+  CHECK(harness.counters.rewinds.load() == 4);
 }

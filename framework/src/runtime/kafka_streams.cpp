@@ -1256,14 +1256,15 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   // queue is errors and events.
   void handle_event(kafka::MessagePtr message) {
     // Records come through their partitions' own queues; one that reaches
-    // the consumer's queue is not processed here, and its offset is not
-    // committed (see TaskManager::collect_offsets): it is read again after
-    // the partition's next assignment.
+    // the consumer's queue (as when its partition was assigned while a recovery
+    // waited) is not processed here, and its offset is not committed (see
+    // TaskManager::collect_offsets): the partition's task, once it starts,
+    // reads it again from the committed offset.
     if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       if (stray_records_logged.emplace(kafka::topic_of(*message), message->partition).second)
         log::get().warn(
             "{}: records of {}[{}] from offset {} reached the consumer's queue, not their "
-            "task's; they are read again after the partition's next assignment",
+            "task's; the task reads them again from the committed offset when it starts",
             application_id, kafka::topic_of(*message), message->partition, message->offset);
       return;
     }

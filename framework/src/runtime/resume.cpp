@@ -32,11 +32,11 @@ std::vector<kafka::TopicPartition> committed_offsets(kafka::Consumer& consumer,
   return committed;
 }
 
-std::vector<kafka::TopicPartition> seek_to_committed(kafka::Consumer& consumer,
-                                                     std::vector<kafka::TopicPartition> partitions,
-                                                     std::chrono::milliseconds timeout,
-                                                     const OwnCommits& own,
-                                                     const std::string& application_id) {
+std::vector<kafka::TopicPartition> resume_positions(kafka::Consumer& consumer,
+                                                    std::vector<kafka::TopicPartition> partitions,
+                                                    std::chrono::milliseconds timeout,
+                                                    const OwnCommits& own,
+                                                    const std::string& application_id) {
   if (partitions.empty()) return partitions;
   std::vector<kafka::TopicPartition> positions =
       committed_offsets(consumer, std::move(partitions), timeout, own, application_id);
@@ -46,9 +46,24 @@ std::vector<kafka::TopicPartition> seek_to_committed(kafka::Consumer& consumer,
                                kafka::describe(tp.error));
     if (tp.offset < 0) tp.offset = RD_KAFKA_OFFSET_BEGINNING;
   }
+  return positions;
+}
+
+void seek_to(kafka::Consumer& consumer, const std::vector<kafka::TopicPartition>& positions) {
+  if (positions.empty()) return;
   for (const kafka::TopicPartition& tp : consumer.seek(positions))
     if (tp.error != RD_KAFKA_RESP_ERR_NO_ERROR)
       throw std::runtime_error("cannot seek " + tp.to_string() + ": " + kafka::describe(tp.error));
+}
+
+std::vector<kafka::TopicPartition> seek_to_committed(kafka::Consumer& consumer,
+                                                     std::vector<kafka::TopicPartition> partitions,
+                                                     std::chrono::milliseconds timeout,
+                                                     const OwnCommits& own,
+                                                     const std::string& application_id) {
+  std::vector<kafka::TopicPartition> positions =
+      resume_positions(consumer, std::move(partitions), timeout, own, application_id);
+  seek_to(consumer, positions);
   return positions;
 }
 

@@ -46,12 +46,22 @@ std::vector<kafka::TopicPartition> committed_offsets(kafka::Consumer& consumer,
                                                      const OwnCommits& own,
                                                      const std::string& application_id);
 
-// Seeks each of `partitions` to the offset the group committed for it (raised
-// to `own`), or to its beginning when the group committed none
-// (auto.offset.reset=earliest), and returns those positions. Throws when a
-// committed offset cannot be read (having sought nothing) or a seek fails:
+// Where each of `partitions` resumes: the offset the group committed for it
+// (raised to `own`), or its beginning when the group committed none
+// (auto.offset.reset=earliest). Throws when a committed offset cannot be read:
 // starting anywhere else would replay input from the beginning or skip it.
 // The caller tries again later.
+std::vector<kafka::TopicPartition> resume_positions(kafka::Consumer& consumer,
+                                                    std::vector<kafka::TopicPartition> partitions,
+                                                    std::chrono::milliseconds timeout,
+                                                    const OwnCommits& own,
+                                                    const std::string& application_id);
+
+// Seeks to `positions`; throws naming the first partition a seek failed for.
+void seek_to(kafka::Consumer& consumer, const std::vector<kafka::TopicPartition>& positions);
+
+// resume_positions, then seek_to them; returns the positions. Nothing is
+// sought when a committed offset cannot be read.
 std::vector<kafka::TopicPartition> seek_to_committed(kafka::Consumer& consumer,
                                                      std::vector<kafka::TopicPartition> partitions,
                                                      std::chrono::milliseconds timeout,

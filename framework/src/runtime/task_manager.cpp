@@ -537,6 +537,7 @@ bool TaskManager::commit_offsets() {
                     since_ms(*stalled_since_));
     stalled_since_.reset();
   }
+  recovery_.resumed_since_commit = false;
   shared_.metrics.commit_latency.observe_ns(
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - commit_start).count());
   log::get().debug(
@@ -773,12 +774,21 @@ std::optional<std::string> TaskManager::update(const KafkaStreams::ExceptionHand
     // Back to the last commit. Under exactly-once the failed task's outputs
     // are in the open transaction with every other task's since the last
     // commit, so all go back; after a fault of the cluster, tasks that failed
-    // on their records stay for the handler.
+    // on their records stay for the handler. Tasks the same fault of the
+    // cluster failed go back together, in one recovery.
     close_gate();
-    if (settings_.exactly_once)
-      rewind_all(task->failure(), false, /*including_failed=*/!by_cluster);
-    else
+    if (settings_.exactly_once) {
+      rewind_all(task->failure(), false, /*including_failed=*/!by_cluster,
+                 /*wait_if_recurring=*/by_cluster);
+    } else if (!by_cluster) {
       rewind({task}, task->failure(), false);
+    } else {
+      std::vector<std::shared_ptr<ActiveTask>> by_this_fault;
+      for (auto& other : failed)
+        if (other->task_state() == TaskState::kFailed && other->failed_by_cluster())
+          by_this_fault.push_back(other);
+      rewind(by_this_fault, task->failure(), false, /*wait_if_recurring=*/true);
+    }
     open_gate();
   }
   return std::nullopt;
@@ -795,28 +805,49 @@ std::optional<std::string> TaskManager::timed_out(Clock::time_point now) const {
          " ms) while the cluster kept failing; last: " + stall_reason_;
 }
 
-void TaskManager::rewind_all(const std::string& reason, bool new_producer, bool including_failed) {
+void TaskManager::rewind_all(const std::string& reason, bool new_producer, bool including_failed,
+                             bool wait_if_recurring) {
   std::vector<std::shared_ptr<ActiveTask>> rewound;
   for (auto& [id, task] : tasks_)
     if (including_failed || new_producer || task->task_state() != TaskState::kFailed ||
         task->failed_by_cluster())
       rewound.push_back(task);
-  rewind(rewound, reason, new_producer);
+  rewind(rewound, reason, new_producer, wait_if_recurring);
 }
 
 void TaskManager::rewind(const std::vector<std::shared_ptr<ActiveTask>>& rewound,
-                         const std::string& reason, bool new_producer) {
+                         const std::string& reason, bool new_producer, bool wait_if_recurring) {
   note_stall(reason);
   if (settings_.exactly_once) ++shared_.counters.aborted_transactions;
   ++shared_.counters.rewinds;
-  log::get().warn("{}: {}; {}{}resuming {} tasks from the last commit", settings_.application_id,
-                  reason, settings_.exactly_once ? "transaction aborted, " : "",
-                  new_producer ? "with a new producer, " : "", rewound.size());
+  // Most faults are over when they are noticed: try at once. A task that the
+  // cluster fails again after the tasks resumed, before they could commit,
+  // meets one that is not (an output topic that does not exist, say): trying
+  // at once again would process the same records in a loop, on every worker,
+  // until task.timeout.ms. Each time it comes back, the next attempt waits
+  // twice as long, and tasks failing meanwhile join that attempt.
+  const bool wait = wait_if_recurring && recovery_.resumed_since_commit;
+  const bool attempt_scheduled = recovery_.pending;
+  if (wait && !attempt_scheduled)
+    recovery_.backoff = std::clamp(recovery_.backoff * 2, kMinRecoveryBackoff, kMaxRecoveryBackoff);
+  if (wait)
+    log::get().warn(
+        "{}: {}; {}{}the fault came back before a commit: resuming {} tasks from the last "
+        "commit in {} ms",
+        settings_.application_id, reason, settings_.exactly_once ? "transaction aborted, " : "",
+        new_producer ? "with a new producer, " : "", rewound.size(), recovery_.backoff.count());
+  else
+    log::get().warn("{}: {}; {}{}resuming {} tasks from the last commit", settings_.application_id,
+                    reason, settings_.exactly_once ? "transaction aborted, " : "",
+                    new_producer ? "with a new producer, " : "", rewound.size());
   close_for_recovery(rewound);
   recovery_.pending = true;
   recovery_.new_producer = recovery_.new_producer || new_producer;
   if (shared_.stopping.load()) return;  // closing: nothing reopens
-  // Most faults are over when they are noticed: try at once.
+  if (wait) {
+    if (!attempt_scheduled) recovery_.next_attempt = Clock::now() + recovery_.backoff;
+    return;
+  }
   recovery_.backoff = std::chrono::milliseconds(0);
   recover();
 }
@@ -875,6 +906,7 @@ void TaskManager::recover() {
     reopen(recovery_.partitions);
     recovery_.partitions.clear();
     recovery_.pending = false;
+    recovery_.resumed_since_commit = true;
     log::get().info("{}: resumed {} partitions from the last commit", settings_.application_id,
                     reopened);
   } catch (const std::exception& e) {
@@ -887,20 +919,22 @@ void TaskManager::recover() {
 }
 
 void TaskManager::reopen(const std::vector<kafka::TopicPartition>& partitions) {
-  const std::vector<kafka::TopicPartition> positions = seek_to_committed(
+  const std::vector<kafka::TopicPartition> positions = resume_positions(
       *clients_.group, partitions, settings_.call_timeout, own_commits_, settings_.application_id);
   try {
+    // The inputs take their partitions' records out of the consumer's queue
+    // before the seek: a partition assigned while the recovery waited has
+    // been fetched into that queue since, and what the seek fetched there
+    // before its task existed would be skipped (see handle_event). The gate
+    // is closed, and what was fetched before the seek is discarded by it.
     create_tasks(partitions);
+    seek_to(*clients_.group, positions);
     // Partitions read from their archive first fetch from its end.
     std::vector<kafka::TopicPartition> live_starts;
     for (const auto& [tp, offset] : archive_live_starts_)
       live_starts.push_back({tp.first, tp.second, offset});
     archive_live_starts_.clear();
-    if (!live_starts.empty())
-      for (const kafka::TopicPartition& tp : clients_.group->seek(live_starts))
-        if (tp.error != RD_KAFKA_RESP_ERR_NO_ERROR)
-          throw std::runtime_error("cannot seek " + tp.to_string() + ": " +
-                                   kafka::describe(tp.error));
+    seek_to(*clients_.group, live_starts);
   } catch (...) {
     // All or none: a task created before the failure would process into the
     // new transaction while the others wait, and the next attempt, which

@@ -177,7 +177,9 @@ class TaskManager {
   // what the changelogs committed, and their inputs are read again from the
   // committed offsets. Failed tasks stay for the uncaught exception handler
   // unless `including_failed` (or the producer they hold is replaced).
-  void rewind_all(const std::string& reason, bool new_producer, bool including_failed = true);
+  // `wait_if_recurring`: tasks failed on the cluster, see rewind().
+  void rewind_all(const std::string& reason, bool new_producer, bool including_failed = true,
+                  bool wait_if_recurring = false);
 
   // Another attempt at reopening what a rewind closed, once its backoff is
   // over.
@@ -276,9 +278,11 @@ class TaskManager {
   // Closes `rewound` without committing and reopens their partitions from the
   // last commit, now or, while the cluster still refuses, with backoff. Under
   // exactly-once every task must be in `rewound`: the transaction they share
-  // aborts. Call with the gate closed.
+  // aborts. `wait_if_recurring`: the tasks failed on the cluster; if they
+  // did after a recovery, before a commit, they wait before they resume.
+  // Call with the gate closed.
   void rewind(const std::vector<std::shared_ptr<ActiveTask>>& rewound, const std::string& reason,
-              bool new_producer);
+              bool new_producer, bool wait_if_recurring = false);
   // Closes tasks without committing and keeps their partitions to reopen.
   void close_for_recovery(const std::vector<std::shared_ptr<ActiveTask>>& closing);
   // One attempt to reopen what rewind() closed. Call with the gate closed.
@@ -322,6 +326,9 @@ class TaskManager {
     std::vector<kafka::TopicPartition> partitions;
     std::chrono::steady_clock::time_point next_attempt;
     std::chrono::milliseconds backoff{0};
+    // A recovery reopened partitions, and no commit succeeded since: a
+    // fault now came back (see rewind).
+    bool resumed_since_commit = false;
   };
   Recovery recovery_;
   // Since the first fault that kept the instance from committing.
