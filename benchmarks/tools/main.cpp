@@ -4,7 +4,7 @@
 //       [--replication-factor N]
 //   bench_tool verify --bootstrap B --topic T --workload w1|w2|w3|w6|w7 [--dump FILE]
 //   bench_tool latency --bootstrap B --topic T --count N [--skip-ms MS] [--timeout-s S]
-//       [--interval-s S]
+//       [--interval-s S] [--records-file FILE]
 //   bench_tool offsets --bootstrap B --topic T
 //   bench_tool queries --server HOST:PORT --store S --keys K --seconds N [--skip-ms MS]
 //       [--clients C] [--key-prefix u]
@@ -22,6 +22,8 @@
 // it), so receive time minus record timestamp is the end-to-end latency.
 // With --interval-s it prints one line per interval (the soak) until SIGTERM or
 // the timeout, instead of one line once --count records have arrived.
+// --records-file writes a line per record measured, "receive_us timestamp_ms
+// partition offset", to find what the slowest outputs have in common.
 //
 // queries asks a running instance's query endpoint (GET
 // /v1/stores/S/keys/K, a new connection each, as curl does) for random keys
@@ -33,6 +35,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <fstream>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -333,6 +336,8 @@ int latency(const bench::Args& args) {
   const int64_t interval_ms = args.num("interval-s", 0) * 1000;
   if (interval_ms > 0) std::signal(SIGTERM, [](int) { latency_stop_requested.store(true); });
   int64_t interval_end = bench::now_ms() + interval_ms;
+  std::ofstream records_file;
+  if (args.has("records-file")) records_file.open(args.str("records-file"));
   std::vector<int64_t> latencies_us, interval_us;
   latencies_us.reserve(expected);
   uint64_t received = 0;
@@ -364,6 +369,8 @@ int latency(const bench::Args& args) {
     if (first_ts < 0) first_ts = ts;
     if (ts < first_ts + skip_ms) continue;  // warm-up
     (interval_ms > 0 ? interval_us : latencies_us).push_back(now - ts * 1000);
+    if (records_file.is_open())
+      records_file << now << ' ' << ts << ' ' << m->partition << ' ' << m->offset << '\n';
   }
   rill::kafka::close_consumer(consumer.get());
   if (interval_ms > 0) return 0;
