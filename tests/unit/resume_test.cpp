@@ -31,7 +31,8 @@ TEST_CASE("a rewound task resumes at the committed offset, or the beginning when
   ScriptedConsumer consumer;
   consumer.committed_offsets = {{"orders", 0, 42}, {"orders", 1, RD_KAFKA_OFFSET_INVALID}};
   const auto positions =
-      runtime::seek_to_committed(consumer, two_partitions(), 1s, kNoOwnCommits, "app");
+      runtime::resume_positions(consumer, two_partitions(), 1s, kNoOwnCommits, "app");
+  runtime::seek_to(consumer, positions);
   REQUIRE(positions.size() == 2);
   CHECK(positions[0].offset == 42);
   CHECK(positions[1].offset == RD_KAFKA_OFFSET_BEGINNING);
@@ -44,9 +45,8 @@ TEST_CASE("a committed-offset lookup that times out is retried later, never a re
           "[unit][resume]") {
   ScriptedConsumer consumer;
   consumer.lookup_error = RD_KAFKA_RESP_ERR__TIMED_OUT;
-  CHECK_THROWS_WITH(
-      runtime::seek_to_committed(consumer, two_partitions(), 1s, kNoOwnCommits, "app"),
-      Catch::Contains("cannot read the committed offsets"));
+  CHECK_THROWS_WITH(runtime::resume_positions(consumer, two_partitions(), 1s, kNoOwnCommits, "app"),
+                    Catch::Contains("cannot read the committed offsets"));
   CHECK(consumer.sought.empty());
 }
 
@@ -56,9 +56,8 @@ TEST_CASE("a partition whose committed offset has an error is not sought at all"
   consumer.committed_offsets = {
       {"orders", 0, 42},
       {"orders", 1, RD_KAFKA_OFFSET_INVALID, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS}};
-  CHECK_THROWS_WITH(
-      runtime::seek_to_committed(consumer, two_partitions(), 1s, kNoOwnCommits, "app"),
-      Catch::Contains("cannot read the committed offset of orders[1]"));
+  CHECK_THROWS_WITH(runtime::resume_positions(consumer, two_partitions(), 1s, kNoOwnCommits, "app"),
+                    Catch::Contains("cannot read the committed offset of orders[1]"));
   CHECK(consumer.sought.empty());
 }
 
@@ -66,9 +65,10 @@ TEST_CASE("a failed seek is an error, not a silent start elsewhere", "[unit][res
   ScriptedConsumer consumer;
   consumer.committed_offsets = {{"orders", 0, 42}, {"orders", 1, 7}};
   consumer.seek_error = RD_KAFKA_RESP_ERR__STATE;
-  CHECK_THROWS_WITH(
-      runtime::seek_to_committed(consumer, two_partitions(), 1s, kNoOwnCommits, "app"),
-      Catch::Contains("cannot seek orders[0]"));
+  const auto positions =
+      runtime::resume_positions(consumer, two_partitions(), 1s, kNoOwnCommits, "app");
+  CHECK_THROWS_WITH(runtime::seek_to(consumer, positions),
+                    Catch::Contains("cannot seek orders[0]"));
 }
 
 TEST_CASE(
@@ -84,7 +84,8 @@ TEST_CASE(
   own.record("orders", 0, 2100);
   own.record("orders", 0, 2255);
   own.record("orders", 1, 250);  // another owner took it further since
-  const auto positions = runtime::seek_to_committed(consumer, two_partitions(), 1s, own, "app");
+  const auto positions = runtime::resume_positions(consumer, two_partitions(), 1s, own, "app");
+  runtime::seek_to(consumer, positions);
   REQUIRE(positions.size() == 2);
   CHECK(positions[0].offset == 2255);
   CHECK(positions[1].offset == 300);

@@ -56,15 +56,4 @@ void seek_to(kafka::Consumer& consumer, const std::vector<kafka::TopicPartition>
       throw std::runtime_error("cannot seek " + tp.to_string() + ": " + kafka::describe(tp.error));
 }
 
-std::vector<kafka::TopicPartition> seek_to_committed(kafka::Consumer& consumer,
-                                                     std::vector<kafka::TopicPartition> partitions,
-                                                     std::chrono::milliseconds timeout,
-                                                     const OwnCommits& own,
-                                                     const std::string& application_id) {
-  std::vector<kafka::TopicPartition> positions =
-      resume_positions(consumer, std::move(partitions), timeout, own, application_id);
-  seek_to(consumer, positions);
-  return positions;
-}
-
 }  // namespace rill::runtime

@@ -60,12 +60,4 @@ std::vector<kafka::TopicPartition> resume_positions(kafka::Consumer& consumer,
 // Seeks to `positions`; throws naming the first partition a seek failed for.
 void seek_to(kafka::Consumer& consumer, const std::vector<kafka::TopicPartition>& positions);
 
-// resume_positions, then seek_to them; returns the positions. Nothing is
-// sought when a committed offset cannot be read.
-std::vector<kafka::TopicPartition> seek_to_committed(kafka::Consumer& consumer,
-                                                     std::vector<kafka::TopicPartition> partitions,
-                                                     std::chrono::milliseconds timeout,
-                                                     const OwnCommits& own,
-                                                     const std::string& application_id);
-
 }  // namespace rill::runtime

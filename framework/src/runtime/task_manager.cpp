@@ -215,7 +215,7 @@ TaskManager::archive_reads(const std::vector<kafka::TopicPartition>& partitions)
       throw std::runtime_error("cannot read the committed offset of " + next.to_string() + ": " +
                                kafka::describe(next.error));
     // Without a commit, a partition starts at its first record (as
-    // seek_to_committed does), which the archive may hold alone.
+    // resume_positions does), which the archive may hold alone.
     const int64_t from = std::max<int64_t>(next.offset, 0);
     const int64_t topic_start =
         kafka::watermarks(clients_.consumer, {{next.topic, next.partition}}, settings_.call_timeout)
