@@ -46,6 +46,12 @@ KafkaPtr make_client(rd_kafka_type_t type, ConfPtr conf) {
   return KafkaPtr(rk);
 }
 
+TopicPtr open_topic(rd_kafka_t* rk, const std::string& topic) {
+  TopicPtr handle(rd_kafka_topic_new(rk, topic.c_str(), nullptr));
+  if (!handle) throw Error(rd_kafka_last_error(), "cannot open topic '" + topic + "'");
+  return handle;
+}
+
 std::optional<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,
                                        std::chrono::milliseconds timeout) {
   TopicPtr handle(rd_kafka_topic_new(rk, topic.c_str(), nullptr));

@@ -108,6 +108,10 @@ inline void serve(rd_kafka_t* rk, int timeout_ms) {
   rd_kafka_poll(rk, timeout_ms);
 }
 
+// A handle on `topic`, for producing to it; a consumer holding one keeps the
+// topic's metadata current with its subscription's. Throws Error.
+TopicPtr open_topic(rd_kafka_t* rk, const std::string& topic);
+
 // Partition count of a topic, or nullopt when it does not exist. Throws
 // std::runtime_error when the broker cannot be reached in time.
 std::optional<int32_t> partition_count(rd_kafka_t* rk, const std::string& topic,

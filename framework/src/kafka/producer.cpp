@@ -4,12 +4,6 @@
 
 namespace rill::kafka {
 
-TopicPtr open_topic(rd_kafka_t* producer, const std::string& topic) {
-  TopicPtr handle(rd_kafka_topic_new(producer, topic.c_str(), nullptr));
-  if (!handle) throw Error(rd_kafka_last_error(), "cannot open topic '" + topic + "'");
-  return handle;
-}
-
 std::optional<std::string> fatal_error(rd_kafka_t* producer) {
   char reason[512];
   if (rd_kafka_fatal_error(producer, reason, sizeof reason) == RD_KAFKA_RESP_ERR_NO_ERROR)

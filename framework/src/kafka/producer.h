@@ -31,8 +31,6 @@ inline void add_header(rd_kafka_headers_t* headers, std::string_view name, const
                       static_cast<ssize_t>(size));
 }
 
-// A handle for producing to `topic`; throws Error.
-TopicPtr open_topic(rd_kafka_t* producer, const std::string& topic);
 inline const char* topic_name(const rd_kafka_topic_t* topic) {
   return rd_kafka_topic_name(topic);
 }

@@ -192,6 +192,7 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
     // inside rd_kafka_destroy can wait forever on a coordinator that fenced
     // this member.
     consumer_queue.reset();
+    follower_topics.clear();
     // librdkafka 2.0.2 aborts when it destroys a cooperative-sticky consumer
     // that never received an assignment (librdkafka issue 4312, fixed in
     // 2.3.0): such a consumer, closed already, is left to the process's end.
@@ -673,10 +674,22 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   // subscription to a topic the consumer thinks missing is looked at again
   // only at its next periodic refresh (topic.metadata.refresh.interval.ms), so
   // the consumer first asks until it sees every topic itself.
+  //
+  // Followers are assigned by this instance rather than subscribed, so the
+  // consumer would learn their leaders only when it first looks for metadata
+  // of topics it holds none for, a second after one was first assigned, and
+  // the task would wait that long for their records. A handle kept open on
+  // each makes the consumer keep their metadata with its subscription's.
   void subscribe() {
     const auto timeout = config.get_duration(config::kTopicWaitMs);
     const auto deadline = Clock::now() + timeout;
-    for (const std::string& topic : driving_topics)
+    std::vector<std::string> topics = driving_topics;
+    for (const auto& [driving, following] : followers)
+      for (const auto& [topic, partitions] : following) {
+        follower_topics.push_back(kafka::open_topic(consumer.get(), topic));
+        topics.push_back(topic);
+      }
+    for (const std::string& topic : topics)
       while (!kafka::partition_count(consumer.get(), topic, timeout) && Clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     kafka::subscribe(consumer.get(), driving_topics);
@@ -1626,6 +1639,8 @@ struct KafkaStreams::Impl final : internal::StoreQueries {
   // Until the task manager takes it: set-up's admin calls go through it.
   kafka::KafkaPtr producer;
   kafka::KafkaPtr consumer;
+  // Handles on the followers' topics (see subscribe), let go before `consumer`.
+  std::vector<kafka::TopicPtr> follower_topics;
   // The calls on `consumer` whose outcome the runtime decides on.
   std::unique_ptr<kafka::Consumer> group_consumer;
   std::optional<kafka::MessageQueue> consumer_queue;
