@@ -68,6 +68,7 @@ ChangelogReader::~ChangelogReader() {
   } catch (const kafka::Error&) {
     // Destroying the consumer stops its fetches anyway.
   }
+  known_topics_.clear();
   // The reader's consumer never joined its group nor committed, so there is
   // no group to leave; librdkafka's close could wait on a coordinator for
   // nothing (seen after the process was stopped past its session timeout).
@@ -533,13 +534,17 @@ void ChangelogReader::assign() {
   }
   // A partition of a topic the consumer has no metadata for waits for its
   // leader until librdkafka's next scan of unknown topics, up to a second:
-  // ask for the topic's metadata first (bounded like a turn's other calls).
+  // ask for the topic's metadata first (bounded like a turn's other calls),
+  // and keep a handle on the topic, which keeps its metadata current for the
+  // next time one of its partitions is assigned.
   for (const auto& tp : added) {
-    if (!known_topics_.insert(tp.topic).second) continue;
+    if (known_topics_.contains(tp.topic)) continue;
     try {
+      kafka::TopicPtr handle = kafka::open_topic(consumer_.get(), tp.topic);
       kafka::partition_count(consumer_.get(), tp.topic, kEndOffsetsAttempt);
+      known_topics_.emplace(tp.topic, std::move(handle));
     } catch (const std::exception&) {
-      known_topics_.erase(tp.topic);  // the scan finds the leader later
+      // The scan finds the leader later; asked again at the next assignment.
     }
   }
   // The reader's consumer belongs to no group it joins: assignments are its own.

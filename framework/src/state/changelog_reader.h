@@ -174,8 +174,9 @@ class ChangelogReader {
   // What the consumer is assigned: each partition with the serial of the
   // reading it was assigned for. Reader thread only.
   std::map<Key, uint64_t> assigned_;
-  // Topics whose metadata the consumer has asked for. Reader thread only.
-  std::set<std::string> known_topics_;
+  // Handles on the topics the consumer has been assigned, which keep their
+  // metadata current (see assign()). Reader thread only.
+  std::map<std::string, kafka::TopicPtr> known_topics_;
   uint64_t next_serial_ = 0;
   bool assignment_changed_ = false;
   kafka::FetchHoldBack hold_back_{kQueuedRecords};
